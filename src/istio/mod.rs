@@ -1,0 +1,1 @@
+//! Typed Istio resources.

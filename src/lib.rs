@@ -1,0 +1,13 @@
+//! signalbox: a server-rendered console for Istio routing, canaries and audit.
+//!
+//! Architecture, outside in:
+//! - [`web`]: the axum router, handlers, extractors and the one error type.
+//! - [`change`]: the one path every cluster mutation takes (authorize, validate,
+//!   dry-run, audit, apply, record the outcome).
+//! - [`policy`]: Istio routing policy and canaries as pure values (no I/O).
+//! - [`tutorial`]: the Istio tutorial's workloads as pure values (no I/O).
+//! - [`istio`]: typed Istio resources (`networking.istio.io/v1`).
+//! - [`cluster`]: kube-rs client, watch caches and server-side apply.
+//! - [`audit`]: the SQLite audit store.
+pub mod istio;
+pub mod policy;
