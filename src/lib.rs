@@ -9,5 +9,16 @@
 //! - [`istio`]: typed Istio resources (`networking.istio.io/v1`).
 //! - [`cluster`]: kube-rs client, watch caches and server-side apply.
 //! - [`audit`]: the SQLite audit store.
+pub mod audit;
+pub mod cluster;
+pub mod config;
 pub mod istio;
 pub mod policy;
+pub mod tutorial;
+pub mod authz;
+pub mod change;
+pub mod metrics;
+pub mod problem;
+pub mod inventory;
+pub mod app;
+pub mod web;

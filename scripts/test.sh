@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# `make test`: builds what is missing, starts the dev cluster, runs every test (unit,
+# integration, browser) and stops the cluster again, also when a test fails.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+devcluster="$root/deploy/devcluster/devcluster"
+export SIGNALBOX_TEST_KUBECONFIG="$("$devcluster" kubeconfig)"
+
+"$root/scripts/install-deps.sh"
+"$root/scripts/check-vendor.sh"
+cargo build --all-targets --locked
+trap '"$devcluster" down' EXIT
+"$devcluster" up
+cargo test --all-targets --locked -- "$@"

@@ -1,0 +1,127 @@
+//! Wiring: open the audit store, connect to the cluster, start the caches, serve.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::audit::AuditStore;
+use crate::authz::Authorizer;
+use crate::change::{resolve_pending, ChangePath};
+use crate::cluster::Cluster;
+use crate::config::ServeConfig;
+use crate::metrics::Metrics;
+use crate::web::{self, AppState, CsrfTokens, IdentityPolicy, Links};
+
+/// A running console.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Stops accepting, lets in-flight requests finish, closes the database.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await??;
+        self.state.audit.close().await;
+        Ok(())
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        self.shutdown().await
+    }
+}
+
+/// Where the stylesheet and vendored scripts are served from.
+pub fn default_static_dir() -> PathBuf {
+    let beside_cwd = PathBuf::from("static");
+    if beside_cwd.is_dir() { beside_cwd } else { PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static") }
+}
+
+/// Starts the console and returns once it is listening.
+pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
+    let audit = AuditStore::open(&config.database)
+        .await
+        .with_context(|| format!("opening the audit database {}", config.database.display()))?;
+    let cluster = Cluster::connect(config.kubeconfig.as_deref(), &config.namespaces)
+        .await
+        .context("loading the Kubernetes client configuration")?;
+    let metrics = Arc::new(Metrics::default());
+    let authorizer = Authorizer::open(config.namespaces.clone());
+    let changes = ChangePath::new(cluster.objects.clone(), audit.clone(), authorizer, metrics.clone());
+    spawn_pending_resolution(audit.clone(), cluster.clone());
+
+    let state = AppState {
+        cluster,
+        changes,
+        audit,
+        metrics,
+        identity: Arc::new(IdentityPolicy::new(config.trusted_proxies.clone(), config.listen)),
+        csrf: Arc::new(CsrfTokens::default()),
+        links: Arc::new(Links::new(config.kiali_url.clone(), config.jaeger_url.clone())),
+    };
+    let static_dir = config.static_dir.clone().unwrap_or_else(default_static_dir);
+    let router = web::router(state.clone(), &static_dir);
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        %addr,
+        cluster = %state.cluster.description,
+        namespaces = ?config.namespaces,
+        database = %config.database.display(),
+        "signalbox serving on http://{addr}"
+    );
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(Server { addr, state, stop, task })
+}
+
+/// Resolves entries a crash left pending, retrying while the API server is unreachable.
+fn spawn_pending_resolution(audit: AuditStore, cluster: Cluster) {
+    tokio::spawn(async move {
+        loop {
+            match resolve_pending(&audit, &cluster.objects).await {
+                Ok(0) => return,
+                Ok(count) => {
+                    tracing::info!(count, "resolved pending audit entries");
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot resolve pending audit entries yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,228 @@
+//! The one path every cluster mutation takes:
+//! authorize → validate → server-side dry run → audit `pending` → apply → audit outcome.
+//! If the audit record cannot be written, nothing is applied.
+mod documents;
+mod recover;
+pub mod workloads;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::audit::{AuditStore, NewEntry, Outcome, Source};
+use crate::authz::{Actor, Authorizer, Denial, Permission};
+use crate::cluster::{ClusterError, Kind, ObjectRef, Objects, Operation};
+use crate::metrics::Metrics;
+use crate::problem::{describe, FieldProblem};
+
+pub use documents::{diff, Documents};
+pub use recover::resolve_pending;
+
+/// A requested mutation, as a value.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub actor: Actor,
+    pub source: Source,
+    pub request_id: Option<String>,
+    /// `workload.deploy`, `workload.scale`, `route.update`, ...
+    pub action: String,
+    pub permission: Permission,
+    pub namespace: String,
+    /// The object the audit entry is filed under.
+    pub subject: ObjectRef,
+    pub summary: String,
+    pub operations: Vec<Operation>,
+    /// Problems found by the domain's validation; any problem stops the change.
+    pub problems: Vec<FieldProblem>,
+}
+
+/// Why a change did not happen.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ChangeError {
+    #[error("{0}")]
+    Denied(Denial),
+    #[error("invalid request: {}", describe(.0))]
+    Invalid(Vec<FieldProblem>),
+    #[error("{0}")]
+    Cluster(ClusterError),
+    #[error("the audit log cannot be written, so nothing was changed: {0}")]
+    AuditUnavailable(String),
+}
+
+/// The planned result of a change, from the API server's dry run.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub before: Documents,
+    pub after: Documents,
+}
+
+impl Preview {
+    pub fn diff(&self) -> String {
+        diff(&self.before, &self.after)
+    }
+}
+
+/// A change that was applied.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub audit_id: i64,
+    pub after: Documents,
+}
+
+#[derive(Clone)]
+pub struct ChangePath {
+    objects: Objects,
+    audit: AuditStore,
+    authorizer: Authorizer,
+    metrics: Arc<Metrics>,
+}
+
+impl ChangePath {
+    pub fn new(objects: Objects, audit: AuditStore, authorizer: Authorizer, metrics: Arc<Metrics>) -> Self {
+        Self { objects, audit, authorizer, metrics }
+    }
+
+    pub fn authorizer(&self) -> &Authorizer {
+        &self.authorizer
+    }
+
+    /// Authorizes, validates and dry-runs the change; changes nothing and writes no audit entry.
+    pub async fn preview(&self, change: &Change) -> Result<Preview, ChangeError> {
+        self.authorize_and_validate(change)?;
+        let before = self.read_before(change).await.map_err(ChangeError::Cluster)?;
+        let after = self.run_all(change, true).await.map_err(ChangeError::Cluster)?;
+        Ok(Preview { before, after })
+    }
+
+    /// Runs the whole path. Every attempt leaves exactly one audit entry.
+    pub async fn execute(&self, change: Change) -> Result<Applied, ChangeError> {
+        if let Err(error) = self.authorize_and_validate(&change) {
+            let outcome = if matches!(error, ChangeError::Denied(_)) { Outcome::Denied } else { Outcome::Failed };
+            self.record_refusal(&change, outcome, None, &error).await;
+            return Err(error);
+        }
+        let before = match self.read_before(&change).await {
+            Ok(before) => before,
+            Err(error) => return Err(self.refused_by_cluster(&change, None, error).await),
+        };
+        let planned = match self.run_all(&change, true).await {
+            Ok(planned) => planned,
+            Err(error) => return Err(self.refused_by_cluster(&change, Some(&before), error).await),
+        };
+        // The pending entry holds the operations, so that after a crash startup can tell
+        // whether the change reached the cluster.
+        let pending = self.entry(&change, Outcome::Pending, Some(&before), Some(&planned), None);
+        let audit_id = self.audit.record(&pending).await.map_err(|error| {
+            self.metrics.observe_change(&change.action, "refused");
+            ChangeError::AuditUnavailable(error.to_string())
+        })?;
+        let result = self.run_all(&change, false).await;
+        self.finish(&change, audit_id, result).await
+    }
+
+    fn authorize_and_validate(&self, change: &Change) -> Result<(), ChangeError> {
+        self.authorizer
+            .check(&change.actor, change.permission, &change.namespace)
+            .map_err(ChangeError::Denied)?;
+        if change.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ChangeError::Invalid(change.problems.clone()))
+        }
+    }
+
+    async fn read_before(&self, change: &Change) -> Result<Documents, ClusterError> {
+        let mut before = Vec::with_capacity(change.operations.len());
+        for operation in &change.operations {
+            before.push(self.objects.get(operation.target()).await?);
+        }
+        Ok(Documents::new(before))
+    }
+
+    async fn run_all(&self, change: &Change, dry_run: bool) -> Result<Documents, ClusterError> {
+        let mut after = Vec::with_capacity(change.operations.len());
+        let mut created_namespaces = Vec::new();
+        for operation in &change.operations {
+            let target = operation.target();
+            let in_new_namespace = target.namespace.as_ref().is_some_and(|ns| created_namespaces.contains(ns));
+            match operation {
+                // A dry run persists nothing, so objects inside a namespace this same change
+                // creates cannot be dry-run yet: their plan is the object as requested.
+                Operation::Apply { object, .. } if dry_run && in_new_namespace => after.push(Some(object.clone())),
+                _ => after.push(self.objects.run(operation, dry_run).await?),
+            }
+            if target.kind == Kind::Namespace && dry_run && matches!(operation, Operation::Apply { .. }) {
+                if self.objects.get(target).await?.is_none() {
+                    created_namespaces.push(target.name.clone());
+                }
+            }
+        }
+        Ok(Documents::new(after))
+    }
+
+    async fn finish(
+        &self,
+        change: &Change,
+        audit_id: i64,
+        result: Result<Documents, ClusterError>,
+    ) -> Result<Applied, ChangeError> {
+        let (outcome, after, error) = match &result {
+            Ok(after) => (Outcome::Applied, Some(after.to_document()), None),
+            Err(error) => (Outcome::Failed, None, Some(error.to_string())),
+        };
+        if let Err(audit_error) = self.audit.resolve(audit_id, outcome, after.as_ref(), error.as_deref()).await {
+            // The entry stays pending; startup resolves it by comparing with the cluster.
+            tracing::error!(audit_id, %audit_error, "could not record the outcome of a change");
+        }
+        self.metrics.observe_change(&change.action, outcome.as_str());
+        match result {
+            Ok(after) => Ok(Applied { audit_id, after }),
+            Err(error) => Err(ChangeError::Cluster(error)),
+        }
+    }
+
+    async fn refused_by_cluster(&self, change: &Change, before: Option<&Documents>, error: ClusterError) -> ChangeError {
+        let error = ChangeError::Cluster(error);
+        self.record_refusal(change, Outcome::Failed, before, &error).await;
+        error
+    }
+
+    async fn record_refusal(&self, change: &Change, outcome: Outcome, before: Option<&Documents>, error: &ChangeError) {
+        let entry = self.entry(change, outcome, before, None, Some(error.to_string()));
+        if let Err(audit_error) = self.audit.record(&entry).await {
+            tracing::error!(%audit_error, action = %change.action, "could not audit a refused change");
+        }
+        self.metrics.observe_change(&change.action, outcome.as_str());
+    }
+
+    fn entry(
+        &self,
+        change: &Change,
+        outcome: Outcome,
+        before: Option<&Documents>,
+        after: Option<&Documents>,
+        error: Option<String>,
+    ) -> NewEntry {
+        NewEntry {
+            actor: change.actor.name.clone(),
+            groups: change.actor.groups.clone(),
+            source: change.source,
+            action: change.action.clone(),
+            namespace: change.namespace.clone(),
+            kind: change.subject.kind.to_string(),
+            name: change.subject.name.clone(),
+            summary: change.summary.clone(),
+            before: before.map(Documents::to_document),
+            after: after.map(Documents::to_document),
+            operations: Value::Array(change.operations.iter().map(Operation::to_record).collect()),
+            outcome,
+            error,
+            request_id: change.request_id.clone(),
+        }
+    }
+}
+
+/// Convenience for building operations from generated objects.
+pub fn apply(target: ObjectRef, object: Value) -> Operation {
+    Operation::Apply { target, object }
+}

@@ -1,0 +1,62 @@
+//! The Kubernetes side: client, watch caches, health and object writes.
+mod cache;
+mod health;
+mod kinds;
+mod objects;
+
+use std::path::Path;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+pub use cache::{Caches, NamespaceCache};
+pub use health::Health;
+pub use kinds::{Kind, ObjectRef};
+pub use objects::{without_server_fields, ClusterError, Objects, Operation, FIELD_MANAGER};
+
+/// A connected cluster: client, caches and health.
+#[derive(Clone)]
+pub struct Cluster {
+    pub client: Client,
+    pub objects: Objects,
+    pub caches: Caches,
+    pub health: Health,
+    /// Which cluster this is, for the startup log and the page header.
+    pub description: String,
+}
+
+impl Cluster {
+    /// Connects and starts the caches for the managed namespaces.
+    pub async fn connect(kubeconfig: Option<&Path>, managed_namespaces: &[String]) -> anyhow::Result<Self> {
+        let (config, context) = load_config(kubeconfig).await?;
+        let description = format!("{} (context {context})", config.cluster_url);
+        let client = Client::try_from(config)?;
+        Ok(Self {
+            objects: Objects::new(client.clone()),
+            caches: Caches::start(&client, managed_namespaces),
+            health: Health::start(client.clone()),
+            client,
+            description,
+        })
+    }
+}
+
+/// Loads the client configuration like kubectl: an explicit file, else KUBECONFIG,
+/// ~/.kube/config, or the in-cluster service account.
+async fn load_config(kubeconfig: Option<&Path>) -> anyhow::Result<(Config, String)> {
+    match kubeconfig {
+        Some(path) => {
+            let file = Kubeconfig::read_from(path)?;
+            let context = file.current_context.clone().unwrap_or_else(|| "default".into());
+            let config = Config::from_custom_kubeconfig(file, &KubeConfigOptions::default()).await?;
+            Ok((config, context))
+        }
+        None => {
+            let context = Kubeconfig::read()
+                .ok()
+                .and_then(|file| file.current_context)
+                .unwrap_or_else(|| "in-cluster".into());
+            Ok((Config::infer().await?, context))
+        }
+    }
+}

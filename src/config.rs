@@ -1,0 +1,60 @@
+//! Command line and environment configuration.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+
+/// signalbox: a console for Istio routing, canaries and audit.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub serve: ServeConfig,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the console (the default).
+    Serve,
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "SIGNALBOX_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Kubeconfig file; by default inferred like kubectl (KUBECONFIG, ~/.kube/config, in-cluster).
+    #[arg(long, env = "SIGNALBOX_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// A namespace the console manages (repeatable).
+    #[arg(long = "namespace", env = "SIGNALBOX_NAMESPACE", value_delimiter = ',', default_value = "tutorial")]
+    pub namespaces: Vec<String>,
+    /// SQLite file holding the audit log.
+    #[arg(long, env = "SIGNALBOX_DATABASE", default_value = "./signalbox.db")]
+    pub database: PathBuf,
+    /// Base URL of Kiali, e.g. http://kiali.istio-system:20001/kiali
+    #[arg(long, env = "SIGNALBOX_KIALI_URL")]
+    pub kiali_url: Option<String>,
+    /// Base URL of the Jaeger UI, e.g. http://tracing.istio-system/jaeger
+    #[arg(long, env = "SIGNALBOX_JAEGER_URL")]
+    pub jaeger_url: Option<String>,
+    /// A proxy allowed to assert identity with X-Forwarded-User/-Groups (CIDR, repeatable).
+    #[arg(long = "trusted-proxy", env = "SIGNALBOX_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Directory of the stylesheet and vendored scripts (default: ./static, else the source tree's).
+    #[arg(long, env = "SIGNALBOX_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "SIGNALBOX_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}

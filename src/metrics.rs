@@ -1,0 +1,75 @@
+//! Prometheus metrics: HTTP requests and latency by route, changes by action and outcome,
+//! and the age of the watch caches.
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChangeLabels {
+    pub action: String,
+    pub outcome: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    changes: Family<ChangeLabels, Counter>,
+    cache_age: Gauge<f64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("signalbox");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        let changes = Family::<ChangeLabels, Counter>::default();
+        let cache_age = Gauge::<f64, AtomicU64>::default();
+        registry.register("http_requests", "HTTP requests by method, route and status", requests.clone());
+        registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
+        registry.register("changes", "Cluster changes by action and outcome", changes.clone());
+        registry.register("cache_age_seconds", "Seconds since the last watch event", cache_age.clone());
+        Self { registry, requests, latency, changes, cache_age }
+    }
+}
+
+impl Metrics {
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let labels = RequestLabels { method: method.to_owned(), route: route.to_owned(), status };
+        self.requests.get_or_create(&labels).inc();
+        self.latency.get_or_create(&RouteLabels { route: route.to_owned() }).observe(seconds);
+    }
+
+    pub fn observe_change(&self, action: &str, outcome: &str) {
+        let labels = ChangeLabels { action: action.to_owned(), outcome: outcome.to_owned() };
+        self.changes.get_or_create(&labels).inc();
+    }
+
+    /// The Prometheus text exposition, with the cache age as of now.
+    pub fn render(&self, cache_age_seconds: Option<f64>) -> String {
+        self.cache_age.set(cache_age_seconds.unwrap_or(f64::NAN));
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}

@@ -1,0 +1,3 @@
+//! The JSON API: the same change path as the pages.
+pub mod audit;
+pub mod workloads;

@@ -1,0 +1,85 @@
+//! `/api/v1/namespaces/{ns}/workloads` and `/tutorial`.
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::audit::Source;
+use crate::authz::Actor;
+use crate::change::workloads::{self, Origin};
+use crate::change::{Applied, Change};
+use crate::tutorial::Workload;
+
+use super::super::error::AppError;
+use super::super::extract::{ApiJson, ManagedNamespace, RequestId};
+use super::super::identity::Identity;
+use super::super::state::AppState;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadBody {
+    replicas: Option<i32>,
+}
+
+fn origin(actor: Actor, request_id: RequestId) -> Origin {
+    Origin { actor, source: Source::Api, request_id: request_id.0 }
+}
+
+fn parse_workload(name: &str) -> Result<Workload, AppError> {
+    Workload::parse(name).ok_or_else(|| {
+        let known: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
+        AppError::NotFound(format!("{name} is not a tutorial workload; one of {}", known.join(", ")))
+    })
+}
+
+/// `GET`: every Deployment version in the namespace.
+pub async fn list(State(state): State<AppState>, ManagedNamespace(namespace): ManagedNamespace) -> Json<serde_json::Value> {
+    Json(json!(state.versions(&namespace)))
+}
+
+/// `PUT {"replicas": N}`: deploys the workload, or scales it.
+pub async fn put(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Path((_, name)): Path<(String, String)>,
+    ApiJson(body): ApiJson<WorkloadBody>,
+) -> Result<Response, AppError> {
+    let workload = parse_workload(&name)?;
+    let current = state.namespace_state(&namespace);
+    let change = workloads::deploy(&origin(actor, request_id), &namespace, workload, body.replicas, &current);
+    applied(&state, change).await
+}
+
+/// `DELETE`: removes the workload.
+pub async fn remove(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Path((_, name)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let workload = parse_workload(&name)?;
+    let current = state.namespace_state(&namespace);
+    applied(&state, workloads::remove(&origin(actor, request_id), &namespace, workload, &current)).await
+}
+
+/// `DELETE /tutorial`: removes every tutorial object from the namespace.
+pub async fn reset(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    ManagedNamespace(namespace): ManagedNamespace,
+) -> Result<Response, AppError> {
+    applied(&state, workloads::reset(&origin(actor, request_id), &namespace)).await
+}
+
+async fn applied(state: &AppState, change: Change) -> Result<Response, AppError> {
+    let action = change.action.clone();
+    let Applied { audit_id, after } = state.changes.execute(change).await?;
+    let body = json!({"auditId": audit_id, "action": action, "objects": after.objects()});
+    Ok((StatusCode::OK, Json(body)).into_response())
+}

@@ -1,0 +1,146 @@
+//! CSRF defence for every state-changing request.
+//!
+//! A browser request (it carries `Origin` or `Sec-Fetch-Site`) must be same-origin and carry
+//! the actor's token, in the `X-CSRF-Token` header (htmx) or the `csrf_token` form field
+//! (plain forms). A request with neither header comes from a non-browser client and is allowed
+//! only as JSON, which a cross-site page cannot send without a CORS preflight.
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::error::AppError;
+use super::identity::actor_of;
+use super::state::AppState;
+use super::BODY_LIMIT_BYTES;
+
+pub const TOKEN_HEADER: &str = "x-csrf-token";
+pub const TOKEN_FIELD: &str = "csrf_token";
+
+/// Issues and checks per-actor tokens, keyed by a secret that lives as long as the process.
+pub struct CsrfTokens {
+    secret: [u8; 32],
+}
+
+impl Default for CsrfTokens {
+    fn default() -> Self {
+        let mut secret = [0u8; 32];
+        secret[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        secret[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        Self { secret }
+    }
+}
+
+impl CsrfTokens {
+    pub fn token_for(&self, actor: &str) -> String {
+        hex::encode(self.mac(actor).finalize().into_bytes())
+    }
+
+    fn is_valid(&self, actor: &str, token: &str) -> bool {
+        hex::decode(token).is_ok_and(|bytes| self.mac(actor).verify_slice(&bytes).is_ok())
+    }
+
+    fn mac(&self, actor: &str) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        mac.update(actor.as_bytes());
+        mac
+    }
+}
+
+pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    if !is_browser(headers) {
+        if is_json(headers) {
+            return next.run(Request::from_parts(parts, body)).await;
+        }
+        return refuse("a request without Origin must be JSON (Content-Type: application/json)");
+    }
+    if !is_same_origin(headers) {
+        return refuse("cross-site request refused");
+    }
+    let actor = actor_of(&parts, &state).name;
+    if let Some(token) = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()) {
+        return if state.csrf.is_valid(&actor, token) {
+            next.run(Request::from_parts(parts, body)).await
+        } else {
+            refuse("the CSRF token is not valid; reload the page")
+        };
+    }
+    // A plain form: the token is a field of the body, so read it (bounded) and pass it on.
+    let Ok(bytes) = to_bytes(body, BODY_LIMIT_BYTES).await else {
+        return AppError::PayloadTooLarge.into_response();
+    };
+    let form_token = form_urlencoded::parse(&bytes).find(|(key, _)| key == TOKEN_FIELD).map(|(_, v)| v);
+    match form_token {
+        Some(token) if state.csrf.is_valid(&actor, &token) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Some(_) => refuse("the CSRF token is not valid; reload the page"),
+        None => refuse("the CSRF token is missing; reload the page"),
+    }
+}
+
+fn refuse(message: &str) -> Response {
+    AppError::Forbidden(message.to_owned()).into_response()
+}
+
+fn is_browser(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::ORIGIN) || headers.contains_key("sec-fetch-site")
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"))
+}
+
+fn is_same_origin(headers: &HeaderMap) -> bool {
+    let fetch_site_ok = headers
+        .get("sec-fetch-site")
+        .map(|v| v.as_bytes() == b"same-origin")
+        .unwrap_or(true);
+    let origin_ok = match headers.get(header::ORIGIN) {
+        None => true,
+        Some(origin) => {
+            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let origin = origin.to_str().unwrap_or_default();
+            let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+            !host.is_empty() && authority == Some(host)
+        }
+    };
+    fetch_site_ok && origin_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap())).collect()
+    }
+
+    #[test]
+    fn tokens_are_bound_to_the_actor() {
+        let tokens = CsrfTokens::default();
+        let token = tokens.token_for("alice");
+        assert!(tokens.is_valid("alice", &token));
+        assert!(!tokens.is_valid("bob", &token));
+        assert!(!tokens.is_valid("alice", "not-hex"));
+        assert!(!CsrfTokens::default().is_valid("alice", &token));
+    }
+
+    #[test]
+    fn same_origin_needs_matching_origin_and_fetch_site() {
+        assert!(is_same_origin(&headers(&[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080")])));
+        assert!(is_same_origin(&headers(&[("sec-fetch-site", "same-origin")])));
+        assert!(!is_same_origin(&headers(&[("host", "127.0.0.1:8080"), ("origin", "http://evil.example")])));
+        assert!(!is_same_origin(&headers(&[("sec-fetch-site", "cross-site")])));
+        assert!(!is_same_origin(&headers(&[("origin", "null"), ("host", "a")])));
+    }
+}

@@ -1,0 +1,214 @@
+//! The one error type of the web layer. It answers JSON (`{"error", "field", "problems"}`);
+//! [`render_errors`] turns any error response into an HTML page or fragment when a browser
+//! asked for HTML, so handlers never care which.
+use askama::Template;
+use axum::body::to_bytes;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::authz::Denial;
+use crate::change::ChangeError;
+use crate::cluster::ClusterError;
+use crate::problem::{describe, FieldProblem};
+
+use super::identity::actor_of;
+use super::layout::Layout;
+use super::state::AppState;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppError {
+    #[error("{}", describe(.0))]
+    BadRequest(Vec<FieldProblem>),
+    #[error("{}", describe(.0))]
+    Invalid(Vec<FieldProblem>),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the request body is larger than the limit")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What [`render_errors`] needs to render an error as HTML.
+#[derive(Debug, Clone)]
+pub struct ErrorDetails {
+    pub message: String,
+    pub problems: Vec<FieldProblem>,
+}
+
+impl AppError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn problems(&self) -> &[FieldProblem] {
+        match self {
+            AppError::BadRequest(problems) | AppError::Invalid(problems) => problems,
+            _ => &[],
+        }
+    }
+
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        AppError::Invalid(vec![FieldProblem::new(field, message)])
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let AppError::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let message = self.to_string();
+        let problems = self.problems().to_vec();
+        let body = json!({
+            "error": message,
+            "field": problems.first().map(|p| p.field.clone()),
+            "problems": problems,
+        });
+        let mut response = (self.status(), Json(body)).into_response();
+        response.extensions_mut().insert(ErrorDetails { message, problems });
+        response
+    }
+}
+
+impl From<ChangeError> for AppError {
+    fn from(error: ChangeError) -> Self {
+        match error {
+            ChangeError::Denied(Denial::Unauthenticated) => AppError::Unauthenticated(Denial::Unauthenticated.to_string()),
+            ChangeError::Denied(denial @ Denial::Forbidden { .. }) => AppError::Forbidden(denial.to_string()),
+            ChangeError::Denied(denial @ Denial::Unmanaged(_)) => AppError::NotFound(denial.to_string()),
+            ChangeError::Invalid(problems) => AppError::Invalid(problems),
+            ChangeError::Cluster(error) => error.into(),
+            ChangeError::AuditUnavailable(_) => AppError::Unavailable(error.to_string()),
+        }
+    }
+}
+
+impl From<ClusterError> for AppError {
+    fn from(error: ClusterError) -> Self {
+        let message = error.to_string();
+        match error.status_code() {
+            409 => AppError::Conflict(format!("the object changed since it was read; reload and try again ({message})")),
+            404 => AppError::NotFound(message),
+            400 | 422 => AppError::Invalid(vec![FieldProblem::new("", format!("the API server refused the change: {message}"))]),
+            401 | 403 => AppError::Forbidden(format!("the API server refused signalbox: {message}")),
+            _ => AppError::Unavailable(message),
+        }
+    }
+}
+
+impl From<crate::audit::AuditError> for AppError {
+    fn from(error: crate::audit::AuditError) -> Self {
+        AppError::Unavailable(error.to_string())
+    }
+}
+
+impl From<askama::Error> for AppError {
+    fn from(error: askama::Error) -> Self {
+        AppError::Internal(format!("template: {error}"))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
+    status: u16,
+    reason: String,
+    details: ErrorDetails,
+}
+
+#[derive(Template)]
+#[template(path = "partials/flash_error.html")]
+struct ErrorFragment {
+    details: ErrorDetails,
+}
+
+/// Renders error responses for the client that asked: JSON for the API and non-HTML
+/// clients, a page for a browser, a fragment (into `#flash`) for htmx.
+pub async fn render_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let wants_html = wants_html(&request);
+    let is_htmx = request.headers().contains_key("hx-request");
+    let (parts, body) = request.into_parts();
+    let actor = actor_of(&parts, &state);
+    let namespace = parts.uri.path().strip_prefix("/ns/").and_then(|rest| rest.split('/').next()).map(String::from);
+    let response = next.run(Request::from_parts(parts, body)).await;
+    let status = response.status();
+    if status.is_success() || status.is_redirection() || status.is_informational() {
+        return response;
+    }
+    let already_rendered = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if already_rendered {
+        return response;
+    }
+    let details = match response.extensions().get::<ErrorDetails>().cloned() {
+        Some(details) => details,
+        None => ErrorDetails { message: plain_message(response).await, problems: Vec::new() },
+    };
+    if !wants_html {
+        return (status, Json(json!({"error": details.message, "field": null, "problems": []}))).into_response();
+    }
+    if is_htmx {
+        let fragment = ErrorFragment { details };
+        let mut response = (status, Html(fragment.render().unwrap_or_default())).into_response();
+        response.headers_mut().insert("hx-retarget", HeaderValue::from_static("#flash"));
+        response.headers_mut().insert("hx-reswap", HeaderValue::from_static("innerHTML"));
+        return response;
+    }
+    let layout = Layout::new(&state, &actor, namespace.as_deref());
+    let page = ErrorPage {
+        layout,
+        status: status.as_u16(),
+        reason: status.canonical_reason().unwrap_or("Error").to_owned(),
+        details,
+    };
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => (status, format!("error page failed to render: {error}")).into_response(),
+    }
+}
+
+fn wants_html(request: &Request) -> bool {
+    let headers = request.headers();
+    let accepts_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    !request.uri().path().starts_with("/api/") && (accepts_html || headers.contains_key("hx-request"))
+}
+
+async fn plain_message(response: Response) -> String {
+    let status = response.status();
+    let bytes = to_bytes(response.into_body(), 16 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+    if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    }
+}

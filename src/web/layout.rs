@@ -1,0 +1,47 @@
+//! What every full page shows around its content: who you are, where you are, cluster state.
+use crate::authz::Actor;
+
+use super::state::AppState;
+
+pub struct Layout {
+    pub actor: String,
+    pub authenticated: bool,
+    pub csrf_token: String,
+    pub namespaces: Vec<String>,
+    pub namespace: String,
+    pub cluster: String,
+    /// "HH:MM:SS" (UTC) when the API server stopped answering.
+    pub unreachable_since: Option<String>,
+    /// Shown while no team file restricts who may do what.
+    pub open_access: bool,
+}
+
+impl Layout {
+    pub fn new(state: &AppState, actor: &Actor, namespace: Option<&str>) -> Self {
+        let namespaces = state.managed_namespaces().to_vec();
+        let namespace = namespace
+            .filter(|ns| namespaces.iter().any(|managed| managed == ns))
+            .map(String::from)
+            .or_else(|| namespaces.first().cloned())
+            .unwrap_or_default();
+        Self {
+            actor: actor.name.clone(),
+            authenticated: actor.authenticated,
+            csrf_token: state.csrf.token_for(&actor.name),
+            namespaces,
+            namespace,
+            cluster: state.cluster.description.clone(),
+            unreachable_since: state
+                .cluster
+                .health
+                .unreachable_since()
+                .map(|since| since.strftime("%H:%M:%S").to_string()),
+            open_access: true,
+        }
+    }
+
+    /// The htmx request headers every page sends: the CSRF token.
+    pub fn hx_headers(&self) -> String {
+        serde_json::json!({ "X-CSRF-Token": self.csrf_token }).to_string()
+    }
+}

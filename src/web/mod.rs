@@ -1,0 +1,132 @@
+//! The web layer: one router, thin handlers, extractors, the error type and templates.
+mod api;
+mod csrf;
+mod error;
+mod extract;
+mod identity;
+mod layout;
+mod links;
+mod ops;
+mod pages;
+mod state;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use csrf::CsrfTokens;
+pub use error::AppError;
+pub use identity::IdentityPolicy;
+pub use links::Links;
+pub use state::AppState;
+
+/// The largest request body accepted.
+pub const BODY_LIMIT_BYTES: usize = 256 * 1024;
+/// How long one request may take, API server round trips included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// Every route of signalbox, in one place.
+pub fn router(state: AppState, static_dir: &Path) -> Router {
+    let pages = Router::new()
+        .route("/", get(pages::home))
+        .route("/ns/{ns}", get(pages::overview::page))
+        .route("/ns/{ns}/partials/services", get(pages::overview::services))
+        .route("/ns/{ns}/deploy", get(pages::deploy::page))
+        .route("/ns/{ns}/partials/workload-status", get(pages::deploy::status))
+        .route("/ns/{ns}/deploy/namespace", post(pages::deploy::create_namespace))
+        .route("/ns/{ns}/deploy/reset", post(pages::deploy::reset))
+        .route("/ns/{ns}/deploy/{workload}", post(pages::deploy::deploy))
+        .route("/ns/{ns}/deploy/{workload}/scale", post(pages::deploy::scale))
+        .route("/ns/{ns}/deploy/{workload}/remove", post(pages::deploy::remove))
+        .route("/audit", get(pages::audit::page))
+        .route("/partials/audit", get(pages::audit::rows))
+        .route("/partials/banner", get(pages::banner));
+
+    let api = Router::new()
+        .route("/api/v1/namespaces/{ns}/workloads", get(api::workloads::list))
+        .route("/api/v1/namespaces/{ns}/workloads/{name}", put(api::workloads::put).delete(api::workloads::remove))
+        .route("/api/v1/namespaces/{ns}/tutorial", delete(api::workloads::reset))
+        .route("/api/v1/audit", get(api::audit::list));
+
+    let operations = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics));
+
+    let static_files = ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=3600"),
+        ))
+        .service(ServeDir::new(static_dir));
+
+    Router::new()
+        .merge(pages)
+        .merge(api)
+        .merge(operations)
+        .route_layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .nest_service("/static", static_files)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), csrf::guard))
+        .layer(middleware::from_fn_with_state(state.clone(), error::render_errors))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(security_header(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+                .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .layer(security_header(header::REFERRER_POLICY, "same-origin"))
+                .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
+                .layer(CompressionLayer::new())
+                .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+                .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
+        )
+        .with_state(state)
+}
+
+fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+}
+
+async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(request).await;
+    state
+        .metrics
+        .observe_request(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound("no such page".into())
+}

@@ -1,0 +1,257 @@
+//! The deploy page: create the namespace, deploy, scale and remove the tutorial's
+//! workloads, reset them.
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use crate::audit::Source;
+use crate::authz::{Actor, Permission};
+use crate::change::workloads::{self, Origin};
+use crate::change::{Applied, Change};
+use crate::inventory;
+use crate::problem::{describe, FieldProblem};
+use crate::tutorial::Workload;
+
+use super::super::error::AppError;
+use super::super::extract::{Htmx, ManagedNamespace, RequestId};
+use super::super::identity::Identity;
+use super::super::layout::Layout;
+use super::super::state::AppState;
+use super::render;
+
+pub struct WorkloadRow {
+    pub name: &'static str,
+    pub app: &'static str,
+    pub version: &'static str,
+    pub image: &'static str,
+    pub deployed: bool,
+    pub desired: i32,
+    pub ready: i32,
+    pub state: &'static str,
+    /// A problem with this row's last submitted form, shown next to its field.
+    pub error: Option<String>,
+}
+
+/// Everything the workloads table shows.
+pub struct Workloads {
+    pub namespace: String,
+    pub namespace_exists: bool,
+    pub injection: bool,
+    pub csrf_token: String,
+    pub can_deploy: bool,
+    pub rows: Vec<WorkloadRow>,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "deploy.html")]
+struct DeployPage {
+    layout: Layout,
+    workloads: Workloads,
+}
+
+#[derive(Template)]
+#[template(path = "partials/workloads.html")]
+struct WorkloadsPartial {
+    workloads: Workloads,
+}
+
+#[derive(Template)]
+#[template(path = "partials/workload_status.html")]
+struct StatusPartial {
+    workloads: Workloads,
+}
+
+#[derive(Deserialize)]
+pub struct Notice {
+    change: Option<i64>,
+}
+
+#[derive(Deserialize)]
+pub struct ReplicasForm {
+    #[serde(default)]
+    replicas: String,
+}
+
+fn workloads(state: &AppState, actor: &Actor, namespace: &str) -> Workloads {
+    let current = state.namespace_state(namespace);
+    let namespace_object = state.cluster.caches.namespace_object(namespace);
+    let rows = Workload::ALL
+        .into_iter()
+        .map(|workload| {
+            let version = current.versions.iter().find(|v| v.deployment == workload.deployment_name());
+            WorkloadRow {
+                name: workload.name(),
+                app: workload.app(),
+                version: workload.version(),
+                image: workload.image(),
+                deployed: version.is_some(),
+                desired: version.map_or(0, |v| v.desired),
+                ready: version.map_or(0, |v| v.ready),
+                state: version.map_or("absent", |v| v.state()),
+                error: None,
+            }
+        })
+        .collect();
+    Workloads {
+        namespace: namespace.to_owned(),
+        namespace_exists: current.exists,
+        injection: inventory::sidecar_injection(namespace_object.as_deref()),
+        csrf_token: state.csrf.token_for(&actor.name),
+        can_deploy: state.changes.authorizer().allows(actor, Permission::Deploy, namespace),
+        rows,
+        notice: None,
+        error: None,
+    }
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Query(notice): Query<Notice>,
+) -> Result<Response, AppError> {
+    let mut workloads = workloads(&state, &actor, &namespace);
+    if let Some(id) = notice.change {
+        workloads.notice = state.audit.get(id).await?.map(|entry| format!("Change #{} {}: {}", entry.id, entry.outcome, entry.summary));
+    }
+    render(&DeployPage { layout: Layout::new(&state, &actor, Some(&namespace)), workloads })
+}
+
+/// Out-of-band updates of each row's state, polled by the page.
+pub async fn status(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    ManagedNamespace(namespace): ManagedNamespace,
+) -> Result<Response, AppError> {
+    render(&StatusPartial { workloads: workloads(&state, &actor, &namespace) })
+}
+
+fn origin(actor: Actor, request_id: RequestId) -> Origin {
+    Origin { actor, source: Source::Ui, request_id: request_id.0 }
+}
+
+fn parse_workload(name: &str) -> Result<Workload, AppError> {
+    Workload::parse(name).ok_or_else(|| AppError::NotFound(format!("{name} is not a tutorial workload")))
+}
+
+fn parse_replicas(text: &str) -> Result<i32, FieldProblem> {
+    text.trim()
+        .parse()
+        .map_err(|_| FieldProblem::new("replicas", "must be a whole number, e.g. 2"))
+}
+
+pub async fn create_namespace(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    htmx: Htmx,
+    ManagedNamespace(namespace): ManagedNamespace,
+) -> Result<Response, AppError> {
+    let change = workloads::create_namespace(&origin(actor.clone(), request_id), &namespace);
+    respond(&state, &actor, &namespace, htmx, None, execute(&state, change).await).await
+}
+
+pub async fn deploy(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    htmx: Htmx,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Path((_, name)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let workload = parse_workload(&name)?;
+    let current = state.namespace_state(&namespace);
+    let change = workloads::deploy(&origin(actor.clone(), request_id), &namespace, workload, None, &current);
+    respond(&state, &actor, &namespace, htmx, Some(workload), execute(&state, change).await).await
+}
+
+pub async fn scale(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    htmx: Htmx,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Path((_, name)): Path<(String, String)>,
+    Form(form): Form<ReplicasForm>,
+) -> Result<Response, AppError> {
+    let workload = parse_workload(&name)?;
+    let result = match parse_replicas(&form.replicas) {
+        Ok(replicas) => {
+            let current = state.namespace_state(&namespace);
+            let change = workloads::scale(&origin(actor.clone(), request_id), &namespace, workload, replicas, &current);
+            execute(&state, change).await
+        }
+        Err(problem) => Err(AppError::Invalid(vec![problem])),
+    };
+    respond(&state, &actor, &namespace, htmx, Some(workload), result).await
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    htmx: Htmx,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Path((_, name)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let workload = parse_workload(&name)?;
+    let current = state.namespace_state(&namespace);
+    let change = workloads::remove(&origin(actor.clone(), request_id), &namespace, workload, &current);
+    respond(&state, &actor, &namespace, htmx, Some(workload), execute(&state, change).await).await
+}
+
+pub async fn reset(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    htmx: Htmx,
+    ManagedNamespace(namespace): ManagedNamespace,
+) -> Result<Response, AppError> {
+    let change = workloads::reset(&origin(actor.clone(), request_id), &namespace);
+    respond(&state, &actor, &namespace, htmx, None, execute(&state, change).await).await
+}
+
+async fn execute(state: &AppState, change: Change) -> Result<Applied, AppError> {
+    state.changes.execute(change).await.map_err(AppError::from)
+}
+
+/// After a form: htmx gets the refreshed table; a plain form is redirected (POST/redirect/GET).
+/// Invalid input is shown next to the row's field; other errors render as error pages.
+async fn respond(
+    state: &AppState,
+    actor: &Actor,
+    namespace: &str,
+    Htmx(htmx): Htmx,
+    workload: Option<Workload>,
+    result: Result<Applied, AppError>,
+) -> Result<Response, AppError> {
+    let mut view = workloads(state, actor, namespace);
+    let status = match result {
+        Ok(applied) if !htmx => return Ok(Redirect::to(&format!("/ns/{namespace}/deploy?change={}", applied.audit_id)).into_response()),
+        Ok(applied) => {
+            let summary = state.audit.get(applied.audit_id).await?.map(|e| e.summary).unwrap_or_default();
+            view.notice = Some(format!("Change #{} applied: {summary}", applied.audit_id));
+            StatusCode::OK
+        }
+        Err(AppError::Invalid(problems)) => {
+            let message = describe(&problems);
+            match workload.and_then(|w| view.rows.iter_mut().find(|row| row.name == w.name())) {
+                Some(row) => row.error = Some(problems.into_iter().map(|p| p.message).collect::<Vec<_>>().join("; ")),
+                None => view.error = Some(message),
+            }
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        Err(other) => return Err(other),
+    };
+    let html = if htmx {
+        WorkloadsPartial { workloads: view }.render()?
+    } else {
+        DeployPage { layout: Layout::new(state, actor, Some(namespace)), workloads: view }.render()?
+    };
+    Ok((status, axum::response::Html(html)).into_response())
+}

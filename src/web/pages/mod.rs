@@ -1,0 +1,35 @@
+//! Server-rendered pages. Each htmx partial is its own template, included by its page.
+pub mod audit;
+pub mod deploy;
+pub mod overview;
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use super::error::AppError;
+use super::identity::Identity;
+use super::layout::Layout;
+use super::state::AppState;
+
+/// `/` opens the first managed namespace.
+pub async fn home(State(state): State<AppState>) -> Redirect {
+    let namespace = state.managed_namespaces().first().cloned().unwrap_or_default();
+    Redirect::to(&format!("/ns/{namespace}"))
+}
+
+#[derive(Template)]
+#[template(path = "partials/banner.html")]
+struct Banner {
+    layout: Layout,
+}
+
+/// The cluster-state banner, polled by every page.
+pub async fn banner(State(state): State<AppState>, Identity(actor): Identity) -> Result<Response, AppError> {
+    render(&Banner { layout: Layout::new(&state, &actor, None) })
+}
+
+/// Renders a template as an HTML response.
+pub fn render(template: &impl Template) -> Result<Response, AppError> {
+    Ok(Html(template.render()?).into_response())
+}

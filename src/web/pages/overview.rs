@@ -1,0 +1,110 @@
+//! The overview: services, versions, readiness, routing and where to look next.
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+
+use crate::cluster::NamespaceCache;
+use crate::inventory::{self, VersionSummary};
+
+use super::super::error::AppError;
+use super::super::extract::ManagedNamespace;
+use super::super::identity::Identity;
+use super::super::layout::Layout;
+use super::super::state::AppState;
+use super::render;
+
+pub struct ServiceRow {
+    pub app: String,
+    pub has_service: bool,
+    pub versions: Vec<VersionSummary>,
+    pub routing: String,
+    pub kiali: Option<String>,
+    pub jaeger: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage {
+    layout: Layout,
+    namespace: String,
+    namespace_exists: bool,
+    injection: bool,
+    ingress_url: Option<String>,
+    kiali_graph: Option<String>,
+    missing_links: Vec<&'static str>,
+    services: Vec<ServiceRow>,
+}
+
+#[derive(Template)]
+#[template(path = "partials/services.html")]
+struct ServicesPartial {
+    namespace: String,
+    services: Vec<ServiceRow>,
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    ManagedNamespace(namespace): ManagedNamespace,
+) -> Result<Response, AppError> {
+    let caches = &state.cluster.caches;
+    let namespace_object = caches.namespace_object(&namespace);
+    let gateway = caches
+        .istio_system_services
+        .state()
+        .into_iter()
+        .find(|service| service.metadata.labels.as_ref().and_then(|l| l.get("istio")).is_some_and(|v| v == "ingressgateway"));
+    let mut missing_links = Vec::new();
+    if !state.links.has_kiali() {
+        missing_links.push("--kiali-url");
+    }
+    if !state.links.has_jaeger() {
+        missing_links.push("--jaeger-url");
+    }
+    render(&OverviewPage {
+        layout: Layout::new(&state, &actor, Some(&namespace)),
+        namespace_exists: namespace_object.is_some(),
+        injection: inventory::sidecar_injection(namespace_object.as_deref()),
+        ingress_url: inventory::ingress_url(gateway.as_deref()),
+        kiali_graph: state.links.kiali_graph(&namespace),
+        missing_links,
+        services: service_rows(&state, &namespace),
+        namespace,
+    })
+}
+
+/// The services table alone, polled by the page.
+pub async fn services(State(state): State<AppState>, ManagedNamespace(namespace): ManagedNamespace) -> Result<Response, AppError> {
+    render(&ServicesPartial { services: service_rows(&state, &namespace), namespace })
+}
+
+pub fn service_rows(state: &AppState, namespace: &str) -> Vec<ServiceRow> {
+    let Some(cache) = state.cluster.caches.namespace(namespace) else { return Vec::new() };
+    inventory::services(&cache.deployments.state(), &cache.services.state())
+        .into_iter()
+        .map(|service| ServiceRow {
+            routing: routing_summary(cache, &service.app),
+            kiali: state.links.kiali_service(namespace, &service.app),
+            jaeger: state.links.jaeger_traces(namespace, &service.app),
+            app: service.app,
+            has_service: service.has_service,
+            versions: service.versions,
+        })
+        .collect()
+}
+
+/// One line on how traffic to `host` is routed.
+fn routing_summary(cache: &NamespaceCache, host: &str) -> String {
+    let routes_host = cache.virtual_services.state().into_iter().any(|vs| {
+        serde_json::to_value(&vs.spec)
+            .ok()
+            .and_then(|spec| spec.get("hosts").cloned())
+            .and_then(|hosts| hosts.as_array().cloned())
+            .is_some_and(|hosts| hosts.iter().any(|h| h.as_str() == Some(host)))
+    });
+    if routes_host {
+        format!("{host}: routed by a VirtualService")
+    } else {
+        "no routing policy: round-robin over all pods".to_owned()
+    }
+}

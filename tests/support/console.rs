@@ -1,0 +1,96 @@
+//! An in-process signalbox for one test: its own port, SQLite file and managed namespace.
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use signalbox::app::{self, Server};
+use signalbox::config::{LogFormat, ServeConfig};
+
+use super::{eventually, kubeconfig_path};
+
+pub struct Console {
+    pub server: Server,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub namespace: String,
+    pub database: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub fn config(namespace: &str, database: std::path::PathBuf) -> ServeConfig {
+    ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        kubeconfig: Some(kubeconfig_path()),
+        namespaces: vec![namespace.to_owned()],
+        database,
+        kiali_url: Some("http://kiali.example:20001/kiali".into()),
+        jaeger_url: Some("http://jaeger.example/jaeger".into()),
+        trusted_proxies: Vec::new(),
+        static_dir: None,
+        log_format: LogFormat::Text,
+    }
+}
+
+impl Console {
+    /// Starts signalbox managing `namespace`, as the local user, and waits until it is ready.
+    pub async fn start(namespace: &str) -> Self {
+        Self::start_with(namespace, |_| {}).await
+    }
+
+    pub async fn start_with(namespace: &str, adjust: impl FnOnce(&mut ServeConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("audit.db");
+        let mut config = config(namespace, database.clone());
+        adjust(&mut config);
+        let server = app::start(config).await.expect("signalbox starts");
+        let base = format!("http://{}", server.addr);
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        let console = Self { server, base, http, namespace: namespace.to_owned(), database, _dir: dir };
+        console.wait_ready().await;
+        console
+    }
+
+    pub async fn wait_ready(&self) {
+        let url = self.url("/readyz");
+        eventually(Duration::from_secs(20), "signalbox /readyz", || async {
+            let response = self.http.get(&url).send().await.ok()?;
+            (response.status() == StatusCode::OK).then_some(())
+        })
+        .await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        self.url(&format!("/api/v1/namespaces/{}{path}", self.namespace))
+    }
+
+    /// Sends JSON like a non-browser client; returns status and body.
+    pub async fn send_json(&self, method: reqwest::Method, url: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub async fn get_json(&self, url: &str) -> (StatusCode, Value) {
+        self.send_json(reqwest::Method::GET, url, None).await
+    }
+
+    /// The audit entries, newest first.
+    pub async fn audit(&self) -> Vec<Value> {
+        let (status, body) = self.get_json(&self.url("/api/v1/audit?limit=1000")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["entries"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn stop(self) {
+        self.server.shutdown().await.expect("clean shutdown");
+    }
+}

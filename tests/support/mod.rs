@@ -1,0 +1,102 @@
+//! Shared integration-test support: the dev cluster, a fresh namespace per test, and an
+//! in-process signalbox serving on a loopback port with its own SQLite file.
+#![allow(dead_code)]
+
+pub mod console;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+/// The admin kubeconfig of the dev cluster `make test` starts (or `SIGNALBOX_TEST_KUBECONFIG`).
+pub fn kubeconfig_path() -> PathBuf {
+    std::env::var_os("SIGNALBOX_TEST_KUBECONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/devcluster/.state/admin.kubeconfig"))
+}
+
+/// A client for the dev cluster; fails the test with what to do when it is not running.
+pub async fn client() -> Client {
+    let path = kubeconfig_path();
+    let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|error| {
+        panic!("no dev cluster kubeconfig at {} ({error}); run `make test` or `deploy/devcluster/devcluster up`", path.display())
+    });
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("kubeconfig");
+    Client::try_from(config).expect("client")
+}
+
+/// A namespace of its own for one test, deleted when dropped, so tests run in parallel.
+pub struct TestNamespace {
+    pub name: String,
+    pub client: Client,
+}
+
+impl TestNamespace {
+    /// Creates `<prefix>-<random>` labelled for sidecar injection.
+    pub async fn new(prefix: &str) -> Self {
+        let client = client().await;
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let name = format!("{prefix}-{suffix}");
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": {"signalbox-test": "true", "istio-injection": "enabled"}}
+        }))
+        .unwrap();
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await.expect("create namespace");
+        Self { name, client }
+    }
+
+    /// A name for a namespace that does not exist yet (deleted at the end if created).
+    pub async fn unborn(prefix: &str) -> Self {
+        let client = client().await;
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        Self { name: format!("{prefix}-{suffix}"), client }
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop cannot await, and the test's client is bound to the test's runtime (which this
+        // thread blocks), so a short-lived thread deletes with a runtime and client of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let client = client().await;
+                let _ = Api::<Namespace>::all(client).delete(&name, &DeleteParams::background()).await;
+            });
+        })
+        .join();
+    }
+}
+
+/// Polls `check` every 100 ms until it returns Some or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Reads every YAML document of a fixture file (relative to `../shared/fixtures`).
+pub fn fixture_documents(relative: &str) -> Vec<serde_json::Value> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures").join(relative);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|document| serde::Deserialize::deserialize(document).expect("valid YAML"))
+        .filter(|document: &serde_json::Value| !document.is_null())
+        .collect()
+}
