@@ -1,1 +1,14 @@
-//! Routing policy domain.
+//! Routing policy domain: Istio HTTP routing of one host as a pure value (no I/O).
+//!
+//! - [`RoutingPolicy`] and friends ([`model`]): what the JSON API and forms edit.
+//! - [`RoutingPolicy::from_istio`] / [`RoutingPolicy::to_istio`]: extraction from, and merging
+//!   into, live VirtualService/DestinationRule objects without losing unmodelled fields.
+//! - [`validate`]: field-addressed errors and warnings.
+//! - [`evaluate`]: which rule and subsets a given request would get.
+//! - [`summary`] / [`change_summary`]: plain-words descriptions for pages and the audit log.
+mod model;
+
+pub use model::{
+    ALL_PODS, Abort, Delay, Fault, Match, Mirror, Retries, Rule, RoutingPolicy, Share, StringMatch, Subset,
+    Weight,
+};
