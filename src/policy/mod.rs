@@ -6,9 +6,11 @@
 //! - [`validate`]: field-addressed errors and warnings.
 //! - [`evaluate`]: which rule and subsets a given request would get.
 //! - [`summary`] / [`change_summary`]: plain-words descriptions for pages and the audit log.
+mod from_istio;
 mod model;
 
 pub use model::{
     ALL_PODS, Abort, Delay, Fault, Match, Mirror, Retries, Rule, RoutingPolicy, Share, StringMatch, Subset,
     Weight,
 };
+pub use from_istio::{Extraction, PolicyError, extract, refers_to_host};
