@@ -8,6 +8,7 @@
 //! - [`summary`] / [`change_summary`]: plain-words descriptions for pages and the audit log.
 mod from_istio;
 mod model;
+mod to_istio;
 
 pub use model::{
     ALL_PODS, Abort, Delay, Fault, Match, Mirror, Retries, Rule, RoutingPolicy, Share, StringMatch, Subset,
