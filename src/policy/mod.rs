@@ -6,8 +6,10 @@
 //! - [`validate`]: field-addressed errors and warnings.
 //! - [`evaluate`]: which rule and subsets a given request would get.
 //! - [`summary`] / [`change_summary`]: plain-words descriptions for pages and the audit log.
+mod evaluate;
 mod from_istio;
 mod model;
+mod summary;
 mod to_istio;
 
 pub use model::{
@@ -15,3 +17,5 @@ pub use model::{
     Weight,
 };
 pub use from_istio::{Extraction, PolicyError, extract, refers_to_host};
+pub use evaluate::{Evaluation, Request, evaluate, string_matches};
+pub use summary::{change_summary, summary};
