@@ -11,6 +11,7 @@ mod from_istio;
 mod model;
 mod summary;
 mod to_istio;
+mod validate;
 
 pub use model::{
     ALL_PODS, Abort, Delay, Fault, Match, Mirror, Retries, Rule, RoutingPolicy, Share, StringMatch, Subset,
@@ -19,3 +20,4 @@ pub use model::{
 pub use from_istio::{Extraction, PolicyError, extract, refers_to_host};
 pub use evaluate::{Evaluation, Request, evaluate, string_matches};
 pub use summary::{change_summary, summary};
+pub use validate::{FieldError, Severity, ValidationContext, has_errors, parse_duration_seconds, regex_problem, validate};
