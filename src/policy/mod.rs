@@ -21,3 +21,6 @@ pub use from_istio::{Extraction, PolicyError, extract, refers_to_host};
 pub use evaluate::{Evaluation, Request, evaluate, string_matches};
 pub use summary::{change_summary, summary};
 pub use validate::{FieldError, Severity, ValidationContext, has_errors, parse_duration_seconds, regex_problem, validate};
+
+#[cfg(test)]
+mod proptests;
