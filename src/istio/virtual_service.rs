@@ -234,7 +234,10 @@ pub struct Percent {
 impl Percent {
     /// A percent with just a value.
     pub fn of(value: f64) -> Self {
-        Self { value: Some(value), other: Unmodelled::new() }
+        Self {
+            value: Some(value),
+            other: Unmodelled::new(),
+        }
     }
 }
 

@@ -13,14 +13,17 @@ mod summary;
 mod to_istio;
 mod validate;
 
-pub use model::{
-    ALL_PODS, Abort, Delay, Fault, Match, Mirror, Retries, Rule, RoutingPolicy, Share, StringMatch, Subset,
-    Weight,
-};
-pub use from_istio::{Extraction, PolicyError, extract, refers_to_host};
 pub use evaluate::{Evaluation, Request, evaluate, string_matches};
+pub use from_istio::{Extraction, PolicyError, extract, refers_to_host};
+pub use model::{
+    ALL_PODS, Abort, Delay, Fault, Match, Mirror, Retries, RoutingPolicy, Rule, Share, StringMatch,
+    Subset, Weight,
+};
 pub use summary::{change_summary, summary};
-pub use validate::{FieldError, Severity, ValidationContext, has_errors, parse_duration_seconds, regex_problem, validate};
+pub use validate::{
+    FieldError, Severity, ValidationContext, has_errors, parse_duration_seconds, regex_problem,
+    validate,
+};
 
 #[cfg(test)]
 mod proptests;
