@@ -1,6 +1,6 @@
 //! Routing policy domain: Istio HTTP routing of one host as a pure value (no I/O).
 //!
-//! - [`RoutingPolicy`] and friends ([`model`]): what the JSON API and forms edit.
+//! - [`RoutingPolicy`] and friends: what the JSON API and forms edit.
 //! - [`RoutingPolicy::from_istio`] / [`RoutingPolicy::to_istio`]: extraction from, and merging
 //!   into, live VirtualService/DestinationRule objects without losing unmodelled fields.
 //! - [`validate`]: field-addressed errors and warnings.
