@@ -1,24 +1,23 @@
-//! Typed Istio resources (temporary minimal form; replaced by the policy-domain branch).
-use kube::CustomResource;
-use serde::{Deserialize, Serialize};
+//! Typed Istio resources (`networking.istio.io/v1`): VirtualService, DestinationRule, Gateway.
+//!
+//! Only the fields signalbox reads or edits are modelled; everything else rides along in
+//! each struct's `other` map so that rendering an object never drops someone else's settings.
+mod destination_rule;
+mod gateway;
+mod ordered_map;
+mod virtual_service;
+mod yaml;
 
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[kube(group = "networking.istio.io", version = "v1", kind = "VirtualService", namespaced, schema = "disabled")]
-pub struct VirtualServiceSpec {
-    #[serde(flatten)]
-    pub other: serde_json::Map<String, serde_json::Value>,
-}
-
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[kube(group = "networking.istio.io", version = "v1", kind = "DestinationRule", namespaced, schema = "disabled")]
-pub struct DestinationRuleSpec {
-    #[serde(flatten)]
-    pub other: serde_json::Map<String, serde_json::Value>,
-}
-
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[kube(group = "networking.istio.io", version = "v1", kind = "Gateway", namespaced, schema = "disabled")]
-pub struct GatewaySpec {
-    #[serde(flatten)]
-    pub other: serde_json::Map<String, serde_json::Value>,
-}
+pub use destination_rule::{DestinationRule, DestinationRuleSpec, DestinationSubset};
+pub use gateway::{Gateway, GatewayPort, GatewayServer, GatewaySpec};
+pub use ordered_map::OrderedMap;
+pub(crate) use virtual_service::serialize_number;
+pub use virtual_service::{
+    Destination, FaultAbort, FaultDelay, HttpFaultInjection, HttpMatchRequest, HttpRetry,
+    HttpRewrite, HttpRoute, HttpRouteDestination, Percent, PortSelector, StringMatch, Unmodelled,
+    VirtualService, VirtualServiceSpec,
+};
+pub use yaml::{
+    ACCEPTED_VERSIONS, ISTIO_NETWORKING_GROUP, IstioError, IstioObject, is_istio_networking,
+    parse_value, parse_yaml, to_yaml, yaml_documents,
+};

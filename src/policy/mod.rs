@@ -1,1 +1,29 @@
-//! Routing policy domain.
+//! Routing policy domain: Istio HTTP routing of one host as a pure value (no I/O).
+//!
+//! - [`RoutingPolicy`] and friends: what the JSON API and forms edit.
+//! - [`RoutingPolicy::from_istio`] / [`RoutingPolicy::to_istio`]: extraction from, and merging
+//!   into, live VirtualService/DestinationRule objects without losing unmodelled fields.
+//! - [`validate`]: field-addressed errors and warnings.
+//! - [`evaluate`]: which rule and subsets a given request would get.
+//! - [`summary`] / [`change_summary`]: plain-words descriptions for pages and the audit log.
+mod evaluate;
+mod from_istio;
+mod model;
+mod summary;
+mod to_istio;
+mod validate;
+
+pub use evaluate::{Evaluation, Request, evaluate, string_matches};
+pub use from_istio::{Extraction, PolicyError, extract, refers_to_host};
+pub use model::{
+    ALL_PODS, Abort, Delay, Fault, Match, Mirror, Retries, RoutingPolicy, Rule, Share, StringMatch,
+    Subset, Weight,
+};
+pub use summary::{change_summary, summary};
+pub use validate::{
+    FieldError, Severity, ValidationContext, has_errors, parse_duration_seconds, regex_problem,
+    validate,
+};
+
+#[cfg(test)]
+mod proptests;

@@ -1,0 +1,302 @@
+//! Plain-words descriptions of a policy (for pages) and of a change (for the audit log).
+use super::model::{Match, RoutingPolicy, Rule, StringMatch};
+
+/// Headers whose value is a browser user agent in the Istio tutorial.
+const USER_AGENT_HEADERS: [&str; 2] = ["user-agent", "baggage-user-agent"];
+
+/// Describes `policy`, e.g. `Firefox users → v2; everyone else: v1 90% · v2 10%`.
+pub fn summary(policy: &RoutingPolicy) -> String {
+    if policy.rules.is_empty() {
+        return "no routing rules: Kubernetes spreads requests over all pods".to_string();
+    }
+    let mut parts = Vec::new();
+    for (index, rule) in policy.rules.iter().enumerate() {
+        let targets = format!(
+            "{}{}",
+            describe_targets(policy, rule),
+            describe_extras(policy, rule)
+        );
+        match rule.matches.as_deref().filter(|m| !m.is_empty()) {
+            Some(entries) => {
+                let condition: Vec<String> = entries.iter().map(describe_entry).collect();
+                parts.push(format!("{} → {targets}", condition.join(" or ")));
+            }
+            None if index == 0 => parts.push(format!("everyone: {targets}")),
+            None => parts.push(format!("everyone else: {targets}")),
+        }
+    }
+    parts.join("; ")
+}
+
+fn describe_targets(policy: &RoutingPolicy, rule: &Rule) -> String {
+    match rule.route.as_slice() {
+        [only] => policy.display_name(&only.subset),
+        shares => {
+            let parts: Vec<String> = shares
+                .iter()
+                .map(|s| format!("{} {}%", policy.display_name(&s.subset), s.weight))
+                .collect();
+            parts.join(" · ")
+        }
+    }
+}
+
+fn describe_extras(policy: &RoutingPolicy, rule: &Rule) -> String {
+    let mut extras = Vec::new();
+    if let Some(timeout) = &rule.timeout {
+        extras.push(format!("timeout {timeout}"));
+    }
+    if let Some(attempts) = rule.retries.as_ref().and_then(|r| r.attempts) {
+        extras.push(if attempts == 0 {
+            "no retries".to_string()
+        } else {
+            format!("{attempts} retries")
+        });
+    }
+    if let Some(delay) = rule.fault.as_ref().and_then(|f| f.delay.as_ref()) {
+        let how_long = delay.fixed_delay.as_deref().unwrap_or("?");
+        extras.push(format!("{} delayed {how_long}", percent(delay.percentage)));
+    }
+    if let Some(abort) = rule.fault.as_ref().and_then(|f| f.abort.as_ref()) {
+        let status = abort
+            .http_status
+            .map_or("an error".to_string(), |s| s.to_string());
+        extras.push(format!("{} fail with {status}", percent(abort.percentage)));
+    }
+    if let Some(mirror) = &rule.mirror {
+        extras.push(format!(
+            "{} mirrored to {}",
+            percent(mirror.percentage),
+            policy.display_name(&mirror.subset)
+        ));
+    }
+    if extras.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", extras.join(", "))
+    }
+}
+
+fn percent(value: Option<f64>) -> String {
+    value.map_or("100%".to_string(), |v| format!("{v}%"))
+}
+
+fn describe_entry(entry: &Match) -> String {
+    let mut browser = None;
+    let mut conditions = Vec::new();
+    for (name, m) in entry.headers.iter().flat_map(|h| h.iter()) {
+        match browser_name(name, m) {
+            Some(b) if browser.is_none() => browser = Some(b),
+            _ => conditions.push(format!("header {name} {}", describe_match(m))),
+        }
+    }
+    if let Some(uri) = &entry.uri {
+        conditions.push(format!("path {}", describe_match(uri)));
+    }
+    if let Some(method) = &entry.method {
+        conditions.push(format!("method {}", describe_match(method)));
+    }
+    for (name, m) in entry.query_params.iter().flat_map(|q| q.iter()) {
+        conditions.push(format!("query {name} {}", describe_match(m)));
+    }
+    conditions.extend(
+        entry
+            .other
+            .keys()
+            .map(|key| format!("{key} (as configured)")),
+    );
+    match (browser, conditions.is_empty()) {
+        (Some(browser), true) => format!("{browser} users"),
+        (Some(browser), false) => format!("{browser} users with {}", conditions.join(" and ")),
+        (None, _) => format!("requests with {}", conditions.join(" and ")),
+    }
+}
+
+/// `Firefox` for a user-agent header matched by `.*Firefox.*`.
+fn browser_name(header: &str, m: &StringMatch) -> Option<String> {
+    let StringMatch::Regex(pattern) = m else {
+        return None;
+    };
+    if !USER_AGENT_HEADERS.contains(&header.to_ascii_lowercase().as_str()) {
+        return None;
+    }
+    let word = pattern.strip_prefix(".*")?.strip_suffix(".*")?;
+    (!word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric())).then(|| word.to_string())
+}
+
+fn describe_match(m: &StringMatch) -> String {
+    match m {
+        StringMatch::Exact(v) => format!("= {v}"),
+        StringMatch::Prefix(v) => format!("starting with {v}"),
+        StringMatch::Regex(v) => format!("matching /{v}/"),
+    }
+}
+
+/// One line describing what changed between two policies of a host, for the audit log,
+/// e.g. `recommendation: v1 90%→75%, v2 10%→25%`.
+pub fn change_summary(before: &RoutingPolicy, after: &RoutingPolicy) -> String {
+    let mut changes = Vec::new();
+    for subset in &after.subsets {
+        match before.subset(&subset.name) {
+            None => changes.push(format!("subset {} added", subset.name)),
+            Some(old) if old.labels != subset.labels => {
+                changes.push(format!("subset {} relabelled", subset.name))
+            }
+            Some(_) => {}
+        }
+    }
+    let removed = before
+        .subsets
+        .iter()
+        .filter(|s| after.subset(&s.name).is_none());
+    changes.extend(removed.map(|s| format!("subset {} removed", s.name)));
+    let several = before.rules.len().max(after.rules.len()) > 1;
+    for index in 0..before.rules.len().max(after.rules.len()) {
+        let prefix = if several {
+            format!("rule {}: ", index + 1)
+        } else {
+            String::new()
+        };
+        match (before.rules.get(index), after.rules.get(index)) {
+            (Some(old), Some(new)) => changes.extend(
+                rule_changes(after, old, new)
+                    .into_iter()
+                    .map(|c| format!("{prefix}{c}")),
+            ),
+            (None, Some(_)) => changes.push(format!("rule {} added", index + 1)),
+            (Some(_), None) => changes.push(format!("rule {} removed", index + 1)),
+            (None, None) => {}
+        }
+    }
+    if changes.is_empty() {
+        format!("{}: no change", after.host)
+    } else {
+        format!("{}: {}", after.host, changes.join(", "))
+    }
+}
+
+fn rule_changes(policy: &RoutingPolicy, old: &Rule, new: &Rule) -> Vec<String> {
+    let mut changes = Vec::new();
+    let weight_of = |rule: &Rule, subset: &str| {
+        rule.route
+            .iter()
+            .find(|s| s.subset == subset)
+            .map_or("0".to_string(), |s| s.weight.to_string())
+    };
+    let subsets = new
+        .route
+        .iter()
+        .map(|s| &s.subset)
+        .chain(old.route.iter().map(|s| &s.subset));
+    let mut seen = Vec::new();
+    for subset in subsets {
+        if seen.contains(&subset) {
+            continue;
+        }
+        seen.push(subset);
+        let (was, is) = (weight_of(old, subset), weight_of(new, subset));
+        if was != is {
+            changes.push(format!("{} {was}%→{is}%", policy.display_name(subset)));
+        }
+    }
+    let fields = [
+        ("match", old.matches != new.matches),
+        ("timeout", old.timeout != new.timeout),
+        ("retries", old.retries != new.retries),
+        ("fault", old.fault != new.fault),
+        ("mirror", old.mirror != new.mirror),
+        ("other settings", old.other != new.other),
+    ];
+    changes.extend(
+        fields
+            .iter()
+            .filter(|(_, changed)| *changed)
+            .map(|(name, _)| format!("{name} changed")),
+    );
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy(value: serde_json::Value) -> RoutingPolicy {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn tutorial(v1: u32, v2: u32) -> RoutingPolicy {
+        policy(json!({"host":"recommendation",
+            "subsets":{"version-v1":{"version":"v1"},"version-v2":{"version":"v2"}},
+            "rules":[{"route":{"version-v1":v1,"version-v2":v2}}]}))
+    }
+
+    #[test]
+    fn firefox_and_split() {
+        let p = policy(json!({"host":"recommendation",
+            "subsets":{"version-v1":{"version":"v1"},"version-v2":{"version":"v2"}},
+            "rules":[{"match":[{"headers":{"baggage-user-agent":{"regex":".*Firefox.*"}}}],"route":{"version-v2":100}},
+                     {"route":{"version-v1":90,"version-v2":10}}]}));
+        assert_eq!(
+            summary(&p),
+            "Firefox users → v2; everyone else: v1 90% · v2 10%"
+        );
+    }
+
+    #[test]
+    fn generic_header_and_extras() {
+        let p = policy(json!({"host":"r","subsets":{"canary":{"track":"canary"}},
+            "rules":[{"match":[{"headers":{"x-user":{"exact":"bob"}},"uri":{"prefix":"/api"}}],"route":{"canary":100},
+                      "timeout":"1s","retries":{"attempts":3},"mirror":{"subset":"canary","percentage":50}}]}));
+        assert_eq!(
+            summary(&p),
+            "requests with header x-user = bob and path starting with /api → canary (timeout 1s, 3 retries, 50% mirrored to canary)"
+        );
+    }
+
+    #[test]
+    fn single_catch_all_and_empty() {
+        assert_eq!(summary(&tutorial(100, 0)), "everyone: v1 100% · v2 0%");
+        assert_eq!(
+            summary(&RoutingPolicy::new("r")),
+            "no routing rules: Kubernetes spreads requests over all pods"
+        );
+    }
+
+    #[test]
+    fn faults_are_described() {
+        let p = policy(json!({"host":"r","rules":[{"route":{"*":100},
+            "fault":{"delay":{"fixedDelay":"7s","percentage":50},"abort":{"httpStatus":503}}}]}));
+        assert_eq!(
+            summary(&p),
+            "everyone: all pods (50% delayed 7s, 100% fail with 503)"
+        );
+    }
+
+    #[test]
+    fn weight_change_for_audit() {
+        assert_eq!(
+            change_summary(&tutorial(90, 10), &tutorial(75, 25)),
+            "recommendation: v1 90%→75%, v2 10%→25%"
+        );
+        assert_eq!(
+            change_summary(&tutorial(90, 10), &tutorial(90, 10)),
+            "recommendation: no change"
+        );
+    }
+
+    #[test]
+    fn structural_changes_for_audit() {
+        let before = tutorial(90, 10);
+        let mut after = before.clone();
+        after.rules[0].timeout = Some("2s".into());
+        after
+            .rules
+            .push(crate::policy::Rule::weighted(&[("version-v1", 100)]));
+        after.subsets.remove(1);
+        assert_eq!(
+            change_summary(&before, &after),
+            "recommendation: subset version-v2 removed, rule 1: timeout changed, rule 2 added"
+        );
+    }
+}
