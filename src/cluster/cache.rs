@@ -25,6 +25,35 @@ pub struct NamespaceCache {
     pub gateways: Store<Gateway>,
 }
 
+impl NamespaceCache {
+    /// The VirtualService and DestinationRule that route `host`: the ones named after it
+    /// (the tutorial's convention), else the first that names the host.
+    pub fn routing_of(&self, host: &str) -> (Option<Arc<VirtualService>>, Option<Arc<DestinationRule>>) {
+        let virtual_services = self.virtual_services.state();
+        let named = |name: Option<&String>| name.is_some_and(|n| n == host);
+        let vs = virtual_services
+            .iter()
+            .find(|vs| named(vs.metadata.name.as_ref()))
+            .or_else(|| {
+                virtual_services.iter().find(|vs| {
+                    vs.spec.hosts.iter().flatten().any(|h| crate::policy::refers_to_host(h, host))
+                })
+            })
+            .cloned();
+        let destination_rules = self.destination_rules.state();
+        let dr = destination_rules
+            .iter()
+            .find(|dr| named(dr.metadata.name.as_ref()))
+            .or_else(|| {
+                destination_rules
+                    .iter()
+                    .find(|dr| dr.spec.host.as_deref().is_some_and(|h| crate::policy::refers_to_host(h, host)))
+            })
+            .cloned();
+        (vs, dr)
+    }
+}
+
 /// All caches, plus when they last heard from the API server.
 #[derive(Clone)]
 pub struct Caches {

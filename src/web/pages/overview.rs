@@ -5,6 +5,7 @@ use axum::response::Response;
 
 use crate::cluster::NamespaceCache;
 use crate::inventory::{self, VersionSummary};
+use crate::policy;
 
 use super::super::error::AppError;
 use super::super::extract::ManagedNamespace;
@@ -95,16 +96,11 @@ pub fn service_rows(state: &AppState, namespace: &str) -> Vec<ServiceRow> {
 
 /// One line on how traffic to `host` is routed.
 fn routing_summary(cache: &NamespaceCache, host: &str) -> String {
-    let routes_host = cache.virtual_services.state().into_iter().any(|vs| {
-        serde_json::to_value(&vs.spec)
-            .ok()
-            .and_then(|spec| spec.get("hosts").cloned())
-            .and_then(|hosts| hosts.as_array().cloned())
-            .is_some_and(|hosts| hosts.iter().any(|h| h.as_str() == Some(host)))
-    });
-    if routes_host {
-        format!("{host}: routed by a VirtualService")
-    } else {
-        "no routing policy: round-robin over all pods".to_owned()
+    match cache.routing_of(host) {
+        (None, None) => "no routing policy: round-robin over all pods".to_owned(),
+        (vs, dr) => match policy::RoutingPolicy::from_istio(host, vs.as_deref(), dr.as_deref()) {
+            Ok(policy) => policy::summary(&policy),
+            Err(error) => format!("routing policy not understood: {error}"),
+        },
     }
 }
