@@ -3,7 +3,8 @@
 //! A browser request (it carries `Origin` or `Sec-Fetch-Site`) must be same-origin and carry
 //! the actor's token, in the `X-CSRF-Token` header (htmx) or the `csrf_token` form field
 //! (plain forms). A request with neither header comes from a non-browser client and is allowed
-//! only as JSON, which a cross-site page cannot send without a CORS preflight.
+//! for methods and bodies a cross-site page cannot send without a CORS preflight (which
+//! signalbox never grants): anything but POST, or a JSON POST.
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method};
@@ -57,10 +58,10 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
     if !is_browser(headers) {
-        if is_json(headers) {
+        if parts.method != Method::POST || is_json(headers) {
             return next.run(Request::from_parts(parts, body)).await;
         }
-        return refuse("a request without Origin must be JSON (Content-Type: application/json)");
+        return refuse("a POST without Origin must be JSON (Content-Type: application/json)");
     }
     if !is_same_origin(headers) {
         return refuse("cross-site request refused");

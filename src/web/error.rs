@@ -159,11 +159,8 @@ pub async fn render_errors(State(state): State<AppState>, request: Request, next
     if status.is_success() || status.is_redirection() || status.is_informational() {
         return response;
     }
-    let already_rendered = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
-    if already_rendered {
+    let content_type = response.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes().to_vec()).unwrap_or_default();
+    if content_type.starts_with(b"text/html") || (!wants_html && content_type.starts_with(b"application/json")) {
         return response;
     }
     let details = match response.extensions().get::<ErrorDetails>().cloned() {

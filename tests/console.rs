@@ -1,0 +1,239 @@
+//! The console against the dev cluster: the workload API and pages, every change audited.
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use kube::api::{Api, PostParams};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::console::Console;
+use support::{eventually, TestNamespace};
+
+async fn deployment(ns: &TestNamespace, name: &str) -> Option<Deployment> {
+    Api::<Deployment>::namespaced(ns.client.clone(), &ns.name).get_opt(name).await.unwrap()
+}
+
+fn replicas(object: &Value) -> Option<i64> {
+    object["spec"]["replicas"].as_i64()
+}
+
+/// The Deployment inside an entry's before/after document (a single object or a List).
+fn deployment_in(document: &Value) -> Value {
+    if document["kind"] == "List" {
+        document["items"].as_array().unwrap().iter().find(|o| o["kind"] == "Deployment").cloned().unwrap_or(Value::Null)
+    } else {
+        document.clone()
+    }
+}
+
+#[tokio::test]
+async fn deploy_scale_and_remove_through_the_api_are_applied_and_audited_once_each() {
+    let ns = TestNamespace::new("api").await;
+    let console = Console::start(&ns.name).await;
+    let url = console.api("/workloads/recommendation-v2");
+
+    let (status, body) = console.send_json(Method::PUT, &url, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let created = deployment(&ns, "recommendation-v2").await.expect("Deployment created");
+    assert_eq!(created.spec.unwrap().replicas, Some(1));
+    let services = Api::<Service>::namespaced(ns.client.clone(), &ns.name);
+    assert!(services.get_opt("recommendation").await.unwrap().is_some());
+    let accounts = Api::<ServiceAccount>::namespaced(ns.client.clone(), &ns.name);
+    assert!(accounts.get_opt("recommendation").await.unwrap().is_some());
+
+    let listed = eventually(Duration::from_secs(30), "recommendation-v2 ready in the workload list", || async {
+        let (_, list) = console.get_json(&console.api("/workloads")).await;
+        let item = list.as_array()?.iter().find(|w| w["name"] == "recommendation-v2")?.clone();
+        (item["ready"] == 1).then_some(item)
+    })
+    .await;
+    assert_eq!(listed, json!({"name": "recommendation-v2", "deployment": "recommendation-v2", "app": "recommendation", "version": "v2", "replicas": 1, "ready": 1}));
+
+    let (status, body) = console.send_json(Method::PUT, &url, Some(json!({"replicas": 2}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(deployment(&ns, "recommendation-v2").await.unwrap().spec.unwrap().replicas, Some(2));
+
+    let (status, body) = console.send_json(Method::DELETE, &url, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(deployment(&ns, "recommendation-v2").await.is_none());
+    assert!(services.get_opt("recommendation").await.unwrap().is_none(), "last version gone: Service removed");
+
+    let audit = console.audit().await;
+    let actions: Vec<&str> = audit.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["workload.remove", "workload.scale", "workload.deploy"]);
+    for entry in &audit {
+        assert_eq!(entry["outcome"], "applied", "{entry}");
+        assert!(entry["actor"].as_str().unwrap().starts_with("local:"), "{entry}");
+        assert_eq!(entry["source"], "api");
+        assert_eq!(entry["namespace"], ns.name.as_str());
+        assert_eq!((entry["kind"].as_str(), entry["name"].as_str()), (Some("Deployment"), Some("recommendation-v2")));
+        assert!(entry["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+    }
+    let scale = &audit[1];
+    assert_eq!(replicas(&deployment_in(&scale["before"])), Some(1));
+    assert_eq!(replicas(&deployment_in(&scale["after"])), Some(2));
+    assert_eq!(scale["summary"], "scale recommendation-v2: 1 → 2 replicas");
+    assert!(deployment_in(&audit[2]["before"]).is_null(), "nothing existed before the deploy");
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn the_whole_tutorial_deploys_into_a_new_namespace_and_resets() {
+    let ns = TestNamespace::unborn("tut").await;
+    let console = Console::start(&ns.name).await;
+    for workload in ["customer", "preference", "recommendation-v1", "recommendation-v2", "recommendation-v3"] {
+        let (status, body) = console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
+        assert_eq!(status, StatusCode::OK, "{workload}: {body}");
+    }
+    let namespace = Api::<k8s_openapi::api::core::v1::Namespace>::all(ns.client.clone()).get(&ns.name).await.unwrap();
+    assert_eq!(namespace.metadata.labels.unwrap()["istio-injection"], "enabled");
+    let gateway = console.get_json(&console.url(&format!("/ns/{}", ns.name))).await;
+    assert_eq!(gateway.0, StatusCode::OK);
+    for name in ["customer", "preference-v1", "recommendation-v1", "recommendation-v2", "recommendation-v3"] {
+        assert!(deployment(&ns, name).await.is_some(), "{name}");
+    }
+
+    let (status, body) = console.send_json(Method::DELETE, &console.api("/tutorial"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for name in ["customer", "preference-v1", "recommendation-v1", "recommendation-v2", "recommendation-v3"] {
+        assert!(deployment(&ns, name).await.is_none(), "{name} removed by reset");
+    }
+    let audit = console.audit().await;
+    assert_eq!(audit.len(), 6);
+    assert_eq!(audit[0]["action"], "tutorial.reset");
+    assert!(audit.iter().all(|e| e["outcome"] == "applied"));
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_the_field_and_changes_nothing() {
+    let ns = TestNamespace::new("bad").await;
+    let console = Console::start(&ns.name).await;
+    let url = console.api("/workloads/recommendation-v2");
+
+    for (body, field) in [(json!({"replicas": -1}), "replicas"), (json!({"replicas": 21}), "replicas")] {
+        let (status, answer) = console.send_json(Method::PUT, &url, Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert_eq!(answer["field"], field, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains("from 0 to 20"), "{answer}");
+    }
+    for body in [json!({"replicas": "two"}), json!({"replicas": 1.5}), json!({"replicaz": 1})] {
+        let (status, answer) = console.send_json(Method::PUT, &url, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+        assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()), "{answer}");
+    }
+    let malformed = console.http.put(&url).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+
+    let (status, answer) = console.send_json(Method::PUT, &console.api("/workloads/recommendation-v9"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("recommendation-v9"));
+    let (status, _) = console.send_json(Method::PUT, &console.url("/api/v1/namespaces/kube-system/workloads/customer"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "unmanaged namespaces are not reachable");
+
+    assert!(deployment(&ns, "recommendation-v2").await.is_none(), "nothing was deployed");
+    let audit = console.audit().await;
+    assert_eq!(audit.len(), 2, "the two refused changes that reached the change path are audited");
+    assert!(audit.iter().all(|e| e["outcome"] == "failed" && e["error"].as_str().unwrap().contains("replicas")));
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn a_change_the_api_server_refuses_is_audited_as_failed_with_its_message() {
+    let ns = TestNamespace::new("quota").await;
+    // A quota of zero Deployments: the API server's admission refuses the change.
+    let quota: k8s_openapi::api::core::v1::ResourceQuota = serde_json::from_value(json!({
+        "metadata": {"name": "no-deployments"},
+        "spec": {"hard": {"count/deployments.apps": "0"}}
+    }))
+    .unwrap();
+    Api::namespaced(ns.client.clone(), &ns.name).create(&PostParams::default(), &quota).await.unwrap();
+    let console = Console::start(&ns.name).await;
+    let url = console.api("/workloads/recommendation-v1");
+    let refused = eventually(Duration::from_secs(20), "the quota to be enforced", || async {
+        let (status, body) = console.send_json(Method::PUT, &url, None).await;
+        (status != StatusCode::OK).then_some((status, body))
+    })
+    .await;
+    assert_eq!(refused.0, StatusCode::FORBIDDEN, "{}", refused.1);
+    assert!(refused.1["error"].as_str().unwrap().contains("exceeded quota"), "{}", refused.1);
+    assert!(deployment(&ns, "recommendation-v1").await.is_none());
+    let latest = &console.audit().await[0];
+    assert_eq!(latest["outcome"], "failed");
+    assert!(latest["error"].as_str().unwrap().contains("exceeded quota"), "{latest}");
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn when_the_audit_log_cannot_be_written_nothing_is_applied() {
+    let ns = TestNamespace::new("ro").await;
+    let console = Console::start(&ns.name).await;
+    // Another writer holds the database's write lock: every audit write times out.
+    let lock = sqlx::SqlitePool::connect(&format!("sqlite://{}", console.database.display())).await.unwrap();
+    let mut holder = lock.acquire().await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE").execute(&mut *holder).await.unwrap();
+
+    let (status, body) = console.send_json(Method::PUT, &console.api("/workloads/recommendation-v1"), None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("audit log cannot be written"), "{body}");
+    assert!(deployment(&ns, "recommendation-v1").await.is_none(), "nothing applied without an audit record");
+    let ready = console.http.get(console.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE, "readiness reports the unwritable database");
+
+    sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+    drop(holder);
+    let (status, body) = console.send_json(Method::PUT, &console.api("/workloads/recommendation-v1"), None).await;
+    assert_eq!(status, StatusCode::OK, "writable again: {body}");
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn pages_render_from_the_cache_and_follow_changes_without_reload() {
+    let ns = TestNamespace::new("page").await;
+    let console = Console::start(&ns.name).await;
+    let page = console.http.get(console.url(&format!("/ns/{}", ns.name))).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Nothing runs in"), "empty namespace");
+    assert!(html.contains("http://kiali.example:20001/kiali/console/graph/namespaces/?namespaces="), "Kiali graph link");
+    assert!(html.contains("ingress <a href=\"http://127.0.0.1/customer\""), "ingress URL from istio-ingressgateway");
+
+    let (status, _) = console.send_json(Method::PUT, &console.api("/workloads/recommendation-v1"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let partial_url = console.url(&format!("/ns/{}/partials/services", ns.name));
+    let partial = eventually(Duration::from_secs(2), "the polled services partial to show v1 ready", || async {
+        let html = console.http.get(&partial_url).send().await.ok()?.text().await.ok()?;
+        html.contains("1/1").then_some(html)
+    })
+    .await;
+    assert!(partial.contains("recommendation"), "{partial}");
+    assert!(partial.contains("no routing policy: round-robin over all pods"), "{partial}");
+    assert!(partial.contains(&format!("http://jaeger.example/jaeger/search?service=recommendation.{}", ns.name)));
+    assert!(!partial.contains("<html"), "a partial is a fragment");
+
+    let audit_page = console.http.get(console.url("/audit")).send().await.unwrap().text().await.unwrap();
+    assert!(audit_page.contains("workload.deploy") && audit_page.contains("deploy recommendation-v1 (1 replica)"));
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let ns = TestNamespace::new("ops").await;
+    let console = Console::start(&ns.name).await;
+    let health = console.http.get(console.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let ready = console.http.get(console.url("/readyz")).send().await.unwrap().text().await.unwrap();
+    assert!(ready.contains("caches: synced") && ready.contains("database: writable"), "{ready}");
+    let _ = console.send_json(Method::PUT, &console.api("/workloads/recommendation-v1"), Some(json!({"replicas": 99}))).await;
+    let metrics = console.http.get(console.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"signalbox_changes_total{action="workload.deploy",outcome="failed"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"signalbox_http_requests_total{method="GET",route="/readyz",status="200"}"#), "{metrics}");
+    assert!(metrics.contains("signalbox_http_request_duration_seconds_bucket"), "{metrics}");
+    assert!(metrics.contains("signalbox_cache_age_seconds"), "{metrics}");
+    console.stop().await;
+}
