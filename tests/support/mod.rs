@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod console;
+pub mod private_cluster;
 
 use std::path::PathBuf;
 use std::time::Duration;
