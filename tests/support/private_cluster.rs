@@ -20,7 +20,7 @@ impl PrivateCluster {
         cluster
     }
 
-    fn command(&self, verb: &str) -> Command {
+    pub fn command(&self, verb: &str) -> Command {
         let mut command = Command::new(devcluster());
         command.arg(verb).env("DEVCLUSTER_STATE", self.state.path()).env("DEVCLUSTER_PORT", self.port.to_string());
         command
@@ -35,7 +35,15 @@ impl PrivateCluster {
         self.signal_component("kube-apiserver", "TERM");
     }
 
-    fn signal_component(&self, component: &str, signal: &str) {
+    pub fn state_dir(&self) -> &std::path::Path {
+        self.state.path()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn signal_component(&self, component: &str, signal: &str) {
         let pid = std::fs::read_to_string(self.state.path().join(format!("pids/{component}.pid"))).expect("pid file");
         let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.trim()).status().unwrap();
         assert!(status.success(), "kill -{signal} {component}");
