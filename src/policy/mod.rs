@@ -6,6 +6,8 @@
 //! - [`validate`]: field-addressed errors and warnings.
 //! - [`evaluate`]: which rule and subsets a given request would get.
 //! - [`summary`] / [`change_summary`]: plain-words descriptions for pages and the audit log.
+//! - [`canary`]: canary releases as a state machine over the policy's weights.
+pub mod canary;
 mod evaluate;
 mod from_istio;
 mod model;
