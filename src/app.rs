@@ -57,7 +57,11 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         .await
         .context("loading the Kubernetes client configuration")?;
     let metrics = Arc::new(Metrics::default());
-    let authorizer = Authorizer::open(config.namespaces.clone());
+    let authorizer = match &config.teams {
+        Some(path) => Authorizer::with_team_file(config.namespaces.clone(), path)
+            .with_context(|| format!("reading the team file {}", path.display()))?,
+        None => Authorizer::open(config.namespaces.clone()),
+    };
     let changes = ChangePath::new(cluster.objects.clone(), audit.clone(), authorizer, metrics.clone());
     spawn_pending_resolution(audit.clone(), cluster.clone());
 

@@ -45,6 +45,10 @@ pub struct ServeConfig {
     /// A proxy allowed to assert identity with X-Forwarded-User/-Groups (CIDR, repeatable).
     #[arg(long = "trusted-proxy", env = "SIGNALBOX_TRUSTED_PROXY", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpNet>,
+    /// Team file (YAML): who owns which namespaces and hosts and may do what; reloaded on
+    /// change. Without it every signed-in user may change the managed namespaces.
+    #[arg(long, env = "SIGNALBOX_TEAMS")]
+    pub teams: Option<PathBuf>,
     /// Directory of the stylesheet and vendored scripts (default: ./static, else the source tree's).
     #[arg(long, env = "SIGNALBOX_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,

@@ -28,6 +28,8 @@ pub struct Change {
     pub action: String,
     pub permission: Permission,
     pub namespace: String,
+    /// The host (service) the change concerns, for team ownership; None: namespace-wide.
+    pub host: Option<String>,
     /// The object the audit entry is filed under.
     pub subject: ObjectRef,
     pub summary: String,
@@ -122,7 +124,7 @@ impl ChangePath {
 
     fn authorize_and_validate(&self, change: &Change) -> Result<(), ChangeError> {
         self.authorizer
-            .check(&change.actor, change.permission, &change.namespace)
+            .check(&change.actor, change.permission, &change.namespace, change.host.as_deref())
             .map_err(ChangeError::Denied)?;
         if change.problems.is_empty() {
             Ok(())

@@ -38,6 +38,10 @@ impl NamespaceState {
 }
 
 fn change(origin: &Origin, action: &str, namespace: &str, subject: ObjectRef, summary: String) -> Change {
+    let host = match subject.kind {
+        Kind::Namespace => None,
+        _ => Workload::ALL.iter().find(|w| w.deployment_name() == subject.name).map(|w| w.app().to_owned()),
+    };
     Change {
         actor: origin.actor.clone(),
         source: origin.source,
@@ -45,6 +49,7 @@ fn change(origin: &Origin, action: &str, namespace: &str, subject: ObjectRef, su
         action: action.to_owned(),
         permission: Permission::Deploy,
         namespace: namespace.to_owned(),
+        host,
         subject,
         summary,
         operations: Vec::new(),

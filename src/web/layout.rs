@@ -36,7 +36,7 @@ impl Layout {
                 .health
                 .unreachable_since()
                 .map(|since| since.strftime("%H:%M:%S").to_string()),
-            open_access: true,
+            open_access: state.changes.authorizer().is_open(),
         }
     }
 

@@ -31,6 +31,8 @@ pub struct WorkloadRow {
     pub desired: i32,
     pub ready: i32,
     pub state: &'static str,
+    /// Whether the actor may deploy, scale and remove this workload.
+    pub allowed: bool,
     /// A problem with this row's last submitted form, shown next to its field.
     pub error: Option<String>,
 }
@@ -41,6 +43,7 @@ pub struct Workloads {
     pub namespace_exists: bool,
     pub injection: bool,
     pub csrf_token: String,
+    /// Namespace-wide actions (create the namespace, reset) are allowed.
     pub can_deploy: bool,
     pub rows: Vec<WorkloadRow>,
     pub notice: Option<String>,
@@ -80,6 +83,7 @@ pub struct ReplicasForm {
 fn workloads(state: &AppState, actor: &Actor, namespace: &str) -> Workloads {
     let current = state.namespace_state(namespace);
     let namespace_object = state.cluster.caches.namespace_object(namespace);
+    let authorizer = state.changes.authorizer();
     let rows = Workload::ALL
         .into_iter()
         .map(|workload| {
@@ -93,6 +97,7 @@ fn workloads(state: &AppState, actor: &Actor, namespace: &str) -> Workloads {
                 desired: version.map_or(0, |v| v.desired),
                 ready: version.map_or(0, |v| v.ready),
                 state: version.map_or("absent", |v| v.state()),
+                allowed: authorizer.allows(actor, Permission::Deploy, namespace, Some(workload.app())),
                 error: None,
             }
         })
@@ -102,7 +107,7 @@ fn workloads(state: &AppState, actor: &Actor, namespace: &str) -> Workloads {
         namespace_exists: current.exists,
         injection: inventory::sidecar_injection(namespace_object.as_deref()),
         csrf_token: state.csrf.token_for(&actor.name),
-        can_deploy: state.changes.authorizer().allows(actor, Permission::Deploy, namespace),
+        can_deploy: authorizer.allows(actor, Permission::Deploy, namespace, None),
         rows,
         notice: None,
         error: None,

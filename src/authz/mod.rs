@@ -1,0 +1,189 @@
+//! Who is asking, and what they may do.
+mod teams;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+pub use teams::{Members, Team, Teams};
+
+/// The person (or pipeline) behind a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Actor {
+    /// `alice@example.com` from the trusted proxy, `local:<user>` on a loopback console,
+    /// or `anonymous`.
+    pub name: String,
+    pub groups: Vec<String>,
+    /// False for anonymous requests, which may only read.
+    pub authenticated: bool,
+}
+
+impl Actor {
+    pub fn anonymous() -> Self {
+        Self { name: "anonymous".into(), groups: Vec::new(), authenticated: false }
+    }
+
+    pub fn user(name: impl Into<String>, groups: Vec<String>) -> Self {
+        Self { name: name.into(), groups, authenticated: true }
+    }
+
+    /// signalbox itself (startup reconciliation, automatic canary analysis).
+    pub fn system() -> Self {
+        Self::user("system:signalbox", Vec::new())
+    }
+}
+
+/// What an action needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Permission {
+    View,
+    Deploy,
+    Route,
+    Canary,
+    Admin,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    #[error("sign in to make changes: this request carries no trusted identity")]
+    Unauthenticated,
+    #[error("{actor} may not {permission:?} in namespace {namespace}")]
+    Forbidden { actor: String, permission: Permission, namespace: String },
+    #[error("namespace {0} is not managed by this console")]
+    Unmanaged(String),
+}
+
+/// Decides who may do what where: the team file when there is one, else every
+/// authenticated user may do everything in the managed namespaces.
+#[derive(Debug, Clone)]
+pub struct Authorizer {
+    managed_namespaces: Vec<String>,
+    teams: Option<Arc<RwLock<Teams>>>,
+}
+
+impl Authorizer {
+    /// Every authenticated user may do everything in the managed namespaces.
+    pub fn open(managed_namespaces: Vec<String>) -> Self {
+        Self { managed_namespaces, teams: None }
+    }
+
+    /// Permissions from a team file, reloaded when it changes (a ConfigMap mount swaps it).
+    pub fn with_team_file(managed_namespaces: Vec<String>, path: &Path) -> anyhow::Result<Self> {
+        let teams = Arc::new(RwLock::new(Teams::load(path)?));
+        spawn_reloader(path.to_owned(), teams.clone());
+        Ok(Self { managed_namespaces, teams: Some(teams) })
+    }
+
+    /// Permissions from a fixed set of teams (tests, embedding).
+    pub fn with_teams(managed_namespaces: Vec<String>, teams: Teams) -> Self {
+        Self { managed_namespaces, teams: Some(Arc::new(RwLock::new(teams))) }
+    }
+
+    pub fn is_managed(&self, namespace: &str) -> bool {
+        self.managed_namespaces.iter().any(|managed| managed == namespace)
+    }
+
+    pub fn managed_namespaces(&self) -> &[String] {
+        &self.managed_namespaces
+    }
+
+    /// True when no team file restricts anyone (the header says so).
+    pub fn is_open(&self) -> bool {
+        self.teams.is_none()
+    }
+
+    /// May `actor` take an action needing `permission` in `namespace`, on `host` when the
+    /// action concerns one host (None: namespace-wide)?
+    pub fn check(&self, actor: &Actor, permission: Permission, namespace: &str, host: Option<&str>) -> Result<(), Denial> {
+        if !self.is_managed(namespace) {
+            return Err(Denial::Unmanaged(namespace.to_owned()));
+        }
+        let granted = match &self.teams {
+            None => permission == Permission::View || actor.authenticated,
+            Some(teams) => teams.read().unwrap_or_else(|e| e.into_inner()).grants(actor, permission, namespace, host),
+        };
+        match (granted, actor.authenticated) {
+            (true, _) => Ok(()),
+            (false, false) => Err(Denial::Unauthenticated),
+            (false, true) => Err(Denial::Forbidden { actor: actor.name.clone(), permission, namespace: namespace.to_owned() }),
+        }
+    }
+
+    /// Whether the actor may take the action; pages use it to show only allowed buttons.
+    pub fn allows(&self, actor: &Actor, permission: Permission, namespace: &str, host: Option<&str>) -> bool {
+        self.check(actor, permission, namespace, host).is_ok()
+    }
+}
+
+const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+
+fn spawn_reloader(path: PathBuf, teams: Arc<RwLock<Teams>>) {
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let mut last: Option<SystemTime> = modified(&path);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(RELOAD_INTERVAL).await;
+            let now = modified(&path);
+            if now == last {
+                continue;
+            }
+            last = now;
+            match Teams::load(&path) {
+                Ok(reloaded) => {
+                    tracing::info!(path = %path.display(), teams = reloaded.teams.len(), "reloaded the team file");
+                    *teams.write().unwrap_or_else(|e| e.into_inner()) = reloaded;
+                }
+                // A half-written or broken file keeps the last good permissions.
+                Err(error) => tracing::warn!(path = %path.display(), %error, "team file not reloaded"),
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anonymous_users_may_only_view() {
+        let authz = Authorizer::open(vec!["tutorial".into()]);
+        assert!(authz.allows(&Actor::anonymous(), Permission::View, "tutorial", None));
+        assert_eq!(
+            authz.check(&Actor::anonymous(), Permission::Deploy, "tutorial", None),
+            Err(Denial::Unauthenticated)
+        );
+        assert!(authz.allows(&Actor::user("alice", vec![]), Permission::Route, "tutorial", Some("recommendation")));
+    }
+
+    #[test]
+    fn with_teams_other_teams_are_forbidden_and_anonymous_unauthenticated() {
+        let teams: Teams = serde_yaml_ng::from_str(
+            "teams: [{name: reco, members: {users: [alice]}, namespaces: [tutorial], hosts: [recommendation], actions: [canary]}]",
+        )
+        .unwrap();
+        let authz = Authorizer::with_teams(vec!["tutorial".into()], teams);
+        assert!(!authz.is_open());
+        assert!(authz.allows(&Actor::user("alice", vec![]), Permission::Canary, "tutorial", Some("recommendation")));
+        assert!(matches!(
+            authz.check(&Actor::user("bob", vec![]), Permission::Canary, "tutorial", Some("recommendation")),
+            Err(Denial::Forbidden { .. })
+        ));
+        assert_eq!(
+            authz.check(&Actor::anonymous(), Permission::View, "tutorial", None),
+            Err(Denial::Unauthenticated)
+        );
+    }
+
+    #[test]
+    fn unmanaged_namespaces_are_refused_to_everyone() {
+        let authz = Authorizer::open(vec!["tutorial".into()]);
+        assert_eq!(
+            authz.check(&Actor::user("alice", vec![]), Permission::View, "kube-system", None),
+            Err(Denial::Unmanaged("kube-system".into()))
+        );
+    }
+}

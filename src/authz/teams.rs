@@ -1,0 +1,141 @@
+//! The team file: who owns which namespaces and hosts, and what they may do there.
+//!
+//! ```yaml
+//! teams:
+//!   - name: recommendation
+//!     members: {users: [alice@example.com], groups: [team-reco]}
+//!     namespaces: [tutorial]
+//!     hosts: [recommendation]          # optional: without it, every host in the namespaces
+//!     actions: [view, route, canary]   # view, deploy, route, canary, admin
+//!   - name: platform
+//!     members: {groups: [platform-admins]}
+//!     namespaces: ["*"]
+//!     actions: [admin]
+//! ```
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{Actor, Permission};
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Teams {
+    pub teams: Vec<Team>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Team {
+    pub name: String,
+    #[serde(default)]
+    pub members: Members,
+    pub namespaces: Vec<String>,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    pub actions: Vec<Permission>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Members {
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+impl Teams {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        Ok(serde_yaml_ng::from_str(&text)?)
+    }
+
+    /// Whether some team of the actor grants `permission` on `namespace` (and `host`, for
+    /// actions on one host; namespace-wide actions need a team not limited to hosts).
+    pub fn grants(&self, actor: &Actor, permission: Permission, namespace: &str, host: Option<&str>) -> bool {
+        actor.authenticated
+            && self.teams.iter().any(|team| {
+                team.has_member(actor) && team.owns(namespace, host) && team.may(permission)
+            })
+    }
+}
+
+impl Team {
+    fn has_member(&self, actor: &Actor) -> bool {
+        self.members.users.contains(&actor.name) || actor.groups.iter().any(|g| self.members.groups.contains(g))
+    }
+
+    fn owns(&self, namespace: &str, host: Option<&str>) -> bool {
+        let namespace_owned = self.namespaces.iter().any(|ns| ns == "*" || ns == namespace);
+        let host_owned = match host {
+            _ if self.hosts.is_empty() => true,
+            Some(host) => self.hosts.iter().any(|h| h == host),
+            None => false,
+        };
+        namespace_owned && host_owned
+    }
+
+    /// Admin grants everything; any action implies view.
+    fn may(&self, permission: Permission) -> bool {
+        self.actions.contains(&Permission::Admin)
+            || self.actions.contains(&permission)
+            || (permission == Permission::View && !self.actions.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn teams() -> Teams {
+        serde_yaml_ng::from_str(
+            r#"
+teams:
+  - name: reco
+    members: {users: [alice], groups: [team-reco]}
+    namespaces: [tutorial]
+    hosts: [recommendation]
+    actions: [route, canary]
+  - name: web
+    members: {users: [bob]}
+    namespaces: [tutorial]
+    actions: [deploy]
+  - name: platform
+    members: {groups: [admins]}
+    namespaces: ["*"]
+    actions: [admin]
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn owners_may_act_on_their_hosts_only() {
+        let alice = Actor::user("alice", vec![]);
+        assert!(teams().grants(&alice, Permission::Canary, "tutorial", Some("recommendation")));
+        assert!(teams().grants(&alice, Permission::View, "tutorial", Some("recommendation")));
+        assert!(!teams().grants(&alice, Permission::Canary, "tutorial", Some("preference")));
+        assert!(!teams().grants(&alice, Permission::Deploy, "tutorial", Some("recommendation")));
+        assert!(!teams().grants(&alice, Permission::Route, "other", Some("recommendation")));
+        assert!(!teams().grants(&alice, Permission::Deploy, "tutorial", None), "host-limited teams act on hosts only");
+    }
+
+    #[test]
+    fn groups_admins_and_anonymous() {
+        let carol = Actor::user("carol", vec!["team-reco".into()]);
+        assert!(teams().grants(&carol, Permission::Route, "tutorial", Some("recommendation")));
+        let admin = Actor::user("root", vec!["admins".into()]);
+        assert!(teams().grants(&admin, Permission::Deploy, "anywhere", None));
+        let mut forged = Actor::anonymous();
+        forged.groups = vec!["admins".into()];
+        assert!(!teams().grants(&forged, Permission::View, "tutorial", None));
+        assert!(!teams().grants(&Actor::user("mallory", vec![]), Permission::View, "tutorial", None));
+    }
+
+    #[test]
+    fn unknown_fields_and_actions_are_rejected() {
+        assert!(serde_yaml_ng::from_str::<Teams>("teams: [{name: a, namespaces: [x], actions: [fly]}]").is_err());
+        assert!(serde_yaml_ng::from_str::<Teams>("teams: [{name: a, namespaces: [x], actions: [view], owner: b}]").is_err());
+    }
+}
