@@ -177,6 +177,7 @@ impl ChangePath {
             tracing::error!(audit_id, %audit_error, "could not record the outcome of a change");
         }
         self.metrics.observe_change(&change.action, outcome.as_str());
+        log_outcome(change, outcome.as_str(), error.as_deref());
         match result {
             Ok(after) => Ok(Applied { audit_id, after }),
             Err(error) => Err(ChangeError::Cluster(error)),
@@ -195,6 +196,7 @@ impl ChangePath {
             tracing::error!(%audit_error, action = %change.action, "could not audit a refused change");
         }
         self.metrics.observe_change(&change.action, outcome.as_str());
+        log_outcome(change, outcome.as_str(), Some(&error.to_string()));
     }
 
     fn entry(
@@ -224,7 +226,17 @@ impl ChangePath {
     }
 }
 
-/// Convenience for building operations from generated objects.
-pub fn apply(target: ObjectRef, object: Value) -> Operation {
-    Operation::Apply { target, object }
+/// One structured log line per change attempt, with who, what and the request id.
+fn log_outcome(change: &Change, outcome: &str, error: Option<&str>) {
+    tracing::info!(
+        actor = %change.actor.name,
+        action = %change.action,
+        namespace = %change.namespace,
+        object = %change.subject,
+        outcome,
+        error,
+        request_id = change.request_id.as_deref().unwrap_or("-"),
+        "change {outcome}: {}",
+        change.summary
+    );
 }
