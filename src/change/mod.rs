@@ -3,6 +3,7 @@
 //! If the audit record cannot be written, nothing is applied.
 mod documents;
 mod recover;
+pub mod routes;
 pub mod workloads;
 
 use std::sync::Arc;
@@ -150,7 +151,9 @@ impl ChangePath {
             match operation {
                 // A dry run persists nothing, so objects inside a namespace this same change
                 // creates cannot be dry-run yet: their plan is the object as requested.
-                Operation::Apply { object, .. } if dry_run && in_new_namespace => after.push(Some(object.clone())),
+                Operation::Apply { object, .. } | Operation::Create { object, .. } if dry_run && in_new_namespace => {
+                    after.push(Some(object.clone()))
+                }
                 _ => after.push(self.objects.run(operation, dry_run).await?),
             }
             if target.kind == Kind::Namespace && dry_run && matches!(operation, Operation::Apply { .. }) {

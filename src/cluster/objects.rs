@@ -1,7 +1,7 @@
 //! Reading and writing single objects: server-side apply (with dry run) and delete.
 use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::Value;
 
@@ -16,8 +16,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// One step of a change.
 #[derive(Debug, Clone)]
 pub enum Operation {
-    /// Server-side apply of a whole object (apiVersion, kind, metadata, spec).
+    /// Server-side apply of a whole object (apiVersion, kind, metadata, spec). A
+    /// `metadata.resourceVersion` in the object makes the API server refuse (409) a stale write.
     Apply { target: ObjectRef, object: Value },
+    /// Create an object that must not exist yet (409 if it does): the optimistic-concurrency
+    /// form of "I saw no such object".
+    Create { target: ObjectRef, object: Value },
     /// Delete the object if it exists.
     Delete { target: ObjectRef },
 }
@@ -25,25 +29,33 @@ pub enum Operation {
 impl Operation {
     pub fn target(&self) -> &ObjectRef {
         match self {
-            Operation::Apply { target, .. } | Operation::Delete { target } => target,
+            Operation::Apply { target, .. } | Operation::Create { target, .. } | Operation::Delete { target } => target,
+        }
+    }
+
+    /// The object written, for Apply and Create.
+    pub fn object(&self) -> Option<&Value> {
+        match self {
+            Operation::Apply { object, .. } | Operation::Create { object, .. } => Some(object),
+            Operation::Delete { .. } => None,
         }
     }
 
     /// The record kept in the audit log: `{kind, namespace, name, apply}` (apply null: delete).
     pub fn to_record(&self) -> Value {
         let target = self.target();
-        let apply = match self {
-            Operation::Apply { object, .. } => object.clone(),
-            Operation::Delete { .. } => Value::Null,
-        };
-        serde_json::json!({"kind": target.kind, "namespace": target.namespace, "name": target.name, "apply": apply})
+        let apply = self.object().cloned().unwrap_or(Value::Null);
+        let create = matches!(self, Operation::Create { .. });
+        serde_json::json!({"kind": target.kind, "namespace": target.namespace, "name": target.name, "apply": apply, "create": create})
     }
 
     /// Reads back [`Operation::to_record`].
     pub fn from_record(record: &Value) -> Option<Self> {
         let target: ObjectRef = serde_json::from_value(record.clone()).ok()?;
+        let create = record.get("create").and_then(Value::as_bool).unwrap_or(false);
         match record.get("apply") {
             None | Some(Value::Null) => Some(Operation::Delete { target }),
+            Some(object) if create => Some(Operation::Create { target, object: object.clone() }),
             Some(object) => Some(Operation::Apply { target, object: object.clone() }),
         }
     }
@@ -51,12 +63,21 @@ impl Operation {
     /// Whether the live object shows this operation took effect: a deleted object is gone;
     /// an applied object's every field is present in the live one with the same value.
     pub fn is_reflected_in(&self, live: Option<&Value>) -> bool {
-        match (self, live) {
-            (Operation::Delete { .. }, live) => live.is_none(),
-            (Operation::Apply { object, .. }, Some(live)) => contains(live, object),
-            (Operation::Apply { .. }, None) => false,
+        match (self.object(), live) {
+            (None, live) => live.is_none(),
+            (Some(object), Some(live)) => contains(live, &without_resource_version(object)),
+            (Some(_), None) => false,
         }
     }
+}
+
+/// The precondition is not part of the state a write leaves behind.
+fn without_resource_version(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("resourceVersion");
+    }
+    object
 }
 
 /// True when `part` is contained in `whole`: objects key by key, arrays element by element.
@@ -139,6 +160,13 @@ impl Objects {
                 params.dry_run = dry_run;
                 let applied = bounded(api.patch(&target.name, &params, &Patch::Apply(object))).await?;
                 Ok(Some(to_json(applied)))
+            }
+            Operation::Create { object, .. } => {
+                let object: DynamicObject = serde_json::from_value(object.clone())
+                    .map_err(|e| ClusterError::Refused { code: 422, reason: "Invalid".into(), message: e.to_string() })?;
+                let params = PostParams { dry_run, field_manager: Some(FIELD_MANAGER.into()) };
+                let created = bounded(api.create(&params, &object)).await?;
+                Ok(Some(to_json(created)))
             }
             Operation::Delete { target } => {
                 let params = DeleteParams { dry_run, ..DeleteParams::background() };

@@ -18,7 +18,9 @@ pub const ALL_PODS: &str = "*";
 /// Routing policy for one host: its subsets and its ordered HTTP rules.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RoutingPolicy {
-    /// The Service host (short name, e.g. `recommendation`).
+    /// The Service host (short name, e.g. `recommendation`); the API takes it from the URL
+    /// when the body leaves it out.
+    #[serde(default)]
     pub host: String,
     /// Subsets as defined in the DestinationRule, in order.
     #[serde(default, with = "subsets_as_object")]

@@ -63,6 +63,8 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .route("/api/v1/namespaces/{ns}/workloads", get(api::workloads::list))
         .route("/api/v1/namespaces/{ns}/workloads/{name}", put(api::workloads::put).delete(api::workloads::remove))
         .route("/api/v1/namespaces/{ns}/tutorial", delete(api::workloads::reset))
+        .route("/api/v1/namespaces/{ns}/routes/{host}", get(api::routes::get).put(api::routes::put).delete(api::routes::remove))
+        .route("/api/v1/namespaces/{ns}/routes/{host}/test", post(api::routes::test))
         .route("/api/v1/audit", get(api::audit::list));
 
     let operations = Router::new()

@@ -1,3 +1,4 @@
 //! The JSON API: the same change path as the pages.
 pub mod audit;
+pub mod routes;
 pub mod workloads;

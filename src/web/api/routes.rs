@@ -1,0 +1,152 @@
+//! `/api/v1/namespaces/{ns}/routes/{host}`: a host's routing policy.
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::audit::Source;
+use crate::authz::Actor;
+use crate::change::routes::{self, ResourceVersions, RouteRequest};
+use crate::change::workloads::Origin;
+use crate::policy::{self, RoutingPolicy};
+use crate::problem::check_dns_label;
+
+use super::super::error::AppError;
+use super::super::extract::{ApiJson, ManagedNamespace, RequestId};
+use super::super::identity::Identity;
+use super::super::state::AppState;
+
+/// The body of GET and PUT: the policy and the resourceVersions it was read at.
+#[derive(Deserialize)]
+pub struct PolicyBody {
+    #[serde(flatten)]
+    policy: RoutingPolicy,
+    #[serde(default, rename = "resourceVersion")]
+    resource_version: Option<ResourceVersions>,
+}
+
+#[derive(Deserialize)]
+pub struct DryRun {
+    #[serde(default, rename = "dryRun")]
+    dry_run: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestRequest {
+    #[serde(default = "root_path")]
+    path: String,
+    #[serde(default = "get_method")]
+    method: String,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+}
+
+fn root_path() -> String {
+    "/".into()
+}
+
+fn get_method() -> String {
+    "GET".into()
+}
+
+fn host_of(path: (String, String)) -> Result<String, AppError> {
+    let host = path.1;
+    check_dns_label("host", &host).map_err(|problem| AppError::BadRequest(vec![problem]))?;
+    Ok(host)
+}
+
+fn origin(actor: Actor, request_id: RequestId) -> Origin {
+    Origin { actor, source: Source::Api, request_id: request_id.0 }
+}
+
+/// `GET`: the policy, or 404 when the host has no VirtualService nor DestinationRule.
+pub async fn get(
+    State(state): State<AppState>,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Path(path): Path<(String, String)>,
+) -> Result<Json<Value>, AppError> {
+    let host = host_of(path)?;
+    let live = state.live_routing(&namespace, &host).await?;
+    if !live.exists() {
+        return Err(AppError::NotFound(format!("{host} has no routing policy in {namespace}")));
+    }
+    let policy = live.policy(&host).map_err(|e| AppError::Conflict(format!("the live routing is not understood: {e}")))?;
+    let mut body = serde_json::to_value(&policy).map_err(|e| AppError::Internal(e.to_string()))?;
+    body["resourceVersion"] = json!(live.resource_versions());
+    Ok(Json(body))
+}
+
+/// `PUT`: makes the body the host's policy; `?dryRun=true` previews without changing anything.
+pub async fn put(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Path(path): Path<(String, String)>,
+    Query(DryRun { dry_run }): Query<DryRun>,
+    ApiJson(body): ApiJson<PolicyBody>,
+) -> Result<Response, AppError> {
+    let host = host_of(path)?;
+    let mut desired = body.policy;
+    if desired.host.is_empty() {
+        desired.host = host.clone();
+    } else if desired.host != host {
+        return Err(AppError::invalid("host", format!("must be {host}, the host in the URL")));
+    }
+    let live = state.live_routing(&namespace, &host).await?;
+    let context = state.validation_context(&namespace, &host);
+    let origin = origin(actor, request_id);
+    let request = RouteRequest {
+        origin: &origin,
+        namespace: &namespace,
+        live: &live,
+        expected: body.resource_version.as_ref(),
+        context: &context,
+    };
+    let (change, warnings) = routes::update(&request, "route.update", &desired);
+    if dry_run {
+        let preview = state.changes.preview(&change).await?;
+        let objects: Vec<Value> = preview.after.objects().iter().flatten().cloned().collect();
+        return Ok(Json(json!({"objects": objects, "diff": preview.diff(), "warnings": warnings})).into_response());
+    }
+    let applied = state.changes.execute(change).await?;
+    let body = json!({"auditId": applied.audit_id, "objects": applied.after.objects(), "warnings": warnings});
+    Ok(Json(body).into_response())
+}
+
+/// `DELETE`: removes the host's VirtualService and DestinationRule.
+pub async fn remove(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Path(path): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let host = host_of(path)?;
+    let live = state.live_routing(&namespace, &host).await?;
+    if !live.exists() {
+        return Err(AppError::NotFound(format!("{host} has no routing policy in {namespace}")));
+    }
+    let (context, origin) = (Default::default(), origin(actor, request_id));
+    let request = RouteRequest { origin: &origin, namespace: &namespace, live: &live, expected: None, context: &context };
+    let applied = state.changes.execute(routes::delete(&request, &host)).await?;
+    Ok(Json(json!({"auditId": applied.audit_id})).into_response())
+}
+
+/// `POST .../test`: which rule a request would match, and the subsets' shares.
+pub async fn test(
+    State(state): State<AppState>,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Path(path): Path<(String, String)>,
+    ApiJson(body): ApiJson<TestRequest>,
+) -> Result<Json<Value>, AppError> {
+    let host = host_of(path)?;
+    let live = state.live_routing(&namespace, &host).await?;
+    let policy = live.policy(&host).map_err(|e| AppError::Conflict(format!("the live routing is not understood: {e}")))?;
+    let request = policy::Request { path: body.path, method: body.method, headers: body.headers };
+    let evaluation = policy::evaluate(&policy, &request);
+    let shares: Map<String, Value> = evaluation.shares.into_iter().map(|(subset, weight)| (subset, json!(weight))).collect();
+    Ok(Json(json!({"rule": evaluation.rule, "shares": shares})))
+}

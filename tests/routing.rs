@@ -1,0 +1,249 @@
+//! The routing API against the real API server and Istio's CRD schemas: the tutorial's
+//! routing walkthrough, preservation of unmodelled fields, validation, conflicts, the route
+//! tester and dry runs.
+mod support;
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::console::Console;
+use support::{fixture_documents, TestNamespace};
+
+const ISTIOFILES: &str = "istio-tutorial/istiofiles";
+
+fn istio_api(ns: &TestNamespace, kind: &str) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("networking.istio.io", "v1", kind));
+    Api::namespaced_with(ns.client.clone(), &ns.name, &resource)
+}
+
+async fn live_spec(ns: &TestNamespace, kind: &str) -> Option<Value> {
+    let object = istio_api(ns, kind).get_opt("recommendation").await.unwrap()?;
+    Some(normalized(serde_json::to_value(object).unwrap()["spec"].clone()))
+}
+
+fn fixture_spec(file: &str) -> Value {
+    normalized(fixture_documents(&format!("{ISTIOFILES}/{file}")).remove(0)["spec"].clone())
+}
+
+/// Istio semantics: a route's only destination gets 100% whether or not `weight: 100` is written.
+fn normalized(mut spec: Value) -> Value {
+    for route in spec["http"].as_array_mut().into_iter().flatten() {
+        if let Some([only]) = route["route"].as_array_mut().map(Vec::as_mut_slice) {
+            if only["weight"] == 100 {
+                only.as_object_mut().unwrap().remove("weight");
+            }
+        }
+    }
+    spec
+}
+
+async fn console_with_two_versions() -> (TestNamespace, Console) {
+    let ns = TestNamespace::new("route").await;
+    let console = Console::start(&ns.name).await;
+    for workload in ["recommendation-v1", "recommendation-v2"] {
+        let (status, body) = console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    (ns, console)
+}
+
+fn subsets() -> Value {
+    json!({"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}})
+}
+
+async fn put_policy(console: &Console, body: Value) -> (StatusCode, Value) {
+    console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(body)).await
+}
+
+/// Applies one step and checks it left exactly one applied audit entry with before/after.
+async fn step(console: &Console, body: Value, action: &str) -> Value {
+    let before = console.audit().await.len();
+    let (status, answer) = match body {
+        Value::Null => console.send_json(Method::DELETE, &console.api("/routes/recommendation"), None).await,
+        body => put_policy(console, body).await,
+    };
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let audit = console.audit().await;
+    assert_eq!(audit.len(), before + 1, "one audit entry per step");
+    let entry = audit[0].clone();
+    assert_eq!((entry["action"].as_str(), entry["outcome"].as_str()), (Some(action), Some("applied")), "{entry}");
+    assert!(entry["actor"].as_str().unwrap().starts_with("local:"));
+    assert!(entry.get("before").is_some() && entry.get("after").is_some());
+    entry
+}
+
+#[tokio::test]
+async fn the_tutorial_walkthrough_step_by_step() {
+    let (ns, console) = console_with_two_versions().await;
+
+    step(&console, json!({"subsets": subsets(), "rules": []}), "route.update").await;
+    assert_eq!(live_spec(&ns, "DestinationRule").await.unwrap(), fixture_spec("destination-rule-recommendation-v1-v2.yml"));
+    assert!(live_spec(&ns, "VirtualService").await.is_none(), "subsets alone need no VirtualService");
+
+    let walkthrough = [
+        (json!({"version-v1": 100}), "virtual-service-recommendation-v1.yml", "recommendation: rule 1 added"),
+        (json!({"version-v1": 90, "version-v2": 10}), "virtual-service-recommendation-v1_and_v2.yml", ""),
+        (json!({"version-v1": 75, "version-v2": 25}), "virtual-service-recommendation-v1_and_v2_75_25.yml", "v1 90%→75%"),
+        (json!({"version-v2": 100}), "virtual-service-recommendation-v2.yml", ""),
+    ];
+    for (route, file, summary_part) in walkthrough {
+        let entry = step(&console, json!({"subsets": subsets(), "rules": [{"route": route}]}), "route.update").await;
+        assert_eq!(live_spec(&ns, "VirtualService").await.unwrap(), fixture_spec(file), "after {file}");
+        assert_eq!(live_spec(&ns, "DestinationRule").await.unwrap(), fixture_spec("destination-rule-recommendation-v1-v2.yml"));
+        let summary = entry["summary"].as_str().unwrap();
+        assert!(summary.starts_with("recommendation: ") && summary.contains(summary_part), "{summary}");
+    }
+
+    step(&console, Value::Null, "route.delete").await;
+    assert!(live_spec(&ns, "VirtualService").await.is_none() && live_spec(&ns, "DestinationRule").await.is_none());
+
+    let firefox = json!({"subsets": subsets(), "rules": [
+        {"match": [{"headers": {"baggage-user-agent": {"regex": ".*Firefox.*"}}}], "route": {"version-v2": 100}},
+        {"route": {"version-v1": 100}}
+    ]});
+    step(&console, firefox, "route.update").await;
+    assert_eq!(live_spec(&ns, "VirtualService").await.unwrap(), fixture_spec("virtual-service-firefox-recommendation-v2.yml"));
+    let (status, policy) = console.get_json(&console.api("/routes/recommendation")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(policy["rules"][0]["route"], json!({"version-v2": 100}));
+    assert!(policy["resourceVersion"]["virtualService"].as_str().is_some());
+
+    step(&console, Value::Null, "route.delete").await;
+    let (status, _) = console.get_json(&console.api("/routes/recommendation")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn fields_the_console_does_not_model_survive_a_weight_change() {
+    let (ns, console) = console_with_two_versions().await;
+    let dr = fixture_documents(&format!("{ISTIOFILES}/destination-rule-recommendation-v1-v2.yml")).remove(0);
+    let mut dr = dr;
+    dr["apiVersion"] = json!("networking.istio.io/v1");
+    dr["spec"]["trafficPolicy"] = json!({"connectionPool": {"tcp": {"maxConnections": 7}}});
+    istio_api(&ns, "DestinationRule").patch("recommendation", &PatchParams::apply("kubectl"), &Patch::Apply(&dr)).await.unwrap();
+    let vs = json!({
+        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "recommendation", "labels": {"team": "reco"}, "annotations": {"owner": "reco@example.com"}},
+        "spec": {"hosts": ["recommendation"], "http": [
+            {"name": "api-prefix", "match": [{"uri": {"prefix": "/api"}}],
+             "retries": {"attempts": 3, "perTryTimeout": "2s"},
+             "route": [{"destination": {"host": "recommendation", "subset": "version-v1"}}]},
+            {"name": "default",
+             "corsPolicy": {"allowOrigins": [{"exact": "https://example.com"}], "allowMethods": ["GET"]},
+             "headers": {"request": {"set": {"x-team": "reco"}}},
+             "route": [{"destination": {"host": "recommendation", "subset": "version-v1"}, "weight": 90},
+                       {"destination": {"host": "recommendation", "subset": "version-v2"}, "weight": 10}]}
+        ]}
+    });
+    istio_api(&ns, "VirtualService").patch("recommendation", &PatchParams::apply("kubectl"), &Patch::Apply(&vs)).await.unwrap();
+
+    let (status, mut policy) = console.get_json(&console.api("/routes/recommendation")).await;
+    assert_eq!(status, StatusCode::OK, "{policy}");
+    policy["rules"][1]["route"] = json!({"version-v1": 75, "version-v2": 25});
+    let (status, answer) = put_policy(&console, policy).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    let live = serde_json::to_value(istio_api(&ns, "VirtualService").get("recommendation").await.unwrap()).unwrap();
+    let mut expected = vs["spec"].clone();
+    expected["http"][1]["route"][0]["weight"] = json!(75);
+    expected["http"][1]["route"][1]["weight"] = json!(25);
+    assert_eq!(live["spec"], expected, "only the weights changed");
+    assert_eq!(live["metadata"]["labels"]["team"], "reco");
+    assert_eq!(live["metadata"]["annotations"]["owner"], "reco@example.com");
+    let live_dr = serde_json::to_value(istio_api(&ns, "DestinationRule").get("recommendation").await.unwrap()).unwrap();
+    assert_eq!(live_dr["spec"]["trafficPolicy"]["connectionPool"]["tcp"]["maxConnections"], 7);
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_policies_are_refused_with_the_field_and_change_nothing() {
+    let (ns, console) = console_with_two_versions().await;
+    let rule = |route: Value| json!({"subsets": subsets(), "rules": [{"route": route}]});
+    let header_rule = |name: &str, regex: &str| json!({"subsets": subsets(), "rules": [
+        {"match": [{"headers": {name: {"regex": regex}}}], "route": {"version-v2": 100}}]});
+    let cases = [
+        (rule(json!({"version-v1": 90, "version-v2": 9})), "rules[0].route", "100"),
+        (rule(json!({"version-v1": 90, "version-v2": 11})), "rules[0].route", "100"),
+        (rule(json!({"version-v1": 110, "version-v2": -10})), "rules[0].route.version-v", ""),
+        (rule(json!({"version-v1": 89.5, "version-v2": 10.5})), "rules[0].route.version-v", ""),
+        (rule(json!({"version-v1": 90, "version-v9": 10})), "rules[0].route.version-v9", "not defined"),
+        (header_rule("baggage-user-agent", "(?=Firefox)"), "rules[0].match[0].headers.baggage-user-agent", ""),
+        (header_rule("User-Agent", ".*Firefox.*"), "rules[0].match[0].headers.User-Agent", "lowercase"),
+        (json!({"subsets": {"<script>": {"version": "v1"}}, "rules": []}), "subsets.<script>", ""),
+    ];
+    for (body, field, words) in cases {
+        let (status, answer) = put_policy(&console, body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body} → {answer}");
+        let problems = answer["problems"].as_array().unwrap();
+        let problem = problems.iter().find(|p| p["field"].as_str().unwrap().starts_with(field));
+        let problem = problem.unwrap_or_else(|| panic!("no problem at {field}: {answer}"));
+        assert!(problem["message"].as_str().unwrap().contains(words), "{problem}");
+    }
+    let (status, answer) = put_policy(&console, rule(json!({"version-v1": "ninety"}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("invalid type"), "{answer}");
+
+    let (status, answer) = console
+        .send_json(Method::PUT, &console.url(&format!("/api/v1/namespaces/{}/routes/%3Cscript%3E", ns.name)), Some(rule(json!({"version-v1": 100}))))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["field"], "host");
+
+    let huge = json!({"subsets": subsets(), "rules": [{"route": {"version-v1": 100}, "name": "x".repeat(300 * 1024)}]});
+    let (status, _) = put_policy(&console, huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    assert!(live_spec(&ns, "VirtualService").await.is_none() && live_spec(&ns, "DestinationRule").await.is_none());
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn two_edits_from_the_same_loaded_state_one_applies_the_other_conflicts() {
+    let (_ns, console) = console_with_two_versions().await;
+    let (status, _) = put_policy(&console, json!({"subsets": subsets(), "rules": [{"route": {"version-v1": 90, "version-v2": 10}}]})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, loaded) = console.get_json(&console.api("/routes/recommendation")).await;
+    let edit = |v1: u32| {
+        let mut body = loaded.clone();
+        body["rules"][0]["route"] = json!({"version-v1": v1, "version-v2": 100 - v1});
+        body
+    };
+    let (first, second) = tokio::join!(put_policy(&console, edit(75)), put_policy(&console, edit(50)));
+    let mut statuses = [first.0, second.0];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT], "{first:?} {second:?}");
+
+    let (_, missing_then) = (0, json!({"subsets": subsets(), "rules": [], "resourceVersion": {"virtualService": null, "destinationRule": null}}));
+    let (status, answer) = put_policy(&console, missing_then).await;
+    assert_eq!(status, StatusCode::CONFLICT, "it existed already: {answer}");
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn the_route_tester_agrees_with_the_rules_and_dry_runs_change_nothing() {
+    let (ns, console) = console_with_two_versions().await;
+    let firefox = json!({"subsets": subsets(), "rules": [
+        {"match": [{"headers": {"baggage-user-agent": {"regex": ".*Firefox.*"}}}], "route": {"version-v2": 100}},
+        {"route": {"version-v1": 90, "version-v2": 10}}
+    ]});
+    let (status, preview) = console.send_json(Method::PUT, &console.api("/routes/recommendation?dryRun=true"), Some(firefox.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    let diff = preview["diff"].as_str().unwrap();
+    assert!(diff.lines().any(|l| l.starts_with('+') && l.trim_end().ends_with("regex: .*Firefox.*")), "{diff}");
+    assert_eq!(preview["objects"].as_array().unwrap().len(), 2);
+    assert!(live_spec(&ns, "VirtualService").await.is_none(), "a dry run persists nothing");
+    assert_eq!(console.audit().await.len(), 2, "a dry run writes no audit entry (only the two deploys)");
+
+    let (status, _) = put_policy(&console, firefox).await;
+    assert_eq!(status, StatusCode::OK);
+    let tester = console.api("/routes/recommendation/test");
+    let firefox_ua = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    let (_, answer) = console.send_json(Method::POST, &tester, Some(json!({"path": "/", "headers": {"baggage-user-agent": firefox_ua}}))).await;
+    assert_eq!(answer, json!({"rule": 0, "shares": {"version-v2": 100}}));
+    let safari_ua = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15";
+    let (_, answer) = console.send_json(Method::POST, &tester, Some(json!({"path": "/", "headers": {"Baggage-User-Agent": safari_ua}}))).await;
+    assert_eq!(answer, json!({"rule": 1, "shares": {"version-v1": 90, "version-v2": 10}}));
+    console.stop().await;
+}
