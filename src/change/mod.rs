@@ -1,7 +1,7 @@
 //! The one path every cluster mutation takes:
 //! authorize → validate → server-side dry run → audit `pending` → apply → audit outcome.
 //! If the audit record cannot be written, nothing is applied.
-mod documents;
+pub mod documents;
 mod recover;
 pub mod routes;
 pub mod workloads;

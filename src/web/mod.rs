@@ -55,6 +55,11 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .route("/ns/{ns}/deploy/{workload}", post(pages::deploy::deploy))
         .route("/ns/{ns}/deploy/{workload}/scale", post(pages::deploy::scale))
         .route("/ns/{ns}/deploy/{workload}/remove", post(pages::deploy::remove))
+        .route("/ns/{ns}/routes", get(pages::routes::index))
+        .route("/ns/{ns}/routes/{host}", get(pages::routes::page))
+        .route("/ns/{ns}/routes/{host}/preview", post(pages::routes::preview))
+        .route("/ns/{ns}/routes/{host}/apply", post(pages::routes::apply))
+        .route("/ns/{ns}/routes/{host}/test", post(pages::routes::test))
         .route("/audit", get(pages::audit::page))
         .route("/partials/audit", get(pages::audit::rows))
         .route("/partials/banner", get(pages::banner));

@@ -2,6 +2,9 @@
 pub mod audit;
 pub mod deploy;
 pub mod overview;
+mod route_forms;
+mod route_view;
+pub mod routes;
 
 use askama::Template;
 use axum::extract::State;

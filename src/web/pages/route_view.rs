@@ -1,0 +1,229 @@
+//! What the routing page shows, prepared for its templates.
+use std::collections::BTreeMap;
+
+use crate::change::routes::{LiveRouting, ResourceVersions};
+use crate::change::{documents, Change, Preview};
+use crate::policy::{self, FieldError, RoutingPolicy};
+use crate::problem::FieldProblem;
+
+pub struct SubsetRow {
+    pub name: String,
+    pub labels: String,
+    /// Its share in the rule that matches every request.
+    pub weight: u32,
+}
+
+pub struct RuleRow {
+    pub index: usize,
+    pub description: String,
+}
+
+pub struct DiffLine {
+    pub class: &'static str,
+    pub text: String,
+}
+
+pub struct PreviewView {
+    pub action: String,
+    pub summary: String,
+    pub change_summary: String,
+    pub warnings: Vec<String>,
+    pub diff: Vec<DiffLine>,
+    pub objects_yaml: String,
+    pub policy_json: String,
+    pub rv_vs: String,
+    pub rv_dr: String,
+}
+
+pub struct TestResultView {
+    pub headers: String,
+    pub matched: Option<String>,
+    pub shares: Vec<(String, u32)>,
+}
+
+pub struct RoutesView {
+    pub namespace: String,
+    pub host: String,
+    pub csrf_token: String,
+    pub can_route: bool,
+    pub policy: RoutingPolicy,
+    pub summary: String,
+    pub vs_yaml: Option<String>,
+    pub dr_yaml: Option<String>,
+    pub subsets: Vec<SubsetRow>,
+    pub rules: Vec<RuleRow>,
+    pub deployed_versions: Vec<String>,
+    pub kiali: Option<String>,
+    pub jaeger: Option<String>,
+    pub errors: BTreeMap<String, String>,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+    pub conflict: Option<String>,
+    pub preview: Option<PreviewView>,
+    pub test_result: Option<TestResultView>,
+}
+
+impl RoutesView {
+    pub fn new(
+        namespace: &str,
+        host: &str,
+        live: &LiveRouting,
+        deployed_versions: Vec<String>,
+        csrf_token: String,
+        can_route: bool,
+        (kiali, jaeger): (Option<String>, Option<String>),
+    ) -> Self {
+        let (policy, error) = match live.policy(host) {
+            Ok(policy) => (policy, None),
+            Err(error) => (RoutingPolicy::new(host), Some(format!("The live routing is not understood: {error}"))),
+        };
+        let summary = if live.exists() { policy::summary(&policy) } else { "no routing policy: round-robin over all pods".into() };
+        let yaml = |object: Option<serde_json::Value>| object.map(|o| documents::to_yaml(&crate::cluster::without_server_fields(o)));
+        Self {
+            namespace: namespace.to_owned(),
+            host: host.to_owned(),
+            csrf_token,
+            can_route,
+            summary,
+            vs_yaml: yaml(live.virtual_service.as_ref().and_then(|vs| serde_json::to_value(vs).ok())),
+            dr_yaml: yaml(live.destination_rule.as_ref().and_then(|dr| serde_json::to_value(dr).ok())),
+            subsets: subset_rows(&policy),
+            rules: rule_rows(&policy),
+            deployed_versions,
+            kiali,
+            jaeger,
+            errors: BTreeMap::new(),
+            error,
+            notice: None,
+            conflict: None,
+            preview: None,
+            test_result: None,
+            policy,
+        }
+    }
+
+    /// Problems next to their fields; those without a form field in a banner.
+    pub fn set_problems(&mut self, problems: Vec<FieldProblem>) {
+        let mut general = Vec::new();
+        for problem in problems {
+            match form_field(&problem.field) {
+                Some(field) => {
+                    self.errors.insert(field, problem.message);
+                }
+                None if problem.field.is_empty() => general.push(problem.message),
+                None => general.push(format!("{}: {}", problem.field, problem.message)),
+            }
+        }
+        if !general.is_empty() {
+            self.error = Some(general.join("; "));
+        }
+    }
+
+    pub fn error_for(&self, field: &str) -> Option<&str> {
+        self.errors.get(field).map(String::as_str)
+    }
+
+    pub fn has_subsets(&self) -> bool {
+        !self.subsets.is_empty()
+    }
+}
+
+/// Maps a policy field path to the form field showing it, where there is one.
+fn form_field(path: &str) -> Option<String> {
+    let form_fields = [
+        "subset", "preset", "header", "regex", "matched_subset", "other_subset", "rule", "timeout", "retry_attempts",
+        "per_try_timeout", "delay", "delay_percent", "abort_status", "abort_percent", "mirror_subset", "mirror_percent",
+    ];
+    if form_fields.contains(&path) || path.starts_with("weight.") {
+        return Some(path.to_owned());
+    }
+    let last = path.rsplit('.').next().unwrap_or(path);
+    let mapped = match last {
+        _ if path.contains(".route") => "split",
+        _ if path.contains(".headers.") => "regex",
+        "timeout" => "timeout",
+        "attempts" => "retry_attempts",
+        "perTryTimeout" => "per_try_timeout",
+        "fixedDelay" => "delay",
+        "httpStatus" => "abort_status",
+        _ if path.contains(".mirror") => "mirror_subset",
+        _ if path.contains("fault.delay") => "delay_percent",
+        _ if path.contains("fault.abort") => "abort_percent",
+        _ => return None,
+    };
+    Some(mapped.to_owned())
+}
+
+fn subset_rows(policy: &RoutingPolicy) -> Vec<SubsetRow> {
+    let default_rule = policy.rules.iter().find(|rule| rule.matches.as_ref().is_none_or(|m| m.is_empty()));
+    policy
+        .subsets
+        .iter()
+        .map(|subset| SubsetRow {
+            name: subset.name.clone(),
+            labels: subset.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "),
+            weight: default_rule
+                .and_then(|rule| rule.route.iter().find(|share| share.subset == subset.name))
+                .and_then(|share| share.weight.percent())
+                .unwrap_or(0),
+        })
+        .collect()
+}
+
+fn rule_rows(policy: &RoutingPolicy) -> Vec<RuleRow> {
+    policy
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(index, rule)| {
+            let single = RoutingPolicy { rules: vec![rule.clone()], ..policy.clone() };
+            RuleRow { index, description: policy::summary(&single) }
+        })
+        .collect()
+}
+
+impl PreviewView {
+    pub fn new(
+        change: &Change,
+        desired: Option<&RoutingPolicy>,
+        preview: &Preview,
+        warnings: &[FieldError],
+        expected: &ResourceVersions,
+    ) -> Self {
+        let diff = preview
+            .diff()
+            .lines()
+            .map(|line| DiffLine {
+                class: match line.chars().next() {
+                    Some('+') if !line.starts_with("+++") => "add",
+                    Some('-') if !line.starts_with("---") => "del",
+                    Some('@') => "hunk",
+                    _ => "ctx",
+                },
+                text: line.to_owned(),
+            })
+            .collect();
+        Self {
+            action: if desired.is_some() { "update".into() } else { "delete".into() },
+            summary: desired.map(policy::summary).unwrap_or_else(|| "no routing policy: round-robin over all pods".into()),
+            change_summary: change.summary.clone(),
+            warnings: warnings.iter().map(|w| format!("{}: {}", w.field, w.message)).collect(),
+            diff,
+            objects_yaml: preview.after.to_yaml(),
+            policy_json: desired.and_then(|p| serde_json::to_string(p).ok()).unwrap_or_default(),
+            rv_vs: expected.virtual_service.clone().unwrap_or_default(),
+            rv_dr: expected.destination_rule.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl TestResultView {
+    pub fn new(policy: &RoutingPolicy, request: &policy::Request, headers: String) -> Self {
+        let evaluation = policy::evaluate(policy, request);
+        let matched = evaluation.rule.map(|index| {
+            let rule = RoutingPolicy { rules: vec![policy.rules[index].clone()], ..policy.clone() };
+            format!("rule {}: {}", index + 1, policy::summary(&rule))
+        });
+        Self { headers, matched, shares: evaluation.shares }
+    }
+}

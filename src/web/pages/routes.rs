@@ -1,0 +1,313 @@
+//! The routing page of a host: the live policy in words and as YAML, forms that preview
+//! every change (diff and the API server's dry run) before applying it, and a route tester.
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::audit::Source;
+use crate::authz::{Actor, Permission};
+use crate::change::routes::{self, LiveRouting, ResourceVersions, RouteRequest};
+use crate::change::workloads::Origin;
+use crate::change::Change;
+use crate::policy::{self, RoutingPolicy};
+use crate::problem::{check_dns_label, FieldProblem};
+
+use super::super::error::AppError;
+use super::super::extract::{Htmx, ManagedNamespace, RequestId};
+use super::super::identity::Identity;
+use super::super::layout::Layout;
+use super::super::state::AppState;
+use super::route_forms::RouteForm;
+use super::route_view::{PreviewView, RoutesView, TestResultView};
+use super::render;
+
+#[derive(Template)]
+#[template(path = "routes.html")]
+struct RoutesPage {
+    layout: Layout,
+    view: RoutesView,
+}
+
+#[derive(Template)]
+#[template(path = "partials/route_editor.html")]
+struct EditorPartial {
+    view: RoutesView,
+}
+
+#[derive(Template)]
+#[template(path = "partials/route_test_result.html")]
+struct TestResultPartial {
+    result: TestResultView,
+}
+
+#[derive(Template)]
+#[template(path = "routes_index.html")]
+struct RoutesIndex {
+    layout: Layout,
+    namespace: String,
+    hosts: Vec<(String, String)>,
+}
+
+#[derive(Deserialize)]
+pub struct Notice {
+    change: Option<i64>,
+}
+
+/// The hidden fields of the Apply form: exactly what was previewed.
+#[derive(Deserialize)]
+pub struct ApplyForm {
+    action: String,
+    #[serde(default)]
+    policy: String,
+    #[serde(default)]
+    rv_vs: String,
+    #[serde(default)]
+    rv_dr: String,
+}
+
+#[derive(Deserialize)]
+pub struct TestForm {
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    headers: String,
+}
+
+fn host_of(path: (String, String)) -> Result<String, AppError> {
+    check_dns_label("host", &path.1).map_err(|problem| AppError::NotFound(problem.message))?;
+    Ok(path.1)
+}
+
+/// `/ns/{ns}/routes`: every service and how it is routed.
+pub async fn index(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    ManagedNamespace(namespace): ManagedNamespace,
+) -> Result<Response, AppError> {
+    let hosts = super::overview::service_rows(&state, &namespace).into_iter().map(|row| (row.app, row.routing)).collect();
+    render(&RoutesIndex { layout: Layout::new(&state, &actor, Some(&namespace)), namespace, hosts })
+}
+
+/// `/ns/{ns}/routes/{host}`, from the watch caches.
+pub async fn page(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Path(path): Path<(String, String)>,
+    Query(notice): Query<Notice>,
+) -> Result<Response, AppError> {
+    let host = host_of(path)?;
+    let mut view = view_from_cache(&state, &actor, &namespace, &host);
+    if let Some(id) = notice.change {
+        view.notice = state.audit.get(id).await?.map(|e| format!("Change #{} {}: {}", e.id, e.outcome, e.summary));
+    }
+    render(&RoutesPage { layout: Layout::new(&state, &actor, Some(&namespace)), view })
+}
+
+fn view_from_cache(state: &AppState, actor: &Actor, namespace: &str, host: &str) -> RoutesView {
+    let (vs, dr) = state.cluster.caches.namespace(namespace).map(|cache| cache.routing_of(host)).unwrap_or_default();
+    let live = LiveRouting { virtual_service: vs.as_deref().cloned(), destination_rule: dr.as_deref().cloned() };
+    view_of(state, actor, namespace, host, &live)
+}
+
+fn view_of(state: &AppState, actor: &Actor, namespace: &str, host: &str, live: &LiveRouting) -> RoutesView {
+    RoutesView::new(
+        namespace,
+        host,
+        live,
+        deployed_versions(state, namespace, host),
+        state.csrf.token_for(&actor.name),
+        state.changes.authorizer().allows(actor, Permission::Route, namespace, Some(host)),
+        (state.links.kiali_service(namespace, host), state.links.jaeger_traces(namespace, host)),
+    )
+}
+
+/// The `version` labels of the host's Deployments, sorted.
+fn deployed_versions(state: &AppState, namespace: &str, host: &str) -> Vec<String> {
+    let mut versions: Vec<String> =
+        state.versions(namespace).into_iter().filter(|v| v.app == host).map(|v| v.version).collect();
+    versions.sort();
+    versions.dedup();
+    versions
+}
+
+fn origin(actor: &Actor, request_id: RequestId) -> Origin {
+    Origin { actor: actor.clone(), source: Source::Ui, request_id: request_id.0 }
+}
+
+/// `POST .../preview`: the change a form asks for, dry-run but not applied.
+pub async fn preview(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    htmx: Htmx,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Path(path): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let host = host_of(path)?;
+    let form = RouteForm::parse(&body);
+    let live = state.live_routing(&namespace, &host).await?;
+    let mut view = view_of(&state, &actor, &namespace, &host, &live);
+    let origin = origin(&actor, request_id);
+    let result = match form.action.as_str() {
+        "delete" => Ok(None),
+        _ => live_policy(&live, &host)
+            .and_then(|current| form.desired(&current, &deployed_versions(&state, &namespace, &host)))
+            .map(Some),
+    };
+    let status = match result {
+        Ok(desired) => show_preview(&state, &namespace, &host, &live, &origin, desired, &mut view).await,
+        Err(problems) => {
+            view.set_problems(problems);
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+    };
+    respond(&state, &actor, htmx, status, view)
+}
+
+fn live_policy(live: &LiveRouting, host: &str) -> Result<RoutingPolicy, Vec<FieldProblem>> {
+    live.policy(host).map_err(|e| vec![FieldProblem::new("", format!("the live routing is not understood: {e}"))])
+}
+
+/// Dry-runs the change into `view.preview`; problems and refusals are shown, not thrown.
+async fn show_preview(
+    state: &AppState,
+    namespace: &str,
+    host: &str,
+    live: &LiveRouting,
+    origin: &Origin,
+    desired: Option<RoutingPolicy>,
+    view: &mut RoutesView,
+) -> StatusCode {
+    let expected = live.resource_versions();
+    let (change, warnings) = build_change(state, namespace, host, live, origin, &expected, desired.as_ref());
+    match state.changes.preview(&change).await {
+        Ok(preview) => {
+            view.preview = Some(PreviewView::new(&change, desired.as_ref(), &preview, &warnings, &expected));
+            StatusCode::OK
+        }
+        Err(crate::change::ChangeError::Invalid(problems)) => {
+            view.set_problems(problems);
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        Err(error) => {
+            let error = AppError::from(error);
+            view.error = Some(format!("The API server refused the dry run: {error}"));
+            error.status()
+        }
+    }
+}
+
+fn build_change(
+    state: &AppState,
+    namespace: &str,
+    host: &str,
+    live: &LiveRouting,
+    origin: &Origin,
+    expected: &ResourceVersions,
+    desired: Option<&RoutingPolicy>,
+) -> (Change, Vec<policy::FieldError>) {
+    let context = state.validation_context(namespace, host);
+    let request = RouteRequest { origin, namespace, live, expected: Some(expected), context: &context };
+    match desired {
+        Some(desired) => routes::update(&request, "route.update", desired),
+        None => (routes::delete(&request, host), Vec::new()),
+    }
+}
+
+/// `POST .../apply`: applies exactly what was previewed, unless the objects changed since.
+pub async fn apply(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    htmx: Htmx,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Path(path): Path<(String, String)>,
+    axum::Form(form): axum::Form<ApplyForm>,
+) -> Result<Response, AppError> {
+    let host = host_of(path)?;
+    let desired: Option<RoutingPolicy> = match form.action.as_str() {
+        "delete" => None,
+        _ => Some(serde_json::from_str(&form.policy).map_err(|e| AppError::invalid("policy", e.to_string()))?),
+    };
+    let expected = ResourceVersions { virtual_service: non_empty(form.rv_vs), destination_rule: non_empty(form.rv_dr) };
+    let live = state.live_routing(&namespace, &host).await?;
+    let origin = origin(&actor, request_id);
+    let (change, _) = build_change(&state, &namespace, &host, &live, &origin, &expected, desired.as_ref());
+    match state.changes.execute(change).await.map_err(AppError::from) {
+        Ok(applied) => {
+            let target = format!("/ns/{namespace}/routes/{host}?change={}", applied.audit_id);
+            Ok(redirect(htmx, &target))
+        }
+        Err(AppError::Conflict(_)) => {
+            // Someone changed the objects since the preview: show the new state and how the
+            // previewed change compares with it, to confirm again.
+            let mut view = view_of(&state, &actor, &namespace, &host, &live);
+            view.conflict = Some("The routing changed since you previewed this change. Below: the live state now, and your change against it. Apply again to confirm.".into());
+            show_preview(&state, &namespace, &host, &live, &origin, desired, &mut view).await;
+            respond(&state, &actor, htmx, StatusCode::CONFLICT, view)
+        }
+        Err(other) => Err(other),
+    }
+}
+
+fn non_empty(text: String) -> Option<String> {
+    (!text.trim().is_empty()).then_some(text)
+}
+
+fn redirect(Htmx(htmx): Htmx, target: &str) -> Response {
+    if htmx {
+        ([("hx-redirect", target.to_owned())], StatusCode::OK).into_response()
+    } else {
+        Redirect::to(target).into_response()
+    }
+}
+
+fn respond(state: &AppState, actor: &Actor, Htmx(htmx): Htmx, status: StatusCode, view: RoutesView) -> Result<Response, AppError> {
+    let namespace = view.namespace.clone();
+    let html = if htmx {
+        EditorPartial { view }.render()?
+    } else {
+        RoutesPage { layout: Layout::new(state, actor, Some(&namespace)), view }.render()?
+    };
+    Ok((status, Html(html)).into_response())
+}
+
+/// `POST .../test`: which rule a request would match, from the cached policy.
+pub async fn test(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    htmx: Htmx,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Path(path): Path<(String, String)>,
+    axum::Form(form): axum::Form<TestForm>,
+) -> Result<Response, AppError> {
+    let host = host_of(path)?;
+    let mut view = view_from_cache(&state, &actor, &namespace, &host);
+    let headers: BTreeMap<String, String> = form
+        .headers
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .filter(|(name, _)| !name.is_empty())
+        .collect();
+    let request = policy::Request {
+        path: if form.path.trim().is_empty() { "/".into() } else { form.path.trim().to_owned() },
+        method: if form.method.trim().is_empty() { "GET".into() } else { form.method.trim().to_ascii_uppercase() },
+        headers,
+    };
+    let result = TestResultView::new(&view.policy, &request, form.headers.clone());
+    if htmx.0 {
+        return render(&TestResultPartial { result });
+    }
+    view.test_result = Some(result);
+    render(&RoutesPage { layout: Layout::new(&state, &actor, Some(&namespace)), view })
+}
