@@ -12,4 +12,5 @@ export SIGNALBOX_TEST_KUBECONFIG="$("$devcluster" kubeconfig)"
 cargo build --all-targets --locked
 trap '"$devcluster" down' EXIT
 "$devcluster" up
-cargo test --all-targets --locked -- "$@"
+# Benchmarks (harness = false) are left to `make bench`.
+cargo test --lib --bins --tests --locked -- "$@"
