@@ -2,6 +2,7 @@
 //! in-process signalbox serving on a loopback port with its own SQLite file.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod console;
 pub mod private_cluster;
 

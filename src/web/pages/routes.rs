@@ -78,6 +78,9 @@ pub struct TestForm {
     method: String,
     #[serde(default)]
     headers: String,
+    /// A preset button's headers, used instead of the text area.
+    #[serde(default)]
+    preset_headers: String,
 }
 
 fn host_of(path: (String, String)) -> Result<String, AppError> {
@@ -292,8 +295,8 @@ pub async fn test(
 ) -> Result<Response, AppError> {
     let host = host_of(path)?;
     let mut view = view_from_cache(&state, &actor, &namespace, &host);
-    let headers: BTreeMap<String, String> = form
-        .headers
+    let text = if form.preset_headers.is_empty() { form.headers } else { form.preset_headers };
+    let headers: BTreeMap<String, String> = text
         .lines()
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
@@ -304,7 +307,7 @@ pub async fn test(
         method: if form.method.trim().is_empty() { "GET".into() } else { form.method.trim().to_ascii_uppercase() },
         headers,
     };
-    let result = TestResultView::new(&view.policy, &request, form.headers.clone());
+    let result = TestResultView::new(&view.policy, &request, text.clone());
     if htmx.0 {
         return render(&TestResultPartial { result });
     }
