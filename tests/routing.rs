@@ -247,3 +247,68 @@ async fn the_route_tester_agrees_with_the_rules_and_dry_runs_change_nothing() {
     assert_eq!(answer, json!({"rule": 1, "shares": {"version-v1": 90, "version-v2": 10}}));
     console.stop().await;
 }
+
+mod generated {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    const SUBSETS: [&str; 3] = ["version-v1", "version-v2", "version-v3"];
+
+    /// Weights over 1–3 subsets summing to 100.
+    fn route() -> impl Strategy<Value = Value> {
+        (1usize..=3, 0u32..=100, 0u32..=100).prop_map(|(count, a, b)| {
+            let (low, high) = (a.min(b), a.max(b));
+            let weights = match count {
+                1 => vec![100],
+                2 => vec![low, 100 - low],
+                _ => vec![low, high - low, 100 - high],
+            };
+            let route: serde_json::Map<String, Value> =
+                SUBSETS.iter().zip(weights).map(|(subset, weight)| (subset.to_string(), json!(weight))).collect();
+            Value::Object(route)
+        })
+    }
+
+    fn rule() -> impl Strategy<Value = Value> {
+        (route(), proptest::option::of("[a-z][a-z0-9-]{0,8}"), proptest::option::of(1u32..30), proptest::option::of(0i32..5))
+            .prop_map(|(route, header, timeout, retries)| {
+                let mut rule = json!({"route": route});
+                if let Some(header) = header {
+                    rule["match"] = json!([{"headers": {header: {"regex": ".*Firefox.*"}}}]);
+                }
+                if let Some(seconds) = timeout {
+                    rule["timeout"] = json!(format!("{seconds}s"));
+                }
+                if let Some(attempts) = retries {
+                    rule["retries"] = json!({"attempts": attempts, "perTryTimeout": "2s"});
+                }
+                rule
+            })
+    }
+
+    /// A valid policy always renders objects the real API server accepts (dry run). (That
+    /// evaluation shares sum to 100 is a property test of the pure domain: src/policy.)
+    #[test]
+    fn valid_generated_policies_pass_the_api_servers_dry_run() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (ns, console) = runtime.block_on(console_with_two_versions());
+        let subsets = json!({"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}, "version-v3": {"version": "v3"}});
+        let mut runner = TestRunner::new(Config { cases: 12, failure_persistence: None, ..Config::default() });
+        runner
+            .run(&proptest::collection::vec(rule(), 1..=3), |rules| {
+                let body = json!({"subsets": subsets, "rules": rules});
+                let url = console.api("/routes/recommendation?dryRun=true");
+                let (status, answer) = runtime.block_on(console.send_json(Method::PUT, &url, Some(body.clone())));
+                prop_assert_eq!(status, StatusCode::OK, "{} → {}", body, answer);
+                prop_assert_eq!(answer["objects"].as_array().map(Vec::len), Some(2));
+                Ok(())
+            })
+            .unwrap();
+        runtime.block_on(async {
+            assert!(live_spec(&ns, "VirtualService").await.is_none(), "dry runs persisted nothing");
+            console.stop().await;
+        });
+        drop(ns);
+    }
+}
