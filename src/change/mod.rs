@@ -3,6 +3,7 @@
 //! If the audit record cannot be written, nothing is applied.
 pub mod documents;
 mod recover;
+pub mod canary;
 pub mod routes;
 pub mod workloads;
 

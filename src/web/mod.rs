@@ -1,5 +1,6 @@
 //! The web layer: one router, thin handlers, extractors, the error type and templates.
 mod api;
+mod canaries;
 mod csrf;
 mod error;
 mod extract;
@@ -70,6 +71,8 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .route("/api/v1/namespaces/{ns}/tutorial", delete(api::workloads::reset))
         .route("/api/v1/namespaces/{ns}/routes/{host}", get(api::routes::get).put(api::routes::put).delete(api::routes::remove))
         .route("/api/v1/namespaces/{ns}/routes/{host}/test", post(api::routes::test))
+        .route("/api/v1/namespaces/{ns}/canaries/{host}", get(api::canaries::get).post(api::canaries::start))
+        .route("/api/v1/namespaces/{ns}/canaries/{host}/{step}", post(api::canaries::step))
         .route("/api/v1/audit", get(api::audit::list));
 
     let operations = Router::new()

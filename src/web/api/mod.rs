@@ -1,4 +1,5 @@
 //! The JSON API: the same change path as the pages.
 pub mod audit;
+pub mod canaries;
 pub mod routes;
 pub mod workloads;

@@ -1,0 +1,116 @@
+//! `/api/v1/namespaces/{ns}/canaries/{host}`: canaries a team's pipeline can drive.
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::audit::Source;
+use crate::policy::canary::Canary;
+use crate::problem::check_dns_label;
+
+use super::super::canaries::{self, Step};
+use super::super::error::AppError;
+use super::super::extract::{ApiJson, ManagedNamespace, RequestId};
+use super::super::identity::Identity;
+use super::super::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartBody {
+    stable: String,
+    canary: String,
+    #[serde(default)]
+    steps: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+pub struct PromoteQuery {
+    #[serde(default)]
+    full: bool,
+    /// The step (index) the caller saw; when the canary has moved since, 409.
+    step: Option<usize>,
+}
+
+/// The JSON form of a canary.
+pub fn canary_json(host: &str, canary: &Canary) -> Value {
+    json!({
+        "host": host,
+        "stable": canary.stable,
+        "canary": canary.canary,
+        "steps": canary.steps,
+        "step": canary.step,
+        "weight": canary.weight(),
+        "state": canary.state_name(),
+    })
+}
+
+fn host_of(host: &str) -> Result<(), AppError> {
+    check_dns_label("host", host).map_err(|problem| AppError::BadRequest(vec![problem]))
+}
+
+/// `GET`: the canary, or 404.
+pub async fn get(
+    State(state): State<AppState>,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Path((_, host)): Path<(String, String)>,
+) -> Result<Json<Value>, AppError> {
+    host_of(&host)?;
+    match canaries::current(&state, &namespace, &host).await? {
+        Some(canary) => Ok(Json(canary_json(&host, &canary))),
+        None => Err(AppError::NotFound(format!("{host} has no canary"))),
+    }
+}
+
+/// `POST {"stable","canary","steps"}`: starts a canary at its first step.
+pub async fn start(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Path((_, host)): Path<(String, String)>,
+    ApiJson(body): ApiJson<StartBody>,
+) -> Result<Response, AppError> {
+    host_of(&host)?;
+    let step = Step::Start { stable: body.stable, canary: body.canary, steps: body.steps };
+    transition(&state, actor, request_id, &namespace, &host, step).await
+}
+
+/// `POST .../{promote|pause|resume|abort|finish}` (`promote?full=true` goes to 100%;
+/// `promote?step=N` promotes only from step N).
+pub async fn step(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Path((_, host, name)): Path<(String, String, String)>,
+    Query(query): Query<PromoteQuery>,
+) -> Result<Response, AppError> {
+    host_of(&host)?;
+    let step = Step::named(&name, query.full, query.step).ok_or_else(|| AppError::NotFound(format!("no canary operation {name:?}")))?;
+    transition(&state, actor, request_id, &namespace, &host, step).await
+}
+
+async fn transition(
+    state: &AppState,
+    actor: crate::authz::Actor,
+    request_id: RequestId,
+    namespace: &str,
+    host: &str,
+    step: Step,
+) -> Result<Response, AppError> {
+    match canaries::run(state, actor, Source::Api, request_id.0, namespace, host, step).await {
+        Ok((canary, audit_id)) => {
+            let mut body = canary_json(host, &canary);
+            body["auditId"] = json!(audit_id);
+            Ok(Json(body).into_response())
+        }
+        // Someone moved the canary first: answer with its state now.
+        Err(AppError::Conflict(message)) => {
+            let now = canaries::current(state, namespace, host).await?.map(|c| canary_json(host, &c));
+            Ok((StatusCode::CONFLICT, Json(json!({"error": message, "field": null, "problems": [], "canary": now}))).into_response())
+        }
+        Err(other) => Err(other),
+    }
+}

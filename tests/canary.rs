@@ -1,0 +1,200 @@
+//! Canaries through the API against the real API server: the tutorial's 10 → 25 → 100 and
+//! finish, an abort, concurrent promotes, and who may do what under a team file.
+mod support;
+
+use kube::api::{Api, DynamicObject};
+use kube::core::{ApiResource, GroupVersionKind};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::console::Console;
+use support::TestNamespace;
+
+async fn deploy_two_versions(console: &Console, headers: &[(&str, &str)]) {
+    for workload in ["recommendation-v1", "recommendation-v2"] {
+        let mut request = console.http.put(console.api(&format!("/workloads/{workload}"))).json(&json!({}));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+    }
+}
+
+fn firefox_then_v1() -> Value {
+    json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}}, "rules": [
+        {"match": [{"headers": {"baggage-user-agent": {"regex": ".*Firefox.*"}}}], "route": {"version-v2": 100}},
+        {"route": {"version-v1": 100}, "timeout": "3s"}
+    ]})
+}
+
+async fn live_vs(ns: &TestNamespace) -> Value {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService"));
+    let api: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &resource);
+    serde_json::to_value(api.get("recommendation").await.unwrap()).unwrap()
+}
+
+fn default_weights(vs: &Value) -> Vec<(String, i64)> {
+    vs["spec"]["http"][1]["route"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["destination"]["subset"].as_str().unwrap().to_owned(), r["weight"].as_i64().unwrap_or(100)))
+        .collect()
+}
+
+async fn post(console: &Console, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    console.send_json(Method::POST, &console.api(&format!("/canaries/recommendation{path}")), Some(body.unwrap_or(json!({})))).await
+}
+
+#[tokio::test]
+async fn the_tutorial_canary_10_25_100_then_finish_keeps_the_header_rule() {
+    let ns = TestNamespace::new("canary").await;
+    let console = Console::start(&ns.name).await;
+    deploy_two_versions(&console, &[]).await;
+    let (status, _) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(firefox_then_v1())).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, started) = post(&console, "", Some(json!({"stable": "version-v1", "canary": "version-v2", "steps": [10, 25, 100]}))).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    assert_eq!((started["weight"].as_u64(), started["state"].as_str()), (Some(10), Some("progressing")));
+    let vs = live_vs(&ns).await;
+    assert_eq!(default_weights(&vs), [("version-v1".into(), 90), ("version-v2".into(), 10)]);
+    assert!(vs["metadata"]["annotations"]["signalbox.io/canary"].as_str().unwrap().contains("\"step\":0"), "kubectl users can see the plan");
+
+    for expected in [25, 100] {
+        let (status, promoted) = post(&console, "/promote", None).await;
+        assert_eq!(status, StatusCode::OK, "{promoted}");
+        assert_eq!(promoted["weight"].as_u64(), Some(expected));
+    }
+    let (status, _) = post(&console, "/promote", None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "nothing beyond 100%");
+    let (status, finished) = post(&console, "/finish", None).await;
+    assert_eq!(status, StatusCode::OK, "{finished}");
+    assert_eq!(finished["state"], "finished");
+
+    let vs = live_vs(&ns).await;
+    assert_eq!(default_weights(&vs), [("version-v2".into(), 100)]);
+    assert_eq!(vs["spec"]["http"][0]["match"][0]["headers"]["baggage-user-agent"]["regex"], ".*Firefox.*", "header rule kept");
+    assert_eq!(vs["spec"]["http"][1]["timeout"], "3s", "rule settings kept");
+    let (_, got) = console.get_json(&console.api("/canaries/recommendation")).await;
+    assert_eq!(got, json!({"host": "recommendation", "stable": "version-v1", "canary": "version-v2", "steps": [10, 25, 100], "step": 2, "weight": 100, "state": "finished"}));
+    let actions: Vec<String> = console.audit().await.iter().take(4).map(|e| e["action"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(actions, ["canary.finish", "canary.promote", "canary.promote", "canary.start"]);
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn abort_sends_all_traffic_to_stable_and_keeps_the_canary_deployed() {
+    let ns = TestNamespace::new("abort").await;
+    let console = Console::start(&ns.name).await;
+    deploy_two_versions(&console, &[]).await;
+    console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(firefox_then_v1())).await;
+    post(&console, "", Some(json!({"stable": "version-v1", "canary": "version-v2"}))).await;
+    let (_, promoted) = post(&console, "/promote", None).await;
+    assert_eq!(promoted["weight"], 25, "default plan 10, 25, 50, 75, 100");
+    let (status, aborted) = post(&console, "/abort", None).await;
+    assert_eq!(status, StatusCode::OK, "{aborted}");
+    assert_eq!((aborted["state"].as_str(), aborted["weight"].as_u64()), (Some("aborted"), Some(0)));
+    assert_eq!(default_weights(&live_vs(&ns).await), [("version-v1".into(), 100)]);
+    let (_, workloads) = console.get_json(&console.api("/workloads")).await;
+    assert!(workloads.as_array().unwrap().iter().any(|w| w["name"] == "recommendation-v2"), "canary still deployed");
+    let (status, _) = post(&console, "/promote", None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "an aborted canary does not move");
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_promotes_move_the_canary_exactly_one_step() {
+    let ns = TestNamespace::new("race").await;
+    let console = Console::start(&ns.name).await;
+    deploy_two_versions(&console, &[]).await;
+    console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(firefox_then_v1())).await;
+    post(&console, "", Some(json!({"stable": "version-v1", "canary": "version-v2", "steps": [10, 25, 50, 100]}))).await;
+    // Two people promote from the step their page shows (step 0).
+    let (first, second) = tokio::join!(post(&console, "/promote?step=0", None), post(&console, "/promote?step=0", None));
+    let mut statuses = [first.0, second.0];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT], "{first:?} {second:?}");
+    let conflict = if first.0 == StatusCode::CONFLICT { &first.1 } else { &second.1 };
+    assert_eq!(conflict["canary"]["weight"], 25, "the 409 carries the new state: {conflict}");
+    let (_, now) = console.get_json(&console.api("/canaries/recommendation")).await;
+    assert_eq!(now["weight"], 25);
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn teams_decide_who_may_deploy_route_and_run_canaries() {
+    let ns = TestNamespace::new("teams").await;
+    let dir = tempfile::tempdir().unwrap();
+    let teams = dir.path().join("teams.yaml");
+    std::fs::write(
+        &teams,
+        format!(
+            "teams:
+  - name: recommendation
+    members: {{users: [alice]}}
+    namespaces: [{ns}]
+    hosts: [recommendation]
+    actions: [route, canary]
+  - name: web
+    members: {{users: [bob]}}
+    namespaces: [{ns}]
+    hosts: [preference]
+    actions: [deploy, route, canary]
+  - name: platform
+    members: {{groups: [admins]}}
+    namespaces: ['*']
+    actions: [admin]
+",
+            ns = ns.name
+        ),
+    )
+    .unwrap();
+    let console = Console::start_with(&ns.name, |config| {
+        config.teams = Some(teams.clone());
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    deploy_two_versions(&console, &[("x-forwarded-user", "carol"), ("x-forwarded-groups", "admins")]).await;
+
+    let as_user = |user: Option<(&'static str, &'static str)>, method: Method, path: String, body: Value| {
+        let mut request = console.http.request(method, console.api(&path)).json(&body);
+        if let Some((name, groups)) = user {
+            request = request.header("x-forwarded-user", name).header("x-forwarded-groups", groups);
+        }
+        async move { request.send().await.unwrap().status() }
+    };
+    let owner = Some(("alice", ""));
+    let other_team = Some(("bob", ""));
+    let admin = Some(("carol", "admins"));
+    let start = json!({"stable": "version-v1", "canary": "version-v2"});
+    let route = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}}, "rules": [{"route": {"version-v1": 100}}]});
+    let expectations = [
+        (owner, Method::PUT, "/routes/recommendation", route.clone(), StatusCode::OK),
+        (owner, Method::POST, "/canaries/recommendation", start.clone(), StatusCode::OK),
+        (owner, Method::POST, "/canaries/recommendation/abort", json!({}), StatusCode::OK),
+        (owner, Method::PUT, "/workloads/recommendation-v1", json!({}), StatusCode::FORBIDDEN),
+        (other_team, Method::PUT, "/routes/recommendation", route.clone(), StatusCode::FORBIDDEN),
+        (other_team, Method::POST, "/canaries/recommendation", start.clone(), StatusCode::FORBIDDEN),
+        (other_team, Method::PUT, "/workloads/recommendation-v1", json!({}), StatusCode::FORBIDDEN),
+        (other_team, Method::PUT, "/workloads/preference", json!({}), StatusCode::OK),
+        (admin, Method::PUT, "/routes/recommendation", route.clone(), StatusCode::OK),
+        (admin, Method::POST, "/canaries/recommendation", start.clone(), StatusCode::OK),
+        (admin, Method::PUT, "/workloads/recommendation-v1", json!({}), StatusCode::OK),
+        (None, Method::POST, "/canaries/recommendation/promote", json!({}), StatusCode::UNAUTHORIZED),
+        (None, Method::PUT, "/routes/recommendation", route.clone(), StatusCode::UNAUTHORIZED),
+        (None, Method::PUT, "/workloads/recommendation-v1", json!({}), StatusCode::UNAUTHORIZED),
+    ];
+    for (user, method, path, body, expected) in expectations {
+        let status = as_user(user, method.clone(), path.to_string(), body).await;
+        assert_eq!(status, expected, "{user:?} {method} {path}");
+    }
+    let audit = console.audit().await;
+    let denied: Vec<&str> = audit.iter().filter(|e| e["outcome"] == "denied").map(|e| e["actor"].as_str().unwrap()).collect();
+    assert_eq!(denied.iter().filter(|a| **a == "bob").count(), 3);
+    assert_eq!(denied.iter().filter(|a| **a == "anonymous").count(), 3, "{denied:?}");
+    assert_eq!(denied.iter().filter(|a| **a == "alice").count(), 1, "{denied:?}");
+    let page = console.http.get(console.url(&format!("/ns/{}/deploy", ns.name))).header("x-forwarded-user", "alice").send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("Scale</button>"), "alice may not deploy, so no Scale buttons are shown");
+    console.stop().await;
+}
