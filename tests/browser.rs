@@ -163,3 +163,40 @@ async fn hostile_text_in_cluster_objects_is_shown_as_text_and_never_runs() {
     browser.close().await;
     console.stop().await;
 }
+
+#[tokio::test]
+async fn the_tutorial_canary_from_the_browser_then_an_aborted_one() {
+    let ns = TestNamespace::new("uicanary").await;
+    let console = Console::start(&ns.name).await;
+    for workload in ["recommendation-v1", "recommendation-v2"] {
+        let (status, body) = console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let policy = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}}, "rules": [{"route": {"version-v1": 100}}]});
+    let (status, body) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(policy)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let browser = Browser::start().await;
+    browser.goto(&console.url(&format!("/ns/{}/canaries/recommendation", ns.name))).await;
+    browser.fill("#canary-steps", "10, 25, 100").await;
+    browser.click("#canary-start").await;
+    browser.wait_for_text("#canary-split", "v1 90% · v2 10%", READY_WITHIN).await;
+    browser.click("#canary-promote").await;
+    browser.wait_for_text("#canary-split", "v1 75% · v2 25%", READY_WITHIN).await;
+    browser.click("#canary-promote-full").await;
+    browser.wait_for_text("#canary-split", "v1 0% · v2 100%", READY_WITHIN).await;
+    browser.screenshot("canary").await;
+    browser.click("#canary-finish").await;
+    browser.wait_for_text("#canary-state", "finished", READY_WITHIN).await;
+    let history = browser.text("#canary-history").await;
+    assert_eq!(history.matches("canary.").count(), 4, "{history}");
+
+    browser.fill("#canary-steps", "20, 100").await;
+    browser.click("#canary-start").await;
+    browser.wait_for_text("#canary-split", "v1 80% · v2 20%", READY_WITHIN).await;
+    browser.click("#canary-abort").await;
+    browser.wait_for_text("#canary-state", "aborted", READY_WITHIN).await;
+    browser.wait_for_text("#canary-split", "v1 100% · v2 0%", READY_WITHIN).await;
+    browser.close().await;
+    console.stop().await;
+}

@@ -93,6 +93,29 @@ impl AuditStore {
         Ok(rows.iter().map(entry_from_row).collect())
     }
 
+    /// The newest entries about one object whose action starts with `action_prefix`.
+    pub async fn for_object(
+        &self,
+        namespace: &str,
+        kind: &str,
+        name: &str,
+        action_prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<Entry>, AuditError> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_entries WHERE namespace = ? AND kind = ? AND name = ? AND action LIKE ? || '%'
+             ORDER BY id DESC LIMIT ?",
+        )
+        .bind(namespace)
+        .bind(kind)
+        .bind(name)
+        .bind(action_prefix)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(entry_from_row).collect())
+    }
+
     /// Entries whose change may or may not have been applied (a crash between record and apply).
     pub async fn pending(&self) -> Result<Vec<Entry>, AuditError> {
         let rows = sqlx::query("SELECT * FROM audit_entries WHERE outcome = 'pending' ORDER BY id")

@@ -61,6 +61,8 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .route("/ns/{ns}/routes/{host}/preview", post(pages::routes::preview))
         .route("/ns/{ns}/routes/{host}/apply", post(pages::routes::apply))
         .route("/ns/{ns}/routes/{host}/test", post(pages::routes::test))
+        .route("/ns/{ns}/canaries/{host}", get(pages::canary::page).post(pages::canary::start))
+        .route("/ns/{ns}/canaries/{host}/{step}", post(pages::canary::step))
         .route("/audit", get(pages::audit::page))
         .route("/partials/audit", get(pages::audit::rows))
         .route("/partials/banner", get(pages::banner));

@@ -1,5 +1,6 @@
 //! Server-rendered pages. Each htmx partial is its own template, included by its page.
 pub mod audit;
+pub mod canary;
 pub mod deploy;
 pub mod overview;
 mod route_forms;
