@@ -19,6 +19,21 @@ pub struct Cli {
 pub enum Command {
     /// Serve the console (the default).
     Serve,
+    /// Work with the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; exit 1 and name the first entry that does not match.
+    Verify {
+        /// The SQLite audit log.
+        #[arg(long, env = "SIGNALBOX_DATABASE", default_value = "./signalbox.db")]
+        database: PathBuf,
+    },
 }
 
 /// Everything the server needs to start.

@@ -1,5 +1,6 @@
 use clap::Parser;
-use signalbox::config::{Cli, Command, LogFormat};
+use signalbox::audit::AuditStore;
+use signalbox::config::{AuditCommand, Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -8,6 +9,22 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(cli.serve.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => signalbox::app::start(cli.serve).await?.run_until_signal().await,
+        Command::Audit { command: AuditCommand::Verify { database } } => verify(&database).await,
+    }
+}
+
+async fn verify(database: &std::path::Path) -> anyhow::Result<()> {
+    anyhow::ensure!(database.exists(), "no audit log at {}", database.display());
+    let report = AuditStore::open(database).await?.verify().await?;
+    match report.first_mismatch {
+        None => {
+            println!("audit log intact: {} records verified", report.records_checked);
+            Ok(())
+        }
+        Some(id) => {
+            println!("audit log TAMPERED: entry {id} does not match its hash (after {} records)", report.records_checked - 1);
+            std::process::exit(1);
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! The audit store: an append-only SQLite log of every change attempted.
+//! The audit store: an append-only, hash-chained SQLite log of every change attempted.
+mod chain;
 mod entry;
 
 use std::path::Path;
@@ -9,7 +10,12 @@ use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+use futures::TryStreamExt;
+
+pub use chain::VerifyReport;
 pub use entry::{format_time_ms, Entry, NewEntry, Outcome, Source};
+
+use chain::{EntryContent, ResolutionContent, GENESIS};
 
 /// How long a write waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -36,37 +42,100 @@ impl AuditStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await.map_err(sqlx::Error::from)?;
-        Ok(Self { pool })
+        let store = Self { pool };
+        store.chain_unchained_entries().await?;
+        Ok(store)
     }
 
-    /// Appends an entry and returns its id.
+    /// Chains entries written before the chain existed (migration 0002), in id order.
+    async fn chain_unchained_entries(&self) -> Result<(), AuditError> {
+        let mut conn = self.pool.acquire().await?;
+        immediate(&mut conn).await?;
+        let result = async {
+            let unchained: Vec<EntryContent> =
+                sqlx::query_as("SELECT * FROM audit_entries WHERE hash IS NULL ORDER BY id").fetch_all(&mut *conn).await?;
+            let (mut seq, mut hash) = head(&mut conn).await?;
+            for entry in unchained {
+                seq += 1;
+                let next = chain::link(&hash, &entry.canonical());
+                sqlx::query("UPDATE audit_entries SET chain_seq = ?, prev_hash = ?, hash = ? WHERE id = ?")
+                    .bind(seq)
+                    .bind(&hash)
+                    .bind(&next)
+                    .bind(entry.id)
+                    .execute(&mut *conn)
+                    .await?;
+                hash = next;
+            }
+            set_head(&mut conn, seq, &hash).await
+        }
+        .await;
+        finish(&mut conn, result).await
+    }
+
+    /// Appends an entry, chained, and returns its id. Appends are serialized by SQLite's
+    /// write lock (`BEGIN IMMEDIATE`), so concurrent writers never fork the chain.
     pub async fn record(&self, entry: &NewEntry) -> Result<i64, AuditError> {
-        let row = sqlx::query(
-            "INSERT INTO audit_entries (time_ms, actor, actor_groups, source, action, namespace, kind, name,
-                summary, before_doc, after_doc, operations, outcome, error, request_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(jiff::Timestamp::now().as_millisecond())
-        .bind(&entry.actor)
-        .bind(serde_json::to_string(&entry.groups).unwrap_or_else(|_| "[]".into()))
-        .bind(entry.source.as_str())
-        .bind(&entry.action)
-        .bind(&entry.namespace)
-        .bind(&entry.kind)
-        .bind(&entry.name)
-        .bind(&entry.summary)
-        .bind(entry.before.as_ref().map(Value::to_string))
-        .bind(entry.after.as_ref().map(Value::to_string))
-        .bind(entry.operations.to_string())
-        .bind(entry.outcome.as_str())
-        .bind(&entry.error)
-        .bind(&entry.request_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.get(0))
+        let mut conn = self.pool.acquire().await?;
+        immediate(&mut conn).await?;
+        let result = async {
+            let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM audit_entries").fetch_one(&mut *conn).await?;
+            let content = EntryContent {
+                id,
+                time_ms: jiff::Timestamp::now().as_millisecond(),
+                actor: entry.actor.clone(),
+                actor_groups: serde_json::to_string(&entry.groups).unwrap_or_else(|_| "[]".into()),
+                source: entry.source.as_str().into(),
+                action: entry.action.clone(),
+                namespace: entry.namespace.clone(),
+                kind: entry.kind.clone(),
+                name: entry.name.clone(),
+                summary: entry.summary.clone(),
+                before_doc: entry.before.as_ref().map(Value::to_string),
+                after_doc: entry.after.as_ref().map(Value::to_string),
+                operations: entry.operations.to_string(),
+                outcome: entry.outcome.as_str().into(),
+                error: entry.error.clone(),
+                request_id: entry.request_id.clone(),
+                reverts: None,
+            };
+            let (seq, prev) = head(&mut conn).await?;
+            let hash = chain::link(&prev, &content.canonical());
+            sqlx::query(
+                "INSERT INTO audit_entries (id, time_ms, actor, actor_groups, source, action, namespace, kind, name,
+                    summary, before_doc, after_doc, operations, outcome, error, request_id, reverts, chain_seq, prev_hash, hash)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(content.id)
+            .bind(content.time_ms)
+            .bind(&content.actor)
+            .bind(&content.actor_groups)
+            .bind(&content.source)
+            .bind(&content.action)
+            .bind(&content.namespace)
+            .bind(&content.kind)
+            .bind(&content.name)
+            .bind(&content.summary)
+            .bind(&content.before_doc)
+            .bind(&content.after_doc)
+            .bind(&content.operations)
+            .bind(&content.outcome)
+            .bind(&content.error)
+            .bind(&content.request_id)
+            .bind(content.reverts)
+            .bind(seq + 1)
+            .bind(&prev)
+            .bind(&hash)
+            .execute(&mut *conn)
+            .await?;
+            set_head(&mut conn, seq + 1, &hash).await?;
+            Ok(id)
+        }
+        .await;
+        finish(&mut conn, result).await
     }
 
-    /// Resolves a pending entry to its final outcome.
+    /// Records the outcome of a pending entry as a chained record of its own.
     pub async fn resolve(
         &self,
         id: i64,
@@ -74,19 +143,102 @@ impl AuditStore {
         after: Option<&Value>,
         error: Option<&str>,
     ) -> Result<(), AuditError> {
-        sqlx::query("UPDATE audit_entries SET outcome = ?, after_doc = ?, error = ? WHERE id = ? AND outcome = 'pending'")
-            .bind(outcome.as_str())
-            .bind(after.map(Value::to_string))
-            .bind(error)
+        let mut conn = self.pool.acquire().await?;
+        immediate(&mut conn).await?;
+        let result = async {
+            let content = ResolutionContent {
+                entry_id: id,
+                time_ms: jiff::Timestamp::now().as_millisecond(),
+                outcome: outcome.as_str().into(),
+                after_doc: after.map(Value::to_string),
+                error: error.map(String::from),
+            };
+            let (seq, prev) = head(&mut conn).await?;
+            let hash = chain::link(&prev, &content.canonical());
+            sqlx::query(
+                "INSERT INTO audit_resolutions (entry_id, time_ms, outcome, after_doc, error, chain_seq, prev_hash, hash)
+                 SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM audit_entries WHERE id = ? AND outcome = 'pending')",
+            )
+            .bind(content.entry_id)
+            .bind(content.time_ms)
+            .bind(&content.outcome)
+            .bind(&content.after_doc)
+            .bind(&content.error)
+            .bind(seq + 1)
+            .bind(&prev)
+            .bind(&hash)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?;
-        Ok(())
+            set_head(&mut conn, seq + 1, &hash).await
+        }
+        .await;
+        finish(&mut conn, result).await
+    }
+
+    /// Recomputes the chain, record by record, and names the first entry that does not match.
+    pub async fn verify(&self) -> Result<VerifyReport, AuditError> {
+        let mut records = sqlx::query(
+            "SELECT 'entry' AS record, chain_seq, prev_hash, hash, id, time_ms, actor, actor_groups, source, action,
+                    namespace, kind, name, summary, before_doc, after_doc, operations, outcome, error, request_id, reverts
+             FROM audit_entries
+             UNION ALL
+             SELECT 'resolution', chain_seq, prev_hash, hash, entry_id, time_ms, NULL, NULL, NULL, NULL,
+                    NULL, NULL, NULL, NULL, NULL, after_doc, NULL, outcome, error, NULL, NULL
+             FROM audit_resolutions
+             ORDER BY chain_seq",
+        )
+        .fetch(&self.pool);
+        let mut expected_prev = GENESIS.to_owned();
+        let mut checked = 0;
+        while let Some(row) = records.try_next().await? {
+            let id: i64 = row.get("id");
+            let canonical = if row.get::<&str, _>("record") == "entry" {
+                EntryContent {
+                    id,
+                    time_ms: row.get("time_ms"),
+                    actor: row.get("actor"),
+                    actor_groups: row.get("actor_groups"),
+                    source: row.get("source"),
+                    action: row.get("action"),
+                    namespace: row.get("namespace"),
+                    kind: row.get("kind"),
+                    name: row.get("name"),
+                    summary: row.get("summary"),
+                    before_doc: row.get("before_doc"),
+                    after_doc: row.get("after_doc"),
+                    operations: row.get("operations"),
+                    outcome: row.get("outcome"),
+                    error: row.get("error"),
+                    request_id: row.get("request_id"),
+                    reverts: row.get("reverts"),
+                }
+                .canonical()
+            } else {
+                ResolutionContent {
+                    entry_id: id,
+                    time_ms: row.get("time_ms"),
+                    outcome: row.get("outcome"),
+                    after_doc: row.get("after_doc"),
+                    error: row.get("error"),
+                }
+                .canonical()
+            };
+            let (prev, hash): (Option<String>, Option<String>) = (row.get("prev_hash"), row.get("hash"));
+            let intact = prev.as_deref() == Some(expected_prev.as_str())
+                && hash.as_deref() == Some(chain::link(&expected_prev, &canonical).as_str());
+            checked += 1;
+            if !intact {
+                return Ok(VerifyReport { records_checked: checked, first_mismatch: Some(id) });
+            }
+            expected_prev = hash.unwrap_or_default();
+        }
+        Ok(VerifyReport { records_checked: checked, first_mismatch: None })
     }
 
     /// The newest entries first.
     pub async fn recent(&self, limit: u32) -> Result<Vec<Entry>, AuditError> {
-        let rows = sqlx::query("SELECT * FROM audit_entries ORDER BY id DESC LIMIT ?")
+        let rows = sqlx::query("SELECT * FROM audit_view ORDER BY id DESC LIMIT ?")
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
@@ -103,7 +255,7 @@ impl AuditStore {
         limit: u32,
     ) -> Result<Vec<Entry>, AuditError> {
         let rows = sqlx::query(
-            "SELECT * FROM audit_entries WHERE namespace = ? AND kind = ? AND name = ? AND action LIKE ? || '%'
+            "SELECT * FROM audit_view WHERE namespace = ? AND kind = ? AND name = ? AND action LIKE ? || '%'
              ORDER BY id DESC LIMIT ?",
         )
         .bind(namespace)
@@ -118,7 +270,7 @@ impl AuditStore {
 
     /// Entries whose change may or may not have been applied (a crash between record and apply).
     pub async fn pending(&self) -> Result<Vec<Entry>, AuditError> {
-        let rows = sqlx::query("SELECT * FROM audit_entries WHERE outcome = 'pending' ORDER BY id")
+        let rows = sqlx::query("SELECT * FROM audit_view WHERE outcome = 'pending' ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(entry_from_row).collect())
@@ -126,7 +278,7 @@ impl AuditStore {
 
     /// One entry by id.
     pub async fn get(&self, id: i64) -> Result<Option<Entry>, AuditError> {
-        let row = sqlx::query("SELECT * FROM audit_entries WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM audit_view WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -145,6 +297,40 @@ impl AuditStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Takes SQLite's write lock now, so the chain head read next is the one we append to.
+async fn immediate(conn: &mut sqlx::SqliteConnection) -> Result<(), AuditError> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Commits on success, rolls back on failure.
+async fn finish<T>(conn: &mut sqlx::SqliteConnection, result: Result<T, AuditError>) -> Result<T, AuditError> {
+    match result {
+        Ok(value) => {
+            sqlx::query("COMMIT").execute(&mut *conn).await?;
+            Ok(value)
+        }
+        Err(error) => {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            Err(error)
+        }
+    }
+}
+
+async fn head(conn: &mut sqlx::SqliteConnection) -> Result<(i64, String), AuditError> {
+    let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_chain_head WHERE id = 1").fetch_optional(&mut *conn).await?;
+    Ok(head.unwrap_or_else(|| (0, GENESIS.to_owned())))
+}
+
+async fn set_head(conn: &mut sqlx::SqliteConnection, seq: i64, hash: &str) -> Result<(), AuditError> {
+    sqlx::query("INSERT INTO audit_chain_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
+        .bind(seq)
+        .bind(hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Entry {

@@ -75,7 +75,8 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .route("/api/v1/namespaces/{ns}/routes/{host}/test", post(api::routes::test))
         .route("/api/v1/namespaces/{ns}/canaries/{host}", get(api::canaries::get).post(api::canaries::start))
         .route("/api/v1/namespaces/{ns}/canaries/{host}/{step}", post(api::canaries::step))
-        .route("/api/v1/audit", get(api::audit::list));
+        .route("/api/v1/audit", get(api::audit::list))
+        .route("/api/v1/audit/verify", get(api::audit::verify));
 
     let operations = Router::new()
         .route("/healthz", get(ops::healthz))

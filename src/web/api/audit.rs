@@ -29,3 +29,8 @@ pub async fn list(State(state): State<AppState>, Query(query): Query<ListQuery>)
     }
     Ok(Json(EntryList { entries: state.audit.recent(limit).await? }))
 }
+
+/// `GET /api/v1/audit/verify`: recomputes the hash chain.
+pub async fn verify(State(state): State<AppState>) -> Result<Json<crate::audit::VerifyReport>, AppError> {
+    Ok(Json(state.audit.verify().await?))
+}

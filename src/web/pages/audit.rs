@@ -18,6 +18,7 @@ const PAGE_SIZE: u32 = 100;
 struct AuditPage {
     layout: Layout,
     entries: Vec<Entry>,
+    verified: crate::audit::VerifyReport,
 }
 
 #[derive(Template)]
@@ -28,7 +29,8 @@ struct AuditRows {
 
 pub async fn page(State(state): State<AppState>, Identity(actor): Identity) -> Result<Response, AppError> {
     let entries = state.audit.recent(PAGE_SIZE).await?;
-    render(&AuditPage { layout: Layout::new(&state, &actor, None), entries })
+    let verified = state.audit.verify().await?;
+    render(&AuditPage { layout: Layout::new(&state, &actor, None), entries, verified })
 }
 
 pub async fn rows(State(state): State<AppState>) -> Result<Response, AppError> {
