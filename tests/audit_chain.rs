@@ -67,3 +67,51 @@ async fn the_api_reports_the_chain_of_a_running_console() {
     assert!(page.contains("chain verified"), "the history page shows the verified state");
     console.stop().await;
 }
+
+#[tokio::test]
+async fn the_history_filters_pages_by_key_and_shows_each_entrys_diff() {
+    let ns = TestNamespace::new("history").await;
+    let console = Console::start(&ns.name).await;
+    for (path, body) in [
+        ("/workloads/recommendation-v1", json!({})),
+        ("/workloads/recommendation-v1", json!({"replicas": 2})),
+        ("/workloads/recommendation-v1", json!({"replicas": 3})),
+        ("/routes/recommendation", json!({"subsets": {"version-v1": {"version": "v1"}}, "rules": []})),
+    ] {
+        let (status, answer) = console.send_json(reqwest::Method::PUT, &console.api(path), Some(body)).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{answer}");
+    }
+    let list = |query: String| console.get_json_owned(console.url(&format!("/api/v1/audit?{query}")));
+    let (_, page) = list("action=workload.scale&limit=1".into()).await;
+    assert_eq!(page["entries"][0]["summary"], "scale recommendation-v1: 2 → 3 replicas");
+    let next = page["next"].as_i64().expect("a next page");
+    let (_, older) = list(format!("action=workload.scale&limit=1&before={next}")).await;
+    assert_eq!(older["entries"][0]["summary"], "scale recommendation-v1: 1 → 2 replicas");
+    let (_, last) = list(format!("action=workload.scale&limit=1&before={}", older["next"])).await;
+    assert_eq!(last["entries"], json!([]));
+    assert_eq!(last["next"], serde_json::Value::Null);
+
+    let (_, routing) = list(format!("namespace={}&object=recommendation&action=route.", ns.name)).await;
+    assert_eq!(routing["entries"].as_array().unwrap().len(), 1);
+    let (_, nobody) = list("actor=nobody".into()).await;
+    assert_eq!(nobody["entries"], json!([]));
+    let (_, future) = list("from=2999-01-01T00:00:00Z".into()).await;
+    assert_eq!(future["entries"], json!([]));
+    let (status, bad) = list("from=yesterday".into()).await;
+    assert_eq!((status, bad["field"].as_str()), (reqwest::StatusCode::UNPROCESSABLE_ENTITY, Some("from")));
+
+    let id = page["entries"][0]["id"].as_i64().unwrap();
+    let (status, one) = console.get_json(&console.url(&format!("/api/v1/audit/{id}"))).await;
+    assert_eq!((status, one["id"].as_i64()), (reqwest::StatusCode::OK, Some(id)));
+    let (status, _) = console.get_json(&console.url("/api/v1/audit/999999")).await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+
+    let html = console.http.get(console.url(&format!("/audit/{id}"))).send().await.unwrap().text().await.unwrap();
+    let changed = |class: &str, text: &str| html.lines().any(|l| l.starts_with(&format!("<span class=\"{class}\">")) && l.contains(text));
+    assert!(changed("del", "replicas: 2") && changed("add", "replicas: 3"), "{html}");
+    assert!(html.contains("--- before") && html.contains("+++ after"));
+    assert!(html.contains(&format!("/search?service=recommendation.{}&#38;start=", ns.name)), "Jaeger link around the change: {html}");
+    let filtered = console.http.get(console.url("/audit?actor=nobody")).send().await.unwrap().text().await.unwrap();
+    assert!(filtered.contains("No changes match."));
+    console.stop().await;
+}

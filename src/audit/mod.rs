@@ -20,6 +20,23 @@ use chain::{EntryContent, ResolutionContent, GENESIS};
 /// How long a write waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// What the history can be narrowed to; empty fields match everything.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Filter {
+    pub namespace: Option<String>,
+    /// The object's name (a host, a Deployment, a namespace).
+    pub object: Option<String>,
+    pub actor: Option<String>,
+    /// An action or its prefix: `route.` matches every routing change.
+    pub action: Option<String>,
+    pub outcome: Option<String>,
+    pub source: Option<String>,
+    #[serde(skip)]
+    pub from_ms: Option<i64>,
+    #[serde(skip)]
+    pub to_ms: Option<i64>,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("audit store: {0}")]
 pub struct AuditError(#[from] sqlx::Error);
@@ -234,6 +251,37 @@ impl AuditStore {
             expected_prev = hash.unwrap_or_default();
         }
         Ok(VerifyReport { records_checked: checked, first_mismatch: None })
+    }
+
+    /// Entries matching `filter`, newest first, older than entry `before` when given
+    /// (keyset pagination: no OFFSET, so every page costs the same).
+    pub async fn search(&self, filter: &Filter, before: Option<i64>, limit: u32) -> Result<Vec<Entry>, AuditError> {
+        let mut query = sqlx::QueryBuilder::new("SELECT * FROM audit_view WHERE 1 = 1");
+        let mut equal = |column: &str, value: &Option<String>| {
+            if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
+                query.push(format!(" AND {column} = ")).push_bind(value.to_owned());
+            }
+        };
+        equal("namespace", &filter.namespace);
+        equal("name", &filter.object);
+        equal("actor", &filter.actor);
+        equal("outcome", &filter.outcome);
+        equal("source", &filter.source);
+        if let Some(action) = filter.action.as_deref().filter(|v| !v.is_empty()) {
+            query.push(" AND action LIKE ").push_bind(format!("{action}%"));
+        }
+        if let Some(from) = filter.from_ms {
+            query.push(" AND time_ms >= ").push_bind(from);
+        }
+        if let Some(to) = filter.to_ms {
+            query.push(" AND time_ms < ").push_bind(to);
+        }
+        if let Some(before) = before {
+            query.push(" AND id < ").push_bind(before);
+        }
+        query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+        let rows = query.build().fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(entry_from_row).collect())
     }
 
     /// The newest entries first.

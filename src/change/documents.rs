@@ -51,14 +51,15 @@ pub fn to_yaml(object: &Value) -> String {
     serde_yaml_ng::to_string(object).unwrap_or_else(|_| object.to_string())
 }
 
-/// A unified diff of the YAML of two states.
-pub fn diff(before: &Documents, after: &Documents) -> String {
+/// A unified diff of the YAML of the live and the planned state.
+pub fn diff(live: &Documents, planned: &Documents) -> String {
+    diff_labeled(live, planned, ("live", "planned"))
+}
+
+/// A unified diff of the YAML of two states, with the given headers.
+pub fn diff_labeled(before: &Documents, after: &Documents, (from, to): (&str, &str)) -> String {
     let (before, after) = (before.to_yaml(), after.to_yaml());
-    similar::TextDiff::from_lines(&before, &after)
-        .unified_diff()
-        .context_radius(4)
-        .header("live", "planned")
-        .to_string()
+    similar::TextDiff::from_lines(&before, &after).unified_diff().context_radius(4).header(from, to).to_string()
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use crate::cluster::{ClusterError, Kind, ObjectRef, Objects, Operation};
 use crate::metrics::Metrics;
 use crate::problem::{describe, FieldProblem};
 
-pub use documents::{diff, Documents};
+pub use documents::{diff, diff_labeled, Documents};
 pub use recover::resolve_pending;
 
 /// A requested mutation, as a value.

@@ -1,5 +1,6 @@
 //! The web layer: one router, thin handlers, extractors, the error type and templates.
 mod api;
+mod audit_query;
 mod canaries;
 mod csrf;
 mod error;
@@ -64,6 +65,7 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .route("/ns/{ns}/canaries/{host}", get(pages::canary::page).post(pages::canary::start))
         .route("/ns/{ns}/canaries/{host}/{step}", post(pages::canary::step))
         .route("/audit", get(pages::audit::page))
+        .route("/audit/{id}", get(pages::audit::entry))
         .route("/partials/audit", get(pages::audit::rows))
         .route("/partials/banner", get(pages::banner));
 
@@ -76,7 +78,8 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .route("/api/v1/namespaces/{ns}/canaries/{host}", get(api::canaries::get).post(api::canaries::start))
         .route("/api/v1/namespaces/{ns}/canaries/{host}/{step}", post(api::canaries::step))
         .route("/api/v1/audit", get(api::audit::list))
-        .route("/api/v1/audit/verify", get(api::audit::verify));
+        .route("/api/v1/audit/verify", get(api::audit::verify))
+        .route("/api/v1/audit/{id}", get(api::audit::one));
 
     let operations = Router::new()
         .route("/healthz", get(ops::healthz))

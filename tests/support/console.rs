@@ -80,6 +80,10 @@ impl Console {
         (status, body)
     }
 
+    pub async fn get_json_owned(&self, url: String) -> (StatusCode, Value) {
+        self.get_json(&url).await
+    }
+
     pub async fn get_json(&self, url: &str) -> (StatusCode, Value) {
         self.send_json(reqwest::Method::GET, url, None).await
     }

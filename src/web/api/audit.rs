@@ -1,33 +1,39 @@
 //! `/api/v1/audit`.
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::audit::Entry;
 
+use super::super::audit_query::HistoryQuery;
 use super::super::error::AppError;
 use super::super::state::AppState;
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 1000;
 
-#[derive(Deserialize)]
-pub struct ListQuery {
-    limit: Option<u32>,
-}
-
 #[derive(Serialize)]
 pub struct EntryList {
     entries: Vec<Entry>,
+    /// Pass as `before` for the next (older) page; null on the last page.
+    next: Option<i64>,
 }
 
-/// `GET ?limit=N`: the newest entries first.
-pub async fn list(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<Json<EntryList>, AppError> {
+/// `GET ?namespace=&object=&actor=&action=&outcome=&source=&from=&to=&limit=&before=`:
+/// matching entries, newest first.
+pub async fn list(State(state): State<AppState>, Query(query): Query<HistoryQuery>) -> Result<Json<EntryList>, AppError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(AppError::invalid("limit", format!("must be from 1 to {MAX_LIMIT}")));
     }
-    Ok(Json(EntryList { entries: state.audit.recent(limit).await? }))
+    let entries = state.audit.search(&query.parsed()?, query.before, limit).await?;
+    let next = (entries.len() == limit as usize).then(|| entries.last().map(|e| e.id)).flatten();
+    Ok(Json(EntryList { entries, next }))
+}
+
+/// `GET /api/v1/audit/{id}`.
+pub async fn one(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Entry>, AppError> {
+    state.audit.get(id).await?.map(Json).ok_or_else(|| AppError::NotFound(format!("no audit entry {id}")))
 }
 
 /// `GET /api/v1/audit/verify`: recomputes the hash chain.

@@ -1,24 +1,34 @@
-//! The audit list: the latest changes, newest first.
+//! The audit history: filters, keyset pages, and each entry with its diff.
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 
-use crate::audit::Entry;
+use crate::audit::{Entry, VerifyReport};
+use crate::change::documents::Documents;
+use crate::change::diff_labeled;
 
+use super::super::audit_query::HistoryQuery;
 use super::super::error::AppError;
 use super::super::identity::Identity;
 use super::super::layout::Layout;
 use super::super::state::AppState;
 use super::render;
+use super::route_view::DiffLine;
 
-const PAGE_SIZE: u32 = 100;
+const PAGE_SIZE: u32 = 50;
+/// How far around a change the trace links look.
+const TRACE_WINDOW_MS: i64 = 5 * 60 * 1000;
 
 #[derive(Template)]
 #[template(path = "audit.html")]
 struct AuditPage {
     layout: Layout,
     entries: Vec<Entry>,
-    verified: crate::audit::VerifyReport,
+    verified: VerifyReport,
+    query: HistoryQuery,
+    /// `?...` repeating the filters, for the polled rows and the "Older" link.
+    filters: String,
+    older: Option<i64>,
 }
 
 #[derive(Template)]
@@ -27,12 +37,58 @@ struct AuditRows {
     entries: Vec<Entry>,
 }
 
-pub async fn page(State(state): State<AppState>, Identity(actor): Identity) -> Result<Response, AppError> {
-    let entries = state.audit.recent(PAGE_SIZE).await?;
-    let verified = state.audit.verify().await?;
-    render(&AuditPage { layout: Layout::new(&state, &actor, None), entries, verified })
+#[derive(Template)]
+#[template(path = "audit_entry.html")]
+struct EntryPage {
+    layout: Layout,
+    entry: Entry,
+    diff: Vec<DiffLine>,
+    service: String,
+    traces: Option<String>,
+    kiali: Option<String>,
 }
 
-pub async fn rows(State(state): State<AppState>) -> Result<Response, AppError> {
-    render(&AuditRows { entries: state.audit.recent(PAGE_SIZE).await? })
+pub async fn page(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Response, AppError> {
+    let entries = state.audit.search(&query.parsed()?, query.before, PAGE_SIZE).await?;
+    let older = (entries.len() == PAGE_SIZE as usize).then(|| entries.last().map(|e| e.id)).flatten();
+    let verified = state.audit.verify().await?;
+    let filters = query.query_string();
+    render(&AuditPage { layout: Layout::new(&state, &actor, None), entries, verified, query, filters, older })
+}
+
+/// The first page's rows, polled by the page.
+pub async fn rows(State(state): State<AppState>, Query(query): Query<HistoryQuery>) -> Result<Response, AppError> {
+    render(&AuditRows { entries: state.audit.search(&query.parsed()?, None, PAGE_SIZE).await? })
+}
+
+/// `/audit/{id}`: one entry, its before/after diff, and where to look around that time.
+pub async fn entry(State(state): State<AppState>, Identity(actor): Identity, Path(id): Path<i64>) -> Result<Response, AppError> {
+    let entry = state.audit.get(id).await?.ok_or_else(|| AppError::NotFound(format!("no audit entry {id}")))?;
+    let before = Documents::from_document(entry.before.as_ref(), 1);
+    let after = Documents::from_document(entry.after.as_ref(), 1);
+    let diff = diff_labeled(&before, &after, ("before", "after"))
+        .lines()
+        .map(|line| DiffLine { class: DiffLine::class_of(line), text: line.to_owned() })
+        .collect();
+    let service = service_of(&entry);
+    let start = jiff::Timestamp::from_millisecond(entry.time_ms - TRACE_WINDOW_MS).ok();
+    let end = jiff::Timestamp::from_millisecond(entry.time_ms + TRACE_WINDOW_MS).ok();
+    let traces = start.zip(end).and_then(|(start, end)| state.links.jaeger_traces_between(&entry.namespace, &service, start, end));
+    let kiali = state.links.kiali_service(&entry.namespace, &service);
+    render(&EntryPage { layout: Layout::new(&state, &actor, Some(&entry.namespace)), entry, diff, service, traces, kiali })
+}
+
+/// The service an entry is about: an object's `app` label (in a List, any item's), else
+/// the object's name.
+fn service_of(entry: &Entry) -> String {
+    let app = |object: &serde_json::Value| object["metadata"]["labels"]["app"].as_str().map(String::from);
+    [&entry.after, &entry.before]
+        .into_iter()
+        .flatten()
+        .find_map(|doc| app(doc).or_else(|| doc["items"].as_array()?.iter().find_map(app)))
+        .unwrap_or_else(|| entry.name.clone())
 }

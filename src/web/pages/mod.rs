@@ -4,7 +4,7 @@ pub mod canary;
 pub mod deploy;
 pub mod overview;
 mod route_forms;
-mod route_view;
+pub(super) mod route_view;
 pub mod routes;
 
 use askama::Template;

@@ -23,6 +23,18 @@ pub struct DiffLine {
     pub text: String,
 }
 
+impl DiffLine {
+    /// The CSS class of a unified-diff line: added, deleted, hunk header or context.
+    pub fn class_of(line: &str) -> &'static str {
+        match line.chars().next() {
+            Some('+') if !line.starts_with("+++") => "add",
+            Some('-') if !line.starts_with("---") => "del",
+            Some('@') => "hunk",
+            _ => "ctx",
+        }
+    }
+}
+
 pub struct PreviewView {
     pub action: String,
     pub summary: String,
@@ -193,15 +205,7 @@ impl PreviewView {
         let diff = preview
             .diff()
             .lines()
-            .map(|line| DiffLine {
-                class: match line.chars().next() {
-                    Some('+') if !line.starts_with("+++") => "add",
-                    Some('-') if !line.starts_with("---") => "del",
-                    Some('@') => "hunk",
-                    _ => "ctx",
-                },
-                text: line.to_owned(),
-            })
+            .map(|line| DiffLine { class: DiffLine::class_of(line), text: line.to_owned() })
             .collect();
         Self {
             action: if desired.is_some() { "update".into() } else { "delete".into() },
