@@ -25,6 +25,7 @@ fn entry(summary: &str, outcome: Outcome) -> NewEntry {
         outcome,
         error: None,
         request_id: None,
+        reverts: None,
     }
 }
 
@@ -114,4 +115,50 @@ async fn the_history_filters_pages_by_key_and_shows_each_entrys_diff() {
     let filtered = console.http.get(console.url("/audit?actor=nobody")).send().await.unwrap().text().await.unwrap();
     assert!(filtered.contains("No changes match."));
     console.stop().await;
+}
+
+#[tokio::test]
+async fn a_change_reverts_to_its_before_state_and_a_changed_object_needs_force() {
+    let ns = TestNamespace::new("revert").await;
+    let console = Console::start(&ns.name).await;
+    let console = &console;
+    let put_split = |v1: u32| {
+        let body = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
+                          "rules": [{"route": {"version-v1": v1, "version-v2": 100 - v1}}]});
+        let url = console.api("/routes/recommendation");
+        async move { console.send_json(reqwest::Method::PUT, &url, Some(body)).await }
+    };
+    for workload in ["recommendation-v1", "recommendation-v2"] {
+        console.send_json(reqwest::Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
+    }
+    assert_eq!(put_split(90).await.0, reqwest::StatusCode::OK);
+    let (_, moved) = put_split(75).await;
+    let entry = moved["auditId"].as_i64().unwrap();
+    let weights = || async {
+        let (_, policy) = console.get_json(&console.api("/routes/recommendation")).await;
+        policy["rules"][0]["route"].clone()
+    };
+
+    let revert = |query: &str, body: serde_json::Value| {
+        let url = console.url(&format!("/api/v1/audit/{entry}/revert{query}"));
+        async move { console.send_json(reqwest::Method::POST, &url, Some(body)).await }
+    };
+    let (status, preview) = revert("?dryRun=true", json!({})).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{preview}");
+    assert!(preview["diff"].as_str().unwrap().contains("+      weight: 90"), "{preview}");
+    assert_eq!(weights().await, json!({"version-v1": 75, "version-v2": 25}), "a preview changes nothing");
+
+    let (status, reverted) = revert("", json!({})).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{reverted}");
+    assert_eq!(weights().await, json!({"version-v1": 90, "version-v2": 10}));
+    let latest = &console.audit().await[0];
+    assert_eq!((latest["action"].as_str(), latest["reverts"].as_i64()), (Some("revert"), Some(entry)));
+
+    assert_eq!(put_split(50).await.0, reqwest::StatusCode::OK);
+    let (status, refused) = revert("", json!({})).await;
+    assert_eq!(status, reqwest::StatusCode::CONFLICT, "{refused}");
+    assert_eq!(weights().await, json!({"version-v1": 50, "version-v2": 50}));
+    let (status, _) = revert("", json!({"force": true})).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert_eq!(weights().await, json!({"version-v1": 90, "version-v2": 10}));
 }

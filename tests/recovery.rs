@@ -34,6 +34,7 @@ fn pending_deploy(namespace: &str, workload: Workload) -> NewEntry {
         outcome: Outcome::Pending,
         error: None,
         request_id: None,
+        reverts: None,
     }
 }
 

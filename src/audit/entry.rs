@@ -68,6 +68,8 @@ pub struct NewEntry {
     pub outcome: Outcome,
     pub error: Option<String>,
     pub request_id: Option<String>,
+    /// The entry this change reverts.
+    pub reverts: Option<i64>,
 }
 
 /// A stored entry.
@@ -90,6 +92,7 @@ pub struct Entry {
     pub outcome: String,
     pub error: Option<String>,
     pub request_id: Option<String>,
+    pub reverts: Option<i64>,
 }
 
 impl Entry {

@@ -114,7 +114,7 @@ impl AuditStore {
                 outcome: entry.outcome.as_str().into(),
                 error: entry.error.clone(),
                 request_id: entry.request_id.clone(),
-                reverts: None,
+                reverts: entry.reverts,
             };
             let (seq, prev) = head(&mut conn).await?;
             let hash = chain::link(&prev, &content.canonical());
@@ -403,6 +403,7 @@ fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Entry {
         outcome: row.get("outcome"),
         error: row.get("error"),
         request_id: row.get("request_id"),
+        reverts: row.get("reverts"),
     }
 }
 

@@ -16,6 +16,7 @@ fn entry(outcome: Outcome) -> NewEntry {
         outcome,
         error: None,
         request_id: Some("req-1".into()),
+        reverts: None,
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod documents;
 mod recover;
 pub mod canary;
+pub mod revert;
 pub mod routes;
 pub mod workloads;
 
@@ -38,6 +39,8 @@ pub struct Change {
     pub operations: Vec<Operation>,
     /// Problems found by the domain's validation; any problem stops the change.
     pub problems: Vec<FieldProblem>,
+    /// The audit entry this change reverts.
+    pub reverts: Option<i64>,
 }
 
 /// Why a change did not happen.
@@ -226,6 +229,7 @@ impl ChangePath {
             outcome,
             error,
             request_id: change.request_id.clone(),
+            reverts: change.reverts,
         }
     }
 }

@@ -115,6 +115,7 @@ fn route_change(request: &RouteRequest, action: &str, host: &str, summary: Strin
         summary,
         operations: Vec::new(),
         problems: Vec::new(),
+        reverts: None,
     }
 }
 

@@ -10,6 +10,7 @@ mod layout;
 mod links;
 mod ops;
 mod pages;
+mod reverts;
 mod state;
 
 use std::path::Path;
@@ -66,6 +67,8 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .route("/ns/{ns}/canaries/{host}/{step}", post(pages::canary::step))
         .route("/audit", get(pages::audit::page))
         .route("/audit/{id}", get(pages::audit::entry))
+        .route("/audit/{id}/revert/preview", post(pages::audit::revert_preview))
+        .route("/audit/{id}/revert", post(pages::audit::revert))
         .route("/partials/audit", get(pages::audit::rows))
         .route("/partials/banner", get(pages::banner));
 
@@ -79,7 +82,8 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .route("/api/v1/namespaces/{ns}/canaries/{host}/{step}", post(api::canaries::step))
         .route("/api/v1/audit", get(api::audit::list))
         .route("/api/v1/audit/verify", get(api::audit::verify))
-        .route("/api/v1/audit/{id}", get(api::audit::one));
+        .route("/api/v1/audit/{id}", get(api::audit::one))
+        .route("/api/v1/audit/{id}/revert", post(api::audit::revert));
 
     let operations = Router::new()
         .route("/healthz", get(ops::healthz))

@@ -40,3 +40,34 @@ pub async fn one(State(state): State<AppState>, Path(id): Path<i64>) -> Result<J
 pub async fn verify(State(state): State<AppState>) -> Result<Json<crate::audit::VerifyReport>, AppError> {
     Ok(Json(state.audit.verify().await?))
 }
+
+#[derive(serde::Deserialize, Default)]
+pub struct RevertBody {
+    /// Revert even though the object changed since the entry.
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(serde::Deserialize)]
+pub struct DryRun {
+    #[serde(default, rename = "dryRun")]
+    dry_run: bool,
+}
+
+/// `POST /api/v1/audit/{id}/revert` (`?dryRun=true` previews): restores the entry's before state.
+pub async fn revert(
+    State(state): State<AppState>,
+    super::super::identity::Identity(actor): super::super::identity::Identity,
+    request_id: super::super::extract::RequestId,
+    Path(id): Path<i64>,
+    Query(DryRun { dry_run }): Query<DryRun>,
+    super::super::extract::ApiJson(body): super::super::extract::ApiJson<RevertBody>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let change = super::super::reverts::build(&state, &actor, crate::audit::Source::Api, request_id.0, id, body.force).await?;
+    if dry_run {
+        let preview = state.changes.preview(&change).await?;
+        return Ok(Json(serde_json::json!({"diff": preview.diff(), "objects": preview.after.objects()})));
+    }
+    let applied = state.changes.execute(change).await?;
+    Ok(Json(serde_json::json!({"auditId": applied.audit_id, "reverts": id})))
+}

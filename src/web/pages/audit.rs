@@ -1,14 +1,18 @@
 //! The audit history: filters, keyset pages, and each entry with its diff.
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
 
-use crate::audit::{Entry, VerifyReport};
+use crate::audit::{Entry, Source, VerifyReport};
+use crate::authz::Actor;
 use crate::change::documents::Documents;
 use crate::change::diff_labeled;
 
 use super::super::audit_query::HistoryQuery;
 use super::super::error::AppError;
+use super::super::extract::RequestId;
+use super::super::reverts;
 use super::super::identity::Identity;
 use super::super::layout::Layout;
 use super::super::state::AppState;
@@ -46,6 +50,23 @@ struct EntryPage {
     service: String,
     traces: Option<String>,
     kiali: Option<String>,
+    csrf_token: String,
+    revertible: bool,
+    revert: Option<RevertPreview>,
+}
+
+/// A revert about to be confirmed: its diff against the live objects.
+pub struct RevertPreview {
+    diff: Vec<DiffLine>,
+    /// The objects changed since the entry: confirming reverts anyway.
+    conflict: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+pub struct RevertForm {
+    #[serde(default)]
+    force: Option<String>,
 }
 
 pub async fn page(
@@ -67,19 +88,72 @@ pub async fn rows(State(state): State<AppState>, Query(query): Query<HistoryQuer
 
 /// `/audit/{id}`: one entry, its before/after diff, and where to look around that time.
 pub async fn entry(State(state): State<AppState>, Identity(actor): Identity, Path(id): Path<i64>) -> Result<Response, AppError> {
+    render(&entry_page(&state, &actor, id, None).await?)
+}
+
+/// `POST /audit/{id}/revert/preview`: the revert's diff and dry run, to confirm.
+pub async fn revert_preview(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    Path(id): Path<i64>,
+    Form(form): Form<RevertForm>,
+) -> Result<Response, AppError> {
+    let force = form.force.is_some();
+    let preview = match reverts::build(&state, &actor, Source::Ui, request_id.0, id, force).await {
+        Ok(change) => match state.changes.preview(&change).await {
+            Ok(preview) => RevertPreview { diff: diff_lines(&preview.diff()), conflict: None, error: None },
+            Err(error) => RevertPreview { diff: Vec::new(), conflict: None, error: Some(AppError::from(error).to_string()) },
+        },
+        Err(AppError::Conflict(message)) => {
+            let change = reverts::build(&state, &actor, Source::Ui, None, id, true).await?;
+            let diff = state.changes.preview(&change).await.map(|p| diff_lines(&p.diff())).unwrap_or_default();
+            RevertPreview { diff, conflict: Some(message), error: None }
+        }
+        Err(other) => return Err(other),
+    };
+    render(&entry_page(&state, &actor, id, Some(preview)).await?)
+}
+
+/// `POST /audit/{id}/revert`: applies the revert (with `force` after a conflict was shown).
+pub async fn revert(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    Path(id): Path<i64>,
+    Form(form): Form<RevertForm>,
+) -> Result<Response, AppError> {
+    let change = reverts::build(&state, &actor, Source::Ui, request_id.0, id, form.force.is_some()).await?;
+    let applied = state.changes.execute(change).await?;
+    Ok(Redirect::to(&format!("/audit/{}", applied.audit_id)).into_response())
+}
+
+fn diff_lines(diff: &str) -> Vec<DiffLine> {
+    diff.lines().map(|line| DiffLine { class: DiffLine::class_of(line), text: line.to_owned() }).collect()
+}
+
+async fn entry_page(state: &AppState, actor: &Actor, id: i64, revert: Option<RevertPreview>) -> Result<EntryPage, AppError> {
     let entry = state.audit.get(id).await?.ok_or_else(|| AppError::NotFound(format!("no audit entry {id}")))?;
     let before = Documents::from_document(entry.before.as_ref(), 1);
     let after = Documents::from_document(entry.after.as_ref(), 1);
-    let diff = diff_labeled(&before, &after, ("before", "after"))
-        .lines()
-        .map(|line| DiffLine { class: DiffLine::class_of(line), text: line.to_owned() })
-        .collect();
+    let diff = diff_lines(&diff_labeled(&before, &after, ("before", "after")));
     let service = service_of(&entry);
     let start = jiff::Timestamp::from_millisecond(entry.time_ms - TRACE_WINDOW_MS).ok();
     let end = jiff::Timestamp::from_millisecond(entry.time_ms + TRACE_WINDOW_MS).ok();
     let traces = start.zip(end).and_then(|(start, end)| state.links.jaeger_traces_between(&entry.namespace, &service, start, end));
     let kiali = state.links.kiali_service(&entry.namespace, &service);
-    render(&EntryPage { layout: Layout::new(&state, &actor, Some(&entry.namespace)), entry, diff, service, traces, kiali })
+    let revertible = actor.authenticated && (entry.outcome == "applied" || entry.source == "external");
+    Ok(EntryPage {
+        layout: Layout::new(state, actor, Some(&entry.namespace)),
+        csrf_token: state.csrf.token_for(&actor.name),
+        entry,
+        diff,
+        service,
+        traces,
+        kiali,
+        revertible,
+        revert,
+    })
 }
 
 /// The service an entry is about: an object's `app` label (in a List, any item's), else

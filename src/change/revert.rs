@@ -1,0 +1,151 @@
+//! Reverting an audited change: each object it touched goes back to its `before` state
+//! (deleted if it did not exist), as a new change through the same path.
+use serde_json::Value;
+
+use crate::audit::{Entry, Source};
+use crate::authz::{Actor, Permission};
+use crate::cluster::{without_server_fields, ObjectRef, Operation};
+
+use super::Change;
+
+/// Why a revert cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RevertRefused {
+    #[error("only applied or external changes can be reverted; this one is {0}")]
+    NotApplied(String),
+    #[error("{0} changed since this entry; look at the diff and confirm to revert anyway")]
+    ChangedSince(String),
+}
+
+/// The objects an entry touched, in order.
+pub fn targets(entry: &Entry) -> Vec<ObjectRef> {
+    entry.operations.as_array().into_iter().flatten().filter_map(|op| Operation::from_record(op)).map(|op| op.target().clone()).collect()
+}
+
+/// The change restoring `entry`'s before state, given the live objects (in `targets` order).
+/// Unless `force`, refuses when an object is no longer as the entry left it.
+pub fn revert(entry: &Entry, live: &[Option<Value>], actor: &Actor, source: Source, request_id: Option<String>, force: bool) -> Result<Change, RevertRefused> {
+    if !matches!(entry.outcome.as_str(), "applied") && entry.source != "external" {
+        return Err(RevertRefused::NotApplied(entry.outcome.clone()));
+    }
+    let targets = targets(entry);
+    let mut operations = Vec::with_capacity(targets.len());
+    for (target, live) in targets.iter().zip(live) {
+        let left = find(entry.after.as_ref(), target);
+        let now = live.clone().map(without_server_fields);
+        if !force && now.as_ref() != left.as_ref() {
+            return Err(RevertRefused::ChangedSince(target.to_string()));
+        }
+        operations.push(match find(entry.before.as_ref(), target) {
+            Some(object) => Operation::Apply { target: target.clone(), object },
+            None => Operation::Delete { target: target.clone() },
+        });
+    }
+    let subject = targets.first().cloned().unwrap_or_else(|| ObjectRef::namespaced(crate::cluster::Kind::Namespace, &entry.namespace, &entry.name));
+    Ok(Change {
+        actor: actor.clone(),
+        source,
+        request_id,
+        action: "revert".into(),
+        permission: permission_for(&entry.action),
+        namespace: entry.namespace.clone(),
+        host: host_of(entry),
+        subject: ObjectRef { kind: subject.kind, namespace: subject.namespace, name: entry.name.clone() },
+        summary: format!("revert #{}: {}", entry.id, entry.summary),
+        operations,
+        problems: Vec::new(),
+        reverts: Some(entry.id),
+    })
+}
+
+/// Reverting needs the permission the original change needed.
+fn permission_for(action: &str) -> Permission {
+    match action.split('.').next() {
+        Some("route") => Permission::Route,
+        Some("canary") => Permission::Canary,
+        Some("workload" | "namespace" | "tutorial") => Permission::Deploy,
+        _ => Permission::Admin,
+    }
+}
+
+fn host_of(entry: &Entry) -> Option<String> {
+    match entry.kind.as_str() {
+        "VirtualService" | "DestinationRule" => Some(entry.name.clone()),
+        "Namespace" => None,
+        _ => crate::tutorial::Workload::ALL.iter().find(|w| w.deployment_name() == entry.name).map(|w| w.app().to_owned()),
+    }
+}
+
+/// The object `target` inside a before/after document (a single object or a v1 List).
+fn find(document: Option<&Value>, target: &ObjectRef) -> Option<Value> {
+    let document = document?;
+    let matches = |object: &Value| {
+        object["kind"].as_str() == Some(target.kind.as_str()) && object["metadata"]["name"].as_str() == Some(target.name.as_str())
+    };
+    match document["items"].as_array() {
+        Some(items) if document["kind"] == "List" => items.iter().find(|o| matches(o)).cloned(),
+        _ => matches(document).then(|| document.clone()),
+    }
+    .map(without_server_fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::Kind;
+    use serde_json::json;
+
+    fn vs(weight: u32) -> Value {
+        json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "recommendation", "namespace": "t"},
+               "spec": {"http": [{"route": [{"destination": {"host": "recommendation", "subset": "version-v1"}, "weight": weight}]}]}})
+    }
+
+    fn entry(before: Option<Value>, after: Option<Value>) -> Entry {
+        let target = ObjectRef::namespaced(Kind::VirtualService, "t", "recommendation");
+        Entry {
+            id: 7,
+            time_ms: 0,
+            actor: "alice".into(),
+            groups: vec![],
+            source: "api".into(),
+            action: "route.update".into(),
+            namespace: "t".into(),
+            kind: "VirtualService".into(),
+            name: "recommendation".into(),
+            summary: "recommendation: v1 90%→75%".into(),
+            before,
+            after,
+            operations: json!([Operation::Apply { target, object: vs(75) }.to_record()]),
+            outcome: "applied".into(),
+            error: None,
+            request_id: None,
+            reverts: None,
+        }
+    }
+
+    #[test]
+    fn a_revert_applies_the_before_state_and_references_the_entry() {
+        let entry = entry(Some(vs(90)), Some(vs(75)));
+        let change = revert(&entry, &[Some(vs(75))], &Actor::user("bob", vec![]), Source::Ui, None, false).unwrap();
+        assert_eq!(change.reverts, Some(7));
+        assert_eq!(change.action, "revert");
+        assert_eq!(change.permission, Permission::Route);
+        assert_eq!(change.operations[0].object().unwrap()["spec"]["http"][0]["route"][0]["weight"], 90);
+    }
+
+    #[test]
+    fn an_object_created_by_the_change_is_deleted() {
+        let change = revert(&entry(None, Some(vs(75))), &[Some(vs(75))], &Actor::user("bob", vec![]), Source::Ui, None, false).unwrap();
+        assert!(matches!(change.operations[0], Operation::Delete { .. }));
+    }
+
+    #[test]
+    fn a_changed_object_needs_confirmation() {
+        let entry = entry(Some(vs(90)), Some(vs(75)));
+        let refused = revert(&entry, &[Some(vs(50))], &Actor::user("bob", vec![]), Source::Ui, None, false);
+        assert!(matches!(refused, Err(RevertRefused::ChangedSince(_))));
+        assert!(revert(&entry, &[Some(vs(50))], &Actor::user("bob", vec![]), Source::Ui, None, true).is_ok());
+        let failed = Entry { outcome: "failed".into(), ..entry };
+        assert!(matches!(revert(&failed, &[None], &Actor::user("bob", vec![]), Source::Ui, None, true), Err(RevertRefused::NotApplied(_))));
+    }
+}
