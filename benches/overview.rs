@@ -26,9 +26,10 @@ async fn client() -> kube::Client {
     let path = std::env::var_os("SIGNALBOX_TEST_KUBECONFIG")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("deploy/devcluster/.state/admin.kubeconfig"));
-    let config = kube::Config::from_custom_kubeconfig(Kubeconfig::read_from(path).unwrap(), &KubeConfigOptions::default())
-        .await
-        .unwrap();
+    let config =
+        kube::Config::from_custom_kubeconfig(Kubeconfig::read_from(path).unwrap(), &KubeConfigOptions::default())
+            .await
+            .unwrap();
     kube::Client::try_from(config).unwrap()
 }
 
@@ -39,7 +40,8 @@ async fn populate(client: &kube::Client, namespace: &str) {
         .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap())
         .await;
     let apply = PatchParams::apply("bench");
-    let deployments: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &Kind::Deployment.api_resource());
+    let deployments: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &Kind::Deployment.api_resource());
     let services: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &Kind::Service.api_resource());
     for service in 0..SERVICES {
         let app = format!("svc-{service:02}");
@@ -167,8 +169,18 @@ async fn main() {
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("overview of {SERVICES} services x {VERSIONS} versions ({} bytes)", page.len());
-    println!("fixed rate      {RATE_PER_SECOND} req/s for {FIXED_RATE_SECONDS} s: {} requests, {errors} errors", latencies.len());
-    println!("latency         p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms", ms(percentile(&latencies, 0.5)), ms(percentile(&latencies, 0.99)), ms(*latencies.last().unwrap()));
-    println!("saturation      {throughput:.0} req/s with {SATURATION_CONNECTIONS} connections for {SATURATION_SECONDS} s");
+    println!(
+        "fixed rate      {RATE_PER_SECOND} req/s for {FIXED_RATE_SECONDS} s: {} requests, {errors} errors",
+        latencies.len()
+    );
+    println!(
+        "latency         p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99)),
+        ms(*latencies.last().unwrap())
+    );
+    println!(
+        "saturation      {throughput:.0} req/s with {SATURATION_CONNECTIONS} connections for {SATURATION_SECONDS} s"
+    );
     println!("rss             idle {idle_rss:.1} MiB   after load {busy_rss:.1} MiB");
 }

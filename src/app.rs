@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::audit::AuditStore;
 use crate::authz::Authorizer;
-use crate::change::{resolve_pending, ChangePath};
+use crate::change::{ChangePath, resolve_pending};
 use crate::cluster::Cluster;
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;

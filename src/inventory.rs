@@ -164,14 +164,17 @@ mod tests {
         .unwrap();
         assert_eq!(ingress_url(Some(&gateway)).unwrap(), "http://127.0.0.1");
         let node_port_only: Service =
-            serde_json::from_value(json!({"spec": {"ports": [{"name": "http2", "port": 80, "nodePort": 30080}]}})).unwrap();
+            serde_json::from_value(json!({"spec": {"ports": [{"name": "http2", "port": 80, "nodePort": 30080}]}}))
+                .unwrap();
         assert_eq!(ingress_url(Some(&node_port_only)).unwrap(), "http://<node-address>:30080");
         assert_eq!(ingress_url(None), None);
     }
 
     #[test]
     fn injection_follows_the_namespace_label() {
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "t", "labels": {"istio-injection": "enabled"}}})).unwrap();
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": "t", "labels": {"istio-injection": "enabled"}}}))
+                .unwrap();
         assert!(sidecar_injection(Some(&ns)));
         assert!(!sidecar_injection(None));
     }

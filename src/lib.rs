@@ -9,16 +9,16 @@
 //! - [`istio`]: typed Istio resources (`networking.istio.io/v1`).
 //! - [`cluster`]: kube-rs client, watch caches and server-side apply.
 //! - [`audit`]: the SQLite audit store.
+pub mod app;
 pub mod audit;
-pub mod cluster;
-pub mod config;
-pub mod istio;
-pub mod policy;
-pub mod tutorial;
 pub mod authz;
 pub mod change;
-pub mod metrics;
-pub mod problem;
+pub mod cluster;
+pub mod config;
 pub mod inventory;
-pub mod app;
+pub mod istio;
+pub mod metrics;
+pub mod policy;
+pub mod problem;
+pub mod tutorial;
 pub mod web;

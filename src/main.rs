@@ -22,7 +22,10 @@ async fn verify(database: &std::path::Path) -> anyhow::Result<()> {
             Ok(())
         }
         Some(id) => {
-            println!("audit log TAMPERED: entry {id} does not match its hash (after {} records)", report.records_checked - 1);
+            println!(
+                "audit log TAMPERED: entry {id} does not match its hash (after {} records)",
+                report.records_checked - 1
+            );
             std::process::exit(1);
         }
     }

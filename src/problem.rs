@@ -16,11 +16,7 @@ impl FieldProblem {
 
 /// The problems as one sentence, for the audit log and plain-text errors.
 pub fn describe(problems: &[FieldProblem]) -> String {
-    problems
-        .iter()
-        .map(|problem| format!("{}: {}", problem.field, problem.message))
-        .collect::<Vec<_>>()
-        .join("; ")
+    problems.iter().map(|problem| format!("{}: {}", problem.field, problem.message)).collect::<Vec<_>>().join("; ")
 }
 
 /// Kubernetes object names (RFC 1123 labels): lowercase alphanumerics and '-', at most 63.

@@ -1,6 +1,6 @@
 //! The Istio tutorial's workloads (customer → preference → recommendation v1/v2/v3) as
 //! Kubernetes objects, matching the tutorial's own manifests. Pure: no I/O.
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// A deployable unit of the tutorial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

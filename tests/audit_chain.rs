@@ -6,8 +6,8 @@ use std::process::Command;
 
 use serde_json::json;
 use signalbox::audit::{AuditStore, NewEntry, Outcome, Source};
-use support::console::Console;
 use support::TestNamespace;
+use support::console::Console;
 
 fn entry(summary: &str, outcome: Outcome) -> NewEntry {
     NewEntry {
@@ -30,7 +30,11 @@ fn entry(summary: &str, outcome: Outcome) -> NewEntry {
 }
 
 fn verify(database: &std::path::Path) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_signalbox")).args(["audit", "verify", "--database"]).arg(database).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_signalbox"))
+        .args(["audit", "verify", "--database"])
+        .arg(database)
+        .output()
+        .unwrap();
     (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
@@ -108,10 +112,15 @@ async fn the_history_filters_pages_by_key_and_shows_each_entrys_diff() {
     assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
 
     let html = console.http.get(console.url(&format!("/audit/{id}"))).send().await.unwrap().text().await.unwrap();
-    let changed = |class: &str, text: &str| html.lines().any(|l| l.starts_with(&format!("<span class=\"{class}\">")) && l.contains(text));
+    let changed = |class: &str, text: &str| {
+        html.lines().any(|l| l.starts_with(&format!("<span class=\"{class}\">")) && l.contains(text))
+    };
     assert!(changed("del", "replicas: 2") && changed("add", "replicas: 3"), "{html}");
     assert!(html.contains("--- before") && html.contains("+++ after"));
-    assert!(html.contains(&format!("/search?service=recommendation.{}&#38;start=", ns.name)), "Jaeger link around the change: {html}");
+    assert!(
+        html.contains(&format!("/search?service=recommendation.{}&#38;start=", ns.name)),
+        "Jaeger link around the change: {html}"
+    );
     let filtered = console.http.get(console.url("/audit?actor=nobody")).send().await.unwrap().text().await.unwrap();
     assert!(filtered.contains("No changes match."));
     console.stop().await;

@@ -10,9 +10,9 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use support::TestNamespace;
 use support::browser::Browser;
 use support::console::Console;
-use support::TestNamespace;
 
 const READY_WITHIN: Duration = Duration::from_secs(30);
 
@@ -87,7 +87,8 @@ async fn the_routing_walkthrough_in_the_browser_with_a_preview_before_each_step(
     let ns = TestNamespace::new("uiroute").await;
     let console = Console::start(&ns.name).await;
     for workload in ["recommendation-v1", "recommendation-v2"] {
-        let (status, body) = console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
+        let (status, body) =
+            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     let browser = Browser::start().await;
@@ -169,7 +170,8 @@ async fn the_tutorial_canary_from_the_browser_then_an_aborted_one() {
     let ns = TestNamespace::new("uicanary").await;
     let console = Console::start(&ns.name).await;
     for workload in ["recommendation-v1", "recommendation-v2"] {
-        let (status, body) = console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
+        let (status, body) =
+            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     let policy = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}}, "rules": [{"route": {"version-v1": 100}}]});

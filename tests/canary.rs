@@ -5,9 +5,9 @@ mod support;
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
-use support::console::Console;
+use serde_json::{Value, json};
 use support::TestNamespace;
+use support::console::Console;
 
 async fn deploy_two_versions(console: &Console, headers: &[(&str, &str)]) {
     for workload in ["recommendation-v1", "recommendation-v2"] {
@@ -43,7 +43,13 @@ fn default_weights(vs: &Value) -> Vec<(String, i64)> {
 }
 
 async fn post(console: &Console, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    console.send_json(Method::POST, &console.api(&format!("/canaries/recommendation{path}")), Some(body.unwrap_or(json!({})))).await
+    console
+        .send_json(
+            Method::POST,
+            &console.api(&format!("/canaries/recommendation{path}")),
+            Some(body.unwrap_or(json!({}))),
+        )
+        .await
 }
 
 #[tokio::test]
@@ -51,15 +57,20 @@ async fn the_tutorial_canary_10_25_100_then_finish_keeps_the_header_rule() {
     let ns = TestNamespace::new("canary").await;
     let console = Console::start(&ns.name).await;
     deploy_two_versions(&console, &[]).await;
-    let (status, _) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(firefox_then_v1())).await;
+    let (status, _) =
+        console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(firefox_then_v1())).await;
     assert_eq!(status, StatusCode::OK);
 
-    let (status, started) = post(&console, "", Some(json!({"stable": "version-v1", "canary": "version-v2", "steps": [10, 25, 100]}))).await;
+    let (status, started) =
+        post(&console, "", Some(json!({"stable": "version-v1", "canary": "version-v2", "steps": [10, 25, 100]}))).await;
     assert_eq!(status, StatusCode::OK, "{started}");
     assert_eq!((started["weight"].as_u64(), started["state"].as_str()), (Some(10), Some("progressing")));
     let vs = live_vs(&ns).await;
     assert_eq!(default_weights(&vs), [("version-v1".into(), 90), ("version-v2".into(), 10)]);
-    assert!(vs["metadata"]["annotations"]["signalbox.io/canary"].as_str().unwrap().contains("\"step\":0"), "kubectl users can see the plan");
+    assert!(
+        vs["metadata"]["annotations"]["signalbox.io/canary"].as_str().unwrap().contains("\"step\":0"),
+        "kubectl users can see the plan"
+    );
 
     for expected in [25, 100] {
         let (status, promoted) = post(&console, "/promote", None).await;
@@ -74,11 +85,18 @@ async fn the_tutorial_canary_10_25_100_then_finish_keeps_the_header_rule() {
 
     let vs = live_vs(&ns).await;
     assert_eq!(default_weights(&vs), [("version-v2".into(), 100)]);
-    assert_eq!(vs["spec"]["http"][0]["match"][0]["headers"]["baggage-user-agent"]["regex"], ".*Firefox.*", "header rule kept");
+    assert_eq!(
+        vs["spec"]["http"][0]["match"][0]["headers"]["baggage-user-agent"]["regex"], ".*Firefox.*",
+        "header rule kept"
+    );
     assert_eq!(vs["spec"]["http"][1]["timeout"], "3s", "rule settings kept");
     let (_, got) = console.get_json(&console.api("/canaries/recommendation")).await;
-    assert_eq!(got, json!({"host": "recommendation", "stable": "version-v1", "canary": "version-v2", "steps": [10, 25, 100], "step": 2, "weight": 100, "state": "finished"}));
-    let actions: Vec<String> = console.audit().await.iter().take(4).map(|e| e["action"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(
+        got,
+        json!({"host": "recommendation", "stable": "version-v1", "canary": "version-v2", "steps": [10, 25, 100], "step": 2, "weight": 100, "state": "finished"})
+    );
+    let actions: Vec<String> =
+        console.audit().await.iter().take(4).map(|e| e["action"].as_str().unwrap().to_owned()).collect();
     assert_eq!(actions, ["canary.finish", "canary.promote", "canary.promote", "canary.start"]);
     console.stop().await;
 }
@@ -111,7 +129,8 @@ async fn concurrent_promotes_move_the_canary_exactly_one_step() {
     console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(firefox_then_v1())).await;
     post(&console, "", Some(json!({"stable": "version-v1", "canary": "version-v2", "steps": [10, 25, 50, 100]}))).await;
     // Two people promote from the step their page shows (step 0).
-    let (first, second) = tokio::join!(post(&console, "/promote?step=0", None), post(&console, "/promote?step=0", None));
+    let (first, second) =
+        tokio::join!(post(&console, "/promote?step=0", None), post(&console, "/promote?step=0", None));
     let mut statuses = [first.0, second.0];
     statuses.sort();
     assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT], "{first:?} {second:?}");
@@ -190,11 +209,21 @@ async fn teams_decide_who_may_deploy_route_and_run_canaries() {
         assert_eq!(status, expected, "{user:?} {method} {path}");
     }
     let audit = console.audit().await;
-    let denied: Vec<&str> = audit.iter().filter(|e| e["outcome"] == "denied").map(|e| e["actor"].as_str().unwrap()).collect();
+    let denied: Vec<&str> =
+        audit.iter().filter(|e| e["outcome"] == "denied").map(|e| e["actor"].as_str().unwrap()).collect();
     assert_eq!(denied.iter().filter(|a| **a == "bob").count(), 3);
     assert_eq!(denied.iter().filter(|a| **a == "anonymous").count(), 3, "{denied:?}");
     assert_eq!(denied.iter().filter(|a| **a == "alice").count(), 1, "{denied:?}");
-    let page = console.http.get(console.url(&format!("/ns/{}/deploy", ns.name))).header("x-forwarded-user", "alice").send().await.unwrap().text().await.unwrap();
+    let page = console
+        .http
+        .get(console.url(&format!("/ns/{}/deploy", ns.name)))
+        .header("x-forwarded-user", "alice")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!page.contains("Scale</button>"), "alice may not deploy, so no Scale buttons are shown");
     console.stop().await;
 }

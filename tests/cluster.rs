@@ -7,8 +7,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use serde_json::{json, Value};
-use support::{eventually, fixture_documents, TestNamespace};
+use serde_json::{Value, json};
+use support::{TestNamespace, eventually, fixture_documents};
 
 fn virtual_services_at(ns: &TestNamespace, version: &str) -> Api<DynamicObject> {
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("networking.istio.io", version, "VirtualService"));
@@ -89,7 +89,8 @@ async fn two_field_managers_conflict_unless_forced() {
     let mut seventy_five = ninety_ten.clone();
     seventy_five["spec"]["http"][0]["route"][0]["weight"] = json!(75);
     seventy_five["spec"]["http"][0]["route"][1]["weight"] = json!(25);
-    let error = api.patch("recommendation", &PatchParams::apply("team-b"), &Patch::Apply(&seventy_five)).await.unwrap_err();
+    let error =
+        api.patch("recommendation", &PatchParams::apply("team-b"), &Patch::Apply(&seventy_five)).await.unwrap_err();
     let (code, message) = api_message(error);
     assert_eq!(code, 409, "{message}");
     assert!(message.contains("team-a"), "the conflict names the other manager: {message}");
@@ -116,7 +117,10 @@ async fn a_tutorial_deployment_gets_ready_pods_on_the_simulated_nodes() {
     let deployment: Deployment = serde_json::from_value(documents[1].clone()).unwrap();
     let sa: k8s_openapi::api::core::v1::ServiceAccount = serde_json::from_value(documents[0].clone()).unwrap();
     Api::namespaced(ns.client.clone(), &ns.name).create(&PostParams::default(), &sa).await.unwrap();
-    Api::<Deployment>::namespaced(ns.client.clone(), &ns.name).create(&PostParams::default(), &deployment).await.unwrap();
+    Api::<Deployment>::namespaced(ns.client.clone(), &ns.name)
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
 
     let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
     let pod = eventually(Duration::from_secs(30), "a Running and Ready pod", || async {

@@ -7,9 +7,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use kube::api::{Api, PostParams};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use support::console::Console;
-use support::{eventually, TestNamespace};
+use support::{TestNamespace, eventually};
 
 async fn deployment(ns: &TestNamespace, name: &str) -> Option<Deployment> {
     Api::<Deployment>::namespaced(ns.client.clone(), &ns.name).get_opt(name).await.unwrap()
@@ -49,7 +49,10 @@ async fn deploy_scale_and_remove_through_the_api_are_applied_and_audited_once_ea
         (item["ready"] == 1).then_some(item)
     })
     .await;
-    assert_eq!(listed, json!({"name": "recommendation-v2", "deployment": "recommendation-v2", "app": "recommendation", "version": "v2", "replicas": 1, "ready": 1}));
+    assert_eq!(
+        listed,
+        json!({"name": "recommendation-v2", "deployment": "recommendation-v2", "app": "recommendation", "version": "v2", "replicas": 1, "ready": 1})
+    );
 
     let (status, body) = console.send_json(Method::PUT, &url, Some(json!({"replicas": 2}))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -84,7 +87,8 @@ async fn the_whole_tutorial_deploys_into_a_new_namespace_and_resets() {
     let ns = TestNamespace::unborn("tut").await;
     let console = Console::start(&ns.name).await;
     for workload in ["customer", "preference", "recommendation-v1", "recommendation-v2", "recommendation-v3"] {
-        let (status, body) = console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
+        let (status, body) =
+            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
         assert_eq!(status, StatusCode::OK, "{workload}: {body}");
     }
     let namespace = Api::<k8s_openapi::api::core::v1::Namespace>::all(ns.client.clone()).get(&ns.name).await.unwrap();
@@ -124,13 +128,15 @@ async fn bad_input_is_refused_with_the_field_and_changes_nothing() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
         assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()), "{answer}");
     }
-    let malformed = console.http.put(&url).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    let malformed =
+        console.http.put(&url).header("content-type", "application/json").body("{not json").send().await.unwrap();
     assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
 
     let (status, answer) = console.send_json(Method::PUT, &console.api("/workloads/recommendation-v9"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
     assert!(answer["error"].as_str().unwrap().contains("recommendation-v9"));
-    let (status, _) = console.send_json(Method::PUT, &console.url("/api/v1/namespaces/kube-system/workloads/customer"), None).await;
+    let (status, _) =
+        console.send_json(Method::PUT, &console.url("/api/v1/namespaces/kube-system/workloads/customer"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "unmanaged namespaces are not reachable");
 
     assert!(deployment(&ns, "recommendation-v2").await.is_none(), "nothing was deployed");
@@ -200,7 +206,10 @@ async fn pages_render_from_the_cache_and_follow_changes_without_reload() {
     assert_eq!(page.headers()["x-content-type-options"], "nosniff");
     let html = page.text().await.unwrap();
     assert!(html.contains("Nothing runs in"), "empty namespace");
-    assert!(html.contains("http://kiali.example:20001/kiali/console/graph/namespaces/?namespaces="), "Kiali graph link");
+    assert!(
+        html.contains("http://kiali.example:20001/kiali/console/graph/namespaces/?namespaces="),
+        "Kiali graph link"
+    );
     assert!(html.contains("ingress <a href=\"http://127.0.0.1/customer\""), "ingress URL from istio-ingressgateway");
 
     let (status, _) = console.send_json(Method::PUT, &console.api("/workloads/recommendation-v1"), None).await;
@@ -229,10 +238,15 @@ async fn health_readiness_and_metrics() {
     assert_eq!(health.status(), StatusCode::OK);
     let ready = console.http.get(console.url("/readyz")).send().await.unwrap().text().await.unwrap();
     assert!(ready.contains("caches: synced") && ready.contains("database: writable"), "{ready}");
-    let _ = console.send_json(Method::PUT, &console.api("/workloads/recommendation-v1"), Some(json!({"replicas": 99}))).await;
+    let _ = console
+        .send_json(Method::PUT, &console.api("/workloads/recommendation-v1"), Some(json!({"replicas": 99})))
+        .await;
     let metrics = console.http.get(console.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"signalbox_changes_total{action="workload.deploy",outcome="failed"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"signalbox_http_requests_total{method="GET",route="/readyz",status="200"}"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"signalbox_http_requests_total{method="GET",route="/readyz",status="200"}"#),
+        "{metrics}"
+    );
     assert!(metrics.contains("signalbox_http_request_duration_seconds_bucket"), "{metrics}");
     assert!(metrics.contains("signalbox_cache_age_seconds"), "{metrics}");
     console.stop().await;

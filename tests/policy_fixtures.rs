@@ -22,9 +22,7 @@ fn normalized(value: &Value) -> Value {
                     continue;
                 }
                 let v = match (key.as_str(), v.as_str()) {
-                    ("apiVersion", Some(api)) => {
-                        Value::String(api.split('/').next().unwrap_or(api).to_string())
-                    }
+                    ("apiVersion", Some(api)) => Value::String(api.split('/').next().unwrap_or(api).to_string()),
                     _ => normalized(v),
                 };
                 out.insert(key.clone(), v);
@@ -63,22 +61,12 @@ fn check_document(file: &str, original: Value, counts: &mut Counts) {
         Err(e) => panic!("{file}: {e}"),
     };
     let reserialized = object.to_value().expect("serializes");
-    assert_eq!(
-        normalized(&reserialized),
-        normalized(&original),
-        "{file}: parse → serialize changed the object"
-    );
+    assert_eq!(normalized(&reserialized), normalized(&original), "{file}: parse → serialize changed the object");
 
     let (host, rendered) = match &object {
         IstioObject::VirtualService(vs) => {
             counts.virtual_services += 1;
-            let host = vs
-                .spec
-                .hosts
-                .as_ref()
-                .and_then(|h| h.first())
-                .cloned()
-                .expect("VS has a host");
+            let host = vs.spec.hosts.as_ref().and_then(|h| h.first()).cloned().expect("VS has a host");
             let extraction = extract(&host, Some(vs), None).expect("extracts");
             report(file, &extraction.kept_verbatim, counts);
             let (vs, _) = extraction.policy.to_istio(NAMESPACE, Some(vs), None);
@@ -124,10 +112,7 @@ fn every_tutorial_routing_file_round_trips() {
     paths.sort();
     let mut counts = Counts::default();
     for path in &paths {
-        let file = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let text = std::fs::read_to_string(path).expect("readable");
         counts.files += 1;
         for document in yaml_documents(&text).unwrap_or_else(|e| panic!("{file}: {e}")) {
@@ -136,11 +121,7 @@ fn every_tutorial_routing_file_round_trips() {
     }
     println!(
         "{} files: {} VirtualServices, {} DestinationRules round-tripped ({} with parts kept verbatim), {} other documents skipped",
-        counts.files,
-        counts.virtual_services,
-        counts.destination_rules,
-        counts.kept_verbatim,
-        counts.other_kinds
+        counts.files, counts.virtual_services, counts.destination_rules, counts.kept_verbatim, counts.other_kinds
     );
     assert!(counts.virtual_services >= 20 && counts.destination_rules >= 8);
 }

@@ -5,12 +5,12 @@ mod support;
 use std::time::Duration;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use signalbox::audit::{AuditStore, NewEntry, Outcome, Source};
 use signalbox::cluster::{Kind, ObjectRef, Operation};
 use signalbox::tutorial::Workload;
 use support::console::Console;
-use support::{eventually, TestNamespace};
+use support::{TestNamespace, eventually};
 
 fn pending_deploy(namespace: &str, workload: Workload) -> NewEntry {
     let mut object = workload.deployment(1);

@@ -6,9 +6,9 @@ mod support;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use support::console::Console;
-use support::{fixture_documents, TestNamespace};
+use support::{TestNamespace, fixture_documents};
 
 const ISTIOFILES: &str = "istio-tutorial/istiofiles";
 
@@ -29,10 +29,10 @@ fn fixture_spec(file: &str) -> Value {
 /// Istio semantics: a route's only destination gets 100% whether or not `weight: 100` is written.
 fn normalized(mut spec: Value) -> Value {
     for route in spec["http"].as_array_mut().into_iter().flatten() {
-        if let Some([only]) = route["route"].as_array_mut().map(Vec::as_mut_slice) {
-            if only["weight"] == 100 {
-                only.as_object_mut().unwrap().remove("weight");
-            }
+        if let Some([only]) = route["route"].as_array_mut().map(Vec::as_mut_slice)
+            && only["weight"] == 100
+        {
+            only.as_object_mut().unwrap().remove("weight");
         }
     }
     spec
@@ -42,7 +42,8 @@ async fn console_with_two_versions() -> (TestNamespace, Console) {
     let ns = TestNamespace::new("route").await;
     let console = Console::start(&ns.name).await;
     for workload in ["recommendation-v1", "recommendation-v2"] {
-        let (status, body) = console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
+        let (status, body) =
+            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     (ns, console)
@@ -78,19 +79,29 @@ async fn the_tutorial_walkthrough_step_by_step() {
     let (ns, console) = console_with_two_versions().await;
 
     step(&console, json!({"subsets": subsets(), "rules": []}), "route.update").await;
-    assert_eq!(live_spec(&ns, "DestinationRule").await.unwrap(), fixture_spec("destination-rule-recommendation-v1-v2.yml"));
+    assert_eq!(
+        live_spec(&ns, "DestinationRule").await.unwrap(),
+        fixture_spec("destination-rule-recommendation-v1-v2.yml")
+    );
     assert!(live_spec(&ns, "VirtualService").await.is_none(), "subsets alone need no VirtualService");
 
     let walkthrough = [
         (json!({"version-v1": 100}), "virtual-service-recommendation-v1.yml", "recommendation: rule 1 added"),
         (json!({"version-v1": 90, "version-v2": 10}), "virtual-service-recommendation-v1_and_v2.yml", ""),
-        (json!({"version-v1": 75, "version-v2": 25}), "virtual-service-recommendation-v1_and_v2_75_25.yml", "v1 90%→75%"),
+        (
+            json!({"version-v1": 75, "version-v2": 25}),
+            "virtual-service-recommendation-v1_and_v2_75_25.yml",
+            "v1 90%→75%",
+        ),
         (json!({"version-v2": 100}), "virtual-service-recommendation-v2.yml", ""),
     ];
     for (route, file, summary_part) in walkthrough {
         let entry = step(&console, json!({"subsets": subsets(), "rules": [{"route": route}]}), "route.update").await;
         assert_eq!(live_spec(&ns, "VirtualService").await.unwrap(), fixture_spec(file), "after {file}");
-        assert_eq!(live_spec(&ns, "DestinationRule").await.unwrap(), fixture_spec("destination-rule-recommendation-v1-v2.yml"));
+        assert_eq!(
+            live_spec(&ns, "DestinationRule").await.unwrap(),
+            fixture_spec("destination-rule-recommendation-v1-v2.yml")
+        );
         let summary = entry["summary"].as_str().unwrap();
         assert!(summary.starts_with("recommendation: ") && summary.contains(summary_part), "{summary}");
     }
@@ -103,7 +114,10 @@ async fn the_tutorial_walkthrough_step_by_step() {
         {"route": {"version-v1": 100}}
     ]});
     step(&console, firefox, "route.update").await;
-    assert_eq!(live_spec(&ns, "VirtualService").await.unwrap(), fixture_spec("virtual-service-firefox-recommendation-v2.yml"));
+    assert_eq!(
+        live_spec(&ns, "VirtualService").await.unwrap(),
+        fixture_spec("virtual-service-firefox-recommendation-v2.yml")
+    );
     let (status, policy) = console.get_json(&console.api("/routes/recommendation")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(policy["rules"][0]["route"], json!({"version-v2": 100}));
@@ -122,7 +136,10 @@ async fn fields_the_console_does_not_model_survive_a_weight_change() {
     let mut dr = dr;
     dr["apiVersion"] = json!("networking.istio.io/v1");
     dr["spec"]["trafficPolicy"] = json!({"connectionPool": {"tcp": {"maxConnections": 7}}});
-    istio_api(&ns, "DestinationRule").patch("recommendation", &PatchParams::apply("kubectl"), &Patch::Apply(&dr)).await.unwrap();
+    istio_api(&ns, "DestinationRule")
+        .patch("recommendation", &PatchParams::apply("kubectl"), &Patch::Apply(&dr))
+        .await
+        .unwrap();
     let vs = json!({
         "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
         "metadata": {"name": "recommendation", "labels": {"team": "reco"}, "annotations": {"owner": "reco@example.com"}},
@@ -137,7 +154,10 @@ async fn fields_the_console_does_not_model_survive_a_weight_change() {
                        {"destination": {"host": "recommendation", "subset": "version-v2"}, "weight": 10}]}
         ]}
     });
-    istio_api(&ns, "VirtualService").patch("recommendation", &PatchParams::apply("kubectl"), &Patch::Apply(&vs)).await.unwrap();
+    istio_api(&ns, "VirtualService")
+        .patch("recommendation", &PatchParams::apply("kubectl"), &Patch::Apply(&vs))
+        .await
+        .unwrap();
 
     let (status, mut policy) = console.get_json(&console.api("/routes/recommendation")).await;
     assert_eq!(status, StatusCode::OK, "{policy}");
@@ -161,8 +181,10 @@ async fn fields_the_console_does_not_model_survive_a_weight_change() {
 async fn invalid_policies_are_refused_with_the_field_and_change_nothing() {
     let (ns, console) = console_with_two_versions().await;
     let rule = |route: Value| json!({"subsets": subsets(), "rules": [{"route": route}]});
-    let header_rule = |name: &str, regex: &str| json!({"subsets": subsets(), "rules": [
-        {"match": [{"headers": {name: {"regex": regex}}}], "route": {"version-v2": 100}}]});
+    let header_rule = |name: &str, regex: &str| {
+        json!({"subsets": subsets(), "rules": [
+        {"match": [{"headers": {name: {"regex": regex}}}], "route": {"version-v2": 100}}]})
+    };
     let cases = [
         (rule(json!({"version-v1": 90, "version-v2": 9})), "rules[0].route", "100"),
         (rule(json!({"version-v1": 90, "version-v2": 11})), "rules[0].route", "100"),
@@ -186,7 +208,11 @@ async fn invalid_policies_are_refused_with_the_field_and_change_nothing() {
     assert!(answer["error"].as_str().unwrap().contains("invalid type"), "{answer}");
 
     let (status, answer) = console
-        .send_json(Method::PUT, &console.url(&format!("/api/v1/namespaces/{}/routes/%3Cscript%3E", ns.name)), Some(rule(json!({"version-v1": 100}))))
+        .send_json(
+            Method::PUT,
+            &console.url(&format!("/api/v1/namespaces/{}/routes/%3Cscript%3E", ns.name)),
+            Some(rule(json!({"version-v1": 100}))),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert_eq!(answer["field"], "host");
@@ -202,7 +228,9 @@ async fn invalid_policies_are_refused_with_the_field_and_change_nothing() {
 #[tokio::test]
 async fn two_edits_from_the_same_loaded_state_one_applies_the_other_conflicts() {
     let (_ns, console) = console_with_two_versions().await;
-    let (status, _) = put_policy(&console, json!({"subsets": subsets(), "rules": [{"route": {"version-v1": 90, "version-v2": 10}}]})).await;
+    let (status, _) =
+        put_policy(&console, json!({"subsets": subsets(), "rules": [{"route": {"version-v1": 90, "version-v2": 10}}]}))
+            .await;
     assert_eq!(status, StatusCode::OK);
     let (_, loaded) = console.get_json(&console.api("/routes/recommendation")).await;
     let edit = |v1: u32| {
@@ -215,7 +243,10 @@ async fn two_edits_from_the_same_loaded_state_one_applies_the_other_conflicts() 
     statuses.sort();
     assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT], "{first:?} {second:?}");
 
-    let (_, missing_then) = (0, json!({"subsets": subsets(), "rules": [], "resourceVersion": {"virtualService": null, "destinationRule": null}}));
+    let (_, missing_then) = (
+        0,
+        json!({"subsets": subsets(), "rules": [], "resourceVersion": {"virtualService": null, "destinationRule": null}}),
+    );
     let (status, answer) = put_policy(&console, missing_then).await;
     assert_eq!(status, StatusCode::CONFLICT, "it existed already: {answer}");
     console.stop().await;
@@ -228,7 +259,8 @@ async fn the_route_tester_agrees_with_the_rules_and_dry_runs_change_nothing() {
         {"match": [{"headers": {"baggage-user-agent": {"regex": ".*Firefox.*"}}}], "route": {"version-v2": 100}},
         {"route": {"version-v1": 90, "version-v2": 10}}
     ]});
-    let (status, preview) = console.send_json(Method::PUT, &console.api("/routes/recommendation?dryRun=true"), Some(firefox.clone())).await;
+    let (status, preview) =
+        console.send_json(Method::PUT, &console.api("/routes/recommendation?dryRun=true"), Some(firefox.clone())).await;
     assert_eq!(status, StatusCode::OK, "{preview}");
     let diff = preview["diff"].as_str().unwrap();
     assert!(diff.lines().any(|l| l.starts_with('+') && l.trim_end().ends_with("regex: .*Firefox.*")), "{diff}");
@@ -240,10 +272,14 @@ async fn the_route_tester_agrees_with_the_rules_and_dry_runs_change_nothing() {
     assert_eq!(status, StatusCode::OK);
     let tester = console.api("/routes/recommendation/test");
     let firefox_ua = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
-    let (_, answer) = console.send_json(Method::POST, &tester, Some(json!({"path": "/", "headers": {"baggage-user-agent": firefox_ua}}))).await;
+    let (_, answer) = console
+        .send_json(Method::POST, &tester, Some(json!({"path": "/", "headers": {"baggage-user-agent": firefox_ua}})))
+        .await;
     assert_eq!(answer, json!({"rule": 0, "shares": {"version-v2": 100}}));
     let safari_ua = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15";
-    let (_, answer) = console.send_json(Method::POST, &tester, Some(json!({"path": "/", "headers": {"Baggage-User-Agent": safari_ua}}))).await;
+    let (_, answer) = console
+        .send_json(Method::POST, &tester, Some(json!({"path": "/", "headers": {"Baggage-User-Agent": safari_ua}})))
+        .await;
     assert_eq!(answer, json!({"rule": 1, "shares": {"version-v1": 90, "version-v2": 10}}));
     console.stop().await;
 }
@@ -271,7 +307,12 @@ mod generated {
     }
 
     fn rule() -> impl Strategy<Value = Value> {
-        (route(), proptest::option::of("[a-z][a-z0-9-]{0,8}"), proptest::option::of(1u32..30), proptest::option::of(0i32..5))
+        (
+            route(),
+            proptest::option::of("[a-z][a-z0-9-]{0,8}"),
+            proptest::option::of(1u32..30),
+            proptest::option::of(0i32..5),
+        )
             .prop_map(|(route, header, timeout, retries)| {
                 let mut rule = json!({"route": route});
                 if let Some(header) = header {
@@ -293,7 +334,8 @@ mod generated {
     fn valid_generated_policies_pass_the_api_servers_dry_run() {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let (ns, console) = runtime.block_on(console_with_two_versions());
-        let subsets = json!({"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}, "version-v3": {"version": "v3"}});
+        let subsets =
+            json!({"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}, "version-v3": {"version": "v3"}});
         let mut runner = TestRunner::new(Config { cases: 12, failure_persistence: None, ..Config::default() });
         runner
             .run(&proptest::collection::vec(rule(), 1..=3), |rules| {

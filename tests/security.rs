@@ -2,12 +2,21 @@
 mod support;
 
 use reqwest::{Method, StatusCode};
-use support::console::Console;
 use support::TestNamespace;
+use support::console::Console;
 
 async fn csrf_token(console: &Console) -> String {
-    let html = console.http.get(console.url(&format!("/ns/{}/deploy", console.namespace))).send().await.unwrap().text().await.unwrap();
-    let start = html.find("name=\"csrf_token\" value=\"").expect("a form with a token") + "name=\"csrf_token\" value=\"".len();
+    let html = console
+        .http
+        .get(console.url(&format!("/ns/{}/deploy", console.namespace)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let start =
+        html.find("name=\"csrf_token\" value=\"").expect("a form with a token") + "name=\"csrf_token\" value=\"".len();
     html[start..start + 64].to_owned()
 }
 
@@ -73,7 +82,8 @@ async fn cross_site_and_tokenless_browser_requests_are_refused() {
 #[tokio::test]
 async fn forged_identity_from_an_untrusted_address_is_anonymous_and_denied() {
     let ns = TestNamespace::new("forged").await;
-    let console = Console::start_with(&ns.name, |config| config.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()]).await;
+    let console =
+        Console::start_with(&ns.name, |config| config.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()]).await;
     let response = console
         .http
         .put(console.api("/workloads/recommendation-v1"))
@@ -86,7 +96,8 @@ async fn forged_identity_from_an_untrusted_address_is_anonymous_and_denied() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let entry = &console.audit().await[0];
     assert_eq!((entry["actor"].as_str(), entry["outcome"].as_str()), (Some("anonymous"), Some("denied")));
-    let page = console.http.get(console.url(&format!("/ns/{}/deploy", ns.name))).send().await.unwrap().text().await.unwrap();
+    let page =
+        console.http.get(console.url(&format!("/ns/{}/deploy", ns.name))).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("read-only") && !page.contains(">Deploy</button>"), "anonymous users see no change buttons");
     console.stop().await;
 }

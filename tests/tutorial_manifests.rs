@@ -15,10 +15,10 @@ fn documents(relative: &str) -> Vec<Value> {
 
 /// The tutorial writes Istio objects as v1alpha3; signalbox writes the same schema as v1.
 fn with_istio_v1(mut object: Value) -> Value {
-    if let Some(api_version) = object.get("apiVersion").and_then(Value::as_str) {
-        if api_version.starts_with("networking.istio.io/") {
-            object["apiVersion"] = Value::from("networking.istio.io/v1");
-        }
+    if let Some(api_version) = object.get("apiVersion").and_then(Value::as_str)
+        && api_version.starts_with("networking.istio.io/")
+    {
+        object["apiVersion"] = Value::from("networking.istio.io/v1");
     }
     object
 }

@@ -2,7 +2,7 @@
 //! newline, and the record's canonical content — a compact JSON array of its columns in a
 //! fixed order. Entries and resolutions share one sequence (`chain_seq`).
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// The hash before the first record.
@@ -43,9 +43,24 @@ pub struct ResolutionContent {
 impl EntryContent {
     pub fn canonical(&self) -> Value {
         json!([
-            "entry", self.id, self.time_ms, self.actor, self.actor_groups, self.source, self.action,
-            self.namespace, self.kind, self.name, self.summary, self.before_doc, self.after_doc,
-            self.operations, self.outcome, self.error, self.request_id, self.reverts
+            "entry",
+            self.id,
+            self.time_ms,
+            self.actor,
+            self.actor_groups,
+            self.source,
+            self.action,
+            self.namespace,
+            self.kind,
+            self.name,
+            self.summary,
+            self.before_doc,
+            self.after_doc,
+            self.operations,
+            self.outcome,
+            self.error,
+            self.request_id,
+            self.reverts
         ])
     }
 }
@@ -85,7 +100,8 @@ mod tests {
 
     #[test]
     fn a_link_depends_on_the_previous_hash_and_every_column() {
-        let content = ResolutionContent { entry_id: 1, time_ms: 5, outcome: "applied".into(), after_doc: None, error: None };
+        let content =
+            ResolutionContent { entry_id: 1, time_ms: 5, outcome: "applied".into(), after_doc: None, error: None };
         let first = link(GENESIS, &content.canonical());
         assert_eq!(first.len(), 64);
         assert_ne!(first, link(&first, &content.canonical()));

@@ -13,9 +13,9 @@ use sqlx::{Row, SqlitePool};
 use futures::TryStreamExt;
 
 pub use chain::VerifyReport;
-pub use entry::{format_time_ms, Entry, NewEntry, Outcome, Source};
+pub use entry::{Entry, NewEntry, Outcome, Source, format_time_ms};
 
-use chain::{EntryContent, ResolutionContent, GENESIS};
+use chain::{EntryContent, GENESIS, ResolutionContent};
 
 /// How long a write waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -70,7 +70,9 @@ impl AuditStore {
         immediate(&mut conn).await?;
         let result = async {
             let unchained: Vec<EntryContent> =
-                sqlx::query_as("SELECT * FROM audit_entries WHERE hash IS NULL ORDER BY id").fetch_all(&mut *conn).await?;
+                sqlx::query_as("SELECT * FROM audit_entries WHERE hash IS NULL ORDER BY id")
+                    .fetch_all(&mut *conn)
+                    .await?;
             let (mut seq, mut hash) = head(&mut conn).await?;
             for entry in unchained {
                 seq += 1;
@@ -286,10 +288,8 @@ impl AuditStore {
 
     /// The newest entries first.
     pub async fn recent(&self, limit: u32) -> Result<Vec<Entry>, AuditError> {
-        let rows = sqlx::query("SELECT * FROM audit_view ORDER BY id DESC LIMIT ?")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM audit_view ORDER BY id DESC LIMIT ?").bind(limit).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(entry_from_row).collect())
     }
 
@@ -318,18 +318,14 @@ impl AuditStore {
 
     /// Entries whose change may or may not have been applied (a crash between record and apply).
     pub async fn pending(&self) -> Result<Vec<Entry>, AuditError> {
-        let rows = sqlx::query("SELECT * FROM audit_view WHERE outcome = 'pending' ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM audit_view WHERE outcome = 'pending' ORDER BY id").fetch_all(&self.pool).await?;
         Ok(rows.iter().map(entry_from_row).collect())
     }
 
     /// One entry by id.
     pub async fn get(&self, id: i64) -> Result<Option<Entry>, AuditError> {
-        let row = sqlx::query("SELECT * FROM audit_view WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query("SELECT * FROM audit_view WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(entry_from_row))
     }
 
@@ -368,7 +364,8 @@ async fn finish<T>(conn: &mut sqlx::SqliteConnection, result: Result<T, AuditErr
 }
 
 async fn head(conn: &mut sqlx::SqliteConnection) -> Result<(i64, String), AuditError> {
-    let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_chain_head WHERE id = 1").fetch_optional(&mut *conn).await?;
+    let head: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_chain_head WHERE id = 1").fetch_optional(&mut *conn).await?;
     Ok(head.unwrap_or_else(|| (0, GENESIS.to_owned())))
 }
 
@@ -382,10 +379,8 @@ async fn set_head(conn: &mut sqlx::SqliteConnection, seq: i64, hash: &str) -> Re
 }
 
 fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Entry {
-    let document = |column: &str| {
-        row.get::<Option<String>, _>(column)
-            .and_then(|text| serde_json::from_str(&text).ok())
-    };
+    let document =
+        |column: &str| row.get::<Option<String>, _>(column).and_then(|text| serde_json::from_str(&text).ok());
     Entry {
         id: row.get("id"),
         time_ms: row.get("time_ms"),

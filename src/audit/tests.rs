@@ -47,10 +47,8 @@ async fn a_pending_entry_resolves_once_and_keeps_its_documents() {
 async fn resolved_entries_cannot_be_changed_or_deleted() {
     let (_dir, store) = store().await;
     let id = store.record(&entry(Outcome::Failed)).await.unwrap();
-    let update = sqlx::query("UPDATE audit_entries SET actor = 'mallory' WHERE id = ?")
-        .bind(id)
-        .execute(&store.pool)
-        .await;
+    let update =
+        sqlx::query("UPDATE audit_entries SET actor = 'mallory' WHERE id = ?").bind(id).execute(&store.pool).await;
     assert!(update.unwrap_err().to_string().contains("append-only"));
     let delete = sqlx::query("DELETE FROM audit_entries").execute(&store.pool).await;
     assert!(delete.unwrap_err().to_string().contains("append-only"));
@@ -78,7 +76,11 @@ async fn the_chain_verifies_and_names_the_first_tampered_entry() {
 
     // An attacker with the database file drops the guard and edits a row.
     sqlx::query("DROP TRIGGER audit_entries_chain_once").execute(&store.pool).await.unwrap();
-    sqlx::query("UPDATE audit_entries SET actor = 'someone-else' WHERE id = ?").bind(second).execute(&store.pool).await.unwrap();
+    sqlx::query("UPDATE audit_entries SET actor = 'someone-else' WHERE id = ?")
+        .bind(second)
+        .execute(&store.pool)
+        .await
+        .unwrap();
     assert_eq!(store.verify().await.unwrap().first_mismatch, Some(second));
     let _ = third;
 }

@@ -98,7 +98,13 @@ impl Authorizer {
 
     /// May `actor` take an action needing `permission` in `namespace`, on `host` when the
     /// action concerns one host (None: namespace-wide)?
-    pub fn check(&self, actor: &Actor, permission: Permission, namespace: &str, host: Option<&str>) -> Result<(), Denial> {
+    pub fn check(
+        &self,
+        actor: &Actor,
+        permission: Permission,
+        namespace: &str,
+        host: Option<&str>,
+    ) -> Result<(), Denial> {
         if !self.is_managed(namespace) {
             return Err(Denial::Unmanaged(namespace.to_owned()));
         }
@@ -109,7 +115,9 @@ impl Authorizer {
         match (granted, actor.authenticated) {
             (true, _) => Ok(()),
             (false, false) => Err(Denial::Unauthenticated),
-            (false, true) => Err(Denial::Forbidden { actor: actor.name.clone(), permission, namespace: namespace.to_owned() }),
+            (false, true) => {
+                Err(Denial::Forbidden { actor: actor.name.clone(), permission, namespace: namespace.to_owned() })
+            }
         }
     }
 
@@ -138,7 +146,9 @@ fn spawn_reloader(path: PathBuf, teams: Arc<RwLock<Teams>>) {
                     *teams.write().unwrap_or_else(|e| e.into_inner()) = reloaded;
                 }
                 // A half-written or broken file keeps the last good permissions.
-                Err(error) => tracing::warn!(path = %path.display(), %error, "team file not reloaded"),
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "team file not reloaded")
+                }
             }
         }
     });
@@ -172,10 +182,7 @@ mod tests {
             authz.check(&Actor::user("bob", vec![]), Permission::Canary, "tutorial", Some("recommendation")),
             Err(Denial::Forbidden { .. })
         ));
-        assert_eq!(
-            authz.check(&Actor::anonymous(), Permission::View, "tutorial", None),
-            Err(Denial::Unauthenticated)
-        );
+        assert_eq!(authz.check(&Actor::anonymous(), Permission::View, "tutorial", None), Err(Denial::Unauthenticated));
     }
 
     #[test]

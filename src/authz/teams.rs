@@ -55,9 +55,10 @@ impl Teams {
     /// actions on one host; namespace-wide actions need a team not limited to hosts).
     pub fn grants(&self, actor: &Actor, permission: Permission, namespace: &str, host: Option<&str>) -> bool {
         actor.authenticated
-            && self.teams.iter().any(|team| {
-                team.has_member(actor) && team.owns(namespace, host) && team.may(permission)
-            })
+            && self
+                .teams
+                .iter()
+                .any(|team| team.has_member(actor) && team.owns(namespace, host) && team.may(permission))
     }
 }
 
@@ -136,6 +137,8 @@ teams:
     #[test]
     fn unknown_fields_and_actions_are_rejected() {
         assert!(serde_yaml_ng::from_str::<Teams>("teams: [{name: a, namespaces: [x], actions: [fly]}]").is_err());
-        assert!(serde_yaml_ng::from_str::<Teams>("teams: [{name: a, namespaces: [x], actions: [view], owner: b}]").is_err());
+        assert!(
+            serde_yaml_ng::from_str::<Teams>("teams: [{name: a, namespaces: [x], actions: [view], owner: b}]").is_err()
+        );
     }
 }

@@ -3,11 +3,11 @@
 //! VirtualService's annotation, written in the same apply.
 use crate::authz::Permission;
 use crate::cluster::{Kind, Operation};
-use crate::policy::canary::{Canary, ANNOTATION};
+use crate::policy::canary::{ANNOTATION, Canary};
 use crate::policy::{FieldError, RoutingPolicy};
 
-use super::routes::{self, LiveRouting, RouteRequest};
 use super::Change;
+use super::routes::{self, LiveRouting, RouteRequest};
 
 /// The canary recorded on the live VirtualService, if any.
 pub fn current(live: &LiveRouting) -> Option<Canary> {
@@ -16,7 +16,12 @@ pub fn current(live: &LiveRouting) -> Option<Canary> {
 }
 
 /// The change that moves the host to `next` (`action` is `canary.start`, `canary.promote`, ...).
-pub fn transition(request: &RouteRequest, action: &str, policy: &RoutingPolicy, next: &Canary) -> (Change, Vec<FieldError>) {
+pub fn transition(
+    request: &RouteRequest,
+    action: &str,
+    policy: &RoutingPolicy,
+    next: &Canary,
+) -> (Change, Vec<FieldError>) {
     let desired = next.apply_to(policy);
     let (mut change, warnings) = routes::update(request, action, &desired);
     change.permission = Permission::Canary;
@@ -31,10 +36,10 @@ pub fn transition(request: &RouteRequest, action: &str, policy: &RoutingPolicy, 
         next.weight()
     );
     for operation in &mut change.operations {
-        if let Operation::Apply { target, object } | Operation::Create { target, object } = operation {
-            if target.kind == Kind::VirtualService {
-                object["metadata"]["annotations"][ANNOTATION] = next.to_annotation().into();
-            }
+        if let Operation::Apply { target, object } | Operation::Create { target, object } = operation
+            && target.kind == Kind::VirtualService
+        {
+            object["metadata"]["annotations"][ANNOTATION] = next.to_annotation().into();
         }
     }
     (change, warnings)
@@ -56,13 +61,16 @@ mod tests {
         let canary = Canary::start(&policy, "version-v1", "version-v2", &[10, 25, 100]).unwrap();
         let origin = Origin { actor: Actor::user("alice", vec![]), source: Source::Api, request_id: None };
         let live = LiveRouting::default();
-        let context = ValidationContext { services: ["recommendation".to_string()].into(), ..ValidationContext::default() };
-        let request = RouteRequest { origin: &origin, namespace: "tutorial", live: &live, expected: None, context: &context };
+        let context =
+            ValidationContext { services: ["recommendation".to_string()].into(), ..ValidationContext::default() };
+        let request =
+            RouteRequest { origin: &origin, namespace: "tutorial", live: &live, expected: None, context: &context };
         let (change, _) = transition(&request, "canary.start", &policy, &canary);
         assert!(change.problems.is_empty(), "{:?}", change.problems);
         assert_eq!(change.permission, Permission::Canary);
         assert_eq!(change.summary, "recommendation: canary v2 progressing (v1 90% · v2 10%)");
-        let vs = change.operations.iter().find(|op| op.target().kind == Kind::VirtualService).unwrap().object().unwrap();
+        let vs =
+            change.operations.iter().find(|op| op.target().kind == Kind::VirtualService).unwrap().object().unwrap();
         assert_eq!(vs["spec"]["http"][0]["route"][1]["weight"], 10);
         let annotation = vs["metadata"]["annotations"][ANNOTATION].as_str().unwrap();
         assert_eq!(Canary::from_annotation(annotation), Some(canary));

@@ -1,5 +1,5 @@
 //! The before/after documents of a change, and their diff.
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::cluster::without_server_fields;
 

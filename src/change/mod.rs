@@ -1,9 +1,9 @@
 //! The one path every cluster mutation takes:
 //! authorize → validate → server-side dry run → audit `pending` → apply → audit outcome.
 //! If the audit record cannot be written, nothing is applied.
+pub mod canary;
 pub mod documents;
 mod recover;
-pub mod canary;
 pub mod revert;
 pub mod routes;
 pub mod workloads;
@@ -16,9 +16,9 @@ use crate::audit::{AuditStore, NewEntry, Outcome, Source};
 use crate::authz::{Actor, Authorizer, Denial, Permission};
 use crate::cluster::{ClusterError, Kind, ObjectRef, Objects, Operation};
 use crate::metrics::Metrics;
-use crate::problem::{describe, FieldProblem};
+use crate::problem::{FieldProblem, describe};
 
-pub use documents::{diff, diff_labeled, Documents};
+pub use documents::{Documents, diff, diff_labeled};
 pub use recover::resolve_pending;
 
 /// A requested mutation, as a value.
@@ -131,11 +131,7 @@ impl ChangePath {
         self.authorizer
             .check(&change.actor, change.permission, &change.namespace, change.host.as_deref())
             .map_err(ChangeError::Denied)?;
-        if change.problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ChangeError::Invalid(change.problems.clone()))
-        }
+        if change.problems.is_empty() { Ok(()) } else { Err(ChangeError::Invalid(change.problems.clone())) }
     }
 
     async fn read_before(&self, change: &Change) -> Result<Documents, ClusterError> {
@@ -160,10 +156,12 @@ impl ChangePath {
                 }
                 _ => after.push(self.objects.run(operation, dry_run).await?),
             }
-            if target.kind == Kind::Namespace && dry_run && matches!(operation, Operation::Apply { .. }) {
-                if self.objects.get(target).await?.is_none() {
-                    created_namespaces.push(target.name.clone());
-                }
+            if target.kind == Kind::Namespace
+                && dry_run
+                && matches!(operation, Operation::Apply { .. })
+                && self.objects.get(target).await?.is_none()
+            {
+                created_namespaces.push(target.name.clone());
             }
         }
         Ok(Documents::new(after))
@@ -191,7 +189,12 @@ impl ChangePath {
         }
     }
 
-    async fn refused_by_cluster(&self, change: &Change, before: Option<&Documents>, error: ClusterError) -> ChangeError {
+    async fn refused_by_cluster(
+        &self,
+        change: &Change,
+        before: Option<&Documents>,
+        error: ClusterError,
+    ) -> ChangeError {
         let error = ChangeError::Cluster(error);
         self.record_refusal(change, Outcome::Failed, before, &error).await;
         error

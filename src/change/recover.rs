@@ -30,6 +30,12 @@ pub async fn resolve_pending(audit: &AuditStore, objects: &Objects) -> anyhow::R
 }
 
 fn operations_of(entry: &Entry) -> Vec<Operation> {
-    entry.operations.as_array().map(Vec::as_slice).unwrap_or_default().iter().filter_map(Operation::from_record).collect()
+    entry
+        .operations
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Operation::from_record)
+        .collect()
 }
-

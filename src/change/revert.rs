@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::audit::{Entry, Source};
 use crate::authz::{Actor, Permission};
-use crate::cluster::{without_server_fields, ObjectRef, Operation};
+use crate::cluster::{ObjectRef, Operation, without_server_fields};
 
 use super::Change;
 
@@ -19,12 +19,26 @@ pub enum RevertRefused {
 
 /// The objects an entry touched, in order.
 pub fn targets(entry: &Entry) -> Vec<ObjectRef> {
-    entry.operations.as_array().into_iter().flatten().filter_map(|op| Operation::from_record(op)).map(|op| op.target().clone()).collect()
+    entry
+        .operations
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Operation::from_record)
+        .map(|op| op.target().clone())
+        .collect()
 }
 
 /// The change restoring `entry`'s before state, given the live objects (in `targets` order).
 /// Unless `force`, refuses when an object is no longer as the entry left it.
-pub fn revert(entry: &Entry, live: &[Option<Value>], actor: &Actor, source: Source, request_id: Option<String>, force: bool) -> Result<Change, RevertRefused> {
+pub fn revert(
+    entry: &Entry,
+    live: &[Option<Value>],
+    actor: &Actor,
+    source: Source,
+    request_id: Option<String>,
+    force: bool,
+) -> Result<Change, RevertRefused> {
     if !matches!(entry.outcome.as_str(), "applied") && entry.source != "external" {
         return Err(RevertRefused::NotApplied(entry.outcome.clone()));
     }
@@ -41,7 +55,10 @@ pub fn revert(entry: &Entry, live: &[Option<Value>], actor: &Actor, source: Sour
             None => Operation::Delete { target: target.clone() },
         });
     }
-    let subject = targets.first().cloned().unwrap_or_else(|| ObjectRef::namespaced(crate::cluster::Kind::Namespace, &entry.namespace, &entry.name));
+    let subject = targets
+        .first()
+        .cloned()
+        .unwrap_or_else(|| ObjectRef::namespaced(crate::cluster::Kind::Namespace, &entry.namespace, &entry.name));
     Ok(Change {
         actor: actor.clone(),
         source,
@@ -72,7 +89,10 @@ fn host_of(entry: &Entry) -> Option<String> {
     match entry.kind.as_str() {
         "VirtualService" | "DestinationRule" => Some(entry.name.clone()),
         "Namespace" => None,
-        _ => crate::tutorial::Workload::ALL.iter().find(|w| w.deployment_name() == entry.name).map(|w| w.app().to_owned()),
+        _ => crate::tutorial::Workload::ALL
+            .iter()
+            .find(|w| w.deployment_name() == entry.name)
+            .map(|w| w.app().to_owned()),
     }
 }
 
@@ -80,7 +100,8 @@ fn host_of(entry: &Entry) -> Option<String> {
 fn find(document: Option<&Value>, target: &ObjectRef) -> Option<Value> {
     let document = document?;
     let matches = |object: &Value| {
-        object["kind"].as_str() == Some(target.kind.as_str()) && object["metadata"]["name"].as_str() == Some(target.name.as_str())
+        object["kind"].as_str() == Some(target.kind.as_str())
+            && object["metadata"]["name"].as_str() == Some(target.name.as_str())
     };
     match document["items"].as_array() {
         Some(items) if document["kind"] == "List" => items.iter().find(|o| matches(o)).cloned(),
@@ -135,7 +156,9 @@ mod tests {
 
     #[test]
     fn an_object_created_by_the_change_is_deleted() {
-        let change = revert(&entry(None, Some(vs(75))), &[Some(vs(75))], &Actor::user("bob", vec![]), Source::Ui, None, false).unwrap();
+        let change =
+            revert(&entry(None, Some(vs(75))), &[Some(vs(75))], &Actor::user("bob", vec![]), Source::Ui, None, false)
+                .unwrap();
         assert!(matches!(change.operations[0], Operation::Delete { .. }));
     }
 
@@ -146,6 +169,9 @@ mod tests {
         assert!(matches!(refused, Err(RevertRefused::ChangedSince(_))));
         assert!(revert(&entry, &[Some(vs(50))], &Actor::user("bob", vec![]), Source::Ui, None, true).is_ok());
         let failed = Entry { outcome: "failed".into(), ..entry };
-        assert!(matches!(revert(&failed, &[None], &Actor::user("bob", vec![]), Source::Ui, None, true), Err(RevertRefused::NotApplied(_))));
+        assert!(matches!(
+            revert(&failed, &[None], &Actor::user("bob", vec![]), Source::Ui, None, true),
+            Err(RevertRefused::NotApplied(_))
+        ));
     }
 }

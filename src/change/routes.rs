@@ -8,8 +8,8 @@ use crate::istio::{DestinationRule, VirtualService};
 use crate::policy::{self, FieldError, RoutingPolicy, Severity, ValidationContext};
 use crate::problem::FieldProblem;
 
-use super::workloads::Origin;
 use super::Change;
+use super::workloads::Origin;
 
 /// The live routing objects of a host, read from the API server.
 #[derive(Debug, Clone, Default)]
@@ -91,7 +91,8 @@ pub fn update(request: &RouteRequest, action: &str, desired: &RoutingPolicy) -> 
 /// A change that removes the host's VirtualService and DestinationRule
 /// (the tutorial's `kubectl delete dr,vs recommendation`).
 pub fn delete(request: &RouteRequest, host: &str) -> Change {
-    let mut change = route_change(request, "route.delete", host, format!("{host}: routing removed; round-robin over all pods"));
+    let mut change =
+        route_change(request, "route.delete", host, format!("{host}: routing removed; round-robin over all pods"));
     let [vs, dr] = targets(request.namespace, host);
     if request.live.virtual_service.is_some() {
         change.operations.push(Operation::Delete { target: vs });
@@ -183,7 +184,12 @@ mod tests {
         policy
     }
 
-    fn request<'a>(live: &'a LiveRouting, expected: Option<&'a ResourceVersions>, ctx: &'a ValidationContext, origin: &'a Origin) -> RouteRequest<'a> {
+    fn request<'a>(
+        live: &'a LiveRouting,
+        expected: Option<&'a ResourceVersions>,
+        ctx: &'a ValidationContext,
+        origin: &'a Origin,
+    ) -> RouteRequest<'a> {
         RouteRequest { origin, namespace: "tutorial", live, expected, context: ctx }
     }
 

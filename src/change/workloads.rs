@@ -91,14 +91,26 @@ fn check_replicas(replicas: i32) -> Vec<FieldProblem> {
 /// Creates the namespace with Istio sidecar injection enabled.
 pub fn create_namespace(origin: &Origin, namespace: &str) -> Change {
     let subject = ObjectRef::cluster_scoped(Kind::Namespace, namespace);
-    let mut change = change(origin, "namespace.create", namespace, subject, format!("create namespace {namespace} with sidecar injection"));
+    let mut change = change(
+        origin,
+        "namespace.create",
+        namespace,
+        subject,
+        format!("create namespace {namespace} with sidecar injection"),
+    );
     change.operations.push(apply_object(namespace, tutorial::namespace(namespace)));
     change
 }
 
 /// Deploys a workload (creating the namespace if needed), or re-applies it. Keeps the
 /// current replica count unless one is given.
-pub fn deploy(origin: &Origin, namespace: &str, workload: Workload, replicas: Option<i32>, state: &NamespaceState) -> Change {
+pub fn deploy(
+    origin: &Origin,
+    namespace: &str,
+    workload: Workload,
+    replicas: Option<i32>,
+    state: &NamespaceState,
+) -> Change {
     let current = state.replicas_of(workload);
     let replicas = replicas.or(current).unwrap_or(1);
     let subject = ObjectRef::namespaced(Kind::Deployment, namespace, workload.deployment_name());
@@ -123,7 +135,9 @@ pub fn scale(origin: &Origin, namespace: &str, workload: Workload, replicas: i32
     let mut change = deploy(origin, namespace, workload, Some(replicas), state);
     change.action = "workload.scale".into();
     if state.replicas_of(workload).is_none() {
-        change.problems.push(FieldProblem::new("name", format!("{} is not deployed; deploy it first", workload.name())));
+        change
+            .problems
+            .push(FieldProblem::new("name", format!("{} is not deployed; deploy it first", workload.name())));
     }
     change
 }
@@ -132,7 +146,8 @@ pub fn scale(origin: &Origin, namespace: &str, workload: Workload, replicas: i32
 /// ingress) when no other version of the app remains.
 pub fn remove(origin: &Origin, namespace: &str, workload: Workload, state: &NamespaceState) -> Change {
     let deployment = ObjectRef::namespaced(Kind::Deployment, namespace, workload.deployment_name());
-    let mut change = change(origin, "workload.remove", namespace, deployment.clone(), format!("remove {}", workload.name()));
+    let mut change =
+        change(origin, "workload.remove", namespace, deployment.clone(), format!("remove {}", workload.name()));
     change.operations.push(Operation::Delete { target: deployment });
     if !state.app_has_other_versions(workload) {
         let shared = [(Kind::Service, workload.app()), (Kind::ServiceAccount, workload.app())];

@@ -2,14 +2,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
@@ -35,9 +35,9 @@ impl NamespaceCache {
             .iter()
             .find(|vs| named(vs.metadata.name.as_ref()))
             .or_else(|| {
-                virtual_services.iter().find(|vs| {
-                    vs.spec.hosts.iter().flatten().any(|h| crate::policy::refers_to_host(h, host))
-                })
+                virtual_services
+                    .iter()
+                    .find(|vs| vs.spec.hosts.iter().flatten().any(|h| crate::policy::refers_to_host(h, host)))
             })
             .cloned();
         let destination_rules = self.destination_rules.state();

@@ -20,10 +20,8 @@ impl Health {
         let probe = health.clone();
         tokio::spawn(async move {
             loop {
-                let answered = matches!(
-                    tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await,
-                    Ok(Ok(_))
-                );
+                let answered =
+                    matches!(tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await, Ok(Ok(_)));
                 probe.observe(answered);
                 tokio::time::sleep(PROBE_INTERVAL).await;
             }

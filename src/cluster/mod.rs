@@ -12,7 +12,7 @@ use kube::{Client, Config};
 pub use cache::{Caches, NamespaceCache};
 pub use health::Health;
 pub use kinds::{Kind, ObjectRef};
-pub use objects::{without_server_fields, ClusterError, Objects, Operation, FIELD_MANAGER};
+pub use objects::{ClusterError, FIELD_MANAGER, Objects, Operation, without_server_fields};
 
 /// A connected cluster: client, caches and health.
 #[derive(Clone)]
@@ -52,10 +52,8 @@ async fn load_config(kubeconfig: Option<&Path>) -> anyhow::Result<(Config, Strin
             Ok((config, context))
         }
         None => {
-            let context = Kubeconfig::read()
-                .ok()
-                .and_then(|file| file.current_context)
-                .unwrap_or_else(|| "in-cluster".into());
+            let context =
+                Kubeconfig::read().ok().and_then(|file| file.current_context).unwrap_or_else(|| "in-cluster".into());
             Ok((Config::infer().await?, context))
         }
     }

@@ -1,8 +1,8 @@
 //! Reading and writing single objects: server-side apply (with dry run) and delete.
 use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::Client;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::Value;
 
 use super::kinds::ObjectRef;
@@ -83,9 +83,9 @@ fn without_resource_version(object: &Value) -> Value {
 /// True when `part` is contained in `whole`: objects key by key, arrays element by element.
 fn contains(whole: &Value, part: &Value) -> bool {
     match (whole, part) {
-        (Value::Object(whole), Value::Object(part)) => part
-            .iter()
-            .all(|(key, value)| whole.get(key).is_some_and(|live| contains(live, value))),
+        (Value::Object(whole), Value::Object(part)) => {
+            part.iter().all(|(key, value)| whole.get(key).is_some_and(|live| contains(live, value)))
+        }
         (Value::Array(whole), Value::Array(part)) => {
             whole.len() == part.len() && whole.iter().zip(part).all(|(live, value)| contains(live, value))
         }
@@ -162,8 +162,9 @@ impl Objects {
                 Ok(Some(to_json(applied)))
             }
             Operation::Create { object, .. } => {
-                let object: DynamicObject = serde_json::from_value(object.clone())
-                    .map_err(|e| ClusterError::Refused { code: 422, reason: "Invalid".into(), message: e.to_string() })?;
+                let object: DynamicObject = serde_json::from_value(object.clone()).map_err(|e| {
+                    ClusterError::Refused { code: 422, reason: "Invalid".into(), message: e.to_string() }
+                })?;
                 let params = PostParams { dry_run, field_manager: Some(FIELD_MANAGER.into()) };
                 let created = bounded(api.create(&params, &object)).await?;
                 Ok(Some(to_json(created)))
@@ -224,7 +225,10 @@ mod tests {
     #[test]
     fn an_applied_object_is_reflected_when_the_live_one_holds_all_its_fields() {
         let target = ObjectRef::namespaced(super::super::Kind::Deployment, "tutorial", "recommendation-v2");
-        let apply = Operation::Apply { target: target.clone(), object: json!({"spec": {"replicas": 2, "ports": [{"port": 80}]}}) };
+        let apply = Operation::Apply {
+            target: target.clone(),
+            object: json!({"spec": {"replicas": 2, "ports": [{"port": 80}]}}),
+        };
         let live = json!({"spec": {"replicas": 2, "paused": false, "ports": [{"port": 80, "protocol": "TCP"}]}});
         assert!(apply.is_reflected_in(Some(&live)));
         assert!(!apply.is_reflected_in(Some(&json!({"spec": {"replicas": 1}}))));

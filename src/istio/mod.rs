@@ -13,11 +13,10 @@ pub use gateway::{Gateway, GatewayPort, GatewayServer, GatewaySpec};
 pub use ordered_map::OrderedMap;
 pub(crate) use virtual_service::serialize_number;
 pub use virtual_service::{
-    Destination, FaultAbort, FaultDelay, HttpFaultInjection, HttpMatchRequest, HttpRetry,
-    HttpRewrite, HttpRoute, HttpRouteDestination, Percent, PortSelector, StringMatch, Unmodelled,
-    VirtualService, VirtualServiceSpec,
+    Destination, FaultAbort, FaultDelay, HttpFaultInjection, HttpMatchRequest, HttpRetry, HttpRewrite, HttpRoute,
+    HttpRouteDestination, Percent, PortSelector, StringMatch, Unmodelled, VirtualService, VirtualServiceSpec,
 };
 pub use yaml::{
-    ACCEPTED_VERSIONS, ISTIO_NETWORKING_GROUP, IstioError, IstioObject, is_istio_networking,
-    parse_value, parse_yaml, to_yaml, yaml_documents,
+    ACCEPTED_VERSIONS, ISTIO_NETWORKING_GROUP, IstioError, IstioObject, is_istio_networking, parse_value, parse_yaml,
+    to_yaml, yaml_documents,
 };

@@ -220,11 +220,7 @@ pub struct FaultAbort {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct Percent {
     /// The percentage.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "serialize_whole_as_integer"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "serialize_whole_as_integer")]
     pub value: Option<f64>,
     /// Unmodelled fields.
     #[serde(flatten)]
@@ -234,10 +230,7 @@ pub struct Percent {
 impl Percent {
     /// A percent with just a value.
     pub fn of(value: f64) -> Self {
-        Self {
-            value: Some(value),
-            other: Unmodelled::new(),
-        }
+        Self { value: Some(value), other: Unmodelled::new() }
     }
 }
 
@@ -269,10 +262,7 @@ pub(crate) fn serialize_whole_as_integer<S: serde::Serializer>(
 }
 
 /// Serializes an f64, as an integer when it is a whole number of safe size.
-pub(crate) fn serialize_number<S: serde::Serializer>(
-    value: f64,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_number<S: serde::Serializer>(value: f64, serializer: S) -> Result<S::Ok, S::Error> {
     const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
     if value.fract() == 0.0 && value.abs() <= MAX_SAFE {
         serializer.serialize_i64(value as i64)

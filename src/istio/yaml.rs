@@ -93,20 +93,11 @@ pub fn parse_value(value: Value) -> Result<IstioObject, IstioError> {
     if !is_istio_networking(&api_version) {
         return Err(IstioError::UnsupportedKind { api_version, kind });
     }
-    let invalid = |e: serde_json::Error| IstioError::Invalid {
-        kind: kind.clone(),
-        message: e.to_string(),
-    };
+    let invalid = |e: serde_json::Error| IstioError::Invalid { kind: kind.clone(), message: e.to_string() };
     match kind.as_str() {
-        "VirtualService" => serde_json::from_value(value)
-            .map(IstioObject::VirtualService)
-            .map_err(invalid),
-        "DestinationRule" => serde_json::from_value(value)
-            .map(IstioObject::DestinationRule)
-            .map_err(invalid),
-        "Gateway" => serde_json::from_value(value)
-            .map(IstioObject::Gateway)
-            .map_err(invalid),
+        "VirtualService" => serde_json::from_value(value).map(IstioObject::VirtualService).map_err(invalid),
+        "DestinationRule" => serde_json::from_value(value).map(IstioObject::DestinationRule).map_err(invalid),
+        "Gateway" => serde_json::from_value(value).map(IstioObject::Gateway).map_err(invalid),
         _ => Err(IstioError::UnsupportedKind { api_version, kind }),
     }
 }
@@ -127,17 +118,13 @@ pub fn to_yaml<T: Serialize>(object: &T) -> Result<String, IstioError> {
 
 /// Whether `api_version` is `networking.istio.io/<one of the accepted versions>`.
 pub fn is_istio_networking(api_version: &str) -> bool {
-    api_version.split_once('/').is_some_and(|(group, version)| {
-        group == ISTIO_NETWORKING_GROUP && ACCEPTED_VERSIONS.contains(&version)
-    })
+    api_version
+        .split_once('/')
+        .is_some_and(|(group, version)| group == ISTIO_NETWORKING_GROUP && ACCEPTED_VERSIONS.contains(&version))
 }
 
 fn string_field(value: &Value, key: &str) -> String {
-    value
-        .get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
+    value.get(key).and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
 #[cfg(test)]
@@ -170,23 +157,14 @@ spec:
 
     #[test]
     fn parses_v1alpha3_virtual_service_and_renders_v1() {
-        let IstioObject::VirtualService(vs) = parse_yaml(FIREFOX).unwrap() else {
-            panic!("not a VS")
-        };
+        let IstioObject::VirtualService(vs) = parse_yaml(FIREFOX).unwrap() else { panic!("not a VS") };
         let http = vs.spec.http.as_ref().unwrap();
         assert_eq!(http.len(), 2);
-        let regex = http[0].matches.as_ref().unwrap()[0]
-            .headers
-            .as_ref()
-            .unwrap()
-            .get("baggage-user-agent");
+        let regex = http[0].matches.as_ref().unwrap()[0].headers.as_ref().unwrap().get("baggage-user-agent");
         assert_eq!(regex.unwrap().regex.as_deref(), Some(".*Firefox.*"));
         let value = serde_json::to_value(&vs).unwrap();
         assert_eq!(value["apiVersion"], "networking.istio.io/v1");
-        assert_eq!(
-            value["spec"]["http"][1]["route"][0]["destination"]["subset"],
-            "version-v1"
-        );
+        assert_eq!(value["spec"]["http"][1]["route"][0]["destination"]["subset"], "version-v1");
     }
 
     #[test]
@@ -212,8 +190,7 @@ spec:
     fn other_kinds_are_reported_not_parsed() {
         let err = parse_yaml("apiVersion: v1\nkind: Service\nmetadata: {name: a}\n").unwrap_err();
         assert!(matches!(err, IstioError::UnsupportedKind { .. }));
-        let err =
-            parse_yaml("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n").unwrap_err();
+        let err = parse_yaml("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n").unwrap_err();
         assert!(matches!(err, IstioError::UnsupportedKind { .. }));
     }
 
@@ -238,9 +215,7 @@ spec:
     #[test]
     fn to_yaml_round_trips() {
         let object = parse_yaml(FIREFOX).unwrap();
-        let IstioObject::VirtualService(vs) = &object else {
-            panic!("not a VS")
-        };
+        let IstioObject::VirtualService(vs) = &object else { panic!("not a VS") };
         let again = parse_yaml(&to_yaml(vs).unwrap()).unwrap();
         assert_eq!(again, object);
     }

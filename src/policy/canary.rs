@@ -232,7 +232,9 @@ mod tests {
         let mut base = policy();
         let mut firefox = Rule::weighted(&[("version-v2", 100)]);
         firefox.matches = Some(vec![Match {
-            headers: Some([("baggage-user-agent".to_string(), StringMatch::Regex(".*Firefox.*".into()))].into_iter().collect()),
+            headers: Some(
+                [("baggage-user-agent".to_string(), StringMatch::Regex(".*Firefox.*".into()))].into_iter().collect(),
+            ),
             ..Match::default()
         }]);
         base.rules.insert(0, firefox.clone());
@@ -289,6 +291,9 @@ mod tests {
         let canary = start(&[10, 25, 100]).promote(false).unwrap();
         assert_eq!(Canary::from_annotation(&canary.to_annotation()), Some(canary));
         assert_eq!(Canary::from_annotation("{\"stable\":1}"), None);
-        assert_eq!(Canary::from_annotation(r#"{"stable":"a","canary":"b","steps":[10],"step":3,"state":"paused"}"#), None);
+        assert_eq!(
+            Canary::from_annotation(r#"{"stable":"a","canary":"b","steps":[10],"step":3,"state":"paused"}"#),
+            None
+        );
     }
 }

@@ -32,64 +32,31 @@ pub struct Evaluation {
 
 /// Evaluates `request` against `policy`.
 pub fn evaluate(policy: &RoutingPolicy, request: &Request) -> Evaluation {
-    let Some((index, rule)) =
-        policy
-            .rules
-            .iter()
-            .enumerate()
-            .find(|(_, rule)| match &rule.matches {
-                None => true,
-                Some(entries) => {
-                    entries.is_empty() || entries.iter().any(|entry| entry_matches(entry, request))
-                }
-            })
-    else {
+    let Some((index, rule)) = policy.rules.iter().enumerate().find(|(_, rule)| match &rule.matches {
+        None => true,
+        Some(entries) => entries.is_empty() || entries.iter().any(|entry| entry_matches(entry, request)),
+    }) else {
         return Evaluation::default();
     };
-    let shares = rule
-        .route
-        .iter()
-        .map(|s| (s.subset.clone(), s.weight.percent().unwrap_or(0)))
-        .collect();
-    Evaluation {
-        rule: Some(index),
-        shares,
-    }
+    let shares = rule.route.iter().map(|s| (s.subset.clone(), s.weight.percent().unwrap_or(0))).collect();
+    Evaluation { rule: Some(index), shares }
 }
 
 fn entry_matches(entry: &Match, request: &Request) -> bool {
     let (path, query) = request.path.split_once('?').unwrap_or((&request.path, ""));
     entry.other.is_empty()
         && entry.uri.as_ref().is_none_or(|m| string_matches(m, path))
-        && entry
-            .method
-            .as_ref()
-            .is_none_or(|m| string_matches(m, &request.method))
-        && entry
-            .headers
-            .as_ref()
-            .is_none_or(|h| all_present_and_match(h, |name| header(request, name)))
-        && entry
-            .query_params
-            .as_ref()
-            .is_none_or(|q| all_present_and_match(q, |name| query_param(query, name)))
+        && entry.method.as_ref().is_none_or(|m| string_matches(m, &request.method))
+        && entry.headers.as_ref().is_none_or(|h| all_present_and_match(h, |name| header(request, name)))
+        && entry.query_params.as_ref().is_none_or(|q| all_present_and_match(q, |name| query_param(query, name)))
 }
 
-fn all_present_and_match<'a>(
-    conditions: &OrderedMap<StringMatch>,
-    lookup: impl Fn(&str) -> Option<&'a str>,
-) -> bool {
-    conditions
-        .iter()
-        .all(|(name, m)| lookup(name).is_some_and(|value| string_matches(m, value)))
+fn all_present_and_match<'a>(conditions: &OrderedMap<StringMatch>, lookup: impl Fn(&str) -> Option<&'a str>) -> bool {
+    conditions.iter().all(|(name, m)| lookup(name).is_some_and(|value| string_matches(m, value)))
 }
 
 fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
-    request
-        .headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+    request.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
@@ -132,54 +99,30 @@ mod tests {
         Request {
             path: path.into(),
             method: method.into(),
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         }
     }
 
     #[test]
     fn firefox_goes_to_v2() {
         let ua = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
-        let eval = evaluate(
-            &firefox(),
-            &request("/", "GET", &[("Baggage-User-Agent", ua)]),
-        );
-        assert_eq!(
-            eval,
-            Evaluation {
-                rule: Some(0),
-                shares: vec![("version-v2".into(), 100)]
-            }
-        );
+        let eval = evaluate(&firefox(), &request("/", "GET", &[("Baggage-User-Agent", ua)]));
+        assert_eq!(eval, Evaluation { rule: Some(0), shares: vec![("version-v2".into(), 100)] });
     }
 
     #[test]
     fn safari_gets_the_split() {
         let ua = "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15";
-        let eval = evaluate(
-            &firefox(),
-            &request("/", "GET", &[("baggage-user-agent", ua)]),
-        );
+        let eval = evaluate(&firefox(), &request("/", "GET", &[("baggage-user-agent", ua)]));
         assert_eq!(eval.rule, Some(1));
-        assert_eq!(
-            eval.shares,
-            vec![("version-v1".into(), 90), ("version-v2".into(), 10)]
-        );
+        assert_eq!(eval.shares, vec![("version-v1".into(), 90), ("version-v2".into(), 10)]);
         assert_eq!(eval.shares.iter().map(|s| s.1).sum::<u32>(), 100);
     }
 
     #[test]
     fn regex_must_match_whole_value() {
-        assert!(!string_matches(
-            &StringMatch::Regex("Firefox".into()),
-            "a Firefox b"
-        ));
-        assert!(string_matches(
-            &StringMatch::Regex("Fire.*|x".into()),
-            "Firefox"
-        ));
+        assert!(!string_matches(&StringMatch::Regex("Firefox".into()), "a Firefox b"));
+        assert!(string_matches(&StringMatch::Regex("Fire.*|x".into()), "Firefox"));
         assert!(!string_matches(&StringMatch::Regex("(".into()), "("));
     }
 
@@ -189,15 +132,9 @@ mod tests {
             {"match":[{"uri":{"exact":"/exact"}}],"route":{"a":100}},
             {"match":[{"uri":{"prefix":"/api"}}],"route":{"b":100}},
             {"match":[{"uri":{"regex":"/v[0-9]+/x"}}],"route":{"c":100}}]}));
-        assert_eq!(
-            evaluate(&p, &request("/exact?x=1", "GET", &[])).rule,
-            Some(0)
-        );
+        assert_eq!(evaluate(&p, &request("/exact?x=1", "GET", &[])).rule, Some(0));
         assert_eq!(evaluate(&p, &request("/exact/more", "GET", &[])).rule, None);
-        assert_eq!(
-            evaluate(&p, &request("/api/users", "GET", &[])).rule,
-            Some(1)
-        );
+        assert_eq!(evaluate(&p, &request("/api/users", "GET", &[])).rule, Some(1));
         assert_eq!(evaluate(&p, &request("/v12/x", "GET", &[])).rule, Some(2));
         assert_eq!(evaluate(&p, &request("/v12/xy", "GET", &[])).rule, None);
     }
@@ -208,10 +145,7 @@ mod tests {
             {"match":[{"method":{"exact":"POST"}}],"route":{"a":100}},
             {"match":[{"queryParams":{"canary":{"exact":"1"}}}],"route":{"b":100}}]}));
         assert_eq!(evaluate(&p, &request("/", "POST", &[])).rule, Some(0));
-        assert_eq!(
-            evaluate(&p, &request("/?canary=1", "GET", &[])).rule,
-            Some(1)
-        );
+        assert_eq!(evaluate(&p, &request("/?canary=1", "GET", &[])).rule, Some(1));
         assert_eq!(evaluate(&p, &request("/?canary=2", "GET", &[])).rule, None);
     }
 
@@ -220,15 +154,9 @@ mod tests {
         let p = policy(json!({"host":"r","rules":[
             {"match":[{"uri":{"prefix":"/a"},"headers":{"x-user":{"exact":"bob"}}},{"method":{"exact":"DELETE"}}],
              "route":{"a":100}}]}));
-        assert_eq!(
-            evaluate(&p, &request("/a", "GET", &[("x-user", "bob")])).rule,
-            Some(0)
-        );
+        assert_eq!(evaluate(&p, &request("/a", "GET", &[("x-user", "bob")])).rule, Some(0));
         assert_eq!(evaluate(&p, &request("/a", "GET", &[])).rule, None);
-        assert_eq!(
-            evaluate(&p, &request("/b", "GET", &[("x-user", "bob")])).rule,
-            None
-        );
+        assert_eq!(evaluate(&p, &request("/b", "GET", &[("x-user", "bob")])).rule, None);
         assert_eq!(evaluate(&p, &request("/b", "DELETE", &[])).rule, Some(0));
     }
 
@@ -236,10 +164,7 @@ mod tests {
     fn no_rules_means_round_robin() {
         let mut p = RoutingPolicy::new("r");
         p.subsets.push(Subset::version("v1", "v1"));
-        assert_eq!(
-            evaluate(&p, &request("/", "GET", &[])),
-            Evaluation::default()
-        );
+        assert_eq!(evaluate(&p, &request("/", "GET", &[])), Evaluation::default());
         p.rules.push(Rule::weighted(&[("v1", 100)]));
         assert_eq!(evaluate(&p, &request("/", "GET", &[])).rule, Some(0));
     }

@@ -4,12 +4,11 @@
 //! policy model can express it. Any other route (other hosts, redirects, exotic string
 //! matches) is left where it is in the VirtualService and reported as kept verbatim.
 use super::model::{
-    ALL_PODS, Abort, Delay, Fault, Match, Mirror, Retries, RoutingPolicy, Rule, Share, StringMatch,
-    Subset, Weight,
+    ALL_PODS, Abort, Delay, Fault, Match, Mirror, Retries, RoutingPolicy, Rule, Share, StringMatch, Subset, Weight,
 };
 use crate::istio::{
-    DestinationRule, HttpFaultInjection, HttpMatchRequest, HttpRoute, OrderedMap, Percent,
-    StringMatch as IstioMatch, VirtualService,
+    DestinationRule, HttpFaultInjection, HttpMatchRequest, HttpRoute, OrderedMap, Percent, StringMatch as IstioMatch,
+    VirtualService,
 };
 use serde_json::Number;
 
@@ -68,12 +67,7 @@ pub fn extract(
     };
     let mut rules = Vec::new();
     if let Some(vs) = vs {
-        kept_verbatim.extend(
-            vs.spec
-                .other
-                .keys()
-                .map(|key| format!("VirtualService spec.{key}")),
-        );
+        kept_verbatim.extend(vs.spec.other.keys().map(|key| format!("VirtualService spec.{key}")));
         for (index, route) in vs.spec.http.iter().flatten().enumerate() {
             match classify(route, host) {
                 RouteClass::Policy(rule) => {
@@ -86,14 +80,7 @@ pub fn extract(
             }
         }
     }
-    Ok(Extraction {
-        policy: RoutingPolicy {
-            host: host.to_string(),
-            subsets,
-            rules,
-        },
-        kept_verbatim,
-    })
+    Ok(Extraction { policy: RoutingPolicy { host: host.to_string(), subsets, rules }, kept_verbatim })
 }
 
 /// Whether a destination host names `host`: the short name or `host.<ns>[.svc[.cluster.local]]`.
@@ -101,10 +88,7 @@ pub fn refers_to_host(destination_host: &str, host: &str) -> bool {
     if destination_host == host {
         return true;
     }
-    let Some(rest) = destination_host
-        .strip_prefix(host)
-        .and_then(|r| r.strip_prefix('.'))
-    else {
+    let Some(rest) = destination_host.strip_prefix(host).and_then(|r| r.strip_prefix('.')) else {
         return false;
     };
     let parts: Vec<&str> = rest.split('.').collect();
@@ -114,45 +98,23 @@ pub fn refers_to_host(destination_host: &str, host: &str) -> bool {
     }
 }
 
-fn subsets_from_istio(
-    host: &str,
-    dr: &DestinationRule,
-    kept: &mut Vec<String>,
-) -> Result<Vec<Subset>, PolicyError> {
+fn subsets_from_istio(host: &str, dr: &DestinationRule, kept: &mut Vec<String>) -> Result<Vec<Subset>, PolicyError> {
     if let Some(dr_host) = &dr.spec.host
         && !refers_to_host(dr_host, host)
     {
-        return Err(PolicyError::HostMismatch {
-            host: host.to_string(),
-            dr_host: dr_host.clone(),
-        });
+        return Err(PolicyError::HostMismatch { host: host.to_string(), dr_host: dr_host.clone() });
     }
     if dr.spec.traffic_policy.is_some() {
         kept.push("DestinationRule spec.trafficPolicy".to_string());
     }
-    kept.extend(
-        dr.spec
-            .other
-            .keys()
-            .map(|key| format!("DestinationRule spec.{key}")),
-    );
+    kept.extend(dr.spec.other.keys().map(|key| format!("DestinationRule spec.{key}")));
     let mut subsets = Vec::new();
     for (index, subset) in dr.spec.subsets.iter().flatten().enumerate() {
         if subset.traffic_policy.is_some() {
-            kept.push(format!(
-                "DestinationRule spec.subsets[{index}].trafficPolicy"
-            ));
+            kept.push(format!("DestinationRule spec.subsets[{index}].trafficPolicy"));
         }
-        kept.extend(
-            subset
-                .other
-                .keys()
-                .map(|key| format!("DestinationRule spec.subsets[{index}].{key}")),
-        );
-        subsets.push(Subset {
-            name: subset.name.clone(),
-            labels: subset.labels.clone().unwrap_or_default(),
-        });
+        kept.extend(subset.other.keys().map(|key| format!("DestinationRule spec.subsets[{index}].{key}")));
+        subsets.push(Subset { name: subset.name.clone(), labels: subset.labels.clone().unwrap_or_default() });
     }
     Ok(subsets)
 }
@@ -161,14 +123,9 @@ fn subsets_from_istio(
 pub(crate) fn classify(route: &HttpRoute, host: &str) -> RouteClass {
     let destinations = route.route.as_deref().unwrap_or_default();
     if destinations.is_empty() {
-        return RouteClass::Foreign(
-            "does not forward (redirect, direct response or delegate)".to_string(),
-        );
+        return RouteClass::Foreign("does not forward (redirect, direct response or delegate)".to_string());
     }
-    let ours = destinations
-        .iter()
-        .filter(|d| refers_to_host(&d.destination.host, host))
-        .count();
+    let ours = destinations.iter().filter(|d| refers_to_host(&d.destination.host, host)).count();
     if ours == 0 {
         return RouteClass::Foreign("routes to other hosts".to_string());
     }
@@ -187,11 +144,7 @@ fn rule_from_route(route: &HttpRoute, host: &str) -> Result<Rule, String> {
     let implied_weight = if destinations.len() == 1 { 100 } else { 0 };
     let mut shares: Vec<Share> = Vec::new();
     for destination in destinations {
-        let subset = destination
-            .destination
-            .subset
-            .clone()
-            .unwrap_or_else(|| ALL_PODS.to_string());
+        let subset = destination.destination.subset.clone().unwrap_or_else(|| ALL_PODS.to_string());
         if shares.iter().any(|s| s.subset == subset) {
             return Err(format!("subset {subset} appears twice in one route"));
         }
@@ -203,11 +156,7 @@ fn rule_from_route(route: &HttpRoute, host: &str) -> Result<Rule, String> {
     insert_value(&mut other, "rewrite", &route.rewrite);
     let mirror = mirror_from_route(route, host, &mut other);
     Ok(Rule {
-        matches: route
-            .matches
-            .as_ref()
-            .map(|m| m.iter().map(match_from_istio).collect())
-            .transpose()?,
+        matches: route.matches.as_ref().map(|m| m.iter().map(match_from_istio).collect()).transpose()?,
         route: shares,
         timeout: route.timeout.clone(),
         retries: route.retries.as_ref().map(|r| Retries {
@@ -223,11 +172,7 @@ fn rule_from_route(route: &HttpRoute, host: &str) -> Result<Rule, String> {
 }
 
 /// Mirrors to this host become [`Mirror`]; anything else (another host, a port) stays verbatim.
-fn mirror_from_route(
-    route: &HttpRoute,
-    host: &str,
-    other: &mut crate::istio::Unmodelled,
-) -> Option<Mirror> {
+fn mirror_from_route(route: &HttpRoute, host: &str, other: &mut crate::istio::Unmodelled) -> Option<Mirror> {
     let mirror = route.mirror.as_ref()?;
     let percentage = route.mirror_percentage.as_ref().map(percent_value);
     let expressible = refers_to_host(&mirror.host, host)
@@ -240,40 +185,23 @@ fn mirror_from_route(
         return None;
     }
     Some(Mirror {
-        subset: mirror
-            .subset
-            .clone()
-            .unwrap_or_else(|| ALL_PODS.to_string()),
+        subset: mirror.subset.clone().unwrap_or_else(|| ALL_PODS.to_string()),
         percentage: percentage.flatten(),
     })
 }
 
 fn match_from_istio(entry: &HttpMatchRequest) -> Result<Match, String> {
     Ok(Match {
-        uri: entry
-            .uri
-            .as_ref()
-            .map(string_match_from_istio)
-            .transpose()?,
-        method: entry
-            .method
-            .as_ref()
-            .map(string_match_from_istio)
-            .transpose()?,
+        uri: entry.uri.as_ref().map(string_match_from_istio).transpose()?,
+        method: entry.method.as_ref().map(string_match_from_istio).transpose()?,
         headers: entry.headers.as_ref().map(map_from_istio).transpose()?,
-        query_params: entry
-            .query_params
-            .as_ref()
-            .map(map_from_istio)
-            .transpose()?,
+        query_params: entry.query_params.as_ref().map(map_from_istio).transpose()?,
         other: entry.other.clone(),
     })
 }
 
 fn map_from_istio(map: &OrderedMap<IstioMatch>) -> Result<OrderedMap<StringMatch>, String> {
-    map.iter()
-        .map(|(key, m)| Ok((key.clone(), string_match_from_istio(m)?)))
-        .collect()
+    map.iter().map(|(key, m)| Ok((key.clone(), string_match_from_istio(m)?))).collect()
 }
 
 fn string_match_from_istio(m: &IstioMatch) -> Result<StringMatch, String> {
@@ -290,11 +218,7 @@ fn fault_from_istio(fault: &HttpFaultInjection) -> Result<Fault, String> {
     let delay = match &fault.delay {
         Some(d) => Some(Delay {
             fixed_delay: d.fixed_delay.clone(),
-            percentage: d
-                .percentage
-                .as_ref()
-                .map(|p| percent_value(p).ok_or_else(unexpressible))
-                .transpose()?,
+            percentage: d.percentage.as_ref().map(|p| percent_value(p).ok_or_else(unexpressible)).transpose()?,
             other: d.other.clone(),
         }),
         None => None,
@@ -302,20 +226,12 @@ fn fault_from_istio(fault: &HttpFaultInjection) -> Result<Fault, String> {
     let abort = match &fault.abort {
         Some(a) => Some(Abort {
             http_status: a.http_status,
-            percentage: a
-                .percentage
-                .as_ref()
-                .map(|p| percent_value(p).ok_or_else(unexpressible))
-                .transpose()?,
+            percentage: a.percentage.as_ref().map(|p| percent_value(p).ok_or_else(unexpressible)).transpose()?,
             other: a.other.clone(),
         }),
         None => None,
     };
-    Ok(Fault {
-        delay,
-        abort,
-        other: fault.other.clone(),
-    })
+    Ok(Fault { delay, abort, other: fault.other.clone() })
 }
 
 /// The value of a `Percent` that holds nothing but a value.
@@ -323,11 +239,7 @@ fn percent_value(percent: &Percent) -> Option<f64> {
     percent.value.filter(|_| percent.other.is_empty())
 }
 
-fn insert_value<T: serde::Serialize>(
-    other: &mut crate::istio::Unmodelled,
-    key: &str,
-    value: &Option<T>,
-) {
+fn insert_value<T: serde::Serialize>(other: &mut crate::istio::Unmodelled, key: &str, value: &Option<T>) {
     if let Some(value) = value
         && let Ok(json) = serde_json::to_value(value)
     {
@@ -338,55 +250,28 @@ fn insert_value<T: serde::Serialize>(
 /// Paths inside a policy route that the model carries without understanding them.
 fn unmodelled_in_route(route: &HttpRoute, index: usize) -> Vec<String> {
     let base = format!("VirtualService spec.http[{index}]");
-    let mut paths: Vec<String> = route
-        .other
-        .keys()
-        .map(|key| format!("{base}.{key}"))
-        .collect();
+    let mut paths: Vec<String> = route.other.keys().map(|key| format!("{base}.{key}")).collect();
     if route.rewrite.is_some() {
         paths.push(format!("{base}.rewrite"));
     }
     for (m, entry) in route.matches.iter().flatten().enumerate() {
-        paths.extend(
-            entry
-                .other
-                .keys()
-                .map(|key| format!("{base}.match[{m}].{key}")),
-        );
+        paths.extend(entry.other.keys().map(|key| format!("{base}.match[{m}].{key}")));
     }
     for (d, destination) in route.route.iter().flatten().enumerate() {
-        paths.extend(
-            destination
-                .other
-                .keys()
-                .map(|key| format!("{base}.route[{d}].{key}")),
-        );
+        paths.extend(destination.other.keys().map(|key| format!("{base}.route[{d}].{key}")));
         if destination.destination.port.is_some() {
             paths.push(format!("{base}.route[{d}].destination.port"));
         }
     }
     if let Some(fault) = &route.fault {
         paths.extend(fault.other.keys().map(|key| format!("{base}.fault.{key}")));
-        let delay = fault
-            .delay
-            .iter()
-            .flat_map(|d| d.other.keys())
-            .map(|key| format!("{base}.fault.delay.{key}"));
+        let delay = fault.delay.iter().flat_map(|d| d.other.keys()).map(|key| format!("{base}.fault.delay.{key}"));
         paths.extend(delay);
-        let abort = fault
-            .abort
-            .iter()
-            .flat_map(|a| a.other.keys())
-            .map(|key| format!("{base}.fault.abort.{key}"));
+        let abort = fault.abort.iter().flat_map(|a| a.other.keys()).map(|key| format!("{base}.fault.abort.{key}"));
         paths.extend(abort);
     }
     if let Some(retries) = &route.retries {
-        paths.extend(
-            retries
-                .other
-                .keys()
-                .map(|key| format!("{base}.retries.{key}")),
-        );
+        paths.extend(retries.other.keys().map(|key| format!("{base}.retries.{key}")));
     }
     paths
 }
@@ -419,11 +304,7 @@ mod tests {
         ));
         let policy = RoutingPolicy::from_istio("recommendation", Some(&vs), None).unwrap();
         assert_eq!(policy.rules.len(), 2);
-        let header = policy.rules[0].matches.as_ref().unwrap()[0]
-            .headers
-            .as_ref()
-            .unwrap()
-            .get("baggage-user-agent");
+        let header = policy.rules[0].matches.as_ref().unwrap()[0].headers.as_ref().unwrap().get("baggage-user-agent");
         assert_eq!(header, Some(&StringMatch::Regex(".*Firefox.*".into())));
         assert_eq!(policy.rules[1].route, vec![Share::new("version-v1", 100)]);
     }
@@ -434,10 +315,7 @@ mod tests {
             "{HEAD}  http:\n  - route:\n    - {{destination: {{host: recommendation.tutorial.svc.cluster.local, subset: version-v1}}, weight: 90}}\n    - {{destination: {{host: recommendation, subset: version-v2}}, weight: 10}}\n  - route: [{{destination: {{host: recommendation}}}}]\n    timeout: 1s\n"
         ));
         let policy = RoutingPolicy::from_istio("recommendation", Some(&vs), None).unwrap();
-        assert_eq!(
-            policy.rules[0].route,
-            vec![Share::new("version-v1", 90), Share::new("version-v2", 10)]
-        );
+        assert_eq!(policy.rules[0].route, vec![Share::new("version-v1", 90), Share::new("version-v2", 10)]);
         assert_eq!(policy.rules[1].route, vec![Share::new(ALL_PODS, 100)]);
         assert_eq!(policy.rules[1].timeout.as_deref(), Some("1s"));
     }
@@ -458,9 +336,7 @@ mod tests {
         let vs = vs(&format!(
             "{HEAD}  http:\n  - route: [{{destination: {{host: recommendation}}}}]\n    mirror: {{host: shadow}}\n    mirrorPercentage: {{value: 5}}\n"
         ));
-        let rule = &RoutingPolicy::from_istio("recommendation", Some(&vs), None)
-            .unwrap()
-            .rules[0];
+        let rule = &RoutingPolicy::from_istio("recommendation", Some(&vs), None).unwrap().rules[0];
         assert_eq!(rule.mirror, None);
         assert_eq!(rule.other["mirror"]["host"], "shadow");
         assert_eq!(rule.other["mirrorPercentage"]["value"], 5);
@@ -473,20 +349,14 @@ mod tests {
         );
         let policy = RoutingPolicy::from_istio("recommendation", None, Some(&dr)).unwrap();
         assert_eq!(policy.subsets, vec![Subset::version("version-v1", "v1")]);
-        assert!(matches!(
-            RoutingPolicy::from_istio("other", None, Some(&dr)),
-            Err(PolicyError::HostMismatch { .. })
-        ));
+        assert!(matches!(RoutingPolicy::from_istio("other", None, Some(&dr)), Err(PolicyError::HostMismatch { .. })));
     }
 
     #[test]
     fn host_forms() {
         assert!(refers_to_host("recommendation", "recommendation"));
         assert!(refers_to_host("recommendation.tutorial", "recommendation"));
-        assert!(refers_to_host(
-            "recommendation.tutorial.svc.cluster.local",
-            "recommendation"
-        ));
+        assert!(refers_to_host("recommendation.tutorial.svc.cluster.local", "recommendation"));
         assert!(!refers_to_host("recommendation-v2", "recommendation"));
         assert!(!refers_to_host("recommendation.a.b", "recommendation"));
         assert!(!refers_to_host("recommendation.", "recommendation"));

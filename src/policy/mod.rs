@@ -18,13 +18,11 @@ mod validate;
 pub use evaluate::{Evaluation, Request, evaluate, string_matches};
 pub use from_istio::{Extraction, PolicyError, extract, refers_to_host};
 pub use model::{
-    ALL_PODS, Abort, Delay, Fault, Match, Mirror, Retries, RoutingPolicy, Rule, Share, StringMatch,
-    Subset, Weight,
+    ALL_PODS, Abort, Delay, Fault, Match, Mirror, Retries, RoutingPolicy, Rule, Share, StringMatch, Subset, Weight,
 };
 pub use summary::{change_summary, summary};
 pub use validate::{
-    FieldError, Severity, ValidationContext, has_errors, parse_duration_seconds, regex_problem,
-    validate,
+    FieldError, Severity, ValidationContext, has_errors, parse_duration_seconds, regex_problem, validate,
 };
 
 #[cfg(test)]

@@ -84,10 +84,7 @@ pub struct Weight(pub Number);
 impl Weight {
     /// The weight as a whole percentage, when it is an integer from 0 to 100.
     pub fn percent(&self) -> Option<u32> {
-        self.0
-            .as_u64()
-            .filter(|w| *w <= 100)
-            .and_then(|w| u32::try_from(w).ok())
+        self.0.as_u64().filter(|w| *w <= 100).and_then(|w| u32::try_from(w).ok())
     }
 }
 
@@ -177,11 +174,7 @@ pub struct Delay {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixed_delay: Option<String>,
     /// Percentage of requests delayed (0–100).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "whole_as_integer"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "whole_as_integer")]
     pub percentage: Option<f64>,
     /// Unmodelled delay fields (e.g. the deprecated integer `percent`), kept verbatim.
     #[serde(flatten)]
@@ -196,11 +189,7 @@ pub struct Abort {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_status: Option<i32>,
     /// Percentage of requests aborted (0–100).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "whole_as_integer"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "whole_as_integer")]
     pub percentage: Option<f64>,
     /// Unmodelled abort fields (grpcStatus, ...), kept verbatim.
     #[serde(flatten)]
@@ -214,45 +203,28 @@ pub struct Mirror {
     /// Subset receiving the copy, or [`ALL_PODS`].
     pub subset: String,
     /// Percentage of traffic mirrored (0–100); absent means 100.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "whole_as_integer"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "whole_as_integer")]
     pub percentage: Option<f64>,
 }
 
 impl Rule {
     /// A rule without conditions sending `shares` (subset, percent) in order.
     pub fn weighted(shares: &[(&str, u32)]) -> Rule {
-        Rule {
-            route: shares
-                .iter()
-                .map(|(subset, weight)| Share::new(subset, *weight))
-                .collect(),
-            ..Rule::default()
-        }
+        Rule { route: shares.iter().map(|(subset, weight)| Share::new(subset, *weight)).collect(), ..Rule::default() }
     }
 }
 
 impl Share {
     /// A share of `weight` percent to `subset`.
     pub fn new(subset: &str, weight: u32) -> Share {
-        Share {
-            subset: subset.to_string(),
-            weight: Weight::from(weight),
-        }
+        Share { subset: subset.to_string(), weight: Weight::from(weight) }
     }
 }
 
 impl RoutingPolicy {
     /// A policy for `host` with no subsets and no rules.
     pub fn new(host: &str) -> RoutingPolicy {
-        RoutingPolicy {
-            host: host.to_string(),
-            subsets: Vec::new(),
-            rules: Vec::new(),
-        }
+        RoutingPolicy { host: host.to_string(), subsets: Vec::new(), rules: Vec::new() }
     }
 
     /// The subset named `name`, if defined.
@@ -265,20 +237,14 @@ impl RoutingPolicy {
         if subset == ALL_PODS {
             return "all pods".to_string();
         }
-        self.subset(subset)
-            .and_then(|s| s.labels.get("version"))
-            .cloned()
-            .unwrap_or_else(|| subset.to_string())
+        self.subset(subset).and_then(|s| s.labels.get("version")).cloned().unwrap_or_else(|| subset.to_string())
     }
 }
 
 impl Subset {
     /// A subset `name` selecting pods with `version: <version>`.
     pub fn version(name: &str, version: &str) -> Subset {
-        Subset {
-            name: name.to_string(),
-            labels: BTreeMap::from([("version".to_string(), version.to_string())]),
-        }
+        Subset { name: name.to_string(), labels: BTreeMap::from([("version".to_string(), version.to_string())]) }
     }
 }
 
@@ -297,15 +263,9 @@ mod subsets_as_object {
         serializer.collect_map(subsets.iter().map(|s| (&s.name, &s.labels)))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Vec<Subset>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Subset>, D::Error> {
         let map = OrderedMap::<BTreeMap<String, String>>::deserialize(deserializer)?;
-        Ok(map
-            .0
-            .into_iter()
-            .map(|(name, labels)| Subset { name, labels })
-            .collect())
+        Ok(map.0.into_iter().map(|(name, labels)| Subset { name, labels }).collect())
     }
 }
 
@@ -319,11 +279,7 @@ mod shares_as_object {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Share>, D::Error> {
         let map = OrderedMap::<Weight>::deserialize(deserializer)?;
-        Ok(map
-            .0
-            .into_iter()
-            .map(|(subset, weight)| Share { subset, weight })
-            .collect())
+        Ok(map.0.into_iter().map(|(subset, weight)| Share { subset, weight }).collect())
     }
 }
 
@@ -347,10 +303,7 @@ mod tests {
     fn json_shape_round_trips_exactly_and_in_order() {
         let policy: RoutingPolicy = serde_json::from_value(tutorial_json()).unwrap();
         assert_eq!(policy.subsets[1], Subset::version("version-v2", "v2"));
-        assert_eq!(
-            policy.rules[1].route,
-            vec![Share::new("version-v1", 90), Share::new("version-v2", 10)]
-        );
+        assert_eq!(policy.rules[1].route, vec![Share::new("version-v1", 90), Share::new("version-v2", 10)]);
         let text = serde_json::to_string(&policy).unwrap();
         assert_eq!(text, serde_json::to_string(&tutorial_json()).unwrap());
     }
@@ -358,8 +311,7 @@ mod tests {
     #[test]
     fn negative_and_fractional_weights_deserialize_for_validation() {
         let policy: RoutingPolicy =
-            serde_json::from_value(json!({"host":"r","rules":[{"route":{"a":-5,"b":10.5}}]}))
-                .unwrap();
+            serde_json::from_value(json!({"host":"r","rules":[{"route":{"a":-5,"b":10.5}}]})).unwrap();
         assert_eq!(policy.rules[0].route[0].weight.percent(), None);
         assert_eq!(policy.rules[0].route[1].weight.percent(), None);
         assert_eq!(Weight::from(100).percent(), Some(100));
@@ -368,9 +320,7 @@ mod tests {
 
     #[test]
     fn duplicate_subset_in_route_is_rejected() {
-        let err = serde_json::from_str::<RoutingPolicy>(
-            r#"{"host":"r","rules":[{"route":{"a":50,"a":50}}]}"#,
-        );
+        let err = serde_json::from_str::<RoutingPolicy>(r#"{"host":"r","rules":[{"route":{"a":50,"a":50}}]}"#);
         assert!(err.unwrap_err().to_string().contains("duplicate key `a`"));
     }
 
@@ -386,10 +336,7 @@ mod tests {
     fn display_name_prefers_version_label() {
         let mut policy = RoutingPolicy::new("r");
         policy.subsets.push(Subset::version("version-v1", "v1"));
-        policy.subsets.push(Subset {
-            name: "canary".into(),
-            labels: BTreeMap::new(),
-        });
+        policy.subsets.push(Subset { name: "canary".into(), labels: BTreeMap::new() });
         assert_eq!(policy.display_name("version-v1"), "v1");
         assert_eq!(policy.display_name("canary"), "canary");
         assert_eq!(policy.display_name(ALL_PODS), "all pods");

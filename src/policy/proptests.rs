@@ -13,14 +13,8 @@ fn weights(count: usize) -> impl Strategy<Value = Vec<u32>> {
     proptest::collection::vec(0u32..=100, count.saturating_sub(1)).prop_map(|mut cuts| {
         cuts.sort_unstable();
         let mut previous = 0;
-        let mut weights: Vec<u32> = cuts
-            .iter()
-            .map(|cut| std::mem::replace(&mut previous, *cut))
-            .collect();
-        weights
-            .iter_mut()
-            .zip(cuts.iter())
-            .for_each(|(w, cut)| *w = cut - *w);
+        let mut weights: Vec<u32> = cuts.iter().map(|cut| std::mem::replace(&mut previous, *cut)).collect();
+        weights.iter_mut().zip(cuts.iter()).for_each(|(w, cut)| *w = cut - *w);
         weights.push(100 - previous);
         weights
     })
@@ -28,8 +22,7 @@ fn weights(count: usize) -> impl Strategy<Value = Vec<u32>> {
 
 fn string_match() -> impl Strategy<Value = StringMatch> {
     prop_oneof![
-        select(vec![".*Firefox.*", ".*Safari.*", "[a-z]+", "v[0-9]"])
-            .prop_map(|r| StringMatch::Regex(r.into())),
+        select(vec![".*Firefox.*", ".*Safari.*", "[a-z]+", "v[0-9]"]).prop_map(|r| StringMatch::Regex(r.into())),
         select(vec!["/api", "/", "12"]).prop_map(|p| StringMatch::Prefix(p.into())),
         select(vec!["bob", "GET", "/exact"]).prop_map(|e| StringMatch::Exact(e.into())),
     ]
@@ -37,23 +30,11 @@ fn string_match() -> impl Strategy<Value = StringMatch> {
 
 fn match_entry() -> impl Strategy<Value = Match> {
     let headers = proptest::option::of(
-        (
-            select(vec!["baggage-user-agent", "x-user", "user-preference"]),
-            string_match(),
-        )
+        (select(vec!["baggage-user-agent", "x-user", "user-preference"]), string_match())
             .prop_map(|(name, m)| OrderedMap(vec![(name.to_string(), m)])),
     );
-    (
-        proptest::option::of(string_match()),
-        proptest::option::of(string_match()),
-        headers,
-    )
-        .prop_map(|(uri, method, headers)| Match {
-            uri,
-            method,
-            headers,
-            ..Match::default()
-        })
+    (proptest::option::of(string_match()), proptest::option::of(string_match()), headers)
+        .prop_map(|(uri, method, headers)| Match { uri, method, headers, ..Match::default() })
 }
 
 fn percentage() -> impl Strategy<Value = Option<f64>> {
@@ -68,79 +49,46 @@ fn rule(targets: Vec<String>) -> impl Strategy<Value = Rule> {
             (Just(chosen), weights(count))
         })
         .prop_flat_map(move |(chosen, weights)| {
-            let route: Vec<Share> = chosen
-                .iter()
-                .zip(&weights)
-                .map(|(s, w)| Share::new(s, *w))
-                .collect();
+            let route: Vec<Share> = chosen.iter().zip(&weights).map(|(s, w)| Share::new(s, *w)).collect();
             (
                 Just(route),
                 proptest::option::of(proptest::collection::vec(match_entry(), 0..3)),
                 proptest::option::of(select(vec!["1s", "500ms", "1.5s", "2m"])),
                 proptest::option::of((0i32..5, proptest::option::of(select(vec!["2s", "100ms"])))),
-                proptest::option::of((
-                    select(vec!["7s", "10ms"]),
-                    percentage(),
-                    200i32..600,
-                    percentage(),
-                )),
+                proptest::option::of((select(vec!["7s", "10ms"]), percentage(), 200i32..600, percentage())),
                 proptest::option::of((select(pool.clone()), percentage())),
                 proptest::option::of(select(vec!["api", "default"])),
             )
         })
-        .prop_map(
-            |(route, matches, timeout, retries, fault, mirror, name)| Rule {
-                matches,
-                route,
-                timeout: timeout.map(str::to_string),
-                retries: retries.map(|(attempts, per_try)| Retries {
-                    attempts: Some(attempts),
-                    per_try_timeout: per_try.map(str::to_string),
-                    ..Retries::default()
-                }),
-                fault: fault.map(|(delay, delay_pct, status, abort_pct)| Fault {
-                    delay: Some(Delay {
-                        fixed_delay: Some(delay.to_string()),
-                        percentage: delay_pct,
-                        ..Delay::default()
-                    }),
-                    abort: Some(Abort {
-                        http_status: Some(status),
-                        percentage: abort_pct,
-                        ..Abort::default()
-                    }),
-                    ..Fault::default()
-                }),
-                mirror: mirror.map(|(subset, percentage)| Mirror { subset, percentage }),
-                other: name
-                    .map(|n| {
-                        [("name".to_string(), serde_json::json!(n))]
-                            .into_iter()
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            },
-        )
+        .prop_map(|(route, matches, timeout, retries, fault, mirror, name)| Rule {
+            matches,
+            route,
+            timeout: timeout.map(str::to_string),
+            retries: retries.map(|(attempts, per_try)| Retries {
+                attempts: Some(attempts),
+                per_try_timeout: per_try.map(str::to_string),
+                ..Retries::default()
+            }),
+            fault: fault.map(|(delay, delay_pct, status, abort_pct)| Fault {
+                delay: Some(Delay { fixed_delay: Some(delay.to_string()), percentage: delay_pct, ..Delay::default() }),
+                abort: Some(Abort { http_status: Some(status), percentage: abort_pct, ..Abort::default() }),
+                ..Fault::default()
+            }),
+            mirror: mirror.map(|(subset, percentage)| Mirror { subset, percentage }),
+            other: name.map(|n| [("name".to_string(), serde_json::json!(n))].into_iter().collect()).unwrap_or_default(),
+        })
 }
 
 fn policy() -> impl Strategy<Value = RoutingPolicy> {
     (0usize..4)
         .prop_flat_map(|subset_count| {
-            let subsets: Vec<Subset> = (1..=subset_count)
-                .map(|i| Subset::version(&format!("version-v{i}"), &format!("v{i}")))
-                .collect();
+            let subsets: Vec<Subset> =
+                (1..=subset_count).map(|i| Subset::version(&format!("version-v{i}"), &format!("v{i}"))).collect();
             let mut targets: Vec<String> = subsets.iter().map(|s| s.name.clone()).collect();
             targets.push(ALL_PODS.to_string());
-            (
-                Just(subsets),
-                proptest::collection::vec(rule(targets), 0..4),
-            )
+            (Just(subsets), proptest::collection::vec(rule(targets), 0..4))
         })
-        .prop_map(|(subsets, rules)| RoutingPolicy {
-            host: HOST.to_string(),
-            subsets,
-            rules,
-        })
+        .prop_map(|(subsets, rules)| RoutingPolicy { host: HOST.to_string(), subsets, rules })
 }
 
 fn context(policy: &RoutingPolicy) -> ValidationContext {
@@ -155,20 +103,16 @@ fn request() -> impl Strategy<Value = Request> {
         select(vec!["/", "/api/x", "/exact", "/v1?x=1"]),
         select(vec!["GET", "POST"]),
         proptest::collection::btree_map(
-            select(vec!["Baggage-User-Agent", "x-user", "user-preference"])
-                .prop_map(str::to_string),
-            select(vec!["Mozilla Firefox/120", "Safari", "bob", "123", ""])
-                .prop_map(str::to_string),
+            select(vec!["Baggage-User-Agent", "x-user", "user-preference"]).prop_map(str::to_string),
+            select(vec!["Mozilla Firefox/120", "Safari", "bob", "123", ""]).prop_map(str::to_string),
             0..3,
         ),
     )
-        .prop_map(
-            |(path, method, headers): (&str, &str, BTreeMap<String, String>)| Request {
-                path: path.into(),
-                method: method.into(),
-                headers,
-            },
-        )
+        .prop_map(|(path, method, headers): (&str, &str, BTreeMap<String, String>)| Request {
+            path: path.into(),
+            method: method.into(),
+            headers,
+        })
 }
 
 proptest! {

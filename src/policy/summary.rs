@@ -11,11 +11,7 @@ pub fn summary(policy: &RoutingPolicy) -> String {
     }
     let mut parts = Vec::new();
     for (index, rule) in policy.rules.iter().enumerate() {
-        let targets = format!(
-            "{}{}",
-            describe_targets(policy, rule),
-            describe_extras(policy, rule)
-        );
+        let targets = format!("{}{}", describe_targets(policy, rule), describe_extras(policy, rule));
         match rule.matches.as_deref().filter(|m| !m.is_empty()) {
             Some(entries) => {
                 let condition: Vec<String> = entries.iter().map(describe_entry).collect();
@@ -32,10 +28,8 @@ fn describe_targets(policy: &RoutingPolicy, rule: &Rule) -> String {
     match rule.route.as_slice() {
         [only] => policy.display_name(&only.subset),
         shares => {
-            let parts: Vec<String> = shares
-                .iter()
-                .map(|s| format!("{} {}%", policy.display_name(&s.subset), s.weight))
-                .collect();
+            let parts: Vec<String> =
+                shares.iter().map(|s| format!("{} {}%", policy.display_name(&s.subset), s.weight)).collect();
             parts.join(" · ")
         }
     }
@@ -47,34 +41,20 @@ fn describe_extras(policy: &RoutingPolicy, rule: &Rule) -> String {
         extras.push(format!("timeout {timeout}"));
     }
     if let Some(attempts) = rule.retries.as_ref().and_then(|r| r.attempts) {
-        extras.push(if attempts == 0 {
-            "no retries".to_string()
-        } else {
-            format!("{attempts} retries")
-        });
+        extras.push(if attempts == 0 { "no retries".to_string() } else { format!("{attempts} retries") });
     }
     if let Some(delay) = rule.fault.as_ref().and_then(|f| f.delay.as_ref()) {
         let how_long = delay.fixed_delay.as_deref().unwrap_or("?");
         extras.push(format!("{} delayed {how_long}", percent(delay.percentage)));
     }
     if let Some(abort) = rule.fault.as_ref().and_then(|f| f.abort.as_ref()) {
-        let status = abort
-            .http_status
-            .map_or("an error".to_string(), |s| s.to_string());
+        let status = abort.http_status.map_or("an error".to_string(), |s| s.to_string());
         extras.push(format!("{} fail with {status}", percent(abort.percentage)));
     }
     if let Some(mirror) = &rule.mirror {
-        extras.push(format!(
-            "{} mirrored to {}",
-            percent(mirror.percentage),
-            policy.display_name(&mirror.subset)
-        ));
+        extras.push(format!("{} mirrored to {}", percent(mirror.percentage), policy.display_name(&mirror.subset)));
     }
-    if extras.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", extras.join(", "))
-    }
+    if extras.is_empty() { String::new() } else { format!(" ({})", extras.join(", ")) }
 }
 
 fn percent(value: Option<f64>) -> String {
@@ -99,12 +79,7 @@ fn describe_entry(entry: &Match) -> String {
     for (name, m) in entry.query_params.iter().flat_map(|q| q.iter()) {
         conditions.push(format!("query {name} {}", describe_match(m)));
     }
-    conditions.extend(
-        entry
-            .other
-            .keys()
-            .map(|key| format!("{key} (as configured)")),
-    );
+    conditions.extend(entry.other.keys().map(|key| format!("{key} (as configured)")));
     match (browser, conditions.is_empty()) {
         (Some(browser), true) => format!("{browser} users"),
         (Some(browser), false) => format!("{browser} users with {}", conditions.join(" and ")),
@@ -139,30 +114,19 @@ pub fn change_summary(before: &RoutingPolicy, after: &RoutingPolicy) -> String {
     for subset in &after.subsets {
         match before.subset(&subset.name) {
             None => changes.push(format!("subset {} added", subset.name)),
-            Some(old) if old.labels != subset.labels => {
-                changes.push(format!("subset {} relabelled", subset.name))
-            }
+            Some(old) if old.labels != subset.labels => changes.push(format!("subset {} relabelled", subset.name)),
             Some(_) => {}
         }
     }
-    let removed = before
-        .subsets
-        .iter()
-        .filter(|s| after.subset(&s.name).is_none());
+    let removed = before.subsets.iter().filter(|s| after.subset(&s.name).is_none());
     changes.extend(removed.map(|s| format!("subset {} removed", s.name)));
     let several = before.rules.len().max(after.rules.len()) > 1;
     for index in 0..before.rules.len().max(after.rules.len()) {
-        let prefix = if several {
-            format!("rule {}: ", index + 1)
-        } else {
-            String::new()
-        };
+        let prefix = if several { format!("rule {}: ", index + 1) } else { String::new() };
         match (before.rules.get(index), after.rules.get(index)) {
-            (Some(old), Some(new)) => changes.extend(
-                rule_changes(after, old, new)
-                    .into_iter()
-                    .map(|c| format!("{prefix}{c}")),
-            ),
+            (Some(old), Some(new)) => {
+                changes.extend(rule_changes(after, old, new).into_iter().map(|c| format!("{prefix}{c}")))
+            }
             (None, Some(_)) => changes.push(format!("rule {} added", index + 1)),
             (Some(_), None) => changes.push(format!("rule {} removed", index + 1)),
             (None, None) => {}
@@ -178,16 +142,9 @@ pub fn change_summary(before: &RoutingPolicy, after: &RoutingPolicy) -> String {
 fn rule_changes(policy: &RoutingPolicy, old: &Rule, new: &Rule) -> Vec<String> {
     let mut changes = Vec::new();
     let weight_of = |rule: &Rule, subset: &str| {
-        rule.route
-            .iter()
-            .find(|s| s.subset == subset)
-            .map_or("0".to_string(), |s| s.weight.to_string())
+        rule.route.iter().find(|s| s.subset == subset).map_or("0".to_string(), |s| s.weight.to_string())
     };
-    let subsets = new
-        .route
-        .iter()
-        .map(|s| &s.subset)
-        .chain(old.route.iter().map(|s| &s.subset));
+    let subsets = new.route.iter().map(|s| &s.subset).chain(old.route.iter().map(|s| &s.subset));
     let mut seen = Vec::new();
     for subset in subsets {
         if seen.contains(&subset) {
@@ -207,12 +164,7 @@ fn rule_changes(policy: &RoutingPolicy, old: &Rule, new: &Rule) -> Vec<String> {
         ("mirror", old.mirror != new.mirror),
         ("other settings", old.other != new.other),
     ];
-    changes.extend(
-        fields
-            .iter()
-            .filter(|(_, changed)| *changed)
-            .map(|(name, _)| format!("{name} changed")),
-    );
+    changes.extend(fields.iter().filter(|(_, changed)| *changed).map(|(name, _)| format!("{name} changed")));
     changes
 }
 
@@ -237,10 +189,7 @@ mod tests {
             "subsets":{"version-v1":{"version":"v1"},"version-v2":{"version":"v2"}},
             "rules":[{"match":[{"headers":{"baggage-user-agent":{"regex":".*Firefox.*"}}}],"route":{"version-v2":100}},
                      {"route":{"version-v1":90,"version-v2":10}}]}));
-        assert_eq!(
-            summary(&p),
-            "Firefox users → v2; everyone else: v1 90% · v2 10%"
-        );
+        assert_eq!(summary(&p), "Firefox users → v2; everyone else: v1 90% · v2 10%");
     }
 
     #[test]
@@ -257,32 +206,20 @@ mod tests {
     #[test]
     fn single_catch_all_and_empty() {
         assert_eq!(summary(&tutorial(100, 0)), "everyone: v1 100% · v2 0%");
-        assert_eq!(
-            summary(&RoutingPolicy::new("r")),
-            "no routing rules: Kubernetes spreads requests over all pods"
-        );
+        assert_eq!(summary(&RoutingPolicy::new("r")), "no routing rules: Kubernetes spreads requests over all pods");
     }
 
     #[test]
     fn faults_are_described() {
         let p = policy(json!({"host":"r","rules":[{"route":{"*":100},
             "fault":{"delay":{"fixedDelay":"7s","percentage":50},"abort":{"httpStatus":503}}}]}));
-        assert_eq!(
-            summary(&p),
-            "everyone: all pods (50% delayed 7s, 100% fail with 503)"
-        );
+        assert_eq!(summary(&p), "everyone: all pods (50% delayed 7s, 100% fail with 503)");
     }
 
     #[test]
     fn weight_change_for_audit() {
-        assert_eq!(
-            change_summary(&tutorial(90, 10), &tutorial(75, 25)),
-            "recommendation: v1 90%→75%, v2 10%→25%"
-        );
-        assert_eq!(
-            change_summary(&tutorial(90, 10), &tutorial(90, 10)),
-            "recommendation: no change"
-        );
+        assert_eq!(change_summary(&tutorial(90, 10), &tutorial(75, 25)), "recommendation: v1 90%→75%, v2 10%→25%");
+        assert_eq!(change_summary(&tutorial(90, 10), &tutorial(90, 10)), "recommendation: no change");
     }
 
     #[test]
@@ -290,9 +227,7 @@ mod tests {
         let before = tutorial(90, 10);
         let mut after = before.clone();
         after.rules[0].timeout = Some("2s".into());
-        after
-            .rules
-            .push(crate::policy::Rule::weighted(&[("version-v1", 100)]));
+        after.rules.push(crate::policy::Rule::weighted(&[("version-v1", 100)]));
         after.subsets.remove(1);
         assert_eq!(
             change_summary(&before, &after),

@@ -11,9 +11,9 @@
 use super::from_istio::{RouteClass, classify, refers_to_host};
 use super::model::{ALL_PODS, Fault, Match, Retries, RoutingPolicy, Rule, Share, StringMatch};
 use crate::istio::{
-    Destination, DestinationRule, DestinationRuleSpec, DestinationSubset, FaultAbort, FaultDelay,
-    HttpFaultInjection, HttpMatchRequest, HttpRetry, HttpRoute, HttpRouteDestination, OrderedMap,
-    Percent, StringMatch as IstioMatch, Unmodelled, VirtualService, VirtualServiceSpec,
+    Destination, DestinationRule, DestinationRuleSpec, DestinationSubset, FaultAbort, FaultDelay, HttpFaultInjection,
+    HttpMatchRequest, HttpRetry, HttpRoute, HttpRouteDestination, OrderedMap, Percent, StringMatch as IstioMatch,
+    Unmodelled, VirtualService, VirtualServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
@@ -32,53 +32,28 @@ impl RoutingPolicy {
         live_vs: Option<&VirtualService>,
         live_dr: Option<&DestinationRule>,
     ) -> (VirtualService, DestinationRule) {
-        (
-            self.render_virtual_service(namespace, live_vs),
-            self.render_destination_rule(namespace, live_dr),
-        )
+        (self.render_virtual_service(namespace, live_vs), self.render_destination_rule(namespace, live_dr))
     }
 
-    fn render_virtual_service(
-        &self,
-        namespace: &str,
-        live: Option<&VirtualService>,
-    ) -> VirtualService {
+    fn render_virtual_service(&self, namespace: &str, live: Option<&VirtualService>) -> VirtualService {
         let mut vs = live.cloned().unwrap_or_else(|| {
-            let spec = VirtualServiceSpec {
-                hosts: Some(vec![self.host.clone()]),
-                ..VirtualServiceSpec::default()
-            };
+            let spec = VirtualServiceSpec { hosts: Some(vec![self.host.clone()]), ..VirtualServiceSpec::default() };
             VirtualService::new(&self.host, spec)
         });
         prepare_metadata(&mut vs.metadata, namespace, &self.host);
         let live_routes = live.and_then(|vs| vs.spec.http.clone());
-        let destinations =
-            LiveDestinations::new(live_routes.as_deref().unwrap_or_default(), &self.host);
+        let destinations = LiveDestinations::new(live_routes.as_deref().unwrap_or_default(), &self.host);
         let merged = self.merge_routes(live_routes.as_deref().unwrap_or_default(), &destinations);
-        vs.spec.http = if merged.is_empty() && live_routes.is_none() {
-            None
-        } else {
-            Some(merged)
-        };
+        vs.spec.http = if merged.is_empty() && live_routes.is_none() { None } else { Some(merged) };
         vs
     }
 
-    fn merge_routes(
-        &self,
-        live_routes: &[HttpRoute],
-        destinations: &LiveDestinations,
-    ) -> Vec<HttpRoute> {
-        let owned: Vec<bool> = live_routes
-            .iter()
-            .map(|r| matches!(classify(r, &self.host), RouteClass::Policy(_)))
-            .collect();
+    fn merge_routes(&self, live_routes: &[HttpRoute], destinations: &LiveDestinations) -> Vec<HttpRoute> {
+        let owned: Vec<bool> =
+            live_routes.iter().map(|r| matches!(classify(r, &self.host), RouteClass::Policy(_))).collect();
         let last_owned = owned.iter().rposition(|o| *o);
         let mut rules = self.rules.iter().enumerate();
-        let mut slots = live_routes
-            .iter()
-            .zip(&owned)
-            .filter(|(_, o)| **o)
-            .map(|(r, _)| r);
+        let mut slots = live_routes.iter().zip(&owned).filter(|(_, o)| **o).map(|(r, _)| r);
         let mut merged = Vec::new();
         for (index, route) in live_routes.iter().enumerate() {
             if !owned[index] {
@@ -90,27 +65,16 @@ impl RoutingPolicy {
                 merged.push(render_rule(rule, slot, destinations));
             }
             if Some(index) == last_owned {
-                merged.extend(
-                    rules
-                        .by_ref()
-                        .map(|(_, rule)| render_rule(rule, None, destinations)),
-                );
+                merged.extend(rules.by_ref().map(|(_, rule)| render_rule(rule, None, destinations)));
             }
         }
         merged.extend(rules.map(|(_, rule)| render_rule(rule, None, destinations)));
         merged
     }
 
-    fn render_destination_rule(
-        &self,
-        namespace: &str,
-        live: Option<&DestinationRule>,
-    ) -> DestinationRule {
+    fn render_destination_rule(&self, namespace: &str, live: Option<&DestinationRule>) -> DestinationRule {
         let mut dr = live.cloned().unwrap_or_else(|| {
-            let spec = DestinationRuleSpec {
-                host: Some(self.host.clone()),
-                ..DestinationRuleSpec::default()
-            };
+            let spec = DestinationRuleSpec { host: Some(self.host.clone()), ..DestinationRuleSpec::default() };
             DestinationRule::new(&self.host, spec)
         });
         prepare_metadata(&mut dr.metadata, namespace, &self.host);
@@ -122,23 +86,15 @@ impl RoutingPolicy {
             .subsets
             .iter()
             .map(|subset| {
-                let live = live_subsets
-                    .iter()
-                    .flatten()
-                    .find(|s| s.name == subset.name);
+                let live = live_subsets.iter().flatten().find(|s| s.name == subset.name);
                 let mut rendered = live.cloned().unwrap_or_default();
                 rendered.name = subset.name.clone();
                 let had_labels = live.is_some_and(|s| s.labels.is_some());
-                rendered.labels =
-                    (had_labels || !subset.labels.is_empty()).then(|| subset.labels.clone());
+                rendered.labels = (had_labels || !subset.labels.is_empty()).then(|| subset.labels.clone());
                 rendered
             })
             .collect();
-        dr.spec.subsets = if subsets.is_empty() && live_subsets.is_none() {
-            None
-        } else {
-            Some(subsets)
-        };
+        dr.spec.subsets = if subsets.is_empty() && live_subsets.is_none() { None } else { Some(subsets) };
         dr
     }
 }
@@ -171,48 +127,28 @@ impl LiveDestinations {
     fn new(live_routes: &[HttpRoute], host: &str) -> Self {
         let mut by_subset: Vec<(String, HttpRouteDestination)> = Vec::new();
         let mut host_spelling = None;
-        for route in live_routes
-            .iter()
-            .filter(|r| matches!(classify(r, host), RouteClass::Policy(_)))
-        {
+        for route in live_routes.iter().filter(|r| matches!(classify(r, host), RouteClass::Policy(_))) {
             for destination in route.route.iter().flatten() {
                 host_spelling.get_or_insert_with(|| destination.destination.host.clone());
-                let subset = destination
-                    .destination
-                    .subset
-                    .clone()
-                    .unwrap_or_else(|| ALL_PODS.to_string());
+                let subset = destination.destination.subset.clone().unwrap_or_else(|| ALL_PODS.to_string());
                 if !by_subset.iter().any(|(s, _)| *s == subset) {
                     by_subset.push((subset, destination.clone()));
                 }
             }
         }
-        let host = host_spelling
-            .filter(|h| refers_to_host(h, host))
-            .unwrap_or_else(|| host.to_string());
+        let host = host_spelling.filter(|h| refers_to_host(h, host)).unwrap_or_else(|| host.to_string());
         LiveDestinations { host, by_subset }
     }
 
     fn render(&self, share: &Share, explicit_weight: bool) -> HttpRouteDestination {
-        let live = self
-            .by_subset
-            .iter()
-            .find(|(s, _)| *s == share.subset)
-            .map(|(_, d)| d);
+        let live = self.by_subset.iter().find(|(s, _)| *s == share.subset).map(|(_, d)| d);
         let destination = Destination {
             host: self.host.clone(),
             subset: (share.subset != ALL_PODS).then(|| share.subset.clone()),
             port: live.and_then(|d| d.destination.port.clone()),
-            other: live
-                .map(|d| d.destination.other.clone())
-                .unwrap_or_default(),
+            other: live.map(|d| d.destination.other.clone()).unwrap_or_default(),
         };
-        let weight = share
-            .weight
-            .0
-            .as_i64()
-            .and_then(|w| i32::try_from(w).ok())
-            .unwrap_or(0);
+        let weight = share.weight.0.as_i64().and_then(|w| i32::try_from(w).ok()).unwrap_or(0);
         HttpRouteDestination {
             destination,
             weight: explicit_weight.then_some(weight),
@@ -221,11 +157,7 @@ impl LiveDestinations {
     }
 }
 
-fn render_rule(
-    rule: &Rule,
-    slot: Option<&HttpRoute>,
-    destinations: &LiveDestinations,
-) -> HttpRoute {
+fn render_rule(rule: &Rule, slot: Option<&HttpRoute>, destinations: &LiveDestinations) -> HttpRoute {
     let mut other = rule.other.clone();
     for key in RENDERED_ROUTE_KEYS {
         other.remove(key);
@@ -243,17 +175,11 @@ fn render_rule(
             };
             (Some(destination), mirror.percentage.map(Percent::of))
         }
-        None => (
-            take_typed(&mut other, "mirror"),
-            take_typed(&mut other, "mirrorPercentage"),
-        ),
+        None => (take_typed(&mut other, "mirror"), take_typed(&mut other, "mirrorPercentage")),
     };
     HttpRoute {
         name,
-        matches: rule
-            .matches
-            .as_ref()
-            .map(|m| m.iter().map(match_to_istio).collect()),
+        matches: rule.matches.as_ref().map(|m| m.iter().map(match_to_istio).collect()),
         route: Some(render_shares(&rule.route, slot, destinations)),
         timeout: rule.timeout.clone(),
         retries: rule.retries.as_ref().map(retries_to_istio),
@@ -274,10 +200,7 @@ fn render_shares(
         [only] => slot_has_explicit_weight(slot, &only.subset),
         _ => true,
     };
-    shares
-        .iter()
-        .map(|share| destinations.render(share, explicit))
-        .collect()
+    shares.iter().map(|share| destinations.render(share, explicit)).collect()
 }
 
 /// Whether the live route in this position sent all traffic to `subset` with an explicit weight.
@@ -286,10 +209,7 @@ fn slot_has_explicit_weight(slot: Option<&HttpRoute>, subset: &str) -> bool {
         return false;
     };
     match live {
-        [only] => {
-            only.weight.is_some()
-                && only.destination.subset.as_deref().unwrap_or(ALL_PODS) == subset
-        }
+        [only] => only.weight.is_some() && only.destination.subset.as_deref().unwrap_or(ALL_PODS) == subset,
         _ => false,
     }
 }
@@ -313,9 +233,7 @@ fn match_to_istio(entry: &Match) -> HttpMatchRequest {
 }
 
 fn map_to_istio(map: &OrderedMap<StringMatch>) -> OrderedMap<IstioMatch> {
-    map.iter()
-        .map(|(key, m)| (key.clone(), string_match_to_istio(m)))
-        .collect()
+    map.iter().map(|(key, m)| (key.clone(), string_match_to_istio(m))).collect()
 }
 
 fn string_match_to_istio(m: &StringMatch) -> IstioMatch {
@@ -405,10 +323,7 @@ spec:
         let mut expected = serde_json::to_value(&live).unwrap();
         expected["spec"]["http"][2]["route"][0]["weight"] = 75.into();
         expected["spec"]["http"][2]["route"][1]["weight"] = 25.into();
-        expected["metadata"]
-            .as_object_mut()
-            .unwrap()
-            .remove("resourceVersion");
+        expected["metadata"].as_object_mut().unwrap().remove("resourceVersion");
         assert_eq!(serde_json::to_value(&vs).unwrap(), expected);
     }
 
@@ -429,10 +344,7 @@ spec:
         let (vs, _) = policy.to_istio("tutorial", Some(&live), None);
         let http = vs.spec.http.unwrap();
         assert_eq!(http.len(), 4);
-        assert_eq!(
-            http[1].route.as_ref().unwrap()[0].destination.host,
-            "legacy"
-        );
+        assert_eq!(http[1].route.as_ref().unwrap()[0].destination.host, "legacy");
         assert_eq!(http[3].route.as_ref().unwrap()[0].weight, None);
 
         policy.rules.remove(0);
@@ -441,10 +353,7 @@ spec:
         // Rules fill the owned positions in order, so the CORS rule moves up into slot 0.
         assert_eq!(http.len(), 3);
         assert!(http[0].other.contains_key("corsPolicy"));
-        assert_eq!(
-            http[1].route.as_ref().unwrap()[0].destination.host,
-            "legacy"
-        );
+        assert_eq!(http[1].route.as_ref().unwrap()[0].destination.host, "legacy");
     }
 
     #[test]
@@ -472,17 +381,12 @@ spec:
             other => panic!("{other:?}"),
         };
         let mut policy = RoutingPolicy::from_istio("recommendation", None, Some(&dr)).unwrap();
-        policy.subsets[0]
-            .labels
-            .insert("track".into(), "stable".into());
+        policy.subsets[0].labels.insert("track".into(), "stable".into());
         policy.subsets.push(Subset::version("version-v2", "v2"));
         let (_, rendered) = policy.to_istio("tutorial", None, Some(&dr));
         assert_eq!(rendered.spec.traffic_policy, dr.spec.traffic_policy);
         let subsets = rendered.spec.subsets.unwrap();
-        assert_eq!(
-            subsets[0].traffic_policy,
-            dr.spec.subsets.as_ref().unwrap()[0].traffic_policy
-        );
+        assert_eq!(subsets[0].traffic_policy, dr.spec.subsets.as_ref().unwrap()[0].traffic_policy);
         assert_eq!(subsets[0].labels.as_ref().unwrap()["track"], "stable");
         assert_eq!(subsets[1].name, "version-v2");
     }
@@ -491,17 +395,11 @@ spec:
     fn mirror_renders_with_percentage() {
         let mut policy = RoutingPolicy::new("recommendation");
         let mut rule = Rule::weighted(&[("version-v1", 100)]);
-        rule.mirror = Some(crate::policy::Mirror {
-            subset: "version-v2".into(),
-            percentage: Some(50.0),
-        });
+        rule.mirror = Some(crate::policy::Mirror { subset: "version-v2".into(), percentage: Some(50.0) });
         policy.rules.push(rule);
         let (vs, _) = policy.to_istio("tutorial", None, None);
         let value = serde_json::to_value(&vs.spec.http.unwrap()[0]).unwrap();
-        assert_eq!(
-            value["mirror"],
-            serde_json::json!({"host": "recommendation", "subset": "version-v2"})
-        );
+        assert_eq!(value["mirror"], serde_json::json!({"host": "recommendation", "subset": "version-v2"}));
         assert_eq!(value["mirrorPercentage"], serde_json::json!({"value": 50}));
     }
 }

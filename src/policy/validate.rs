@@ -95,28 +95,18 @@ impl Findings {
     }
 
     fn push(&mut self, field: impl Into<String>, message: impl Into<String>, severity: Severity) {
-        self.0.push(FieldError {
-            field: field.into(),
-            message: message.into(),
-            severity,
-        });
+        self.0.push(FieldError { field: field.into(), message: message.into(), severity });
     }
 }
 
 fn check_host(host: &str, ctx: &ValidationContext, findings: &mut Findings) {
     if !is_dns_subdomain(host) {
-        findings.error(
-            "host",
-            "must be a DNS name: lowercase letters, digits, '-' and '.'",
-        );
+        findings.error("host", "must be a DNS name: lowercase letters, digits, '-' and '.'");
         return;
     }
     let service = host.split('.').next().unwrap_or(host);
     if !ctx.services.contains(service) {
-        findings.error(
-            "host",
-            format!("there is no Service named {service} in this namespace"),
-        );
+        findings.error("host", format!("there is no Service named {service} in this namespace"));
     }
 }
 
@@ -124,38 +114,22 @@ fn check_subsets(policy: &RoutingPolicy, ctx: &ValidationContext, findings: &mut
     for (index, subset) in policy.subsets.iter().enumerate() {
         let field = format!("subsets.{}", subset.name);
         if !is_dns_label(&subset.name) {
-            findings.error(
-                &field,
-                "a subset name must be a DNS label: lowercase letters, digits and '-', at most 63",
-            );
+            findings.error(&field, "a subset name must be a DNS label: lowercase letters, digits and '-', at most 63");
         }
-        if policy.subsets[..index]
-            .iter()
-            .any(|s| s.name == subset.name)
-        {
+        if policy.subsets[..index].iter().any(|s| s.name == subset.name) {
             findings.error(&field, "defined twice");
         }
         for (key, value) in &subset.labels {
             if !is_label_key(key) {
                 findings.error(format!("{field}.{key}"), "not a valid Kubernetes label key");
             } else if !is_label_value(value) {
-                findings.error(
-                    format!("{field}.{key}"),
-                    "not a valid Kubernetes label value",
-                );
+                findings.error(format!("{field}.{key}"), "not a valid Kubernetes label value");
             }
         }
         if subset.labels.is_empty() {
             findings.warning(&field, "has no labels, so it selects every pod of the host");
-        } else if !ctx
-            .deployed_versions
-            .iter()
-            .any(|v| subset.labels.iter().all(|(k, val)| v.get(k) == Some(val)))
-        {
-            findings.warning(
-                &field,
-                "no deployed version has these labels; traffic sent here will fail",
-            );
+        } else if !ctx.deployed_versions.iter().any(|v| subset.labels.iter().all(|(k, val)| v.get(k) == Some(val))) {
+            findings.warning(&field, "no deployed version has these labels; traffic sent here will fail");
         }
     }
 }
@@ -178,36 +152,17 @@ fn check_rule(policy: &RoutingPolicy, rule: &Rule, base: &str, findings: &mut Fi
     }
     check_fault(rule, base, findings);
     if let Some(mirror) = &rule.mirror {
-        check_subset_defined(
-            policy,
-            &mirror.subset,
-            &format!("{base}.mirror.subset"),
-            findings,
-        );
-        check_percentage(
-            mirror.percentage,
-            &format!("{base}.mirror.percentage"),
-            findings,
-        );
+        check_subset_defined(policy, &mirror.subset, &format!("{base}.mirror.subset"), findings);
+        check_percentage(mirror.percentage, &format!("{base}.mirror.percentage"), findings);
     }
-    for key in rule
-        .other
-        .keys()
-        .filter(|k| !KNOWN_ROUTE_FIELDS.contains(&k.as_str()))
-    {
-        findings.error(
-            format!("{base}.{key}"),
-            "is not a field of an Istio HTTP route",
-        );
+    for key in rule.other.keys().filter(|k| !KNOWN_ROUTE_FIELDS.contains(&k.as_str())) {
+        findings.error(format!("{base}.{key}"), "is not a field of an Istio HTTP route");
     }
 }
 
 fn check_route(policy: &RoutingPolicy, rule: &Rule, base: &str, findings: &mut Findings) {
     if rule.route.is_empty() {
-        findings.error(
-            format!("{base}.route"),
-            "send traffic to at least one subset",
-        );
+        findings.error(format!("{base}.route"), "send traffic to at least one subset");
         return;
     }
     let mut total = Some(0u32);
@@ -223,10 +178,7 @@ fn check_route(policy: &RoutingPolicy, rule: &Rule, base: &str, findings: &mut F
         }
     }
     if let Some(total) = total.filter(|t| *t != 100) {
-        findings.error(
-            format!("{base}.route"),
-            format!("weights add up to {total}; they must add up to 100"),
-        );
+        findings.error(format!("{base}.route"), format!("weights add up to {total}; they must add up to 100"));
     }
 }
 
@@ -240,17 +192,9 @@ fn weight_problem(weight: &serde_json::Number) -> &'static str {
     }
 }
 
-fn check_subset_defined(
-    policy: &RoutingPolicy,
-    subset: &str,
-    field: &str,
-    findings: &mut Findings,
-) {
+fn check_subset_defined(policy: &RoutingPolicy, subset: &str, field: &str, findings: &mut Findings) {
     if subset != ALL_PODS && policy.subset(subset).is_none() {
-        findings.error(
-            field,
-            "this subset is not defined; add it under subsets first",
-        );
+        findings.error(field, "this subset is not defined; add it under subsets first");
     }
 }
 
@@ -264,10 +208,7 @@ fn check_match(entry: &Match, base: &str, findings: &mut Findings) {
     for (name, m) in entry.headers.iter().flat_map(|h| h.iter()) {
         let field = format!("{base}.headers.{name}");
         if !is_lowercase_token(name) {
-            findings.error(
-                &field,
-                "header names must be lowercase HTTP tokens (letters, digits, '-')",
-            );
+            findings.error(&field, "header names must be lowercase HTTP tokens (letters, digits, '-')");
         }
         check_string_match(m, &field, findings);
     }
@@ -278,11 +219,7 @@ fn check_match(entry: &Match, base: &str, findings: &mut Findings) {
         }
         check_string_match(m, &field, findings);
     }
-    for key in entry
-        .other
-        .keys()
-        .filter(|k| !KNOWN_MATCH_FIELDS.contains(&k.as_str()))
-    {
+    for key in entry.other.keys().filter(|k| !KNOWN_MATCH_FIELDS.contains(&k.as_str())) {
         findings.error(format!("{base}.{key}"), "is not a field of an Istio match");
     }
 }
@@ -303,10 +240,7 @@ pub fn regex_problem(pattern: &str) -> Option<String> {
     } else if error.contains("backreference") {
         "backreferences like \\1 are not supported by Envoy's RE2 regex engine".to_string()
     } else {
-        let detail = error
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("error: "))
-            .unwrap_or("invalid syntax");
+        let detail = error.lines().find_map(|l| l.trim().strip_prefix("error: ")).unwrap_or("invalid syntax");
         format!("not a valid regex: {detail}")
     })
 }
@@ -317,18 +251,11 @@ fn check_fault(rule: &Rule, base: &str, findings: &mut Findings) {
         match &delay.fixed_delay {
             Some(d) => check_duration(d, &format!("{base}.fault.delay.fixedDelay"), findings),
             None if !delay.other.contains_key("exponentialDelay") => {
-                findings.error(
-                    format!("{base}.fault.delay.fixedDelay"),
-                    "a delay needs a duration like 5s",
-                );
+                findings.error(format!("{base}.fault.delay.fixedDelay"), "a delay needs a duration like 5s");
             }
             None => {}
         }
-        check_percentage(
-            delay.percentage,
-            &format!("{base}.fault.delay.percentage"),
-            findings,
-        );
+        check_percentage(delay.percentage, &format!("{base}.fault.delay.percentage"), findings);
     }
     if let Some(abort) = &fault.abort {
         let field = format!("{base}.fault.abort.httpStatus");
@@ -336,18 +263,12 @@ fn check_fault(rule: &Rule, base: &str, findings: &mut Findings) {
             Some(status) if !(200..=599).contains(&status) => {
                 findings.error(field, "must be an HTTP status from 200 to 599")
             }
-            None if !abort.other.contains_key("grpcStatus")
-                && !abort.other.contains_key("http2Error") =>
-            {
+            None if !abort.other.contains_key("grpcStatus") && !abort.other.contains_key("http2Error") => {
                 findings.error(field, "an abort needs a status code")
             }
             _ => {}
         }
-        check_percentage(
-            abort.percentage,
-            &format!("{base}.fault.abort.percentage"),
-            findings,
-        );
+        check_percentage(abort.percentage, &format!("{base}.fault.abort.percentage"), findings);
     }
 }
 
@@ -367,29 +288,19 @@ fn check_duration(text: &str, field: &str, findings: &mut Findings) {
 
 /// Parses an Istio (Go-style) duration such as `1s`, `500ms`, `1.5s`, `1m30s` into seconds.
 pub fn parse_duration_seconds(text: &str) -> Option<f64> {
-    const UNITS: [(&str, f64); 7] = [
-        ("ns", 1e-9),
-        ("us", 1e-6),
-        ("µs", 1e-6),
-        ("ms", 1e-3),
-        ("s", 1.0),
-        ("m", 60.0),
-        ("h", 3600.0),
-    ];
+    const UNITS: [(&str, f64); 7] =
+        [("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1.0), ("m", 60.0), ("h", 3600.0)];
     let mut rest = text;
     let mut total = 0.0;
     if rest.is_empty() {
         return None;
     }
     while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         let number: f64 = rest[..number_len].parse().ok()?;
         rest = &rest[number_len..];
-        let (unit, scale) = UNITS
-            .iter()
-            .find(|(unit, _)| rest.starts_with(unit) && !rest[unit.len()..].starts_with('s'))?;
+        let (unit, scale) =
+            UNITS.iter().find(|(unit, _)| rest.starts_with(unit) && !rest[unit.len()..].starts_with('s'))?;
         total += number * scale;
         rest = &rest[unit.len()..];
     }
@@ -398,17 +309,12 @@ pub fn parse_duration_seconds(text: &str) -> Option<f64> {
 
 /// Rules after one that matches everything can never match.
 fn check_reachability(rules: &[Rule], findings: &mut Findings) {
-    let catch_all = rules
-        .iter()
-        .position(|r| r.matches.as_ref().is_none_or(|m| m.is_empty()));
+    let catch_all = rules.iter().position(|r| r.matches.as_ref().is_none_or(|m| m.is_empty()));
     if let Some(catch_all) = catch_all {
         for index in catch_all + 1..rules.len() {
             findings.warning(
                 format!("rules[{index}]"),
-                format!(
-                    "never used: rule {} already matches every request",
-                    catch_all + 1
-                ),
+                format!("never used: rule {} already matches every request", catch_all + 1),
             );
         }
     }
@@ -418,9 +324,7 @@ fn is_dns_label(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
@@ -431,15 +335,11 @@ fn is_dns_subdomain(name: &str) -> bool {
 
 fn is_lowercase_token(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn is_label_key(key: &str) -> bool {
-    let (prefix, name) = key
-        .rsplit_once('/')
-        .map_or((None, key), |(p, n)| (Some(p), n));
+    let (prefix, name) = key.rsplit_once('/').map_or((None, key), |(p, n)| (Some(p), n));
     prefix.is_none_or(is_dns_subdomain) && !name.is_empty() && is_label_value(name)
 }
 
@@ -447,9 +347,7 @@ fn is_label_value(value: &str) -> bool {
     let bytes = value.as_bytes();
     bytes.is_empty()
         || (bytes.len() <= 63
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
+            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
             && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
             && bytes.last().is_some_and(u8::is_ascii_alphanumeric))
 }
@@ -463,14 +361,8 @@ mod tests {
         ValidationContext {
             services: BTreeSet::from(["recommendation".to_string()]),
             deployed_versions: vec![
-                BTreeMap::from([
-                    ("app".into(), "recommendation".into()),
-                    ("version".into(), "v1".into()),
-                ]),
-                BTreeMap::from([
-                    ("app".into(), "recommendation".into()),
-                    ("version".into(), "v2".into()),
-                ]),
+                BTreeMap::from([("app".into(), "recommendation".into()), ("version".into(), "v1".into())]),
+                BTreeMap::from([("app".into(), "recommendation".into()), ("version".into(), "v2".into())]),
             ],
         }
     }
@@ -483,10 +375,7 @@ mod tests {
     }
 
     fn fields(rules: serde_json::Value) -> Vec<(String, Severity)> {
-        findings(rules)
-            .into_iter()
-            .map(|f| (f.field, f.severity))
-            .collect()
+        findings(rules).into_iter().map(|f| (f.field, f.severity)).collect()
     }
 
     fn error(field: &str) -> (String, Severity) {
@@ -505,15 +394,9 @@ mod tests {
 
     #[test]
     fn totals_of_99_and_101_are_errors() {
-        assert_eq!(
-            fields(json!([{"route":{"version-v1":90,"version-v2":9}}])),
-            vec![error("rules[0].route")]
-        );
+        assert_eq!(fields(json!([{"route":{"version-v1":90,"version-v2":9}}])), vec![error("rules[0].route")]);
         let found = findings(json!([{"route":{"version-v1":90,"version-v2":11}}]));
-        assert_eq!(
-            found[0].message,
-            "weights add up to 101; they must add up to 100"
-        );
+        assert_eq!(found[0].message, "weights add up to 101; they must add up to 100");
     }
 
     #[test]
@@ -523,39 +406,22 @@ mod tests {
         assert_eq!(found[0].field, "rules[0].route.version-v1");
         assert_eq!(found[1].message, "a weight cannot be negative");
         let found = findings(json!([{"route":{"version-v1":89.5,"version-v2":10.5}}]));
-        assert_eq!(
-            found[0].message,
-            "a weight must be a whole number from 0 to 100"
-        );
+        assert_eq!(found[0].message, "a weight must be a whole number from 0 to 100");
     }
 
     #[test]
     fn unknown_subsets_in_route_and_mirror() {
         let rules = json!([{"route":{"version-v3":100},"mirror":{"subset":"nope"}}]);
-        assert_eq!(
-            fields(rules),
-            vec![
-                error("rules[0].route.version-v3"),
-                error("rules[0].mirror.subset")
-            ]
-        );
+        assert_eq!(fields(rules), vec![error("rules[0].route.version-v3"), error("rules[0].mirror.subset")]);
         assert_eq!(fields(json!([{"route":{"*":100}}])), vec![]);
     }
 
     #[test]
     fn bad_regex_lookaround_and_backreference() {
         let regex = |r: &str| {
-            findings(
-                json!([{"match":[{"headers":{"x-a":{"regex":r}}}],"route":{"version-v1":100}}]),
-            )[0]
-            .message
-            .clone()
+            findings(json!([{"match":[{"headers":{"x-a":{"regex":r}}}],"route":{"version-v1":100}}]))[0].message.clone()
         };
-        assert!(
-            regex("(").starts_with("not a valid regex"),
-            "{}",
-            regex("(")
-        );
+        assert!(regex("(").starts_with("not a valid regex"), "{}", regex("("));
         assert!(regex("foo(?=bar)").contains("look-ahead"));
         assert!(regex("(?<!x)y").contains("look-ahead and look-behind"));
         assert!(regex(r"(a)\1").contains("backreferences"));
@@ -564,10 +430,7 @@ mod tests {
     #[test]
     fn uppercase_header_names_are_errors() {
         let rules = json!([{"match":[{"headers":{"User-Agent":{"exact":"x"}}}],"route":{"version-v1":100}}]);
-        assert_eq!(
-            fields(rules),
-            vec![error("rules[0].match[0].headers.User-Agent")]
-        );
+        assert_eq!(fields(rules), vec![error("rules[0].match[0].headers.User-Agent")]);
     }
 
     #[test]
@@ -584,10 +447,7 @@ mod tests {
     #[test]
     fn unknown_service_and_fqdn_host() {
         let mut policy = RoutingPolicy::new("nope");
-        assert_eq!(
-            validate(&policy, &ctx())[0].message,
-            "there is no Service named nope in this namespace"
-        );
+        assert_eq!(validate(&policy, &ctx())[0].message, "there is no Service named nope in this namespace");
         policy.host = "recommendation.tutorial.svc.cluster.local".into();
         assert_eq!(validate(&policy, &ctx()), vec![]);
     }
@@ -599,10 +459,7 @@ mod tests {
         .unwrap();
         let found = validate(&policy, &ctx());
         assert_eq!(found.len(), 1);
-        assert_eq!(
-            (found[0].field.as_str(), found[0].severity),
-            ("subsets.version-v3", Severity::Warning)
-        );
+        assert_eq!((found[0].field.as_str(), found[0].severity), ("subsets.version-v3", Severity::Warning));
         assert!(!has_errors(&found));
     }
 
@@ -644,11 +501,7 @@ mod tests {
         let rules = json!([{"route":{}},{"route":{"version-v1":100},"rotue":{}}]);
         assert_eq!(
             fields(rules),
-            vec![
-                error("rules[0].route"),
-                error("rules[1].rotue"),
-                ("rules[1]".to_string(), Severity::Warning)
-            ]
+            vec![error("rules[0].route"), error("rules[1].rotue"), ("rules[1]".to_string(), Severity::Warning)]
         );
     }
 }

@@ -50,7 +50,9 @@ impl HistoryQuery {
 }
 
 fn parse_time(field: &str, text: Option<&str>) -> Result<Option<i64>, AppError> {
-    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else { return Ok(None) };
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
     let timestamp = text
         .parse::<jiff::Timestamp>()
         .or_else(|_| text.parse::<jiff::civil::DateTime>().and_then(|dt| jiff::tz::TimeZone::UTC.to_timestamp(dt)));
@@ -74,7 +76,11 @@ mod tests {
     #[test]
     fn the_query_string_repeats_the_filters() {
         let query = HistoryQuery {
-            filter: Filter { actor: Some("alice@example.com".into()), action: Some("route.".into()), ..Filter::default() },
+            filter: Filter {
+                actor: Some("alice@example.com".into()),
+                action: Some("route.".into()),
+                ..Filter::default()
+            },
             before: Some(10),
             ..HistoryQuery::default()
         };

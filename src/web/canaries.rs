@@ -14,9 +14,16 @@ use super::state::AppState;
 /// A requested transition.
 #[derive(Debug, Clone)]
 pub enum Step {
-    Start { stable: String, canary: String, steps: Vec<u32> },
+    Start {
+        stable: String,
+        canary: String,
+        steps: Vec<u32>,
+    },
     /// `from`: the step the requester saw; a canary that moved since is not promoted again.
-    Promote { full: bool, from: Option<usize> },
+    Promote {
+        full: bool,
+        from: Option<usize>,
+    },
     Pause,
     Resume,
     Abort,
@@ -64,19 +71,25 @@ pub async fn run(
     step: Step,
 ) -> Result<(Canary, i64), AppError> {
     let live = state.live_routing(namespace, host).await?;
-    let policy = live.policy(host).map_err(|e| AppError::Conflict(format!("the live routing is not understood: {e}")))?;
+    let policy =
+        live.policy(host).map_err(|e| AppError::Conflict(format!("the live routing is not understood: {e}")))?;
     let existing = canary::current(&live);
     let next = next_canary(&policy, existing.as_ref(), &step)?;
     let origin = Origin { actor, source, request_id };
     let context = state.validation_context(namespace, host);
     let expected = live.resource_versions();
-    let request = RouteRequest { origin: &origin, namespace, live: &live, expected: Some(&expected), context: &context };
+    let request =
+        RouteRequest { origin: &origin, namespace, live: &live, expected: Some(&expected), context: &context };
     let (change, _) = canary::transition(&request, step.action(), &policy, &next);
     let applied = state.changes.execute(change).await?;
     Ok((next, applied.audit_id))
 }
 
-fn next_canary(policy: &crate::policy::RoutingPolicy, existing: Option<&Canary>, step: &Step) -> Result<Canary, AppError> {
+fn next_canary(
+    policy: &crate::policy::RoutingPolicy,
+    existing: Option<&Canary>,
+    step: &Step,
+) -> Result<Canary, AppError> {
     let refused = |e: crate::policy::canary::TransitionRefused| AppError::Conflict(e.to_string());
     match (step, existing) {
         (Step::Start { .. }, Some(running)) if running.is_active() => {

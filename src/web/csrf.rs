@@ -5,18 +5,18 @@
 //! (plain forms). A request with neither header comes from a non-browser client and is allowed
 //! for methods and bodies a cross-site page cannot send without a CORS preflight (which
 //! signalbox never grants): anything but POST, or a JSON POST.
-use axum::body::{to_bytes, Body};
+use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, Method};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::BODY_LIMIT_BYTES;
 use super::error::AppError;
 use super::identity::actor_of;
 use super::state::AppState;
-use super::BODY_LIMIT_BYTES;
 
 pub const TOKEN_HEADER: &str = "x-csrf-token";
 pub const TOKEN_FIELD: &str = "csrf_token";
@@ -80,7 +80,9 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     };
     let form_token = form_urlencoded::parse(&bytes).find(|(key, _)| key == TOKEN_FIELD).map(|(_, v)| v);
     match form_token {
-        Some(token) if state.csrf.is_valid(&actor, &token) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Some(token) if state.csrf.is_valid(&actor, &token) => {
+            next.run(Request::from_parts(parts, Body::from(bytes))).await
+        }
         Some(_) => refuse("the CSRF token is not valid; reload the page"),
         None => refuse("the CSRF token is missing; reload the page"),
     }
@@ -102,10 +104,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 fn is_same_origin(headers: &HeaderMap) -> bool {
-    let fetch_site_ok = headers
-        .get("sec-fetch-site")
-        .map(|v| v.as_bytes() == b"same-origin")
-        .unwrap_or(true);
+    let fetch_site_ok = headers.get("sec-fetch-site").map(|v| v.as_bytes() == b"same-origin").unwrap_or(true);
     let origin_ok = match headers.get(header::ORIGIN) {
         None => true,
         Some(origin) => {

@@ -2,18 +2,18 @@
 //! [`render_errors`] turns any error response into an HTML page or fragment when a browser
 //! asked for HTML, so handlers never care which.
 use askama::Template;
+use axum::Json;
 use axum::body::to_bytes;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
-use axum::Json;
 use serde_json::json;
 
 use crate::authz::Denial;
 use crate::change::ChangeError;
 use crate::cluster::ClusterError;
-use crate::problem::{describe, FieldProblem};
+use crate::problem::{FieldProblem, describe};
 
 use super::identity::actor_of;
 use super::layout::Layout;
@@ -96,7 +96,9 @@ impl IntoResponse for AppError {
 impl From<ChangeError> for AppError {
     fn from(error: ChangeError) -> Self {
         match error {
-            ChangeError::Denied(Denial::Unauthenticated) => AppError::Unauthenticated(Denial::Unauthenticated.to_string()),
+            ChangeError::Denied(Denial::Unauthenticated) => {
+                AppError::Unauthenticated(Denial::Unauthenticated.to_string())
+            }
             ChangeError::Denied(denial @ Denial::Forbidden { .. }) => AppError::Forbidden(denial.to_string()),
             ChangeError::Denied(denial @ Denial::Unmanaged(_)) => AppError::NotFound(denial.to_string()),
             ChangeError::Invalid(problems) => AppError::Invalid(problems),
@@ -110,9 +112,13 @@ impl From<ClusterError> for AppError {
     fn from(error: ClusterError) -> Self {
         let message = error.to_string();
         match error.status_code() {
-            409 => AppError::Conflict(format!("the object changed since it was read; reload and try again ({message})")),
+            409 => {
+                AppError::Conflict(format!("the object changed since it was read; reload and try again ({message})"))
+            }
             404 => AppError::NotFound(message),
-            400 | 422 => AppError::Invalid(vec![FieldProblem::new("", format!("the API server refused the change: {message}"))]),
+            400 | 422 => {
+                AppError::Invalid(vec![FieldProblem::new("", format!("the API server refused the change: {message}"))])
+            }
             401 | 403 => AppError::Forbidden(format!("the API server refused signalbox: {message}")),
             _ => AppError::Unavailable(message),
         }
@@ -192,10 +198,8 @@ pub async fn render_errors(State(state): State<AppState>, request: Request, next
 
 fn wants_html(request: &Request) -> bool {
     let headers = request.headers();
-    let accepts_html = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"));
+    let accepts_html =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"));
     !request.uri().path().starts_with("/api/") && (accepts_html || headers.contains_key("hx-request"))
 }
 
@@ -203,9 +207,5 @@ async fn plain_message(response: Response) -> String {
     let status = response.status();
     let bytes = to_bytes(response.into_body(), 16 * 1024).await.unwrap_or_default();
     let text = String::from_utf8_lossy(&bytes).trim().to_owned();
-    if text.is_empty() {
-        status.canonical_reason().unwrap_or("error").to_owned()
-    } else {
-        text
-    }
+    if text.is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { text }
 }

@@ -3,11 +3,11 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::problem::{check_dns_label, FieldProblem};
+use crate::problem::{FieldProblem, check_dns_label};
 
+use super::BODY_LIMIT_BYTES;
 use super::error::AppError;
 use super::state::AppState;
-use super::BODY_LIMIT_BYTES;
 
 /// A JSON body; a malformed one is a 400 (syntax) or 422 (shape) naming the field.
 pub struct ApiJson<T>(pub T);
@@ -16,9 +16,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = AppError;
 
     async fn from_request(request: Request, _state: &AppState) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::to_bytes(request.into_body(), BODY_LIMIT_BYTES)
-            .await
-            .map_err(|_| AppError::PayloadTooLarge)?;
+        let bytes =
+            axum::body::to_bytes(request.into_body(), BODY_LIMIT_BYTES).await.map_err(|_| AppError::PayloadTooLarge)?;
         parse_json(&bytes).map(ApiJson)
     }
 }

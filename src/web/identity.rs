@@ -4,8 +4,8 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use ipnet::IpNet;
 
 use crate::authz::Actor;
@@ -25,8 +25,8 @@ pub struct IdentityPolicy {
 
 impl IdentityPolicy {
     pub fn new(trusted_proxies: Vec<IpNet>, listen: SocketAddr) -> Self {
-        let local_user = (trusted_proxies.is_empty() && listen.ip().is_loopback())
-            .then(|| format!("local:{}", whoami::username()));
+        let local_user =
+            (trusted_proxies.is_empty() && listen.ip().is_loopback()).then(|| format!("local:{}", whoami::username()));
         Self { trusted_proxies, local_user }
     }
 
@@ -48,9 +48,7 @@ impl IdentityPolicy {
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
     let value = headers.get(name)?.to_str().ok()?.trim();
-    let acceptable = !value.is_empty()
-        && value.len() <= MAX_IDENTITY_LENGTH
-        && value.chars().all(|c| !c.is_control());
+    let acceptable = !value.is_empty() && value.len() <= MAX_IDENTITY_LENGTH && value.chars().all(|c| !c.is_control());
     acceptable.then(|| value.to_owned())
 }
 

@@ -32,7 +32,13 @@ impl Links {
     }
 
     /// Jaeger's traces of a service in a time window (microseconds, as Jaeger expects).
-    pub fn jaeger_traces_between(&self, namespace: &str, service: &str, start: Timestamp, end: Timestamp) -> Option<String> {
+    pub fn jaeger_traces_between(
+        &self,
+        namespace: &str,
+        service: &str,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Option<String> {
         let search = self.jaeger_traces(namespace, service)?;
         Some(format!("{search}&start={}&end={}", start.as_microsecond(), end.as_microsecond()))
     }
@@ -71,10 +77,12 @@ mod tests {
         );
         let start = Timestamp::from_second(1_700_000_000).unwrap();
         let end = Timestamp::from_second(1_700_000_600).unwrap();
-        assert!(links
-            .jaeger_traces_between("tutorial", "customer", start, end)
-            .unwrap()
-            .ends_with("&start=1700000000000000&end=1700000600000000"));
+        assert!(
+            links
+                .jaeger_traces_between("tutorial", "customer", start, end)
+                .unwrap()
+                .ends_with("&start=1700000000000000&end=1700000600000000")
+        );
     }
 
     #[test]

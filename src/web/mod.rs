@@ -16,12 +16,12 @@ mod state;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, post, put};
-use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -76,7 +76,10 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .route("/api/v1/namespaces/{ns}/workloads", get(api::workloads::list))
         .route("/api/v1/namespaces/{ns}/workloads/{name}", put(api::workloads::put).delete(api::workloads::remove))
         .route("/api/v1/namespaces/{ns}/tutorial", delete(api::workloads::reset))
-        .route("/api/v1/namespaces/{ns}/routes/{host}", get(api::routes::get).put(api::routes::put).delete(api::routes::remove))
+        .route(
+            "/api/v1/namespaces/{ns}/routes/{host}",
+            get(api::routes::get).put(api::routes::put).delete(api::routes::remove),
+        )
         .route("/api/v1/namespaces/{ns}/routes/{host}/test", post(api::routes::test))
         .route("/api/v1/namespaces/{ns}/canaries/{host}", get(api::canaries::get).post(api::canaries::start))
         .route("/api/v1/namespaces/{ns}/canaries/{host}/{step}", post(api::canaries::step))
@@ -141,9 +144,7 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
         .map(|path| path.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
     let response = next.run(request).await;
-    state
-        .metrics
-        .observe_request(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    state.metrics.observe_request(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
 }
 

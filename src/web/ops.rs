@@ -1,6 +1,6 @@
 //! Liveness, readiness and metrics.
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
 use super::state::AppState;

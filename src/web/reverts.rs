@@ -1,14 +1,21 @@
 //! Building a revert for the API and the page alike.
 use crate::audit::Source;
 use crate::authz::Actor;
-use crate::change::revert::{self, RevertRefused};
 use crate::change::Change;
+use crate::change::revert::{self, RevertRefused};
 
 use super::error::AppError;
 use super::state::AppState;
 
 /// The change reverting entry `id`, read against the live objects.
-pub async fn build(state: &AppState, actor: &Actor, source: Source, request_id: Option<String>, id: i64, force: bool) -> Result<Change, AppError> {
+pub async fn build(
+    state: &AppState,
+    actor: &Actor,
+    source: Source,
+    request_id: Option<String>,
+    id: i64,
+    force: bool,
+) -> Result<Change, AppError> {
     let entry = state.audit.get(id).await?.ok_or_else(|| AppError::NotFound(format!("no audit entry {id}")))?;
     let mut live = Vec::new();
     for target in revert::targets(&entry) {

@@ -49,7 +49,11 @@ impl AppState {
 impl AppState {
     /// The host's routing objects, read from the API server (not the cache), so that what
     /// a change merges into and the resourceVersions it checks are current.
-    pub async fn live_routing(&self, namespace: &str, host: &str) -> Result<crate::change::routes::LiveRouting, super::AppError> {
+    pub async fn live_routing(
+        &self,
+        namespace: &str,
+        host: &str,
+    ) -> Result<crate::change::routes::LiveRouting, super::AppError> {
         let [vs, dr] = crate::change::routes::targets(namespace, host);
         let objects = &self.cluster.objects;
         let (vs, dr) = tokio::try_join!(objects.get(&vs), objects.get(&dr))?;
@@ -59,7 +63,9 @@ impl AppState {
     /// What validating a host's policy needs: the namespace's Services and the pod labels
     /// of the host's deployed versions, from the caches.
     pub fn validation_context(&self, namespace: &str, host: &str) -> crate::policy::ValidationContext {
-        let Some(cache) = self.cluster.caches.namespace(namespace) else { return Default::default() };
+        let Some(cache) = self.cluster.caches.namespace(namespace) else {
+            return Default::default();
+        };
         let services = cache.services.state().iter().filter_map(|s| s.metadata.name.clone()).collect();
         let deployed_versions = cache
             .deployments

@@ -25,7 +25,10 @@ pub fn kubeconfig_path() -> PathBuf {
 pub async fn client() -> Client {
     let path = kubeconfig_path();
     let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|error| {
-        panic!("no dev cluster kubeconfig at {} ({error}); run `make test` or `deploy/devcluster/devcluster up`", path.display())
+        panic!(
+            "no dev cluster kubeconfig at {} ({error}); run `make test` or `deploy/devcluster/devcluster up`",
+            path.display()
+        )
     });
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("kubeconfig");
     Client::try_from(config).expect("client")
@@ -47,7 +50,10 @@ impl TestNamespace {
             "metadata": {"name": name, "labels": {"signalbox-test": "true", "istio-injection": "enabled"}}
         }))
         .unwrap();
-        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await.expect("create namespace");
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .expect("create namespace");
         Self { name, client }
     }
 

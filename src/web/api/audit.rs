@@ -1,6 +1,6 @@
 //! `/api/v1/audit`.
-use axum::extract::{Path, Query, State};
 use axum::Json;
+use axum::extract::{Path, Query, State};
 use serde::Serialize;
 
 use crate::audit::Entry;
@@ -21,7 +21,10 @@ pub struct EntryList {
 
 /// `GET ?namespace=&object=&actor=&action=&outcome=&source=&from=&to=&limit=&before=`:
 /// matching entries, newest first.
-pub async fn list(State(state): State<AppState>, Query(query): Query<HistoryQuery>) -> Result<Json<EntryList>, AppError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Json<EntryList>, AppError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(AppError::invalid("limit", format!("must be from 1 to {MAX_LIMIT}")));
@@ -63,7 +66,8 @@ pub async fn revert(
     Query(DryRun { dry_run }): Query<DryRun>,
     super::super::extract::ApiJson(body): super::super::extract::ApiJson<RevertBody>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let change = super::super::reverts::build(&state, &actor, crate::audit::Source::Api, request_id.0, id, body.force).await?;
+    let change =
+        super::super::reverts::build(&state, &actor, crate::audit::Source::Api, request_id.0, id, body.force).await?;
     if dry_run {
         let preview = state.changes.preview(&change).await?;
         return Ok(Json(serde_json::json!({"diff": preview.diff(), "objects": preview.after.objects()})));

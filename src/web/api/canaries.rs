@@ -1,10 +1,10 @@
 //! `/api/v1/namespaces/{ns}/canaries/{host}`: canaries a team's pipeline can drive.
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::audit::Source;
 use crate::policy::canary::Canary;
@@ -88,7 +88,8 @@ pub async fn step(
     Query(query): Query<PromoteQuery>,
 ) -> Result<Response, AppError> {
     host_of(&host)?;
-    let step = Step::named(&name, query.full, query.step).ok_or_else(|| AppError::NotFound(format!("no canary operation {name:?}")))?;
+    let step = Step::named(&name, query.full, query.step)
+        .ok_or_else(|| AppError::NotFound(format!("no canary operation {name:?}")))?;
     transition(&state, actor, request_id, &namespace, &host, step).await
 }
 
@@ -109,7 +110,8 @@ async fn transition(
         // Someone moved the canary first: answer with its state now.
         Err(AppError::Conflict(message)) => {
             let now = canaries::current(state, namespace, host).await?.map(|c| canary_json(host, &c));
-            Ok((StatusCode::CONFLICT, Json(json!({"error": message, "field": null, "problems": [], "canary": now}))).into_response())
+            Ok((StatusCode::CONFLICT, Json(json!({"error": message, "field": null, "problems": [], "canary": now})))
+                .into_response())
         }
         Err(other) => Err(other),
     }

@@ -1,9 +1,9 @@
 //! `/api/v1/namespaces/{ns}/routes/{host}`: a host's routing policy.
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::audit::Source;
 use crate::authz::Actor;
@@ -72,7 +72,8 @@ pub async fn get(
     if !live.exists() {
         return Err(AppError::NotFound(format!("{host} has no routing policy in {namespace}")));
     }
-    let policy = live.policy(&host).map_err(|e| AppError::Conflict(format!("the live routing is not understood: {e}")))?;
+    let policy =
+        live.policy(&host).map_err(|e| AppError::Conflict(format!("the live routing is not understood: {e}")))?;
     let mut body = serde_json::to_value(&policy).map_err(|e| AppError::Internal(e.to_string()))?;
     body["resourceVersion"] = json!(live.resource_versions());
     Ok(Json(body))
@@ -130,7 +131,8 @@ pub async fn remove(
         return Err(AppError::NotFound(format!("{host} has no routing policy in {namespace}")));
     }
     let (context, origin) = (Default::default(), origin(actor, request_id));
-    let request = RouteRequest { origin: &origin, namespace: &namespace, live: &live, expected: None, context: &context };
+    let request =
+        RouteRequest { origin: &origin, namespace: &namespace, live: &live, expected: None, context: &context };
     let applied = state.changes.execute(routes::delete(&request, &host)).await?;
     Ok(Json(json!({"auditId": applied.audit_id})).into_response())
 }
@@ -144,9 +146,11 @@ pub async fn test(
 ) -> Result<Json<Value>, AppError> {
     let host = host_of(path)?;
     let live = state.live_routing(&namespace, &host).await?;
-    let policy = live.policy(&host).map_err(|e| AppError::Conflict(format!("the live routing is not understood: {e}")))?;
+    let policy =
+        live.policy(&host).map_err(|e| AppError::Conflict(format!("the live routing is not understood: {e}")))?;
     let request = policy::Request { path: body.path, method: body.method, headers: body.headers };
     let evaluation = policy::evaluate(&policy, &request);
-    let shares: Map<String, Value> = evaluation.shares.into_iter().map(|(subset, weight)| (subset, json!(weight))).collect();
+    let shares: Map<String, Value> =
+        evaluation.shares.into_iter().map(|(subset, weight)| (subset, json!(weight))).collect();
     Ok(Json(json!({"rule": evaluation.rule, "shares": shares})))
 }

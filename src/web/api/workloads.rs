@@ -1,8 +1,8 @@
 //! `/api/v1/namespaces/{ns}/workloads` and `/tutorial`.
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -35,7 +35,10 @@ fn parse_workload(name: &str) -> Result<Workload, AppError> {
 }
 
 /// `GET`: every Deployment version in the namespace.
-pub async fn list(State(state): State<AppState>, ManagedNamespace(namespace): ManagedNamespace) -> Json<serde_json::Value> {
+pub async fn list(
+    State(state): State<AppState>,
+    ManagedNamespace(namespace): ManagedNamespace,
+) -> Json<serde_json::Value> {
     Json(json!(state.versions(&namespace)))
 }
 

@@ -1,20 +1,20 @@
 //! The audit history: filters, keyset pages, and each entry with its diff.
 use askama::Template;
+use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 
 use crate::audit::{Entry, Source, VerifyReport};
 use crate::authz::Actor;
-use crate::change::documents::Documents;
 use crate::change::diff_labeled;
+use crate::change::documents::Documents;
 
 use super::super::audit_query::HistoryQuery;
 use super::super::error::AppError;
 use super::super::extract::RequestId;
-use super::super::reverts;
 use super::super::identity::Identity;
 use super::super::layout::Layout;
+use super::super::reverts;
 use super::super::state::AppState;
 use super::render;
 use super::route_view::DiffLine;
@@ -87,7 +87,11 @@ pub async fn rows(State(state): State<AppState>, Query(query): Query<HistoryQuer
 }
 
 /// `/audit/{id}`: one entry, its before/after diff, and where to look around that time.
-pub async fn entry(State(state): State<AppState>, Identity(actor): Identity, Path(id): Path<i64>) -> Result<Response, AppError> {
+pub async fn entry(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
     render(&entry_page(&state, &actor, id, None).await?)
 }
 
@@ -103,7 +107,9 @@ pub async fn revert_preview(
     let preview = match reverts::build(&state, &actor, Source::Ui, request_id.0, id, force).await {
         Ok(change) => match state.changes.preview(&change).await {
             Ok(preview) => RevertPreview { diff: diff_lines(&preview.diff()), conflict: None, error: None },
-            Err(error) => RevertPreview { diff: Vec::new(), conflict: None, error: Some(AppError::from(error).to_string()) },
+            Err(error) => {
+                RevertPreview { diff: Vec::new(), conflict: None, error: Some(AppError::from(error).to_string()) }
+            }
         },
         Err(AppError::Conflict(message)) => {
             let change = reverts::build(&state, &actor, Source::Ui, None, id, true).await?;
@@ -132,7 +138,12 @@ fn diff_lines(diff: &str) -> Vec<DiffLine> {
     diff.lines().map(|line| DiffLine { class: DiffLine::class_of(line), text: line.to_owned() }).collect()
 }
 
-async fn entry_page(state: &AppState, actor: &Actor, id: i64, revert: Option<RevertPreview>) -> Result<EntryPage, AppError> {
+async fn entry_page(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    revert: Option<RevertPreview>,
+) -> Result<EntryPage, AppError> {
     let entry = state.audit.get(id).await?.ok_or_else(|| AppError::NotFound(format!("no audit entry {id}")))?;
     let before = Documents::from_document(entry.before.as_ref(), 1);
     let after = Documents::from_document(entry.after.as_ref(), 1);
@@ -140,7 +151,9 @@ async fn entry_page(state: &AppState, actor: &Actor, id: i64, revert: Option<Rev
     let service = service_of(&entry);
     let start = jiff::Timestamp::from_millisecond(entry.time_ms - TRACE_WINDOW_MS).ok();
     let end = jiff::Timestamp::from_millisecond(entry.time_ms + TRACE_WINDOW_MS).ok();
-    let traces = start.zip(end).and_then(|(start, end)| state.links.jaeger_traces_between(&entry.namespace, &service, start, end));
+    let traces = start
+        .zip(end)
+        .and_then(|(start, end)| state.links.jaeger_traces_between(&entry.namespace, &service, start, end));
     let kiali = state.links.kiali_service(&entry.namespace, &service);
     let revertible = actor.authenticated && (entry.outcome == "applied" || entry.source == "external");
     Ok(EntryPage {

@@ -1,18 +1,18 @@
 //! The canary page of a host: plan and progress, configured split, the buttons the user may
 //! press, and this canary's history from the audit log.
 use askama::Template;
+use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::Form;
 use serde::Deserialize;
 
 use crate::audit::{Entry, Source};
 use crate::authz::{Actor, Permission};
 use crate::change::canary;
 use crate::change::routes::LiveRouting;
-use crate::policy::canary::{Canary, DEFAULT_STEPS};
 use crate::policy::RoutingPolicy;
+use crate::policy::canary::{Canary, DEFAULT_STEPS};
 use crate::problem::check_dns_label;
 
 use super::super::canaries::{self, Step};
@@ -129,7 +129,15 @@ pub async fn start(
     let steps: Result<Vec<u32>, _> =
         form.steps.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::parse::<u32>).collect();
     let Ok(steps) = steps else {
-        let page = view(&state, &actor, &namespace, &host, None, Some("steps: whole numbers separated by commas, e.g. 10, 25, 100".into())).await?;
+        let page = view(
+            &state,
+            &actor,
+            &namespace,
+            &host,
+            None,
+            Some("steps: whole numbers separated by commas, e.g. 10, 25, 100".into()),
+        )
+        .await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response());
     };
     let step = Step::Start { stable: form.stable, canary: form.canary, steps };
@@ -146,7 +154,8 @@ pub async fn step(
     Form(form): Form<StepForm>,
 ) -> Result<Response, AppError> {
     host_of(&host)?;
-    let step = Step::named(&name, form.full.is_some(), form.step).ok_or_else(|| AppError::NotFound(format!("no canary operation {name:?}")))?;
+    let step = Step::named(&name, form.full.is_some(), form.step)
+        .ok_or_else(|| AppError::NotFound(format!("no canary operation {name:?}")))?;
     transition(&state, &actor, request_id, htmx, &namespace, &host, step).await
 }
 
@@ -162,7 +171,11 @@ async fn transition(
     match canaries::run(state, actor.clone(), Source::Ui, request_id.0, namespace, host, step).await {
         Ok((_, audit_id)) => {
             let target = format!("/ns/{namespace}/canaries/{host}?change={audit_id}");
-            Ok(if htmx { ([("hx-redirect", target)], StatusCode::OK).into_response() } else { Redirect::to(&target).into_response() })
+            Ok(if htmx {
+                ([("hx-redirect", target)], StatusCode::OK).into_response()
+            } else {
+                Redirect::to(&target).into_response()
+            })
         }
         Err(error @ (AppError::Conflict(_) | AppError::Invalid(_))) => {
             let status = error.status();

@@ -1,10 +1,10 @@
 //! The deploy page: create the namespace, deploy, scale and remove the tutorial's
 //! workloads, reset them.
 use askama::Template;
+use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use serde::Deserialize;
 
 use crate::audit::Source;
@@ -12,7 +12,7 @@ use crate::authz::{Actor, Permission};
 use crate::change::workloads::{self, Origin};
 use crate::change::{Applied, Change};
 use crate::inventory;
-use crate::problem::{describe, FieldProblem};
+use crate::problem::{FieldProblem, describe};
 use crate::tutorial::Workload;
 
 use super::super::error::AppError;
@@ -122,7 +122,11 @@ pub async fn page(
 ) -> Result<Response, AppError> {
     let mut workloads = workloads(&state, &actor, &namespace);
     if let Some(id) = notice.change {
-        workloads.notice = state.audit.get(id).await?.map(|entry| format!("Change #{} {}: {}", entry.id, entry.outcome, entry.summary));
+        workloads.notice = state
+            .audit
+            .get(id)
+            .await?
+            .map(|entry| format!("Change #{} {}: {}", entry.id, entry.outcome, entry.summary));
     }
     render(&DeployPage { layout: Layout::new(&state, &actor, Some(&namespace)), workloads })
 }
@@ -145,9 +149,7 @@ fn parse_workload(name: &str) -> Result<Workload, AppError> {
 }
 
 fn parse_replicas(text: &str) -> Result<i32, FieldProblem> {
-    text.trim()
-        .parse()
-        .map_err(|_| FieldProblem::new("replicas", "must be a whole number, e.g. 2"))
+    text.trim().parse().map_err(|_| FieldProblem::new("replicas", "must be a whole number, e.g. 2"))
 }
 
 pub async fn create_namespace(
@@ -237,7 +239,9 @@ async fn respond(
 ) -> Result<Response, AppError> {
     let mut view = workloads(state, actor, namespace);
     let status = match result {
-        Ok(applied) if !htmx => return Ok(Redirect::to(&format!("/ns/{namespace}/deploy?change={}", applied.audit_id)).into_response()),
+        Ok(applied) if !htmx => {
+            return Ok(Redirect::to(&format!("/ns/{namespace}/deploy?change={}", applied.audit_id)).into_response());
+        }
         Ok(applied) => {
             let summary = state.audit.get(applied.audit_id).await?.map(|e| e.summary).unwrap_or_default();
             view.notice = Some(format!("Change #{} applied: {summary}", applied.audit_id));

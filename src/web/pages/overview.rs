@@ -50,11 +50,9 @@ pub async fn page(
 ) -> Result<Response, AppError> {
     let caches = &state.cluster.caches;
     let namespace_object = caches.namespace_object(&namespace);
-    let gateway = caches
-        .istio_system_services
-        .state()
-        .into_iter()
-        .find(|service| service.metadata.labels.as_ref().and_then(|l| l.get("istio")).is_some_and(|v| v == "ingressgateway"));
+    let gateway = caches.istio_system_services.state().into_iter().find(|service| {
+        service.metadata.labels.as_ref().and_then(|l| l.get("istio")).is_some_and(|v| v == "ingressgateway")
+    });
     let mut missing_links = Vec::new();
     if !state.links.has_kiali() {
         missing_links.push("--kiali-url");
@@ -75,12 +73,17 @@ pub async fn page(
 }
 
 /// The services table alone, polled by the page.
-pub async fn services(State(state): State<AppState>, ManagedNamespace(namespace): ManagedNamespace) -> Result<Response, AppError> {
+pub async fn services(
+    State(state): State<AppState>,
+    ManagedNamespace(namespace): ManagedNamespace,
+) -> Result<Response, AppError> {
     render(&ServicesPartial { services: service_rows(&state, &namespace), namespace })
 }
 
 pub fn service_rows(state: &AppState, namespace: &str) -> Vec<ServiceRow> {
-    let Some(cache) = state.cluster.caches.namespace(namespace) else { return Vec::new() };
+    let Some(cache) = state.cluster.caches.namespace(namespace) else {
+        return Vec::new();
+    };
     inventory::services(&cache.deployments.state(), &cache.services.state())
         .into_iter()
         .map(|service| ServiceRow {

@@ -45,7 +45,11 @@ impl RouteForm {
     }
 
     /// The policy the form asks for, from the live one and the deployed versions.
-    pub fn desired(&self, live: &RoutingPolicy, deployed_versions: &[String]) -> Result<RoutingPolicy, Vec<FieldProblem>> {
+    pub fn desired(
+        &self,
+        live: &RoutingPolicy,
+        deployed_versions: &[String],
+    ) -> Result<RoutingPolicy, Vec<FieldProblem>> {
         let mut policy = live.clone();
         match self.action.as_str() {
             "subsets" => policy.subsets = subsets_for(deployed_versions),
@@ -56,7 +60,9 @@ impl RouteForm {
             }
             "header" => self.add_header_rule(&mut policy)?,
             "resilience" => self.set_resilience(&mut policy)?,
-            other => return Err(vec![FieldProblem::new("action", format!("unknown form action {other:?}"))]),
+            other => {
+                return Err(vec![FieldProblem::new("action", format!("unknown form action {other:?}"))]);
+            }
         }
         Ok(policy)
     }
@@ -66,9 +72,17 @@ impl RouteForm {
             let weights: Vec<u32> = self.preset.split('/').filter_map(|w| w.trim().parse().ok()).collect();
             let subsets: Vec<&Subset> = policy.subsets.iter().take(weights.len()).collect();
             if weights.len() != 2 || subsets.len() != 2 {
-                return Err(vec![FieldProblem::new("preset", "presets split between the first two subsets; define them first")]);
+                return Err(vec![FieldProblem::new(
+                    "preset",
+                    "presets split between the first two subsets; define them first",
+                )]);
             }
-            return Ok(subsets.iter().zip(weights).filter(|(_, w)| *w > 0).map(|(s, w)| Share::new(&s.name, w)).collect());
+            return Ok(subsets
+                .iter()
+                .zip(weights)
+                .filter(|(_, w)| *w > 0)
+                .map(|(s, w)| Share::new(&s.name, w))
+                .collect());
         }
         let mut shares = Vec::new();
         let mut problems = Vec::new();
@@ -78,7 +92,10 @@ impl RouteForm {
                 "" | "0" => {}
                 text => match text.parse::<u32>() {
                     Ok(weight) => shares.push(Share::new(&subset.name, weight)),
-                    Err(_) => problems.push(FieldProblem::new(format!("weight.{}", subset.name), "must be a whole number from 0 to 100")),
+                    Err(_) => problems.push(FieldProblem::new(
+                        format!("weight.{}", subset.name),
+                        "must be a whole number from 0 to 100",
+                    )),
                 },
             }
         }
@@ -90,8 +107,10 @@ impl RouteForm {
         let regex = required(&self.regex, "regex")?;
         let matched = required(&self.matched_subset, "matched_subset")?;
         let other = required(&self.other_subset, "other_subset")?;
-        let condition = Match { headers: Some([(header, StringMatch::Regex(regex))].into_iter().collect()), ..Match::default() };
-        let header_rule = Rule { matches: Some(vec![condition]), route: vec![Share::new(&matched, 100)], ..Rule::default() };
+        let condition =
+            Match { headers: Some([(header, StringMatch::Regex(regex))].into_iter().collect()), ..Match::default() };
+        let header_rule =
+            Rule { matches: Some(vec![condition]), route: vec![Share::new(&matched, 100)], ..Rule::default() };
         // The header rule goes first: the first matching rule wins.
         policy.rules.retain(|rule| rule.matches.as_ref().is_none_or(|m| m.is_empty()));
         policy.rules.insert(0, header_rule);
@@ -127,8 +146,16 @@ impl RouteForm {
             per_try_timeout: non_empty(&self.per_try_timeout),
             ..Retries::default()
         });
-        let delay = non_empty(&self.delay).map(|fixed_delay| Delay { fixed_delay: Some(fixed_delay), percentage: delay_percent, ..Delay::default() });
-        let abort = abort_status.map(|status| Abort { http_status: Some(status as i32), percentage: abort_percent, ..Abort::default() });
+        let delay = non_empty(&self.delay).map(|fixed_delay| Delay {
+            fixed_delay: Some(fixed_delay),
+            percentage: delay_percent,
+            ..Delay::default()
+        });
+        let abort = abort_status.map(|status| Abort {
+            http_status: Some(status as i32),
+            percentage: abort_percent,
+            ..Abort::default()
+        });
         rule.fault = (delay.is_some() || abort.is_some()).then(|| Fault { delay, abort, ..Fault::default() });
         rule.mirror = non_empty(&self.mirror_subset).map(|subset| Mirror { subset, percentage: mirror_percent });
         Ok(())
@@ -158,7 +185,8 @@ fn non_empty(value: &str) -> Option<String> {
 }
 
 fn from_pairs(pairs: &[(String, String)]) -> RouteForm {
-    let field = |name: &str| pairs.iter().rev().find(|(key, _)| key == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let field =
+        |name: &str| pairs.iter().rev().find(|(key, _)| key == name).map(|(_, v)| v.clone()).unwrap_or_default();
     RouteForm {
         action: field("action"),
         subset: field("subset"),

@@ -2,7 +2,7 @@
 use std::collections::BTreeMap;
 
 use crate::change::routes::{LiveRouting, ResourceVersions};
-use crate::change::{documents, Change, Preview};
+use crate::change::{Change, Preview, documents};
 use crate::policy::{self, FieldError, RoutingPolicy};
 use crate::problem::FieldProblem;
 
@@ -89,8 +89,14 @@ impl RoutesView {
             Ok(policy) => (policy, None),
             Err(error) => (RoutingPolicy::new(host), Some(format!("The live routing is not understood: {error}"))),
         };
-        let summary = if live.exists() { policy::summary(&policy) } else { "no routing policy: round-robin over all pods".into() };
-        let yaml = |object: Option<serde_json::Value>| object.map(|o| documents::to_yaml(&crate::cluster::without_server_fields(o)));
+        let summary = if live.exists() {
+            policy::summary(&policy)
+        } else {
+            "no routing policy: round-robin over all pods".into()
+        };
+        let yaml = |object: Option<serde_json::Value>| {
+            object.map(|o| documents::to_yaml(&crate::cluster::without_server_fields(o)))
+        };
         Self {
             namespace: namespace.to_owned(),
             host: host.to_owned(),
@@ -143,8 +149,22 @@ impl RoutesView {
 /// Maps a policy field path to the form field showing it, where there is one.
 fn form_field(path: &str) -> Option<String> {
     let form_fields = [
-        "subset", "preset", "header", "regex", "matched_subset", "other_subset", "rule", "timeout", "retry_attempts",
-        "per_try_timeout", "delay", "delay_percent", "abort_status", "abort_percent", "mirror_subset", "mirror_percent",
+        "subset",
+        "preset",
+        "header",
+        "regex",
+        "matched_subset",
+        "other_subset",
+        "rule",
+        "timeout",
+        "retry_attempts",
+        "per_try_timeout",
+        "delay",
+        "delay_percent",
+        "abort_status",
+        "abort_percent",
+        "mirror_subset",
+        "mirror_percent",
     ];
     if form_fields.contains(&path) || path.starts_with("weight.") {
         return Some(path.to_owned());
@@ -209,7 +229,9 @@ impl PreviewView {
             .collect();
         Self {
             action: if desired.is_some() { "update".into() } else { "delete".into() },
-            summary: desired.map(policy::summary).unwrap_or_else(|| "no routing policy: round-robin over all pods".into()),
+            summary: desired
+                .map(policy::summary)
+                .unwrap_or_else(|| "no routing policy: round-robin over all pods".into()),
             change_summary: change.summary.clone(),
             warnings: warnings.iter().map(|w| format!("{}: {}", w.field, w.message)).collect(),
             diff,

@@ -11,20 +11,20 @@ use serde::Deserialize;
 
 use crate::audit::Source;
 use crate::authz::{Actor, Permission};
+use crate::change::Change;
 use crate::change::routes::{self, LiveRouting, ResourceVersions, RouteRequest};
 use crate::change::workloads::Origin;
-use crate::change::Change;
 use crate::policy::{self, RoutingPolicy};
-use crate::problem::{check_dns_label, FieldProblem};
+use crate::problem::{FieldProblem, check_dns_label};
 
 use super::super::error::AppError;
 use super::super::extract::{Htmx, ManagedNamespace, RequestId};
 use super::super::identity::Identity;
 use super::super::layout::Layout;
 use super::super::state::AppState;
+use super::render;
 use super::route_forms::RouteForm;
 use super::route_view::{PreviewView, RoutesView, TestResultView};
-use super::render;
 
 #[derive(Template)]
 #[template(path = "routes.html")]
@@ -94,7 +94,8 @@ pub async fn index(
     Identity(actor): Identity,
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
-    let hosts = super::overview::service_rows(&state, &namespace).into_iter().map(|row| (row.app, row.routing)).collect();
+    let hosts =
+        super::overview::service_rows(&state, &namespace).into_iter().map(|row| (row.app, row.routing)).collect();
     render(&RoutesIndex { layout: Layout::new(&state, &actor, Some(&namespace)), namespace, hosts })
 }
 
@@ -274,7 +275,13 @@ fn redirect(Htmx(htmx): Htmx, target: &str) -> Response {
     }
 }
 
-fn respond(state: &AppState, actor: &Actor, Htmx(htmx): Htmx, status: StatusCode, view: RoutesView) -> Result<Response, AppError> {
+fn respond(
+    state: &AppState,
+    actor: &Actor,
+    Htmx(htmx): Htmx,
+    status: StatusCode,
+    view: RoutesView,
+) -> Result<Response, AppError> {
     let namespace = view.namespace.clone();
     let html = if htmx {
         EditorPartial { view }.render()?
