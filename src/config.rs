@@ -34,6 +34,15 @@ pub enum AuditCommand {
         #[arg(long, env = "SIGNALBOX_DATABASE", default_value = "./signalbox.db")]
         database: PathBuf,
     },
+    /// Write a consistent copy of the audit log while signalbox runs (SQLite `VACUUM INTO`).
+    Backup {
+        /// The SQLite audit log.
+        #[arg(long, env = "SIGNALBOX_DATABASE", default_value = "./signalbox.db")]
+        database: PathBuf,
+        /// Where to write the copy (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 /// Everything the server needs to start.

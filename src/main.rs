@@ -10,6 +10,12 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => signalbox::app::start(cli.serve).await?.run_until_signal().await,
         Command::Audit { command: AuditCommand::Verify { database } } => verify(&database).await,
+        Command::Audit { command: AuditCommand::Backup { database, to } } => {
+            anyhow::ensure!(database.exists(), "no audit log at {}", database.display());
+            AuditStore::open(&database).await?.backup(&to).await?;
+            println!("audit log copied to {}", to.display());
+            Ok(())
+        }
     }
 }
 

@@ -52,6 +52,18 @@ async fn an_entry_edited_with_the_sqlite3_cli_is_named_by_verify() {
     let (ok, text) = verify(&database);
     assert!(ok && text.contains("intact: 4 records"), "{text}");
 
+    let copy = dir.path().join("backup.db");
+    let backup = Command::new(env!("CARGO_BIN_EXE_signalbox"))
+        .args(["audit", "backup", "--database"])
+        .arg(&database)
+        .arg("--to")
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(backup.success());
+    let (ok, text) = verify(&copy);
+    assert!(ok && text.contains("intact: 4 records"), "the backup verifies too: {text}");
+
     let tamper = "DROP TRIGGER audit_entries_chain_once; UPDATE audit_entries SET after_doc = '{\"spec\":{\"http\":[]}}' WHERE id = 1;";
     let status = Command::new("sqlite3").arg(&database).arg(tamper).status().expect("sqlite3 CLI");
     assert!(status.success());

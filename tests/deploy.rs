@@ -29,7 +29,10 @@ fn kubectl(args: &[&str]) -> (bool, String) {
         .args(args)
         .output()
         .expect("kubectl from the dev cluster build");
-    (output.status.success(), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
+    (
+        output.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)),
+    )
 }
 
 fn must(args: &[&str]) -> String {
@@ -120,10 +123,13 @@ async fn the_base_deploys_with_least_privilege_and_runs_the_tutorial_with_its_ow
     let kubeconfig = service_account_kubeconfig(dir.path());
     let console = Console::start_with("tutorial", |config| config.kubeconfig = Some(kubeconfig)).await;
     for workload in ["customer", "preference", "recommendation-v1", "recommendation-v2", "recommendation-v3"] {
-        let (status, body) = console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
+        let (status, body) =
+            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
         assert_eq!(status, StatusCode::OK, "{workload} as the ServiceAccount: {body}");
     }
-    let (status, body) = console.send_json(Method::PUT, &console.api("/workloads/recommendation-v2"), Some(json!({"replicas": 2}))).await;
+    let (status, body) = console
+        .send_json(Method::PUT, &console.api("/workloads/recommendation-v2"), Some(json!({"replicas": 2})))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let split = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
                        "rules": [{"route": {"version-v1": 90, "version-v2": 10}}]});

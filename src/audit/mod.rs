@@ -337,6 +337,12 @@ impl AuditStore {
         Ok(())
     }
 
+    /// Writes a consistent copy of the whole log to `path` (which must not exist).
+    pub async fn backup(&self, path: &Path) -> Result<(), AuditError> {
+        sqlx::query("VACUUM INTO ?").bind(path.to_string_lossy().into_owned()).execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Closes the pool, checkpointing the WAL.
     pub async fn close(&self) {
         self.pool.close().await;
