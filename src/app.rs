@@ -9,10 +9,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::audit::AuditStore;
+use crate::audit::{AuditStore, NewEntry, Outcome, Source};
 use crate::authz::Authorizer;
 use crate::change::{ChangePath, resolve_pending};
-use crate::cluster::Cluster;
+use crate::cluster::{self, Cluster};
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use crate::web::{self, AppState, CsrfTokens, IdentityPolicy, Links};
@@ -64,6 +64,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
     };
     let changes = ChangePath::new(cluster.objects.clone(), audit.clone(), authorizer, metrics.clone());
     spawn_pending_resolution(audit.clone(), cluster.clone());
+    record_external_changes(&cluster, &config.namespaces, audit.clone(), changes.clone());
 
     let state = AppState {
         cluster,
@@ -94,6 +95,52 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
             .await
     });
     Ok(Server { addr, state, stop, task })
+}
+
+/// Records changes made outside signalbox (kubectl, GitOps) as `external` audit entries,
+/// attributed to their field manager.
+fn record_external_changes(cluster: &Cluster, namespaces: &[String], audit: AuditStore, changes: ChangePath) {
+    cluster::external::watch(&cluster.client, namespaces, cluster.external.clone(), move |change| {
+        let (audit, changes) = (audit.clone(), changes.clone());
+        async move {
+            // Our own write's response may arrive after its watch event: give it a moment.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if changes.wrote(&change.target, change.resource_version.as_deref()) {
+                return;
+            }
+            let entry = external_entry(&change);
+            if let Err(error) = audit.record(&entry).await {
+                tracing::error!(%error, object = %change.target, "could not audit an external change");
+            }
+        }
+    });
+}
+
+fn external_entry(change: &cluster::external::ExternalChange) -> NewEntry {
+    let verb = match (&change.before, &change.after) {
+        (None, Some(_)) => "create",
+        (Some(_), None) => "delete",
+        _ => "update",
+    };
+    let manager = change.author.split(" (").next().unwrap_or("unknown").to_owned();
+    let target = &change.target;
+    NewEntry {
+        actor: manager,
+        groups: Vec::new(),
+        source: Source::External,
+        action: format!("external.{verb}"),
+        namespace: target.namespace.clone().unwrap_or_default(),
+        kind: target.kind.to_string(),
+        name: target.name.clone(),
+        summary: format!("{} {} {verb}d outside signalbox by {}", target.kind, target.name, change.author),
+        before: change.before.clone(),
+        after: change.after.clone(),
+        operations: serde_json::json!([]),
+        outcome: Outcome::Applied,
+        error: None,
+        request_id: None,
+        reverts: None,
+    }
 }
 
 /// Resolves entries a crash left pending, retrying while the API server is unreachable.

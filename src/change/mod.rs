@@ -82,11 +82,52 @@ pub struct ChangePath {
     audit: AuditStore,
     authorizer: Authorizer,
     metrics: Arc<Metrics>,
+    /// Objects this process is writing or wrote lately, so watchers do not mistake the
+    /// echo of our own writes for outside changes.
+    recent_writes: Arc<std::sync::Mutex<std::collections::HashMap<ObjectRef, RecentWrite>>>,
 }
+
+/// When signalbox last wrote an object, and the resourceVersions its writes produced.
+#[derive(Debug, Clone)]
+struct RecentWrite {
+    at: std::time::Instant,
+    versions: Vec<String>,
+    /// The last write was a deletion.
+    deleted: bool,
+}
+
+/// How long an object counts as written by signalbox after a write.
+const OWN_WRITE_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl ChangePath {
     pub fn new(objects: Objects, audit: AuditStore, authorizer: Authorizer, metrics: Arc<Metrics>) -> Self {
-        Self { objects, audit, authorizer, metrics }
+        Self { objects, audit, authorizer, metrics, recent_writes: Default::default() }
+    }
+
+    /// Whether a change to `target` seen by a watch was signalbox's own: the version its
+    /// write produced, or (for a deletion, which has no version) its own deletion in the last 30 s.
+    pub fn wrote(&self, target: &ObjectRef, resource_version: Option<&str>) -> bool {
+        let writes = self.recent_writes.lock().unwrap_or_else(|e| e.into_inner());
+        writes.get(target).is_some_and(|write| match resource_version {
+            Some(version) => write.versions.iter().any(|v| v == version),
+            None => write.deleted && write.at.elapsed() < OWN_WRITE_WINDOW,
+        })
+    }
+
+    fn note_write(&self, operation: &Operation, result: Option<&Value>) {
+        let mut writes = self.recent_writes.lock().unwrap_or_else(|e| e.into_inner());
+        writes.retain(|_, write| write.at.elapsed() < OWN_WRITE_WINDOW);
+        let now = std::time::Instant::now();
+        let write = writes.entry(operation.target().clone()).or_insert(RecentWrite {
+            at: now,
+            versions: Vec::new(),
+            deleted: false,
+        });
+        write.at = now;
+        write.deleted = matches!(operation, Operation::Delete { .. });
+        if let Some(version) = result.and_then(|o| o["metadata"]["resourceVersion"].as_str()) {
+            write.versions.push(version.to_owned());
+        }
     }
 
     pub fn authorizer(&self) -> &Authorizer {
@@ -154,7 +195,13 @@ impl ChangePath {
                 Operation::Apply { object, .. } | Operation::Create { object, .. } if dry_run && in_new_namespace => {
                     after.push(Some(object.clone()))
                 }
-                _ => after.push(self.objects.run(operation, dry_run).await?),
+                _ => {
+                    let result = self.objects.run(operation, dry_run).await;
+                    if !dry_run {
+                        self.note_write(operation, result.as_ref().ok().and_then(Option::as_ref));
+                    }
+                    after.push(result?)
+                }
             }
             if target.kind == Kind::Namespace
                 && dry_run

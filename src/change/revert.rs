@@ -17,16 +17,23 @@ pub enum RevertRefused {
     ChangedSince(String),
 }
 
-/// The objects an entry touched, in order.
+/// The objects an entry touched, in order (an external entry: its one object).
 pub fn targets(entry: &Entry) -> Vec<ObjectRef> {
-    entry
+    let recorded: Vec<ObjectRef> = entry
         .operations
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(Operation::from_record)
         .map(|op| op.target().clone())
-        .collect()
+        .collect();
+    if !recorded.is_empty() {
+        return recorded;
+    }
+    // An external entry records no operations: its one object is the entry's.
+    crate::cluster::Kind::parse(&entry.kind)
+        .map(|kind| vec![ObjectRef::namespaced(kind, &entry.namespace, &entry.name)])
+        .unwrap_or_default()
 }
 
 /// The change restoring `entry`'s before state, given the live objects (in `targets` order).

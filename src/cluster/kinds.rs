@@ -43,6 +43,21 @@ impl Kind {
         }
     }
 
+    /// The kind named `name` (as [`Kind::as_str`] writes it).
+    pub fn parse(name: &str) -> Option<Kind> {
+        [
+            Kind::Namespace,
+            Kind::ServiceAccount,
+            Kind::Service,
+            Kind::Deployment,
+            Kind::Gateway,
+            Kind::VirtualService,
+            Kind::DestinationRule,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
+    }
+
     pub fn is_namespaced(self) -> bool {
         self != Kind::Namespace
     }

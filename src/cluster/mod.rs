@@ -1,5 +1,6 @@
 //! The Kubernetes side: client, watch caches, health and object writes.
 mod cache;
+pub mod external;
 mod health;
 mod kinds;
 mod objects;
@@ -21,6 +22,8 @@ pub struct Cluster {
     pub objects: Objects,
     pub caches: Caches,
     pub health: Health,
+    /// When hosts' routing last changed outside signalbox.
+    pub external: external::ExternalActivity,
     /// Which cluster this is, for the startup log and the page header.
     pub description: String,
 }
@@ -35,6 +38,7 @@ impl Cluster {
             objects: Objects::new(client.clone()),
             caches: Caches::start(&client, managed_namespaces),
             health: Health::start(client.clone()),
+            external: external::ExternalActivity::default(),
             client,
             description,
         })

@@ -14,11 +14,15 @@ use super::super::layout::Layout;
 use super::super::state::AppState;
 use super::render;
 
+const ONE_HOUR_MS: i64 = 60 * 60 * 1000;
+
 pub struct ServiceRow {
     pub app: String,
     pub has_service: bool,
     pub versions: Vec<VersionSummary>,
     pub routing: String,
+    /// The routing changed outside signalbox within the last hour.
+    pub changed_outside: bool,
     pub kiali: Option<String>,
     pub jaeger: Option<String>,
 }
@@ -88,6 +92,7 @@ pub fn service_rows(state: &AppState, namespace: &str) -> Vec<ServiceRow> {
         .into_iter()
         .map(|service| ServiceRow {
             routing: routing_summary(cache, &service.app),
+            changed_outside: state.cluster.external.routing_changed_recently(namespace, &service.app, ONE_HOUR_MS),
             kiali: state.links.kiali_service(namespace, &service.app),
             jaeger: state.links.jaeger_traces(namespace, &service.app),
             app: service.app,
