@@ -227,3 +227,35 @@ async fn teams_decide_who_may_deploy_route_and_run_canaries() {
     assert!(!page.contains("Scale</button>"), "alice may not deploy, so no Scale buttons are shown");
     console.stop().await;
 }
+
+#[tokio::test]
+async fn an_edited_team_file_takes_effect_without_a_restart() {
+    let ns = TestNamespace::new("reload").await;
+    let dir = tempfile::tempdir().unwrap();
+    let teams = dir.path().join("teams.yaml");
+    let team_file = |actions: &str| {
+        format!(
+            "teams:\n  - name: web\n    members: {{users: [bob]}}\n    namespaces: [{}]\n    actions: [{actions}]\n",
+            ns.name
+        )
+    };
+    std::fs::write(&teams, team_file("view")).unwrap();
+    let console = Console::start_with(&ns.name, |config| {
+        config.teams = Some(teams.clone());
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let deploy = || async {
+        let request = console.http.put(console.api("/workloads/recommendation-v1")).header("x-forwarded-user", "bob");
+        request.json(&json!({})).send().await.unwrap().status()
+    };
+    assert_eq!(deploy().await, StatusCode::FORBIDDEN);
+    // A ConfigMap update replaces the file; the reloader notices within a few seconds.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::fs::write(&teams, team_file("deploy")).unwrap();
+    support::eventually(std::time::Duration::from_secs(10), "the new team file to apply", || async {
+        (deploy().await == StatusCode::OK).then_some(())
+    })
+    .await;
+    console.stop().await;
+}
