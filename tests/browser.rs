@@ -1,12 +1,16 @@
 //! In a real headless Chromium: a person deploys and scales the tutorial from the Deploy
 //! page and sees it become Ready without reloading, walks the routing steps with a preview
-//! before each, and hostile text in cluster objects renders as text.
+//! before each, and hostile text in cluster objects renders as text. Without a browser: every
+//! page is rendered on the server and carries no inline script.
 mod support;
 
 use std::time::Duration;
 
+use regex::Regex;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use fantoccini::Locator;
 use kube::core::{ApiResource, GroupVersionKind};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -31,6 +35,12 @@ async fn page_was_not_reloaded(browser: &Browser) -> bool {
     marker == json!("still here")
 }
 
+/// Fails when the page logged a script error, a CSP violation or a failed load.
+async fn assert_console_clean(browser: &Browser, page: &str) {
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "the browser console on the {page} page shows errors: {errors:#?}");
+}
+
 #[tokio::test]
 async fn deploy_and_scale_from_the_deploy_page_without_reloading() {
     let ns = TestNamespace::unborn("ui").await;
@@ -39,9 +49,12 @@ async fn deploy_and_scale_from_the_deploy_page_without_reloading() {
 
     browser.goto(&console.url(&format!("/ns/{}", ns.name))).await;
     assert!(browser.text("main").await.contains("Nothing runs in"));
+    assert!(browser.text("header .actor").await.starts_with("local:"), "the local user is named in the header");
+    assert_console_clean(&browser, "empty overview").await;
     browser.screenshot("overview-empty").await;
 
-    browser.goto(&console.url(&format!("/ns/{}/deploy", ns.name))).await;
+    browser.click("nav.mainnav a[href$='/deploy']").await;
+    browser.wait_for_text("h1", "Deploy the Istio tutorial", READY_WITHIN).await;
     mark_page(&browser).await;
     browser.click("form[action$='/deploy/namespace'] button").await;
     browser.wait_for_text("#workloads", "sidecar injection on", READY_WITHIN).await;
@@ -57,15 +70,27 @@ async fn deploy_and_scale_from_the_deploy_page_without_reloading() {
     assert!(page_was_not_reloaded(&browser).await, "htmx updated the page in place");
     browser.screenshot("deploy").await;
 
-    browser.fill("#replicas-recommendation-v2", "abc").await;
-    browser.click("#workload-recommendation-v2 td:nth-child(4) button").await;
-    let error = browser.wait_for_text("#error-recommendation-v2", "whole number", READY_WITHIN).await;
-    assert!(error.contains("e.g. 2"), "{error}");
-    assert_eq!(replicas(&ns, "recommendation-v2").await, Some(2), "invalid input changes nothing");
+    assert_console_clean(&browser, "deploy").await;
+    browser.screenshot("deploy").await;
+
+    for (invalid, message) in [("abc", "must be a whole number, e.g. 2"), ("-1", "must be a whole number from 0 to 20")] {
+        browser.fill("#replicas-recommendation-v2", invalid).await;
+        browser.click("#workload-recommendation-v2 td:nth-child(4) button").await;
+        // The message sits in the workload's own row, right under its replicas field.
+        browser.wait_for_text("#workload-recommendation-v2 #error-recommendation-v2", message, READY_WITHIN).await;
+        let field = browser.client.find(Locator::Css("#replicas-recommendation-v2")).await.unwrap();
+        assert_eq!(field.attr("aria-invalid").await.unwrap().as_deref(), Some("true"), "{invalid}");
+        assert_eq!(replicas(&ns, "recommendation-v2").await, Some(2), "{invalid} changes nothing");
+    }
     browser.screenshot("deploy-invalid-replicas").await;
+    let refusals = browser.console_errors().await;
+    assert!(refusals.iter().all(|e| e.contains("/scale") && e.contains("422")), "only the refusals: {refusals:#?}");
+    assert!(page_was_not_reloaded(&browser).await, "errors are shown in place too");
 
     browser.goto(&console.url(&format!("/ns/{}", ns.name))).await;
-    browser.wait_for_text("#services", "2/2", READY_WITHIN).await;
+    let services = browser.wait_for_text("#services table", "2/2", READY_WITHIN).await;
+    assert!(services.contains("recommendation") && services.contains("v2"), "{services}");
+    assert_console_clean(&browser, "overview").await;
     browser.screenshot("overview").await;
 
     browser.goto(&console.url("/audit")).await;
@@ -73,7 +98,28 @@ async fn deploy_and_scale_from_the_deploy_page_without_reloading() {
     assert!(rows.contains("workload.deploy") && rows.contains("namespace.create"), "{rows}");
     assert!(rows.contains("scale recommendation-v2: 1 → 2 replicas"), "{rows}");
     assert_eq!(rows.matches("applied").count(), 3, "{rows}");
+    assert_console_clean(&browser, "audit").await;
     browser.screenshot("audit").await;
+    // Newest first: the refused scale to -1 (every attempted change is audited; "abc" never
+    // became a change), then the three changes that were applied.
+    let audit = console.audit().await;
+    let entries: Vec<_> =
+        audit.iter().map(|e| (e["action"].as_str().unwrap(), e["outcome"].as_str().unwrap())).collect();
+    assert_eq!(
+        entries,
+        [
+            ("workload.scale", "failed"),
+            ("workload.scale", "applied"),
+            ("workload.deploy", "applied"),
+            ("namespace.create", "applied")
+        ]
+    );
+    assert!(audit[0]["error"].as_str().unwrap().contains("from 0 to 20"), "{}", audit[0]);
+    for entry in &audit {
+        let actor = entry["actor"].as_str().unwrap();
+        assert!(actor.starts_with("local:"), "{entry}");
+        assert!(rows.contains(actor), "the audit page names the actor: {rows}");
+    }
 
     browser.goto(&console.url("/ns/not-managed-here")).await;
     assert!(browser.text("main").await.contains("not managed by this console"));
@@ -159,7 +205,7 @@ async fn hostile_text_in_cluster_objects_is_shown_as_text_and_never_runs() {
     let yaml = browser.wait_for_text("#live-vs", "onerror", READY_WITHIN).await;
     assert!(yaml.contains(hostile), "shown literally: {yaml}");
     assert!(!browser.has_dialog().await, "no script ran");
-    let images = browser.client.find_all(fantoccini::Locator::Css("main img")).await.unwrap();
+    let images = browser.client.find_all(Locator::Css("main img")).await.unwrap();
     assert!(images.is_empty(), "no element was injected");
     browser.close().await;
     console.stop().await;
@@ -200,5 +246,87 @@ async fn the_tutorial_canary_from_the_browser_then_an_aborted_one() {
     browser.wait_for_text("#canary-state", "aborted", READY_WITHIN).await;
     browser.wait_for_text("#canary-split", "v1 100% · v2 0%", READY_WITHIN).await;
     browser.close().await;
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn hostile_text_in_the_url_is_echoed_as_text_and_never_runs() {
+    let ns = TestNamespace::new("xssurl").await;
+    let console = Console::start(&ns.name).await;
+    let browser = Browser::start().await;
+    let hostile = r#""><img src=x onerror=alert(1)><script>alert(2)</script>"#;
+    let encoded: String = hostile.bytes().map(|b| format!("%{b:02X}")).collect();
+
+    // The error page quotes the path segment it could not read.
+    browser.goto(&console.url(&format!("/audit/{encoded}"))).await;
+    let message = browser.wait_for_text("main", "Cannot parse", READY_WITHIN).await;
+    assert!(message.contains(hostile), "shown literally: {message}");
+    assert!(!browser.has_dialog().await, "no script ran");
+    assert!(browser.client.find_all(Locator::Css("main img, main script")).await.unwrap().is_empty());
+    browser.screenshot("error-page-hostile-path").await;
+
+    // The audit filter puts the query back into an attribute, which must not be broken out of.
+    browser.goto(&console.url(&format!("/audit?actor={encoded}"))).await;
+    let actor = browser.client.find(Locator::Css("#audit-filters input[name=actor]")).await.unwrap();
+    assert_eq!(actor.prop("value").await.unwrap().as_deref(), Some(hostile));
+    assert!(!browser.has_dialog().await, "no script ran");
+    assert!(browser.client.find_all(Locator::Css("main img, main script")).await.unwrap().is_empty());
+    browser.close().await;
+    console.stop().await;
+}
+
+/// Every `<script>` element: its attributes and its content.
+fn script_tags(html: &str) -> Vec<(String, String)> {
+    let script = Regex::new(r"(?is)<script\b([^>]*)>(.*?)</script\s*>").unwrap();
+    script.captures_iter(html).map(|c| (c[1].to_owned(), c[2].to_owned())).collect()
+}
+
+#[tokio::test]
+async fn pages_render_on_the_server_and_carry_no_inline_script() {
+    let ns = TestNamespace::new("nojs").await;
+    let console = Console::start(&ns.name).await;
+    let (status, body) = console.send_json(Method::PUT, &console.api("/workloads/recommendation-v1"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A client without JavaScript gets the services table in the first response.
+    let overview = console.url(&format!("/ns/{}", ns.name));
+    let html = support::eventually(READY_WITHIN, "the overview to list recommendation", || async {
+        let html = console.http.get(&overview).header("accept", "text/html").send().await.ok()?.text().await.ok()?;
+        html.contains("v1").then_some(html)
+    })
+    .await;
+    assert!(html.contains(r#"<table class="table services">"#), "{html}");
+    assert!(html.contains("<strong>recommendation</strong>"), "{html}");
+
+    let inline_handler = Regex::new(r#"(?i)<[a-z][^>]*\son[a-z]+\s*="#).unwrap();
+    let audit_id = console.audit().await[0]["id"].to_string();
+    let pages = [
+        ("/".to_string(), StatusCode::OK), // redirects to the first managed namespace
+        (format!("/ns/{}", ns.name), StatusCode::OK),
+        (format!("/ns/{}/deploy", ns.name), StatusCode::OK),
+        (format!("/ns/{}/routes", ns.name), StatusCode::OK),
+        (format!("/ns/{}/routes/recommendation", ns.name), StatusCode::OK),
+        (format!("/ns/{}/canaries/recommendation", ns.name), StatusCode::OK),
+        ("/audit".to_string(), StatusCode::OK),
+        (format!("/audit/{audit_id}"), StatusCode::OK),
+        ("/ns/not-managed-here".to_string(), StatusCode::NOT_FOUND),
+        ("/no/such/page".to_string(), StatusCode::NOT_FOUND),
+    ];
+    for (path, expected) in pages {
+        let response = console.http.get(console.url(&path)).header("accept", "text/html").send().await.unwrap();
+        let status = response.status();
+        let csp = response.headers().get("content-security-policy").map(|v| v.to_str().unwrap().to_owned());
+        let html = response.text().await.unwrap();
+        assert_eq!(status, expected, "{path}: {html}");
+        let csp = csp.unwrap_or_else(|| panic!("{path} has no Content-Security-Policy"));
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{path}: {csp}");
+        let scripts = script_tags(&html);
+        assert!(!scripts.is_empty(), "{path} loads htmx from /static");
+        for (attributes, content) in scripts {
+            assert!(content.trim().is_empty(), "{path} has an inline script: {content}");
+            assert!(attributes.contains("src=\"/static/"), "{path} loads a script from elsewhere: {attributes}");
+        }
+        assert!(!inline_handler.is_match(&html), "{path} has an inline event handler");
+    }
     console.stop().await;
 }

@@ -1,9 +1,15 @@
 //! CSRF refusals and identity from untrusted sources, over real HTTP.
 mod support;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::Api;
 use reqwest::{Method, StatusCode};
 use support::TestNamespace;
 use support::console::Console;
+
+async fn deployed(ns: &TestNamespace, name: &str) -> bool {
+    Api::<Deployment>::namespaced(ns.client.clone(), &ns.name).get_opt(name).await.unwrap().is_some()
+}
 
 async fn csrf_token(console: &Console) -> String {
     let html = console
@@ -63,6 +69,7 @@ async fn cross_site_and_tokenless_browser_requests_are_refused() {
     let form_post_without_origin = console.http.post(&deploy).form(&[("replicas", "1")]).send().await.unwrap();
     assert_eq!(form_post_without_origin.status(), StatusCode::FORBIDDEN, "a non-JSON POST needs a browser's token");
     assert!(console.audit().await.is_empty(), "refused requests never reached the change path");
+    assert!(!deployed(&ns, "recommendation-v2").await, "refused requests deployed nothing");
 
     let accepted = console
         .http
@@ -74,8 +81,10 @@ async fn cross_site_and_tokenless_browser_requests_are_refused() {
         .await
         .unwrap();
     assert_eq!(accepted.status(), StatusCode::OK, "{}", accepted.text().await.unwrap());
+    assert!(deployed(&ns, "recommendation-v2").await, "the same-origin request with its token deployed");
     let (status, _) = console.send_json(Method::PUT, &console.api("/workloads/recommendation-v1"), None).await;
     assert_eq!(status, StatusCode::OK, "a non-browser API client needs no token");
+    assert!(deployed(&ns, "recommendation-v1").await);
     console.stop().await;
 }
 
@@ -94,6 +103,7 @@ async fn forged_identity_from_an_untrusted_address_is_anonymous_and_denied() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(!deployed(&ns, "recommendation-v1").await, "an anonymous request changes nothing");
     let entry = &console.audit().await[0];
     assert_eq!((entry["actor"].as_str(), entry["outcome"].as_str()), (Some("anonymous"), Some("denied")));
     let page =
