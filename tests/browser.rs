@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use regex::Regex;
 
+use fantoccini::Locator;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use fantoccini::Locator;
 use kube::core::{ApiResource, GroupVersionKind};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -73,7 +73,8 @@ async fn deploy_and_scale_from_the_deploy_page_without_reloading() {
     assert_console_clean(&browser, "deploy").await;
     browser.screenshot("deploy").await;
 
-    for (invalid, message) in [("abc", "must be a whole number, e.g. 2"), ("-1", "must be a whole number from 0 to 20")] {
+    for (invalid, message) in [("abc", "must be a whole number, e.g. 2"), ("-1", "must be a whole number from 0 to 20")]
+    {
         browser.fill("#replicas-recommendation-v2", invalid).await;
         browser.click("#workload-recommendation-v2 td:nth-child(4) button").await;
         // The message sits in the workload's own row, right under its replicas field.

@@ -48,9 +48,9 @@ fn loopback_get(port: u16, path: &str) -> Option<String> {
         response.extend_from_slice(&buffer[..read]);
         let text = String::from_utf8_lossy(&response);
         if let Some(end_of_headers) = text.find("\r\n\r\n") {
-            let length = text[..end_of_headers]
-                .lines()
-                .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length:")?.trim().parse::<usize>().ok());
+            let length = text[..end_of_headers].lines().find_map(|line| {
+                line.to_ascii_lowercase().strip_prefix("content-length:")?.trim().parse::<usize>().ok()
+            });
             if read == 0 || length.is_some_and(|length| response.len() >= end_of_headers + 4 + length) {
                 return Some(text.into_owned());
             }
@@ -110,7 +110,10 @@ impl Browser {
             if started.elapsed() > DRIVER_STARTS_WITHIN {
                 let _ = driver.kill();
                 let _ = driver.wait();
-                panic!("chromedriver did not answer on port {port} within {DRIVER_STARTS_WITHIN:?}:\n{}", log(&driver_log));
+                panic!(
+                    "chromedriver did not answer on port {port} within {DRIVER_STARTS_WITHIN:?}:\n{}",
+                    log(&driver_log)
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
