@@ -85,6 +85,9 @@ pub struct ChangePath {
     /// Objects this process is writing or wrote lately, so watchers do not mistake the
     /// echo of our own writes for outside changes.
     recent_writes: Arc<std::sync::Mutex<std::collections::HashMap<ObjectRef, RecentWrite>>>,
+    /// Every change between its pending audit entry and its outcome holds a read guard;
+    /// shutdown takes the write lock to wait for them ([`ChangePath::drain`]).
+    in_flight: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// When signalbox last wrote an object, and the resourceVersions its writes produced.
@@ -101,7 +104,14 @@ const OWN_WRITE_WINDOW: std::time::Duration = std::time::Duration::from_secs(30)
 
 impl ChangePath {
     pub fn new(objects: Objects, audit: AuditStore, authorizer: Authorizer, metrics: Arc<Metrics>) -> Self {
-        Self { objects, audit, authorizer, metrics, recent_writes: Default::default() }
+        Self { objects, audit, authorizer, metrics, recent_writes: Default::default(), in_flight: Default::default() }
+    }
+
+    /// Waits, at most `within`, until no change is between its pending entry and its
+    /// outcome. Returns false when some still are: their entries stay pending, and the next
+    /// start resolves them against the cluster.
+    pub async fn drain(&self, within: std::time::Duration) -> bool {
+        tokio::time::timeout(within, self.in_flight.write()).await.is_ok()
     }
 
     /// Whether a change to `target` seen by a watch was signalbox's own: the version its
@@ -160,12 +170,21 @@ impl ChangePath {
         // The pending entry holds the operations, so that after a crash startup can tell
         // whether the change reached the cluster.
         let pending = self.entry(&change, Outcome::Pending, Some(&before), Some(&planned), None);
+        let in_flight = self.in_flight.clone().read_owned().await;
         let audit_id = self.audit.record(&pending).await.map_err(|error| {
             self.metrics.observe_change(&change.action, "refused");
             ChangeError::AuditUnavailable(error.to_string())
         })?;
-        let result = self.run_all(&change, false).await;
-        self.finish(&change, audit_id, result).await
+        // From here the change may reach the cluster. It runs in a task of its own so that
+        // neither a client hanging up nor the request timeout (both drop the handler's
+        // future) can stop it between the apply and the audit outcome; shutdown waits for it.
+        let path = self.clone();
+        let finishing = tokio::spawn(async move {
+            let _in_flight = in_flight;
+            let result = path.run_all(&change, false).await;
+            path.finish(&change, audit_id, result).await
+        });
+        finishing.await.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
     }
 
     fn authorize_and_validate(&self, change: &Change) -> Result<(), ChangeError> {
