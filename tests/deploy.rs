@@ -173,10 +173,9 @@ async fn the_base_deploys_with_least_privilege_and_runs_the_tutorial_with_its_ow
     // Every action signalbox performs in a managed namespace: caches (get/list/watch),
     // dry runs and server-side apply (patch; create too when the object is new — the API
     // server checks both), removals (delete).
-    let managed_resources =
-        [("apps", "deployments"), ("", "services"), ("", "serviceaccounts")].into_iter().chain(
-            ["virtualservices", "destinationrules", "gateways"].map(|resource| ("networking.istio.io", resource)),
-        );
+    let managed_resources = [("apps", "deployments"), ("", "services"), ("", "serviceaccounts")]
+        .into_iter()
+        .chain(["virtualservices", "destinationrules", "gateways"].map(|resource| ("networking.istio.io", resource)));
     for (group, resource) in managed_resources {
         for verb in ["get", "list", "watch", "create", "patch", "delete"] {
             assert!(allowed(verb, group, resource, Some(&managed)).await, "{verb} {resource} in a managed namespace");

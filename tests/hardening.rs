@@ -47,7 +47,7 @@ async fn one_client(console: &Console, client: usize, until: Instant) -> ClientR
     while Instant::now() < until {
         step += 1;
         // Nine page views to one change, each client on its own rhythm.
-        if step % 10 != 0 {
+        if !step.is_multiple_of(10) {
             let page = step % pages.len();
             let url = &pages[page];
             let started = Instant::now();
@@ -88,7 +88,12 @@ async fn fifty_clients_mixing_pages_and_changes_see_no_errors_and_every_change_i
     let reports = futures::future::join_all((0..CLIENTS).map(|client| one_client(&console, client, until))).await;
 
     let unexpected: Vec<_> = reports.iter().flat_map(|r| r.unexpected.iter()).collect();
-    assert!(unexpected.is_empty(), "{} unexpected answers, e.g. {:?}", unexpected.len(), &unexpected[..3.min(unexpected.len())]);
+    assert!(
+        unexpected.is_empty(),
+        "{} unexpected answers, e.g. {:?}",
+        unexpected.len(),
+        &unexpected[..3.min(unexpected.len())]
+    );
     let applied: Vec<i64> = reports.iter().flat_map(|r| r.applied_audit_ids.iter().copied()).collect();
     let distinct: BTreeSet<i64> = applied.iter().copied().collect();
     assert_eq!(distinct.len(), applied.len(), "no audit id answered twice");
@@ -119,8 +124,10 @@ async fn fifty_clients_mixing_pages_and_changes_see_no_errors_and_every_change_i
         conflicts
     );
     for (index, url) in PAGES.iter().enumerate() {
-        let mut one: Vec<Duration> =
-            reports.iter().flat_map(|r| r.page_latencies.iter().filter(|(p, _)| *p == index).map(|(_, d)| *d)).collect();
+        let mut one: Vec<Duration> = reports
+            .iter()
+            .flat_map(|r| r.page_latencies.iter().filter(|(p, _)| *p == index).map(|(_, d)| *d))
+            .collect();
         one.sort();
         println!("  {url}: {} views, p50 {:?}, p99 {:?}", one.len(), percentile(&one, 0.5), percentile(&one, 0.99));
     }
@@ -168,9 +175,8 @@ fn hostile_json() -> impl Strategy<Value = Value> {
 
 /// A path segment with anything in it, percent-encoded as a client would send it.
 fn hostile_segment() -> impl Strategy<Value = String> {
-    prop_oneof!["\\PC{1,30}", "[a-z0-9-]{1,80}", Just("..".to_owned()), Just("%2e%2e".to_owned())].prop_map(|s| {
-        if s.starts_with('%') { s } else { form_urlencoded::byte_serialize(s.as_bytes()).collect() }
-    })
+    prop_oneof!["\\PC{1,30}", "[a-z0-9-]{1,80}", Just("..".to_owned()), Just("%2e%2e".to_owned())]
+        .prop_map(|s| if s.starts_with('%') { s } else { form_urlencoded::byte_serialize(s.as_bytes()).collect() })
 }
 
 fn samples<T: std::fmt::Debug>(strategy: impl Strategy<Value = T>, count: usize) -> Vec<T> {
@@ -262,7 +268,12 @@ async fn hostile_json_forms_and_paths_never_get_a_server_error() {
         }
     }
 
-    assert!(failures.is_empty(), "{} server errors, e.g.:\n{}", failures.len(), failures[..5.min(failures.len())].join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} server errors, e.g.:\n{}",
+        failures.len(),
+        failures[..5.min(failures.len())].join("\n")
+    );
     // Still serving after all that: nothing panicked a worker into a broken state.
     let (status, _) = console.get_json(&console.api("/workloads")).await;
     assert_eq!(status, StatusCode::OK);

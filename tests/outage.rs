@@ -51,8 +51,7 @@ async fn with_the_api_server_down_pages_serve_the_cache_and_changes_fail_audited
     .await;
     let returned = Instant::now();
     eventually(Duration::from_secs(10), "a change applied after the API server returned", || async {
-        let (status, _) =
-            console.send_json(Method::PUT, &console.api("/workloads/recommendation-v2"), None).await;
+        let (status, _) = console.send_json(Method::PUT, &console.api("/workloads/recommendation-v2"), None).await;
         (status == StatusCode::OK).then_some(())
     })
     .await;

@@ -55,13 +55,15 @@ impl PrivateCluster {
             .append(true)
             .open(self.state.path().join("logs/kube-apiserver.log"))
             .expect("the API server's log");
-        let child = Command::new(&args[0])
+        let mut child = Command::new(&args[0])
             .args(&args[1..])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("the API server restarts");
         std::fs::write(self.state.path().join("pids/kube-apiserver.pid"), child.id().to_string()).unwrap();
+        // Reaped when `down` stops it, so it does not linger as a zombie.
+        std::thread::spawn(move || child.wait());
     }
 
     fn pid(&self, component: &str) -> String {
