@@ -32,6 +32,26 @@ async fn audit_rows(database: &std::path::Path) -> Vec<(String, String, String)>
     rows.iter().map(|row| (row.get("kind"), row.get("name"), row.get("outcome"))).collect()
 }
 
+/// Returns as soon as some change is between its pending entry and its outcome. Polls
+/// every 5 ms: a small change takes well under 100 ms.
+async fn until_a_change_is_pending(database: &std::path::Path) {
+    let url = format!("sqlite://{}?mode=ro", database.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("the audit log opens read-only");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_view WHERE outcome = 'pending'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if pending > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no change was ever seen in flight");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    pool.close().await;
+}
+
 #[tokio::test]
 async fn sigterm_during_changes_leaves_each_applied_and_audited_or_not_applied_and_exits_in_time() {
     let namespace = TestNamespace::new("shutdown").await;
@@ -67,11 +87,7 @@ async fn sigterm_during_changes_leaves_each_applied_and_audited_or_not_applied_a
         })
         .collect();
     // SIGTERM the moment a change is between its pending entry and its outcome.
-    eventually(Duration::from_secs(20), "a change in flight (a pending audit entry)", || async {
-        let rows = audit_rows(&database).await;
-        rows.iter().any(|(_, _, outcome)| outcome == "pending").then_some(())
-    })
-    .await;
+    until_a_change_is_pending(&database).await;
     let signalled = Instant::now();
     let pid = signalbox.id().expect("still running").to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
@@ -110,4 +126,47 @@ async fn sigterm_during_changes_leaves_each_applied_and_audited_or_not_applied_a
         .collect();
     assert_eq!(in_cluster, audited_applied, "applied in the cluster exactly when audited applied");
     assert_eq!(audited_applied.len(), answered_ok, "each 200 is one applied entry");
+}
+
+/// The same guarantee when clients hang up mid-change (a browser tab closed, a proxy timing
+/// out): dropping the request must not stop a change between apply and audit.
+#[tokio::test]
+async fn changes_whose_clients_hang_up_still_finish_and_are_audited() {
+    let namespace = TestNamespace::new("hangup").await;
+    let console = support::console::Console::start(&namespace.name).await;
+    let requests: Vec<_> = WORKLOADS
+        .iter()
+        .map(|workload| {
+            tokio::spawn(
+                console.http.put(console.api(&format!("/workloads/{workload}"))).json(&serde_json::json!({})).send(),
+            )
+        })
+        .collect();
+    until_a_change_is_pending(&console.database).await;
+    for request in &requests {
+        request.abort();
+    }
+
+    let rows = eventually(Duration::from_secs(20), "every change's outcome", || async {
+        let rows = audit_rows(&console.database).await;
+        rows.iter().all(|(_, _, outcome)| outcome != "pending").then_some(rows)
+    })
+    .await;
+    let audited_applied: BTreeSet<String> = rows
+        .iter()
+        .filter(|(kind, _, outcome)| kind == "Deployment" && outcome == "applied")
+        .map(|(_, name, _)| name.clone())
+        .collect();
+    assert!(!audited_applied.is_empty(), "the change in flight when its client hung up was applied: {rows:?}");
+    let deployments: Api<Deployment> = Api::namespaced(namespace.client.clone(), &namespace.name);
+    let in_cluster: BTreeSet<String> = deployments
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|d| d.metadata.name)
+        .collect();
+    assert_eq!(in_cluster, audited_applied, "applied in the cluster exactly when audited applied");
+    console.stop().await;
 }

@@ -153,7 +153,19 @@ impl ChangePath {
     }
 
     /// Runs the whole path. Every attempt leaves exactly one audit entry.
+    ///
+    /// The path runs in a task of its own: neither a client hanging up nor the request
+    /// timeout (both drop the handler's future) can stop it half-way — say between writing
+    /// the pending entry and applying, or between applying and recording the outcome.
+    /// Shutdown waits for it ([`ChangePath::drain`]).
     pub async fn execute(&self, change: Change) -> Result<Applied, ChangeError> {
+        let path = self.clone();
+        // The request's span (request id) follows the change into its task.
+        let running = tokio::spawn(tracing::Instrument::in_current_span(async move { path.run_path(change).await }));
+        running.await.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
+    }
+
+    async fn run_path(&self, change: Change) -> Result<Applied, ChangeError> {
         if let Err(error) = self.authorize_and_validate(&change) {
             let outcome = if matches!(error, ChangeError::Denied(_)) { Outcome::Denied } else { Outcome::Failed };
             self.record_refusal(&change, outcome, None, &error).await;
@@ -170,21 +182,14 @@ impl ChangePath {
         // The pending entry holds the operations, so that after a crash startup can tell
         // whether the change reached the cluster.
         let pending = self.entry(&change, Outcome::Pending, Some(&before), Some(&planned), None);
-        let in_flight = self.in_flight.clone().read_owned().await;
+        // Held until the outcome is recorded, so that shutdown waits for this change.
+        let _in_flight = self.in_flight.clone().read_owned().await;
         let audit_id = self.audit.record(&pending).await.map_err(|error| {
             self.metrics.observe_change(&change.action, "refused");
             ChangeError::AuditUnavailable(error.to_string())
         })?;
-        // From here the change may reach the cluster. It runs in a task of its own so that
-        // neither a client hanging up nor the request timeout (both drop the handler's
-        // future) can stop it between the apply and the audit outcome; shutdown waits for it.
-        let path = self.clone();
-        let finishing = tokio::spawn(async move {
-            let _in_flight = in_flight;
-            let result = path.run_all(&change, false).await;
-            path.finish(&change, audit_id, result).await
-        });
-        finishing.await.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
+        let result = self.run_all(&change, false).await;
+        self.finish(&change, audit_id, result).await
     }
 
     fn authorize_and_validate(&self, change: &Change) -> Result<(), ChangeError> {
