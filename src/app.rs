@@ -17,6 +17,10 @@ use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use crate::web::{self, AppState, CsrfTokens, IdentityPolicy, Links};
 
+/// How long shutdown waits for in-flight requests and changes: below Kubernetes' default
+/// 30 s termination grace period, above what one change normally takes.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
 /// A running console.
 pub struct Server {
     pub addr: SocketAddr,
@@ -26,10 +30,24 @@ pub struct Server {
 }
 
 impl Server {
-    /// Stops accepting, lets in-flight requests finish, closes the database.
+    /// Stops accepting, lets in-flight requests and changes finish within [`SHUTDOWN_GRACE`],
+    /// closes the database.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         let _ = self.stop.send(());
-        self.task.await??;
+        let mut task = self.task;
+        match tokio::time::timeout_at(deadline, &mut task).await {
+            Ok(served) => served??,
+            Err(_) => {
+                // Slow requests are cut off; a change among them runs on in its own task.
+                tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing their connections");
+                task.abort();
+            }
+        }
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !self.state.changes.drain(remaining).await {
+            tracing::warn!("a change is still running; its audit entry stays pending until the next start");
+        }
         self.state.audit.close().await;
         Ok(())
     }
@@ -88,11 +106,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
     );
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
+        web::serve(listener, router, async {
+            let _ = stopped.await;
+        })
+        .await
     });
     Ok(Server { addr, state, stop, task })
 }

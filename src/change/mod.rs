@@ -85,6 +85,9 @@ pub struct ChangePath {
     /// Objects this process is writing or wrote lately, so watchers do not mistake the
     /// echo of our own writes for outside changes.
     recent_writes: Arc<std::sync::Mutex<std::collections::HashMap<ObjectRef, RecentWrite>>>,
+    /// Every change between its pending audit entry and its outcome holds a read guard;
+    /// shutdown takes the write lock to wait for them ([`ChangePath::drain`]).
+    in_flight: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// When signalbox last wrote an object, and the resourceVersions its writes produced.
@@ -101,7 +104,14 @@ const OWN_WRITE_WINDOW: std::time::Duration = std::time::Duration::from_secs(30)
 
 impl ChangePath {
     pub fn new(objects: Objects, audit: AuditStore, authorizer: Authorizer, metrics: Arc<Metrics>) -> Self {
-        Self { objects, audit, authorizer, metrics, recent_writes: Default::default() }
+        Self { objects, audit, authorizer, metrics, recent_writes: Default::default(), in_flight: Default::default() }
+    }
+
+    /// Waits, at most `within`, until no change is between its pending entry and its
+    /// outcome. Returns false when some still are: their entries stay pending, and the next
+    /// start resolves them against the cluster.
+    pub async fn drain(&self, within: std::time::Duration) -> bool {
+        tokio::time::timeout(within, self.in_flight.write()).await.is_ok()
     }
 
     /// Whether a change to `target` seen by a watch was signalbox's own: the version its
@@ -143,7 +153,19 @@ impl ChangePath {
     }
 
     /// Runs the whole path. Every attempt leaves exactly one audit entry.
+    ///
+    /// The path runs in a task of its own: neither a client hanging up nor the request
+    /// timeout (both drop the handler's future) can stop it half-way — say between writing
+    /// the pending entry and applying, or between applying and recording the outcome.
+    /// Shutdown waits for it ([`ChangePath::drain`]).
     pub async fn execute(&self, change: Change) -> Result<Applied, ChangeError> {
+        let path = self.clone();
+        // The request's span (request id) follows the change into its task.
+        let running = tokio::spawn(tracing::Instrument::in_current_span(async move { path.run_path(change).await }));
+        running.await.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
+    }
+
+    async fn run_path(&self, change: Change) -> Result<Applied, ChangeError> {
         if let Err(error) = self.authorize_and_validate(&change) {
             let outcome = if matches!(error, ChangeError::Denied(_)) { Outcome::Denied } else { Outcome::Failed };
             self.record_refusal(&change, outcome, None, &error).await;
@@ -160,6 +182,8 @@ impl ChangePath {
         // The pending entry holds the operations, so that after a crash startup can tell
         // whether the change reached the cluster.
         let pending = self.entry(&change, Outcome::Pending, Some(&before), Some(&planned), None);
+        // Held until the outcome is recorded, so that shutdown waits for this change.
+        let _in_flight = self.in_flight.clone().read_owned().await;
         let audit_id = self.audit.record(&pending).await.map_err(|error| {
             self.metrics.observe_change(&change.action, "refused");
             ChangeError::AuditUnavailable(error.to_string())

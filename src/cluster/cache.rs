@@ -13,6 +13,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
+use super::WatchBackoff;
 use crate::istio::{DestinationRule, Gateway, VirtualService};
 
 /// The cached objects of one managed namespace.
@@ -149,7 +150,8 @@ where
     let (reader, writer) = reflector::store();
     let activity = activity.clone();
     let kind = K::kind(&Default::default()).to_string();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+    let stream =
+        reflector::reflector(writer, watcher(api, watcher::Config::default())).backoff(WatchBackoff::default());
     tokio::spawn(async move {
         stream
             .for_each(|event| {

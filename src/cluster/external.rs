@@ -61,7 +61,8 @@ where
             let (namespace, record, activity) = (namespace.clone(), record.clone(), activity.clone());
             tokio::spawn(async move {
                 let mut seen: HashMap<String, Value> = HashMap::new();
-                let mut events = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
+                let mut events =
+                    watcher::watcher(api, watcher::Config::default()).backoff(super::WatchBackoff::default()).boxed();
                 let mut listing = true;
                 while let Some(event) = events.next().await {
                     let Ok(event) = event else { continue };

@@ -1,4 +1,5 @@
 //! The Kubernetes side: client, watch caches, health and object writes.
+mod backoff;
 mod cache;
 pub mod external;
 mod health;
@@ -10,6 +11,7 @@ use std::path::Path;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
+pub use backoff::WatchBackoff;
 pub use cache::{Caches, NamespaceCache};
 pub use health::Health;
 pub use kinds::{Kind, ObjectRef};

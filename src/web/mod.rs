@@ -11,6 +11,7 @@ mod links;
 mod ops;
 mod pages;
 mod reverts;
+mod serve;
 mod state;
 
 use std::path::Path;
@@ -35,6 +36,7 @@ pub use csrf::CsrfTokens;
 pub use error::AppError;
 pub use identity::IdentityPolicy;
 pub use links::Links;
+pub use serve::{HEADER_READ_TIMEOUT, serve};
 pub use state::AppState;
 
 /// The largest request body accepted.

@@ -5,6 +5,8 @@ use std::process::Command;
 pub struct PrivateCluster {
     state: tempfile::TempDir,
     port: u16,
+    /// The API server's command line, remembered by `stop_apiserver` for `start_apiserver`.
+    apiserver_command: std::sync::Mutex<Option<Vec<String>>>,
 }
 
 fn devcluster() -> PathBuf {
@@ -14,7 +16,7 @@ fn devcluster() -> PathBuf {
 impl PrivateCluster {
     /// Starts etcd, kube-apiserver, controllers, scheduler and kwok on `port` and the next four.
     pub fn start(port: u16) -> Self {
-        let cluster = Self { state: tempfile::tempdir().unwrap(), port };
+        let cluster = Self { state: tempfile::tempdir().unwrap(), port, apiserver_command: Default::default() };
         let status = cluster.command("up").status().expect("devcluster runs");
         assert!(status.success(), "private devcluster up failed (logs in {})", cluster.state.path().display());
         cluster
@@ -32,7 +34,41 @@ impl PrivateCluster {
 
     /// Stops only the API server (as an outage would), leaving etcd and the rest running.
     pub fn stop_apiserver(&self) {
+        let pid = self.pid("kube-apiserver");
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("the API server's command line");
+        let args = cmdline.split(|b| *b == 0).filter(|a| !a.is_empty());
+        *self.apiserver_command.lock().unwrap() = Some(args.map(|a| String::from_utf8_lossy(a).into_owned()).collect());
         self.signal_component("kube-apiserver", "TERM");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the API server stopped by `stop_apiserver` again, with the same command line:
+    /// same etcd, certificates and port, so clients reconnect as to a restarted API server.
+    /// (`devcluster up` cannot do this: with a component missing it rebuilds the whole
+    /// cluster, new certificates and an empty etcd included.) `down` stops it as before.
+    pub fn start_apiserver(&self) {
+        let args = self.apiserver_command.lock().unwrap().clone().expect("stop_apiserver ran first");
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.state.path().join("logs/kube-apiserver.log"))
+            .expect("the API server's log");
+        let mut child = Command::new(&args[0])
+            .args(&args[1..])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("the API server restarts");
+        std::fs::write(self.state.path().join("pids/kube-apiserver.pid"), child.id().to_string()).unwrap();
+        // Reaped when `down` stops it, so it does not linger as a zombie.
+        std::thread::spawn(move || child.wait());
+    }
+
+    fn pid(&self, component: &str) -> String {
+        let file = self.state.path().join(format!("pids/{component}.pid"));
+        std::fs::read_to_string(file).expect("pid file").trim().to_owned()
     }
 
     pub fn state_dir(&self) -> &std::path::Path {
