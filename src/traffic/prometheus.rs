@@ -303,7 +303,7 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn no_answer_makes_the_parser_panic(status in 100u16..600, body in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+        fn the_parser_never_panics_on_any_answer(status in 100u16..600, body in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
             let _ = parse_vector(status, &body);
         }
     }

@@ -179,9 +179,9 @@ mod tests {
 
     #[test]
     fn no_traffic_at_all_gives_zero_shares_not_nan() {
-        let report = report(&[("v1", 0.0), ("v2", 0.0)], &[], &[]);
-        assert!(report.versions.iter().all(|v| v.share_percent == 0.0));
-        assert_eq!(report.total_requests_per_second(), 0.0);
+        let idle = report(&[("v1", 0.0), ("v2", 0.0)], &[], &[]);
+        assert!(idle.versions.iter().all(|v| v.share_percent == 0.0));
+        assert_eq!(idle.total_requests_per_second(), 0.0);
         assert!(report(&[], &[], &[]).versions.is_empty());
     }
 
@@ -189,11 +189,11 @@ mod tests {
     fn odd_values_are_contained() {
         // More errors than requests (answers from different scrapes), NaN and negative rates,
         // an infinite p99 and a version label missing.
-        let report = report(&[("v1", 2.0), ("v2", f64::NAN), ("v3", -1.0)], &[("v1", 3.0)], &[("v1", f64::INFINITY)]);
-        let v1 = report.version("v1").unwrap();
+        let odd = report(&[("v1", 2.0), ("v2", f64::NAN), ("v3", -1.0)], &[("v1", 3.0)], &[("v1", f64::INFINITY)]);
+        let v1 = odd.version("v1").unwrap();
         assert_eq!((v1.success_percent, v1.p99_ms, v1.share_percent), (Some(0.0), Some(f64::INFINITY), 100.0));
-        assert_eq!(report.version("v2").unwrap().requests_per_second, 0.0);
-        assert_eq!(report.version("v3").unwrap().requests, 0);
+        assert_eq!(odd.version("v2").unwrap().requests_per_second, 0.0);
+        assert_eq!(odd.version("v3").unwrap().requests, 0);
         let unlabelled = [Sample { labels: BTreeMap::new(), value: 1.0 }];
         let report = assemble("ns", "h", WINDOW, &unlabelled, &[], &[]);
         assert_eq!(report.versions[0].version, "unknown");
