@@ -66,6 +66,9 @@ pub struct ServeConfig {
     /// Base URL of the Jaeger UI, e.g. http://tracing.istio-system/jaeger
     #[arg(long, env = "SIGNALBOX_JAEGER_URL")]
     pub jaeger_url: Option<String>,
+    /// Base URL of Prometheus, e.g. http://prometheus.istio-system:9090; enables canary metrics.
+    #[arg(long, env = "SIGNALBOX_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
     /// A proxy allowed to assert identity with X-Forwarded-User/-Groups (CIDR, repeatable).
     #[arg(long = "trusted-proxy", env = "SIGNALBOX_TRUSTED_PROXY", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpNet>,

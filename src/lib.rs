@@ -9,6 +9,7 @@
 //! - [`istio`]: typed Istio resources (`networking.istio.io/v1`).
 //! - [`cluster`]: kube-rs client, watch caches and server-side apply.
 //! - [`audit`]: the SQLite audit store.
+//! - [`traffic`]: observed traffic per version from Prometheus, and canary analysis.
 pub mod app;
 pub mod audit;
 pub mod authz;
@@ -20,5 +21,6 @@ pub mod istio;
 pub mod metrics;
 pub mod policy;
 pub mod problem;
+pub mod traffic;
 pub mod tutorial;
 pub mod web;

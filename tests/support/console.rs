@@ -25,6 +25,7 @@ pub fn config(namespace: &str, database: std::path::PathBuf) -> ServeConfig {
         database,
         kiali_url: Some("http://kiali.example:20001/kiali".into()),
         jaeger_url: Some("http://jaeger.example/jaeger".into()),
+        prometheus_url: None,
         trusted_proxies: Vec::new(),
         teams: None,
         static_dir: None,

@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod console;
 pub mod private_cluster;
+pub mod prometheus;
 
 use std::path::PathBuf;
 use std::time::Duration;

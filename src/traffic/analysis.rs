@@ -1,0 +1,194 @@
+//! Canary analysis as a pure decision: given the canary version's measured traffic, the
+//! thresholds and how long it has been healthy, promote, abort or wait. No I/O and no clock:
+//! the caller passes `now` and keeps `healthy_since` between rounds (see [`decide`]).
+//!
+//! The rules, in order:
+//! 1. No numbers (Prometheus unreachable or answering nonsense): **wait**. An outage never
+//!    promotes, and never aborts either — a monitoring failure is not a canary failure.
+//! 2. Fewer requests than `min_requests` in the window: **wait** — too few to judge.
+//! 3. Success rate below the minimum or p99 above the maximum: **abort**, at once.
+//! 4. Otherwise healthy: **promote** once every threshold has held for the dwell time
+//!    without interruption, else **wait**.
+//!
+//! Every round that is not healthy (1, 2, or an unknown p99) restarts the dwell, because
+//! "held for the dwell time" must be shown, not assumed. Reasons carry the measured values:
+//! they become the audit log's summary of an automatic transition.
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::prometheus::TrafficError;
+use super::report::VersionTraffic;
+
+/// When a canary step counts as healthy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Thresholds {
+    /// Lowest acceptable share of non-5xx responses, in percent (e.g. 99).
+    pub min_success_percent: f64,
+    /// Highest acceptable 99th percentile latency, in milliseconds.
+    pub max_p99_ms: f64,
+    /// Requests the canary must have received in the window before it is judged at all.
+    pub min_requests: u64,
+    /// How long every threshold must hold on one step before the next step.
+    #[serde(rename = "dwellSeconds", with = "seconds")]
+    pub dwell: Duration,
+}
+
+impl Default for Thresholds {
+    /// 99% success, p99 ≤ 500 ms, 20 requests, 60 s per step: strict enough to catch a
+    /// broken version, low enough in requests for the tutorial's modest traffic at 10%.
+    fn default() -> Self {
+        Thresholds { min_success_percent: 99.0, max_p99_ms: 500.0, min_requests: 20, dwell: Duration::from_secs(60) }
+    }
+}
+
+impl Thresholds {
+    /// What is wrong with these thresholds, as (field, message) pairs; empty when usable.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if !(0.0..=100.0).contains(&self.min_success_percent) {
+            problems.push(("minSuccessPercent", "must be a percentage from 0 to 100".to_owned()));
+        }
+        if !(self.max_p99_ms.is_finite() && self.max_p99_ms > 0.0) {
+            problems.push(("maxP99Ms", "must be a positive number of milliseconds".to_owned()));
+        }
+        if self.min_requests == 0 {
+            problems.push(("minRequests", "must be at least 1: a canary without requests cannot be judged".to_owned()));
+        }
+        problems
+    }
+}
+
+/// What to do with the canary now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", content = "reason", rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every threshold held for the dwell time: go to the next step.
+    Promote(String),
+    /// A threshold failed with enough requests to judge: send all traffic back to stable.
+    Abort(String),
+    /// Not yet, or cannot tell.
+    Wait(String),
+}
+
+impl Verdict {
+    pub fn reason(&self) -> &str {
+        match self {
+            Verdict::Promote(reason) | Verdict::Abort(reason) | Verdict::Wait(reason) => reason,
+        }
+    }
+}
+
+/// A verdict and the `healthy_since` to pass to the next round.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    /// When the canary's current healthy run began; `None` when this round was not healthy,
+    /// and after a promotion (the next step earns its own dwell).
+    pub healthy_since: Option<Timestamp>,
+}
+
+/// Decides one analysis round for the canary version.
+///
+/// `canary` is the canary version's traffic from [`super::TrafficReport::version`] (`None`:
+/// it received no request yet), or why there are no numbers:
+/// `observed.as_ref().map(|report| report.version("v2"))`. `healthy_since` is the previous
+/// round's [`Decision::healthy_since`] (`None` at the start of a step).
+pub fn decide(
+    thresholds: &Thresholds,
+    canary: Result<Option<&VersionTraffic>, &TrafficError>,
+    healthy_since: Option<Timestamp>,
+    now: Timestamp,
+) -> Decision {
+    let unhealthy = |verdict| Decision { verdict, healthy_since: None };
+    let traffic = match canary {
+        Err(error) => return unhealthy(Verdict::Wait(format!("no automatic step: {error}"))),
+        Ok(None) => {
+            return unhealthy(Verdict::Wait(format!(
+                "the canary has received no requests yet; {} needed to judge",
+                thresholds.min_requests
+            )));
+        }
+        Ok(Some(traffic)) => traffic,
+    };
+    let measured = measured(traffic);
+    if traffic.requests < thresholds.min_requests || traffic.success_percent.is_none() {
+        return unhealthy(Verdict::Wait(format!(
+            "{}: too few requests to judge, {} needed ({measured})",
+            traffic.version, thresholds.min_requests
+        )));
+    }
+    let failures = failures(thresholds, traffic);
+    if !failures.is_empty() {
+        return unhealthy(Verdict::Abort(format!("{}: {} ({measured})", traffic.version, failures.join("; "))));
+    }
+    if traffic.p99_ms.is_none() {
+        return unhealthy(Verdict::Wait(format!("{}: p99 latency unknown ({measured})", traffic.version)));
+    }
+    // A healthy_since in the future (a clock step back) counts from now.
+    let since = healthy_since.filter(|since| *since <= now).unwrap_or(now);
+    let held = Duration::from_millis(u64::try_from(now.as_millisecond() - since.as_millisecond()).unwrap_or(0));
+    let dwell = thresholds.dwell.as_secs();
+    if held >= thresholds.dwell {
+        let reason =
+            format!("{}: every threshold held for {} s (dwell {dwell} s; {measured})", traffic.version, held.as_secs());
+        Decision { verdict: Verdict::Promote(reason), healthy_since: None }
+    } else {
+        let reason =
+            format!("{}: healthy for {} s of the {dwell} s dwell ({measured})", traffic.version, held.as_secs());
+        Decision { verdict: Verdict::Wait(reason), healthy_since: Some(since) }
+    }
+}
+
+/// The thresholds the traffic breaks, each with the measured value and the limit.
+/// A threshold holds at its boundary: exactly 99% success with a 99% minimum passes.
+fn failures(thresholds: &Thresholds, traffic: &VersionTraffic) -> Vec<String> {
+    let mut failures = Vec::new();
+    if let Some(success) = traffic.success_percent.filter(|s| *s < thresholds.min_success_percent) {
+        failures.push(format!(
+            "success rate {} is below the minimum {}%",
+            percent(success),
+            thresholds.min_success_percent
+        ));
+    }
+    if let Some(p99) = traffic.p99_ms.filter(|p| *p > thresholds.max_p99_ms) {
+        failures.push(format!("p99 latency {} is above the maximum {} ms", millis(p99), thresholds.max_p99_ms));
+    }
+    failures
+}
+
+/// The measured values, for every reason: "120 requests in 60 s, success rate 97.50%, p99 48.8 ms".
+fn measured(traffic: &VersionTraffic) -> String {
+    let success = traffic.success_percent.map_or("unknown".to_owned(), percent);
+    let p99 = traffic.p99_ms.map_or("unknown".to_owned(), millis);
+    format!("{} requests, success rate {success}, p99 {p99}", traffic.requests)
+}
+
+/// Two decimals, so that a value just under a whole-number minimum does not print as equal to it.
+fn percent(value: f64) -> String {
+    format!("{value:.2}%")
+}
+
+fn millis(value: f64) -> String {
+    if value.is_finite() { format!("{value:.1} ms") } else { "beyond the largest histogram bucket".to_owned() }
+}
+
+/// `Duration` as whole seconds in JSON (`"dwellSeconds": 60`).
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(duration.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests;

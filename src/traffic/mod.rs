@@ -1,0 +1,16 @@
+//! What traffic each version of a host actually receives, from Prometheus, and the canary
+//! analysis that decides on it.
+//!
+//! - [`Prometheus`]: a bounded-time client for Prometheus's HTTP API, and
+//!   [`Prometheus::observe`], which reports per version: share, rate, success rate, p99 and
+//!   request count ([`TrafficReport`]).
+//! - [`promql`]: the queries, as pure functions (label values escaped).
+//! - [`analysis`]: thresholds and [`decide`] (pure): promote, abort or wait.
+pub mod analysis;
+pub mod prometheus;
+pub mod promql;
+pub mod report;
+
+pub use analysis::{Decision, Thresholds, Verdict, decide};
+pub use prometheus::{InvalidPrometheusUrl, Prometheus, QUERY_TIMEOUT, Sample, TrafficError};
+pub use report::{TrafficReport, VersionTraffic};
