@@ -101,7 +101,12 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
 /// Records changes made outside signalbox (kubectl, GitOps) as `external` audit entries,
 /// attributed to their field manager.
 fn record_external_changes(cluster: &Cluster, namespaces: &[String], audit: AuditStore, changes: ChangePath) {
-    cluster::external::watch(&cluster.client, namespaces, cluster.external.clone(), move |change| {
+    let recorded = audit.clone();
+    let baseline = move |kind: cluster::Kind, namespace: String| {
+        let audit = recorded.clone();
+        async move { last_recorded_states(&audit, kind, &namespace).await }
+    };
+    let record = move |change: cluster::external::ExternalChange| {
         let (audit, changes) = (audit.clone(), changes.clone());
         async move {
             // Our own write's response may arrive after its watch event: give it a moment.
@@ -114,7 +119,27 @@ fn record_external_changes(cluster: &Cluster, namespaces: &[String], audit: Audi
                 tracing::error!(%error, object = %change.target, "could not audit an external change");
             }
         }
-    });
+    };
+    cluster::external::watch(&cluster.client, namespaces, cluster.external.clone(), record, baseline);
+}
+
+/// What the audit log last recorded for each existing object of `kind` in `namespace`,
+/// without server-maintained fields, as the watcher keeps them.
+async fn last_recorded_states(
+    audit: &AuditStore,
+    kind: cluster::Kind,
+    namespace: &str,
+) -> std::collections::HashMap<String, serde_json::Value> {
+    match audit.last_states(namespace, kind.as_str()).await {
+        Ok(states) => states
+            .into_iter()
+            .filter_map(|(name, state)| Some((name, cluster::without_server_fields(state?))))
+            .collect(),
+        Err(error) => {
+            tracing::error!(%error, %kind, namespace, "cannot read the last recorded states; changes made while signalbox was down are not compared");
+            Default::default()
+        }
+    }
 }
 
 fn external_entry(change: &cluster::external::ExternalChange) -> NewEntry {

@@ -2,6 +2,7 @@
 mod chain;
 mod entry;
 pub mod export;
+mod last_state;
 mod retention;
 mod verify;
 
