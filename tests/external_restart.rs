@@ -53,7 +53,10 @@ async fn a_change_made_while_down_is_recorded_once_at_startup() {
         (Some("Deployment"), Some("recommendation-v1"), Some("kubectl-scale")),
         "{entry}"
     );
-    assert_eq!((entry["before"]["spec"]["replicas"].as_i64(), entry["after"]["spec"]["replicas"].as_i64()), (Some(1), Some(3)));
+    assert_eq!(
+        (entry["before"]["spec"]["replicas"].as_i64(), entry["after"]["spec"]["replicas"].as_i64()),
+        (Some(1), Some(3))
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(external(&console).await.len(), 1, "only what changed: {:#?}", external(&console).await);
     console.stop().await;

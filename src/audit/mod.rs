@@ -15,8 +15,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 pub use chain::{ChainedRecord, Checker, GENESIS as CHAIN_GENESIS, VerifyReport};
-pub use retention::{ArchiveError, ArchiveReport, verify_archives};
 pub use entry::{Entry, NewEntry, Outcome, Source, format_time_ms};
+pub use retention::{ArchiveError, ArchiveReport, verify_archives};
 
 use chain::{EntryContent, GENESIS, ResolutionContent};
 use verify::Checkpoint;
