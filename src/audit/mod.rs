@@ -50,6 +50,11 @@ pub struct AuditStore {
     pool: SqlitePool,
     /// Where the last verification stopped (see `verify.rs`).
     checkpoint: std::sync::Arc<tokio::sync::Mutex<Option<Checkpoint>>>,
+    /// Appends queue here rather than on SQLite's write lock: a writer refused by
+    /// `BEGIN IMMEDIATE` sleeps in SQLite's busy handler (milliseconds at a time), which
+    /// caps concurrent appends far below what one synced commit after another allows.
+    /// `BEGIN IMMEDIATE` still guards against other processes.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AuditStore {
@@ -65,13 +70,14 @@ impl AuditStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await.map_err(sqlx::Error::from)?;
-        let store = Self { pool, checkpoint: Default::default() };
+        let store = Self { pool, checkpoint: Default::default(), writer: Default::default() };
         store.chain_unchained_entries().await?;
         Ok(store)
     }
 
     /// Chains entries written before the chain existed (migration 0002), in id order.
     async fn chain_unchained_entries(&self) -> Result<(), AuditError> {
+        let _turn = self.writer.lock().await;
         let mut conn = self.pool.acquire().await?;
         immediate(&mut conn).await?;
         let result = async {
@@ -101,6 +107,7 @@ impl AuditStore {
     /// Appends an entry, chained, and returns its id. Appends are serialized by SQLite's
     /// write lock (`BEGIN IMMEDIATE`), so concurrent writers never fork the chain.
     pub async fn record(&self, entry: &NewEntry) -> Result<i64, AuditError> {
+        let _turn = self.writer.lock().await;
         let mut conn = self.pool.acquire().await?;
         immediate(&mut conn).await?;
         let result = async {
@@ -174,6 +181,7 @@ impl AuditStore {
         after: Option<&Value>,
         error: Option<&str>,
     ) -> Result<(), AuditError> {
+        let _turn = self.writer.lock().await;
         let mut conn = self.pool.acquire().await?;
         immediate(&mut conn).await?;
         let result = async {

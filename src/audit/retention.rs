@@ -132,6 +132,7 @@ impl AuditStore {
         records: u64,
         max_entry_id: i64,
     ) -> Result<(), ArchiveError> {
+        let _turn = self.writer.lock().await;
         let mut conn = self.pool.acquire().await?;
         // Newer entries may revert archived ones; those references now point into the archive.
         sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
