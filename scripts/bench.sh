@@ -12,3 +12,4 @@ if ! "$devcluster" status >/dev/null 2>&1; then
   "$devcluster" up
 fi
 cargo bench --locked --bench overview
+cargo bench --locked --bench audit

@@ -82,6 +82,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
     };
     let changes = ChangePath::new(cluster.objects.clone(), audit.clone(), authorizer, metrics.clone());
     spawn_pending_resolution(audit.clone(), cluster.clone());
+    spawn_audit_upkeep(audit.clone(), retention(&config));
     record_external_changes(&cluster, &config.namespaces, audit.clone(), changes.clone());
 
     let state = AppState {
@@ -117,7 +118,12 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
 /// Records changes made outside signalbox (kubectl, GitOps) as `external` audit entries,
 /// attributed to their field manager.
 fn record_external_changes(cluster: &Cluster, namespaces: &[String], audit: AuditStore, changes: ChangePath) {
-    cluster::external::watch(&cluster.client, namespaces, cluster.external.clone(), move |change| {
+    let recorded = audit.clone();
+    let baseline = move |kind: cluster::Kind, namespace: String| {
+        let audit = recorded.clone();
+        async move { last_recorded_states(&audit, kind, &namespace).await }
+    };
+    let record = move |change: cluster::external::ExternalChange| {
         let (audit, changes) = (audit.clone(), changes.clone());
         async move {
             // Our own write's response may arrive after its watch event: give it a moment.
@@ -130,7 +136,27 @@ fn record_external_changes(cluster: &Cluster, namespaces: &[String], audit: Audi
                 tracing::error!(%error, object = %change.target, "could not audit an external change");
             }
         }
-    });
+    };
+    cluster::external::watch(&cluster.client, namespaces, cluster.external.clone(), record, baseline);
+}
+
+/// What the audit log last recorded for each existing object of `kind` in `namespace`,
+/// without server-maintained fields, as the watcher keeps them.
+async fn last_recorded_states(
+    audit: &AuditStore,
+    kind: cluster::Kind,
+    namespace: &str,
+) -> std::collections::HashMap<String, serde_json::Value> {
+    match audit.last_states(namespace, kind.as_str()).await {
+        Ok(states) => states
+            .into_iter()
+            .filter_map(|(name, state)| Some((name, cluster::without_server_fields(state?))))
+            .collect(),
+        Err(error) => {
+            tracing::error!(%error, %kind, namespace, "cannot read the last recorded states; changes made while signalbox was down are not compared");
+            Default::default()
+        }
+    }
 }
 
 fn external_entry(change: &cluster::external::ExternalChange) -> NewEntry {
@@ -158,6 +184,47 @@ fn external_entry(change: &cluster::external::ExternalChange) -> NewEntry {
         request_id: None,
         reverts: None,
     }
+}
+
+/// How long a full chain verification result stands before the next one (the history page
+/// verifies only what was appended since).
+const FULL_VERIFY_EVERY: Duration = Duration::from_secs(10 * 60);
+/// How often old entries are archived when retention is on.
+const RETENTION_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// Retention: the age after which records are archived, and where archives go.
+fn retention(config: &ServeConfig) -> Option<(Duration, PathBuf)> {
+    let days = config.audit_retention_days?;
+    let dir = config.audit_archive_dir.clone().unwrap_or_else(|| {
+        config.database.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| ".".into(), PathBuf::from)
+    });
+    Some((Duration::from_secs(u64::from(days) * 24 * 60 * 60), dir))
+}
+
+/// Verifies the whole chain now and then (tampering with old records shows up on the
+/// history page within `FULL_VERIFY_EVERY`), and archives old records when configured.
+fn spawn_audit_upkeep(audit: AuditStore, retention: Option<(Duration, PathBuf)>) {
+    let verifier = audit.clone();
+    tokio::spawn(async move {
+        loop {
+            match verifier.verify().await {
+                Ok(report) if report.is_intact() => {}
+                Ok(report) => tracing::error!(entry = ?report.first_mismatch, "the audit hash chain does not verify"),
+                Err(error) => tracing::warn!(%error, "could not verify the audit hash chain"),
+            }
+            tokio::time::sleep(FULL_VERIFY_EVERY).await;
+        }
+    });
+    let Some((max_age, dir)) = retention else { return };
+    tokio::spawn(async move {
+        loop {
+            let cutoff = jiff::Timestamp::now().as_millisecond() - max_age.as_millis() as i64;
+            if let Err(error) = audit.archive_older_than(cutoff, &dir).await {
+                tracing::error!(%error, "audit retention: nothing archived or deleted");
+            }
+            tokio::time::sleep(RETENTION_EVERY).await;
+        }
+    });
 }
 
 /// Resolves entries a crash left pending, retrying while the API server is unreachable.

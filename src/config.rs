@@ -33,6 +33,10 @@ pub enum AuditCommand {
         /// The SQLite audit log.
         #[arg(long, env = "SIGNALBOX_DATABASE", default_value = "./signalbox.db")]
         database: PathBuf,
+        /// Retention archives of this log, oldest first (repeatable): the chain is then
+        /// verified from its first record through the archives into the database.
+        #[arg(long = "archive")]
+        archives: Vec<PathBuf>,
     },
     /// Write a consistent copy of the audit log while signalbox runs (SQLite `VACUUM INTO`).
     Backup {
@@ -79,6 +83,13 @@ pub struct ServeConfig {
     /// Directory of the stylesheet and vendored scripts (default: ./static, else the source tree's).
     #[arg(long, env = "SIGNALBOX_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
+    /// Archive audit records older than this many days to NDJSON files, then delete them
+    /// from the database (checked at startup and hourly). Unset: keep everything.
+    #[arg(long, env = "SIGNALBOX_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u32>,
+    /// Where retention archives go (default: the database's directory).
+    #[arg(long, env = "SIGNALBOX_AUDIT_ARCHIVE_DIR")]
+    pub audit_archive_dir: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "SIGNALBOX_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -9,7 +9,7 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(cli.serve.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => signalbox::app::start(cli.serve).await?.run_until_signal().await,
-        Command::Audit { command: AuditCommand::Verify { database } } => verify(&database).await,
+        Command::Audit { command: AuditCommand::Verify { database, archives } } => verify(&database, &archives).await,
         Command::Audit { command: AuditCommand::Backup { database, to } } => {
             anyhow::ensure!(database.exists(), "no audit log at {}", database.display());
             AuditStore::open(&database).await?.backup(&to).await?;
@@ -19,22 +19,30 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn verify(database: &std::path::Path) -> anyhow::Result<()> {
+async fn verify(database: &std::path::Path, archives: &[std::path::PathBuf]) -> anyhow::Result<()> {
     anyhow::ensure!(database.exists(), "no audit log at {}", database.display());
-    let report = AuditStore::open(database).await?.verify().await?;
+    let store = AuditStore::open(database).await?;
+    let report = if archives.is_empty() {
+        store.verify().await?
+    } else {
+        match signalbox::audit::verify_archives(archives)? {
+            Ok(checker) => store.verify_after(checker).await?,
+            Err(id) => tampered(id),
+        }
+    };
     match report.first_mismatch {
         None => {
             println!("audit log intact: {} records verified", report.records_checked);
             Ok(())
         }
-        Some(id) => {
-            println!(
-                "audit log TAMPERED: entry {id} does not match its hash (after {} records)",
-                report.records_checked - 1
-            );
-            std::process::exit(1);
-        }
+        Some(id) => tampered(id),
     }
+}
+
+/// Names the first entry that does not match its hash and exits with status 1.
+fn tampered(id: i64) -> ! {
+    println!("audit log TAMPERED: entry {id} does not match its hash");
+    std::process::exit(1);
 }
 
 fn init_tracing(format: LogFormat) {

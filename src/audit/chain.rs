@@ -1,7 +1,7 @@
 //! The hash chain: each record's hash is SHA-256 over the previous record's hash (hex), a
 //! newline, and the record's canonical content — a compact JSON array of its columns in a
 //! fixed order. Entries and resolutions share one sequence (`chain_seq`).
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -80,8 +80,57 @@ pub fn link(prev_hash: &str, canonical: &impl Serialize) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// One chained record as stored: its place in the chain, its hashes and exactly what was
+/// hashed. Verification reads these from the database; the retention archive writes them,
+/// one per NDJSON line, so an archive verifies with the same code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainedRecord {
+    /// `entry` or `resolution`.
+    pub record: String,
+    pub chain_seq: i64,
+    /// The entry's id (a resolution names the entry it resolves).
+    pub entry_id: i64,
+    pub prev_hash: Option<String>,
+    pub hash: Option<String>,
+    /// The canonical content, the array that was hashed.
+    pub content: Value,
+}
+
+/// Walks records in chain order from a known hash, telling which one breaks the chain.
+#[derive(Debug, Clone)]
+pub struct Checker {
+    expected_prev: String,
+    pub last_seq: i64,
+    pub checked: u64,
+}
+
+impl Checker {
+    /// Starts after the record at `seq` whose hash is `hash` (0 and [`GENESIS`] for a new chain).
+    pub fn after(seq: i64, hash: &str) -> Self {
+        Self { expected_prev: hash.to_owned(), last_seq: seq, checked: 0 }
+    }
+
+    /// The hash the next record must name as its predecessor.
+    pub fn head(&self) -> &str {
+        &self.expected_prev
+    }
+
+    /// Checks the next record; false when it does not follow or does not match its hash.
+    pub fn check(&mut self, record: &ChainedRecord) -> bool {
+        self.checked += 1;
+        let intact = record.chain_seq == self.last_seq + 1
+            && record.prev_hash.as_deref() == Some(self.expected_prev.as_str())
+            && record.hash.as_deref() == Some(link(&self.expected_prev, &record.content).as_str());
+        if intact {
+            self.expected_prev = record.hash.clone().unwrap_or_default();
+            self.last_seq = record.chain_seq;
+        }
+        intact
+    }
+}
+
 /// What verification found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
     pub records_checked: u64,
     /// The first entry whose record does not match its hash (a resolution names its entry).
@@ -108,5 +157,24 @@ mod tests {
         let changed = ResolutionContent { outcome: "failed".into(), ..content.clone() };
         assert_ne!(first, link(GENESIS, &changed.canonical()));
         assert_eq!(first, link(GENESIS, &content.canonical()), "deterministic");
+    }
+
+    #[test]
+    fn the_checker_refuses_a_gap_a_wrong_predecessor_and_a_wrong_hash() {
+        let content = json!(["resolution", 1, 5, "applied", null, null]);
+        let hash = link(GENESIS, &content);
+        let record = ChainedRecord {
+            record: "resolution".into(),
+            chain_seq: 1,
+            entry_id: 1,
+            prev_hash: Some(GENESIS.into()),
+            hash: Some(hash.clone()),
+            content: content.clone(),
+        };
+        assert!(Checker::after(0, GENESIS).check(&record));
+        assert!(!Checker::after(1, GENESIS).check(&record), "seq 1 cannot follow seq 1");
+        assert!(!Checker::after(0, &hash).check(&record), "wrong predecessor");
+        let edited = ChainedRecord { content: json!(["resolution", 1, 5, "failed", null, null]), ..record };
+        assert!(!Checker::after(0, GENESIS).check(&edited), "content no longer matches its hash");
     }
 }

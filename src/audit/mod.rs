@@ -1,6 +1,10 @@
 //! The audit store: an append-only, hash-chained SQLite log of every change attempted.
 mod chain;
 mod entry;
+pub mod export;
+mod last_state;
+mod retention;
+mod verify;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -10,12 +14,12 @@ use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use futures::TryStreamExt;
-
-pub use chain::VerifyReport;
+pub use chain::{ChainedRecord, Checker, GENESIS as CHAIN_GENESIS, VerifyReport};
 pub use entry::{Entry, NewEntry, Outcome, Source, format_time_ms};
+pub use retention::{ArchiveError, ArchiveReport, verify_archives};
 
 use chain::{EntryContent, GENESIS, ResolutionContent};
+use verify::Checkpoint;
 
 /// How long a write waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -44,6 +48,13 @@ pub struct AuditError(#[from] sqlx::Error);
 #[derive(Clone)]
 pub struct AuditStore {
     pool: SqlitePool,
+    /// Where the last verification stopped (see `verify.rs`).
+    checkpoint: std::sync::Arc<tokio::sync::Mutex<Option<Checkpoint>>>,
+    /// Appends queue here rather than on SQLite's write lock: a writer refused by
+    /// `BEGIN IMMEDIATE` sleeps in SQLite's busy handler (milliseconds at a time), which
+    /// caps concurrent appends far below what one synced commit after another allows.
+    /// `BEGIN IMMEDIATE` still guards against other processes.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AuditStore {
@@ -59,13 +70,14 @@ impl AuditStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await.map_err(sqlx::Error::from)?;
-        let store = Self { pool };
+        let store = Self { pool, checkpoint: Default::default(), writer: Default::default() };
         store.chain_unchained_entries().await?;
         Ok(store)
     }
 
     /// Chains entries written before the chain existed (migration 0002), in id order.
     async fn chain_unchained_entries(&self) -> Result<(), AuditError> {
+        let _turn = self.writer.lock().await;
         let mut conn = self.pool.acquire().await?;
         immediate(&mut conn).await?;
         let result = async {
@@ -95,10 +107,17 @@ impl AuditStore {
     /// Appends an entry, chained, and returns its id. Appends are serialized by SQLite's
     /// write lock (`BEGIN IMMEDIATE`), so concurrent writers never fork the chain.
     pub async fn record(&self, entry: &NewEntry) -> Result<i64, AuditError> {
+        let _turn = self.writer.lock().await;
         let mut conn = self.pool.acquire().await?;
         immediate(&mut conn).await?;
         let result = async {
-            let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM audit_entries").fetch_one(&mut *conn).await?;
+            // Ids continue after archived entries, so an id names one entry forever.
+            let id: i64 = sqlx::query_scalar(
+                "SELECT MAX(COALESCE((SELECT MAX(id) FROM audit_entries), 0),
+                            COALESCE((SELECT MAX(max_entry_id) FROM audit_archives), 0)) + 1",
+            )
+            .fetch_one(&mut *conn)
+            .await?;
             let content = EntryContent {
                 id,
                 time_ms: jiff::Timestamp::now().as_millisecond(),
@@ -162,6 +181,7 @@ impl AuditStore {
         after: Option<&Value>,
         error: Option<&str>,
     ) -> Result<(), AuditError> {
+        let _turn = self.writer.lock().await;
         let mut conn = self.pool.acquire().await?;
         immediate(&mut conn).await?;
         let result = async {
@@ -174,7 +194,7 @@ impl AuditStore {
             };
             let (seq, prev) = head(&mut conn).await?;
             let hash = chain::link(&prev, &content.canonical());
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO audit_resolutions (entry_id, time_ms, outcome, after_doc, error, chain_seq, prev_hash, hash)
                  SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM audit_entries WHERE id = ? AND outcome = 'pending')",
             )
@@ -189,70 +209,15 @@ impl AuditStore {
             .bind(id)
             .execute(&mut *conn)
             .await?;
+            // Nothing inserted (no such pending entry): the head must not move past a record
+            // that does not exist, or the chain would break.
+            if inserted.rows_affected() == 0 {
+                return Err(AuditError(sqlx::Error::RowNotFound));
+            }
             set_head(&mut conn, seq + 1, &hash).await
         }
         .await;
         finish(&mut conn, result).await
-    }
-
-    /// Recomputes the chain, record by record, and names the first entry that does not match.
-    pub async fn verify(&self) -> Result<VerifyReport, AuditError> {
-        let mut records = sqlx::query(
-            "SELECT 'entry' AS record, chain_seq, prev_hash, hash, id, time_ms, actor, actor_groups, source, action,
-                    namespace, kind, name, summary, before_doc, after_doc, operations, outcome, error, request_id, reverts
-             FROM audit_entries
-             UNION ALL
-             SELECT 'resolution', chain_seq, prev_hash, hash, entry_id, time_ms, NULL, NULL, NULL, NULL,
-                    NULL, NULL, NULL, NULL, NULL, after_doc, NULL, outcome, error, NULL, NULL
-             FROM audit_resolutions
-             ORDER BY chain_seq",
-        )
-        .fetch(&self.pool);
-        let mut expected_prev = GENESIS.to_owned();
-        let mut checked = 0;
-        while let Some(row) = records.try_next().await? {
-            let id: i64 = row.get("id");
-            let canonical = if row.get::<&str, _>("record") == "entry" {
-                EntryContent {
-                    id,
-                    time_ms: row.get("time_ms"),
-                    actor: row.get("actor"),
-                    actor_groups: row.get("actor_groups"),
-                    source: row.get("source"),
-                    action: row.get("action"),
-                    namespace: row.get("namespace"),
-                    kind: row.get("kind"),
-                    name: row.get("name"),
-                    summary: row.get("summary"),
-                    before_doc: row.get("before_doc"),
-                    after_doc: row.get("after_doc"),
-                    operations: row.get("operations"),
-                    outcome: row.get("outcome"),
-                    error: row.get("error"),
-                    request_id: row.get("request_id"),
-                    reverts: row.get("reverts"),
-                }
-                .canonical()
-            } else {
-                ResolutionContent {
-                    entry_id: id,
-                    time_ms: row.get("time_ms"),
-                    outcome: row.get("outcome"),
-                    after_doc: row.get("after_doc"),
-                    error: row.get("error"),
-                }
-                .canonical()
-            };
-            let (prev, hash): (Option<String>, Option<String>) = (row.get("prev_hash"), row.get("hash"));
-            let intact = prev.as_deref() == Some(expected_prev.as_str())
-                && hash.as_deref() == Some(chain::link(&expected_prev, &canonical).as_str());
-            checked += 1;
-            if !intact {
-                return Ok(VerifyReport { records_checked: checked, first_mismatch: Some(id) });
-            }
-            expected_prev = hash.unwrap_or_default();
-        }
-        Ok(VerifyReport { records_checked: checked, first_mismatch: None })
     }
 
     /// Entries matching `filter`, newest first, older than entry `before` when given

@@ -121,3 +121,89 @@ async fn a_resolved_entry_cannot_be_resolved_again() {
     assert_eq!(store.get(id).await.unwrap().unwrap().outcome, "applied");
     assert!(store.verify().await.unwrap().is_intact());
 }
+
+fn far_future() -> i64 {
+    jiff::Timestamp::now().as_millisecond() + 60_000
+}
+
+#[tokio::test]
+async fn retention_archives_a_verifiable_prefix_and_keeps_pending_entries() {
+    let (dir, store) = store().await;
+    for _ in 0..3 {
+        store.record(&entry(Outcome::Applied)).await.unwrap();
+    }
+    let pending = store.record(&entry(Outcome::Pending)).await.unwrap();
+    let newest = store.record(&entry(Outcome::Applied)).await.unwrap();
+
+    let first = store.archive_older_than(far_future(), dir.path()).await.unwrap();
+    assert_eq!((first.records, first.through_seq), (3, 3), "stops before the pending entry");
+    let file = first.file.clone().unwrap();
+    assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 3);
+    let remaining: Vec<i64> = store.recent(10).await.unwrap().iter().map(|e| e.id).collect();
+    assert_eq!(remaining, vec![newest, pending]);
+    assert_eq!(store.verify().await.unwrap(), VerifyReport { records_checked: 2, first_mismatch: None });
+    let continued = store.verify_after(verify_archives(std::slice::from_ref(&file)).unwrap().unwrap()).await.unwrap();
+    assert_eq!(continued, VerifyReport { records_checked: 5, first_mismatch: None }, "archive + database");
+    let delete = sqlx::query("DELETE FROM audit_entries").execute(&store.pool).await;
+    assert!(delete.unwrap_err().to_string().contains("append-only"), "only the archiver deletes");
+
+    store.resolve(pending, Outcome::Applied, None, None).await.unwrap();
+    let second = store.archive_older_than(far_future(), dir.path()).await.unwrap();
+    assert_eq!((second.records, second.through_seq), (3, 6), "the pending entry leaves with its resolution");
+    assert!(store.recent(10).await.unwrap().is_empty());
+    let next = store.record(&entry(Outcome::Applied)).await.unwrap();
+    assert_eq!(next, newest + 1, "ids continue after archived entries");
+    let files = [file, second.file.unwrap()];
+    let checker = verify_archives(&files).unwrap().unwrap();
+    assert_eq!(store.verify_after(checker).await.unwrap().first_mismatch, None);
+    assert!(store.verify().await.unwrap().is_intact());
+    assert_eq!(store.archive_older_than(0, dir.path()).await.unwrap().records, 0, "nothing is old enough");
+}
+
+#[tokio::test]
+async fn a_tampered_archive_or_database_is_not_archived_and_is_named() {
+    let (dir, store) = store().await;
+    let first = store.record(&entry(Outcome::Applied)).await.unwrap();
+    let second = store.record(&entry(Outcome::Applied)).await.unwrap();
+    let report = store.archive_older_than(far_future(), dir.path()).await.unwrap();
+    let file = report.file.unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replacen("\"alice\"", "\"mallory\"", 1)).unwrap();
+    assert_eq!(verify_archives(&[file]).unwrap().unwrap_err(), first);
+
+    let third = store.record(&entry(Outcome::Applied)).await.unwrap();
+    sqlx::query("DROP TRIGGER audit_entries_chain_once").execute(&store.pool).await.unwrap();
+    sqlx::query("UPDATE audit_entries SET summary = 'nothing happened' WHERE id = ?")
+        .bind(third)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let refused = store.archive_older_than(far_future(), dir.path()).await;
+    assert!(matches!(refused, Err(ArchiveError::Tampered(id)) if id == third), "{refused:?}");
+    assert_eq!(store.get(third).await.unwrap().unwrap().summary, "nothing happened", "evidence kept");
+    let _ = second;
+}
+
+#[tokio::test]
+async fn incremental_verification_follows_appends_and_remembers_a_mismatch() {
+    let (_dir, store) = store().await;
+    store.record(&entry(Outcome::Applied)).await.unwrap();
+    assert_eq!(store.verify_incremental().await.unwrap().records_checked, 1);
+    let second = store.record(&entry(Outcome::Applied)).await.unwrap();
+    assert_eq!(store.verify_incremental().await.unwrap(), VerifyReport { records_checked: 2, first_mismatch: None });
+    sqlx::query("DROP TRIGGER audit_entries_chain_once").execute(&store.pool).await.unwrap();
+    sqlx::query("UPDATE audit_entries SET actor = 'x' WHERE id = ?").bind(second).execute(&store.pool).await.unwrap();
+    assert!(store.verify_incremental().await.unwrap().is_intact(), "already verified records wait for a full verify");
+    assert_eq!(store.verify().await.unwrap().first_mismatch, Some(second));
+    store.record(&entry(Outcome::Applied)).await.unwrap();
+    assert_eq!(store.verify_incremental().await.unwrap().first_mismatch, Some(second));
+}
+
+#[tokio::test]
+async fn resolving_an_entry_that_was_never_pending_fails_without_breaking_the_chain() {
+    let (_dir, store) = store().await;
+    let denied = store.record(&entry(Outcome::Denied)).await.unwrap();
+    assert!(store.resolve(denied, Outcome::Applied, None, None).await.is_err());
+    store.record(&entry(Outcome::Applied)).await.unwrap();
+    assert!(store.verify().await.unwrap().is_intact());
+}

@@ -50,43 +50,54 @@ impl ExternalActivity {
 }
 
 /// Watches every managed namespace and calls `record` for each outside change.
-pub fn watch<F, Fut>(client: &Client, namespaces: &[String], activity: ExternalActivity, record: F)
-where
+///
+/// `baseline` gives the last recorded state of each object of a kind in a namespace (from
+/// the audit log); the first listing is compared with it, so a change made while
+/// signalbox was down is recorded once, and once recorded it is the new baseline. Every
+/// later re-listing (after a watch gap) is compared with the state seen before the gap.
+pub fn watch<F, Fut, B, BFut>(
+    client: &Client,
+    namespaces: &[String],
+    activity: ExternalActivity,
+    record: F,
+    baseline: B,
+) where
     F: Fn(ExternalChange) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send,
+    B: Fn(Kind, String) -> BFut + Clone + Send + Sync + 'static,
+    BFut: std::future::Future<Output = HashMap<String, Value>> + Send,
 {
     for namespace in namespaces {
         for kind in WATCHED {
             let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &kind.api_resource());
             let (namespace, record, activity) = (namespace.clone(), record.clone(), activity.clone());
+            let baseline = baseline.clone();
             tokio::spawn(async move {
-                let mut seen: HashMap<String, Value> = HashMap::new();
-                let mut events =
-                    watcher::watcher(api, watcher::Config::default()).backoff(super::WatchBackoff::default()).boxed();
-                let mut listing = true;
+                let mut seen: HashMap<String, Value> = baseline(kind, namespace.clone()).await;
+                let mut events = watcher::watcher(api, watcher::Config::default()).backoff(super::WatchBackoff::default()).boxed();
+                let mut listed: Option<HashMap<String, DynamicObject>> = None;
+                let mut first_listing = true;
                 while let Some(event) = events.next().await {
                     let Ok(event) = event else { continue };
-                    let change = match event {
+                    let changes = match event {
                         Event::Init => {
-                            listing = true;
-                            None
-                        }
-                        Event::InitDone => {
-                            listing = false;
-                            None
+                            listed = Some(HashMap::new());
+                            Vec::new()
                         }
                         Event::InitApply(object) => {
-                            remember(&mut seen, &object);
-                            None
+                            listed.get_or_insert_default().insert(name_of(&object), object);
+                            Vec::new()
                         }
-                        Event::Apply(object) if listing => {
-                            remember(&mut seen, &object);
-                            None
+                        Event::InitDone => {
+                            let listing = listed.take().unwrap_or_default();
+                            let changes = relisted(&mut seen, kind, &namespace, listing, first_listing);
+                            first_listing = false;
+                            changes
                         }
-                        Event::Apply(object) => applied(&mut seen, kind, &namespace, &object),
-                        Event::Delete(object) => deleted(&mut seen, kind, &namespace, &object),
+                        Event::Apply(object) => applied(&mut seen, kind, &namespace, &object).into_iter().collect(),
+                        Event::Delete(object) => deleted(&mut seen, kind, &namespace, &object).into_iter().collect(),
                     };
-                    if let Some(change) = change {
+                    for change in changes {
                         activity.note(&change);
                         record(change).await;
                     }
@@ -96,16 +107,60 @@ where
     }
 }
 
+/// A full listing: every object that differs from what was seen before (or recorded before
+/// signalbox started), and every object seen before that is gone. On the first listing an
+/// object the audit log never recorded under its own name (one that predates signalbox, or
+/// a workload's Service filed under its Deployment) is only remembered: its author cannot
+/// be told from a creation signalbox missed.
+fn relisted(
+    seen: &mut HashMap<String, Value>,
+    kind: Kind,
+    namespace: &str,
+    listed: HashMap<String, DynamicObject>,
+    first: bool,
+) -> Vec<ExternalChange> {
+    let mut changes = Vec::new();
+    for (name, object) in &listed {
+        if first && !seen.contains_key(name) {
+            seen.insert(name.clone(), state_of(object));
+        } else {
+            changes.extend(applied(seen, kind, namespace, object));
+        }
+    }
+    let gone: Vec<String> = seen.keys().filter(|name| !listed.contains_key(*name)).cloned().collect();
+    for name in gone {
+        let before = seen.remove(&name);
+        changes.push(ExternalChange {
+            target: ObjectRef::namespaced(kind, namespace, &name),
+            before,
+            after: None,
+            author: "unknown (Delete)".into(),
+            resource_version: None,
+        });
+    }
+    changes
+}
+
 fn name_of(object: &DynamicObject) -> String {
     object.metadata.name.clone().unwrap_or_default()
 }
 
-fn remember(seen: &mut HashMap<String, Value>, object: &DynamicObject) {
-    seen.insert(name_of(object), state_of(object));
-}
-
 fn state_of(object: &DynamicObject) -> Value {
     without_server_fields(serde_json::to_value(object).unwrap_or(Value::Null))
+}
+
+/// Whether two states are the same object content, `apiVersion`/`kind` aside (list items
+/// lack them; recorded documents carry them).
+fn same_content(a: &Value, b: &Value) -> bool {
+    let content = |value: &Value| {
+        let mut value = value.clone();
+        if let Some(fields) = value.as_object_mut() {
+            fields.remove("apiVersion");
+            fields.remove("kind");
+        }
+        value
+    };
+    content(a) == content(b)
 }
 
 fn applied(
@@ -117,7 +172,7 @@ fn applied(
     let name = name_of(object);
     let after = state_of(object);
     let before = seen.insert(name.clone(), after.clone());
-    if before.as_ref() == Some(&after) {
+    if before.as_ref().is_some_and(|before| same_content(before, &after)) {
         return None; // status or server-maintained fields only
     }
     // Whether signalbox wrote this version is decided by the caller (it knows the

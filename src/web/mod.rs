@@ -87,6 +87,7 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .route("/api/v1/namespaces/{ns}/canaries/{host}/{step}", post(api::canaries::step))
         .route("/api/v1/audit", get(api::audit::list))
         .route("/api/v1/audit/verify", get(api::audit::verify))
+        .route("/api/v1/audit/export", get(api::audit_export::export))
         .route("/api/v1/audit/{id}", get(api::audit::one))
         .route("/api/v1/audit/{id}/revert", post(api::audit::revert));
 

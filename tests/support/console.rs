@@ -29,6 +29,8 @@ pub fn config(namespace: &str, database: std::path::PathBuf) -> ServeConfig {
         trusted_proxies: Vec::new(),
         teams: None,
         static_dir: None,
+        audit_retention_days: None,
+        audit_archive_dir: None,
         log_format: LogFormat::Text,
     }
 }

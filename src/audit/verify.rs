@@ -1,0 +1,154 @@
+//! Reading the chain back and checking it: in full (CLI, API) or from the last verified
+//! record on (the history page, which must stay fast at a million entries).
+use futures::TryStreamExt;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::chain::{ChainedRecord, Checker, EntryContent, GENESIS, ResolutionContent, VerifyReport};
+use super::{AuditError, AuditStore};
+
+/// Every record (entries and resolutions) with `from < chain_seq <= through`, in chain order.
+/// Both halves walk their `chain_seq` unique index, so SQLite merges them without sorting.
+const RECORDS_SQL: &str = "
+    SELECT 'entry' AS record, chain_seq, prev_hash, hash, id, time_ms, actor, actor_groups, source, action,
+           namespace, kind, name, summary, before_doc, after_doc, operations, outcome, error, request_id, reverts
+    FROM audit_entries WHERE chain_seq > ?1 AND chain_seq <= ?2
+    UNION ALL
+    SELECT 'resolution', chain_seq, prev_hash, hash, entry_id, time_ms, NULL, NULL, NULL, NULL,
+           NULL, NULL, NULL, NULL, NULL, after_doc, NULL, outcome, error, NULL, NULL
+    FROM audit_resolutions WHERE chain_seq > ?1 AND chain_seq <= ?2
+    ORDER BY chain_seq";
+
+/// The last verified point of the chain, remembered between incremental verifications.
+#[derive(Debug, Clone)]
+pub(super) struct Checkpoint {
+    checker: Checker,
+    /// Records verified before `checker` started (so the count covers the whole database).
+    checked_before: u64,
+    mismatch: Option<i64>,
+}
+
+impl AuditStore {
+    /// Recomputes the whole chain (from the last archive's hash, or the genesis hash) and
+    /// names the first entry whose record does not match.
+    pub async fn verify(&self) -> Result<VerifyReport, AuditError> {
+        let mut checkpoint = self.checkpoint.lock().await;
+        let (seq, hash) = self.archived_through().await?;
+        let fresh = Checkpoint { checker: Checker::after(seq, &hash), checked_before: 0, mismatch: None };
+        *checkpoint = self.continue_from(fresh).await?;
+        Ok(report(&checkpoint))
+    }
+
+    /// Verifies the database's records as the continuation of `checker` (the end of the
+    /// retention archives): the first database record must follow the last archived one.
+    pub async fn verify_after(&self, checker: Checker) -> Result<VerifyReport, AuditError> {
+        let start = Checkpoint { checked_before: 0, checker, mismatch: None };
+        Ok(report(&self.continue_from(start).await?))
+    }
+
+    /// Verifies only the records appended since the last verification (full or incremental),
+    /// so it costs what was appended since; a known mismatch is reported again at once.
+    /// Tampering with already verified records is found by the next full [`Self::verify`],
+    /// which the server runs periodically.
+    pub async fn verify_incremental(&self) -> Result<VerifyReport, AuditError> {
+        let mut checkpoint = self.checkpoint.lock().await;
+        let (archived_seq, _) = self.archived_through().await?;
+        let stale = checkpoint.as_ref().is_none_or(|c| c.checker.last_seq < archived_seq);
+        if stale {
+            drop(checkpoint);
+            return self.verify().await;
+        }
+        let Some(current) = checkpoint.take() else { return Ok(VerifyReport::default()) };
+        if current.mismatch.is_some() {
+            let report = report(&Some(current.clone()));
+            *checkpoint = Some(current);
+            return Ok(report);
+        }
+        *checkpoint = self.continue_from(current).await?;
+        Ok(report(&checkpoint))
+    }
+
+    async fn continue_from(&self, mut at: Checkpoint) -> Result<Option<Checkpoint>, AuditError> {
+        at.checked_before += at.checker.checked;
+        at.checker.checked = 0;
+        let mut records = sqlx::query(RECORDS_SQL).bind(at.checker.last_seq).bind(i64::MAX).fetch(&self.pool);
+        while let Some(row) = records.try_next().await? {
+            let record = chained_record(&row);
+            if !at.checker.check(&record) {
+                at.mismatch = Some(record.entry_id);
+                break;
+            }
+        }
+        Ok(Some(at))
+    }
+
+    /// The chain position the database continues from: the last archived record, if any.
+    pub(super) async fn archived_through(&self) -> Result<(i64, String), AuditError> {
+        let anchor: Option<(i64, String)> =
+            sqlx::query_as("SELECT through_seq, through_hash FROM audit_archives ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(anchor.unwrap_or_else(|| (0, GENESIS.to_owned())))
+    }
+
+    /// Records with `from < chain_seq <= through` in chain order, as a stream (the archiver).
+    pub(super) fn records_between(
+        &self,
+        from: i64,
+        through: i64,
+    ) -> impl futures::Stream<Item = Result<ChainedRecord, sqlx::Error>> + '_ {
+        sqlx::query(RECORDS_SQL).bind(from).bind(through).fetch(&self.pool).map_ok(|row| chained_record(&row))
+    }
+}
+
+fn report(checkpoint: &Option<Checkpoint>) -> VerifyReport {
+    checkpoint.as_ref().map_or_else(VerifyReport::default, |c| VerifyReport {
+        records_checked: c.checked_before + c.checker.checked,
+        first_mismatch: c.mismatch,
+    })
+}
+
+/// A row of [`RECORDS_SQL`] with its canonical content rebuilt exactly as it was hashed.
+fn chained_record(row: &SqliteRow) -> ChainedRecord {
+    let entry_id: i64 = row.get("id");
+    let record: String = row.get("record");
+    let content = if record == "entry" {
+        EntryContent {
+            id: entry_id,
+            time_ms: row.get("time_ms"),
+            actor: row.get("actor"),
+            actor_groups: row.get("actor_groups"),
+            source: row.get("source"),
+            action: row.get("action"),
+            namespace: row.get("namespace"),
+            kind: row.get("kind"),
+            name: row.get("name"),
+            summary: row.get("summary"),
+            before_doc: row.get("before_doc"),
+            after_doc: row.get("after_doc"),
+            operations: row.get("operations"),
+            outcome: row.get("outcome"),
+            error: row.get("error"),
+            request_id: row.get("request_id"),
+            reverts: row.get("reverts"),
+        }
+        .canonical()
+    } else {
+        ResolutionContent {
+            entry_id,
+            time_ms: row.get("time_ms"),
+            outcome: row.get("outcome"),
+            after_doc: row.get("after_doc"),
+            error: row.get("error"),
+        }
+        .canonical()
+    };
+    ChainedRecord {
+        record,
+        chain_seq: row.get::<Option<i64>, _>("chain_seq").unwrap_or(0),
+        entry_id,
+        prev_hash: row.get("prev_hash"),
+        hash: row.get("hash"),
+        content,
+    }
+}

@@ -1,0 +1,70 @@
+//! Changes made while signalbox was down are recorded once at startup, as `external`, by
+//! comparing the live objects with the last recorded state — and not again on the next start.
+mod support;
+
+use std::time::Duration;
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use signalbox::cluster::Kind;
+use support::console::Console;
+use support::{TestNamespace, eventually};
+
+async fn start(ns: &TestNamespace, database: &std::path::Path) -> Console {
+    let database = database.to_owned();
+    Console::start_with(&ns.name, move |config| config.database = database).await
+}
+
+async fn external(console: &Console) -> Vec<Value> {
+    console.audit().await.into_iter().filter(|e| e["source"] == "external").collect()
+}
+
+#[tokio::test]
+async fn a_change_made_while_down_is_recorded_once_at_startup() {
+    let ns = TestNamespace::new("down").await;
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("audit.db");
+
+    let console = start(&ns, &database).await;
+    for workload in ["recommendation-v1", "recommendation-v2"] {
+        let (status, body) =
+            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let policy = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
+                        "rules": [{"route": {"version-v1": 90, "version-v2": 10}}]});
+    let (status, body) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(policy)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    console.stop().await;
+
+    let deployments: Api<DynamicObject> =
+        Api::namespaced_with(ns.client.clone(), &ns.name, &Kind::Deployment.api_resource());
+    let params = PatchParams { field_manager: Some("kubectl-scale".into()), ..PatchParams::default() };
+    deployments.patch("recommendation-v1", &params, &Patch::Merge(&json!({"spec": {"replicas": 3}}))).await.unwrap();
+
+    let console = start(&ns, &database).await;
+    let entry = eventually(Duration::from_secs(10), "the change made while down", || async {
+        external(&console).await.into_iter().next()
+    })
+    .await;
+    assert_eq!(
+        (entry["kind"].as_str(), entry["name"].as_str(), entry["actor"].as_str()),
+        (Some("Deployment"), Some("recommendation-v1"), Some("kubectl-scale")),
+        "{entry}"
+    );
+    assert_eq!(
+        (entry["before"]["spec"]["replicas"].as_i64(), entry["after"]["spec"]["replicas"].as_i64()),
+        (Some(1), Some(3))
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(external(&console).await.len(), 1, "only what changed: {:#?}", external(&console).await);
+    console.stop().await;
+
+    let console = start(&ns, &database).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(external(&console).await.len(), 1, "not recorded twice on restart");
+    let (_, chain) = console.get_json(&console.url("/api/v1/audit/verify")).await;
+    assert_eq!(chain["first_mismatch"], Value::Null);
+    console.stop().await;
+}
