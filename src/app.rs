@@ -93,6 +93,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         identity: Arc::new(IdentityPolicy::new(config.trusted_proxies.clone(), config.listen)),
         csrf: Arc::new(CsrfTokens::default()),
         links: Arc::new(Links::new(config.kiali_url.clone(), config.jaeger_url.clone())),
+        prometheus: match config.prometheus_url.as_deref() {
+            Some(url) => Some(Arc::new(crate::traffic::Prometheus::new(url).context("--prometheus-url")?)),
+            None => None,
+        },
     };
     let static_dir = config.static_dir.clone().unwrap_or_else(default_static_dir);
     let router = web::router(state.clone(), &static_dir);

@@ -173,3 +173,57 @@ async fn prometheus_refusing_a_query_is_a_bad_answer() {
     let report = prometheus.observe(NAMESPACE, r#"re"co\mm"#, WINDOW).await.unwrap();
     assert!(report.versions.is_empty(), "{report:?}");
 }
+
+/// The canary page puts the observed split next to the configured one, and says so plainly
+/// when Prometheus cannot be reached.
+#[tokio::test]
+async fn the_canary_page_shows_the_observed_split_or_that_prometheus_is_unreachable() {
+    let ns = support::TestNamespace::new("observed").await;
+    let exporter = Exporter::start(&ns.name, HOST).await;
+    exporter.set("v1", Traffic::healthy(90.0, 40.0));
+    exporter.set("v2", Traffic::healthy(10.0, 80.0));
+    let server = PrometheusServer::start(exporter.addr).await;
+    let url = server.url.clone();
+    let console = support::console::Console::start_with(&ns.name, |c| c.prometheus_url = Some(url)).await;
+    for workload in ["recommendation-v1", "recommendation-v2"] {
+        let (status, _) =
+            console.send_json(reqwest::Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
+        assert_eq!(status, reqwest::StatusCode::OK);
+    }
+    let policy = serde_json::json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
+                                    "rules": [{"route": {"version-v1": 90, "version-v2": 10}}]});
+    let (status, _) =
+        console.send_json(reqwest::Method::PUT, &console.api("/routes/recommendation"), Some(policy)).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+
+    let page = console.url(&format!("/ns/{}/canaries/recommendation", ns.name));
+    let share = |html: &str, version: &str| -> Option<f64> {
+        let row = html.split(&format!("<tr><td>{version}</td><td>")).nth(1)?;
+        row.split('%').next()?.parse().ok()
+    };
+    support::eventually(Duration::from_secs(30), "the observed 90/10 split on the page", || async {
+        let html = console.http.get(&page).send().await.ok()?.text().await.ok()?;
+        let (v1, v2) = (share(&html, "v1")?, share(&html, "v2")?);
+        (near(v1, 90.0, 3.0) && near(v2, 10.0, 3.0) && html.contains(" req/s")).then_some(())
+    })
+    .await;
+    console.stop().await;
+
+    let closed = support::prometheus::free_port();
+    let console = support::console::Console::start_with(&ns.name, |c| {
+        c.prometheus_url = Some(format!("http://127.0.0.1:{closed}"));
+    })
+    .await;
+    let html = console
+        .http
+        .get(console.url(&format!("/ns/{}/canaries/recommendation", ns.name)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Prometheus is unreachable"), "{html}");
+    console.stop().await;
+    drop(server);
+}

@@ -74,7 +74,8 @@ pub fn watch<F, Fut, B, BFut>(
             let baseline = baseline.clone();
             tokio::spawn(async move {
                 let mut seen: HashMap<String, Value> = baseline(kind, namespace.clone()).await;
-                let mut events = watcher::watcher(api, watcher::Config::default()).backoff(super::WatchBackoff::default()).boxed();
+                let mut events =
+                    watcher::watcher(api, watcher::Config::default()).backoff(super::WatchBackoff::default()).boxed();
                 let mut listed: Option<HashMap<String, DynamicObject>> = None;
                 let mut first_listing = true;
                 while let Some(event) = events.next().await {

@@ -19,6 +19,8 @@ pub struct AppState {
     pub identity: Arc<IdentityPolicy>,
     pub csrf: Arc<CsrfTokens>,
     pub links: Arc<Links>,
+    /// Istio's metrics, when `--prometheus-url` is set.
+    pub prometheus: Option<Arc<crate::traffic::Prometheus>>,
 }
 
 impl AppState {

@@ -40,6 +40,7 @@ struct CanaryPage {
     stable_name: String,
     canary_name: String,
     history: Vec<Entry>,
+    observed: Observed,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -63,6 +64,50 @@ pub struct StepForm {
     step: Option<usize>,
     #[serde(default)]
     full: Option<String>,
+}
+
+/// How long a window the observed split covers.
+const OBSERVED_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What Istio's metrics say about each version, next to the configured split.
+pub enum Observed {
+    /// No `--prometheus-url`.
+    NotConfigured,
+    Unreachable(String),
+    /// (subset, version label, share %, req/s, success %, p99 ms), per subset of the host.
+    Versions(Vec<ObservedVersion>),
+}
+
+pub struct ObservedVersion {
+    pub subset: String,
+    pub share: String,
+    pub rate: String,
+    pub success: String,
+    pub p99: String,
+}
+
+async fn observe(state: &AppState, namespace: &str, host: &str, policy: &RoutingPolicy) -> Observed {
+    let Some(prometheus) = &state.prometheus else { return Observed::NotConfigured };
+    let report = match prometheus.observe(namespace, host, OBSERVED_WINDOW).await {
+        Ok(report) => report,
+        Err(error) => return Observed::Unreachable(error.to_string()),
+    };
+    let versions = policy
+        .subsets
+        .iter()
+        .map(|subset| {
+            let traffic = subset.labels.get("version").and_then(|version| report.version(version));
+            let format = |value: Option<f64>, unit: &str| value.map_or("–".to_owned(), |v| format!("{v:.1}{unit}"));
+            ObservedVersion {
+                subset: policy.display_name(&subset.name),
+                share: format(traffic.map(|t| t.share_percent), "%"),
+                rate: format(traffic.map(|t| t.requests_per_second), " req/s"),
+                success: format(traffic.and_then(|t| t.success_percent), "%"),
+                p99: format(traffic.and_then(|t| t.p99_ms), " ms"),
+            }
+        })
+        .collect();
+    Observed::Versions(versions)
 }
 
 fn host_of(host: &str) -> Result<(), AppError> {
@@ -111,6 +156,7 @@ async fn view(
         running: current.as_ref().is_some_and(Canary::is_active),
         canary: current,
         history: state.audit.for_object(namespace, "VirtualService", host, "canary.", HISTORY).await?,
+        observed: observe(state, namespace, host, &policy).await,
         notice,
         error,
     })
