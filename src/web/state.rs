@@ -62,6 +62,15 @@ impl AppState {
         Ok(crate::change::routes::LiveRouting::from_json(vs, dr))
     }
 
+    /// The host's routing objects as the watch caches hold them (for pages: no API request).
+    pub fn cached_routing(&self, namespace: &str, host: &str) -> crate::change::routes::LiveRouting {
+        let (vs, dr) = self.cluster.caches.namespace(namespace).map(|cache| cache.routing_of(host)).unwrap_or_default();
+        crate::change::routes::LiveRouting {
+            virtual_service: vs.as_deref().cloned(),
+            destination_rule: dr.as_deref().cloned(),
+        }
+    }
+
     /// What validating a host's policy needs: the namespace's Services and the pod labels
     /// of the host's deployed versions, from the caches.
     pub fn validation_context(&self, namespace: &str, host: &str) -> crate::policy::ValidationContext {

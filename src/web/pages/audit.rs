@@ -106,14 +106,14 @@ pub async fn revert_preview(
     let force = form.force.is_some();
     let preview = match reverts::build(&state, &actor, Source::Ui, request_id.0, id, force).await {
         Ok(change) => match state.changes.preview(&change).await {
-            Ok(preview) => RevertPreview { diff: diff_lines(&preview.diff()), conflict: None, error: None },
+            Ok(preview) => RevertPreview { diff: DiffLine::parse(&preview.diff()), conflict: None, error: None },
             Err(error) => {
                 RevertPreview { diff: Vec::new(), conflict: None, error: Some(AppError::from(error).to_string()) }
             }
         },
         Err(AppError::Conflict(message)) => {
             let change = reverts::build(&state, &actor, Source::Ui, None, id, true).await?;
-            let diff = state.changes.preview(&change).await.map(|p| diff_lines(&p.diff())).unwrap_or_default();
+            let diff = state.changes.preview(&change).await.map(|p| DiffLine::parse(&p.diff())).unwrap_or_default();
             RevertPreview { diff, conflict: Some(message), error: None }
         }
         Err(other) => return Err(other),
@@ -134,10 +134,6 @@ pub async fn revert(
     Ok(Redirect::to(&format!("/audit/{}", applied.audit_id)).into_response())
 }
 
-fn diff_lines(diff: &str) -> Vec<DiffLine> {
-    diff.lines().map(|line| DiffLine { class: DiffLine::class_of(line), text: line.to_owned() }).collect()
-}
-
 async fn entry_page(
     state: &AppState,
     actor: &Actor,
@@ -147,7 +143,7 @@ async fn entry_page(
     let entry = state.audit.get(id).await?.ok_or_else(|| AppError::NotFound(format!("no audit entry {id}")))?;
     let before = Documents::from_document(entry.before.as_ref(), 1);
     let after = Documents::from_document(entry.after.as_ref(), 1);
-    let diff = diff_lines(&diff_labeled(&before, &after, ("before", "after")));
+    let diff = DiffLine::parse(&diff_labeled(&before, &after, ("before", "after")));
     let service = service_of(&entry);
     let start = jiff::Timestamp::from_millisecond(entry.time_ms - TRACE_WINDOW_MS).ok();
     let end = jiff::Timestamp::from_millisecond(entry.time_ms + TRACE_WINDOW_MS).ok();

@@ -138,8 +138,7 @@ async fn view(
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<CanaryPage, AppError> {
-    let (vs, dr) = state.cluster.caches.namespace(namespace).map(|cache| cache.routing_of(host)).unwrap_or_default();
-    let live = LiveRouting { virtual_service: vs.as_deref().cloned(), destination_rule: dr.as_deref().cloned() };
+    let live = state.cached_routing(namespace, host);
     let policy = live.policy(host).unwrap_or_else(|_| RoutingPolicy::new(host));
     let current = canary::current(&live);
     let name = |subset: Option<&String>| subset.map(|s| policy.display_name(s)).unwrap_or_default();

@@ -24,8 +24,13 @@ pub struct DiffLine {
 }
 
 impl DiffLine {
+    /// A unified diff as lines classed for display.
+    pub fn parse(diff: &str) -> Vec<DiffLine> {
+        diff.lines().map(|line| DiffLine { class: Self::class_of(line), text: line.to_owned() }).collect()
+    }
+
     /// The CSS class of a unified-diff line: added, deleted, hunk header or context.
-    pub fn class_of(line: &str) -> &'static str {
+    fn class_of(line: &str) -> &'static str {
         match line.chars().next() {
             Some('+') if !line.starts_with("+++") => "add",
             Some('-') if !line.starts_with("---") => "del",
@@ -222,11 +227,7 @@ impl PreviewView {
         warnings: &[FieldError],
         expected: &ResourceVersions,
     ) -> Self {
-        let diff = preview
-            .diff()
-            .lines()
-            .map(|line| DiffLine { class: DiffLine::class_of(line), text: line.to_owned() })
-            .collect();
+        let diff = DiffLine::parse(&preview.diff());
         Self {
             action: if desired.is_some() { "update".into() } else { "delete".into() },
             summary: desired

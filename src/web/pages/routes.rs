@@ -116,9 +116,7 @@ pub async fn page(
 }
 
 fn view_from_cache(state: &AppState, actor: &Actor, namespace: &str, host: &str) -> RoutesView {
-    let (vs, dr) = state.cluster.caches.namespace(namespace).map(|cache| cache.routing_of(host)).unwrap_or_default();
-    let live = LiveRouting { virtual_service: vs.as_deref().cloned(), destination_rule: dr.as_deref().cloned() };
-    view_of(state, actor, namespace, host, &live)
+    view_of(state, actor, namespace, host, &state.cached_routing(namespace, host))
 }
 
 fn view_of(state: &AppState, actor: &Actor, namespace: &str, host: &str, live: &LiveRouting) -> RoutesView {
