@@ -100,6 +100,7 @@ async fn main() {
         jaeger_url: None,
         trusted_proxies: Vec::new(),
         prometheus_url: None,
+        analysis_interval_seconds: 10,
         teams: None,
         static_dir: None,
         audit_retention_days: None,

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::audit::{AuditStore, NewEntry, Outcome, Source};
 use crate::authz::Authorizer;
+use crate::autopilot::{self, Autopilot};
 use crate::change::{ChangePath, resolve_pending};
 use crate::cluster::{self, Cluster};
 use crate::config::ServeConfig;
@@ -25,6 +26,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 pub struct Server {
     pub addr: SocketAddr,
     pub state: AppState,
+    /// Canary auto-advance, when Prometheus is configured.
+    autopilot: Option<Autopilot>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -35,6 +38,11 @@ impl Server {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         let _ = self.stop.send(());
+        if let Some(autopilot) = self.autopilot {
+            // Before the drain: no automatic change starts after this, and another replica
+            // may take the Leases over at once.
+            let _ = tokio::time::timeout_at(deadline, autopilot.stop()).await;
+        }
         let mut task = self.task;
         match tokio::time::timeout_at(deadline, &mut task).await {
             Ok(served) => served??,
@@ -98,6 +106,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
             None => None,
         },
     };
+    let autopilot = state.prometheus.clone().map(|prometheus| {
+        let interval = Duration::from_secs(config.analysis_interval_seconds);
+        Autopilot::start(state.clone(), prometheus, interval, &autopilot::holder_identity())
+    });
     let static_dir = config.static_dir.clone().unwrap_or_else(default_static_dir);
     let router = web::router(state.clone(), &static_dir);
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
@@ -116,7 +128,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         })
         .await
     });
-    Ok(Server { addr, state, stop, task })
+    Ok(Server { addr, state, autopilot, stop, task })
 }
 
 /// Records changes made outside signalbox (kubectl, GitOps) as `external` audit entries,

@@ -73,6 +73,10 @@ pub struct ServeConfig {
     /// Base URL of Prometheus, e.g. http://prometheus.istio-system:9090; enables canary metrics.
     #[arg(long, env = "SIGNALBOX_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
+    /// How often canaries with auto-advance are judged against Prometheus, in seconds.
+    #[arg(long, env = "SIGNALBOX_ANALYSIS_INTERVAL_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub analysis_interval_seconds: u64,
     /// A proxy allowed to assert identity with X-Forwarded-User/-Groups (CIDR, repeatable).
     #[arg(long = "trusted-proxy", env = "SIGNALBOX_TRUSTED_PROXY", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpNet>,

@@ -10,9 +10,11 @@
 //! - [`cluster`]: kube-rs client, watch caches and server-side apply.
 //! - [`audit`]: the SQLite audit store.
 //! - [`traffic`]: observed traffic per version from Prometheus, and canary analysis.
+//! - [`autopilot`]: the background task that auto-advances canaries on that analysis.
 pub mod app;
 pub mod audit;
 pub mod authz;
+pub mod autopilot;
 pub mod change;
 pub mod cluster;
 pub mod config;

@@ -250,6 +250,55 @@ async fn the_tutorial_canary_from_the_browser_then_an_aborted_one() {
     console.stop().await;
 }
 
+/// A team opts a canary into auto-advance from the start form; signalbox then promotes it
+/// on Prometheus's numbers and the page's history says who did and why.
+#[tokio::test]
+async fn a_canary_started_with_auto_advance_in_the_browser_promotes_itself() {
+    let ns = TestNamespace::new("uiauto").await;
+    let exporter = support::prometheus::Exporter::start(&ns.name, "recommendation").await;
+    exporter.set("v1", support::prometheus::Traffic::healthy(50.0, 40.0));
+    exporter.set("v2", support::prometheus::Traffic::healthy(50.0, 80.0));
+    let prometheus = support::prometheus::PrometheusServer::start(exporter.addr).await;
+    let url = prometheus.url.clone();
+    let console = Console::start_with(&ns.name, |c| {
+        c.prometheus_url = Some(url);
+        c.analysis_interval_seconds = 1;
+    })
+    .await;
+    for workload in ["recommendation-v1", "recommendation-v2"] {
+        let (status, body) =
+            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let policy = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}}, "rules": [{"route": {"version-v1": 100}}]});
+    let (status, body) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(policy)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let browser = Browser::start().await;
+    let page = console.url(&format!("/ns/{}/canaries/recommendation", ns.name));
+    browser.goto(&page).await;
+    browser.fill("#canary-steps", "50, 100").await;
+    browser.click("#canary-auto").await;
+    browser.fill("#canary-min-requests", "5").await;
+    browser.fill("#canary-dwell", "2").await;
+    browser.fill("#canary-window", "5").await;
+    browser.click("#canary-start").await;
+    let analysis = browser.wait_for_text("#canary-analysis", "Auto-advance on", READY_WITHIN).await;
+    assert!(analysis.contains("after 2 s") && analysis.contains("at least 5 requests"), "{analysis}");
+
+    support::eventually(Duration::from_secs(60), "the canary finished by auto-advance", || async {
+        let (_, canary) = console.get_json(&console.api("/canaries/recommendation")).await;
+        (canary["state"] == "finished").then_some(())
+    })
+    .await;
+    browser.goto(&page).await;
+    let history = browser.text("#canary-history").await;
+    assert_eq!(history.matches("system:signalbox").count(), 2, "a promote and a finish: {history}");
+    assert!(history.contains("automatic: v2: every threshold held"), "{history}");
+    browser.close().await;
+    console.stop().await;
+}
+
 #[tokio::test]
 async fn hostile_text_in_the_url_is_echoed_as_text_and_never_runs() {
     let ns = TestNamespace::new("xssurl").await;

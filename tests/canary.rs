@@ -93,7 +93,7 @@ async fn the_tutorial_canary_10_25_100_then_finish_keeps_the_header_rule() {
     let (_, got) = console.get_json(&console.api("/canaries/recommendation")).await;
     assert_eq!(
         got,
-        json!({"host": "recommendation", "stable": "version-v1", "canary": "version-v2", "steps": [10, 25, 100], "step": 2, "weight": 100, "state": "finished"})
+        json!({"host": "recommendation", "stable": "version-v1", "canary": "version-v2", "steps": [10, 25, 100], "step": 2, "weight": 100, "state": "finished", "analysis": null})
     );
     let actions: Vec<String> =
         console.audit().await.iter().take(4).map(|e| e["action"].as_str().unwrap().to_owned()).collect();
@@ -118,6 +118,33 @@ async fn abort_sends_all_traffic_to_stable_and_keeps_the_canary_deployed() {
     assert!(workloads.as_array().unwrap().iter().any(|w| w["name"] == "recommendation-v2"), "canary still deployed");
     let (status, _) = post(&console, "/promote", None).await;
     assert_eq!(status, StatusCode::CONFLICT, "an aborted canary does not move");
+    console.stop().await;
+}
+
+/// Finishing with `scaleDown=true` leaves the new version alone at 100% and the old one
+/// at 0 replicas, as a second audited change.
+#[tokio::test]
+async fn finish_with_scale_down_scales_the_old_version_to_zero() {
+    let ns = TestNamespace::new("scaledown").await;
+    let console = Console::start(&ns.name).await;
+    deploy_two_versions(&console, &[]).await;
+    console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(firefox_then_v1())).await;
+    post(&console, "", Some(json!({"stable": "version-v1", "canary": "version-v2", "steps": [50, 100]}))).await;
+    let (status, finished) = post(&console, "/finish?scaleDown=true", None).await;
+    assert_eq!(status, StatusCode::OK, "{finished}");
+    assert_eq!(finished["state"], "finished");
+
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(ns.client.clone(), &ns.name);
+    let replicas = |name| {
+        let deployments = deployments.clone();
+        async move { deployments.get(name).await.unwrap().spec.unwrap().replicas }
+    };
+    assert_eq!(replicas("recommendation-v1").await, Some(0), "the old stable version is scaled down");
+    assert_eq!(replicas("recommendation-v2").await, Some(1), "the new one keeps running");
+    assert_eq!(default_weights(&live_vs(&ns).await), [("version-v2".into(), 100)]);
+    let audit = console.audit().await;
+    let actions: Vec<_> = audit.iter().take(2).map(|e| (e["action"].as_str(), e["outcome"].as_str())).collect();
+    assert_eq!(actions, [(Some("canary.scale-down"), Some("applied")), (Some("canary.finish"), Some("applied"))]);
     console.stop().await;
 }
 

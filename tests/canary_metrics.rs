@@ -5,7 +5,11 @@ mod support;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use serde_json::{Value, json};
 use signalbox::traffic::{Prometheus, Thresholds, TrafficError, TrafficReport, Verdict, decide};
+use support::console::Console;
 use support::prometheus::{Exporter, PrometheusServer, Traffic};
 
 const NAMESPACE: &str = "tutorial";
@@ -100,7 +104,7 @@ async fn failing_canary_lowers_its_success_rate_and_is_aborted_with_the_measured
 async fn healthy_canary_is_promoted_after_holding_the_thresholds_for_the_dwell_time() {
     let (_exporter, _server, prometheus) = ninety_ten().await;
     let thresholds =
-        Thresholds { min_success_percent: 99.0, max_p99_ms: 200.0, min_requests: 20, dwell: Duration::from_secs(3) };
+        Thresholds { max_p99_ms: 200.0, dwell: Duration::from_secs(3), window: WINDOW, ..Thresholds::default() };
     let deadline = Instant::now() + Duration::from_secs(25);
     let mut healthy_since = None;
     let mut first_healthy = None;
@@ -184,17 +188,8 @@ async fn the_canary_page_shows_the_observed_split_or_that_prometheus_is_unreacha
     exporter.set("v2", Traffic::healthy(10.0, 80.0));
     let server = PrometheusServer::start(exporter.addr).await;
     let url = server.url.clone();
-    let console = support::console::Console::start_with(&ns.name, |c| c.prometheus_url = Some(url)).await;
-    for workload in ["recommendation-v1", "recommendation-v2"] {
-        let (status, _) =
-            console.send_json(reqwest::Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
-        assert_eq!(status, reqwest::StatusCode::OK);
-    }
-    let policy = serde_json::json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
-                                    "rules": [{"route": {"version-v1": 90, "version-v2": 10}}]});
-    let (status, _) =
-        console.send_json(reqwest::Method::PUT, &console.api("/routes/recommendation"), Some(policy)).await;
-    assert_eq!(status, reqwest::StatusCode::OK);
+    let console = Console::start_with(&ns.name, |c| c.prometheus_url = Some(url)).await;
+    deploy_and_route(&console, 90).await;
 
     let page = console.url(&format!("/ns/{}/canaries/recommendation", ns.name));
     let share = |html: &str, version: &str| -> Option<f64> {
@@ -210,7 +205,7 @@ async fn the_canary_page_shows_the_observed_split_or_that_prometheus_is_unreacha
     console.stop().await;
 
     let closed = support::prometheus::free_port();
-    let console = support::console::Console::start_with(&ns.name, |c| {
+    let console = Console::start_with(&ns.name, |c| {
         c.prometheus_url = Some(format!("http://127.0.0.1:{closed}"));
     })
     .await;
@@ -226,4 +221,128 @@ async fn the_canary_page_shows_the_observed_split_or_that_prometheus_is_unreacha
     assert!(html.contains("Prometheus is unreachable"), "{html}");
     console.stop().await;
     drop(server);
+}
+
+/// Deploys recommendation v1 and v2 with subsets for both and `stable_percent` to v1.
+async fn deploy_and_route(console: &Console, stable_percent: u32) {
+    for workload in ["recommendation-v1", "recommendation-v2"] {
+        let (status, body) =
+            console.send_json(reqwest::Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    }
+    let policy = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
+                        "rules": [{"route": {"version-v1": stable_percent, "version-v2": 100 - stable_percent}}]});
+    let (status, body) =
+        console.send_json(reqwest::Method::PUT, &console.api("/routes/recommendation"), Some(policy)).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+}
+
+/// A console that judges auto-advance canaries every second against `prometheus`.
+async fn auto_advance_console(namespace: &str, prometheus: &PrometheusServer) -> Console {
+    let url = prometheus.url.clone();
+    Console::start_with(namespace, |c| {
+        c.prometheus_url = Some(url);
+        c.analysis_interval_seconds = 1;
+    })
+    .await
+}
+
+/// Starts a canary of v2 with auto-advance: judged over a 5 s window, 2 s dwell per step.
+async fn start_auto_canary(console: &Console, steps: &[u32]) {
+    let body = json!({"stable": "version-v1", "canary": "version-v2", "steps": steps,
+                      "analysis": {"minSuccessPercent": 99, "maxP99Ms": 500, "minRequests": 5,
+                                   "dwellSeconds": 2, "windowSeconds": WINDOW.as_secs()}});
+    let (status, body) =
+        console.send_json(reqwest::Method::POST, &console.api("/canaries/recommendation"), Some(body)).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    assert_eq!(body["analysis"]["dwellSeconds"], 2, "{body}");
+}
+
+async fn wait_for_state(console: &Console, state: &str, limit: Duration) -> Value {
+    support::eventually(limit, &format!("the canary {state}"), || async {
+        let (_, canary) = console.get_json(&console.api("/canaries/recommendation")).await;
+        (canary["state"] == state).then_some(canary)
+    })
+    .await
+}
+
+/// The canary transitions signalbox made on its own, oldest first.
+async fn automatic_transitions(console: &Console) -> Vec<Value> {
+    let mut entries: Vec<Value> = console
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e["actor"] == "system:signalbox" && e["action"].as_str().is_some_and(|a| a.starts_with("canary.")))
+        .collect();
+    entries.reverse();
+    entries
+}
+
+/// Two replicas against one Prometheus: the Lease holder alone promotes a healthy canary
+/// step by step and finishes it, each time recording why, and the other never acts.
+#[tokio::test]
+async fn a_healthy_canary_is_promoted_to_the_end_by_exactly_one_replica() {
+    let ns = support::TestNamespace::new("autopromote").await;
+    let exporter = Exporter::start(&ns.name, HOST).await;
+    exporter.set("v1", Traffic::healthy(50.0, 40.0));
+    exporter.set("v2", Traffic::healthy(50.0, 80.0));
+    let prometheus = PrometheusServer::start(exporter.addr).await;
+    let first = auto_advance_console(&ns.name, &prometheus).await;
+    let second = auto_advance_console(&ns.name, &prometheus).await;
+    deploy_and_route(&first, 100).await;
+
+    start_auto_canary(&first, &[50, 100]).await;
+    let finished = wait_for_state(&first, "finished", Duration::from_secs(60)).await;
+    assert_eq!(finished["weight"], 100);
+
+    let (by_first, by_second) = (automatic_transitions(&first).await, automatic_transitions(&second).await);
+    let (leader, follower) = if by_first.is_empty() { (&by_second, &by_first) } else { (&by_first, &by_second) };
+    assert!(follower.is_empty(), "only the Lease holder acts: {follower:#?}");
+    let actions: Vec<_> =
+        leader.iter().map(|e| (e["action"].as_str().unwrap(), e["outcome"].as_str().unwrap())).collect();
+    assert_eq!(actions, [("canary.promote", "applied"), ("canary.finish", "applied")]);
+    for entry in leader {
+        assert_eq!(entry["source"], "system");
+        let summary = entry["summary"].as_str().unwrap();
+        assert!(summary.contains("automatic: v2: every threshold held for "), "{summary}");
+        assert!(summary.contains("success rate 100.00%"), "{summary}");
+    }
+    let leases: Api<Lease> = Api::namespaced(ns.client.clone(), &ns.name);
+    let holder = |lease: Lease| lease.spec.and_then(|spec| spec.holder_identity);
+    let lease = leases.get(signalbox::autopilot::LEASE_NAME).await.expect("the analysis Lease");
+    assert!(holder(lease).is_some_and(|h| !h.is_empty()), "held while the replicas run");
+    first.stop().await;
+    second.stop().await;
+    let lease = leases.get(signalbox::autopilot::LEASE_NAME).await.unwrap();
+    assert_eq!(holder(lease), None, "released at shutdown, so a new replica need not wait it out");
+}
+
+/// A canary whose success rate drops is aborted, all traffic back to stable, with the
+/// measured value as the reason; it is not promoted first.
+#[tokio::test]
+async fn a_canary_whose_success_rate_drops_is_aborted_automatically() {
+    let ns = support::TestNamespace::new("autoabort").await;
+    let exporter = Exporter::start(&ns.name, HOST).await;
+    exporter.set("v1", Traffic::healthy(90.0, 40.0));
+    exporter.set("v2", Traffic { requests_per_second: 10.0, error_ratio: 0.3, latency_ms: 80.0 });
+    let prometheus = PrometheusServer::start(exporter.addr).await;
+    let console = auto_advance_console(&ns.name, &prometheus).await;
+    deploy_and_route(&console, 100).await;
+
+    start_auto_canary(&console, &[10, 50, 100]).await;
+    let aborted = wait_for_state(&console, "aborted", Duration::from_secs(60)).await;
+    assert_eq!((aborted["weight"].as_u64(), aborted["step"].as_u64()), (Some(0), Some(0)), "{aborted}");
+
+    let transitions = automatic_transitions(&console).await;
+    assert_eq!(transitions.len(), 1, "one abort and nothing before it: {transitions:#?}");
+    assert_eq!(transitions[0]["action"], "canary.abort");
+    let summary = transitions[0]["summary"].as_str().unwrap();
+    assert!(summary.contains("automatic: v2: success rate "), "{summary}");
+    assert!(summary.contains("is below the minimum 99%"), "{summary}");
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService"));
+    let vs = Api::<DynamicObject>::namespaced_with(ns.client.clone(), &ns.name, &resource).get(HOST).await.unwrap();
+    let route = &vs.data["spec"]["http"][0]["route"];
+    let subsets: Vec<_> = route.as_array().unwrap().iter().map(|r| &r["destination"]["subset"]).collect();
+    assert_eq!(subsets, ["version-v1"], "all traffic back to stable: {route}");
+    console.stop().await;
 }

@@ -4,6 +4,7 @@ mod cache;
 pub mod external;
 mod health;
 mod kinds;
+mod lease;
 mod objects;
 
 use std::path::Path;
@@ -15,6 +16,7 @@ pub use backoff::WatchBackoff;
 pub use cache::{Caches, NamespaceCache};
 pub use health::Health;
 pub use kinds::{Kind, ObjectRef};
+pub use lease::LeaderLease;
 pub use objects::{ClusterError, FIELD_MANAGER, Objects, Operation, without_server_fields};
 
 /// A connected cluster: client, caches and health.

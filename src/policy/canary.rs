@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{RoutingPolicy, Rule, Share};
 use super::validate::FieldError;
+use crate::traffic::Thresholds;
 
 /// The VirtualService annotation holding the canary as JSON.
 pub const ANNOTATION: &str = "signalbox.io/canary";
@@ -24,7 +25,7 @@ pub enum CanaryState {
 }
 
 /// A canary of `canary` against `stable` (both subsets of the host).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Canary {
     pub stable: String,
     pub canary: String,
@@ -33,6 +34,10 @@ pub struct Canary {
     /// Index of the current step in `steps`.
     pub step: usize,
     pub state: CanaryState,
+    /// Auto-advance (opt-in): signalbox promotes a progressing canary when these thresholds
+    /// hold for their dwell time and aborts it when one fails. `None`: people decide alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Thresholds>,
 }
 
 /// Why a transition is not possible from the current state.
@@ -48,7 +53,39 @@ impl Canary {
         if !problems.is_empty() {
             return Err(problems);
         }
-        Ok(Canary { stable: stable.into(), canary: canary.into(), steps, step: 0, state: CanaryState::Progressing })
+        Ok(Canary {
+            stable: stable.into(),
+            canary: canary.into(),
+            steps,
+            step: 0,
+            state: CanaryState::Progressing,
+            analysis: None,
+        })
+    }
+
+    /// The same canary with auto-advance on these thresholds (`None`: off).
+    pub fn with_analysis(self, analysis: Option<Thresholds>) -> Result<Canary, Vec<FieldError>> {
+        let problems: Vec<FieldError> = analysis
+            .iter()
+            .flat_map(Thresholds::problems)
+            .map(|(field, message)| FieldError {
+                field: format!("analysis.{field}"),
+                message,
+                severity: super::Severity::Error,
+            })
+            .collect();
+        if problems.is_empty() { Ok(Canary { analysis, ..self }) } else { Err(problems) }
+    }
+
+    /// Whether signalbox itself decides this canary's next move now: auto-advance is on and
+    /// the canary is progressing (a paused canary waits for a person).
+    pub fn is_automatic(&self) -> bool {
+        self.analysis.is_some() && self.state == CanaryState::Progressing
+    }
+
+    /// The canary takes all the traffic: the only step left is finishing.
+    pub fn at_last_step(&self) -> bool {
+        self.step + 1 >= self.steps.len()
     }
 
     /// The canary's share of traffic now.
@@ -284,6 +321,24 @@ mod tests {
         assert_eq!(fields("version-v1", "version-v2", &[10, 0]), ["steps[1]"]);
         assert_eq!(fields("version-v1", "version-v2", &[50, 25]), ["steps[1]"]);
         assert_eq!(fields("version-v1", "version-v2", &[10, 101]), ["steps[1]"]);
+    }
+
+    #[test]
+    fn auto_advance_is_opt_in_checked_and_only_while_progressing() {
+        let manual = start(&[10, 100]);
+        assert!(!manual.is_automatic());
+        assert!(!manual.to_annotation().contains("analysis"), "a manual canary's annotation stays as it was");
+        let thresholds = Thresholds { min_requests: 5, ..Thresholds::default() };
+        let auto = manual.with_analysis(Some(thresholds.clone())).unwrap();
+        assert!(auto.is_automatic());
+        assert!(!auto.pause().unwrap().is_automatic(), "a paused canary waits for a person");
+        assert!(!auto.abort().unwrap().is_automatic());
+        assert_eq!(Canary::from_annotation(&auto.to_annotation()), Some(auto.clone()));
+        assert!(!auto.at_last_step());
+        assert!(auto.promote(false).unwrap().at_last_step());
+        let bad = Thresholds { min_requests: 0, ..thresholds };
+        let fields: Vec<_> = start(&[]).with_analysis(Some(bad)).unwrap_err().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["analysis.minRequests"]);
     }
 
     #[test]

@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use super::prometheus::TrafficError;
 use super::report::VersionTraffic;
 
-/// When a canary step counts as healthy.
+/// When a canary step counts as healthy. Omitted fields take the [`Default`] values.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Thresholds {
     /// Lowest acceptable share of non-5xx responses, in percent (e.g. 99).
     pub min_success_percent: f64,
@@ -34,13 +34,23 @@ pub struct Thresholds {
     /// How long every threshold must hold on one step before the next step.
     #[serde(rename = "dwellSeconds", with = "seconds")]
     pub dwell: Duration,
+    /// The span of traffic each round judges (Prometheus `rate(...[window])`).
+    #[serde(rename = "windowSeconds", with = "seconds")]
+    pub window: Duration,
 }
 
 impl Default for Thresholds {
-    /// 99% success, p99 ≤ 500 ms, 20 requests, 60 s per step: strict enough to catch a
-    /// broken version, low enough in requests for the tutorial's modest traffic at 10%.
+    /// 99% success, p99 ≤ 500 ms, 20 requests, 60 s per step over a one-minute window:
+    /// strict enough to catch a broken version, low enough in requests for the tutorial's
+    /// modest traffic at 10%.
     fn default() -> Self {
-        Thresholds { min_success_percent: 99.0, max_p99_ms: 500.0, min_requests: 20, dwell: Duration::from_secs(60) }
+        Thresholds {
+            min_success_percent: 99.0,
+            max_p99_ms: 500.0,
+            min_requests: 20,
+            dwell: Duration::from_secs(60),
+            window: Duration::from_secs(60),
+        }
     }
 }
 
@@ -56,6 +66,12 @@ impl Thresholds {
         }
         if self.min_requests == 0 {
             problems.push(("minRequests", "must be at least 1: a canary without requests cannot be judged".to_owned()));
+        }
+        if self.window < Duration::from_secs(1) || self.window > Duration::from_secs(24 * 3600) {
+            problems.push(("windowSeconds", "must be from 1 second to 1 day".to_owned()));
+        }
+        if self.dwell > Duration::from_secs(7 * 24 * 3600) {
+            problems.push(("dwellSeconds", "must be at most a week".to_owned()));
         }
         problems
     }

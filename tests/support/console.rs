@@ -26,6 +26,7 @@ pub fn config(namespace: &str, database: std::path::PathBuf) -> ServeConfig {
         kiali_url: Some("http://kiali.example:20001/kiali".into()),
         jaeger_url: Some("http://jaeger.example/jaeger".into()),
         prometheus_url: None,
+        analysis_interval_seconds: 10,
         trusted_proxies: Vec::new(),
         teams: None,
         static_dir: None,

@@ -2,7 +2,7 @@
 use super::*;
 
 fn thresholds() -> Thresholds {
-    Thresholds { min_success_percent: 99.0, max_p99_ms: 500.0, min_requests: 20, dwell: Duration::from_secs(60) }
+    Thresholds { min_success_percent: 99.0, max_p99_ms: 500.0, min_requests: 20, ..Thresholds::default() }
 }
 
 fn healthy() -> VersionTraffic {
@@ -157,15 +157,26 @@ fn a_healthy_since_in_the_future_counts_from_now() {
 #[test]
 fn thresholds_are_checked_and_serialise_with_seconds() {
     assert!(Thresholds::default().problems().is_empty());
-    let bad = Thresholds { min_success_percent: 101.0, max_p99_ms: f64::NAN, min_requests: 0, dwell: Duration::ZERO };
+    let bad = Thresholds {
+        min_success_percent: 101.0,
+        max_p99_ms: f64::NAN,
+        min_requests: 0,
+        dwell: Duration::ZERO,
+        window: Duration::ZERO,
+    };
     let fields: Vec<_> = bad.problems().into_iter().map(|(field, _)| field).collect();
-    assert_eq!(fields, ["minSuccessPercent", "maxP99Ms", "minRequests"]);
+    assert_eq!(fields, ["minSuccessPercent", "maxP99Ms", "minRequests", "windowSeconds"]);
     let json = serde_json::to_value(thresholds()).unwrap();
     assert_eq!(
         json,
-        serde_json::json!({"minSuccessPercent": 99.0, "maxP99Ms": 500.0, "minRequests": 20, "dwellSeconds": 60})
+        serde_json::json!({"minSuccessPercent": 99.0, "maxP99Ms": 500.0, "minRequests": 20, "dwellSeconds": 60,
+                           "windowSeconds": 60})
     );
     assert_eq!(serde_json::from_value::<Thresholds>(json).unwrap(), thresholds());
+    // Omitted fields take the defaults; unknown ones are refused, not ignored.
+    let partial: Thresholds = serde_json::from_value(serde_json::json!({"dwellSeconds": 5})).unwrap();
+    assert_eq!(partial, Thresholds { dwell: Duration::from_secs(5), ..Thresholds::default() });
+    assert!(serde_json::from_value::<Thresholds>(serde_json::json!({"dwell": 5})).is_err());
     let verdict = serde_json::to_value(Verdict::Abort("v2: …".into())).unwrap();
     assert_eq!(verdict, serde_json::json!({"verdict": "abort", "reason": "v2: …"}));
 }

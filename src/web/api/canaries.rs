@@ -7,8 +7,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::audit::Source;
+use crate::change::workloads::Origin;
 use crate::policy::canary::Canary;
 use crate::problem::check_dns_label;
+use crate::traffic::Thresholds;
 
 use super::super::canaries::{self, Step};
 use super::super::error::AppError;
@@ -23,6 +25,9 @@ pub struct StartBody {
     canary: String,
     #[serde(default)]
     steps: Vec<u32>,
+    /// Auto-advance thresholds (omitted fields take their defaults); absent: off.
+    #[serde(default)]
+    analysis: Option<Thresholds>,
 }
 
 #[derive(Deserialize)]
@@ -31,6 +36,9 @@ pub struct PromoteQuery {
     full: bool,
     /// The step (index) the caller saw; when the canary has moved since, 409.
     step: Option<usize>,
+    /// `finish?scaleDown=true`: also scale the old stable version to 0 replicas.
+    #[serde(default, rename = "scaleDown")]
+    scale_down: bool,
 }
 
 /// The JSON form of a canary.
@@ -43,6 +51,7 @@ pub fn canary_json(host: &str, canary: &Canary) -> Value {
         "step": canary.step,
         "weight": canary.weight(),
         "state": canary.state_name(),
+        "analysis": canary.analysis,
     })
 }
 
@@ -73,12 +82,13 @@ pub async fn start(
     ApiJson(body): ApiJson<StartBody>,
 ) -> Result<Response, AppError> {
     host_of(&host)?;
-    let step = Step::Start { stable: body.stable, canary: body.canary, steps: body.steps };
+    let step = Step::Start { stable: body.stable, canary: body.canary, steps: body.steps, analysis: body.analysis };
     transition(&state, actor, request_id, &namespace, &host, step).await
 }
 
 /// `POST .../{promote|pause|resume|abort|finish}` (`promote?full=true` goes to 100%;
-/// `promote?step=N` promotes only from step N).
+/// `promote?step=N` promotes only from step N; `finish?scaleDown=true` scales the old
+/// stable version to 0).
 pub async fn step(
     State(state): State<AppState>,
     Identity(actor): Identity,
@@ -88,7 +98,7 @@ pub async fn step(
     Query(query): Query<PromoteQuery>,
 ) -> Result<Response, AppError> {
     host_of(&host)?;
-    let step = Step::named(&name, query.full, query.step)
+    let step = Step::named(&name, query.full, query.step, query.scale_down)
         .ok_or_else(|| AppError::NotFound(format!("no canary operation {name:?}")))?;
     transition(&state, actor, request_id, &namespace, &host, step).await
 }
@@ -101,7 +111,8 @@ async fn transition(
     host: &str,
     step: Step,
 ) -> Result<Response, AppError> {
-    match canaries::run(state, actor, Source::Api, request_id.0, namespace, host, step).await {
+    let origin = Origin { actor, source: Source::Api, request_id: request_id.0 };
+    match canaries::run(state, origin, namespace, host, step).await {
         Ok((canary, audit_id)) => {
             let mut body = canary_json(host, &canary);
             body["auditId"] = json!(audit_id);

@@ -1,5 +1,7 @@
 //! The canary page of a host: plan and progress, configured split, the buttons the user may
 //! press, and this canary's history from the audit log.
+use std::time::Duration;
+
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -10,10 +12,11 @@ use serde::Deserialize;
 use crate::audit::{Entry, Source};
 use crate::authz::{Actor, Permission};
 use crate::change::canary;
-use crate::change::routes::LiveRouting;
+use crate::change::workloads::Origin;
 use crate::policy::RoutingPolicy;
 use crate::policy::canary::{Canary, DEFAULT_STEPS};
 use crate::problem::check_dns_label;
+use crate::traffic::Thresholds;
 
 use super::super::canaries::{self, Step};
 use super::super::error::AppError;
@@ -37,6 +40,10 @@ struct CanaryPage {
     running: bool,
     subsets: Vec<String>,
     default_steps: String,
+    /// The defaults the auto-advance fields show.
+    default_thresholds: Thresholds,
+    /// Auto-advance is on but nothing can measure: no `--prometheus-url`.
+    analysis_without_prometheus: bool,
     stable_name: String,
     canary_name: String,
     history: Vec<Entry>,
@@ -56,6 +63,60 @@ pub struct StartForm {
     canary: String,
     #[serde(default)]
     steps: String,
+    /// The auto-advance checkbox and its thresholds (text, so that a typo is our message,
+    /// not a rejected form).
+    auto_advance: Option<String>,
+    #[serde(default)]
+    min_success_percent: String,
+    #[serde(default)]
+    max_p99_ms: String,
+    #[serde(default)]
+    min_requests: String,
+    #[serde(default)]
+    dwell_seconds: String,
+    #[serde(default)]
+    window_seconds: String,
+}
+
+impl StartForm {
+    fn steps(&self) -> Result<Vec<u32>, String> {
+        self.steps
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::parse::<u32>)
+            .collect::<Result<_, _>>()
+            .map_err(|_| "steps: whole numbers separated by commas, e.g. 10, 25, 100".to_owned())
+    }
+
+    /// The auto-advance thresholds when the box is ticked; empty fields take the defaults.
+    fn analysis(&self) -> Result<Option<Thresholds>, String> {
+        if self.auto_advance.is_none() {
+            return Ok(None);
+        }
+        let defaults = Thresholds::default();
+        let seconds =
+            |text: &str, field, default: Duration| number(text, field, default.as_secs()).map(Duration::from_secs);
+        Ok(Some(Thresholds {
+            min_success_percent: number(
+                &self.min_success_percent,
+                "minimum success rate",
+                defaults.min_success_percent,
+            )?,
+            max_p99_ms: number(&self.max_p99_ms, "maximum p99", defaults.max_p99_ms)?,
+            min_requests: number(&self.min_requests, "minimum requests", defaults.min_requests)?,
+            dwell: seconds(&self.dwell_seconds, "dwell", defaults.dwell)?,
+            window: seconds(&self.window_seconds, "window", defaults.window)?,
+        }))
+    }
+}
+
+fn number<T: std::str::FromStr>(text: &str, field: &str, default: T) -> Result<T, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(default);
+    }
+    text.parse().map_err(|_| format!("{field}: {text:?} is not a number"))
 }
 
 #[derive(Deserialize)]
@@ -64,10 +125,13 @@ pub struct StepForm {
     step: Option<usize>,
     #[serde(default)]
     full: Option<String>,
+    /// The Finish form's "scale the old version to 0" box.
+    #[serde(default)]
+    scale_down: Option<String>,
 }
 
 /// How long a window the observed split covers.
-const OBSERVED_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+const OBSERVED_WINDOW: Duration = Duration::from_secs(60);
 
 /// What Istio's metrics say about each version, next to the configured split.
 pub enum Observed {
@@ -152,6 +216,9 @@ async fn view(
         canary_name: name(current.as_ref().map(|c| &c.canary)),
         subsets: policy.subsets.iter().map(|s| s.name.clone()).collect(),
         default_steps: DEFAULT_STEPS.map(|s| s.to_string()).join(", "),
+        default_thresholds: Thresholds::default(),
+        analysis_without_prometheus: state.prometheus.is_none()
+            && current.as_ref().is_some_and(|c| c.analysis.is_some() && c.is_active()),
         running: current.as_ref().is_some_and(Canary::is_active),
         canary: current,
         history: state.audit.for_object(namespace, "VirtualService", host, "canary.", HISTORY).await?,
@@ -171,21 +238,14 @@ pub async fn start(
     Form(form): Form<StartForm>,
 ) -> Result<Response, AppError> {
     host_of(&host)?;
-    let steps: Result<Vec<u32>, _> =
-        form.steps.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::parse::<u32>).collect();
-    let Ok(steps) = steps else {
-        let page = view(
-            &state,
-            &actor,
-            &namespace,
-            &host,
-            None,
-            Some("steps: whole numbers separated by commas, e.g. 10, 25, 100".into()),
-        )
-        .await?;
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response());
+    let (steps, analysis) = match (form.steps(), form.analysis()) {
+        (Ok(steps), Ok(analysis)) => (steps, analysis),
+        (Err(message), _) | (_, Err(message)) => {
+            let page = view(&state, &actor, &namespace, &host, None, Some(message)).await?;
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response());
+        }
     };
-    let step = Step::Start { stable: form.stable, canary: form.canary, steps };
+    let step = Step::Start { stable: form.stable, canary: form.canary, steps, analysis };
     transition(&state, &actor, request_id, htmx, &namespace, &host, step).await
 }
 
@@ -199,7 +259,7 @@ pub async fn step(
     Form(form): Form<StepForm>,
 ) -> Result<Response, AppError> {
     host_of(&host)?;
-    let step = Step::named(&name, form.full.is_some(), form.step)
+    let step = Step::named(&name, form.full.is_some(), form.step, form.scale_down.is_some())
         .ok_or_else(|| AppError::NotFound(format!("no canary operation {name:?}")))?;
     transition(&state, &actor, request_id, htmx, &namespace, &host, step).await
 }
@@ -213,7 +273,8 @@ async fn transition(
     host: &str,
     step: Step,
 ) -> Result<Response, AppError> {
-    match canaries::run(state, actor.clone(), Source::Ui, request_id.0, namespace, host, step).await {
+    let origin = Origin { actor: actor.clone(), source: Source::Ui, request_id: request_id.0 };
+    match canaries::run(state, origin, namespace, host, step).await {
         Ok((_, audit_id)) => {
             let target = format!("/ns/{namespace}/canaries/{host}?change={audit_id}");
             Ok(if htmx {

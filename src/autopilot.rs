@@ -1,0 +1,226 @@
+//! Canary auto-advance: a background task that judges every progressing canary with
+//! auto-advance on, from Istio's metrics in Prometheus, and promotes or aborts it.
+//!
+//! - One replica decides per managed namespace at a time: it must hold that namespace's
+//!   Lease ([`LEASE_NAME`]); the others only renew their claim attempts.
+//! - The judgement is [`traffic::decide`] (pure); this task only measures and acts. A
+//!   promotion from the last step (100%) finishes the canary, as Argo Rollouts completes.
+//! - Actions go through the change path as `system:signalbox` (source `system`), with the
+//!   verdict's reason — the measured values — in the audit summary.
+//! - How long a canary has been healthy is kept in memory by the leader: a new leader (or a
+//!   restart) starts the dwell again, so a dwell is always observed, never assumed.
+use std::collections::HashMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::change::canary as canary_change;
+use crate::cluster::LeaderLease;
+use crate::policy::RoutingPolicy;
+use crate::policy::canary::Canary;
+use crate::traffic::{self, Prometheus, Verdict};
+use crate::web::AppState;
+use crate::web::canaries::{self, Step};
+
+/// The Lease, in each managed namespace, whose holder runs auto-advance there.
+pub const LEASE_NAME: &str = "signalbox-canary-analysis";
+
+/// A running auto-advance task.
+pub struct Autopilot {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Autopilot {
+    /// Starts judging every `interval`, as `holder` (this replica's identity in the Leases).
+    pub fn start(state: AppState, prometheus: std::sync::Arc<Prometheus>, interval: Duration, holder: &str) -> Self {
+        // A leader that stops renewing is replaced after three missed rounds (at least 15 s,
+        // client-go's default), so a slow Prometheus round does not hand the Lease over.
+        let lease_duration = (interval * 3).max(Duration::from_secs(15));
+        let leases = state
+            .managed_namespaces()
+            .iter()
+            .map(|namespace| {
+                let lease =
+                    LeaderLease::new(state.cluster.client.clone(), namespace, LEASE_NAME, holder, lease_duration);
+                (namespace.clone(), lease)
+            })
+            .collect();
+        let (stop, stopped) = watch::channel(false);
+        let pilot = Pilot { state, prometheus, leases, progress: HashMap::new() };
+        let task = tokio::spawn(pilot.run(interval, stopped));
+        Self { stop, task }
+    }
+
+    /// Stops after the current round and gives up the Leases this replica holds.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// How long one canary step has been healthy, as the leader saw it.
+#[derive(Clone, Debug, PartialEq)]
+struct Progress {
+    canary: String,
+    step: usize,
+    healthy_since: Option<Timestamp>,
+}
+
+struct Pilot {
+    state: AppState,
+    prometheus: std::sync::Arc<Prometheus>,
+    leases: Vec<(String, LeaderLease)>,
+    /// By (namespace, host).
+    progress: HashMap<(String, String), Progress>,
+}
+
+impl Pilot {
+    async fn run(mut self, interval: Duration, mut stopped: watch::Receiver<bool>) {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => self.round().await,
+                _ = stopped.changed() => break,
+            }
+        }
+        for (namespace, lease) in &self.leases {
+            if let Err(error) = lease.release().await {
+                tracing::warn!(%namespace, %error, "could not release the canary analysis Lease");
+            }
+        }
+    }
+
+    async fn round(&mut self) {
+        for index in 0..self.leases.len() {
+            let (namespace, lease) = &self.leases[index];
+            let namespace = namespace.clone();
+            match lease.try_lead().await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Another replica decides; what we knew about dwell times is stale.
+                    self.progress.retain(|(ns, _), _| *ns != namespace);
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(%namespace, %error, "canary analysis Lease unavailable; not deciding this round");
+                    continue;
+                }
+            }
+            for (host, canary, policy) in self.automatic_canaries(&namespace) {
+                self.judge(&namespace, &host, &canary, &policy).await;
+            }
+        }
+    }
+
+    /// Progressing canaries with auto-advance on, from the caches.
+    fn automatic_canaries(&self, namespace: &str) -> Vec<(String, Canary, RoutingPolicy)> {
+        let Some(cache) = self.state.cluster.caches.namespace(namespace) else { return Vec::new() };
+        let virtual_services = cache.virtual_services.state();
+        let hosts = virtual_services.iter().filter_map(|vs| vs.metadata.name.clone());
+        hosts
+            .filter_map(|host| {
+                let live = self.state.cached_routing(namespace, &host);
+                let canary = canary_change::current(&live).filter(Canary::is_automatic)?;
+                let policy = live.policy(&host).ok()?;
+                Some((host, canary, policy))
+            })
+            .collect()
+    }
+
+    async fn judge(&mut self, namespace: &str, host: &str, canary: &Canary, policy: &RoutingPolicy) {
+        let Some(thresholds) = &canary.analysis else { return };
+        let Some(version) = policy.subset(&canary.canary).and_then(|s| s.labels.get("version")).cloned() else {
+            tracing::warn!(%namespace, %host, subset = %canary.canary, "canary subset has no version label to measure");
+            return;
+        };
+        let key = (namespace.to_owned(), host.to_owned());
+        let since = self
+            .progress
+            .get(&key)
+            .filter(|p| p.canary == canary.canary && p.step == canary.step)
+            .and_then(|p| p.healthy_since);
+        let observed = self.prometheus.observe(namespace, host, thresholds.window).await;
+        let decision = traffic::decide(
+            thresholds,
+            observed.as_ref().map(|report| report.version(&version)),
+            since,
+            Timestamp::now(),
+        );
+        let progress =
+            Progress { canary: canary.canary.clone(), step: canary.step, healthy_since: decision.healthy_since };
+        self.progress.insert(key, progress);
+        match decision.verdict {
+            Verdict::Wait(reason) => tracing::debug!(%namespace, %host, %reason, "canary analysis: waiting"),
+            Verdict::Promote(reason) => self.act(namespace, host, next_step(canary), &reason).await,
+            Verdict::Abort(reason) => self.act(namespace, host, Step::Abort, &reason).await,
+        }
+    }
+
+    async fn act(&mut self, namespace: &str, host: &str, step: Step, reason: &str) {
+        let action = step.action();
+        match canaries::run_automatic(&self.state, namespace, host, step, reason).await {
+            Ok((next, audit_id)) => {
+                tracing::info!(%namespace, %host, action, %reason, audit_id, weight = next.weight(), "canary analysis acted");
+            }
+            // Someone moved the canary meanwhile (409) or the cluster refused: the next
+            // round judges the canary as it is then.
+            Err(error) => tracing::warn!(%namespace, %host, action, %error, "canary analysis could not act"),
+        }
+        self.progress.remove(&(namespace.to_owned(), host.to_owned()));
+    }
+}
+
+/// Promote to the next step, or finish when the canary already takes all the traffic;
+/// only from the step that was judged. An automatic finish keeps the old version running:
+/// scaling it down stays a person's call.
+fn next_step(canary: &Canary) -> Step {
+    if canary.at_last_step() {
+        Step::Finish { scale_down: false }
+    } else {
+        Step::Promote { full: false, from: Some(canary.step) }
+    }
+}
+
+/// This replica's name in the Leases: the pod name when Kubernetes gives one (`POD_NAME`
+/// from the downward API), else host and process; a random suffix keeps two consoles in
+/// one process (tests) apart.
+pub fn holder_identity() -> String {
+    let base = std::env::var("POD_NAME").ok().filter(|name| !name.is_empty()).unwrap_or_else(|| {
+        let host = whoami::fallible::hostname().unwrap_or_else(|_| "signalbox".into());
+        format!("{host}-{}", std::process::id())
+    });
+    format!("{base}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::canary::CanaryState;
+    use crate::traffic::Thresholds;
+
+    fn canary(steps: Vec<u32>, step: usize) -> Canary {
+        Canary {
+            stable: "version-v1".into(),
+            canary: "version-v2".into(),
+            steps,
+            step,
+            state: CanaryState::Progressing,
+            analysis: Some(Thresholds::default()),
+        }
+    }
+
+    #[test]
+    fn a_promotion_from_the_judged_step_or_a_finish_at_100() {
+        assert!(matches!(next_step(&canary(vec![10, 25, 100], 1)), Step::Promote { full: false, from: Some(1) }));
+        assert!(matches!(next_step(&canary(vec![10, 25, 100], 2)), Step::Finish { scale_down: false }));
+    }
+
+    #[test]
+    fn holders_differ_between_consoles_of_one_process() {
+        assert_ne!(holder_identity(), holder_identity());
+    }
+}
