@@ -19,8 +19,24 @@ const WORKLOADS: [&str; 5] = ["customer", "preference", "recommendation-v1", "re
 const CLIENTS: usize = 50;
 /// What the simulated users look at; `{ns}` is their namespace.
 const PAGES: [&str; 5] =
-    ["/ns/{ns}", "/ns/{ns}/deploy", "/ns/{ns}/partials/services", "/audit", "/api/v1/namespaces/{ns}/workloads"];
-const LOAD_DURATION: Duration = Duration::from_secs(20);
+    ["/ns/{ns}", "/ns/{ns}/deploy", "/ns/{ns}/routes/recommendation", "/audit", "/api/v1/namespaces/{ns}/workloads"];
+const LOAD_DURATION: Duration = Duration::from_secs(30);
+/// The hosts whose routing the simulated users change.
+const HOSTS: [&str; 3] = ["customer", "preference", "recommendation"];
+
+/// A routing policy for `host` that differs from step to step: recommendation's split between
+/// v1, v2 and v3, the others' timeout.
+fn route_policy(host: &str, step: usize) -> Value {
+    if host == "recommendation" {
+        let v1 = 10 + (step % 4) as u32 * 10;
+        json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"},
+                           "version-v3": {"version": "v3"}},
+               "rules": [{"route": {"version-v1": v1, "version-v2": 50, "version-v3": 50 - v1}}]})
+    } else {
+        json!({"subsets": {"version-v1": {"version": "v1"}},
+               "rules": [{"route": {"version-v1": 100}, "timeout": format!("{}s", 1 + step % 7)}]})
+    }
+}
 
 async fn deploy_tutorial(console: &Console) {
     for workload in WORKLOADS {
@@ -61,14 +77,19 @@ async fn one_client(console: &Console, client: usize, until: Instant) -> ClientR
             }
             continue;
         }
-        let workload = WORKLOADS[(client + step) % WORKLOADS.len()];
-        let replicas = 1 + (step / 10) % 3;
-        let url = console.api(&format!("/workloads/{workload}"));
-        let (status, body) = console.send_json(Method::PUT, &url, Some(json!({"replicas": replicas}))).await;
+        let (what, url, body) = if (step / 10).is_multiple_of(2) {
+            let workload = WORKLOADS[(client + step) % WORKLOADS.len()];
+            let replicas = 1 + (step / 10) % 3;
+            (workload, console.api(&format!("/workloads/{workload}")), json!({"replicas": replicas}))
+        } else {
+            let host = HOSTS[(client + step) % HOSTS.len()];
+            (host, console.api(&format!("/routes/{host}")), route_policy(host, step))
+        };
+        let (status, body) = console.send_json(Method::PUT, &url, Some(body)).await;
         match status {
             StatusCode::OK => report.applied_audit_ids.push(body["auditId"].as_i64().expect("an audit id")),
             StatusCode::CONFLICT => report.conflicts += 1,
-            other => report.unexpected.push(format!("PUT {workload}: {other} {body}")),
+            other => report.unexpected.push(format!("PUT {what}: {other} {body}")),
         }
     }
     report

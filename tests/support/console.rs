@@ -92,11 +92,19 @@ impl Console {
         self.send_json(reqwest::Method::GET, url, None).await
     }
 
-    /// The audit entries, newest first.
+    /// Every audit entry, newest first (following the pages).
     pub async fn audit(&self) -> Vec<Value> {
-        let (status, body) = self.get_json(&self.url("/api/v1/audit?limit=1000")).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["entries"].as_array().cloned().unwrap_or_default()
+        let mut entries = Vec::new();
+        let mut url = self.url("/api/v1/audit?limit=1000");
+        loop {
+            let (status, body) = self.get_json(&url).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            entries.extend(body["entries"].as_array().cloned().unwrap_or_default());
+            match body["next"].as_i64() {
+                Some(before) => url = self.url(&format!("/api/v1/audit?limit=1000&before={before}")),
+                None => return entries,
+            }
+        }
     }
 
     pub async fn stop(self) {
