@@ -25,6 +25,18 @@ async fn replicas(ns: &TestNamespace, name: &str) -> Option<i32> {
     deployment.spec?.replicas
 }
 
+/// recommendation v1 and v2 deployed, with a subset each and all traffic to v1.
+async fn deploy_recommendation_v1_and_v2(console: &Console) {
+    for workload in ["recommendation-v1", "recommendation-v2"] {
+        let (status, body) =
+            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let policy = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}}, "rules": [{"route": {"version-v1": 100}}]});
+    let (status, body) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(policy)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 /// A value the page keeps only while it is not reloaded.
 async fn mark_page(browser: &Browser) {
     browser.client.execute("window.signalboxTestMarker = 'still here'; return true;", vec![]).await.unwrap();
@@ -216,14 +228,7 @@ async fn hostile_text_in_cluster_objects_is_shown_as_text_and_never_runs() {
 async fn the_tutorial_canary_from_the_browser_then_an_aborted_one() {
     let ns = TestNamespace::new("uicanary").await;
     let console = Console::start(&ns.name).await;
-    for workload in ["recommendation-v1", "recommendation-v2"] {
-        let (status, body) =
-            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
-    let policy = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}}, "rules": [{"route": {"version-v1": 100}}]});
-    let (status, body) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(policy)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    deploy_recommendation_v1_and_v2(&console).await;
 
     let browser = Browser::start().await;
     browser.goto(&console.url(&format!("/ns/{}/canaries/recommendation", ns.name))).await;
@@ -265,14 +270,7 @@ async fn a_canary_started_with_auto_advance_in_the_browser_promotes_itself() {
         c.analysis_interval_seconds = 1;
     })
     .await;
-    for workload in ["recommendation-v1", "recommendation-v2"] {
-        let (status, body) =
-            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
-    let policy = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}}, "rules": [{"route": {"version-v1": 100}}]});
-    let (status, body) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(policy)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    deploy_recommendation_v1_and_v2(&console).await;
 
     let browser = Browser::start().await;
     let page = console.url(&format!("/ns/{}/canaries/recommendation", ns.name));
