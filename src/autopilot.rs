@@ -2,7 +2,7 @@
 //! auto-advance on, from Istio's metrics in Prometheus, and promotes or aborts it.
 //!
 //! - One replica decides per managed namespace at a time: it must hold that namespace's
-//!   Lease ([`LEASE_NAME`]); the others only renew their claim attempts.
+//!   Lease ([`LEASE_NAME`]); the others try each round and take over once it lapses.
 //! - The judgement is [`traffic::decide`] (pure); this task only measures and acts. A
 //!   promotion from the last step (100%) finishes the canary, as Argo Rollouts completes.
 //! - Actions go through the change path as `system:signalbox` (source `system`), with the
@@ -95,9 +95,7 @@ impl Pilot {
     }
 
     async fn round(&mut self) {
-        for index in 0..self.leases.len() {
-            let (namespace, lease) = &self.leases[index];
-            let namespace = namespace.clone();
+        for (namespace, lease) in self.leases.clone() {
             match lease.try_lead().await {
                 Ok(true) => {}
                 Ok(false) => {

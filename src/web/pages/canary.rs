@@ -291,3 +291,42 @@ async fn transition(
         Err(other) => Err(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(auto_advance: bool, min_requests: &str, dwell_seconds: &str) -> StartForm {
+        StartForm {
+            stable: "version-v1".into(),
+            canary: "version-v2".into(),
+            steps: "10, 25,100".into(),
+            auto_advance: auto_advance.then(|| "on".into()),
+            min_success_percent: String::new(),
+            max_p99_ms: " 250 ".into(),
+            min_requests: min_requests.into(),
+            dwell_seconds: dwell_seconds.into(),
+            window_seconds: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_start_form_reads_steps_and_auto_advance_with_defaults_for_empty_fields() {
+        assert_eq!(form(false, "", "").steps(), Ok(vec![10, 25, 100]));
+        assert_eq!(form(false, "5", "x").analysis(), Ok(None), "unticked: the fields are ignored");
+        let thresholds = form(true, "5", "").analysis().unwrap().unwrap();
+        assert_eq!(
+            thresholds,
+            Thresholds { max_p99_ms: 250.0, min_requests: 5, ..Thresholds::default() },
+            "empty fields take the defaults"
+        );
+    }
+
+    #[test]
+    fn a_typo_in_the_start_form_names_its_field() {
+        assert_eq!(form(true, "5", "ten").analysis(), Err("dwell: \"ten\" is not a number".to_owned()));
+        assert_eq!(form(true, "-1", "").analysis(), Err("minimum requests: \"-1\" is not a number".to_owned()));
+        let steps = StartForm { steps: "10, x".into(), ..form(false, "", "") };
+        assert!(steps.steps().unwrap_err().starts_with("steps:"));
+    }
+}
