@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams};
 use reqwest::{Method, StatusCode};
@@ -182,7 +183,10 @@ async fn the_base_deploys_with_least_privilege_and_runs_the_tutorial_with_its_ow
         }
     }
     assert!(allowed("list", "", "pods", Some(&managed)).await);
-    assert!(allowed("create", "coordination.k8s.io", "leases", Some(&managed)).await);
+    // Canary auto-advance's leader election (src/cluster/lease.rs): read, create, replace.
+    for verb in ["get", "create", "update"] {
+        assert!(allowed(verb, "coordination.k8s.io", "leases", Some(&managed)).await, "{verb} leases");
+    }
     assert!(allowed("create", "", "events", Some(&managed)).await);
     for verb in ["get", "list", "watch", "create", "patch"] {
         assert!(allowed(verb, "", "namespaces", None).await, "{verb} namespaces");
@@ -207,7 +211,21 @@ async fn the_base_deploys_with_least_privilege_and_runs_the_tutorial_with_its_ow
 
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = service_account_kubeconfig(dir.path());
-    let console = Console::start_with(&managed, |config| config.kubeconfig = Some(kubeconfig)).await;
+    // With a Prometheus URL (nothing listens there) the auto-advance task runs too, and must
+    // win its Lease with the ServiceAccount's rights.
+    let prometheus = format!("http://127.0.0.1:{}", support::prometheus::free_port());
+    let console = Console::start_with(&managed, |config| {
+        config.kubeconfig = Some(kubeconfig);
+        config.prometheus_url = Some(prometheus);
+        config.analysis_interval_seconds = 1;
+    })
+    .await;
+    let leases: Api<Lease> = Api::namespaced(client().await, &managed);
+    eventually(Duration::from_secs(10), "the auto-advance Lease held by the ServiceAccount's signalbox", || async {
+        let lease = leases.get_opt(signalbox::autopilot::LEASE_NAME).await.ok()??;
+        lease.spec?.holder_identity.filter(|holder| !holder.is_empty())
+    })
+    .await;
     for workload in WORKLOADS {
         let (status, body) =
             console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
