@@ -346,3 +346,28 @@ async fn a_canary_whose_success_rate_drops_is_aborted_automatically() {
     assert_eq!(subsets, ["version-v1"], "all traffic back to stable: {route}");
     console.stop().await;
 }
+
+/// Without numbers there is no automatic step: with Prometheus unreachable an auto-advance
+/// canary stays where it is, and the page says why.
+#[tokio::test]
+async fn with_prometheus_unreachable_an_auto_advance_canary_is_left_alone() {
+    let ns = support::TestNamespace::new("autonone").await;
+    let closed = format!("http://127.0.0.1:{}", support::prometheus::free_port());
+    let console = Console::start_with(&ns.name, |c| {
+        c.prometheus_url = Some(closed);
+        c.analysis_interval_seconds = 1;
+    })
+    .await;
+    deploy_and_route(&console, 100).await;
+    start_auto_canary(&console, &[50, 100]).await;
+
+    // Several rounds, each well past the 2 s dwell had the canary been measured healthy.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (_, canary) = console.get_json(&console.api("/canaries/recommendation")).await;
+    assert_eq!((canary["state"].as_str(), canary["step"].as_u64()), (Some("progressing"), Some(0)), "{canary}");
+    assert!(automatic_transitions(&console).await.is_empty());
+    let html = console.http.get(console.url(&format!("/ns/{}/canaries/recommendation", ns.name))).send().await;
+    let html = html.unwrap().text().await.unwrap();
+    assert!(html.contains("Prometheus is unreachable"), "{html}");
+    console.stop().await;
+}
