@@ -10,7 +10,6 @@ use serde::Deserialize;
 use crate::audit::{Entry, Source};
 use crate::authz::{Actor, Permission};
 use crate::change::canary;
-use crate::change::routes::LiveRouting;
 use crate::policy::RoutingPolicy;
 use crate::policy::canary::{Canary, DEFAULT_STEPS};
 use crate::problem::check_dns_label;
