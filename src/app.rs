@@ -131,6 +131,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
     Ok(Server { addr, state, autopilot, stop, task })
 }
 
+/// How long a change seen by a watch waits before it is compared with signalbox's own
+/// writes: our own write's response may arrive after its watch event.
+const OWN_WRITE_GRACE: Duration = Duration::from_millis(500);
+
 /// Records changes made outside signalbox (kubectl, GitOps) as `external` audit entries,
 /// attributed to their field manager.
 fn record_external_changes(cluster: &Cluster, namespaces: &[String], audit: AuditStore, changes: ChangePath) {
@@ -139,19 +143,25 @@ fn record_external_changes(cluster: &Cluster, namespaces: &[String], audit: Audi
         let audit = recorded.clone();
         async move { last_recorded_states(&audit, kind, &namespace).await }
     };
-    let record = move |change: cluster::external::ExternalChange| {
-        let (audit, changes) = (audit.clone(), changes.clone());
-        async move {
-            // Our own write's response may arrive after its watch event: give it a moment.
-            tokio::time::sleep(Duration::from_millis(500)).await;
+    // Each change waits out its grace period from when it was seen, in order, in one task:
+    // waiting inside the watch loop instead added 500 ms per event, so under a burst of
+    // writes the log fell further and further behind the cluster.
+    let (queue, mut seen) =
+        tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, cluster::external::ExternalChange)>();
+    tokio::spawn(async move {
+        while let Some((at, change)) = seen.recv().await {
+            tokio::time::sleep_until(at + OWN_WRITE_GRACE).await;
             if changes.wrote(&change.target, change.resource_version.as_deref()) {
-                return;
+                continue;
             }
-            let entry = external_entry(&change);
-            if let Err(error) = audit.record(&entry).await {
+            if let Err(error) = audit.record(&external_entry(&change)).await {
                 tracing::error!(%error, object = %change.target, "could not audit an external change");
             }
         }
+    });
+    let record = move |change: cluster::external::ExternalChange| {
+        let _ = queue.send((tokio::time::Instant::now(), change));
+        std::future::ready(())
     };
     cluster::external::watch(&cluster.client, namespaces, cluster.external.clone(), record, baseline);
 }

@@ -13,7 +13,7 @@ use signalbox::cluster::Kind;
 use support::console::Console;
 use support::{TestNamespace, eventually};
 
-const ATTEMPTS: usize = 100;
+const ATTEMPTS: usize = 200;
 const USERS: [&str; 3] = ["alice", "bob", "carol"];
 /// The field manager of the out-of-band changes (what `kubectl scale` would record).
 const EXTERNAL_MANAGER: &str = "kubectl-scale";
@@ -136,12 +136,15 @@ async fn every_attempt_leaves_exactly_one_entry_and_the_chain_verifies() {
     }
     let (expected, external) = (run.expected.clone(), run.external);
 
+    let waited = std::time::Instant::now();
+    println!("attempts done; {external} external");
     let entries = eventually(Duration::from_secs(15), "every external change audited", || async {
         let entries = console.audit().await;
         let outside = entries.iter().filter(|e| e["source"] == "external").count();
         (outside >= external).then_some(entries)
     })
     .await;
+    println!("waited {:?} for the external entries", waited.elapsed());
     tokio::time::sleep(Duration::from_secs(1)).await;
     let entries = if entries.len() == console.audit().await.len() { entries } else { console.audit().await };
 

@@ -5,9 +5,11 @@ pub mod export;
 mod last_state;
 mod retention;
 mod verify;
+mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -20,6 +22,7 @@ pub use retention::{ArchiveError, ArchiveReport, verify_archives};
 
 use chain::{EntryContent, GENESIS, ResolutionContent};
 use verify::Checkpoint;
+use writer::{Record, Writer};
 
 /// How long a write waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -41,20 +44,28 @@ pub struct Filter {
     pub to_ms: Option<i64>,
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Shared (`Arc`) because one failed group commit fails every append in it.
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("audit store: {0}")]
-pub struct AuditError(#[from] sqlx::Error);
+pub struct AuditError(#[source] Arc<sqlx::Error>);
+
+impl From<sqlx::Error> for AuditError {
+    fn from(error: sqlx::Error) -> Self {
+        Self(Arc::new(error))
+    }
+}
 
 #[derive(Clone)]
 pub struct AuditStore {
     pool: SqlitePool,
     /// Where the last verification stopped (see `verify.rs`).
-    checkpoint: std::sync::Arc<tokio::sync::Mutex<Option<Checkpoint>>>,
-    /// Appends queue here rather than on SQLite's write lock: a writer refused by
-    /// `BEGIN IMMEDIATE` sleeps in SQLite's busy handler (milliseconds at a time), which
-    /// caps concurrent appends far below what one synced commit after another allows.
+    checkpoint: Arc<tokio::sync::Mutex<Option<Checkpoint>>>,
+    /// Writers in this process take turns here rather than on SQLite's write lock: a writer
+    /// refused by `BEGIN IMMEDIATE` sleeps in SQLite's busy handler (milliseconds at a time).
     /// `BEGIN IMMEDIATE` still guards against other processes.
-    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    turn: Arc<tokio::sync::Mutex<()>>,
+    /// Appends and resolutions go through the group-commit writer task.
+    writer: Writer,
 }
 
 impl AuditStore {
@@ -70,14 +81,16 @@ impl AuditStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await.map_err(sqlx::Error::from)?;
-        let store = Self { pool, checkpoint: Default::default(), writer: Default::default() };
+        let turn = Arc::<tokio::sync::Mutex<()>>::default();
+        let writer = Writer::start(pool.clone(), turn.clone());
+        let store = Self { pool, checkpoint: Default::default(), turn, writer };
         store.chain_unchained_entries().await?;
         Ok(store)
     }
 
     /// Chains entries written before the chain existed (migration 0002), in id order.
     async fn chain_unchained_entries(&self) -> Result<(), AuditError> {
-        let _turn = self.writer.lock().await;
+        let _turn = self.turn.lock().await;
         let mut conn = self.pool.acquire().await?;
         immediate(&mut conn).await?;
         let result = async {
@@ -104,76 +117,35 @@ impl AuditStore {
         finish(&mut conn, result).await
     }
 
-    /// Appends an entry, chained, and returns its id. Appends are serialized by SQLite's
-    /// write lock (`BEGIN IMMEDIATE`), so concurrent writers never fork the chain.
+    /// Appends an entry, chained, and returns its id once it is durable. Concurrent
+    /// appends are committed together by one writer task (group commit, `writer.rs`), in
+    /// the order they arrive, so the chain never forks.
     pub async fn record(&self, entry: &NewEntry) -> Result<i64, AuditError> {
-        let _turn = self.writer.lock().await;
-        let mut conn = self.pool.acquire().await?;
-        immediate(&mut conn).await?;
-        let result = async {
-            // Ids continue after archived entries, so an id names one entry forever.
-            let id: i64 = sqlx::query_scalar(
-                "SELECT MAX(COALESCE((SELECT MAX(id) FROM audit_entries), 0),
-                            COALESCE((SELECT MAX(max_entry_id) FROM audit_archives), 0)) + 1",
-            )
-            .fetch_one(&mut *conn)
-            .await?;
-            let content = EntryContent {
-                id,
-                time_ms: jiff::Timestamp::now().as_millisecond(),
-                actor: entry.actor.clone(),
-                actor_groups: serde_json::to_string(&entry.groups).unwrap_or_else(|_| "[]".into()),
-                source: entry.source.as_str().into(),
-                action: entry.action.clone(),
-                namespace: entry.namespace.clone(),
-                kind: entry.kind.clone(),
-                name: entry.name.clone(),
-                summary: entry.summary.clone(),
-                before_doc: entry.before.as_ref().map(Value::to_string),
-                after_doc: entry.after.as_ref().map(Value::to_string),
-                operations: entry.operations.to_string(),
-                outcome: entry.outcome.as_str().into(),
-                error: entry.error.clone(),
-                request_id: entry.request_id.clone(),
-                reverts: entry.reverts,
-            };
-            let (seq, prev) = head(&mut conn).await?;
-            let hash = chain::link(&prev, &content.canonical());
-            sqlx::query(
-                "INSERT INTO audit_entries (id, time_ms, actor, actor_groups, source, action, namespace, kind, name,
-                    summary, before_doc, after_doc, operations, outcome, error, request_id, reverts, chain_seq, prev_hash, hash)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(content.id)
-            .bind(content.time_ms)
-            .bind(&content.actor)
-            .bind(&content.actor_groups)
-            .bind(&content.source)
-            .bind(&content.action)
-            .bind(&content.namespace)
-            .bind(&content.kind)
-            .bind(&content.name)
-            .bind(&content.summary)
-            .bind(&content.before_doc)
-            .bind(&content.after_doc)
-            .bind(&content.operations)
-            .bind(&content.outcome)
-            .bind(&content.error)
-            .bind(&content.request_id)
-            .bind(content.reverts)
-            .bind(seq + 1)
-            .bind(&prev)
-            .bind(&hash)
-            .execute(&mut *conn)
-            .await?;
-            set_head(&mut conn, seq + 1, &hash).await?;
-            Ok(id)
-        }
-        .await;
-        finish(&mut conn, result).await
+        // Serialised here, in the caller's task, so the writer only hashes and inserts.
+        let content = EntryContent {
+            id: 0,      // assigned by the writer, in chain order
+            time_ms: 0, // stamped by the writer
+            actor: entry.actor.clone(),
+            actor_groups: serde_json::to_string(&entry.groups).unwrap_or_else(|_| "[]".into()),
+            source: entry.source.as_str().into(),
+            action: entry.action.clone(),
+            namespace: entry.namespace.clone(),
+            kind: entry.kind.clone(),
+            name: entry.name.clone(),
+            summary: entry.summary.clone(),
+            before_doc: entry.before.as_ref().map(Value::to_string),
+            after_doc: entry.after.as_ref().map(Value::to_string),
+            operations: entry.operations.to_string(),
+            outcome: entry.outcome.as_str().into(),
+            error: entry.error.clone(),
+            request_id: entry.request_id.clone(),
+            reverts: entry.reverts,
+        };
+        self.writer.append(Record::Entry(Box::new(content))).await
     }
 
-    /// Records the outcome of a pending entry as a chained record of its own.
+    /// Records the outcome of a pending entry as a chained record of its own, once durable.
+    /// Fails, writing nothing, when the entry is not pending or already resolved.
     pub async fn resolve(
         &self,
         id: i64,
@@ -181,43 +153,14 @@ impl AuditStore {
         after: Option<&Value>,
         error: Option<&str>,
     ) -> Result<(), AuditError> {
-        let _turn = self.writer.lock().await;
-        let mut conn = self.pool.acquire().await?;
-        immediate(&mut conn).await?;
-        let result = async {
-            let content = ResolutionContent {
-                entry_id: id,
-                time_ms: jiff::Timestamp::now().as_millisecond(),
-                outcome: outcome.as_str().into(),
-                after_doc: after.map(Value::to_string),
-                error: error.map(String::from),
-            };
-            let (seq, prev) = head(&mut conn).await?;
-            let hash = chain::link(&prev, &content.canonical());
-            let inserted = sqlx::query(
-                "INSERT INTO audit_resolutions (entry_id, time_ms, outcome, after_doc, error, chain_seq, prev_hash, hash)
-                 SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM audit_entries WHERE id = ? AND outcome = 'pending')",
-            )
-            .bind(content.entry_id)
-            .bind(content.time_ms)
-            .bind(&content.outcome)
-            .bind(&content.after_doc)
-            .bind(&content.error)
-            .bind(seq + 1)
-            .bind(&prev)
-            .bind(&hash)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-            // Nothing inserted (no such pending entry): the head must not move past a record
-            // that does not exist, or the chain would break.
-            if inserted.rows_affected() == 0 {
-                return Err(AuditError(sqlx::Error::RowNotFound));
-            }
-            set_head(&mut conn, seq + 1, &hash).await
-        }
-        .await;
-        finish(&mut conn, result).await
+        let content = ResolutionContent {
+            entry_id: id,
+            time_ms: 0, // stamped by the writer
+            outcome: outcome.as_str().into(),
+            after_doc: after.map(Value::to_string),
+            error: error.map(String::from),
+        };
+        self.writer.append(Record::Resolution(content)).await.map(|_| ())
     }
 
     /// Entries matching `filter`, newest first, older than entry `before` when given
@@ -320,18 +263,19 @@ async fn immediate(conn: &mut sqlx::SqliteConnection) -> Result<(), AuditError> 
     Ok(())
 }
 
-/// Commits on success, rolls back on failure.
+/// Commits on success, rolls back on failure — and after a failed commit too: the
+/// connection goes back to the pool, and one left inside a transaction would hold the
+/// write lock for good.
 async fn finish<T>(conn: &mut sqlx::SqliteConnection, result: Result<T, AuditError>) -> Result<T, AuditError> {
-    match result {
-        Ok(value) => {
-            sqlx::query("COMMIT").execute(&mut *conn).await?;
-            Ok(value)
-        }
-        Err(error) => {
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            Err(error)
-        }
+    let committed = match result {
+        Ok(value) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| value).map_err(AuditError::from),
+        Err(error) => Err(error),
+    };
+    if committed.is_err() {
+        // Fails harmlessly when SQLite already rolled back (a full disk, an I/O error).
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
     }
+    committed
 }
 
 async fn head(conn: &mut sqlx::SqliteConnection) -> Result<(i64, String), AuditError> {

@@ -33,7 +33,7 @@ pub enum ArchiveError {
 
 impl From<sqlx::Error> for ArchiveError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Store(AuditError(error))
+        Self::Store(error.into())
     }
 }
 
@@ -132,7 +132,7 @@ impl AuditStore {
         records: u64,
         max_entry_id: i64,
     ) -> Result<(), ArchiveError> {
-        let _turn = self.writer.lock().await;
+        let _turn = self.turn.lock().await;
         let mut conn = self.pool.acquire().await?;
         // Newer entries may revert archived ones; those references now point into the archive.
         sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;

@@ -113,6 +113,106 @@ async fn concurrent_appends_keep_one_chain() {
 }
 
 #[tokio::test]
+async fn concurrent_appends_each_get_their_own_id_in_chain_order() {
+    let (_dir, store) = store().await;
+    let writers: Vec<_> = (0..300)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.record(&entry(Outcome::Applied)).await.unwrap() })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for writer in writers {
+        ids.push(writer.await.unwrap());
+    }
+    ids.sort();
+    assert_eq!(ids, (1..=300).collect::<Vec<i64>>(), "one id each, none skipped");
+    let seqs: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT id, chain_seq FROM audit_entries ORDER BY id").fetch_all(&store.pool).await.unwrap();
+    assert!(seqs.iter().all(|(id, seq)| id == seq), "ids are handed out in chain order");
+    assert_eq!(store.verify().await.unwrap(), VerifyReport { records_checked: 300, first_mismatch: None });
+}
+
+type Append = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), AuditError>> + Send>>;
+
+/// Holds the writers' turn so that the appends started meanwhile queue up and are written
+/// as one group once it is released.
+async fn in_one_group(store: &AuditStore, appends: Vec<Append>) -> Vec<Result<(), AuditError>> {
+    let turn = store.turn.clone().lock_owned().await;
+    // The writer takes the first append queued alone and waits for the turn; the rest queue
+    // behind it and go into the next transaction together.
+    let first = {
+        let store = store.clone();
+        tokio::spawn(async move { store.record(&entry(Outcome::Applied)).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let tasks: Vec<_> = appends.into_iter().map(tokio::spawn).collect();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    drop(turn);
+    first.await.unwrap().unwrap();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
+#[tokio::test]
+async fn a_failing_append_in_a_group_fails_alone() {
+    let (_dir, store) = store().await;
+    let pending = store.record(&entry(Outcome::Pending)).await.unwrap();
+    let good = |store: &AuditStore| -> Append {
+        let store = store.clone();
+        Box::pin(async move { store.record(&entry(Outcome::Applied)).await.map(|_| ()) })
+    };
+    // Reverting an entry that does not exist breaks the foreign key: that insert fails.
+    let bad: Append = {
+        let store = store.clone();
+        let entry = NewEntry { reverts: Some(9_999), ..entry(Outcome::Applied) };
+        Box::pin(async move { store.record(&entry).await.map(|_| ()) })
+    };
+    // A resolution of an entry that is not pending writes nothing.
+    let not_pending: Append = {
+        let store = store.clone();
+        Box::pin(async move { store.resolve(9_998, Outcome::Applied, None, None).await })
+    };
+    let resolve: Append = {
+        let store = store.clone();
+        Box::pin(async move { store.resolve(pending, Outcome::Applied, None, None).await })
+    };
+    let results = in_one_group(&store, vec![good(&store), bad, good(&store), not_pending, resolve, good(&store)]).await;
+    let failed: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_err()).map(|(i, _)| i).collect();
+    assert_eq!(failed, vec![1, 3], "only the bad append and the refused resolution fail: {results:?}");
+    assert_eq!(store.get(pending).await.unwrap().unwrap().outcome, "applied");
+    // The pending entry, the first append outside the group, three good appends, one resolution.
+    assert_eq!(store.verify().await.unwrap(), VerifyReport { records_checked: 6, first_mismatch: None });
+    assert_eq!(store.recent(10).await.unwrap().len(), 5, "nothing of the failed append was kept");
+}
+
+#[tokio::test]
+async fn an_unwritable_database_fails_every_append_in_the_group_and_keeps_nothing() {
+    let (_dir, store) = store().await;
+    store.record(&entry(Outcome::Applied)).await.unwrap();
+    // Another connection holds SQLite's write lock past the busy timeout: no commit can happen.
+    let mut blocker = store.pool.acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *blocker).await.unwrap();
+    let appends: Vec<_> = (0..5)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.record(&entry(Outcome::Applied)).await })
+        })
+        .collect();
+    for append in appends {
+        assert!(append.await.unwrap().is_err(), "no Ok without a commit");
+    }
+    sqlx::query("ROLLBACK").execute(&mut *blocker).await.unwrap();
+    drop(blocker);
+    assert_eq!(store.recent(10).await.unwrap().len(), 1);
+    store.record(&entry(Outcome::Applied)).await.unwrap();
+    assert!(store.verify().await.unwrap().is_intact(), "appends work again once the lock is free");
+}
+
+#[tokio::test]
 async fn a_resolved_entry_cannot_be_resolved_again() {
     let (_dir, store) = store().await;
     let id = store.record(&entry(Outcome::Pending)).await.unwrap();

@@ -3,6 +3,7 @@
 //! If the audit record cannot be written, nothing is applied.
 pub mod canary;
 pub mod documents;
+pub mod failpoint;
 mod recover;
 pub mod revert;
 pub mod routes;
@@ -19,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::problem::{FieldProblem, describe};
 
 pub use documents::{Documents, diff, diff_labeled};
+use failpoint::Failpoint;
 pub use recover::resolve_pending;
 
 /// A requested mutation, as a value.
@@ -88,6 +90,8 @@ pub struct ChangePath {
     /// Every change between its pending audit entry and its outcome holds a read guard;
     /// shutdown takes the write lock to wait for them ([`ChangePath::drain`]).
     in_flight: Arc<tokio::sync::RwLock<()>>,
+    /// Crash tests only (`failpoint.rs`): where changes stop for good.
+    failpoint: Option<Failpoint>,
 }
 
 /// When signalbox last wrote an object, and the resourceVersions its writes produced.
@@ -104,7 +108,15 @@ const OWN_WRITE_WINDOW: std::time::Duration = std::time::Duration::from_secs(30)
 
 impl ChangePath {
     pub fn new(objects: Objects, audit: AuditStore, authorizer: Authorizer, metrics: Arc<Metrics>) -> Self {
-        Self { objects, audit, authorizer, metrics, recent_writes: Default::default(), in_flight: Default::default() }
+        Self {
+            objects,
+            audit,
+            authorizer,
+            metrics,
+            recent_writes: Default::default(),
+            in_flight: Default::default(),
+            failpoint: Failpoint::from_env(),
+        }
     }
 
     /// Waits, at most `within`, until no change is between its pending entry and its
@@ -188,7 +200,9 @@ impl ChangePath {
             self.metrics.observe_change(&change.action, "refused");
             ChangeError::AuditUnavailable(error.to_string())
         })?;
+        Failpoint::reached(self.failpoint, Failpoint::AfterAuditWrite, audit_id).await;
         let result = self.run_all(&change, false).await;
+        Failpoint::reached(self.failpoint, Failpoint::AfterApply, audit_id).await;
         self.finish(&change, audit_id, result).await
     }
 

@@ -45,8 +45,9 @@ impl Console {
     pub async fn start_with(namespace: &str, adjust: impl FnOnce(&mut ServeConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("audit.db");
-        let mut config = config(namespace, database.clone());
+        let mut config = config(namespace, database);
         adjust(&mut config);
+        let database = config.database.clone();
         let server = app::start(config).await.expect("signalbox starts");
         let base = format!("http://{}", server.addr);
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();

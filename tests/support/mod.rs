@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod console;
+pub mod forwarder;
 pub mod private_cluster;
 pub mod prometheus;
 

@@ -1,0 +1,258 @@
+//! Group commit: one task writes every chained record. Appends that arrive while a commit is
+//! being synced wait in a queue and go into the next transaction together, so many appends
+//! share one fsync instead of paying one each. Each caller still gets its own id, and only
+//! once the transaction holding its record has committed (with `synchronous=FULL`: is on
+//! disk). Records are chained in the order they were queued.
+use std::sync::Arc;
+
+use sqlx::SqlitePool;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::chain::{self, EntryContent, ResolutionContent};
+use super::{AuditError, finish, head, immediate, set_head};
+
+/// Most records in one transaction: bounds how long one commit holds SQLite's write lock.
+const MAX_BATCH: usize = 256;
+/// Appends waiting beyond this make their callers wait to queue (back-pressure).
+const QUEUE: usize = 4096;
+
+/// A record to chain and insert; the writer fills in its id (entries) and time.
+#[derive(Debug)]
+pub(super) enum Record {
+    Entry(Box<EntryContent>),
+    Resolution(ResolutionContent),
+}
+
+/// What the caller learns: the entry's id once durable, or why nothing was written.
+type Reply = oneshot::Sender<Result<i64, AuditError>>;
+
+struct Request {
+    record: Record,
+    reply: Reply,
+}
+
+/// The queue into the writer task.
+#[derive(Clone)]
+pub(super) struct Writer {
+    queue: mpsc::Sender<Request>,
+}
+
+impl Writer {
+    /// Starts the writer task. It takes `turn` for each transaction, so other writers in
+    /// this process (retention, startup chaining) never interleave with a batch.
+    pub(super) fn start(pool: SqlitePool, turn: Arc<Mutex<()>>) -> Self {
+        let (queue, mut requests) = mpsc::channel::<Request>(QUEUE);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                write_batch(&pool, &turn, std::mem::take(&mut batch)).await;
+            }
+        });
+        Self { queue }
+    }
+
+    /// Queues `record` and waits until it is durable; returns the entry's id (for a
+    /// resolution, the id of the entry it resolves).
+    pub(super) async fn append(&self, record: Record) -> Result<i64, AuditError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(Request { record, reply }).await.map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+}
+
+/// The writer task is gone (its runtime shut down, or it panicked): nothing can be written.
+fn writer_gone() -> AuditError {
+    AuditError::from(sqlx::Error::WorkerCrashed)
+}
+
+/// How a transaction attempt failed.
+struct BatchFailure {
+    /// The request whose statement failed; None when the transaction as a whole did.
+    culprit: Option<usize>,
+    error: AuditError,
+}
+
+impl BatchFailure {
+    fn whole(error: impl Into<AuditError>) -> Self {
+        Self { culprit: None, error: error.into() }
+    }
+}
+
+/// Writes `requests` in one transaction and answers each. If one request's statement
+/// fails, SQLite may have rolled the transaction back (a full disk, an I/O error), so the
+/// whole attempt is rolled back, that request gets its error, and the others are tried
+/// again in a new transaction: one bad record never costs the others theirs, and no
+/// caller hears Ok for a record that was not committed.
+async fn write_batch(pool: &SqlitePool, turn: &Mutex<()>, mut requests: Vec<Request>) {
+    while !requests.is_empty() {
+        match try_batch(pool, turn, &requests).await {
+            Ok(results) => {
+                for (request, result) in requests.into_iter().zip(results) {
+                    // The caller may have stopped waiting; its record is written all the same.
+                    let _ = request.reply.send(result);
+                }
+                return;
+            }
+            Err(BatchFailure { culprit: Some(index), error }) => {
+                let _ = requests.remove(index).reply.send(Err(error));
+            }
+            Err(BatchFailure { culprit: None, error }) => {
+                for request in requests {
+                    let _ = request.reply.send(Err(error.clone()));
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// One transaction for `requests`, in order. A resolution of an entry that is not pending
+/// writes nothing and is refused on its own; any other failure fails the attempt.
+async fn try_batch(
+    pool: &SqlitePool,
+    turn: &Mutex<()>,
+    requests: &[Request],
+) -> Result<Vec<Result<i64, AuditError>>, BatchFailure> {
+    let _turn = turn.lock().await;
+    let mut conn = pool.acquire().await.map_err(BatchFailure::whole)?;
+    immediate(&mut conn).await.map_err(BatchFailure::whole)?;
+    let appended = async {
+        let mut tip = Tip::read(&mut conn).await.map_err(BatchFailure::whole)?;
+        let mut results = Vec::with_capacity(requests.len());
+        for (index, request) in requests.iter().enumerate() {
+            let result = match &request.record {
+                Record::Entry(content) => insert_entry(&mut conn, &mut tip, content).await,
+                Record::Resolution(content) => insert_resolution(&mut conn, &mut tip, content).await,
+            };
+            match result {
+                Ok(id) => results.push(Ok(id)),
+                Err(Refusal::NotPending) => results.push(Err(AuditError::from(sqlx::Error::RowNotFound))),
+                Err(Refusal::Failed(error)) => return Err(BatchFailure { culprit: Some(index), error }),
+            }
+        }
+        tip.store(&mut conn).await.map_err(BatchFailure::whole)?;
+        Ok(results)
+    }
+    .await;
+    match appended {
+        Ok(results) => finish(&mut conn, Ok(results)).await.map_err(BatchFailure::whole),
+        Err(failure) => {
+            let _ = finish::<()>(&mut conn, Err(failure.error.clone())).await;
+            Err(failure)
+        }
+    }
+}
+
+/// The end of the chain and the next entry id, carried through a batch.
+struct Tip {
+    seq: i64,
+    hash: String,
+    next_id: i64,
+}
+
+impl Tip {
+    async fn read(conn: &mut sqlx::SqliteConnection) -> Result<Self, AuditError> {
+        let (seq, hash) = head(conn).await?;
+        // Ids continue after archived entries, so an id names one entry forever.
+        let next_id: i64 = sqlx::query_scalar(
+            "SELECT MAX(COALESCE((SELECT MAX(id) FROM audit_entries), 0),
+                        COALESCE((SELECT MAX(max_entry_id) FROM audit_archives), 0)) + 1",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(Self { seq, hash, next_id })
+    }
+
+    async fn store(&self, conn: &mut sqlx::SqliteConnection) -> Result<(), AuditError> {
+        set_head(conn, self.seq, &self.hash).await
+    }
+}
+
+enum Refusal {
+    /// A resolution for an entry that is not pending: nothing was written.
+    NotPending,
+    Failed(AuditError),
+}
+
+impl From<sqlx::Error> for Refusal {
+    fn from(error: sqlx::Error) -> Self {
+        Refusal::Failed(error.into())
+    }
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+async fn insert_entry(
+    conn: &mut sqlx::SqliteConnection,
+    tip: &mut Tip,
+    content: &EntryContent,
+) -> Result<i64, Refusal> {
+    let content = EntryContent { id: tip.next_id, time_ms: now_ms(), ..content.clone() };
+    let hash = chain::link(&tip.hash, &content.canonical());
+    sqlx::query(
+        "INSERT INTO audit_entries (id, time_ms, actor, actor_groups, source, action, namespace, kind, name,
+            summary, before_doc, after_doc, operations, outcome, error, request_id, reverts, chain_seq, prev_hash, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(content.id)
+    .bind(content.time_ms)
+    .bind(&content.actor)
+    .bind(&content.actor_groups)
+    .bind(&content.source)
+    .bind(&content.action)
+    .bind(&content.namespace)
+    .bind(&content.kind)
+    .bind(&content.name)
+    .bind(&content.summary)
+    .bind(&content.before_doc)
+    .bind(&content.after_doc)
+    .bind(&content.operations)
+    .bind(&content.outcome)
+    .bind(&content.error)
+    .bind(&content.request_id)
+    .bind(content.reverts)
+    .bind(tip.seq + 1)
+    .bind(&tip.hash)
+    .bind(&hash)
+    .execute(&mut *conn)
+    .await?;
+    tip.seq += 1;
+    tip.hash = hash;
+    tip.next_id += 1;
+    Ok(content.id)
+}
+
+async fn insert_resolution(
+    conn: &mut sqlx::SqliteConnection,
+    tip: &mut Tip,
+    content: &ResolutionContent,
+) -> Result<i64, Refusal> {
+    let content = ResolutionContent { time_ms: now_ms(), ..content.clone() };
+    let hash = chain::link(&tip.hash, &content.canonical());
+    let inserted = sqlx::query(
+        "INSERT INTO audit_resolutions (entry_id, time_ms, outcome, after_doc, error, chain_seq, prev_hash, hash)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+         WHERE EXISTS (SELECT 1 FROM audit_entries WHERE id = ?1 AND outcome = 'pending')
+           AND NOT EXISTS (SELECT 1 FROM audit_resolutions WHERE entry_id = ?1)",
+    )
+    .bind(content.entry_id)
+    .bind(content.time_ms)
+    .bind(&content.outcome)
+    .bind(&content.after_doc)
+    .bind(&content.error)
+    .bind(tip.seq + 1)
+    .bind(&tip.hash)
+    .bind(&hash)
+    .execute(&mut *conn)
+    .await?;
+    // Nothing inserted (no such entry, not pending, or already resolved): the tip must not move past a record that
+    // does not exist, or the chain would break.
+    if inserted.rows_affected() == 0 {
+        return Err(Refusal::NotPending);
+    }
+    tip.seq += 1;
+    tip.hash = hash;
+    Ok(content.entry_id)
+}
