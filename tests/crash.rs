@@ -61,11 +61,7 @@ impl Signalbox {
         let reached = watch_log(child.stdout.take().unwrap());
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-        eventually(Duration::from_secs(30), "signalbox /readyz", || async {
-            let response = http.get(format!("{base}/readyz")).send().await.ok()?;
-            (response.status() == StatusCode::OK).then_some(())
-        })
-        .await;
+        support::wait_until_ready(&http, &base).await;
         (Self { child, base, http }, reached)
     }
 

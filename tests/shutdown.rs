@@ -71,11 +71,7 @@ async fn sigterm_during_changes_leaves_each_applied_and_audited_or_not_applied_a
         .expect("the signalbox binary starts");
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-    eventually(Duration::from_secs(30), "signalbox /readyz", || async {
-        let response = http.get(format!("{base}/readyz")).send().await.ok()?;
-        (response.status() == StatusCode::OK).then_some(())
-    })
-    .await;
+    support::wait_until_ready(&http, &base).await;
 
     let requests: Vec<_> = WORKLOADS
         .iter()

@@ -6,7 +6,7 @@ use serde_json::Value;
 use signalbox::app::{self, Server};
 use signalbox::config::{LogFormat, ServeConfig};
 
-use super::{eventually, kubeconfig_path};
+use super::kubeconfig_path;
 
 pub struct Console {
     pub server: Server,
@@ -57,12 +57,7 @@ impl Console {
     }
 
     pub async fn wait_ready(&self) {
-        let url = self.url("/readyz");
-        eventually(Duration::from_secs(20), "signalbox /readyz", || async {
-            let response = self.http.get(&url).send().await.ok()?;
-            (response.status() == StatusCode::OK).then_some(())
-        })
-        .await;
+        super::wait_until_ready(&self.http, &self.base).await;
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -110,3 +110,12 @@ pub fn fixture_documents(relative: &str) -> Vec<serde_json::Value> {
         .filter(|document: &serde_json::Value| !document.is_null())
         .collect()
 }
+
+/// Waits until the signalbox at `base` (`http://127.0.0.1:PORT`) answers `/readyz` with 200.
+pub async fn wait_until_ready(http: &reqwest::Client, base: &str) {
+    eventually(Duration::from_secs(30), "signalbox /readyz", || async {
+        let response = http.get(format!("{base}/readyz")).send().await.ok()?;
+        (response.status() == reqwest::StatusCode::OK).then_some(())
+    })
+    .await;
+}
