@@ -73,7 +73,7 @@ pub struct NewEntry {
 }
 
 /// A stored entry.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Entry {
     pub id: i64,
     #[serde(rename = "time", serialize_with = "serialize_time")]

@@ -166,7 +166,28 @@ impl AuditStore {
     /// Entries matching `filter`, newest first, older than entry `before` when given
     /// (keyset pagination: no OFFSET, so every page costs the same).
     pub async fn search(&self, filter: &Filter, before: Option<i64>, limit: u32) -> Result<Vec<Entry>, AuditError> {
-        let mut query = sqlx::QueryBuilder::new("SELECT * FROM audit_view WHERE 1 = 1");
+        self.search_columns("*", filter, before, limit).await
+    }
+
+    /// Like [`Self::search`], without the before/after documents and operations (left empty):
+    /// what a listing shows, without reading and parsing a few KiB of JSON per row.
+    pub async fn search_summaries(
+        &self,
+        filter: &Filter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Entry>, AuditError> {
+        self.search_columns(SUMMARY_COLUMNS, filter, before, limit).await
+    }
+
+    async fn search_columns(
+        &self,
+        columns: &str,
+        filter: &Filter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Entry>, AuditError> {
+        let mut query = sqlx::QueryBuilder::new(format!("SELECT {columns} FROM audit_view WHERE 1 = 1"));
         let mut equal = |column: &str, value: &Option<String>| {
             if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
                 query.push(format!(" AND {column} = ")).push_bind(value.to_owned());
@@ -292,6 +313,10 @@ async fn set_head(conn: &mut sqlx::SqliteConnection, seq: i64, hash: &str) -> Re
         .await?;
     Ok(())
 }
+
+/// `audit_view`'s columns for a listing: the documents and operations as NULL.
+const SUMMARY_COLUMNS: &str = "id, time_ms, actor, actor_groups, source, action, namespace, kind, name, summary, \
+    NULL AS before_doc, NULL AS after_doc, NULL AS operations, request_id, reverts, outcome, error";
 
 fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Entry {
     let document =

@@ -44,6 +44,21 @@ async fn a_pending_entry_resolves_once_and_keeps_its_documents() {
 }
 
 #[tokio::test]
+async fn summaries_are_the_search_without_documents() {
+    let (_dir, store) = store().await;
+    let id = store.record(&entry(Outcome::Pending)).await.unwrap();
+    store.resolve(id, Outcome::Applied, Some(&serde_json::json!({"spec": {}})), None).await.unwrap();
+    store.record(&entry(Outcome::Denied)).await.unwrap();
+    let filter = Filter { outcome: Some("applied".into()), ..Filter::default() };
+    let full = store.search(&filter, None, 10).await.unwrap();
+    let summaries = store.search_summaries(&filter, None, 10).await.unwrap();
+    assert_eq!(summaries.len(), 1);
+    assert!(full[0].before.is_some() && full[0].after.is_some());
+    let without_documents = Entry { before: None, after: None, operations: serde_json::Value::Null, ..full[0].clone() };
+    assert_eq!(summaries[0], without_documents, "every other column as the full search has it");
+}
+
+#[tokio::test]
 async fn resolved_entries_cannot_be_changed_or_deleted() {
     let (_dir, store) = store().await;
     let id = store.record(&entry(Outcome::Failed)).await.unwrap();

@@ -74,7 +74,7 @@ pub async fn page(
     Identity(actor): Identity,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Response, AppError> {
-    let entries = state.audit.search(&query.parsed()?, query.before, PAGE_SIZE).await?;
+    let entries = state.audit.search_summaries(&query.parsed()?, query.before, PAGE_SIZE).await?;
     let older = (entries.len() == PAGE_SIZE as usize).then(|| entries.last().map(|e| e.id)).flatten();
     let verified = state.audit.verify_incremental().await?;
     let filters = query.query_string();
@@ -83,7 +83,7 @@ pub async fn page(
 
 /// The first page's rows, polled by the page.
 pub async fn rows(State(state): State<AppState>, Query(query): Query<HistoryQuery>) -> Result<Response, AppError> {
-    render(&AuditRows { entries: state.audit.search(&query.parsed()?, None, PAGE_SIZE).await? })
+    render(&AuditRows { entries: state.audit.search_summaries(&query.parsed()?, None, PAGE_SIZE).await? })
 }
 
 /// `/audit/{id}`: one entry, its before/after diff, and where to look around that time.
