@@ -10,6 +10,7 @@
 //! - How long a canary has been healthy is kept in memory by the leader: a new leader (or a
 //!   restart) starts the dwell again, so a dwell is always observed, never assumed.
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -18,8 +19,9 @@ use tokio::task::JoinHandle;
 
 use crate::change::canary as canary_change;
 use crate::cluster::LeaderLease;
+use crate::istio::VirtualService;
 use crate::policy::RoutingPolicy;
-use crate::policy::canary::Canary;
+use crate::policy::canary::{ANNOTATION, Canary};
 use crate::traffic::{self, Prometheus, Verdict};
 use crate::web::AppState;
 use crate::web::canaries::{self, Step};
@@ -35,7 +37,7 @@ pub struct Autopilot {
 
 impl Autopilot {
     /// Starts judging every `interval`, as `holder` (this replica's identity in the Leases).
-    pub fn start(state: AppState, prometheus: std::sync::Arc<Prometheus>, interval: Duration, holder: &str) -> Self {
+    pub fn start(state: AppState, prometheus: Arc<Prometheus>, interval: Duration, holder: &str) -> Self {
         // A leader that stops renewing is replaced after three missed rounds (at least 15 s,
         // client-go's default), so a slow Prometheus round does not hand the Lease over.
         let lease_duration = (interval * 3).max(Duration::from_secs(15));
@@ -71,7 +73,7 @@ struct Progress {
 
 struct Pilot {
     state: AppState,
-    prometheus: std::sync::Arc<Prometheus>,
+    prometheus: Arc<Prometheus>,
     leases: Vec<(String, LeaderLease)>,
     /// By (namespace, host).
     progress: HashMap<(String, String), Progress>,
@@ -118,7 +120,11 @@ impl Pilot {
     fn automatic_canaries(&self, namespace: &str) -> Vec<(String, Canary, RoutingPolicy)> {
         let Some(cache) = self.state.cluster.caches.namespace(namespace) else { return Vec::new() };
         let virtual_services = cache.virtual_services.state();
-        let hosts = virtual_services.iter().filter_map(|vs| vs.metadata.name.clone());
+        // Only VirtualServices carrying a canary are worth reading the routing of.
+        let with_canary = |vs: &&Arc<VirtualService>| {
+            vs.metadata.annotations.as_ref().is_some_and(|annotations| annotations.contains_key(ANNOTATION))
+        };
+        let hosts = virtual_services.iter().filter(with_canary).filter_map(|vs| vs.metadata.name.clone());
         hosts
             .filter_map(|host| {
                 let live = self.state.cached_routing(namespace, &host);
