@@ -3,6 +3,9 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use crate::audit::Source;
+use crate::authz::Actor;
+use crate::change::workloads::Origin;
 use crate::problem::{FieldProblem, check_dns_label};
 
 use super::BODY_LIMIT_BYTES;
@@ -72,6 +75,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Htmx {
 
 /// The request id set by the request-id layer, for the audit log.
 pub struct RequestId(pub Option<String>);
+
+impl RequestId {
+    /// Who asked for a change, through which door, under this request id.
+    pub fn origin(self, actor: Actor, source: Source) -> Origin {
+        Origin { actor, source, request_id: self.0 }
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = std::convert::Infallible;

@@ -7,7 +7,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::audit::Source;
-use crate::change::workloads::Origin;
 use crate::policy::canary::Canary;
 use crate::problem::check_dns_label;
 use crate::traffic::Thresholds;
@@ -111,8 +110,7 @@ async fn transition(
     host: &str,
     step: Step,
 ) -> Result<Response, AppError> {
-    let origin = Origin { actor, source: Source::Api, request_id: request_id.0 };
-    match canaries::run(state, origin, namespace, host, step).await {
+    match canaries::run(state, request_id.origin(actor, Source::Api), namespace, host, step).await {
         Ok((canary, audit_id)) => {
             let mut body = canary_json(host, &canary);
             body["auditId"] = json!(audit_id);

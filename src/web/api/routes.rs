@@ -6,9 +6,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::audit::Source;
-use crate::authz::Actor;
 use crate::change::routes::{self, ResourceVersions, RouteRequest};
-use crate::change::workloads::Origin;
 use crate::policy::{self, RoutingPolicy};
 use crate::problem::check_dns_label;
 
@@ -57,10 +55,6 @@ fn host_of(path: (String, String)) -> Result<String, AppError> {
     Ok(host)
 }
 
-fn origin(actor: Actor, request_id: RequestId) -> Origin {
-    Origin { actor, source: Source::Api, request_id: request_id.0 }
-}
-
 /// `GET`: the policy, or 404 when the host has no VirtualService nor DestinationRule.
 pub async fn get(
     State(state): State<AppState>,
@@ -98,7 +92,7 @@ pub async fn put(
     }
     let live = state.live_routing(&namespace, &host).await?;
     let context = state.validation_context(&namespace, &host);
-    let origin = origin(actor, request_id);
+    let origin = request_id.origin(actor, Source::Api);
     let request = RouteRequest {
         origin: &origin,
         namespace: &namespace,
@@ -130,7 +124,7 @@ pub async fn remove(
     if !live.exists() {
         return Err(AppError::NotFound(format!("{host} has no routing policy in {namespace}")));
     }
-    let (context, origin) = (Default::default(), origin(actor, request_id));
+    let (context, origin) = (Default::default(), request_id.origin(actor, Source::Api));
     let request =
         RouteRequest { origin: &origin, namespace: &namespace, live: &live, expected: None, context: &context };
     let applied = state.changes.execute(routes::delete(&request, &host)).await?;

@@ -7,8 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::audit::Source;
-use crate::authz::Actor;
-use crate::change::workloads::{self, Origin};
+use crate::change::workloads;
 use crate::change::{Applied, Change};
 use crate::tutorial::Workload;
 
@@ -21,10 +20,6 @@ use super::super::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct WorkloadBody {
     replicas: Option<i32>,
-}
-
-fn origin(actor: Actor, request_id: RequestId) -> Origin {
-    Origin { actor, source: Source::Api, request_id: request_id.0 }
 }
 
 fn parse_workload(name: &str) -> Result<Workload, AppError> {
@@ -53,7 +48,8 @@ pub async fn put(
 ) -> Result<Response, AppError> {
     let workload = parse_workload(&name)?;
     let current = state.namespace_state(&namespace);
-    let change = workloads::deploy(&origin(actor, request_id), &namespace, workload, body.replicas, &current);
+    let change =
+        workloads::deploy(&request_id.origin(actor, Source::Api), &namespace, workload, body.replicas, &current);
     applied(&state, change).await
 }
 
@@ -67,7 +63,7 @@ pub async fn remove(
 ) -> Result<Response, AppError> {
     let workload = parse_workload(&name)?;
     let current = state.namespace_state(&namespace);
-    applied(&state, workloads::remove(&origin(actor, request_id), &namespace, workload, &current)).await
+    applied(&state, workloads::remove(&request_id.origin(actor, Source::Api), &namespace, workload, &current)).await
 }
 
 /// `DELETE /tutorial`: removes every tutorial object from the namespace.
@@ -77,7 +73,7 @@ pub async fn reset(
     request_id: RequestId,
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
-    applied(&state, workloads::reset(&origin(actor, request_id), &namespace)).await
+    applied(&state, workloads::reset(&request_id.origin(actor, Source::Api), &namespace)).await
 }
 
 async fn applied(state: &AppState, change: Change) -> Result<Response, AppError> {

@@ -12,7 +12,6 @@ use serde::Deserialize;
 use crate::audit::{Entry, Source};
 use crate::authz::{Actor, Permission};
 use crate::change::canary;
-use crate::change::workloads::Origin;
 use crate::policy::RoutingPolicy;
 use crate::policy::canary::{Canary, DEFAULT_STEPS};
 use crate::problem::check_dns_label;
@@ -273,7 +272,7 @@ async fn transition(
     host: &str,
     step: Step,
 ) -> Result<Response, AppError> {
-    let origin = Origin { actor: actor.clone(), source: Source::Ui, request_id: request_id.0 };
+    let origin = request_id.origin(actor.clone(), Source::Ui);
     match canaries::run(state, origin, namespace, host, step).await {
         Ok((_, audit_id)) => {
             let target = format!("/ns/{namespace}/canaries/{host}?change={audit_id}");

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::audit::Source;
 use crate::authz::{Actor, Permission};
-use crate::change::workloads::{self, Origin};
+use crate::change::workloads;
 use crate::change::{Applied, Change};
 use crate::inventory;
 use crate::problem::{FieldProblem, describe};
@@ -140,10 +140,6 @@ pub async fn status(
     render(&StatusPartial { workloads: workloads(&state, &actor, &namespace) })
 }
 
-fn origin(actor: Actor, request_id: RequestId) -> Origin {
-    Origin { actor, source: Source::Ui, request_id: request_id.0 }
-}
-
 fn parse_workload(name: &str) -> Result<Workload, AppError> {
     Workload::parse(name).ok_or_else(|| AppError::NotFound(format!("{name} is not a tutorial workload")))
 }
@@ -159,7 +155,7 @@ pub async fn create_namespace(
     htmx: Htmx,
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
-    let change = workloads::create_namespace(&origin(actor.clone(), request_id), &namespace);
+    let change = workloads::create_namespace(&request_id.origin(actor.clone(), Source::Ui), &namespace);
     respond(&state, &actor, &namespace, htmx, None, execute(&state, change).await).await
 }
 
@@ -173,7 +169,7 @@ pub async fn deploy(
 ) -> Result<Response, AppError> {
     let workload = parse_workload(&name)?;
     let current = state.namespace_state(&namespace);
-    let change = workloads::deploy(&origin(actor.clone(), request_id), &namespace, workload, None, &current);
+    let change = workloads::deploy(&request_id.origin(actor.clone(), Source::Ui), &namespace, workload, None, &current);
     respond(&state, &actor, &namespace, htmx, Some(workload), execute(&state, change).await).await
 }
 
@@ -190,7 +186,13 @@ pub async fn scale(
     let result = match parse_replicas(&form.replicas) {
         Ok(replicas) => {
             let current = state.namespace_state(&namespace);
-            let change = workloads::scale(&origin(actor.clone(), request_id), &namespace, workload, replicas, &current);
+            let change = workloads::scale(
+                &request_id.origin(actor.clone(), Source::Ui),
+                &namespace,
+                workload,
+                replicas,
+                &current,
+            );
             execute(&state, change).await
         }
         Err(problem) => Err(AppError::Invalid(vec![problem])),
@@ -208,7 +210,7 @@ pub async fn remove(
 ) -> Result<Response, AppError> {
     let workload = parse_workload(&name)?;
     let current = state.namespace_state(&namespace);
-    let change = workloads::remove(&origin(actor.clone(), request_id), &namespace, workload, &current);
+    let change = workloads::remove(&request_id.origin(actor.clone(), Source::Ui), &namespace, workload, &current);
     respond(&state, &actor, &namespace, htmx, Some(workload), execute(&state, change).await).await
 }
 
@@ -219,7 +221,7 @@ pub async fn reset(
     htmx: Htmx,
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
-    let change = workloads::reset(&origin(actor.clone(), request_id), &namespace);
+    let change = workloads::reset(&request_id.origin(actor.clone(), Source::Ui), &namespace);
     respond(&state, &actor, &namespace, htmx, None, execute(&state, change).await).await
 }
 

@@ -140,10 +140,6 @@ fn deployed_versions(state: &AppState, namespace: &str, host: &str) -> Vec<Strin
     versions
 }
 
-fn origin(actor: &Actor, request_id: RequestId) -> Origin {
-    Origin { actor: actor.clone(), source: Source::Ui, request_id: request_id.0 }
-}
-
 /// `POST .../preview`: the change a form asks for, dry-run but not applied.
 pub async fn preview(
     State(state): State<AppState>,
@@ -158,7 +154,7 @@ pub async fn preview(
     let form = RouteForm::parse(&body);
     let live = state.live_routing(&namespace, &host).await?;
     let mut view = view_of(&state, &actor, &namespace, &host, &live);
-    let origin = origin(&actor, request_id);
+    let origin = request_id.origin(actor.clone(), Source::Ui);
     let result = match form.action.as_str() {
         "delete" => Ok(None),
         _ => live_policy(&live, &host)
@@ -242,7 +238,7 @@ pub async fn apply(
     };
     let expected = ResourceVersions { virtual_service: non_empty(form.rv_vs), destination_rule: non_empty(form.rv_dr) };
     let live = state.live_routing(&namespace, &host).await?;
-    let origin = origin(&actor, request_id);
+    let origin = request_id.origin(actor.clone(), Source::Ui);
     let (change, _) = build_change(&state, &namespace, &host, &live, &origin, &expected, desired.as_ref());
     match state.changes.execute(change).await.map_err(AppError::from) {
         Ok(applied) => {
