@@ -22,8 +22,12 @@ fn output(cluster: &PrivateCluster, verb: &str) -> (bool, String) {
 #[test]
 fn up_is_idempotent_recovers_a_half_dead_cluster_and_down_frees_every_port() {
     let cluster = PrivateCluster::start(PORT);
-    let ports = PORT..=PORT + 4;
-    assert!(ports.clone().all(listening), "every component listens after up");
+    // The API server, etcd (client, peer), controller-manager, scheduler, then istiod's six.
+    let ports = PORT..=PORT + 10;
+    let silent: Vec<u16> = ports.clone().filter(|&port| !listening(port)).collect();
+    assert!(silent.is_empty(), "every component listens after up; silent: {silent:?}");
+    let (_, status) = output(&cluster, "status");
+    assert!(status.contains("pilot-discovery") && status.contains("istiod is ready"), "{status}");
 
     let (ok, text) = output(&cluster, "up");
     assert!(ok && text.contains("already running"), "a second up is a no-op: {text}");

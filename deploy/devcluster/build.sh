@@ -1,34 +1,66 @@
 #!/usr/bin/env bash
 # Builds the pinned control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok) into .bin/. Rebuilds only when go.mod/go.sum change:
-# the stamp file records the hash of the pins the binaries were built from.
+# kube-scheduler, kubectl, kwok) into .bin/, and istiod (pilot-discovery) with the tests'
+# xDS client from the separate module in istiod/, so Istio's newer dependencies never move
+# the Kubernetes pins. Each set rebuilds only when its pins (go.mod/go.sum, its sources) or
+# this script change: a stamp file records the hash they were built from.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bin="$here/.bin"
-stamp="$bin/.pins"
-pins="$(cat "$here/go.mod" "$here/go.sum" "$here/build.sh" | sha256sum | cut -d' ' -f1)"
-
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$pins" ]]; then
-  exit 0
-fi
 
 command -v go >/dev/null || { echo "devcluster: Go toolchain not found on PATH" >&2; exit 1; }
 mkdir -p "$bin"
-rm -f "$stamp"
-cd "$here"
-declare -A packages=(
-  [etcd]=go.etcd.io/etcd/server/v3
-  [kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
-  [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
-  [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
-  [kubectl]=k8s.io/kubernetes/cmd/kubectl
-  [kwok]=sigs.k8s.io/kwok/cmd/kwok
-)
-start=$SECONDS
-for name in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok; do
-  echo "devcluster: building $name (${packages[$name]})" >&2
-  # -trimpath and stripped symbols keep the binaries small; CGO off as upstream releases do.
-  CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags='-s -w' -o "$bin/$name" "${packages[$name]}"
-done
-echo "$pins" > "$stamp"
-echo "devcluster: built control plane in $((SECONDS - start))s" >&2
+
+# up_to_date STAMP FILES...: the stamp holds the hash of FILES and this script.
+pins_of() { cat "$@" "$here/build.sh" | sha256sum | cut -d' ' -f1; }
+up_to_date() {
+  local stamp="$1"; shift
+  [[ -f "$stamp" && "$(cat "$stamp")" == "$(pins_of "$@")" ]]
+}
+
+build_control_plane() {
+  declare -A packages=(
+    [etcd]=go.etcd.io/etcd/server/v3
+    [kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
+    [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
+    [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
+    [kubectl]=k8s.io/kubernetes/cmd/kubectl
+    [kwok]=sigs.k8s.io/kwok/cmd/kwok
+  )
+  local start=$SECONDS name
+  for name in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok; do
+    echo "devcluster: building $name (${packages[$name]})" >&2
+    # -trimpath and stripped symbols keep the binaries small; CGO off as upstream releases do.
+    (cd "$here" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags='-s -w' -o "$bin/$name" "${packages[$name]}")
+  done
+  echo "devcluster: built control plane in $((SECONDS - start))s" >&2
+}
+
+# istiod's version string is the module's VERSION file (e.g. 1.31) plus the pinned commit, so
+# `istioctl version`-style output and the xDS ISTIO_VERSION say what runs.
+build_istiod() {
+  local start=$SECONDS module version commit
+  module="$(cd "$here/istiod" && go list -mod=mod -m -f '{{.Dir}}' istio.io/istio)"
+  commit="$(cd "$here/istiod" && go list -mod=mod -m -f '{{.Version}}' istio.io/istio)"
+  version="$(cat "$module/VERSION")-dev+${commit##*-}"
+  echo "devcluster: building istiod $version (istio.io/istio/pilot/cmd/pilot-discovery)" >&2
+  (cd "$here/istiod" && CGO_ENABLED=0 go build -mod=mod -trimpath \
+    -ldflags="-s -w -X istio.io/istio/pkg/version.buildVersion=$version -X istio.io/istio/pkg/version.buildGitRevision=${commit##*-}" \
+    -o "$bin/pilot-discovery" istio.io/istio/pilot/cmd/pilot-discovery)
+  echo "devcluster: building xds-client" >&2
+  (cd "$here/istiod" && CGO_ENABLED=0 go build -mod=mod -trimpath -o "$bin/xds-client" ./xds-client)
+  echo "devcluster: built istiod in $((SECONDS - start))s" >&2
+}
+
+control_plane_pins=("$here/go.mod" "$here/go.sum")
+istiod_pins=("$here/istiod/go.mod" "$here/istiod/go.sum" "$here"/istiod/xds-client/*.go)
+if ! up_to_date "$bin/.pins" "${control_plane_pins[@]}"; then
+  rm -f "$bin/.pins"
+  build_control_plane
+  pins_of "${control_plane_pins[@]}" >"$bin/.pins"
+fi
+if ! up_to_date "$bin/.istiod-pins" "${istiod_pins[@]}"; then
+  rm -f "$bin/.istiod-pins"
+  build_istiod
+  pins_of "${istiod_pins[@]}" >"$bin/.istiod-pins"
+fi
