@@ -101,6 +101,7 @@ async fn main() {
         trusted_proxies: Vec::new(),
         prometheus_url: None,
         analysis_interval_seconds: 10,
+        istiod_url: None,
         teams: None,
         static_dir: None,
         audit_retention_days: None,

@@ -13,3 +13,4 @@ if ! "$devcluster" status >/dev/null 2>&1; then
 fi
 cargo bench --locked --bench overview
 cargo bench --locked --bench audit
+cargo bench --locked --bench propagation

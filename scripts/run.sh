@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: serves the console on http://127.0.0.1:8080. Uses the kubeconfig given
 # (--kubeconfig, SIGNALBOX_KUBECONFIG or KUBECONFIG) when its API server answers; otherwise
-# starts the local dev cluster and uses that.
+# starts the local dev cluster (with istiod and simulated sidecars) and uses that, pointing
+# --istiod-url at the dev cluster's istiod.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -21,7 +22,9 @@ cargo build --release --locked
 if ! reachable "$kubeconfig"; then
   [[ -n "$kubeconfig" ]] && echo "run: the API server of $kubeconfig does not answer; using the dev cluster" >&2
   "$devcluster" up
+  "$devcluster" sidecars
   kubeconfig="$("$devcluster" kubeconfig)"
+  export SIGNALBOX_ISTIOD_URL="${SIGNALBOX_ISTIOD_URL:-$("$devcluster" istiod-monitoring)}"
 fi
 export SIGNALBOX_KUBECONFIG="$kubeconfig"
 exec "$root/target/release/signalbox" "$@"

@@ -16,6 +16,7 @@ use crate::change::{ChangePath, resolve_pending};
 use crate::cluster::{self, Cluster};
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
+use crate::propagation::{Istiod, Propagation};
 use crate::web::{self, AppState, CsrfTokens, IdentityPolicy, Links};
 
 /// How long shutdown waits for in-flight requests and changes: below Kubernetes' default
@@ -88,7 +89,9 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
             .with_context(|| format!("reading the team file {}", path.display()))?,
         None => Authorizer::open(config.namespaces.clone()),
     };
-    let changes = ChangePath::new(cluster.objects.clone(), audit.clone(), authorizer, metrics.clone());
+    let propagation = Propagation::new(istiod(&config, &cluster).await?);
+    let changes =
+        ChangePath::new(cluster.objects.clone(), audit.clone(), authorizer, metrics.clone()).with_propagation(propagation);
     spawn_pending_resolution(audit.clone(), cluster.clone());
     spawn_audit_upkeep(audit.clone(), retention(&config));
     record_external_changes(&cluster, &config.namespaces, audit.clone(), changes.clone());
@@ -129,6 +132,26 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         .await
     });
     Ok(Server { addr, state, autopilot, stop, task })
+}
+
+/// istiod's monitoring endpoint: `--istiod-url`, else (inside a cluster) the `istiod`
+/// Service of `istio-system` on its monitoring port, else none.
+async fn istiod(config: &ServeConfig, cluster: &Cluster) -> anyhow::Result<Option<Istiod>> {
+    if let Some(url) = &config.istiod_url {
+        return Istiod::new(url).map(Some).map_err(|e| anyhow::anyhow!("--istiod-url: {e}"));
+    }
+    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() {
+        return Ok(None);
+    }
+    let services = kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(cluster.client.clone(), "istio-system");
+    match services.get_opt("istiod").await {
+        Ok(Some(_)) => Ok(Istiod::new("http://istiod.istio-system.svc:15014").ok()),
+        Ok(None) => Ok(None),
+        Err(error) => {
+            tracing::warn!(%error, "could not look for istiod in istio-system; propagation will not be shown");
+            Ok(None)
+        }
+    }
 }
 
 /// How long a change seen by a watch waits before it is compared with signalbox's own

@@ -73,6 +73,10 @@ pub struct ServeConfig {
     /// Base URL of Prometheus, e.g. http://prometheus.istio-system:9090; enables canary metrics.
     #[arg(long, env = "SIGNALBOX_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
+    /// istiod's monitoring URL (port 15014), for when the proxies have a change
+    /// (`/debug/syncz`). Default: inside a cluster, the `istiod` Service in `istio-system`.
+    #[arg(long, env = "SIGNALBOX_ISTIOD_URL")]
+    pub istiod_url: Option<String>,
     /// How often canaries with auto-advance are judged against Prometheus, in seconds.
     #[arg(long, env = "SIGNALBOX_ANALYSIS_INTERVAL_SECONDS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]

@@ -23,6 +23,7 @@ pub mod istio;
 pub mod metrics;
 pub mod policy;
 pub mod problem;
+pub mod propagation;
 pub mod traffic;
 pub mod tutorial;
 pub mod web;

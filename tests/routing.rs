@@ -284,6 +284,80 @@ async fn the_route_tester_agrees_with_the_rules_and_dry_runs_change_nothing() {
     console.stop().await;
 }
 
+/// Istio's own verdict: istiod's validating webhook judges every dry run, and what it refuses
+/// reaches the user as a problem at the field it names — here a regex repeat count over RE2's
+/// limit of 1000, which Rust's regex engine (signalbox's own check) accepts.
+#[tokio::test]
+async fn istiods_webhook_refusals_show_istios_message_at_the_field() {
+    let (ns, console) = console_with_two_versions().await;
+    let over_limit = ".*Firefox.{1001}";
+    let body = json!({"subsets": subsets(), "rules": [
+        {"match": [{"headers": {"baggage-user-agent": {"regex": over_limit}}}], "route": {"version-v2": 100}},
+        {"route": {"version-v1": 100}}]});
+    for url in [console.api("/routes/recommendation?dryRun=true"), console.api("/routes/recommendation")] {
+        let (status, answer) = console.send_json(Method::PUT, &url, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        let problem = &answer["problems"][0];
+        assert_eq!(problem["field"], "rules[0].match[0].headers.baggage-user-agent", "{answer}");
+        let message = problem["message"].as_str().unwrap();
+        assert!(message.starts_with("Istio refused this:") && message.contains("repeat count"), "{message}");
+    }
+    let refusal = &console.audit().await[0];
+    assert_eq!((refusal["outcome"].as_str(), refusal["action"].as_str()), (Some("failed"), Some("route.update")));
+    assert!(refusal["error"].as_str().unwrap().contains("Istio refused this"), "{refusal}");
+
+    let (status, answer) = put_policy(&console, json!({"subsets": subsets(), "rules": [
+        {"route": {"version-v1": 100}, "redirect": {"uri": "/elsewhere"}}]}))
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["problems"][0]["field"], "rules[0].redirect", "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("cannot contain both route and redirect"), "{answer}");
+    assert!(live_spec(&ns, "VirtualService").await.is_none(), "nothing Istio refused was written");
+
+    // The page: the header-route form's preview shows Istio's message under the regex field.
+    put_policy(&console, json!({"subsets": subsets(), "rules": []})).await;
+    let preview = format!("/ns/{}/routes/recommendation/preview", ns.name);
+    let (status, html) = console
+        .post_form(&preview, &[
+            ("action", "header"),
+            ("header", "baggage-user-agent"),
+            ("regex", over_limit),
+            ("matched_subset", "version-v2"),
+            ("other_subset", "version-v1"),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    let regex_error = html.split("id=\"regex-error\">").nth(1).expect("an error under the regex field");
+    let regex_error = &regex_error[..regex_error.find("</div>").unwrap()];
+    assert!(regex_error.starts_with("Istio refused this:") && regex_error.contains("repeat count"), "{regex_error}");
+    console.stop().await;
+}
+
+/// Both layers refuse an unknown retry condition: signalbox names the field before any dry
+/// run, and istiod's webhook refuses the same object when it is written directly.
+#[tokio::test]
+async fn retry_conditions_istio_refuses_are_refused_by_both_layers() {
+    let (ns, console) = console_with_two_versions().await;
+    let (status, answer) = put_policy(&console, json!({"subsets": subsets(), "rules": [
+        {"route": {"version-v1": 100}, "retries": {"attempts": 3, "retryOn": "5xx,not-a-condition"}}]}))
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["field"], "rules[0].retries.retryOn", "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("\"not-a-condition\""), "{answer}");
+
+    let object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "recommendation"},
+        "spec": {"hosts": ["recommendation"], "http": [{"route": [{"destination": {"host": "recommendation"}}],
+            "retries": {"attempts": 3, "retryOn": "5xx,not-a-condition"}}]}}))
+    .unwrap();
+    let params = kube::api::PostParams { dry_run: true, field_manager: None };
+    let refused = istio_api(&ns, "VirtualService").create(&params, &object).await.unwrap_err();
+    let refused = refused.to_string();
+    assert!(refused.contains("validation.istio.io") && refused.contains("not-a-condition"), "{refused}");
+    console.stop().await;
+}
+
 mod generated {
     use super::*;
     use proptest::prelude::*;
@@ -321,8 +395,11 @@ mod generated {
                 if let Some(seconds) = timeout {
                     rule["timeout"] = json!(format!("{seconds}s"));
                 }
-                if let Some(attempts) = retries {
-                    rule["retries"] = json!({"attempts": attempts, "perTryTimeout": "2s"});
+                // Istio refuses a per-try timeout on disabled retries (attempts 0).
+                match retries {
+                    Some(0) => rule["retries"] = json!({"attempts": 0}),
+                    Some(attempts) => rule["retries"] = json!({"attempts": attempts, "perTryTimeout": "2s"}),
+                    None => {}
                 }
                 rule
             })

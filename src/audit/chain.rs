@@ -1,6 +1,6 @@
 //! The hash chain: each record's hash is SHA-256 over the previous record's hash (hex), a
 //! newline, and the record's canonical content — a compact JSON array of its columns in a
-//! fixed order. Entries and resolutions share one sequence (`chain_seq`).
+//! fixed order. Entries, resolutions and propagation records share one sequence (`chain_seq`).
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -38,6 +38,21 @@ pub struct ResolutionContent {
     pub outcome: String,
     pub after_doc: Option<String>,
     pub error: Option<String>,
+}
+
+/// The columns of a propagation record (when the proxies had an applied change), as hashed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PropagationContent {
+    pub entry_id: i64,
+    pub time_ms: i64,
+    pub summary: String,
+    pub detail: Option<String>,
+}
+
+impl PropagationContent {
+    pub fn canonical(&self) -> Value {
+        json!(["propagation", self.entry_id, self.time_ms, self.summary, self.detail])
+    }
 }
 
 impl EntryContent {
@@ -85,7 +100,7 @@ pub fn link(prev_hash: &str, canonical: &impl Serialize) -> String {
 /// one per NDJSON line, so an archive verifies with the same code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChainedRecord {
-    /// `entry` or `resolution`.
+    /// `entry`, `resolution` or `propagation`.
     pub record: String,
     pub chain_seq: i64,
     /// The entry's id (a resolution names the entry it resolves).

@@ -93,6 +93,8 @@ pub struct Entry {
     pub error: Option<String>,
     pub request_id: Option<String>,
     pub reverts: Option<i64>,
+    /// When the proxies had the change ("reached 3/3 proxies in 0.4 s"), once known.
+    pub propagation: Option<String>,
 }
 
 impl Entry {

@@ -20,7 +20,7 @@ pub use chain::{ChainedRecord, Checker, GENESIS as CHAIN_GENESIS, VerifyReport};
 pub use entry::{Entry, NewEntry, Outcome, Source, format_time_ms};
 pub use retention::{ArchiveError, ArchiveReport, verify_archives};
 
-use chain::{EntryContent, GENESIS, ResolutionContent};
+use chain::{EntryContent, GENESIS, PropagationContent, ResolutionContent};
 use verify::Checkpoint;
 use writer::{Record, Writer};
 
@@ -161,6 +161,19 @@ impl AuditStore {
             error: error.map(String::from),
         };
         self.writer.append(Record::Resolution(content)).await.map(|_| ())
+    }
+
+    /// Records when the proxies had the applied entry `id` (or that they did not), as a
+    /// chained follow-up record of its own, once durable. Fails, writing nothing, when the
+    /// entry is not applied or already has one.
+    pub async fn record_propagation(&self, id: i64, summary: &str, detail: Option<&Value>) -> Result<(), AuditError> {
+        let content = PropagationContent {
+            entry_id: id,
+            time_ms: 0, // stamped by the writer
+            summary: summary.to_owned(),
+            detail: detail.map(Value::to_string),
+        };
+        self.writer.append(Record::Propagation(content)).await.map(|_| ())
     }
 
     /// Entries matching `filter`, newest first, older than entry `before` when given
@@ -316,7 +329,7 @@ async fn set_head(conn: &mut sqlx::SqliteConnection, seq: i64, hash: &str) -> Re
 
 /// `audit_view`'s columns for a listing: the documents and operations as NULL.
 const SUMMARY_COLUMNS: &str = "id, time_ms, actor, actor_groups, source, action, namespace, kind, name, summary, \
-    NULL AS before_doc, NULL AS after_doc, NULL AS operations, request_id, reverts, outcome, error";
+    NULL AS before_doc, NULL AS after_doc, NULL AS operations, request_id, reverts, outcome, error, propagation";
 
 fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Entry {
     let document =
@@ -339,6 +352,7 @@ fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Entry {
         error: row.get("error"),
         request_id: row.get("request_id"),
         reverts: row.get("reverts"),
+        propagation: row.try_get("propagation").unwrap_or_default(),
     }
 }
 

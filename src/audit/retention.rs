@@ -65,7 +65,9 @@ impl AuditStore {
                  LEFT JOIN audit_resolutions r ON r.entry_id = e.id
                  WHERE e.time_ms >= ?1 OR r.time_ms >= ?1 OR (e.outcome = 'pending' AND r.entry_id IS NULL)
                  UNION ALL
-                 SELECT chain_seq FROM audit_resolutions WHERE time_ms >= ?1)",
+                 SELECT chain_seq FROM audit_resolutions WHERE time_ms >= ?1
+                 UNION ALL
+                 SELECT chain_seq FROM audit_propagations WHERE time_ms >= ?1)",
         )
         .bind(cutoff_ms)
         .fetch_one(&self.pool)
@@ -78,7 +80,9 @@ impl AuditStore {
         // Keep such an entry with its resolution.
         loop {
             let split: Option<i64> = sqlx::query_scalar(
-                "SELECT MIN(e.chain_seq) FROM audit_resolutions r JOIN audit_entries e ON e.id = r.entry_id
+                "SELECT MIN(e.chain_seq) FROM (SELECT entry_id, chain_seq FROM audit_resolutions
+                                               UNION ALL SELECT entry_id, chain_seq FROM audit_propagations) r
+                 JOIN audit_entries e ON e.id = r.entry_id
                  WHERE r.chain_seq > ?1 AND e.chain_seq <= ?1",
             )
             .bind(through)
@@ -141,6 +145,10 @@ impl AuditStore {
             let deleted = async {
                 sqlx::query("UPDATE audit_archive_guard SET archiving = 1 WHERE id = 1").execute(&mut *conn).await?;
                 sqlx::query("DELETE FROM audit_resolutions WHERE chain_seq <= ?")
+                    .bind(through)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("DELETE FROM audit_propagations WHERE chain_seq <= ?")
                     .bind(through)
                     .execute(&mut *conn)
                     .await?;

@@ -4,11 +4,12 @@ use futures::TryStreamExt;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::chain::{ChainedRecord, Checker, EntryContent, GENESIS, ResolutionContent, VerifyReport};
+use super::chain::{ChainedRecord, Checker, EntryContent, GENESIS, PropagationContent, ResolutionContent, VerifyReport};
 use super::{AuditError, AuditStore};
 
-/// Every record (entries and resolutions) with `from < chain_seq <= through`, in chain order.
-/// Both halves walk their `chain_seq` unique index, so SQLite merges them without sorting.
+/// Every record (entries, resolutions, propagation records) with `from < chain_seq <= through`,
+/// in chain order. Each part walks its `chain_seq` unique index, so SQLite merges them
+/// without sorting. A propagation record's summary and detail travel in `summary`/`after_doc`.
 const RECORDS_SQL: &str = "
     SELECT 'entry' AS record, chain_seq, prev_hash, hash, id, time_ms, actor, actor_groups, source, action,
            namespace, kind, name, summary, before_doc, after_doc, operations, outcome, error, request_id, reverts
@@ -17,6 +18,10 @@ const RECORDS_SQL: &str = "
     SELECT 'resolution', chain_seq, prev_hash, hash, entry_id, time_ms, NULL, NULL, NULL, NULL,
            NULL, NULL, NULL, NULL, NULL, after_doc, NULL, outcome, error, NULL, NULL
     FROM audit_resolutions WHERE chain_seq > ?1 AND chain_seq <= ?2
+    UNION ALL
+    SELECT 'propagation', chain_seq, prev_hash, hash, entry_id, time_ms, NULL, NULL, NULL, NULL,
+           NULL, NULL, NULL, summary, NULL, detail, NULL, NULL, NULL, NULL, NULL
+    FROM audit_propagations WHERE chain_seq > ?1 AND chain_seq <= ?2
     ORDER BY chain_seq";
 
 /// The last verified point of the chain, remembered between incremental verifications.
@@ -112,7 +117,15 @@ fn report(checkpoint: &Option<Checkpoint>) -> VerifyReport {
 fn chained_record(row: &SqliteRow) -> ChainedRecord {
     let entry_id: i64 = row.get("id");
     let record: String = row.get("record");
-    let content = if record == "entry" {
+    let content = if record == "propagation" {
+        PropagationContent {
+            entry_id,
+            time_ms: row.get("time_ms"),
+            summary: row.get("summary"),
+            detail: row.get("after_doc"),
+        }
+        .canonical()
+    } else if record == "entry" {
         EntryContent {
             id: entry_id,
             time_ms: row.get("time_ms"),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use sqlx::SqlitePool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::chain::{self, EntryContent, ResolutionContent};
+use super::chain::{self, EntryContent, PropagationContent, ResolutionContent};
 use super::{AuditError, finish, head, immediate, set_head};
 
 /// Most records in one transaction: bounds how long one commit holds SQLite's write lock.
@@ -21,6 +21,7 @@ const QUEUE: usize = 4096;
 pub(super) enum Record {
     Entry(Box<EntryContent>),
     Resolution(ResolutionContent),
+    Propagation(PropagationContent),
 }
 
 /// What the caller learns: the entry's id once durable, or why nothing was written.
@@ -123,6 +124,7 @@ async fn try_batch(
             let result = match &request.record {
                 Record::Entry(content) => insert_entry(&mut conn, &mut tip, content).await,
                 Record::Resolution(content) => insert_resolution(&mut conn, &mut tip, content).await,
+                Record::Propagation(content) => insert_propagation(&mut conn, &mut tip, content).await,
             };
             match result {
                 Ok(id) => results.push(Ok(id)),
@@ -169,7 +171,8 @@ impl Tip {
 }
 
 enum Refusal {
-    /// A resolution for an entry that is not pending: nothing was written.
+    /// A resolution for an entry that is not pending, or a second propagation record for an
+    /// entry: nothing was written.
     NotPending,
     Failed(AuditError),
 }
@@ -249,6 +252,37 @@ async fn insert_resolution(
     .await?;
     // Nothing inserted (no such entry, not pending, or already resolved): the tip must not move past a record that
     // does not exist, or the chain would break.
+    if inserted.rows_affected() == 0 {
+        return Err(Refusal::NotPending);
+    }
+    tip.seq += 1;
+    tip.hash = hash;
+    Ok(content.entry_id)
+}
+
+/// A propagation record for an applied entry that has none yet (else nothing is written).
+async fn insert_propagation(
+    conn: &mut sqlx::SqliteConnection,
+    tip: &mut Tip,
+    content: &PropagationContent,
+) -> Result<i64, Refusal> {
+    let content = PropagationContent { time_ms: now_ms(), ..content.clone() };
+    let hash = chain::link(&tip.hash, &content.canonical());
+    let inserted = sqlx::query(
+        "INSERT INTO audit_propagations (entry_id, time_ms, summary, detail, chain_seq, prev_hash, hash)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+         WHERE EXISTS (SELECT 1 FROM audit_view WHERE id = ?1 AND outcome = 'applied')
+           AND NOT EXISTS (SELECT 1 FROM audit_propagations WHERE entry_id = ?1)",
+    )
+    .bind(content.entry_id)
+    .bind(content.time_ms)
+    .bind(&content.summary)
+    .bind(&content.detail)
+    .bind(tip.seq + 1)
+    .bind(&tip.hash)
+    .bind(&hash)
+    .execute(&mut *conn)
+    .await?;
     if inserted.rows_affected() == 0 {
         return Err(Refusal::NotPending);
     }

@@ -17,6 +17,8 @@ use crate::audit::{AuditStore, NewEntry, Outcome, Source};
 use crate::authz::{Actor, Authorizer, Denial, Permission};
 use crate::cluster::{ClusterError, Kind, ObjectRef, Objects, Operation};
 use crate::metrics::Metrics;
+use crate::policy::{self, FieldHint};
+use crate::propagation::{Baseline, OnSettled, Propagation};
 use crate::problem::{FieldProblem, describe};
 
 pub use documents::{Documents, diff, diff_labeled};
@@ -41,6 +43,8 @@ pub struct Change {
     pub operations: Vec<Operation>,
     /// Problems found by the domain's validation; any problem stops the change.
     pub problems: Vec<FieldProblem>,
+    /// Where in the request Istio's webhook messages belong (see [`policy::locate`]).
+    pub field_hints: Vec<FieldHint>,
     /// The audit entry this change reverts.
     pub reverts: Option<i64>,
 }
@@ -92,6 +96,8 @@ pub struct ChangePath {
     in_flight: Arc<tokio::sync::RwLock<()>>,
     /// Crash tests only (`failpoint.rs`): where changes stop for good.
     failpoint: Option<Failpoint>,
+    /// Follows applied routing changes to the proxies (with `--istiod-url`).
+    propagation: Propagation,
 }
 
 /// When signalbox last wrote an object, and the resourceVersions its writes produced.
@@ -116,7 +122,18 @@ impl ChangePath {
             recent_writes: Default::default(),
             in_flight: Default::default(),
             failpoint: Failpoint::from_env(),
+            propagation: Propagation::default(),
         }
+    }
+
+    /// Follows applied routing changes to the proxies through `propagation`.
+    pub fn with_propagation(mut self, propagation: Propagation) -> Self {
+        self.propagation = propagation;
+        self
+    }
+
+    pub fn propagation(&self) -> &Propagation {
+        &self.propagation
     }
 
     /// Waits, at most `within`, until no change is between its pending entry and its
@@ -160,7 +177,7 @@ impl ChangePath {
     pub async fn preview(&self, change: &Change) -> Result<Preview, ChangeError> {
         self.authorize_and_validate(change)?;
         let before = self.read_before(change).await.map_err(ChangeError::Cluster)?;
-        let after = self.run_all(change, true).await.map_err(ChangeError::Cluster)?;
+        let after = self.run_all(change, true).await.map_err(|error| judged(change, error))?;
         Ok(Preview { before, after })
     }
 
@@ -201,9 +218,34 @@ impl ChangePath {
             ChangeError::AuditUnavailable(error.to_string())
         })?;
         Failpoint::reached(self.failpoint, Failpoint::AfterAuditWrite, audit_id).await;
+        // Taken just before the apply: what istiod had sent each proxy until now.
+        let baseline = match routed_host(&change) {
+            Some(_) if self.propagation.istiod().is_some() => Some(self.propagation.baseline(&change.namespace).await),
+            _ => None,
+        };
         let result = self.run_all(&change, false).await;
         Failpoint::reached(self.failpoint, Failpoint::AfterApply, audit_id).await;
-        self.finish(&change, audit_id, result).await
+        let applied = self.finish(&change, audit_id, result).await;
+        if let (Ok(applied), Some(baseline), Some(host)) = (&applied, baseline, routed_host(&change)) {
+            self.follow_to_proxies(&change, host, applied.audit_id, baseline);
+        }
+        applied
+    }
+
+    /// Follows an applied routing change until the proxies have it, then records when (a
+    /// follow-up audit record: it never holds the change up).
+    fn follow_to_proxies(&self, change: &Change, host: &str, audit_id: i64, baseline: Baseline) {
+        let clusters_changed = change.operations.iter().any(|op| op.target().kind == Kind::DestinationRule);
+        let audit = self.audit.clone();
+        let on_settled: OnSettled = Box::new(move |audit_id, view| {
+            Box::pin(async move {
+                let detail = serde_json::to_value(&view).ok();
+                if let Err(error) = audit.record_propagation(audit_id, &view.summary, detail.as_ref()).await {
+                    tracing::warn!(audit_id, %error, "could not record when the proxies had a change");
+                }
+            })
+        });
+        self.propagation.track(host, audit_id, baseline, clusters_changed, on_settled);
     }
 
     fn authorize_and_validate(&self, change: &Change) -> Result<(), ChangeError> {
@@ -280,7 +322,7 @@ impl ChangePath {
         before: Option<&Documents>,
         error: ClusterError,
     ) -> ChangeError {
-        let error = ChangeError::Cluster(error);
+        let error = judged(change, error);
         self.record_refusal(change, Outcome::Failed, before, &error).await;
         error
     }
@@ -319,6 +361,27 @@ impl ChangePath {
             request_id: change.request_id.clone(),
             reverts: change.reverts,
         }
+    }
+}
+
+/// The host whose routing `change` writes, if it writes Istio routing objects.
+fn routed_host(change: &Change) -> Option<&str> {
+    let routes = change.operations.iter().any(|op| matches!(op.target().kind, Kind::VirtualService | Kind::DestinationRule));
+    change.host.as_deref().filter(|_| routes)
+}
+
+/// An API server refusal as the user should see it: when istiod's validating webhook refused
+/// (dry runs included), its messages are problems of the request, each at the field it names.
+fn judged(change: &Change, error: ClusterError) -> ChangeError {
+    let ClusterError::Refused { message, .. } = &error else { return ChangeError::Cluster(error) };
+    match policy::webhook_messages(message) {
+        Some(messages) => ChangeError::Invalid(
+            messages
+                .into_iter()
+                .map(|m| FieldProblem::new(policy::locate(&m, &change.field_hints), format!("Istio refused this: {m}")))
+                .collect(),
+        ),
+        None => ChangeError::Cluster(error),
     }
 }
 

@@ -78,6 +78,7 @@ pub fn revert(
         summary: format!("revert #{}: {}", entry.id, entry.summary),
         operations,
         problems: Vec::new(),
+        field_hints: Vec::new(),
         reverts: Some(entry.id),
     })
 }
@@ -148,6 +149,7 @@ mod tests {
             error: None,
             request_id: None,
             reverts: None,
+            propagation: None,
         }
     }
 

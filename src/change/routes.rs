@@ -82,6 +82,7 @@ pub fn update(request: &RouteRequest, action: &str, desired: &RoutingPolicy) -> 
     let summary = policy::change_summary(&before, desired);
     let mut change = route_change(request, action, &desired.host, summary);
     change.problems = errors.into_iter().map(|e| FieldProblem::new(e.field, e.message)).collect();
+    change.field_hints = policy::field_hints(desired);
     if change.problems.is_empty() {
         change.operations = operations(request, desired);
     }
@@ -116,6 +117,7 @@ fn route_change(request: &RouteRequest, action: &str, host: &str, summary: Strin
         summary,
         operations: Vec::new(),
         problems: Vec::new(),
+        field_hints: Vec::new(),
         reverts: None,
     }
 }

@@ -54,6 +54,7 @@ fn change(origin: &Origin, action: &str, namespace: &str, subject: ObjectRef, su
         summary,
         operations: Vec::new(),
         problems: Vec::new(),
+        field_hints: Vec::new(),
         reverts: None,
     }
 }

@@ -14,6 +14,7 @@ mod model;
 mod summary;
 mod to_istio;
 mod validate;
+mod verdict;
 
 pub use evaluate::{Evaluation, Request, evaluate, string_matches};
 pub use from_istio::{Extraction, PolicyError, extract, refers_to_host};
@@ -21,6 +22,7 @@ pub use model::{
     ALL_PODS, Abort, Delay, Fault, Match, Mirror, Retries, RoutingPolicy, Rule, Share, StringMatch, Subset, Weight,
 };
 pub use summary::{change_summary, summary};
+pub use verdict::{FieldHint, field_hints, locate, webhook_messages};
 pub use validate::{
     FieldError, Severity, ValidationContext, has_errors, parse_duration_seconds, regex_problem, validate,
 };

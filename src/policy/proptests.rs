@@ -66,7 +66,8 @@ fn rule(targets: Vec<String>) -> impl Strategy<Value = Rule> {
             timeout: timeout.map(str::to_string),
             retries: retries.map(|(attempts, per_try)| Retries {
                 attempts: Some(attempts),
-                per_try_timeout: per_try.map(str::to_string),
+                // Disabled retries (0 attempts) take no per-try timeout, as istiod requires.
+                per_try_timeout: per_try.filter(|_| attempts > 0).map(str::to_string),
                 ..Retries::default()
             }),
             fault: fault.map(|(delay, delay_pct, status, abort_pct)| Fault {

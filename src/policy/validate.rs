@@ -2,7 +2,7 @@
 //!
 //! Field paths follow the JSON API: `rules[1].route.version-v2`, `subsets.version-v1`,
 //! `rules[0].match[0].headers.user-agent`. Errors block a change; warnings are shown.
-use super::model::{ALL_PODS, Match, RoutingPolicy, Rule, StringMatch};
+use super::model::{ALL_PODS, Match, Retries, RoutingPolicy, Rule, StringMatch};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -143,12 +143,7 @@ fn check_rule(policy: &RoutingPolicy, rule: &Rule, base: &str, findings: &mut Fi
         check_duration(timeout, &format!("{base}.timeout"), findings);
     }
     if let Some(retries) = &rule.retries {
-        if retries.attempts.is_some_and(|a| a < 0) {
-            findings.error(format!("{base}.retries.attempts"), "must be 0 or more");
-        }
-        if let Some(per_try) = &retries.per_try_timeout {
-            check_duration(per_try, &format!("{base}.retries.perTryTimeout"), findings);
-        }
+        check_retries(retries, &format!("{base}.retries"), findings);
     }
     check_fault(rule, base, findings);
     if let Some(mirror) = &rule.mirror {
@@ -158,6 +153,74 @@ fn check_rule(policy: &RoutingPolicy, rule: &Rule, base: &str, findings: &mut Fi
     for key in rule.other.keys().filter(|k| !KNOWN_ROUTE_FIELDS.contains(&k.as_str())) {
         findings.error(format!("{base}.{key}"), "is not a field of an Istio HTTP route");
     }
+}
+
+/// Retry conditions istiod accepts besides HTTP status codes (its `supportedRetryOnPolicies`:
+/// Envoy's `x-envoy-retry-on` and `x-envoy-retry-grpc-on` values).
+const RETRY_ON_CONDITIONS: [&str; 16] = [
+    "5xx",
+    "gateway-error",
+    "reset",
+    "reset-before-request",
+    "connect-failure",
+    "retriable-4xx",
+    "refused-stream",
+    "retriable-status-codes",
+    "retriable-headers",
+    "envoy-ratelimited",
+    "http3-post-connect-failure",
+    "cancelled",
+    "deadline-exceeded",
+    "internal",
+    "resource-exhausted",
+    "unavailable",
+];
+
+/// The checks istiod's webhook makes on a retry policy, so the form says so before a dry run.
+fn check_retries(retries: &Retries, base: &str, findings: &mut Findings) {
+    if retries.attempts.is_some_and(|a| a < 0) {
+        findings.error(format!("{base}.attempts"), "must be 0 or more");
+    }
+    if let Some(per_try) = &retries.per_try_timeout {
+        check_duration(per_try, &format!("{base}.perTryTimeout"), findings);
+    }
+    if let Some(retry_on) = &retries.retry_on {
+        let unknown: Vec<String> =
+            retry_on.split(',').filter(|c| !is_retry_condition(c)).map(|c| format!("\"{c}\"")).collect();
+        if !unknown.is_empty() {
+            let message = format!(
+                "not a retry condition Istio knows: {}; use comma-separated HTTP status codes or {}",
+                unknown.join(", "),
+                RETRY_ON_CONDITIONS.join(", ")
+            );
+            findings.error(format!("{base}.retryOn"), message);
+        }
+    }
+    let configures_retries = retries.per_try_timeout.is_some() || retries.retry_on.is_some();
+    if retries.attempts == Some(0) && configures_retries {
+        findings.error(format!("{base}.attempts"), "0 disables retries, so perTryTimeout and retryOn cannot be set");
+    }
+}
+
+/// A condition of `retryOn`: a known name, or an HTTP status code Go's `http.StatusText`
+/// names (as istiod checks it).
+fn is_retry_condition(condition: &str) -> bool {
+    const NAMED_STATUS_CODES: [std::ops::RangeInclusive<u16>; 12] = [
+        100..=103,
+        200..=208,
+        226..=226,
+        300..=305,
+        307..=308,
+        400..=418,
+        421..=426,
+        428..=429,
+        431..=431,
+        451..=451,
+        500..=508,
+        510..=511,
+    ];
+    RETRY_ON_CONDITIONS.contains(&condition)
+        || condition.parse::<u16>().is_ok_and(|code| NAMED_STATUS_CODES.iter().any(|r| r.contains(&code)))
 }
 
 fn check_route(policy: &RoutingPolicy, rule: &Rule, base: &str, findings: &mut Findings) {
@@ -224,11 +287,25 @@ fn check_match(entry: &Match, base: &str, findings: &mut Findings) {
     }
 }
 
+/// Envoy's (and istiod's) limit on a regex's length.
+const MAX_REGEX_LENGTH: usize = 1024;
+
 fn check_string_match(m: &StringMatch, field: &str, findings: &mut Findings) {
-    if let StringMatch::Regex(pattern) = m
-        && let Some(problem) = regex_problem(pattern)
-    {
-        findings.error(field, problem);
+    match m {
+        StringMatch::Regex(pattern) if pattern.is_empty() => findings.error(field, "a regex cannot be empty"),
+        StringMatch::Regex(pattern) if pattern.len() > MAX_REGEX_LENGTH => {
+            findings.error(field, format!("a regex can be at most {MAX_REGEX_LENGTH} characters long"))
+        }
+        StringMatch::Regex(pattern) => {
+            if let Some(problem) = regex_problem(pattern) {
+                findings.error(field, problem);
+            }
+        }
+        // Only a URI may match every value with an empty prefix (istiod refuses it elsewhere).
+        StringMatch::Prefix(prefix) if prefix.is_empty() && !field.ends_with(".uri") => {
+            findings.error(field, "a prefix cannot be empty")
+        }
+        _ => {}
     }
 }
 
@@ -282,6 +359,10 @@ fn check_duration(text: &str, field: &str, findings: &mut Findings) {
     match parse_duration_seconds(text) {
         None => findings.error(field, "must be a duration like 1s, 500ms or 1.5s"),
         Some(seconds) if seconds < 0.001 => findings.error(field, "must be at least 1ms"),
+        // istiod refuses finer durations: Envoy's timers count whole milliseconds.
+        Some(seconds) if ((seconds * 1e6).round() as i64) % 1000 != 0 => {
+            findings.error(field, "must be a whole number of milliseconds, like 1.5s or 250ms")
+        }
         Some(_) => {}
     }
 }
@@ -503,5 +584,48 @@ mod tests {
             fields(rules),
             vec![error("rules[0].route"), error("rules[1].rotue"), ("rules[1]".to_string(), Severity::Warning)]
         );
+    }
+
+    #[test]
+    fn retry_conditions_are_the_ones_istiod_accepts() {
+        let rule = |retry_on: &str| json!([{"route":{"version-v1":100},"retries":{"attempts":3,"retryOn":retry_on}}]);
+        for good in ["5xx", "connect-failure,refused-stream,503", "gateway-error,unavailable,429"] {
+            assert_eq!(fields(rule(good)), vec![], "{good}");
+        }
+        for bad in ["not-a-condition", "5xx,,reset", "999", "5XX", "5xx, reset"] {
+            assert_eq!(fields(rule(bad)), vec![error("rules[0].retries.retryOn")], "{bad}");
+        }
+        let found = findings(rule("5xx,bogus"));
+        assert!(found[0].message.starts_with("not a retry condition Istio knows: \"bogus\";"), "{}", found[0].message);
+    }
+
+    #[test]
+    fn zero_attempts_cannot_configure_retries() {
+        let rules = json!([{"route":{"version-v1":100},"retries":{"attempts":0,"perTryTimeout":"2s"}}]);
+        assert_eq!(fields(rules), vec![error("rules[0].retries.attempts")]);
+        assert_eq!(fields(json!([{"route":{"version-v1":100},"retries":{"attempts":0}}])), vec![]);
+    }
+
+    #[test]
+    fn durations_need_whole_milliseconds() {
+        let rule = |timeout: &str| json!([{"route":{"version-v1":100},"timeout":timeout}]);
+        for good in ["1s", "1.000s", "250ms", "1m30s", "0.001s"] {
+            assert_eq!(fields(rule(good)), vec![], "{good}");
+        }
+        for bad in ["1.5ms", "1500us", "0.0005s", "10", "1x", ""] {
+            assert_eq!(fields(rule(bad)), vec![error("rules[0].timeout")], "{bad}");
+        }
+    }
+
+    #[test]
+    fn string_matches_istiod_would_refuse() {
+        let header = |m: serde_json::Value| json!([{"match":[{"headers":{"x-user":m}}],"route":{"version-v1":100}}]);
+        let field = "rules[0].match[0].headers.x-user";
+        assert_eq!(fields(header(json!({"regex": ""}))), vec![error(field)]);
+        assert_eq!(fields(header(json!({"regex": "a".repeat(1025)}))), vec![error(field)]);
+        assert_eq!(fields(header(json!({"regex": "a".repeat(1024)}))), vec![]);
+        assert_eq!(fields(header(json!({"prefix": ""}))), vec![error(field)]);
+        let any_uri = json!([{"match":[{"uri":{"prefix":""}}],"route":{"version-v1":100}}]);
+        assert_eq!(fields(any_uri), vec![]);
     }
 }

@@ -65,6 +65,7 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .route("/ns/{ns}/routes/{host}/preview", post(pages::routes::preview))
         .route("/ns/{ns}/routes/{host}/apply", post(pages::routes::apply))
         .route("/ns/{ns}/routes/{host}/test", post(pages::routes::test))
+        .route("/ns/{ns}/routes/{host}/sync", get(pages::proxy_sync::partial))
         .route("/ns/{ns}/canaries/{host}", get(pages::canary::page).post(pages::canary::start))
         .route("/ns/{ns}/canaries/{host}/{step}", post(pages::canary::step))
         .route("/audit", get(pages::audit::page))
@@ -83,6 +84,7 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
             get(api::routes::get).put(api::routes::put).delete(api::routes::remove),
         )
         .route("/api/v1/namespaces/{ns}/routes/{host}/test", post(api::routes::test))
+        .route("/api/v1/namespaces/{ns}/routes/{host}/sync", get(api::routes::sync))
         .route("/api/v1/namespaces/{ns}/canaries/{host}", get(api::canaries::get).post(api::canaries::start))
         .route("/api/v1/namespaces/{ns}/canaries/{host}/{step}", post(api::canaries::step))
         .route("/api/v1/audit", get(api::audit::list))

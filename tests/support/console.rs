@@ -27,6 +27,7 @@ pub fn config(namespace: &str, database: std::path::PathBuf) -> ServeConfig {
         jaeger_url: Some("http://jaeger.example/jaeger".into()),
         prometheus_url: None,
         analysis_interval_seconds: 10,
+        istiod_url: None,
         trusted_proxies: Vec::new(),
         teams: None,
         static_dir: None,
@@ -101,6 +102,34 @@ impl Console {
                 None => return entries,
             }
         }
+    }
+
+    /// The CSRF token the pages give this console's (local) user.
+    pub async fn csrf_token(&self) -> String {
+        let html = self.http.get(self.url(&format!("/ns/{}/deploy", self.namespace))).send().await.unwrap();
+        let html = html.text().await.unwrap();
+        let marker = "name=\"csrf_token\" value=\"";
+        let start = html.find(marker).expect("a form with a token") + marker.len();
+        html[start..start + 64].to_owned()
+    }
+
+    /// Posts a page's form as the browser does (same origin, with the CSRF token); returns
+    /// status and HTML.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+        let token = self.csrf_token().await;
+        let mut form: Vec<(&str, &str)> = vec![("csrf_token", &token)];
+        form.extend_from_slice(fields);
+        let response = self
+            .http
+            .post(self.url(path))
+            .header("origin", &self.base)
+            .header("sec-fetch-site", "same-origin")
+            .header("accept", "text/html")
+            .form(&form)
+            .send()
+            .await
+            .expect("form post");
+        (response.status(), response.text().await.unwrap_or_default())
     }
 
     pub async fn stop(self) {

@@ -7,6 +7,8 @@ pub mod console;
 pub mod forwarder;
 pub mod private_cluster;
 pub mod prometheus;
+pub mod sidecars;
+pub mod xds;
 
 use std::path::PathBuf;
 use std::time::Duration;

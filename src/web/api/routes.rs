@@ -1,4 +1,6 @@
 //! `/api/v1/namespaces/{ns}/routes/{host}`: a host's routing policy.
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -8,7 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::audit::Source;
 use crate::change::routes::{self, ResourceVersions, RouteRequest};
 use crate::policy::{self, RoutingPolicy};
-use crate::problem::check_dns_label;
+use crate::problem::{FieldProblem, check_dns_label};
 
 use super::super::error::AppError;
 use super::super::extract::{ApiJson, ManagedNamespace, RequestId};
@@ -25,9 +27,28 @@ pub struct PolicyBody {
 }
 
 #[derive(Deserialize)]
-pub struct DryRun {
-    #[serde(default, rename = "dryRun")]
+#[serde(rename_all = "camelCase")]
+pub struct PutOptions {
+    #[serde(default)]
     dry_run: bool,
+    /// Answer only once every proxy has the change, or this long (e.g. `10s`) has passed.
+    wait_for_proxies: Option<String>,
+}
+
+/// The longest `waitForProxies` accepted (below the request timeout).
+const MAX_WAIT_FOR_PROXIES: Duration = Duration::from_secs(25);
+
+fn wait_for_proxies(text: Option<&str>) -> Result<Option<Duration>, AppError> {
+    let Some(text) = text else { return Ok(None) };
+    match policy::parse_duration_seconds(text) {
+        Some(seconds) if seconds > 0.0 && seconds <= MAX_WAIT_FOR_PROXIES.as_secs_f64() => {
+            Ok(Some(Duration::from_secs_f64(seconds)))
+        }
+        _ => Err(AppError::BadRequest(vec![FieldProblem::new(
+            "waitForProxies",
+            format!("must be a duration like 10s, at most {}s", MAX_WAIT_FOR_PROXIES.as_secs()),
+        )])),
+    }
 }
 
 #[derive(Deserialize)]
@@ -80,10 +101,11 @@ pub async fn put(
     request_id: RequestId,
     ManagedNamespace(namespace): ManagedNamespace,
     Path(path): Path<(String, String)>,
-    Query(DryRun { dry_run }): Query<DryRun>,
+    Query(options): Query<PutOptions>,
     ApiJson(body): ApiJson<PolicyBody>,
 ) -> Result<Response, AppError> {
     let host = host_of(path)?;
+    let wait = wait_for_proxies(options.wait_for_proxies.as_deref())?;
     let mut desired = body.policy;
     if desired.host.is_empty() {
         desired.host = host.clone();
@@ -101,13 +123,16 @@ pub async fn put(
         context: &context,
     };
     let (change, warnings) = routes::update(&request, "route.update", &desired);
-    if dry_run {
+    if options.dry_run {
         let preview = state.changes.preview(&change).await?;
         let objects: Vec<Value> = preview.after.objects().iter().flatten().cloned().collect();
         return Ok(Json(json!({"objects": objects, "diff": preview.diff(), "warnings": warnings})).into_response());
     }
     let applied = state.changes.execute(change).await?;
-    let body = json!({"auditId": applied.audit_id, "objects": applied.after.objects(), "warnings": warnings});
+    let mut body = json!({"auditId": applied.audit_id, "objects": applied.after.objects(), "warnings": warnings});
+    if let Some(wait) = wait {
+        body["sync"] = json!(state.changes.propagation().wait(&namespace, &host, wait).await);
+    }
     Ok(Json(body).into_response())
 }
 
@@ -129,6 +154,16 @@ pub async fn remove(
         RouteRequest { origin: &origin, namespace: &namespace, live: &live, expected: None, context: &context };
     let applied = state.changes.execute(routes::delete(&request, &host)).await?;
     Ok(Json(json!({"auditId": applied.audit_id})).into_response())
+}
+
+/// `GET .../sync`: whether the proxies have the host's last change, per proxy.
+pub async fn sync(
+    State(state): State<AppState>,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Path(path): Path<(String, String)>,
+) -> Result<Json<Value>, AppError> {
+    let host = host_of(path)?;
+    Ok(Json(json!(state.changes.propagation().status(&namespace, &host).await)))
 }
 
 /// `POST .../test`: which rule a request would match, and the subsets' shares.

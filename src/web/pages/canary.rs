@@ -23,6 +23,7 @@ use super::super::extract::{Htmx, ManagedNamespace, RequestId};
 use super::super::identity::Identity;
 use super::super::layout::Layout;
 use super::super::state::AppState;
+use super::proxy_sync::SyncPanel;
 
 const HISTORY: u32 = 50;
 
@@ -49,6 +50,8 @@ struct CanaryPage {
     observed: Observed,
     notice: Option<String>,
     error: Option<String>,
+    /// After a change: how far it got to the proxies.
+    sync: Option<SyncPanel>,
 }
 
 #[derive(Deserialize)]
@@ -189,7 +192,10 @@ pub async fn page(
         Some(id) => state.audit.get(id).await?.map(|e| format!("Change #{} {}: {}", e.id, e.outcome, e.summary)),
         None => None,
     };
-    let page = view(&state, &actor, &namespace, &host, notice, None).await?;
+    let mut page = view(&state, &actor, &namespace, &host, notice, None).await?;
+    if page.notice.is_some() {
+        page.sync = Some(SyncPanel::read(&state, &namespace, &host).await);
+    }
     Ok(Html(page.render()?).into_response())
 }
 
@@ -224,6 +230,7 @@ async fn view(
         observed: observe(state, namespace, host, &policy).await,
         notice,
         error,
+        sync: None,
     })
 }
 

@@ -3,6 +3,7 @@ pub mod audit;
 pub mod canary;
 pub mod deploy;
 pub mod overview;
+pub mod proxy_sync;
 mod route_forms;
 pub(super) mod route_view;
 pub mod routes;

@@ -75,6 +75,8 @@ pub struct RoutesView {
     pub errors: BTreeMap<String, String>,
     pub error: Option<String>,
     pub notice: Option<String>,
+    /// After a change: how far it got to the proxies.
+    pub sync: Option<super::proxy_sync::SyncPanel>,
     pub conflict: Option<String>,
     pub preview: Option<PreviewView>,
     pub test_result: Option<TestResultView>,
@@ -118,6 +120,7 @@ impl RoutesView {
             errors: BTreeMap::new(),
             error,
             notice: None,
+            sync: None,
             conflict: None,
             preview: None,
             test_result: None,

@@ -24,6 +24,7 @@ use super::super::layout::Layout;
 use super::super::state::AppState;
 use super::render;
 use super::route_forms::RouteForm;
+use super::proxy_sync::SyncPanel;
 use super::route_view::{PreviewView, RoutesView, TestResultView};
 
 #[derive(Template)]
@@ -111,6 +112,7 @@ pub async fn page(
     let mut view = view_from_cache(&state, &actor, &namespace, &host);
     if let Some(id) = notice.change {
         view.notice = state.audit.get(id).await?.map(|e| format!("Change #{} {}: {}", e.id, e.outcome, e.summary));
+        view.sync = Some(SyncPanel::read(&state, &namespace, &host).await);
     }
     render(&RoutesPage { layout: Layout::new(&state, &actor, Some(&namespace)), view })
 }

@@ -1,0 +1,60 @@
+//! "Reaching proxies: 9/12 … reached 12/12 in 0.4 s": the panel the routing and canary
+//! pages show after a change, re-polled by htmx until every proxy has it or rejected it.
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::response::Response;
+
+use crate::problem::check_dns_label;
+use crate::propagation::{ProxyReport, SyncView};
+
+use super::super::error::AppError;
+use super::super::extract::ManagedNamespace;
+use super::super::state::AppState;
+use super::render;
+
+/// The panel's data: the host's last change on its way to the proxies.
+pub struct SyncPanel {
+    pub view: SyncView,
+    /// Where htmx reads the panel again while it is not settled.
+    pub url: String,
+}
+
+impl SyncPanel {
+    pub async fn read(state: &AppState, namespace: &str, host: &str) -> Self {
+        let view = state.changes.propagation().status(namespace, host).await;
+        Self { view, url: format!("/ns/{namespace}/routes/{host}/sync") }
+    }
+
+    /// `synced`, `stale`, `not-sent` or `error`, for the proxy's line and its style.
+    pub fn state_of(&self, proxy: &ProxyReport) -> &'static str {
+        proxy.state().as_str()
+    }
+
+    /// The panel's tone: done, on its way, or a proxy rejected the change / no answer.
+    pub fn tone(&self) -> &'static str {
+        let view = &self.view;
+        if view.unavailable.is_some() || view.report.proxies.iter().any(|p| p.error.is_some()) {
+            "warn"
+        } else if view.report.complete() {
+            "ok"
+        } else {
+            "pending"
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "partials/proxy_sync.html")]
+struct SyncPartial {
+    sync: SyncPanel,
+}
+
+/// `GET /ns/{ns}/routes/{host}/sync`: the panel alone (htmx polls it).
+pub async fn partial(
+    State(state): State<AppState>,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Path((_, host)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    check_dns_label("host", &host).map_err(|problem| AppError::NotFound(problem.message))?;
+    render(&SyncPartial { sync: SyncPanel::read(&state, &namespace, &host).await })
+}

@@ -1,0 +1,160 @@
+//! When the proxies have a change, against the real istiod with simulated sidecars: every
+//! proxy ACKs, one NACKs, one never answers, none is connected, istiod is unreachable.
+mod support;
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::console::Console;
+use support::sidecars::{SimulatedSidecars, connected, istiod_monitoring_url, pod_with_sidecar};
+use support::{TestNamespace, eventually};
+
+async fn console_with_istiod(ns: &TestNamespace) -> Console {
+    Console::start_with(&ns.name, |config| config.istiod_url = Some(istiod_monitoring_url())).await
+}
+
+async fn deploy(console: &Console, workloads: &[&str]) {
+    for workload in workloads {
+        let url = console.api(&format!("/workloads/{workload}"));
+        let (status, body) = console.send_json(Method::PUT, &url, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+fn policy(v1: u32, v2: u32) -> Value {
+    json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
+           "rules": [{"route": {"version-v1": v1, "version-v2": v2}}]})
+}
+
+async fn put_and_wait(console: &Console, body: Value, wait: &str) -> Value {
+    let url = console.api(&format!("/routes/recommendation?waitForProxies={wait}"));
+    let (status, answer) = console.send_json(Method::PUT, &url, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer
+}
+
+fn states(sync: &Value) -> Vec<(String, String)> {
+    let mut states: Vec<(String, String)> = sync["proxies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().split('.').next().unwrap().to_owned(), p["rds"].as_str().unwrap().to_owned()))
+        .collect();
+    states.sort();
+    states
+}
+
+#[tokio::test]
+async fn a_change_reaches_every_proxy_and_the_audit_entry_says_when() {
+    let ns = TestNamespace::new("sync").await;
+    let console = console_with_istiod(&ns).await;
+    deploy(&console, &["customer", "recommendation-v1", "recommendation-v2"]).await;
+
+    // Before any sidecar connects, nobody pretends.
+    let answer = put_and_wait(&console, policy(100, 0), "2s").await;
+    assert_eq!(answer["sync"]["total"], 0, "{answer}");
+    assert_eq!(answer["sync"]["summary"], "no proxies connected", "{answer}");
+
+    let _sidecars = SimulatedSidecars::start(&ns.name);
+    connected(&console.http, &ns.name, 3).await;
+    let answer = put_and_wait(&console, policy(90, 10), "10s").await;
+    let sync = &answer["sync"];
+    assert_eq!((sync["synced"].as_u64(), sync["total"].as_u64()), (Some(3), Some(3)), "{answer}");
+    assert!(sync["proxies"].as_array().unwrap().iter().all(|p| p["rds"] == "synced" && p["error"].is_null()));
+    let summary = sync["summary"].as_str().unwrap();
+    assert!(summary.starts_with("reached 3/3 proxies in ") && summary.ends_with(" s"), "{summary}");
+    assert_eq!(sync["auditId"], answer["auditId"]);
+
+    let (status, read) = console.get_json(&console.api("/routes/recommendation/sync")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((read["synced"].as_u64(), read["total"].as_u64()), (Some(3), Some(3)), "{read}");
+
+    let id = answer["auditId"].as_i64().unwrap();
+    let entry = eventually(Duration::from_secs(10), "the propagation follow-up record", || async {
+        let (_, entry) = console.get_json(&console.url(&format!("/api/v1/audit/{id}"))).await;
+        entry["propagation"].is_string().then_some(entry)
+    })
+    .await;
+    assert!(entry["propagation"].as_str().unwrap().starts_with("reached 3/3 proxies in "), "{entry}");
+    let (_, verified) = console.get_json(&console.url("/api/v1/audit/verify")).await;
+    assert!(verified["first_mismatch"].is_null(), "the follow-up record is chained: {verified}");
+
+    // The routing page after Apply shows the same, without JavaScript.
+    let html = console
+        .http
+        .get(console.url(&format!("/ns/{}/routes/recommendation?change={id}", ns.name)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("id=\"proxy-sync\"") && html.contains("reached 3/3 proxies in "), "{html}");
+
+    // A canary step is a routing change too: its page shows how far it got.
+    let canary = console.api("/canaries/recommendation");
+    let body = json!({"stable": "version-v1", "canary": "version-v2", "steps": [10, 50, 100]});
+    let (status, started) = console.send_json(Method::POST, &canary, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let page = format!("/ns/{}/canaries/recommendation?change={}", ns.name, started["auditId"]);
+    let html = eventually(Duration::from_secs(10), "the canary page showing the proxies reached", || async {
+        let html = console.http.get(console.url(&page)).send().await.ok()?.text().await.ok()?;
+        html.contains("reached 3/3 proxies").then_some(html)
+    })
+    .await;
+    assert!(html.contains("id=\"proxy-sync\""));
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn stale_and_rejecting_proxies_are_named() {
+    let ns = TestNamespace::new("sync-bad").await;
+    let console = console_with_istiod(&ns).await;
+    deploy(&console, &["recommendation-v1", "recommendation-v2"]).await;
+    pod_with_sidecar(&ns, "picky", "customer", "nack").await;
+    pod_with_sidecar(&ns, "silent", "customer", "ignore").await;
+    let _sidecars = SimulatedSidecars::start(&ns.name);
+    connected(&console.http, &ns.name, 4).await;
+
+    let answer = put_and_wait(&console, policy(75, 25), "3s").await;
+    let sync = &answer["sync"];
+    assert_eq!((sync["synced"].as_u64(), sync["total"].as_u64()), (Some(2), Some(4)), "{answer}");
+    let states = states(sync);
+    assert!(states.contains(&("picky".into(), "error".into())), "{states:?}");
+    assert!(states.contains(&("silent".into(), "stale".into())), "{states:?}");
+    let picky = sync["proxies"].as_array().unwrap().iter().find(|p| p["name"].as_str().unwrap().starts_with("picky"));
+    assert!(picky.unwrap()["error"].as_str().unwrap().contains("rejected"), "{answer}");
+    let summary = sync["summary"].as_str().unwrap();
+    assert!(summary.starts_with("reaching proxies: 2/4"), "{summary}");
+    assert!(summary.contains("stale: silent.") && summary.contains("rejected by picky."), "{summary}");
+
+    let id = answer["auditId"].as_i64().unwrap();
+    let html = console
+        .http
+        .get(console.url(&format!("/ns/{}/routes/recommendation?change={id}", ns.name)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("reaching proxies: 2/4") && html.contains("hx-get="), "still polling: {html}");
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_istiod_is_said_plainly() {
+    let ns = TestNamespace::new("sync-down").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let console =
+        Console::start_with(&ns.name, |config| config.istiod_url = Some(format!("http://127.0.0.1:{port}"))).await;
+    deploy(&console, &["recommendation-v1", "recommendation-v2"]).await;
+    let answer = put_and_wait(&console, policy(100, 0), "1s").await;
+    assert!(answer["sync"]["unavailable"].as_str().unwrap().contains("unreachable"), "{answer}");
+    assert!(answer["sync"]["summary"].as_str().unwrap().starts_with("propagation unknown: istiod at"), "{answer}");
+    let (_, read) = console.get_json(&console.api("/routes/recommendation/sync")).await;
+    assert_eq!(read["total"], 0);
+    assert!(read["unavailable"].is_string(), "{read}");
+    console.stop().await;
+}
