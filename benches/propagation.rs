@@ -122,7 +122,10 @@ async fn run(proxies: usize) {
         let answered = Instant::now();
         loop {
             let sync = get_json(&http, &sync_url).await;
-            if sync["auditId"] == answer["auditId"] && sync["total"].as_u64() == Some(proxies as u64) && sync["synced"] == sync["total"] {
+            if sync["auditId"] == answer["auditId"]
+                && sync["total"].as_u64() == Some(proxies as u64)
+                && sync["synced"] == sync["total"]
+            {
                 break;
             }
             assert!(answered.elapsed() < Duration::from_secs(30), "change {change} never reached every proxy: {sync}");

@@ -90,8 +90,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         None => Authorizer::open(config.namespaces.clone()),
     };
     let propagation = Propagation::new(istiod(&config, &cluster).await?);
-    let changes =
-        ChangePath::new(cluster.objects.clone(), audit.clone(), authorizer, metrics.clone()).with_propagation(propagation);
+    let changes = ChangePath::new(cluster.objects.clone(), audit.clone(), authorizer, metrics.clone())
+        .with_propagation(propagation);
     spawn_pending_resolution(audit.clone(), cluster.clone());
     spawn_audit_upkeep(audit.clone(), retention(&config));
     record_external_changes(&cluster, &config.namespaces, audit.clone(), changes.clone());

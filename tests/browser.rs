@@ -378,3 +378,42 @@ async fn pages_render_on_the_server_and_carry_no_inline_script() {
     }
     console.stop().await;
 }
+
+/// After Apply the routing page follows the change to the proxies (real istiod, simulated
+/// sidecars), htmx polling the panel until it settles: "reached 3/3 proxies", then a proxy that rejects it, named.
+#[tokio::test]
+async fn the_routing_page_shows_when_the_proxies_have_the_change() {
+    use support::sidecars::{SimulatedSidecars, connected, istiod_monitoring_url, pod_with_sidecar};
+    let ns = TestNamespace::new("uisync").await;
+    let console = Console::start_with(&ns.name, |config| config.istiod_url = Some(istiod_monitoring_url())).await;
+    for workload in ["customer", "recommendation-v1", "recommendation-v2"] {
+        let (status, body) =
+            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let _sidecars = SimulatedSidecars::start(&ns.name);
+    connected(&console.http, &ns.name, 3).await;
+    let browser = Browser::start().await;
+    browser.goto(&console.url(&format!("/ns/{}/routes/recommendation", ns.name))).await;
+    browser.wait_for_text("#define-subsets", "v1, v2", READY_WITHIN).await;
+
+    browser.click("#define-subsets").await;
+    browser.wait_for_text("#preview-change", "subset version-v1 added", READY_WITHIN).await;
+    browser.click("#apply").await;
+    let reached = browser.wait_for_text("#proxy-sync-summary", "reached 3/3 proxies in", READY_WITHIN).await;
+    assert!(Regex::new(r"in \d+\.\d s$").unwrap().is_match(&reached), "{reached}");
+    assert_eq!(browser.text("#proxy-sync").await.matches("synced").count(), 3);
+    browser.screenshot("routing-propagation").await;
+
+    pod_with_sidecar(&ns, "picky", "customer", "nack").await;
+    connected(&console.http, &ns.name, 4).await;
+    browser.click("#all-preview").await;
+    browser.wait_for_text("#preview-change", "rule 1 added", READY_WITHIN).await;
+    browser.click("#apply").await;
+    let rejected = browser.wait_for_text("#proxy-sync-summary", "rejected by picky.", READY_WITHIN).await;
+    assert!(rejected.starts_with("reaching proxies: 3/4"), "{rejected}");
+    assert!(browser.text("#proxy-sync").await.contains("simulated sidecar picky."), "istiod's NACK message is shown");
+    assert_console_clean(&browser, "routing with propagation").await;
+    browser.close().await;
+    console.stop().await;
+}

@@ -39,7 +39,9 @@ fn states(sync: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["name"].as_str().unwrap().split('.').next().unwrap().to_owned(), p["rds"].as_str().unwrap().to_owned()))
+        .map(|p| {
+            (p["name"].as_str().unwrap().split('.').next().unwrap().to_owned(), p["rds"].as_str().unwrap().to_owned())
+        })
         .collect();
     states.sort();
     states

@@ -306,8 +306,11 @@ async fn istiods_webhook_refusals_show_istios_message_at_the_field() {
     assert_eq!((refusal["outcome"].as_str(), refusal["action"].as_str()), (Some("failed"), Some("route.update")));
     assert!(refusal["error"].as_str().unwrap().contains("Istio refused this"), "{refusal}");
 
-    let (status, answer) = put_policy(&console, json!({"subsets": subsets(), "rules": [
-        {"route": {"version-v1": 100}, "redirect": {"uri": "/elsewhere"}}]}))
+    let (status, answer) = put_policy(
+        &console,
+        json!({"subsets": subsets(), "rules": [
+        {"route": {"version-v1": 100}, "redirect": {"uri": "/elsewhere"}}]}),
+    )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert_eq!(answer["problems"][0]["field"], "rules[0].redirect", "{answer}");
@@ -318,13 +321,16 @@ async fn istiods_webhook_refusals_show_istios_message_at_the_field() {
     put_policy(&console, json!({"subsets": subsets(), "rules": []})).await;
     let preview = format!("/ns/{}/routes/recommendation/preview", ns.name);
     let (status, html) = console
-        .post_form(&preview, &[
-            ("action", "header"),
-            ("header", "baggage-user-agent"),
-            ("regex", over_limit),
-            ("matched_subset", "version-v2"),
-            ("other_subset", "version-v1"),
-        ])
+        .post_form(
+            &preview,
+            &[
+                ("action", "header"),
+                ("header", "baggage-user-agent"),
+                ("regex", over_limit),
+                ("matched_subset", "version-v2"),
+                ("other_subset", "version-v1"),
+            ],
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
     let regex_error = html.split("id=\"regex-error\">").nth(1).expect("an error under the regex field");
@@ -338,8 +344,11 @@ async fn istiods_webhook_refusals_show_istios_message_at_the_field() {
 #[tokio::test]
 async fn retry_conditions_istio_refuses_are_refused_by_both_layers() {
     let (ns, console) = console_with_two_versions().await;
-    let (status, answer) = put_policy(&console, json!({"subsets": subsets(), "rules": [
-        {"route": {"version-v1": 100}, "retries": {"attempts": 3, "retryOn": "5xx,not-a-condition"}}]}))
+    let (status, answer) = put_policy(
+        &console,
+        json!({"subsets": subsets(), "rules": [
+        {"route": {"version-v1": 100}, "retries": {"attempts": 3, "retryOn": "5xx,not-a-condition"}}]}),
+    )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert_eq!(answer["field"], "rules[0].retries.retryOn", "{answer}");

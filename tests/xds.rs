@@ -38,7 +38,8 @@ impl Walkthrough {
 
     /// Applies `rules` (with both subsets) through the API.
     async fn apply(&self, rules: Value) {
-        let body = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}}, "rules": rules});
+        let body =
+            json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}}, "rules": rules});
         let (status, answer) =
             self.console.send_json(Method::PUT, &self.console.api("/routes/recommendation"), Some(body)).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
@@ -115,7 +116,7 @@ async fn every_walkthrough_step_reaches_the_customer_sidecar() {
 
     walk.apply(json!([{"route": {"version-v2": 100},
         "retries": {"attempts": 3, "perTryTimeout": "2s", "retryOn": "5xx,connect-failure"}}]))
-    .await;
+        .await;
     walk.catch_all("the retry policy", |route| {
         let retry = &route["route"]["retryPolicy"];
         let matched = retry["numRetries"] == 3
@@ -127,7 +128,7 @@ async fn every_walkthrough_step_reaches_the_customer_sidecar() {
 
     walk.apply(json!([{"route": {"version-v1": 100}, "fault": {
         "delay": {"fixedDelay": "7s", "percentage": 50}, "abort": {"httpStatus": 503, "percentage": 10}}}]))
-    .await;
+        .await;
     walk.catch_all("the fault filter config (delay and abort)", |route| {
         let fault = &route["typedPerFilterConfig"]["envoy.filters.http.fault"];
         let matched = fault["delay"]["fixedDelay"] == "7s"

@@ -4,7 +4,9 @@ use futures::TryStreamExt;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::chain::{ChainedRecord, Checker, EntryContent, GENESIS, PropagationContent, ResolutionContent, VerifyReport};
+use super::chain::{
+    ChainedRecord, Checker, EntryContent, GENESIS, PropagationContent, ResolutionContent, VerifyReport,
+};
 use super::{AuditError, AuditStore};
 
 /// Every record (entries, resolutions, propagation records) with `from < chain_seq <= through`,

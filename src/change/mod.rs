@@ -18,8 +18,8 @@ use crate::authz::{Actor, Authorizer, Denial, Permission};
 use crate::cluster::{ClusterError, Kind, ObjectRef, Objects, Operation};
 use crate::metrics::Metrics;
 use crate::policy::{self, FieldHint};
-use crate::propagation::{Baseline, OnSettled, Propagation};
 use crate::problem::{FieldProblem, describe};
+use crate::propagation::{Baseline, OnSettled, Propagation};
 
 pub use documents::{Documents, diff, diff_labeled};
 use failpoint::Failpoint;
@@ -366,7 +366,8 @@ impl ChangePath {
 
 /// The host whose routing `change` writes, if it writes Istio routing objects.
 fn routed_host(change: &Change) -> Option<&str> {
-    let routes = change.operations.iter().any(|op| matches!(op.target().kind, Kind::VirtualService | Kind::DestinationRule));
+    let routes =
+        change.operations.iter().any(|op| matches!(op.target().kind, Kind::VirtualService | Kind::DestinationRule));
     change.host.as_deref().filter(|_| routes)
 }
 

@@ -22,10 +22,10 @@ pub use model::{
     ALL_PODS, Abort, Delay, Fault, Match, Mirror, Retries, RoutingPolicy, Rule, Share, StringMatch, Subset, Weight,
 };
 pub use summary::{change_summary, summary};
-pub use verdict::{FieldHint, field_hints, locate, webhook_messages};
 pub use validate::{
     FieldError, Severity, ValidationContext, has_errors, parse_duration_seconds, regex_problem, validate,
 };
+pub use verdict::{FieldHint, field_hints, locate, webhook_messages};
 
 #[cfg(test)]
 mod proptests;

@@ -64,7 +64,10 @@ fn rule_hints(rule: &Rule, base: &str) -> Vec<FieldHint> {
             hints.push(FieldHint::new(&["delay"], format!("{base}.fault.delay.fixedDelay")));
         }
         if fault.abort.is_some() {
-            hints.push(FieldHint::new(&["abort", "http status", "httpStatus"], format!("{base}.fault.abort.httpStatus")));
+            hints.push(FieldHint::new(
+                &["abort", "http status", "httpStatus"],
+                format!("{base}.fault.abort.httpStatus"),
+            ));
         }
         hints.push(FieldHint::new(&["fault", "percent"], format!("{base}.fault")));
     }
@@ -153,10 +156,7 @@ mod tests {
         assert_eq!(located("\"bogus\" is not a valid retryOn policy"), "rules[1].retries.retryOn");
         assert_eq!(located("HTTP route cannot contain both route and redirect"), "rules[1].redirect");
         assert_eq!(located("header name x-user is not a valid header name"), "rules[0].match[0].headers.x-user");
-        assert_eq!(
-            located("\"headers\": regex is invalid: invalid repeat count"),
-            "rules[0].match[0].headers.x-user"
-        );
+        assert_eq!(located("\"headers\": regex is invalid: invalid repeat count"), "rules[0].match[0].headers.x-user");
         assert_eq!(located("duration must be greater than 1ms"), "rules[1].timeout");
         assert_eq!(located("something else entirely"), "");
     }

@@ -85,10 +85,7 @@ impl Istiod {
         if let Ok(token) = tokio::fs::read_to_string(TOKEN_FILE).await {
             request = request.bearer_auth(token.trim());
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| unreachable(e.without_url().to_string()))?;
+        let response = request.send().await.map_err(|e| unreachable(e.without_url().to_string()))?;
         if !response.status().is_success() {
             return Err(unreachable(format!("/debug/syncz answered {}", response.status())));
         }

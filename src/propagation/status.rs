@@ -129,19 +129,21 @@ pub fn judge(baseline: Option<&Snapshot>, now: &Snapshot, clusters_changed: bool
     Report { total: proxies.len(), synced, proxies }
 }
 
-/// `before`: None without a baseline; Some(None) for a proxy that connected after it.
+/// `before`: None without a baseline; Some(None) for a proxy that connected after it. A NACK
+/// counts only for what was sent since: an older rejection says nothing about this change.
 fn judge_type(before: Option<Option<&XdsState>>, now: &XdsState) -> SyncState {
-    if now.error.is_some() && now.acked != now.sent {
-        return SyncState::Error;
-    }
     let sent_since = match before {
         None | Some(None) => now.sent.is_some(),
         Some(Some(before)) => now.sent.is_some() && before.sent != now.sent,
     };
-    match (sent_since, now.acked == now.sent) {
-        (false, _) => SyncState::NotSent,
-        (true, true) => SyncState::Synced,
-        (true, false) => SyncState::Stale,
+    if !sent_since {
+        SyncState::NotSent
+    } else if now.acked == now.sent {
+        SyncState::Synced
+    } else if now.error.is_some() {
+        SyncState::Error
+    } else {
+        SyncState::Stale
     }
 }
 
@@ -222,6 +224,17 @@ mod tests {
     }
 
     #[test]
+    fn an_earlier_rejection_is_not_this_changes() {
+        let baseline = snapshot(&[("a", proxy("a.ns", state("n1", "n0", Some("bad route"))))]);
+        let unchanged = snapshot(&[("a", proxy("a.ns", state("n1", "n0", Some("bad route"))))]);
+        assert_eq!(judge(Some(&baseline), &unchanged, false).proxies[0].state(), SyncState::NotSent);
+        let rejected_again = snapshot(&[("a", proxy("a.ns", state("n2", "n0", Some("bad route 2"))))]);
+        let report = judge(Some(&baseline), &rejected_again, false);
+        assert_eq!(report.proxies[0].state(), SyncState::Error);
+        assert!(report.settled());
+    }
+
+    #[test]
     fn subsets_changes_wait_for_clusters_too() {
         let baseline = snapshot(&[("a", proxy("a.ns", state("n1", "n1", None)))]);
         let mut now = snapshot(&[("a", proxy("a.ns", state("n2", "n2", None)))]);
@@ -235,7 +248,8 @@ mod tests {
 
     #[test]
     fn without_a_baseline_the_last_ack_counts() {
-        let now = snapshot(&[("a", proxy("a.ns", state("n2", "n2", None))), ("b", proxy("b.ns", state("n3", "n2", None)))]);
+        let now =
+            snapshot(&[("a", proxy("a.ns", state("n2", "n2", None))), ("b", proxy("b.ns", state("n3", "n2", None)))]);
         let report = judge(None, &now, false);
         assert_eq!((report.synced, report.total), (1, 2));
     }

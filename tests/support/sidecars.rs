@@ -68,7 +68,9 @@ pub async fn connected(http: &reqwest::Client, namespace: &str, count: usize) {
         let statuses: Vec<serde_json::Value> = http.get(&url).send().await.ok()?.json().await.ok()?;
         let with_routes = statuses
             .iter()
-            .filter(|s| s["resources"]["type.googleapis.com/envoy.config.route.v3.RouteConfiguration"]["sent"].is_string())
+            .filter(|s| {
+                s["resources"]["type.googleapis.com/envoy.config.route.v3.RouteConfiguration"]["sent"].is_string()
+            })
             .count();
         (with_routes >= count).then_some(())
     })

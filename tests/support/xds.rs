@@ -75,12 +75,7 @@ pub fn virtual_host<'a>(routes: &'a [Value], domain: &str) -> Option<&'a Value> 
 
 /// Polls what `pod`'s sidecar receives until `check` accepts the virtual host for `domain`
 /// (pushes are debounced, so a change arrives some 100 ms after it is applied).
-pub async fn eventually_routed<T>(
-    pod: &ProxyPod,
-    domain: &str,
-    what: &str,
-    check: impl Fn(&Value) -> Option<T>,
-) -> T {
+pub async fn eventually_routed<T>(pod: &ProxyPod, domain: &str, what: &str, check: impl Fn(&Value) -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut last;
     loop {

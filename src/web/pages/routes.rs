@@ -22,9 +22,9 @@ use super::super::extract::{Htmx, ManagedNamespace, RequestId};
 use super::super::identity::Identity;
 use super::super::layout::Layout;
 use super::super::state::AppState;
+use super::proxy_sync::SyncPanel;
 use super::render;
 use super::route_forms::RouteForm;
-use super::proxy_sync::SyncPanel;
 use super::route_view::{PreviewView, RoutesView, TestResultView};
 
 #[derive(Template)]
