@@ -171,12 +171,14 @@ fn record_external_changes(cluster: &Cluster, namespaces: &[String], audit: Audi
     // writes the log fell further and further behind the cluster.
     let (queue, mut seen) =
         tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, cluster::external::ExternalChange)>();
+    let activity = cluster.external.clone();
     tokio::spawn(async move {
         while let Some((at, change)) = seen.recv().await {
             tokio::time::sleep_until(at + OWN_WRITE_GRACE).await;
             if changes.wrote(&change.target, change.resource_version.as_deref()) {
                 continue;
             }
+            activity.note(&change);
             if let Err(error) = audit.record(&external_entry(&change)).await {
                 tracing::error!(%error, object = %change.target, "could not audit an external change");
             }
@@ -186,7 +188,7 @@ fn record_external_changes(cluster: &Cluster, namespaces: &[String], audit: Audi
         let _ = queue.send((tokio::time::Instant::now(), change));
         std::future::ready(())
     };
-    cluster::external::watch(&cluster.client, namespaces, cluster.external.clone(), record, baseline);
+    cluster::external::watch(&cluster.client, namespaces, record, baseline);
 }
 
 /// What the audit log last recorded for each existing object of `kind` in `namespace`,

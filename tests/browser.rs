@@ -417,3 +417,44 @@ async fn the_routing_page_shows_when_the_proxies_have_the_change() {
     browser.close().await;
     console.stop().await;
 }
+
+/// The overview's "changed outside signalbox" badge lights for a kubectl change only, never
+/// for signalbox's own routing change (made here in the browser, before the outside one:
+/// outside changes are judged in the order seen, so once the second lights the first was
+/// judged too).
+#[tokio::test]
+async fn the_outside_change_badge_is_for_outside_changes_only() {
+    let ns = TestNamespace::new("uibadge").await;
+    let console = Console::start(&ns.name).await;
+    for workload in ["preference", "recommendation-v1", "recommendation-v2"] {
+        let (status, body) =
+            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let browser = Browser::start().await;
+    browser.goto(&console.url(&format!("/ns/{}/routes/recommendation", ns.name))).await;
+    browser.wait_for_text("#define-subsets", "v1, v2", READY_WITHIN).await;
+    browser.click("#define-subsets").await;
+    browser.wait_for_text("#preview-change", "subset version-v1 added", READY_WITHIN).await;
+    browser.click("#apply").await;
+    browser.wait_for_text("#route-notice", "applied", READY_WITHIN).await;
+
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService"));
+    let api: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &resource);
+    let vs = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "preference"},
+        "spec": {"hosts": ["preference"], "http": [{"route": [{"destination": {"host": "preference"}}], "timeout": "2s"}]}});
+    api.patch("preference", &PatchParams::apply("kubectl"), &Patch::Apply(&vs)).await.unwrap();
+
+    browser.goto(&console.url(&format!("/ns/{}", ns.name))).await;
+    let row = |app: &str| format!("#services td.routing a[href$='/routes/{app}'] ~ .badge");
+    browser.wait_for_text("#services", "changed outside signalbox", READY_WITHIN).await;
+    assert!(browser.client.find(Locator::Css(&row("preference"))).await.is_ok(), "the kubectl change is flagged");
+    assert!(
+        browser.client.find(Locator::Css(&row("recommendation"))).await.is_err(),
+        "signalbox's own routing change is not flagged: {}",
+        browser.text("#services").await
+    );
+    browser.close().await;
+    console.stop().await;
+}

@@ -33,7 +33,9 @@ pub struct ExternalChange {
 pub struct ExternalActivity(Arc<Mutex<HashMap<(String, String), i64>>>);
 
 impl ExternalActivity {
-    fn note(&self, change: &ExternalChange) {
+    /// Notes a change known to be made outside signalbox (after its own writes are filtered
+    /// out: noting every watched change lit the overview's badge for signalbox's own edits).
+    pub fn note(&self, change: &ExternalChange) {
         if matches!(change.target.kind, Kind::VirtualService | Kind::DestinationRule) {
             let key = (change.target.namespace.clone().unwrap_or_default(), change.target.name.clone());
             self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(key, jiff::Timestamp::now().as_millisecond());
@@ -55,13 +57,8 @@ impl ExternalActivity {
 /// the audit log); the first listing is compared with it, so a change made while
 /// signalbox was down is recorded once, and once recorded it is the new baseline. Every
 /// later re-listing (after a watch gap) is compared with the state seen before the gap.
-pub fn watch<F, Fut, B, BFut>(
-    client: &Client,
-    namespaces: &[String],
-    activity: ExternalActivity,
-    record: F,
-    baseline: B,
-) where
+pub fn watch<F, Fut, B, BFut>(client: &Client, namespaces: &[String], record: F, baseline: B)
+where
     F: Fn(ExternalChange) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send,
     B: Fn(Kind, String) -> BFut + Clone + Send + Sync + 'static,
@@ -70,7 +67,7 @@ pub fn watch<F, Fut, B, BFut>(
     for namespace in namespaces {
         for kind in WATCHED {
             let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &kind.api_resource());
-            let (namespace, record, activity) = (namespace.clone(), record.clone(), activity.clone());
+            let (namespace, record) = (namespace.clone(), record.clone());
             let baseline = baseline.clone();
             tokio::spawn(async move {
                 let mut seen: HashMap<String, Value> = baseline(kind, namespace.clone()).await;
@@ -99,7 +96,6 @@ pub fn watch<F, Fut, B, BFut>(
                         Event::Delete(object) => deleted(&mut seen, kind, &namespace, &object).into_iter().collect(),
                     };
                     for change in changes {
-                        activity.note(&change);
                         record(change).await;
                     }
                 }
