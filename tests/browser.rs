@@ -458,3 +458,38 @@ async fn the_outside_change_badge_is_for_outside_changes_only() {
     browser.close().await;
     console.stop().await;
 }
+
+/// A refused canary form shows its message in its own slot, not a whole page inside the
+/// form: an invalid start (steps that are not numbers) and a conflicting promote (someone
+/// promoted since the page was loaded).
+#[tokio::test]
+async fn refused_canary_forms_answer_in_their_own_error_slot() {
+    let ns = TestNamespace::new("uicanaryerr").await;
+    let console = Console::start(&ns.name).await;
+    deploy_recommendation_v1_and_v2(&console).await;
+    let browser = Browser::start().await;
+    let page = console.url(&format!("/ns/{}/canaries/recommendation", ns.name));
+    browser.goto(&page).await;
+    browser.fill("#canary-steps", "10, lots").await;
+    browser.click("#canary-start").await;
+    let error = browser.wait_for_text("#canary-start-error", "lots", READY_WITHIN).await;
+    assert!(!error.contains("History"), "only the message, not a page: {error}");
+    assert_eq!(browser.client.find_all(Locator::Css("h1")).await.unwrap().len(), 1, "one page, not two");
+
+    let canary = console.api("/canaries/recommendation");
+    let body = json!({"stable": "version-v1", "canary": "version-v2", "steps": [10, 50, 100]});
+    let (status, answer) = console.send_json(Method::POST, &canary, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    browser.goto(&page).await;
+    browser.wait_for_text("#canary-state", "progressing", READY_WITHIN).await;
+    let (status, answer) = console.send_json(Method::POST, &format!("{canary}/promote?step=0"), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "someone else promotes first: {answer}");
+    browser.click("#canary-promote").await;
+    let conflict = browser.wait_for_text("#canary-promote-error", "step", READY_WITHIN).await;
+    assert!(!conflict.contains("History"), "only the message, not a page: {conflict}");
+    assert_eq!(browser.client.find_all(Locator::Css("h1")).await.unwrap().len(), 1, "one page, not two");
+    let (_, state) = console.get_json(&canary).await;
+    assert_eq!(state["step"], 1, "the stale promote did not move the canary again: {state}");
+    browser.close().await;
+    console.stop().await;
+}

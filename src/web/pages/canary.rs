@@ -86,9 +86,13 @@ impl StartForm {
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(str::parse::<u32>)
+            .map(|step| step.parse::<u32>().map_err(|_| step))
             .collect::<Result<_, _>>()
-            .map_err(|_| "steps: whole numbers separated by commas, e.g. 10, 25, 100".to_owned())
+            .map_err(|step| {
+                format!(
+                    "steps: {step:?} is not a whole number; give whole numbers separated by commas, e.g. 10, 25, 100"
+                )
+            })
     }
 
     /// The auto-advance thresholds when the box is ticked; empty fields take the defaults.
@@ -247,8 +251,7 @@ pub async fn start(
     let (steps, analysis) = match (form.steps(), form.analysis()) {
         (Ok(steps), Ok(analysis)) => (steps, analysis),
         (Err(message), _) | (_, Err(message)) => {
-            let page = view(&state, &actor, &namespace, &host, None, Some(message)).await?;
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response());
+            return refused(&state, &actor, htmx, &namespace, &host, StatusCode::UNPROCESSABLE_ENTITY, message).await;
         }
     };
     let step = Step::Start { stable: form.stable, canary: form.canary, steps, analysis };
@@ -274,7 +277,7 @@ async fn transition(
     state: &AppState,
     actor: &Actor,
     request_id: RequestId,
-    Htmx(htmx): Htmx,
+    htmx: Htmx,
     namespace: &str,
     host: &str,
     step: Step,
@@ -283,19 +286,42 @@ async fn transition(
     match canaries::run(state, origin, namespace, host, step).await {
         Ok((_, audit_id)) => {
             let target = format!("/ns/{namespace}/canaries/{host}?change={audit_id}");
-            Ok(if htmx {
+            Ok(if htmx.0 {
                 ([("hx-redirect", target)], StatusCode::OK).into_response()
             } else {
                 Redirect::to(&target).into_response()
             })
         }
         Err(error @ (AppError::Conflict(_) | AppError::Invalid(_))) => {
-            let status = error.status();
-            let page = view(state, actor, namespace, host, None, Some(error.to_string())).await?;
-            Ok((status, Html(page.render()?)).into_response())
+            refused(state, actor, htmx, namespace, host, error.status(), error.to_string()).await
         }
         Err(other) => Err(other),
     }
+}
+
+#[derive(Template)]
+#[template(path = "partials/form_error.html")]
+struct FormError {
+    message: String,
+}
+
+/// A refused form: htmx gets the message alone, for the form's own error slot; a plain
+/// form post gets the whole page with the message on top.
+async fn refused(
+    state: &AppState,
+    actor: &Actor,
+    Htmx(htmx): Htmx,
+    namespace: &str,
+    host: &str,
+    status: StatusCode,
+    message: String,
+) -> Result<Response, AppError> {
+    let html = if htmx {
+        FormError { message }.render()?
+    } else {
+        view(state, actor, namespace, host, None, Some(message)).await?.render()?
+    };
+    Ok((status, Html(html)).into_response())
 }
 
 #[cfg(test)]
