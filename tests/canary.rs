@@ -286,3 +286,79 @@ async fn an_edited_team_file_takes_effect_without_a_restart() {
     .await;
     console.stop().await;
 }
+
+/// Route fields signalbox keeps verbatim but Istio acts on — mirrors to another host, a
+/// redirect to another authority, a delegate — are authorized as writes to what they reach:
+/// a team limited to one host cannot send or copy traffic elsewhere through them.
+#[tokio::test]
+async fn fields_that_reach_other_hosts_need_permission_for_those_hosts() {
+    let ns = TestNamespace::new("reach").await;
+    let dir = tempfile::tempdir().unwrap();
+    let teams = dir.path().join("teams.yaml");
+    std::fs::write(
+        &teams,
+        format!(
+            "teams:
+  - name: recommendation
+    members: {{users: [alice]}}
+    namespaces: [{ns}]
+    hosts: [recommendation]
+    actions: [route]
+  - name: routing
+    members: {{users: [dora]}}
+    namespaces: [{ns}]
+    actions: [route]
+  - name: platform
+    members: {{groups: [admins]}}
+    namespaces: ['*']
+    actions: [admin]
+",
+            ns = ns.name
+        ),
+    )
+    .unwrap();
+    let console = Console::start_with(&ns.name, |config| {
+        config.teams = Some(teams.clone());
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    deploy_two_versions(&console, &[("x-forwarded-user", "carol"), ("x-forwarded-groups", "admins")]).await;
+    let put = |user: &'static str, rule: Value| {
+        let body = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
+                          "rules": [rule]});
+        let request =
+            console.http.put(console.api("/routes/recommendation")).header("x-forwarded-user", user).json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let own_mirror = json!({"route": {"version-v1": 100},
+        "mirrors": [{"destination": {"host": format!("recommendation.{}.svc.cluster.local", ns.name), "subset": "version-v2"}}]});
+    let (status, answer) = put("alice", own_mirror).await;
+    assert_eq!(status, StatusCode::OK, "mirroring to her own host is hers to do: {answer}");
+
+    let foreign_mirror = json!({"route": {"version-v1": 100},
+        "mirrors": [{"destination": {"host": "preference"}}]});
+    let (status, answer) = put("alice", foreign_mirror.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(error.contains("preference") && error.contains("rules[0].mirrors[0].destination.host"), "{error}");
+    let delegate = json!({"delegate": {"name": "shared-routes"}});
+    let (status, answer) = put("alice", delegate).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a delegate hands routing to any VirtualService: {answer}");
+    let (_, policy) = console.get_json(&console.api("/routes/recommendation")).await;
+    assert!(
+        policy["rules"][0].get("mirrors").unwrap()[0]["destination"]["host"]
+            .as_str()
+            .unwrap()
+            .starts_with("recommendation")
+    );
+
+    let (status, answer) = put("dora", foreign_mirror).await;
+    assert_eq!(status, StatusCode::OK, "a namespace-wide routing team may mirror to preference: {answer}");
+    let denied =
+        console.audit().await.into_iter().filter(|e| e["outcome"] == "denied" && e["actor"] == "alice").count();
+    assert_eq!(denied, 2, "both refusals are audited");
+    console.stop().await;
+}

@@ -59,6 +59,9 @@ pub enum Denial {
     Forbidden { actor: String, permission: Permission, namespace: String },
     #[error("namespace {0} is not managed by this console")]
     Unmanaged(String),
+    /// A field of the change sends traffic somewhere the actor may not route.
+    #[error("{actor} may not send traffic to {target}, as {field} would")]
+    Reaches { actor: String, field: String, target: String },
 }
 
 /// Decides who may do what where: the team file when there is one, else every

@@ -17,7 +17,7 @@ use crate::audit::{AuditStore, NewEntry, Outcome, Source};
 use crate::authz::{Actor, Authorizer, Denial, Permission};
 use crate::cluster::{ClusterError, Kind, ObjectRef, Objects, Operation};
 use crate::metrics::Metrics;
-use crate::policy::{self, FieldHint};
+use crate::policy::{self, FieldHint, Reach};
 use crate::problem::{FieldProblem, describe};
 use crate::propagation::{Baseline, OnSettled, Propagation};
 
@@ -45,6 +45,9 @@ pub struct Change {
     pub problems: Vec<FieldProblem>,
     /// Where in the request Istio's webhook messages belong (see [`policy::locate`]).
     pub field_hints: Vec<FieldHint>,
+    /// Other hosts the change sends traffic to (mirrors, redirects, delegates): each is
+    /// authorized like a change to that host.
+    pub reaches: Vec<Reach>,
     /// The audit entry this change reverts.
     pub reverts: Option<i64>,
 }
@@ -252,6 +255,19 @@ impl ChangePath {
         self.authorizer
             .check(&change.actor, change.permission, &change.namespace, change.host.as_deref())
             .map_err(ChangeError::Denied)?;
+        for reach in &change.reaches {
+            let target = reach.host.as_deref();
+            if self.authorizer.check(&change.actor, change.permission, &reach.namespace, target).is_err() {
+                return Err(ChangeError::Denied(Denial::Reaches {
+                    actor: change.actor.name.clone(),
+                    field: reach.field.clone(),
+                    target: match target {
+                        Some(host) => format!("{host} in namespace {}", reach.namespace),
+                        None => format!("anything in namespace {} (not one host)", reach.namespace),
+                    },
+                }));
+            }
+        }
         if change.problems.is_empty() { Ok(()) } else { Err(ChangeError::Invalid(change.problems.clone())) }
     }
 

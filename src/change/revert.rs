@@ -79,6 +79,7 @@ pub fn revert(
         operations,
         problems: Vec::new(),
         field_hints: Vec::new(),
+        reaches: Vec::new(),
         reverts: Some(entry.id),
     })
 }

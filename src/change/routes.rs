@@ -83,6 +83,7 @@ pub fn update(request: &RouteRequest, action: &str, desired: &RoutingPolicy) -> 
     let mut change = route_change(request, action, &desired.host, summary);
     change.problems = errors.into_iter().map(|e| FieldProblem::new(e.field, e.message)).collect();
     change.field_hints = policy::field_hints(desired);
+    change.reaches = policy::reaches(desired, request.namespace);
     if change.problems.is_empty() {
         change.operations = operations(request, desired);
     }
@@ -118,6 +119,7 @@ fn route_change(request: &RouteRequest, action: &str, host: &str, summary: Strin
         operations: Vec::new(),
         problems: Vec::new(),
         field_hints: Vec::new(),
+        reaches: Vec::new(),
         reverts: None,
     }
 }

@@ -55,6 +55,7 @@ fn change(origin: &Origin, action: &str, namespace: &str, subject: ObjectRef, su
         operations: Vec::new(),
         problems: Vec::new(),
         field_hints: Vec::new(),
+        reaches: Vec::new(),
         reverts: None,
     }
 }

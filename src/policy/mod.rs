@@ -11,6 +11,7 @@ pub mod canary;
 mod evaluate;
 mod from_istio;
 mod model;
+mod reach;
 mod summary;
 mod to_istio;
 mod validate;
@@ -21,6 +22,7 @@ pub use from_istio::{Extraction, PolicyError, extract, refers_to_host};
 pub use model::{
     ALL_PODS, Abort, Delay, Fault, Match, Mirror, Retries, RoutingPolicy, Rule, Share, StringMatch, Subset, Weight,
 };
+pub use reach::{Reach, reaches};
 pub use summary::{change_summary, summary};
 pub use validate::{
     FieldError, Severity, ValidationContext, has_errors, parse_duration_seconds, regex_problem, validate,
