@@ -111,3 +111,74 @@ async fn forged_identity_from_an_untrusted_address_is_anonymous_and_denied() {
     assert!(page.contains("read-only") && !page.contains(">Deploy</button>"), "anonymous users see no change buttons");
     console.stop().await;
 }
+
+async fn replicas(ns: &TestNamespace, name: &str) -> Option<i32> {
+    let deployment = Api::<Deployment>::namespaced(ns.client.clone(), &ns.name).get(name).await.unwrap();
+    deployment.spec.and_then(|spec| spec.replicas)
+}
+
+/// DNS rebinding: a page at attacker.example whose name now resolves to 127.0.0.1 sends its
+/// requests with `Host: attacker.example:8080`; they get a plain 421 and nothing else.
+#[tokio::test]
+async fn requests_for_a_host_name_that_is_not_the_consoles_are_refused_with_421() {
+    let ns = TestNamespace::new("rebind").await;
+    let console = Console::start(&ns.name).await;
+    let (status, body) = console.send_json(Method::PUT, &console.api("/workloads/recommendation-v1"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let attacker = "attacker.example:8080";
+
+    let page = console
+        .http
+        .get(console.url(&format!("/ns/{}/deploy", ns.name)))
+        .header("host", attacker)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::MISDIRECTED_REQUEST);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = page.text().await.unwrap();
+    assert!(
+        !text.contains("csrf") && !text.contains("hx-headers") && !text.contains('<'),
+        "nothing but a message: {text}"
+    );
+
+    // Even with the actor's token (say, read before the rebinding), the write is refused.
+    let token = console.server.state.csrf.token_for(&format!("local:{}", whoami::username()));
+    let scale = console
+        .http
+        .put(console.api("/workloads/recommendation-v1"))
+        .header("host", attacker)
+        .header("origin", format!("http://{attacker}"))
+        .header("x-csrf-token", token)
+        .json(&serde_json::json!({"replicas": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scale.status(), StatusCode::MISDIRECTED_REQUEST);
+    assert_eq!(replicas(&ns, "recommendation-v1").await, Some(1), "the Deployment is unchanged");
+
+    // The console's own names are served, and the kubelet's probes answer whatever the Host.
+    let port = console.server.addr.port();
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), "127.0.0.1".into()] {
+        let response = console.http.get(console.api("/workloads")).header("host", &host).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{host}");
+    }
+    for probe in ["/healthz", "/readyz"] {
+        let response = console.http.get(console.url(probe)).header("host", "10.1.2.3:8080").send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{probe}");
+    }
+    console.stop().await;
+}
+
+/// An `--allowed-host` name is served besides the loopback names.
+#[tokio::test]
+async fn an_allowed_host_name_is_served() {
+    let console =
+        Console::start_with("allowed-host", |config| config.allowed_hosts = vec!["signalbox.example.com".into()]).await;
+    let served = console.http.get(console.url("/audit")).header("host", "signalbox.example.com").send().await.unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    let refused = console.http.get(console.url("/audit")).header("host", "other.example.com").send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::MISDIRECTED_REQUEST);
+    console.stop().await;
+}

@@ -37,6 +37,10 @@ pub enum AppError {
     PayloadTooLarge,
     #[error("{0}")]
     Unavailable(String),
+    /// The request's Host is not one of the console's names (DNS rebinding): answered as
+    /// plain text and nothing else, before identity, pages or tokens are looked at.
+    #[error("{0}")]
+    MisdirectedRequest(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -59,6 +63,7 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -79,6 +84,10 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         if let AppError::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
+        }
+        if let AppError::MisdirectedRequest(message) = self {
+            return (StatusCode::MISDIRECTED_REQUEST, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message)
+                .into_response();
         }
         let message = self.to_string();
         let problems = self.problems().to_vec();

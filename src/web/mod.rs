@@ -5,6 +5,7 @@ pub mod canaries;
 mod csrf;
 mod error;
 mod extract;
+mod host;
 mod identity;
 mod layout;
 mod links;
@@ -34,6 +35,7 @@ use tower_http::trace::TraceLayer;
 
 pub use csrf::CsrfTokens;
 pub use error::AppError;
+pub use host::AllowedHosts;
 pub use identity::IdentityPolicy;
 pub use links::Links;
 pub use serve::{HEADER_READ_TIMEOUT, serve};
@@ -112,6 +114,8 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), csrf::guard))
         .layer(middleware::from_fn_with_state(state.clone(), error::render_errors))
+        // Outside the error pages: a refused Host gets a plain 421 and no page or token.
+        .layer(middleware::from_fn_with_state(state.clone(), host::guard))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -28,6 +28,7 @@ pub fn config(namespace: &str, database: std::path::PathBuf) -> ServeConfig {
         prometheus_url: None,
         analysis_interval_seconds: 10,
         trusted_proxies: Vec::new(),
+        allowed_hosts: Vec::new(),
         teams: None,
         static_dir: None,
         audit_retention_days: None,
