@@ -182,3 +182,36 @@ async fn an_allowed_host_name_is_served() {
     assert_eq!(refused.status(), StatusCode::MISDIRECTED_REQUEST);
     console.stop().await;
 }
+
+/// README's `curl -s -X POST "$C/promote?step=0"`: no body, no Content-Type, no Origin.
+#[tokio::test]
+async fn a_bodyless_post_without_origin_is_accepted_and_a_typed_one_is_not() {
+    let ns = TestNamespace::new("bodyless").await;
+    let console = Console::start(&ns.name).await;
+    for workload in ["recommendation-v1", "recommendation-v2"] {
+        let (status, body) =
+            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let policy = serde_json::json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
+                                    "rules": [{"route": {"version-v1": 100}}]});
+    let (status, body) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(policy)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let canary = console.api("/canaries/recommendation");
+    let start = serde_json::json!({"stable": "version-v1", "canary": "version-v2", "steps": [10, 50, 100]});
+    let (status, body) = console.send_json(Method::POST, &canary, Some(start)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let promote = format!("{canary}/promote?step=0");
+    let text_plain = console.http.post(&promote).header("content-type", "text/plain").body("x").send().await.unwrap();
+    assert_eq!(text_plain.status(), StatusCode::FORBIDDEN, "a cross-site form can send text/plain");
+    let form = console.http.post(&promote).form(&[("step", "0")]).send().await.unwrap();
+    assert_eq!(form.status(), StatusCode::FORBIDDEN);
+    let undeclared = console.http.post(&promote).header("content-length", "0").send().await.unwrap();
+    assert_eq!(undeclared.status(), StatusCode::OK, "{}", undeclared.text().await.unwrap());
+    let (status, state) = console.get_json(&canary).await;
+    assert_eq!((status, state["step"].as_u64()), (StatusCode::OK, Some(1)), "promoted exactly once: {state}");
+    let bare = console.http.post(format!("{canary}/pause")).send().await.unwrap();
+    assert_eq!(bare.status(), StatusCode::OK, "{}", bare.text().await.unwrap());
+    console.stop().await;
+}
