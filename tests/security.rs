@@ -215,3 +215,50 @@ async fn a_bodyless_post_without_origin_is_accepted_and_a_typed_one_is_not() {
     assert_eq!(bare.status(), StatusCode::OK, "{}", bare.text().await.unwrap());
     console.stop().await;
 }
+
+/// Identity headers from a trusted proxy are taken as sent, or refused: never guessed.
+#[tokio::test]
+async fn a_trusted_proxys_identity_headers_are_taken_whole_or_refused() {
+    let ns = TestNamespace::new("identity").await;
+    let console =
+        Console::start_with(&ns.name, |config| config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let url = console.api("/workloads/recommendation-v1");
+    let put = |headers: Vec<(&'static str, String)>| {
+        let mut request = console.http.put(&url).json(&serde_json::json!({}));
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    let refusals = [
+        vec![("x-forwarded-user", "alice".to_owned()), ("x-forwarded-user", "admin".to_owned())],
+        vec![
+            ("x-forwarded-user", "alice".to_owned()),
+            ("x-forwarded-groups", "team-reco".to_owned()),
+            ("x-forwarded-groups", "platform-admins".to_owned()),
+        ],
+        vec![("x-forwarded-user", "system:signalbox".to_owned())],
+        vec![("x-forwarded-user", "local:root".to_owned())],
+        vec![("x-forwarded-user", "anonymous".to_owned())],
+        vec![("x-forwarded-user", "alice".to_owned()), ("x-forwarded-groups", "g,".repeat(5000))],
+    ];
+    for headers in refusals {
+        let response = put(headers.clone()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{headers:?}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(body["field"].as_str().is_some_and(|f| f.starts_with("x-forwarded-")), "{body}");
+    }
+    assert!(!deployed(&ns, "recommendation-v1").await, "refused identities changed nothing");
+    assert!(console.audit().await.is_empty());
+
+    let groups: Vec<String> = (0..200).map(|i| format!("team-with-a-rather-long-name-{i:03}")).collect();
+    let response =
+        put(vec![("x-forwarded-user", "alice@example.com".into()), ("x-forwarded-groups", groups.join(","))])
+            .await
+            .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+    let entry = &console.audit().await[0];
+    assert_eq!(entry["actor"], "alice@example.com");
+    assert_eq!(entry["groups"].as_array().map(Vec::len), Some(200), "every group kept");
+    console.stop().await;
+}

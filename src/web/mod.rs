@@ -113,6 +113,8 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .nest_service("/static", static_files)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), csrf::guard))
+        // Inside the error pages, so a refused identity gets a readable 400.
+        .layer(middleware::from_fn_with_state(state.clone(), identity::guard))
         .layer(middleware::from_fn_with_state(state.clone(), error::render_errors))
         // Outside the error pages: a refused Host gets a plain 421 and no page or token.
         .layer(middleware::from_fn_with_state(state.clone(), host::guard))
