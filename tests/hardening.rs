@@ -377,6 +377,39 @@ async fn oversized_bodies_are_refused_with_413() {
     console.stop().await;
 }
 
+/// Reads until the server closes the connection; how long that took (None: still open).
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buffer = [0u8; 256];
+    loop {
+        match tokio::time::timeout(limit.saturating_sub(started.elapsed()), stream.read(&mut buffer)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn connections_that_send_nothing_or_half_an_http2_preface_are_closed_after_the_header_timeout() {
+    let console = Console::start("idle-client").await;
+    let limit = signalbox::web::HEADER_READ_TIMEOUT;
+    let mut silent = tokio::net::TcpStream::connect(console.server.addr).await.unwrap();
+    let mut preface = tokio::net::TcpStream::connect(console.server.addr).await.unwrap();
+    preface.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    let (silent, preface) = tokio::join!(
+        closed_within(&mut silent, limit + Duration::from_secs(3)),
+        closed_within(&mut preface, limit + Duration::from_secs(3))
+    );
+    for (what, closed) in [("silent", silent), ("partial preface", preface)] {
+        let closed = closed.unwrap_or_else(|| panic!("{what}: still open after {:?}", limit + Duration::from_secs(3)));
+        assert!(closed >= limit - Duration::from_secs(1), "{what}: closed early, after {closed:?}");
+    }
+    let (status, _) = console.get_json(&console.url("/healthz")).await;
+    assert_eq!(status, StatusCode::OK);
+    console.stop().await;
+}
+
 /// TCP_NODELAY: without it a response written in pieces (a static file, compressed: headers,
 /// then body chunks) waits on Nagle's algorithm for the client's delayed ACK, about 40 ms, on
 /// a third of the requests over one kept-alive connection (measured: 35 of 100). The client
