@@ -259,11 +259,27 @@ impl AuditStore {
     }
 
     /// Succeeds when a write could be made now (takes and releases the write lock).
+    ///
+    /// Runs in a task of its own, so that its caller (a `/readyz` request, dropped when the
+    /// client goes away) cannot stop it between `BEGIN IMMEDIATE` and `ROLLBACK` and leave
+    /// the write lock held by a pooled connection (writes then fail with "database is
+    /// locked"; `a_writability_check_dropped_midway_...` in tests.rs). An sqlx `Transaction`
+    /// begun with `BEGIN IMMEDIATE` is not enough: sqlx 0.8 awaits the connection's handle
+    /// after that BEGIN and before the `Transaction` exists, and a drop there leaves the
+    /// transaction open just the same. A connection that could not roll back is closed
+    /// rather than returned to the pool.
     pub async fn check_writable(&self) -> Result<(), AuditError> {
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
-        Ok(())
+        let pool = self.pool.clone();
+        let check = tokio::spawn(async move {
+            let mut conn = pool.acquire().await?;
+            immediate(&mut conn).await?;
+            let rolled_back = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            if rolled_back.is_err() {
+                conn.close_on_drop();
+            }
+            rolled_back.map(|_| ()).map_err(AuditError::from)
+        });
+        check.await.map_err(|_| AuditError::from(sqlx::Error::WorkerCrashed))?
     }
 
     /// Writes a consistent copy of the whole log to `path` (which must not exist).

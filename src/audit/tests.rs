@@ -322,3 +322,25 @@ async fn resolving_an_entry_that_was_never_pending_fails_without_breaking_the_ch
     store.record(&entry(Outcome::Applied)).await.unwrap();
     assert!(store.verify().await.unwrap().is_intact());
 }
+
+#[tokio::test]
+async fn a_writability_check_dropped_midway_leaves_no_write_lock_behind() {
+    let (_dir, store) = store().await;
+    // Dropped after 1, 2, ... polls, a few times over: some drops land between taking the
+    // lock and giving it back. A write right after each must not find the lock held.
+    for round in 0..5 {
+        for polls in 1..=6 {
+            {
+                let mut check = std::pin::pin!(store.check_writable());
+                for _ in 0..polls {
+                    if futures::poll!(check.as_mut()).is_ready() {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+            let appended = store.record(&entry(Outcome::Applied)).await;
+            assert!(appended.is_ok(), "round {round}, dropped after {polls} polls: {appended:?}");
+        }
+    }
+}
