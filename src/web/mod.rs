@@ -12,6 +12,7 @@ mod links;
 mod ops;
 mod pages;
 mod reverts;
+mod route_test;
 mod serve;
 mod state;
 
