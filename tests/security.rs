@@ -262,3 +262,35 @@ async fn a_trusted_proxys_identity_headers_are_taken_whole_or_refused() {
     assert_eq!(entry["groups"].as_array().map(Vec::len), Some(200), "every group kept");
     console.stop().await;
 }
+
+/// Refused attempts are audited, but cannot fill the disk: each keeps an excerpt of what it
+/// asked for, and beyond a rate they are answered 429 and not recorded.
+#[tokio::test]
+async fn refused_attempts_keep_an_excerpt_and_are_rate_limited() {
+    let ns = TestNamespace::new("flood").await;
+    // Nobody is a trusted proxy's peer: every request is anonymous, and so denied.
+    let console =
+        Console::start_with(&ns.name, |config| config.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()]).await;
+    let policy = serde_json::json!({"subsets": {"version-v1": {"version": "v1"}}, "rules": [
+        {"match": [{"headers": {"x-padding": {"exact": "p".repeat(200 * 1024)}}}], "route": {"version-v1": 100}},
+        {"route": {"version-v1": 100}}]});
+    let mut denied = 0;
+    let retry_after = loop {
+        let response = console.http.put(console.api("/routes/recommendation")).json(&policy).send().await.unwrap();
+        match response.status() {
+            StatusCode::UNAUTHORIZED => denied += 1,
+            StatusCode::TOO_MANY_REQUESTS => break response.headers()["retry-after"].to_str().unwrap().to_owned(),
+            other => panic!("{other}: {}", response.text().await.unwrap()),
+        }
+        assert!(denied <= 100, "still recording refusals after 100 of them");
+    };
+    assert!(retry_after.parse::<u64>().is_ok_and(|seconds| seconds >= 1), "Retry-After: {retry_after}");
+    let audit = console.audit().await;
+    assert_eq!(audit.len(), denied, "the refusals beyond the limit are not recorded");
+    for entry in &audit {
+        assert_eq!(entry["outcome"], "denied");
+        let recorded = entry["operations"].to_string().len() + entry["summary"].to_string().len();
+        assert!(recorded <= 10 * 1024, "a refused attempt keeps an excerpt, not {recorded} bytes");
+    }
+    console.stop().await;
+}
