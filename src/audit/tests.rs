@@ -344,3 +344,17 @@ async fn a_writability_check_dropped_midway_leaves_no_write_lock_behind() {
         }
     }
 }
+
+#[tokio::test]
+async fn batches_of_large_entries_are_bounded_in_bytes() {
+    let (_dir, store) = store().await;
+    let large = NewEntry { operations: serde_json::json!(["x".repeat(100_000)]), ..entry(Outcome::Applied) };
+    for _ in 0..5 {
+        store.record(&large).await.unwrap();
+    }
+    let all = Filter::default();
+    assert_eq!(store.batch_within(&all, None, 1000, 250_000).await.unwrap(), 3, "0, 100 and 200 KB before each");
+    assert_eq!(store.batch_within(&all, None, 1000, 1).await.unwrap(), 1, "a large entry is read alone");
+    assert_eq!(store.batch_within(&all, None, 2, 10_000_000).await.unwrap(), 2, "never more than the limit");
+    assert_eq!(store.batch_within(&all, Some(1), 1000, 1).await.unwrap(), 0, "nothing below the first");
+}
