@@ -212,7 +212,7 @@ impl AuditStore {
         );
         push_conditions(&mut query, filter, before);
         query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
-        query.push(")) WHERE preceding < ").push_bind(budget as i64);
+        query.push(")) WHERE preceding < ").push_bind(i64::try_from(budget).unwrap_or(i64::MAX));
         let count: i64 = query.build_query_scalar().fetch_one(&self.pool).await?;
         Ok(count as u32)
     }
