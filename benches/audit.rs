@@ -99,6 +99,7 @@ async fn main() {
         kiali_url: None,
         jaeger_url: None,
         trusted_proxies: Vec::new(),
+        allowed_hosts: Vec::new(),
         prometheus_url: None,
         analysis_interval_seconds: 10,
         istiod_url: None,

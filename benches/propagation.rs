@@ -85,6 +85,7 @@ async fn run(proxies: usize) {
         jaeger_url: None,
         prometheus_url: None,
         istiod_url: Some(devcluster("istiod-monitoring")),
+        allowed_hosts: Vec::new(),
         analysis_interval_seconds: 10,
         trusted_proxies: Vec::new(),
         teams: None,

@@ -17,7 +17,7 @@ use crate::cluster::{self, Cluster};
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use crate::propagation::{Istiod, Propagation};
-use crate::web::{self, AppState, CsrfTokens, IdentityPolicy, Links};
+use crate::web::{self, AllowedHosts, AppState, CsrfTokens, IdentityPolicy, Links};
 
 /// How long shutdown waits for in-flight requests and changes: below Kubernetes' default
 /// 30 s termination grace period, above what one change normally takes.
@@ -102,6 +102,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         audit,
         metrics,
         identity: Arc::new(IdentityPolicy::new(config.trusted_proxies.clone(), config.listen)),
+        allowed_hosts: Arc::new(AllowedHosts::from_env(config.listen, &config.allowed_hosts)),
         csrf: Arc::new(CsrfTokens::default()),
         links: Arc::new(Links::new(config.kiali_url.clone(), config.jaeger_url.clone())),
         prometheus: match config.prometheus_url.as_deref() {

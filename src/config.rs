@@ -84,6 +84,11 @@ pub struct ServeConfig {
     /// A proxy allowed to assert identity with X-Forwarded-User/-Groups (CIDR, repeatable).
     #[arg(long = "trusted-proxy", env = "SIGNALBOX_TRUSTED_PROXY", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpNet>,
+    /// A host name the console answers to besides loopback names and its in-cluster
+    /// defaults (repeatable), e.g. the Gateway's `signalbox.example.com`. Requests for any
+    /// other Host are refused (421): a defence against DNS rebinding.
+    #[arg(long = "allowed-host", env = "SIGNALBOX_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
     /// Team file (YAML): who owns which namespaces and hosts and may do what; reloaded on
     /// change. Without it every signed-in user may change the managed namespaces.
     #[arg(long, env = "SIGNALBOX_TEAMS")]

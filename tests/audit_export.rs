@@ -13,6 +13,9 @@ use support::console::Console;
 
 const ENTRIES: i64 = 200_000;
 
+/// One test at a time measures this process's memory: both tests' consoles run in it.
+static MEASURING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Resident memory of this process (the console runs in it), in bytes.
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -56,6 +59,7 @@ async fn exports_stream_200k_entries_in_bounded_memory() {
     let ns = TestNamespace::new("export").await;
     let console = Console::start(&ns.name).await;
     bulk_audit::insert_entries(&console.database, ENTRIES).await;
+    let _measuring = MEASURING.lock().await;
 
     let csv = stream(&console, "format=csv").await;
     assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
@@ -78,5 +82,47 @@ async fn exports_stream_200k_entries_in_bounded_memory() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     let (status, problem) = console.get_json(&console.url("/api/v1/audit/export")).await;
     assert_eq!((status, problem["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("format")));
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn an_export_of_200_kib_entries_streams_in_bounded_memory() {
+    const LARGE: i64 = 600;
+    let ns = TestNamespace::new("export-large").await;
+    let console = Console::start(&ns.name).await;
+    bulk_audit::insert_entries_with_documents(&console.database, LARGE, 200 * 1024).await;
+    let _measuring = MEASURING.lock().await;
+
+    let ndjson = stream(&console, "format=ndjson").await;
+    assert_eq!(ndjson.lines, LARGE as u64);
+    assert!(ndjson.bytes > (LARGE * 200 * 1024) as u64, "{} bytes", ndjson.bytes);
+    println!(
+        "NDJSON: {LARGE} entries of 200 KiB, {} bytes in {:?}, RSS growth {} bytes",
+        ndjson.bytes, ndjson.total, ndjson.growth
+    );
+    // Read 1000 entries at a time, the whole 120 MB would be in memory at once, twice over
+    // once parsed and written out; batches are bounded in bytes too.
+    assert!(
+        ndjson.growth < 64 * 1024 * 1024,
+        "memory grew by {} bytes while streaming {}",
+        ndjson.growth,
+        ndjson.bytes
+    );
+
+    // The list API cuts a page of large entries short by size, and `next` leads on.
+    let (mut listed, mut pages, mut url) = (0, 0, console.url("/api/v1/audit?limit=1000"));
+    loop {
+        let response = console.http.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let page: serde_json::Value = response.json().await.unwrap();
+        let entries = page["entries"].as_array().unwrap().len();
+        assert!(entries <= 64, "a page of {entries} entries of 200 KiB");
+        (listed, pages) = (listed + entries, pages + 1);
+        match page["next"].as_i64() {
+            Some(before) => url = console.url(&format!("/api/v1/audit?limit=1000&before={before}")),
+            None => break,
+        }
+    }
+    assert_eq!(listed, LARGE as usize, "every entry once, in {pages} pages");
     console.stop().await;
 }

@@ -111,3 +111,186 @@ async fn forged_identity_from_an_untrusted_address_is_anonymous_and_denied() {
     assert!(page.contains("read-only") && !page.contains(">Deploy</button>"), "anonymous users see no change buttons");
     console.stop().await;
 }
+
+async fn replicas(ns: &TestNamespace, name: &str) -> Option<i32> {
+    let deployment = Api::<Deployment>::namespaced(ns.client.clone(), &ns.name).get(name).await.unwrap();
+    deployment.spec.and_then(|spec| spec.replicas)
+}
+
+/// DNS rebinding: a page at attacker.example whose name now resolves to 127.0.0.1 sends its
+/// requests with `Host: attacker.example:8080`; they get a plain 421 and nothing else.
+#[tokio::test]
+async fn requests_for_a_host_name_that_is_not_the_consoles_are_refused_with_421() {
+    let ns = TestNamespace::new("rebind").await;
+    let console = Console::start(&ns.name).await;
+    let (status, body) = console.send_json(Method::PUT, &console.api("/workloads/recommendation-v1"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let attacker = "attacker.example:8080";
+
+    let page = console
+        .http
+        .get(console.url(&format!("/ns/{}/deploy", ns.name)))
+        .header("host", attacker)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::MISDIRECTED_REQUEST);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = page.text().await.unwrap();
+    assert!(
+        !text.contains("csrf") && !text.contains("hx-headers") && !text.contains('<'),
+        "nothing but a message: {text}"
+    );
+
+    // Even with the actor's token (say, read before the rebinding), the write is refused.
+    let token = console.server.state.csrf.token_for(&format!("local:{}", whoami::username()));
+    let scale = console
+        .http
+        .put(console.api("/workloads/recommendation-v1"))
+        .header("host", attacker)
+        .header("origin", format!("http://{attacker}"))
+        .header("x-csrf-token", token)
+        .json(&serde_json::json!({"replicas": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scale.status(), StatusCode::MISDIRECTED_REQUEST);
+    assert_eq!(replicas(&ns, "recommendation-v1").await, Some(1), "the Deployment is unchanged");
+
+    // The console's own names are served, and the kubelet's probes answer whatever the Host.
+    let port = console.server.addr.port();
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), "127.0.0.1".into()] {
+        let response = console.http.get(console.api("/workloads")).header("host", &host).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{host}");
+    }
+    for probe in ["/healthz", "/readyz"] {
+        let response = console.http.get(console.url(probe)).header("host", "10.1.2.3:8080").send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{probe}");
+    }
+    console.stop().await;
+}
+
+/// An `--allowed-host` name is served besides the loopback names.
+#[tokio::test]
+async fn an_allowed_host_name_is_served() {
+    let console =
+        Console::start_with("allowed-host", |config| config.allowed_hosts = vec!["signalbox.example.com".into()]).await;
+    let served = console.http.get(console.url("/audit")).header("host", "signalbox.example.com").send().await.unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    let refused = console.http.get(console.url("/audit")).header("host", "other.example.com").send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::MISDIRECTED_REQUEST);
+    console.stop().await;
+}
+
+/// README's `curl -s -X POST "$C/promote?step=0"`: no body, no Content-Type, no Origin.
+#[tokio::test]
+async fn a_bodyless_post_without_origin_is_accepted_and_a_typed_one_is_not() {
+    let ns = TestNamespace::new("bodyless").await;
+    let console = Console::start(&ns.name).await;
+    for workload in ["recommendation-v1", "recommendation-v2"] {
+        let (status, body) =
+            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let policy = serde_json::json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
+                                    "rules": [{"route": {"version-v1": 100}}]});
+    let (status, body) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(policy)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let canary = console.api("/canaries/recommendation");
+    let start = serde_json::json!({"stable": "version-v1", "canary": "version-v2", "steps": [10, 50, 100]});
+    let (status, body) = console.send_json(Method::POST, &canary, Some(start)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let promote = format!("{canary}/promote?step=0");
+    let text_plain = console.http.post(&promote).header("content-type", "text/plain").body("x").send().await.unwrap();
+    assert_eq!(text_plain.status(), StatusCode::FORBIDDEN, "a cross-site form can send text/plain");
+    let form = console.http.post(&promote).form(&[("step", "0")]).send().await.unwrap();
+    assert_eq!(form.status(), StatusCode::FORBIDDEN);
+    let undeclared = console.http.post(&promote).header("content-length", "0").send().await.unwrap();
+    assert_eq!(undeclared.status(), StatusCode::OK, "{}", undeclared.text().await.unwrap());
+    let (status, state) = console.get_json(&canary).await;
+    assert_eq!((status, state["step"].as_u64()), (StatusCode::OK, Some(1)), "promoted exactly once: {state}");
+    let bare = console.http.post(format!("{canary}/pause")).send().await.unwrap();
+    assert_eq!(bare.status(), StatusCode::OK, "{}", bare.text().await.unwrap());
+    console.stop().await;
+}
+
+/// Identity headers from a trusted proxy are taken as sent, or refused: never guessed.
+#[tokio::test]
+async fn a_trusted_proxys_identity_headers_are_taken_whole_or_refused() {
+    let ns = TestNamespace::new("identity").await;
+    let console =
+        Console::start_with(&ns.name, |config| config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let url = console.api("/workloads/recommendation-v1");
+    let put = |headers: Vec<(&'static str, String)>| {
+        let mut request = console.http.put(&url).json(&serde_json::json!({}));
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    let refusals = [
+        vec![("x-forwarded-user", "alice".to_owned()), ("x-forwarded-user", "admin".to_owned())],
+        vec![
+            ("x-forwarded-user", "alice".to_owned()),
+            ("x-forwarded-groups", "team-reco".to_owned()),
+            ("x-forwarded-groups", "platform-admins".to_owned()),
+        ],
+        vec![("x-forwarded-user", "system:signalbox".to_owned())],
+        vec![("x-forwarded-user", "local:root".to_owned())],
+        vec![("x-forwarded-user", "anonymous".to_owned())],
+        vec![("x-forwarded-user", "alice".to_owned()), ("x-forwarded-groups", "g,".repeat(5000))],
+    ];
+    for headers in refusals {
+        let response = put(headers.clone()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{headers:?}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(body["field"].as_str().is_some_and(|f| f.starts_with("x-forwarded-")), "{body}");
+    }
+    assert!(!deployed(&ns, "recommendation-v1").await, "refused identities changed nothing");
+    assert!(console.audit().await.is_empty());
+
+    let groups: Vec<String> = (0..200).map(|i| format!("team-with-a-rather-long-name-{i:03}")).collect();
+    let response =
+        put(vec![("x-forwarded-user", "alice@example.com".into()), ("x-forwarded-groups", groups.join(","))])
+            .await
+            .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+    let entry = &console.audit().await[0];
+    assert_eq!(entry["actor"], "alice@example.com");
+    assert_eq!(entry["groups"].as_array().map(Vec::len), Some(200), "every group kept");
+    console.stop().await;
+}
+
+/// Refused attempts are audited, but cannot fill the disk: each keeps an excerpt of what it
+/// asked for, and beyond a rate they are answered 429 and not recorded.
+#[tokio::test]
+async fn refused_attempts_keep_an_excerpt_and_are_rate_limited() {
+    let ns = TestNamespace::new("flood").await;
+    // Nobody is a trusted proxy's peer: every request is anonymous, and so denied.
+    let console =
+        Console::start_with(&ns.name, |config| config.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()]).await;
+    let policy = serde_json::json!({"subsets": {"version-v1": {"version": "v1"}}, "rules": [
+        {"match": [{"headers": {"x-padding": {"exact": "p".repeat(200 * 1024)}}}], "route": {"version-v1": 100}},
+        {"route": {"version-v1": 100}}]});
+    let mut denied = 0;
+    let retry_after = loop {
+        let response = console.http.put(console.api("/routes/recommendation")).json(&policy).send().await.unwrap();
+        match response.status() {
+            StatusCode::UNAUTHORIZED => denied += 1,
+            StatusCode::TOO_MANY_REQUESTS => break response.headers()["retry-after"].to_str().unwrap().to_owned(),
+            other => panic!("{other}: {}", response.text().await.unwrap()),
+        }
+        assert!(denied <= 100, "still recording refusals after 100 of them");
+    };
+    assert!(retry_after.parse::<u64>().is_ok_and(|seconds| seconds >= 1), "Retry-After: {retry_after}");
+    let audit = console.audit().await;
+    assert_eq!(audit.len(), denied, "the refusals beyond the limit are not recorded");
+    for entry in &audit {
+        assert_eq!(entry["outcome"], "denied");
+        let recorded = entry["operations"].to_string().len() + entry["summary"].to_string().len();
+        assert!(recorded <= 10 * 1024, "a refused attempt keeps an excerpt, not {recorded} bytes");
+    }
+    console.stop().await;
+}

@@ -201,31 +201,33 @@ impl AuditStore {
         limit: u32,
     ) -> Result<Vec<Entry>, AuditError> {
         let mut query = sqlx::QueryBuilder::new(format!("SELECT {columns} FROM audit_view WHERE 1 = 1"));
-        let mut equal = |column: &str, value: &Option<String>| {
-            if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
-                query.push(format!(" AND {column} = ")).push_bind(value.to_owned());
-            }
-        };
-        equal("namespace", &filter.namespace);
-        equal("name", &filter.object);
-        equal("actor", &filter.actor);
-        equal("outcome", &filter.outcome);
-        equal("source", &filter.source);
-        if let Some(action) = filter.action.as_deref().filter(|v| !v.is_empty()) {
-            query.push(" AND action LIKE ").push_bind(format!("{action}%"));
-        }
-        if let Some(from) = filter.from_ms {
-            query.push(" AND time_ms >= ").push_bind(from);
-        }
-        if let Some(to) = filter.to_ms {
-            query.push(" AND time_ms < ").push_bind(to);
-        }
-        if let Some(before) = before {
-            query.push(" AND id < ").push_bind(before);
-        }
+        push_conditions(&mut query, filter, before);
         query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
         let rows = query.build().fetch_all(&self.pool).await?;
         Ok(rows.iter().map(entry_from_row).collect())
+    }
+
+    /// How many of the next `limit` entries [`Self::search`] would return fit in `budget`
+    /// bytes of documents and operations (at least one, when there is one): lets a reader
+    /// of large entries take them in batches of bounded size. SQLite sums the sizes row by
+    /// row, without handing the documents over.
+    pub async fn batch_within(
+        &self,
+        filter: &Filter,
+        before: Option<i64>,
+        limit: u32,
+        budget: usize,
+    ) -> Result<u32, AuditError> {
+        let mut query = sqlx::QueryBuilder::new(
+            "SELECT COUNT(*) FROM (SELECT SUM(size) OVER (ORDER BY id DESC) - size AS preceding FROM (\
+             SELECT id, COALESCE(length(CAST(before_doc AS BLOB)), 0) + COALESCE(length(CAST(after_doc AS BLOB)), 0) \
+             + COALESCE(length(CAST(operations AS BLOB)), 0) AS size FROM audit_view WHERE 1 = 1",
+        );
+        push_conditions(&mut query, filter, before);
+        query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+        query.push(")) WHERE preceding < ").push_bind(i64::try_from(budget).unwrap_or(i64::MAX));
+        let count: i64 = query.build_query_scalar().fetch_one(&self.pool).await?;
+        Ok(count as u32)
     }
 
     /// The newest entries first.
@@ -272,11 +274,27 @@ impl AuditStore {
     }
 
     /// Succeeds when a write could be made now (takes and releases the write lock).
+    ///
+    /// Runs in a task of its own, so that its caller (a `/readyz` request, dropped when the
+    /// client goes away) cannot stop it between `BEGIN IMMEDIATE` and `ROLLBACK` and leave
+    /// the write lock held by a pooled connection (writes then fail with "database is
+    /// locked"; `a_writability_check_dropped_midway_...` in tests.rs). An sqlx `Transaction`
+    /// begun with `BEGIN IMMEDIATE` is not enough: sqlx 0.8 awaits the connection's handle
+    /// after that BEGIN and before the `Transaction` exists, and a drop there leaves the
+    /// transaction open just the same. A connection that could not roll back is closed
+    /// rather than returned to the pool.
     pub async fn check_writable(&self) -> Result<(), AuditError> {
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
-        Ok(())
+        let pool = self.pool.clone();
+        let check = tokio::spawn(async move {
+            let mut conn = pool.acquire().await?;
+            immediate(&mut conn).await?;
+            let rolled_back = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            if rolled_back.is_err() {
+                conn.close_on_drop();
+            }
+            rolled_back.map(|_| ()).map_err(AuditError::from)
+        });
+        check.await.map_err(|_| AuditError::from(sqlx::Error::WorkerCrashed))?
     }
 
     /// Writes a consistent copy of the whole log to `path` (which must not exist).
@@ -288,6 +306,32 @@ impl AuditStore {
     /// Closes the pool, checkpointing the WAL.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// The `AND ...` conditions of `filter`, and `id < before` when given.
+fn push_conditions(query: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>, filter: &Filter, before: Option<i64>) {
+    let mut equal = |column: &str, value: &Option<String>| {
+        if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
+            query.push(format!(" AND {column} = ")).push_bind(value.to_owned());
+        }
+    };
+    equal("namespace", &filter.namespace);
+    equal("name", &filter.object);
+    equal("actor", &filter.actor);
+    equal("outcome", &filter.outcome);
+    equal("source", &filter.source);
+    if let Some(action) = filter.action.as_deref().filter(|v| !v.is_empty()) {
+        query.push(" AND action LIKE ").push_bind(format!("{action}%"));
+    }
+    if let Some(from) = filter.from_ms {
+        query.push(" AND time_ms >= ").push_bind(from);
+    }
+    if let Some(to) = filter.to_ms {
+        query.push(" AND time_ms < ").push_bind(to);
+    }
+    if let Some(before) = before {
+        query.push(" AND id < ").push_bind(before);
     }
 }
 

@@ -322,3 +322,39 @@ async fn resolving_an_entry_that_was_never_pending_fails_without_breaking_the_ch
     store.record(&entry(Outcome::Applied)).await.unwrap();
     assert!(store.verify().await.unwrap().is_intact());
 }
+
+#[tokio::test]
+async fn a_writability_check_dropped_midway_leaves_no_write_lock_behind() {
+    let (_dir, store) = store().await;
+    // Dropped after 1, 2, ... polls, a few times over: some drops land between taking the
+    // lock and giving it back. A write right after each must not find the lock held.
+    for round in 0..5 {
+        for polls in 1..=6 {
+            {
+                let mut check = std::pin::pin!(store.check_writable());
+                for _ in 0..polls {
+                    if futures::poll!(check.as_mut()).is_ready() {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+            let appended = store.record(&entry(Outcome::Applied)).await;
+            assert!(appended.is_ok(), "round {round}, dropped after {polls} polls: {appended:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn batches_of_large_entries_are_bounded_in_bytes() {
+    let (_dir, store) = store().await;
+    let large = NewEntry { operations: serde_json::json!(["x".repeat(100_000)]), ..entry(Outcome::Applied) };
+    for _ in 0..5 {
+        store.record(&large).await.unwrap();
+    }
+    let all = Filter::default();
+    assert_eq!(store.batch_within(&all, None, 1000, 250_000).await.unwrap(), 3, "0, 100 and 200 KB before each");
+    assert_eq!(store.batch_within(&all, None, 1000, 1).await.unwrap(), 1, "a large entry is read alone");
+    assert_eq!(store.batch_within(&all, None, 2, 10_000_000).await.unwrap(), 2, "never more than the limit");
+    assert_eq!(store.batch_within(&all, Some(1), 1000, 1).await.unwrap(), 0, "nothing below the first");
+}

@@ -5,6 +5,7 @@ pub mod canary;
 pub mod documents;
 pub mod failpoint;
 mod recover;
+pub mod refusals;
 pub mod revert;
 pub mod routes;
 pub mod workloads;
@@ -63,6 +64,10 @@ pub enum ChangeError {
     Cluster(ClusterError),
     #[error("the audit log cannot be written, so nothing was changed: {0}")]
     AuditUnavailable(String),
+    /// Refused, and too many refusals were recorded for this actor (or overall) lately:
+    /// not recorded either.
+    #[error("too many refused attempts lately; try again later (see Retry-After)")]
+    TooManyRefusals(std::time::Duration),
 }
 
 /// The planned result of a change, from the API server's dry run.
@@ -101,6 +106,8 @@ pub struct ChangePath {
     failpoint: Option<Failpoint>,
     /// Follows applied routing changes to the proxies (with `--istiod-url`).
     propagation: Propagation,
+    /// How many refused attempts are recorded (`refusals.rs`).
+    refusals: Arc<refusals::RefusalLimiter>,
 }
 
 /// When signalbox last wrote an object, and the resourceVersions its writes produced.
@@ -126,6 +133,7 @@ impl ChangePath {
             in_flight: Default::default(),
             failpoint: Failpoint::from_env(),
             propagation: Propagation::default(),
+            refusals: Default::default(),
         }
     }
 
@@ -199,6 +207,9 @@ impl ChangePath {
 
     async fn run_path(&self, change: Change) -> Result<Applied, ChangeError> {
         if let Err(error) = self.authorize_and_validate(&change) {
+            if let Err(retry_after) = self.admit_refusal(&change) {
+                return Err(ChangeError::TooManyRefusals(retry_after));
+            }
             let outcome = if matches!(error, ChangeError::Denied(_)) { Outcome::Denied } else { Outcome::Failed };
             self.record_refusal(&change, outcome, None, &error).await;
             return Err(error);
@@ -249,6 +260,17 @@ impl ChangePath {
             })
         });
         self.propagation.track(host, audit_id, baseline, clusters_changed, on_settled);
+    }
+
+    /// Whether one more refusal of this actor may be recorded; signalbox's own are not limited.
+    fn admit_refusal(&self, change: &Change) -> Result<(), std::time::Duration> {
+        if change.actor.system {
+            return Ok(());
+        }
+        self.refusals.admit(&change.actor.name).inspect_err(|_| {
+            self.metrics.observe_change(&change.action, "rate-limited");
+            tracing::warn!(actor = %change.actor.name, action = %change.action, "refused attempt not recorded: over the rate limit");
+        })
     }
 
     fn authorize_and_validate(&self, change: &Change) -> Result<(), ChangeError> {
@@ -343,8 +365,12 @@ impl ChangePath {
         error
     }
 
+    /// Records a refused attempt with an excerpt of what it asked for (`refusals.rs`).
     async fn record_refusal(&self, change: &Change, outcome: Outcome, before: Option<&Documents>, error: &ChangeError) {
-        let entry = self.entry(change, outcome, before, None, Some(error.to_string()));
+        let mut entry = self.entry(change, outcome, before, None, Some(error.to_string()));
+        entry.operations = refusals::excerpt(entry.operations);
+        entry.summary = refusals::truncate(&entry.summary, refusals::EXCERPT_BYTES);
+        entry.error = entry.error.map(|error| refusals::truncate(&error, refusals::EXCERPT_BYTES));
         if let Err(audit_error) = self.audit.record(&entry).await {
             tracing::error!(%audit_error, action = %change.action, "could not audit a refused change");
         }

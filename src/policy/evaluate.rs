@@ -6,6 +6,7 @@
 //! value; the query string is not part of the path. Conditions the policy does not model
 //! (e.g. `sourceLabels`) cannot be decided from a request, so such an entry never matches here.
 use super::model::{Match, RoutingPolicy, StringMatch};
+use super::user_regex::Regexes;
 use crate::istio::OrderedMap;
 use std::collections::BTreeMap;
 
@@ -30,11 +31,15 @@ pub struct Evaluation {
     pub shares: Vec<(String, u32)>,
 }
 
-/// Evaluates `request` against `policy`.
+/// Evaluates `request` against `policy`, compiling each distinct regex once.
 pub fn evaluate(policy: &RoutingPolicy, request: &Request) -> Evaluation {
+    evaluate_with(policy, request, &mut Regexes::default())
+}
+
+fn evaluate_with(policy: &RoutingPolicy, request: &Request, regexes: &mut Regexes) -> Evaluation {
     let Some((index, rule)) = policy.rules.iter().enumerate().find(|(_, rule)| match &rule.matches {
         None => true,
-        Some(entries) => entries.is_empty() || entries.iter().any(|entry| entry_matches(entry, request)),
+        Some(entries) => entries.is_empty() || entries.iter().any(|entry| entry_matches(entry, request, regexes)),
     }) else {
         return Evaluation::default();
     };
@@ -42,17 +47,34 @@ pub fn evaluate(policy: &RoutingPolicy, request: &Request) -> Evaluation {
     Evaluation { rule: Some(index), shares }
 }
 
-fn entry_matches(entry: &Match, request: &Request) -> bool {
-    let (path, query) = request.path.split_once('?').unwrap_or((&request.path, ""));
-    entry.other.is_empty()
-        && entry.uri.as_ref().is_none_or(|m| string_matches(m, path))
-        && entry.method.as_ref().is_none_or(|m| string_matches(m, &request.method))
-        && entry.headers.as_ref().is_none_or(|h| all_present_and_match(h, |name| header(request, name)))
-        && entry.query_params.as_ref().is_none_or(|q| all_present_and_match(q, |name| query_param(query, name)))
+/// The total length of the policy's regex patterns: how heavy evaluating it may be.
+pub fn regex_source_length(policy: &RoutingPolicy) -> usize {
+    let entries = policy.rules.iter().flat_map(|rule| rule.matches.iter().flatten());
+    let string_matches = entries.flat_map(|entry| {
+        let named = entry.headers.iter().chain(entry.query_params.iter()).flat_map(|map| map.iter().map(|(_, m)| m));
+        entry.uri.iter().chain(entry.method.iter()).chain(named)
+    });
+    string_matches.map(|m| if let StringMatch::Regex(pattern) = m { pattern.len() } else { 0 }).sum()
 }
 
-fn all_present_and_match<'a>(conditions: &OrderedMap<StringMatch>, lookup: impl Fn(&str) -> Option<&'a str>) -> bool {
-    conditions.iter().all(|(name, m)| lookup(name).is_some_and(|value| string_matches(m, value)))
+fn entry_matches(entry: &Match, request: &Request, regexes: &mut Regexes) -> bool {
+    let (path, query) = request.path.split_once('?').unwrap_or((&request.path, ""));
+    entry.other.is_empty()
+        && entry.uri.as_ref().is_none_or(|m| matches_with(m, path, regexes))
+        && entry.method.as_ref().is_none_or(|m| matches_with(m, &request.method, regexes))
+        && entry.headers.as_ref().is_none_or(|h| all_present_and_match(h, |name| header(request, name), regexes))
+        && entry
+            .query_params
+            .as_ref()
+            .is_none_or(|q| all_present_and_match(q, |name| query_param(query, name), regexes))
+}
+
+fn all_present_and_match<'a>(
+    conditions: &OrderedMap<StringMatch>,
+    lookup: impl Fn(&str) -> Option<&'a str>,
+    regexes: &mut Regexes,
+) -> bool {
+    conditions.iter().all(|(name, m)| lookup(name).is_some_and(|value| matches_with(m, value, regexes)))
 }
 
 fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
@@ -67,14 +89,16 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// Whether `value` satisfies `m`; an invalid regex matches nothing.
+/// Whether `value` satisfies `m`; an invalid (or too large) regex matches nothing.
 pub fn string_matches(m: &StringMatch, value: &str) -> bool {
+    matches_with(m, value, &mut Regexes::default())
+}
+
+fn matches_with(m: &StringMatch, value: &str, regexes: &mut Regexes) -> bool {
     match m {
         StringMatch::Exact(expected) => value == expected,
         StringMatch::Prefix(prefix) => value.starts_with(prefix.as_str()),
-        StringMatch::Regex(pattern) => {
-            regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(value))
-        }
+        StringMatch::Regex(pattern) => regexes.is_full_match(pattern, value),
     }
 }
 
@@ -124,6 +148,23 @@ mod tests {
         assert!(!string_matches(&StringMatch::Regex("Firefox".into()), "a Firefox b"));
         assert!(string_matches(&StringMatch::Regex("Fire.*|x".into()), "Firefox"));
         assert!(!string_matches(&StringMatch::Regex("(".into()), "("));
+    }
+
+    #[test]
+    fn one_evaluation_compiles_each_distinct_regex_once() {
+        let rules: Vec<serde_json::Value> = (0..40)
+            .map(|_| {
+                json!({"match": [{"headers": {"x-user": {"regex": "bob|alice"}}, "uri": {"regex": "/v[0-9]+"}}],
+                            "route": {"a": 100}})
+            })
+            .chain([json!({"route": {"b": 100}})])
+            .collect();
+        let p = policy(json!({"host": "r", "rules": rules}));
+        let mut regexes = Regexes::default();
+        let eval = evaluate_with(&p, &request("/v1", "GET", &[("x-user", "carol")]), &mut regexes);
+        assert_eq!(eval.rule, Some(40));
+        assert_eq!(regexes.compiled(), 2, "two patterns, each compiled once for 40 rules");
+        assert_eq!(regex_source_length(&p), 40 * ("bob|alice".len() + "/v[0-9]+".len()));
     }
 
     #[test]

@@ -14,10 +14,11 @@ mod model;
 mod reach;
 mod summary;
 mod to_istio;
+pub mod user_regex;
 mod validate;
 mod verdict;
 
-pub use evaluate::{Evaluation, Request, evaluate, string_matches};
+pub use evaluate::{Evaluation, Request, evaluate, regex_source_length, string_matches};
 pub use from_istio::{Extraction, PolicyError, extract, refers_to_host};
 pub use model::{
     ALL_PODS, Abort, Delay, Fault, Match, Mirror, Retries, RoutingPolicy, Rule, Share, StringMatch, Subset, Weight,

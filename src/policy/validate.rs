@@ -311,7 +311,11 @@ fn check_string_match(m: &StringMatch, field: &str, findings: &mut Findings) {
 
 /// Why `pattern` is not a valid RE2 (Envoy) regex, if it is not.
 pub fn regex_problem(pattern: &str) -> Option<String> {
-    let error = regex::Regex::new(pattern).err()?.to_string();
+    let error = super::user_regex::compile(pattern).err()?;
+    if let regex::Error::CompiledTooBig(limit) = error {
+        return Some(format!("the regex is too large: compiled it would exceed {} KiB", limit / 1024));
+    }
+    let error = error.to_string();
     Some(if error.contains("look-around") {
         "look-ahead and look-behind are not supported by Envoy's RE2 regex engine".to_string()
     } else if error.contains("backreference") {

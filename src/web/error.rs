@@ -37,6 +37,13 @@ pub enum AppError {
     PayloadTooLarge,
     #[error("{0}")]
     Unavailable(String),
+    /// Too many refused attempts lately; the client may try again after this many seconds.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_seconds: u64 },
+    /// The request's Host is not one of the console's names (DNS rebinding): answered as
+    /// plain text and nothing else, before identity, pages or tokens are looked at.
+    #[error("{0}")]
+    MisdirectedRequest(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -59,6 +66,8 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -80,6 +89,14 @@ impl IntoResponse for AppError {
         if let AppError::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
+        if let AppError::MisdirectedRequest(message) = self {
+            return (StatusCode::MISDIRECTED_REQUEST, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message)
+                .into_response();
+        }
+        let retry_after = match &self {
+            AppError::TooManyRequests { retry_after_seconds, .. } => Some(*retry_after_seconds),
+            _ => None,
+        };
         let message = self.to_string();
         let problems = self.problems().to_vec();
         let body = json!({
@@ -88,6 +105,9 @@ impl IntoResponse for AppError {
             "problems": problems,
         });
         let mut response = (self.status(), Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response.extensions_mut().insert(ErrorDetails { message, problems });
         response
     }
@@ -106,6 +126,11 @@ impl From<ChangeError> for AppError {
             ChangeError::Invalid(problems) => AppError::Invalid(problems),
             ChangeError::Cluster(error) => error.into(),
             ChangeError::AuditUnavailable(_) => AppError::Unavailable(error.to_string()),
+            ChangeError::TooManyRefusals(wait) => AppError::TooManyRequests {
+                message: error.to_string(),
+                // Whole seconds, rounded up: a client waiting this long finds a token.
+                retry_after_seconds: wait.as_secs_f64().ceil().max(1.0) as u64,
+            },
         }
     }
 }
@@ -171,10 +196,29 @@ pub async fn render_errors(State(state): State<AppState>, request: Request, next
     if content_type.starts_with(b"text/html") || (!wants_html && content_type.starts_with(b"application/json")) {
         return response;
     }
+    // Kept on the page or fragment that replaces the JSON answer.
+    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
     let details = match response.extensions().get::<ErrorDetails>().cloned() {
         Some(details) => details,
         None => ErrorDetails { message: plain_message(response).await, problems: Vec::new() },
     };
+    let mut response = html_or_json_error(&state, &actor, namespace.as_deref(), status, details, wants_html, is_htmx);
+    if let Some(retry_after) = retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, retry_after);
+    }
+    response
+}
+
+/// The error as the client asked for it: JSON, an htmx fragment or a whole page.
+fn html_or_json_error(
+    state: &AppState,
+    actor: &crate::authz::Actor,
+    namespace: Option<&str>,
+    status: StatusCode,
+    details: ErrorDetails,
+    wants_html: bool,
+    is_htmx: bool,
+) -> Response {
     if !wants_html {
         return (status, Json(json!({"error": details.message, "field": null, "problems": []}))).into_response();
     }
@@ -185,7 +229,7 @@ pub async fn render_errors(State(state): State<AppState>, request: Request, next
         response.headers_mut().insert("hx-reswap", HeaderValue::from_static("innerHTML"));
         return response;
     }
-    let layout = Layout::new(&state, &actor, namespace.as_deref());
+    let layout = Layout::new(state, actor, namespace);
     let page = ErrorPage {
         layout,
         status: status.as_u16(),

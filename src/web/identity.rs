@@ -3,18 +3,28 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
 
 use crate::authz::Actor;
+use crate::problem::FieldProblem;
 
+use super::error::AppError;
 use super::state::AppState;
 
 const USER_HEADER: &str = "x-forwarded-user";
 const GROUPS_HEADER: &str = "x-forwarded-groups";
-const MAX_IDENTITY_LENGTH: usize = 256;
+/// The longest user or group name.
+const MAX_NAME_LENGTH: usize = 256;
+/// The longest groups header: room for a user in many groups, not for a flood.
+const MAX_GROUPS_LENGTH: usize = 8 * 1024;
+const MAX_GROUPS: usize = 256;
+/// The separator of `X-Forwarded-Groups`, as oauth2-proxy joins a user's groups.
+const GROUP_SEPARATOR: char = ',';
 
 #[derive(Debug, Clone)]
 pub struct IdentityPolicy {
@@ -30,32 +40,91 @@ impl IdentityPolicy {
         Self { trusted_proxies, local_user }
     }
 
-    /// Who sent a request that arrived from `peer` with these headers.
-    pub fn resolve(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Actor {
+    /// Who sent a request that arrived from `peer` with these headers. A trusted proxy's
+    /// headers that cannot be taken as they are (repeated, too long, a reserved name) are
+    /// refused rather than read in part: a guessed identity is worse than none.
+    pub fn resolve(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Result<Actor, FieldProblem> {
         let from_trusted_proxy = peer.is_some_and(|ip| self.trusted_proxies.iter().any(|net| net.contains(&ip)));
         if from_trusted_proxy {
-            return match header_text(headers, USER_HEADER) {
-                Some(user) => Actor::user(user, groups(headers)),
-                None => Actor::anonymous(),
+            return match single_value(headers, USER_HEADER)?.map(str::trim).filter(|user| !user.is_empty()) {
+                Some(user) => Ok(Actor::user(user_name(user)?, groups(single_value(headers, GROUPS_HEADER)?)?)),
+                None => Ok(Actor::anonymous()),
             };
         }
-        match (&self.local_user, peer) {
+        Ok(match (&self.local_user, peer) {
             (Some(user), Some(ip)) if ip.is_loopback() => Actor::user(user.clone(), Vec::new()),
             _ => Actor::anonymous(),
-        }
+        })
     }
 }
 
-fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
-    let value = headers.get(name)?.to_str().ok()?.trim();
-    let acceptable = !value.is_empty() && value.len() <= MAX_IDENTITY_LENGTH && value.chars().all(|c| !c.is_control());
-    acceptable.then(|| value.to_owned())
+fn problem(header: &str, message: impl Into<String>) -> FieldProblem {
+    FieldProblem::new(header, message)
 }
 
-fn groups(headers: &HeaderMap) -> Vec<String> {
-    header_text(headers, GROUPS_HEADER)
-        .map(|list| list.split(',').map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect())
-        .unwrap_or_default()
+/// The header's one value; a second copy is refused, since proxies and clients disagree on
+/// which one counts.
+fn single_value<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, FieldProblem> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(problem(name, format!("{name} was sent more than once")));
+    }
+    std::str::from_utf8(value.as_bytes()).map(Some).map_err(|_| problem(name, format!("{name} is not UTF-8")))
+}
+
+/// A user name from the proxy; signalbox's own actor names are not the proxy's to give.
+fn user_name(user: &str) -> Result<String, FieldProblem> {
+    check_name(USER_HEADER, user)?;
+    let lower = user.to_ascii_lowercase();
+    if lower == "anonymous" || lower.starts_with("system:") || lower.starts_with("local:") {
+        return Err(problem(USER_HEADER, format!("the user name {user:?} is reserved for signalbox's own actors")));
+    }
+    Ok(user.to_owned())
+}
+
+/// Group names as the proxy sends them: separated by commas, each trimmed, empty ones skipped.
+fn groups(header: Option<&str>) -> Result<Vec<String>, FieldProblem> {
+    let Some(list) = header else {
+        return Ok(Vec::new());
+    };
+    if list.len() > MAX_GROUPS_LENGTH {
+        return Err(problem(GROUPS_HEADER, format!("{GROUPS_HEADER} is longer than {MAX_GROUPS_LENGTH} bytes")));
+    }
+    let groups: Vec<String> =
+        list.split(GROUP_SEPARATOR).map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect();
+    if groups.len() > MAX_GROUPS {
+        return Err(problem(GROUPS_HEADER, format!("more than {MAX_GROUPS} groups")));
+    }
+    for group in &groups {
+        check_name(GROUPS_HEADER, group)?;
+    }
+    Ok(groups)
+}
+
+fn check_name(header: &str, name: &str) -> Result<(), FieldProblem> {
+    if name.len() > MAX_NAME_LENGTH {
+        return Err(problem(header, format!("a name in {header} is longer than {MAX_NAME_LENGTH} bytes")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(problem(header, format!("a name in {header} contains control characters")));
+    }
+    Ok(())
+}
+
+/// Resolves the actor once per request and keeps it in the request's extensions; a trusted
+/// proxy's unusable identity headers get 400.
+pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+    match state.identity.resolve(peer, request.headers()) {
+        Ok(actor) => {
+            request.extensions_mut().insert(actor);
+            next.run(request).await
+        }
+        Err(problem) => AppError::BadRequest(vec![problem]).into_response(),
+    }
 }
 
 /// The actor behind the current request.
@@ -69,9 +138,14 @@ impl FromRequestParts<AppState> for Identity {
     }
 }
 
+/// The actor [`guard`] resolved; outside it (the error pages, which also render the guard's
+/// own 400) resolved here, anonymous when the headers are refused.
 pub fn actor_of(parts: &Parts, state: &AppState) -> Actor {
+    if let Some(actor) = parts.extensions.get::<Actor>() {
+        return actor.clone();
+    }
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
-    state.identity.resolve(peer, &parts.headers)
+    state.identity.resolve(peer, &parts.headers).unwrap_or_else(|_| Actor::anonymous())
 }
 
 #[cfg(test)]
@@ -89,24 +163,74 @@ mod tests {
         Some(text.parse().unwrap())
     }
 
+    fn behind_proxy() -> IdentityPolicy {
+        IdentityPolicy::new(vec!["10.0.0.0/8".parse().unwrap()], "0.0.0.0:8080".parse().unwrap())
+    }
+
+    fn refused_header(headers: &HeaderMap) -> String {
+        behind_proxy().resolve(ip("10.1.2.3"), headers).expect_err("refused").field
+    }
+
     #[test]
     fn a_trusted_proxy_asserts_user_and_groups() {
-        let policy = IdentityPolicy::new(vec!["10.0.0.0/8".parse().unwrap()], "0.0.0.0:8080".parse().unwrap());
-        let actor = policy.resolve(ip("10.1.2.3"), &headers("alice@example.com", "team-reco, admins"));
+        let actor = behind_proxy().resolve(ip("10.1.2.3"), &headers("alice@example.com", "team-reco, admins")).unwrap();
         assert_eq!(actor, Actor::user("alice@example.com", vec!["team-reco".into(), "admins".into()]));
     }
 
     #[test]
     fn forged_headers_from_elsewhere_are_anonymous() {
-        let policy = IdentityPolicy::new(vec!["10.0.0.0/8".parse().unwrap()], "0.0.0.0:8080".parse().unwrap());
-        assert_eq!(policy.resolve(ip("192.0.2.7"), &headers("admin", "admins")), Actor::anonymous());
-        assert_eq!(policy.resolve(ip("127.0.0.1"), &headers("admin", "admins")), Actor::anonymous());
+        let policy = behind_proxy();
+        assert_eq!(policy.resolve(ip("192.0.2.7"), &headers("admin", "admins")), Ok(Actor::anonymous()));
+        assert_eq!(policy.resolve(ip("127.0.0.1"), &headers("admin", "admins")), Ok(Actor::anonymous()));
+        let mut repeated = headers("admin", "admins");
+        repeated.append(USER_HEADER, "root".parse().unwrap());
+        assert_eq!(policy.resolve(ip("192.0.2.7"), &repeated), Ok(Actor::anonymous()), "not the proxy's: ignored");
+    }
+
+    #[test]
+    fn repeated_identity_headers_are_refused() {
+        let mut user_twice = headers("alice", "team-reco");
+        user_twice.append(USER_HEADER, "admin".parse().unwrap());
+        assert_eq!(refused_header(&user_twice), USER_HEADER);
+        let mut groups_twice = headers("alice", "team-reco");
+        groups_twice.append(GROUPS_HEADER, "platform-admins".parse().unwrap());
+        assert_eq!(refused_header(&groups_twice), GROUPS_HEADER);
+    }
+
+    #[test]
+    fn a_user_in_many_groups_keeps_them_all() {
+        let many: Vec<String> = (0..200).map(|i| format!("group-with-a-long-name-{i:03}")).collect();
+        let actor = behind_proxy().resolve(ip("10.1.2.3"), &headers("alice", &many.join(","))).unwrap();
+        assert_eq!(actor.groups, many);
+    }
+
+    #[test]
+    fn too_many_or_too_long_groups_are_refused_not_dropped() {
+        let too_many: Vec<String> = (0..=MAX_GROUPS).map(|i| format!("g{i}")).collect();
+        assert_eq!(refused_header(&headers("alice", &too_many.join(","))), GROUPS_HEADER);
+        assert_eq!(refused_header(&headers("alice", &"g".repeat(MAX_NAME_LENGTH + 1))), GROUPS_HEADER);
+        let huge: Vec<String> = (0..40).map(|i| format!("{i}{}", "g".repeat(250))).collect();
+        assert_eq!(refused_header(&headers("alice", &huge.join(","))), GROUPS_HEADER);
+        assert_eq!(refused_header(&headers(&"u".repeat(MAX_NAME_LENGTH + 1), "")), USER_HEADER);
+    }
+
+    #[test]
+    fn signalbox_own_actor_names_are_refused_from_the_proxy() {
+        for name in ["anonymous", "Anonymous", "system:signalbox", "SYSTEM:x", "local:root"] {
+            assert_eq!(refused_header(&headers(name, "")), USER_HEADER, "{name}");
+        }
+        assert!(behind_proxy().resolve(ip("10.1.2.3"), &headers("systemd:x", "")).is_ok());
+    }
+
+    #[test]
+    fn an_empty_user_from_the_proxy_is_anonymous() {
+        assert_eq!(behind_proxy().resolve(ip("10.1.2.3"), &headers("", "admins")), Ok(Actor::anonymous()));
     }
 
     #[test]
     fn a_loopback_console_without_proxy_acts_as_the_local_user() {
         let policy = IdentityPolicy::new(vec![], "127.0.0.1:8080".parse().unwrap());
-        let actor = policy.resolve(ip("127.0.0.1"), &headers("admin", ""));
+        let actor = policy.resolve(ip("127.0.0.1"), &headers("admin", "")).unwrap();
         assert!(actor.authenticated);
         assert!(actor.name.starts_with("local:"), "{}", actor.name);
     }
@@ -114,6 +238,6 @@ mod tests {
     #[test]
     fn a_public_listener_without_proxy_is_read_only() {
         let policy = IdentityPolicy::new(vec![], "0.0.0.0:8080".parse().unwrap());
-        assert_eq!(policy.resolve(ip("127.0.0.1"), &HeaderMap::new()), Actor::anonymous());
+        assert_eq!(policy.resolve(ip("127.0.0.1"), &HeaderMap::new()), Ok(Actor::anonymous()));
     }
 }

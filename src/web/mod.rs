@@ -5,12 +5,14 @@ pub mod canaries;
 mod csrf;
 mod error;
 mod extract;
+mod host;
 mod identity;
 mod layout;
 mod links;
 mod ops;
 mod pages;
 mod reverts;
+mod route_test;
 mod serve;
 mod state;
 
@@ -34,6 +36,7 @@ use tower_http::trace::TraceLayer;
 
 pub use csrf::CsrfTokens;
 pub use error::AppError;
+pub use host::AllowedHosts;
 pub use identity::IdentityPolicy;
 pub use links::Links;
 pub use serve::{HEADER_READ_TIMEOUT, serve};
@@ -113,7 +116,11 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .nest_service("/static", static_files)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), csrf::guard))
+        // Inside the error pages, so a refused identity gets a readable 400.
+        .layer(middleware::from_fn_with_state(state.clone(), identity::guard))
         .layer(middleware::from_fn_with_state(state.clone(), error::render_errors))
+        // Outside the error pages: a refused Host gets a plain 421 and no page or token.
+        .layer(middleware::from_fn_with_state(state.clone(), host::guard))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -4,8 +4,14 @@
 //! hyper-util builder, the peer address as `ConnectInfo`, and the same graceful shutdown
 //! (stop accepting, let every connection finish its request, then return). Request bodies
 //! are bounded by the router's request timeout, which covers reading them.
+//!
+//! hyper's header read timeout starts only once the HTTP/1 connection is running: a client
+//! that connects and sends nothing, or the first bytes of an HTTP/2 preface (the auto
+//! builder waits for the whole preface to pick a protocol), is never timed. So each
+//! connection must also deliver its first request's headers within the same limit.
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -17,7 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
@@ -53,7 +59,16 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
 }
 
 async fn serve_connection(stream: TcpStream, peer: SocketAddr, router: Router, mut drain: watch::Receiver<bool>) {
+    // Without it, a body written in several pieces (static files, the audit export) waits
+    // on Nagle's algorithm for the peer's delayed ACK: ~40 ms per response on a kept-alive
+    // connection.
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "could not set TCP_NODELAY");
+    }
+    let first_request = Arc::new(Notify::new());
+    let arrived = first_request.clone();
     let service = router.map_request(move |mut request: Request<Incoming>| {
+        arrived.notify_one();
         request.extensions_mut().insert(ConnectInfo(peer));
         request.map(Body::new)
     });
@@ -63,7 +78,17 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, router: Router, m
     let mut connection = std::pin::pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => return,
+        // Dropping the connection closes it.
+        _ = no_request_in_time(&first_request) => return,
         _ = drain.wait_for(|draining| *draining) => connection.as_mut().graceful_shutdown(),
     }
     let _ = connection.await;
+}
+
+/// Completes when the connection's first request has not arrived (its headers read) within
+/// [`HEADER_READ_TIMEOUT`]; once it has, never.
+async fn no_request_in_time(first_request: &Notify) {
+    if tokio::time::timeout(HEADER_READ_TIMEOUT, first_request.notified()).await.is_ok() {
+        std::future::pending::<()>().await;
+    }
 }

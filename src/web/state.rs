@@ -7,6 +7,7 @@ use crate::cluster::Cluster;
 use crate::metrics::Metrics;
 
 use super::csrf::CsrfTokens;
+use super::host::AllowedHosts;
 use super::identity::IdentityPolicy;
 use super::links::Links;
 
@@ -17,6 +18,8 @@ pub struct AppState {
     pub audit: AuditStore,
     pub metrics: Arc<Metrics>,
     pub identity: Arc<IdentityPolicy>,
+    /// The Host names requests may be addressed to.
+    pub allowed_hosts: Arc<AllowedHosts>,
     pub csrf: Arc<CsrfTokens>,
     pub links: Arc<Links>,
     /// Istio's metrics, when `--prometheus-url` is set.

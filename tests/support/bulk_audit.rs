@@ -9,6 +9,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 /// Appends `count` entries, one per second of history ending now: 10 actors, 3
 /// namespaces, 20 objects, mixed actions and outcomes.
 pub async fn insert_entries(database: &Path, count: i64) {
+    insert_entries_with_documents(database, count, 0).await;
+}
+
+/// Like [`insert_entries`], each entry's before document padded to about `document_bytes`.
+pub async fn insert_entries_with_documents(database: &Path, count: i64, document_bytes: i64) {
     let options = SqliteConnectOptions::new().filename(database);
     let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
     let now = jiff::Timestamp::now().as_millisecond();
@@ -21,13 +26,16 @@ pub async fn insert_entries(database: &Path, count: i64) {
                 CASE i % 3 WHEN 0 THEN 'route.update' WHEN 1 THEN 'workload.scale' ELSE 'canary.promote' END,
                 'team-' || (i % 3), 'VirtualService', 'host-' || (i % 20),
                 'host-' || (i % 20) || ': v1 ' || (i % 100) || '% → ' || ((i + 5) % 100) || '%',
-                '{\"spec\":{\"replicas\":1}}', '{\"spec\":{\"replicas\":2}}', '[]',
+                CASE WHEN ?3 = 0 THEN '{\"spec\":{\"replicas\":1}}'
+                     ELSE '{\"spec\":{\"replicas\":1},\"padding\":\"' || replace(hex(zeroblob(?3 / 2)), '0', 'p') || '\"}' END,
+                '{\"spec\":{\"replicas\":2}}', '[]',
                 CASE WHEN i % 50 = 0 THEN 'denied' WHEN i % 25 = 0 THEN 'failed' ELSE 'applied' END,
                 NULL, 'req-' || i, NULL, i, 'bulk', 'bulk'
          FROM n",
     )
     .bind(count)
     .bind(now)
+    .bind(document_bytes)
     .execute(&pool)
     .await
     .unwrap();

@@ -29,6 +29,7 @@ pub fn config(namespace: &str, database: std::path::PathBuf) -> ServeConfig {
         analysis_interval_seconds: 10,
         istiod_url: None,
         trusted_proxies: Vec::new(),
+        allowed_hosts: Vec::new(),
         teams: None,
         static_dir: None,
         audit_retention_days: None,

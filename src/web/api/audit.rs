@@ -11,6 +11,9 @@ use super::super::state::AppState;
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 1000;
+/// Most bytes of documents one page holds: 1000 entries of 200 KiB would be 200 MiB in
+/// memory (more once parsed and serialised). A page cut short by it still has `next`.
+const PAGE_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Serialize)]
 pub struct EntryList {
@@ -20,7 +23,8 @@ pub struct EntryList {
 }
 
 /// `GET ?namespace=&object=&actor=&action=&outcome=&source=&from=&to=&limit=&before=`:
-/// matching entries, newest first.
+/// matching entries, newest first: `limit` of them (1 to 1000), fewer when they hold more
+/// than [`PAGE_BYTES`] of documents.
 pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<HistoryQuery>,
@@ -29,8 +33,13 @@ pub async fn list(
     if limit == 0 || limit > MAX_LIMIT {
         return Err(AppError::invalid("limit", format!("must be from 1 to {MAX_LIMIT}")));
     }
-    let entries = state.audit.search(&query.parsed()?, query.before, limit).await?;
-    let next = (entries.len() == limit as usize).then(|| entries.last().map(|e| e.id)).flatten();
+    let filter = query.parsed()?;
+    let fitting = state.audit.batch_within(&filter, query.before, limit, PAGE_BYTES).await?;
+    let entries = state.audit.search(&filter, query.before, fitting).await?;
+    // A page cut short by its size has older entries after it, as a full page may.
+    let cut_short =
+        fitting < limit && state.audit.batch_within(&filter, query.before, limit, usize::MAX).await? > fitting;
+    let next = (entries.len() == limit as usize || cut_short).then(|| entries.last().map(|e| e.id)).flatten();
     Ok(Json(EntryList { entries, next }))
 }
 

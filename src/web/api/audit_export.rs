@@ -1,5 +1,6 @@
 //! `GET /api/v1/audit/export?format=csv|ndjson&<filters>`: every matching entry, newest
-//! first, streamed in keyset batches so memory stays bounded whatever the size.
+//! first, streamed in keyset batches bounded in count and bytes, so memory stays bounded
+//! whatever the number and size of the entries.
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::header;
@@ -13,8 +14,11 @@ use super::super::audit_query::HistoryQuery;
 use super::super::error::AppError;
 use super::super::state::AppState;
 
-/// Entries read per database query while streaming.
+/// Most entries read per database query while streaming.
 const BATCH: u32 = 1000;
+/// Most bytes of documents read per query: with entries of 200 KiB, a batch of 1000 would
+/// hold 200 MiB (and more once parsed). An entry larger than this is read alone.
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -46,23 +50,23 @@ pub async fn export(
         .into_response())
 }
 
-/// One chunk per batch of entries, each batch starting below the last id of the one before.
+/// One chunk per batch of entries, each batch starting below the last id of the one before
+/// and bounded in count and in bytes.
 fn batches(
     audit: AuditStore,
     filter: Filter,
     before: Option<i64>,
     format: Format,
 ) -> impl futures::Stream<Item = Result<Bytes, AuditError>> {
-    // The cursor: Some(before) while there may be more, None once a short batch was read.
+    // The cursor: Some(before) while there may be more, None once nothing is left.
     stream::try_unfold(Some(before), move |cursor| {
         let (audit, filter) = (audit.clone(), filter.clone());
         async move {
             let Some(before) = cursor else { return Ok(None) };
-            let entries = audit.search(&filter, before, BATCH).await?;
-            if entries.is_empty() {
-                return Ok(None);
-            }
-            let next = (entries.len() == BATCH as usize).then(|| entries.last().map(|e| e.id));
+            let limit = audit.batch_within(&filter, before, BATCH, BATCH_BYTES).await?;
+            let entries = if limit == 0 { Vec::new() } else { audit.search(&filter, before, limit).await? };
+            let Some(last) = entries.last() else { return Ok(None) };
+            let next = Some(Some(last.id));
             let mut chunk = String::new();
             for entry in &entries {
                 match format {

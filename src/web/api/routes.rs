@@ -178,7 +178,7 @@ pub async fn test(
     let policy =
         live.policy(&host).map_err(|e| AppError::Conflict(format!("the live routing is not understood: {e}")))?;
     let request = policy::Request { path: body.path, method: body.method, headers: body.headers };
-    let evaluation = policy::evaluate(&policy, &request);
+    let evaluation = super::super::route_test::evaluate(policy, request).await?;
     let shares: Map<String, Value> =
         evaluation.shares.into_iter().map(|(subset, weight)| (subset, json!(weight))).collect();
     Ok(Json(json!({"rule": evaluation.rule, "shares": shares})))

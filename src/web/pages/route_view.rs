@@ -248,8 +248,7 @@ impl PreviewView {
 }
 
 impl TestResultView {
-    pub fn new(policy: &RoutingPolicy, request: &policy::Request, headers: String) -> Self {
-        let evaluation = policy::evaluate(policy, request);
+    pub fn new(policy: &RoutingPolicy, evaluation: policy::Evaluation, headers: String) -> Self {
         let matched = evaluation.rule.map(|index| {
             let rule = RoutingPolicy { rules: vec![policy.rules[index].clone()], ..policy.clone() };
             format!("rule {}: {}", index + 1, policy::summary(&rule))

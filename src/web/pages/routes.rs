@@ -21,6 +21,7 @@ use super::super::error::AppError;
 use super::super::extract::{Htmx, ManagedNamespace, RequestId};
 use super::super::identity::Identity;
 use super::super::layout::Layout;
+use super::super::route_test;
 use super::super::state::AppState;
 use super::proxy_sync::SyncPanel;
 use super::render;
@@ -310,7 +311,8 @@ pub async fn test(
         method: if form.method.trim().is_empty() { "GET".into() } else { form.method.trim().to_ascii_uppercase() },
         headers,
     };
-    let result = TestResultView::new(&view.policy, &request, text.clone());
+    let evaluation = route_test::evaluate(view.policy.clone(), request).await?;
+    let result = TestResultView::new(&view.policy, evaluation, text.clone());
     if htmx.0 {
         return render(&TestResultPartial { result });
     }
