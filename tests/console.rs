@@ -251,3 +251,74 @@ async fn health_readiness_and_metrics() {
     assert!(metrics.contains("signalbox_cache_age_seconds"), "{metrics}");
     console.stop().await;
 }
+
+/// One shell block of README.md: its variable assignments and its curl commands, each
+/// command joined across continuation lines and multi-line quoted bodies, comments dropped.
+fn readme_blocks() -> Vec<(Vec<String>, Vec<String>)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut blocks = Vec::new();
+    for block in readme.split("```sh\n").skip(1).map(|rest| rest.split("```").next().unwrap()) {
+        let (mut assignments, mut commands) = (Vec::new(), Vec::new());
+        let mut lines = block.lines();
+        while let Some(line) = lines.next() {
+            let line = line.trim();
+            if line.len() > 2 && line.as_bytes()[0].is_ascii_uppercase() && line.as_bytes()[1] == b'=' {
+                assignments.push(line.to_owned());
+            } else if line.starts_with("curl ") {
+                let mut command = String::from(line);
+                while command.ends_with('\\') || command.matches('\'').count() % 2 == 1 {
+                    command.push('\n');
+                    command.push_str(lines.next().expect("a command ends"));
+                }
+                // A trailing comment (after two spaces) is prose, not part of the command.
+                let command = match command.rfind("  #").filter(|at| command[*at..].matches('\'').count() == 0) {
+                    Some(at) => command[..at].trim_end().to_owned(),
+                    None => command,
+                };
+                commands.push(command);
+            }
+        }
+        if !commands.is_empty() {
+            blocks.push((assignments, commands));
+        }
+    }
+    blocks
+}
+
+/// Every curl example of README.md, run as written (only the address and the namespace
+/// changed) against a console on the dev cluster: none is refused (401/403, as a body-less
+/// POST once was) or fails on the server (5xx).
+#[tokio::test]
+async fn every_readme_curl_example_works_as_written() {
+    let ns = TestNamespace::unborn("readme").await;
+    let console = Console::start(&ns.name).await;
+    let blocks = readme_blocks();
+    assert!(blocks.iter().map(|(_, commands)| commands.len()).sum::<usize>() >= 20, "the examples were found");
+    let mut variables: Vec<String> = Vec::new();
+    let mut results = Vec::new();
+    for (index, (assignments, commands)) in blocks.iter().enumerate() {
+        variables.extend(assignments.iter().cloned());
+        if index == 1 {
+            // The workload examples end with a reset; the routing examples need two versions.
+            for workload in ["recommendation-v1", "recommendation-v2"] {
+                let (status, body) =
+                    console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+            }
+        }
+        for command in commands {
+            let script = format!("{}\n{command} -o /dev/null -w '%{{http_code}}'", variables.join("\n"))
+                .replace("http://127.0.0.1:8080", &console.base)
+                .replace("namespaces/tutorial", &format!("namespaces/{}", ns.name));
+            let output = tokio::process::Command::new("bash").arg("-c").arg(&script).output().await.unwrap();
+            let status: u16 = String::from_utf8_lossy(&output.stdout).trim().parse().unwrap_or(0);
+            results.push((command.clone(), status));
+        }
+    }
+    let broken: Vec<&(String, u16)> =
+        results.iter().filter(|(_, status)| matches!(status, 0 | 401 | 403 | 500..=599)).collect();
+    assert!(broken.is_empty(), "README examples that do not work: {broken:#?}");
+    let promote = results.iter().find(|(command, _)| command.contains("promote?step=0")).unwrap();
+    assert_eq!(promote.1, 200, "the body-less promote example promotes: {results:#?}");
+    console.stop().await;
+}
