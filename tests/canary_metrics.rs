@@ -295,7 +295,13 @@ async fn a_healthy_canary_is_promoted_to_the_end_by_exactly_one_replica() {
     let finished = wait_for_state(&first, "finished", Duration::from_secs(60)).await;
     assert_eq!(finished["weight"], 100);
 
-    let (by_first, by_second) = (automatic_transitions(&first).await, automatic_transitions(&second).await);
+    // The cluster shows the finish as soon as it is applied; its outcome is recorded right after.
+    let (by_first, by_second) = support::eventually(Duration::from_secs(10), "outcomes recorded", || async {
+        let both = (automatic_transitions(&first).await, automatic_transitions(&second).await);
+        let pending = both.0.iter().chain(&both.1).any(|e| e["outcome"] == "pending");
+        (!pending).then_some(both)
+    })
+    .await;
     let (leader, follower) = if by_first.is_empty() { (&by_second, &by_first) } else { (&by_first, &by_second) };
     assert!(follower.is_empty(), "only the Lease holder acts: {follower:#?}");
     let actions: Vec<_> =

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::Api;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::Row;
@@ -227,4 +227,44 @@ async fn killed_after_the_apply_the_change_is_resolved_applied_with_the_live_obj
         assert_eq!(recorded.pointer(field), live.pointer(field), "{field}: the object in the cluster");
     }
     verify_chain(&database);
+}
+
+/// A change whose second write fails after its first was applied (the failpoint makes every
+/// later write fail as if the API server had gone away) is rolled back whole, and recorded
+/// as failed saying what was written and rolled back: no DestinationRule is left behind for
+/// a VirtualService that was never written.
+#[tokio::test]
+async fn a_change_that_fails_half_way_is_rolled_back_and_recorded_so() {
+    let ns = TestNamespace::new("halfway").await;
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("audit.db");
+    let (signalbox, _) = Signalbox::start(&ns.name, &database, None).await;
+    for workload in ["recommendation-v1", "recommendation-v2"] {
+        let url = format!("{}/api/v1/namespaces/{}/workloads/{workload}", signalbox.base, ns.name);
+        let status = signalbox.http.put(url).json(&serde_json::json!({})).send().await.unwrap().status();
+        assert_eq!(status, StatusCode::OK);
+    }
+    signalbox.stop().await;
+
+    let (signalbox, _) = Signalbox::start(&ns.name, &database, Some("fail-after-first-write")).await;
+    let policy = serde_json::json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
+                                    "rules": [{"route": {"version-v1": 90, "version-v2": 10}}]});
+    let url = format!("{}/api/v1/namespaces/{}/routes/recommendation", signalbox.base, ns.name);
+    let response = signalbox.http.put(&url).json(&policy).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let answer: Value = response.json().await.unwrap();
+    let error = answer["error"].as_str().unwrap();
+    assert!(error.contains("rolled back DestinationRule"), "{error}");
+
+    let istio = |kind: &str| {
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("networking.istio.io", "v1", kind));
+        Api::<DynamicObject>::namespaced_with(ns.client.clone(), &ns.name, &resource)
+    };
+    assert!(istio("DestinationRule").get_opt("recommendation").await.unwrap().is_none(), "the first write is undone");
+    assert!(istio("VirtualService").get_opt("recommendation").await.unwrap().is_none());
+    let recorded = entries(&database).await;
+    let (_, outcome, error, _) = recorded.last().unwrap();
+    assert_eq!(outcome, "failed");
+    assert!(error.as_deref().unwrap().contains("rolled back"), "{error:?}");
+    signalbox.stop().await;
 }

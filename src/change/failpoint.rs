@@ -1,6 +1,8 @@
 //! Failpoints for crash tests: `SIGNALBOX_FAILPOINT=after-audit-write` or `after-apply`
 //! parks every change at that step of the path forever, so a test can `kill -9` the process
-//! exactly there and check what the next start makes of it. Read once, at startup; honoured
+//! exactly there and check what the next start makes of it; `fail-after-first-write` makes
+//! every write after a change's first fail as if the API server had gone away, so a test can
+//! see a half-applied change rolled back. Read once, at startup; honoured
 //! only in debug builds (what `cargo test` runs) — a release build ignores it with a warning,
 //! so a stray variable cannot stall production changes.
 use std::str::FromStr;
@@ -15,6 +17,8 @@ pub enum Failpoint {
     AfterAuditWrite,
     /// The change was applied; its outcome is not recorded.
     AfterApply,
+    /// The change's first write succeeded; every later one fails.
+    FailAfterFirstWrite,
 }
 
 impl FromStr for Failpoint {
@@ -24,7 +28,10 @@ impl FromStr for Failpoint {
         match text {
             "after-audit-write" => Ok(Failpoint::AfterAuditWrite),
             "after-apply" => Ok(Failpoint::AfterApply),
-            other => Err(format!("unknown failpoint {other:?}; known: after-audit-write, after-apply")),
+            "fail-after-first-write" => Ok(Failpoint::FailAfterFirstWrite),
+            other => Err(format!(
+                "unknown failpoint {other:?}; known: after-audit-write, after-apply, fail-after-first-write"
+            )),
         }
     }
 }
@@ -39,7 +46,7 @@ impl Failpoint {
         }
         match value.parse() {
             Ok(failpoint) => {
-                tracing::warn!(?failpoint, "failpoint armed: every change stops there for good");
+                tracing::warn!(?failpoint, "failpoint armed: every change is stopped there");
                 Some(failpoint)
             }
             Err(problem) => {

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::audit::{AuditStore, NewEntry, Outcome, Source};
 use crate::authz::{Actor, Authorizer, Denial, Permission};
-use crate::cluster::{ClusterError, Kind, ObjectRef, Objects, Operation};
+use crate::cluster::{ClusterError, Kind, ObjectRef, Objects, Operation, without_server_fields};
 use crate::metrics::Metrics;
 use crate::policy::{self, FieldHint, Reach};
 use crate::problem::{FieldProblem, describe};
@@ -188,7 +188,7 @@ impl ChangePath {
     pub async fn preview(&self, change: &Change) -> Result<Preview, ChangeError> {
         self.authorize_and_validate(change)?;
         let before = self.read_before(change).await.map_err(ChangeError::Cluster)?;
-        let after = self.run_all(change, true).await.map_err(|error| judged(change, error))?;
+        let after = self.run_all(change, true).await.map_err(|halted| judged(change, halted.error))?;
         Ok(Preview { before, after })
     }
 
@@ -220,7 +220,7 @@ impl ChangePath {
         };
         let planned = match self.run_all(&change, true).await {
             Ok(planned) => planned,
-            Err(error) => return Err(self.refused_by_cluster(&change, Some(&before), error).await),
+            Err(halted) => return Err(self.refused_by_cluster(&change, Some(&before), halted.error).await),
         };
         // The pending entry holds the operations, so that after a crash startup can tell
         // whether the change reached the cluster.
@@ -237,7 +237,11 @@ impl ChangePath {
             Some(_) if self.propagation.istiod().is_some() => Some(self.propagation.baseline(&change.namespace).await),
             _ => None,
         };
-        let result = self.run_all(&change, false).await;
+        let result = match self.run_all(&change, false).await {
+            Ok(after) => Ok(after),
+            Err(halted) if halted.applied > 0 => Err(self.roll_back(&change, &before, halted).await),
+            Err(halted) => Err(halted.error),
+        };
         Failpoint::reached(self.failpoint, Failpoint::AfterApply, audit_id).await;
         let applied = self.finish(&change, audit_id, result).await;
         if let (Ok(applied), Some(baseline), Some(host)) = (&applied, baseline, routed_host(&change)) {
@@ -301,10 +305,17 @@ impl ChangePath {
         Ok(Documents::new(before))
     }
 
-    async fn run_all(&self, change: &Change, dry_run: bool) -> Result<Documents, ClusterError> {
+    /// Runs the operations in order; stops at the first that fails, saying how many were
+    /// applied before it.
+    async fn run_all(&self, change: &Change, dry_run: bool) -> Result<Documents, Halted> {
         let mut after = Vec::with_capacity(change.operations.len());
         let mut created_namespaces = Vec::new();
-        for operation in &change.operations {
+        for (index, operation) in change.operations.iter().enumerate() {
+            let halted = |error: ClusterError| Halted { applied: index, error };
+            if !dry_run && index > 0 && self.failpoint == Some(Failpoint::FailAfterFirstWrite) {
+                let error = "failpoint fail-after-first-write: the API server stopped answering".to_owned();
+                return Err(halted(ClusterError::Unreachable(error)));
+            }
             let target = operation.target();
             let in_new_namespace = target.namespace.as_ref().is_some_and(|ns| created_namespaces.contains(ns));
             match operation {
@@ -318,18 +329,57 @@ impl ChangePath {
                     if !dry_run {
                         self.note_write(operation, result.as_ref().ok().and_then(Option::as_ref));
                     }
-                    after.push(result?)
+                    after.push(result.map_err(halted)?)
                 }
             }
             if target.kind == Kind::Namespace
                 && dry_run
                 && matches!(operation, Operation::Apply { .. })
-                && self.objects.get(target).await?.is_none()
+                && self.objects.get(target).await.map_err(halted)?.is_none()
             {
                 created_namespaces.push(target.name.clone());
             }
         }
         Ok(Documents::new(after))
+    }
+
+    /// Puts back what the first `halted.applied` operations changed (each object as it was
+    /// before, or deleted when it did not exist), newest first, so that a change is applied
+    /// whole or not at all: a DestinationRule without the subset its VirtualService still
+    /// routes to would fail requests. The error says what was applied and rolled back.
+    async fn roll_back(&self, change: &Change, before: &Documents, halted: Halted) -> ClusterError {
+        let mut undone = Vec::new();
+        let mut failures = Vec::new();
+        for (operation, was) in change.operations.iter().zip(before.objects()).take(halted.applied).rev() {
+            let target = operation.target().clone();
+            let undo = match was {
+                Some(object) => {
+                    Operation::Apply { target: target.clone(), object: without_server_fields(object.clone()) }
+                }
+                None => Operation::Delete { target: target.clone() },
+            };
+            let result = self.objects.run(&undo, false).await;
+            self.note_write(&undo, result.as_ref().ok().and_then(Option::as_ref));
+            match result {
+                Ok(_) => undone.push(target.to_string()),
+                Err(error) => failures.push(format!("{target}: {error}")),
+            }
+        }
+        let failed_at = change.operations[halted.applied].target();
+        let summary = if failures.is_empty() {
+            format!("{failed_at} failed after {} was written; rolled back {}", undone.join(", "), undone.join(", "))
+        } else {
+            format!(
+                "{failed_at} failed after earlier writes; the cluster holds a partial change: rolling back failed for {}",
+                failures.join("; ")
+            )
+        };
+        match halted.error {
+            ClusterError::Unreachable(message) => ClusterError::Unreachable(format!("{message} ({summary})")),
+            ClusterError::Refused { code, reason, message } => {
+                ClusterError::Refused { code, reason, message: format!("{message} ({summary})") }
+            }
+        }
     }
 
     async fn finish(
@@ -404,6 +454,12 @@ impl ChangePath {
             reverts: change.reverts,
         }
     }
+}
+
+/// Why the operations of a change stopped: the error, and how many were applied before it.
+struct Halted {
+    applied: usize,
+    error: ClusterError,
 }
 
 /// The host whose routing `change` writes, if it writes Istio routing objects.
