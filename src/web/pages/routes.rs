@@ -22,9 +22,9 @@ use super::super::extract::{Htmx, ManagedNamespace, RequestId};
 use super::super::identity::Identity;
 use super::super::layout::Layout;
 use super::super::state::AppState;
+use super::proxy_sync::SyncPanel;
 use super::render;
 use super::route_forms::RouteForm;
-use super::proxy_sync::SyncPanel;
 use super::route_view::{PreviewView, RoutesView, TestResultView};
 
 #[derive(Template)]
@@ -174,7 +174,7 @@ pub async fn preview(
 }
 
 fn live_policy(live: &LiveRouting, host: &str) -> Result<RoutingPolicy, Vec<FieldProblem>> {
-    live.policy(host).map_err(|e| vec![FieldProblem::new("", format!("the live routing is not understood: {e}"))])
+    live.policy(host).map_err(|e| vec![FieldProblem::new("", AppError::from(e).to_string())])
 }
 
 /// Dry-runs the change into `view.preview`; problems and refusals are shown, not thrown.
@@ -188,7 +188,13 @@ async fn show_preview(
     view: &mut RoutesView,
 ) -> StatusCode {
     let expected = live.resource_versions();
-    let (change, warnings) = build_change(state, namespace, host, live, origin, &expected, desired.as_ref());
+    let (change, warnings) = match build_change(state, namespace, host, live, origin, &expected, desired.as_ref()) {
+        Ok(built) => built,
+        Err(refusal) => {
+            view.error = Some(refusal);
+            return StatusCode::CONFLICT;
+        }
+    };
     match state.changes.preview(&change).await {
         Ok(preview) => {
             view.preview = Some(PreviewView::new(&change, desired.as_ref(), &preview, &warnings, &expected));
@@ -214,12 +220,15 @@ fn build_change(
     origin: &Origin,
     expected: &ResourceVersions,
     desired: Option<&RoutingPolicy>,
-) -> (Change, Vec<policy::FieldError>) {
+) -> Result<(Change, Vec<policy::FieldError>), String> {
     let context = state.validation_context(namespace, host);
     let request = RouteRequest { origin, namespace, live, expected: Some(expected), context: &context };
+    if let Some(reason) = live.ambiguity() {
+        return Err(reason.to_owned());
+    }
     match desired {
-        Some(desired) => routes::update(&request, "route.update", desired),
-        None => (routes::delete(&request, host), Vec::new()),
+        Some(desired) => Ok(routes::update(&request, "route.update", desired)),
+        None => Ok((routes::delete(&request, host)?, Vec::new())),
     }
 }
 
@@ -241,7 +250,8 @@ pub async fn apply(
     let expected = ResourceVersions { virtual_service: non_empty(form.rv_vs), destination_rule: non_empty(form.rv_dr) };
     let live = state.live_routing(&namespace, &host).await?;
     let origin = request_id.origin(actor.clone(), Source::Ui);
-    let (change, _) = build_change(&state, &namespace, &host, &live, &origin, &expected, desired.as_ref());
+    let (change, _) = build_change(&state, &namespace, &host, &live, &origin, &expected, desired.as_ref())
+        .map_err(AppError::Conflict)?;
     match state.changes.execute(change).await.map_err(AppError::from) {
         Ok(applied) => {
             let target = format!("/ns/{namespace}/routes/{host}?change={}", applied.audit_id);
