@@ -109,7 +109,15 @@ pub async fn page(
     Query(notice): Query<Notice>,
 ) -> Result<Response, AppError> {
     let host = host_of(path)?;
-    let mut view = view_from_cache(&state, &actor, &namespace, &host);
+    let mut view = match notice.change {
+        // Right after a change the watch caches may not have its echo yet: read what was
+        // applied from the API server, so the page never shows the state before it.
+        Some(_) => match state.live_routing(&namespace, &host).await {
+            Ok(live) => view_of(&state, &actor, &namespace, &host, &live),
+            Err(_) => view_from_cache(&state, &actor, &namespace, &host),
+        },
+        None => view_from_cache(&state, &actor, &namespace, &host),
+    };
     if let Some(id) = notice.change {
         view.notice = state.audit.get(id).await?.map(|e| format!("Change #{} {}: {}", e.id, e.outcome, e.summary));
         view.sync = Some(SyncPanel::read(&state, &namespace, &host).await);
