@@ -109,6 +109,16 @@ async fn objects_named_unlike_the_host_with_its_fqdn_are_read_edited_in_place_an
     assert_eq!(vs_after["metadata"]["annotations"], vs_before["metadata"]["annotations"]);
     assert_eq!(object(&ns, "DestinationRule", "reco-dr").await["spec"], dr_before["spec"], "the DR is untouched");
 
+    // The page's previews use the same lookup: the planned objects are the ones found.
+    let preview = format!("/ns/{}/routes/recommendation/preview", ns.name);
+    let fields = [("action", "split"), ("weight.version-v1", "50"), ("weight.version-v2", "50")];
+    let (status, html) = console.post_form(&preview, &fields).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let planned = html.split("id=\"preview-objects\">").nth(1).expect("planned objects");
+    let planned = &planned[..planned.find("</pre>").unwrap()];
+    assert!(planned.contains("name: reco-routes") && planned.contains("name: reco-dr"), "{planned}");
+    assert!(!planned.contains("name: recommendation\n"), "{planned}");
+
     // Canaries and the route tester use the same lookup.
     let (status, canary) = console
         .send_json(
@@ -269,6 +279,12 @@ async fn two_virtual_services_for_one_host_are_shown_and_never_edited() {
     assert!(html.contains("<code>reco-a</code>") && html.contains("<code>reco-b</code>"), "{html}");
     assert!(html.contains("everyone: version-v2 100%") || html.contains("version-v2"), "what each does");
     assert!(!html.contains("id=\"split-form\""), "no editing forms");
+    let overview = console.url(&format!("/ns/{}", ns.name));
+    eventually(Duration::from_secs(10), "the overview naming both", || async {
+        let html = console.http.get(&overview).send().await.ok()?.text().await.ok()?;
+        html.contains("routed by VirtualServices reco-a, reco-b").then_some(())
+    })
+    .await;
     console.stop().await;
 }
 
