@@ -224,6 +224,14 @@ async fn a_virtual_service_for_several_hosts_keeps_everything_around_the_edited_
     assert!(names(&ns, "DestinationRule").await.is_empty(), "recommendation's DestinationRule is deleted");
     let (status, _) = console.get_json(&routes(&console)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Reverting the delete puts recommendation back into the same VirtualService.
+    let revert = console.url(&format!("/api/v1/audit/{}/revert", answer["auditId"]));
+    let (status, reverted) = console.send_json(Method::POST, &revert, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{reverted}");
+    assert_eq!(names(&ns, "VirtualService").await, ["shared-routes"]);
+    assert_eq!(object(&ns, "VirtualService", "shared-routes").await["spec"]["hosts"], before["spec"]["hosts"]);
+    assert_eq!(names(&ns, "DestinationRule").await, ["reco-dr"]);
     console.stop().await;
 }
 
