@@ -124,8 +124,21 @@ impl Pilot {
         let with_canary = |vs: &&Arc<VirtualService>| {
             vs.metadata.annotations.as_ref().is_some_and(|annotations| annotations.contains_key(ANNOTATION))
         };
-        let hosts = virtual_services.iter().filter(with_canary).filter_map(|vs| vs.metadata.name.clone());
+        // The hosts they route (in this namespace), not their names: a canary can run on a
+        // VirtualService named unlike its host.
+        let mut hosts: Vec<String> = virtual_services
+            .iter()
+            .filter(with_canary)
+            .flat_map(|vs| vs.spec.hosts.clone().unwrap_or_default())
+            .filter_map(|name| {
+                let short = name.split('.').next()?.to_owned();
+                crate::policy::refers_to_host(&name, &short, Some(namespace)).then_some(short)
+            })
+            .collect();
+        hosts.sort();
+        hosts.dedup();
         hosts
+            .into_iter()
             .filter_map(|host| {
                 let live = self.state.cached_routing(namespace, &host);
                 let canary = canary_change::current(&live).filter(Canary::is_automatic)?;

@@ -290,7 +290,7 @@ async fn the_route_tester_agrees_with_the_rules_and_dry_runs_change_nothing() {
 #[tokio::test]
 async fn istiods_webhook_refusals_show_istios_message_at_the_field() {
     let (ns, console) = console_with_two_versions().await;
-    let over_limit = ".*Firefox.{1001}";
+    let over_limit = ".*Firefox/x{1001}";
     let body = json!({"subsets": subsets(), "rules": [
         {"match": [{"headers": {"baggage-user-agent": {"regex": over_limit}}}], "route": {"version-v2": 100}},
         {"route": {"version-v1": 100}}]});

@@ -5,17 +5,27 @@ use serde_json::Value;
 use crate::authz::Permission;
 use crate::cluster::{Kind, ObjectRef, Operation};
 use crate::istio::{DestinationRule, VirtualService};
-use crate::policy::{self, FieldError, RoutingPolicy, Severity, ValidationContext};
+use crate::policy::{self, FieldError, HostObjects, Removal, RoutingPolicy, Severity, ValidationContext};
 use crate::problem::FieldProblem;
 
 use super::Change;
 use super::workloads::Origin;
 
-/// The live routing objects of a host, read from the API server.
+/// The live routing objects of a host, found by what they route ([`policy::lookup::find`]).
 #[derive(Debug, Clone, Default)]
 pub struct LiveRouting {
     pub virtual_service: Option<VirtualService>,
     pub destination_rule: Option<DestinationRule>,
+    /// Set when the host's routing is not one VirtualService and one DestinationRule
+    /// (several of them, or delegation): nothing is edited then, only shown.
+    pub ambiguous: Option<Ambiguous>,
+}
+
+/// Routing signalbox shows but does not edit: why, and every object found.
+#[derive(Debug, Clone)]
+pub struct Ambiguous {
+    pub reason: String,
+    pub objects: HostObjects,
 }
 
 /// The resourceVersions the client last saw; `None` inside means "it did not exist".
@@ -29,16 +39,26 @@ pub struct ResourceVersions {
 }
 
 impl LiveRouting {
-    /// Parses the objects as read (JSON), tolerating their absence.
-    pub fn from_json(virtual_service: Option<Value>, destination_rule: Option<Value>) -> Self {
-        Self {
-            virtual_service: virtual_service.and_then(|v| serde_json::from_value(v).ok()),
-            destination_rule: destination_rule.and_then(|v| serde_json::from_value(v).ok()),
+    /// The host's routing from the objects that route it: the one VirtualService and the one
+    /// DestinationRule when that is all there is, else [`Ambiguous`].
+    pub fn found(host: &str, objects: HostObjects) -> Self {
+        match objects.ambiguity(host) {
+            Some(reason) => Self { ambiguous: Some(Ambiguous { reason, objects }), ..Self::default() },
+            None => Self {
+                virtual_service: objects.virtual_services.into_iter().next(),
+                destination_rule: objects.destination_rules.into_iter().next(),
+                ambiguous: None,
+            },
         }
     }
 
     pub fn exists(&self) -> bool {
-        self.virtual_service.is_some() || self.destination_rule.is_some()
+        self.virtual_service.is_some() || self.destination_rule.is_some() || self.ambiguous.is_some()
+    }
+
+    /// Why the host's routing cannot be edited, naming the objects.
+    pub fn ambiguity(&self) -> Option<&str> {
+        self.ambiguous.as_ref().map(|a| a.reason.as_str())
     }
 
     pub fn resource_versions(&self) -> ResourceVersions {
@@ -48,18 +68,13 @@ impl LiveRouting {
         }
     }
 
-    /// The host's policy as it is now.
+    /// The host's policy as it is now; ambiguous routing has none.
     pub fn policy(&self, host: &str) -> Result<RoutingPolicy, policy::PolicyError> {
+        if let Some(ambiguous) = &self.ambiguous {
+            return Err(policy::PolicyError::Ambiguous(ambiguous.reason.clone()));
+        }
         RoutingPolicy::from_istio(host, self.virtual_service.as_ref(), self.destination_rule.as_ref())
     }
-}
-
-/// The objects of a host's routing: named after the host, as the tutorial names them.
-pub fn targets(namespace: &str, host: &str) -> [ObjectRef; 2] {
-    [
-        ObjectRef::namespaced(Kind::VirtualService, namespace, host),
-        ObjectRef::namespaced(Kind::DestinationRule, namespace, host),
-    ]
 }
 
 /// What a routing change needs besides the policy.
@@ -82,6 +97,9 @@ pub fn update(request: &RouteRequest, action: &str, desired: &RoutingPolicy) -> 
     let summary = policy::change_summary(&before, desired);
     let mut change = route_change(request, action, &desired.host, summary);
     change.problems = errors.into_iter().map(|e| FieldProblem::new(e.field, e.message)).collect();
+    if let Some(reason) = request.live.ambiguity() {
+        change.problems.insert(0, FieldProblem::new("", reason));
+    }
     change.field_hints = policy::field_hints(desired);
     change.reaches = policy::reaches(desired, request.namespace);
     if change.problems.is_empty() {
@@ -90,19 +108,41 @@ pub fn update(request: &RouteRequest, action: &str, desired: &RoutingPolicy) -> 
     (change, warnings)
 }
 
-/// A change that removes the host's VirtualService and DestinationRule
-/// (the tutorial's `kubectl delete dr,vs recommendation`).
-pub fn delete(request: &RouteRequest, host: &str) -> Change {
+/// A change that removes the host's routing: its DestinationRule, and its VirtualService —
+/// or only this host from a VirtualService that routes other hosts too (see
+/// [`policy::lookup::remove_host`]). `Err` says why it is refused, naming the object.
+pub fn delete(request: &RouteRequest, host: &str) -> Result<Change, String> {
+    let live = request.live;
+    if let Some(reason) = live.ambiguity() {
+        return Err(reason.to_owned());
+    }
     let mut change =
         route_change(request, "route.delete", host, format!("{host}: routing removed; round-robin over all pods"));
-    let [vs, dr] = targets(request.namespace, host);
-    if request.live.virtual_service.is_some() {
-        change.operations.push(Operation::Delete { target: vs });
+    if let Some(vs) = &live.virtual_service {
+        let target = named(Kind::VirtualService, request.namespace, &vs.metadata.name, host);
+        match policy::lookup::remove_host(vs, host, request.namespace) {
+            Removal::Delete => change.operations.push(Operation::Delete { target }),
+            Removal::DropHost(kept) => {
+                let seen = request.expected.map(|e| e.virtual_service.clone());
+                change.operations.push(write(target, to_json(&kept), true, seen));
+                change.summary = format!(
+                    "{host}: routing removed (no longer in VirtualService {}'s hosts); round-robin over all pods",
+                    vs.metadata.name.as_deref().unwrap_or(host)
+                );
+            }
+            Removal::Refused(why) => return Err(why),
+        }
     }
-    if request.live.destination_rule.is_some() {
-        change.operations.push(Operation::Delete { target: dr });
+    if let Some(dr) = &live.destination_rule {
+        let target = named(Kind::DestinationRule, request.namespace, &dr.metadata.name, host);
+        change.operations.push(Operation::Delete { target });
     }
-    change
+    Ok(change)
+}
+
+/// The object's own name; a new object is named after the host (the tutorial's convention).
+fn named(kind: Kind, namespace: &str, name: &Option<String>, host: &str) -> ObjectRef {
+    ObjectRef::namespaced(kind, namespace, name.as_deref().unwrap_or(host))
 }
 
 fn route_change(request: &RouteRequest, action: &str, host: &str, summary: String) -> Change {
@@ -125,34 +165,39 @@ fn route_change(request: &RouteRequest, action: &str, host: &str, summary: Strin
 }
 
 /// The DestinationRule first (a VirtualService must not name subsets that do not exist
-/// yet), each written only when the policy needs it or it exists already.
+/// yet), each written only when the policy needs it or it exists already. Existing objects
+/// are written in place, under their own names.
 fn operations(request: &RouteRequest, desired: &RoutingPolicy) -> Vec<Operation> {
-    let live = request.live;
-    let (vs, dr) = desired.to_istio(request.namespace, live.virtual_service.as_ref(), live.destination_rule.as_ref());
-    let [vs_target, dr_target] = targets(request.namespace, &desired.host);
+    let (live, namespace, host) = (request.live, request.namespace, &desired.host);
+    let (vs, dr) = desired.to_istio(namespace, live.virtual_service.as_ref(), live.destination_rule.as_ref());
     let expected = request.expected;
     let mut operations = Vec::new();
     if !desired.subsets.is_empty() || live.destination_rule.is_some() {
+        let target = named(Kind::DestinationRule, namespace, &dr.metadata.name, host);
         let version = expected.map(|e| e.destination_rule.clone());
-        operations.push(write(dr_target, to_json(&dr), version));
+        operations.push(write(target, to_json(&dr), live.destination_rule.is_some(), version));
     }
     if !desired.rules.is_empty() || live.virtual_service.is_some() {
+        let target = named(Kind::VirtualService, namespace, &vs.metadata.name, host);
         let version = expected.map(|e| e.virtual_service.clone());
-        operations.push(write(vs_target, to_json(&vs), version));
+        operations.push(write(target, to_json(&vs), live.virtual_service.is_some(), version));
     }
     operations
 }
 
-/// Server-side apply, made conditional when the client said what it saw: on the
-/// resourceVersion it saw, or on the object still not existing.
-fn write(target: ObjectRef, mut object: Value, seen: Option<Option<String>>) -> Operation {
+/// Server-side apply of an object that exists, made conditional when the client said what
+/// it saw (the resourceVersion it saw, or that it saw none). An object that does not exist
+/// is created, never applied, so a new object named after the host cannot overwrite an
+/// unrelated one of that name.
+fn write(target: ObjectRef, mut object: Value, exists: bool, seen: Option<Option<String>>) -> Operation {
     match seen {
-        None => Operation::Apply { target, object },
-        Some(None) => Operation::Create { target, object },
         Some(Some(version)) => {
             object["metadata"]["resourceVersion"] = Value::String(version);
             Operation::Apply { target, object }
         }
+        Some(None) => Operation::Create { target, object },
+        None if exists => Operation::Apply { target, object },
+        None => Operation::Create { target, object },
     }
 }
 
@@ -165,7 +210,7 @@ mod tests {
     use super::*;
     use crate::audit::Source;
     use crate::authz::Actor;
-    use crate::policy::{Rule, Subset};
+    use crate::policy::{Rule, Share, Subset};
 
     fn origin() -> Origin {
         Origin { actor: Actor::user("alice", vec![]), source: Source::Api, request_id: None }
@@ -239,16 +284,122 @@ mod tests {
         assert!(change.problems.iter().any(|p| p.field.starts_with("rules[0]")), "{:?}", change.problems);
     }
 
+    fn live(vs: &str, dr: Option<&str>) -> LiveRouting {
+        let parse = |yaml: &str| crate::istio::parse_yaml(yaml).unwrap();
+        let vs = match parse(vs) {
+            crate::istio::IstioObject::VirtualService(vs) => vs,
+            other => panic!("{other:?}"),
+        };
+        let drs = dr.map(|dr| match parse(dr) {
+            crate::istio::IstioObject::DestinationRule(dr) => dr,
+            other => panic!("{other:?}"),
+        });
+        let found = policy::lookup::find("tutorial", "recommendation", [&vs], drs.as_ref());
+        LiveRouting::found("recommendation", found)
+    }
+
+    const SHARED: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reco-routes, namespace: tutorial, resourceVersion: "7", uid: u-1, labels: {team: reco}}
+spec:
+  hosts: [recommendation.tutorial.svc.cluster.local, preference]
+  gateways: [mesh, istio-system/ingressgateway]
+  exportTo: ["."]
+  http:
+  - name: default
+    route:
+    - {destination: {host: recommendation.tutorial.svc.cluster.local, subset: version-v1, port: {number: 8080}}, weight: 90}
+    - {destination: {host: recommendation.tutorial.svc.cluster.local, subset: version-v2, port: {number: 8080}}, weight: 10}
+"#;
+
+    const DR: &str = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reco-dr, namespace: tutorial, resourceVersion: '3'}\nspec:\n  host: recommendation.tutorial.svc.cluster.local\n  subsets: [{name: version-v1, labels: {version: v1}}, {name: version-v2, labels: {version: v2}}]\n";
+
     #[test]
-    fn delete_removes_what_exists() {
-        let live = LiveRouting::from_json(
-            Some(serde_json::json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-                                    "metadata": {"name": "recommendation"}, "spec": {"hosts": ["recommendation"]}})),
-            None,
-        );
-        let (ctx, origin) = (context(), origin());
-        let change = delete(&request(&live, None, &ctx, &origin), "recommendation");
-        assert_eq!(change.operations.len(), 1);
+    fn edits_go_to_the_objects_found_under_their_own_names() {
+        let (live, ctx, origin) = (live(SHARED, Some(DR)), context(), origin());
+        let mut desired = live.policy("recommendation").unwrap();
+        desired.rules[0].route = vec![Share::new("version-v1", 75), Share::new("version-v2", 25)];
+        let (change, _) = update(&request(&live, None, &ctx, &origin), "route.update", &desired);
+        assert!(change.problems.is_empty(), "{:?}", change.problems);
+        let names: Vec<&str> = change.operations.iter().map(|op| op.target().name.as_str()).collect();
+        assert_eq!(names, ["reco-dr", "reco-routes"]);
+        assert!(change.operations.iter().all(|op| matches!(op, Operation::Apply { .. })), "edits, not creates");
+        let vs = change.operations[1].object().unwrap();
+        assert_eq!(vs["spec"]["hosts"], serde_json::json!(["recommendation.tutorial.svc.cluster.local", "preference"]));
+        assert_eq!(vs["spec"]["gateways"], serde_json::json!(["mesh", "istio-system/ingressgateway"]));
+        assert_eq!(vs["spec"]["exportTo"], serde_json::json!(["."]));
+        assert_eq!(vs["metadata"]["labels"]["team"], "reco");
+        assert_eq!(vs["spec"]["http"][0]["name"], "default");
+        assert_eq!(vs["spec"]["http"][0]["route"][1]["weight"], 25);
+        assert_eq!(vs["spec"]["http"][0]["route"][1]["destination"]["port"]["number"], 8080);
+    }
+
+    #[test]
+    fn a_host_without_objects_gets_new_ones_created_named_after_it() {
+        let (live, ctx, origin) = (LiveRouting::default(), context(), origin());
+        let (change, _) = update(&request(&live, None, &ctx, &origin), "route.update", &split(50, 50));
+        assert!(change.operations.iter().all(|op| matches!(op, Operation::Create { .. })), "never overwrite");
+        assert!(change.operations.iter().all(|op| op.target().name == "recommendation"));
+    }
+
+    #[test]
+    fn delete_removes_what_routes_only_this_host() {
+        let own = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reco, namespace: tutorial}\nspec: {hosts: [recommendation]}\n";
+        let (live, ctx, origin) = (live(own, Some(DR)), context(), origin());
+        let change = delete(&request(&live, None, &ctx, &origin), "recommendation").unwrap();
         assert_eq!(change.action, "route.delete");
+        let deleted: Vec<(Kind, &str)> = change
+            .operations
+            .iter()
+            .filter(|op| matches!(op, Operation::Delete { .. }))
+            .map(|op| (op.target().kind, op.target().name.as_str()))
+            .collect();
+        assert_eq!(deleted, [(Kind::VirtualService, "reco"), (Kind::DestinationRule, "reco-dr")]);
+    }
+
+    #[test]
+    fn delete_refuses_rules_shared_with_other_hosts_and_drops_the_host_otherwise() {
+        let (ctx, origin) = (context(), origin());
+        let shared = live(SHARED, Some(DR));
+        let why = delete(&request(&shared, None, &ctx, &origin), "recommendation").unwrap_err();
+        assert!(why.contains("reco-routes") && why.contains("preference"), "{why}");
+
+        let elsewhere = SHARED.replace(
+            "    - {destination: {host: recommendation.tutorial.svc.cluster.local, subset: version-v2, port: {number: 8080}}, weight: 10}\n",
+            "",
+        );
+        let elsewhere = elsewhere.replace(
+            "{host: recommendation.tutorial.svc.cluster.local, subset: version-v1, port: {number: 8080}}, weight: 90",
+            "{host: preference}",
+        );
+        let live = live(&elsewhere, None);
+        let seen = ResourceVersions { virtual_service: Some("7".into()), destination_rule: None };
+        let change = delete(&request(&live, Some(&seen), &ctx, &origin), "recommendation").unwrap();
+        let Operation::Apply { target, object } = &change.operations[0] else { panic!("{:?}", change.operations) };
+        assert_eq!(target.name, "reco-routes");
+        assert_eq!(object["spec"]["hosts"], serde_json::json!(["preference"]));
+        assert_eq!(object["spec"]["gateways"], serde_json::json!(["mesh", "istio-system/ingressgateway"]));
+        assert_eq!(object["metadata"]["resourceVersion"], "7", "on what was seen");
+        assert!(object["metadata"].get("uid").is_none(), "server fields are not sent");
+    }
+
+    #[test]
+    fn ambiguous_routing_is_neither_edited_nor_deleted() {
+        let (ctx, origin) = (context(), origin());
+        let vs = |name: &str| -> VirtualService {
+            serde_json::from_value(serde_json::json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                "metadata": {"name": name, "namespace": "tutorial"}, "spec": {"hosts": ["recommendation"]}}))
+            .unwrap()
+        };
+        let (a, b) = (vs("reco-a"), vs("reco-b"));
+        let live =
+            LiveRouting::found("recommendation", policy::lookup::find("tutorial", "recommendation", [&a, &b], []));
+        assert!(live.exists() && live.policy("recommendation").is_err());
+        let (change, _) = update(&request(&live, None, &ctx, &origin), "route.update", &split(90, 10));
+        assert!(change.operations.is_empty());
+        assert!(change.problems[0].message.contains("reco-a, reco-b"), "{:?}", change.problems);
+        let why = delete(&request(&live, None, &ctx, &origin), "recommendation").unwrap_err();
+        assert!(why.contains("reco-a, reco-b"), "{why}");
     }
 }

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::WatchBackoff;
 use crate::istio::{DestinationRule, Gateway, VirtualService};
+use crate::policy::HostObjects;
 
 /// The cached objects of one managed namespace.
 #[derive(Clone)]
@@ -27,31 +28,17 @@ pub struct NamespaceCache {
 }
 
 impl NamespaceCache {
-    /// The VirtualService and DestinationRule that route `host`: the ones named after it
-    /// (the tutorial's convention), else the first that names the host.
-    pub fn routing_of(&self, host: &str) -> (Option<Arc<VirtualService>>, Option<Arc<DestinationRule>>) {
+    /// The VirtualServices and DestinationRules of this namespace that route `host`, by
+    /// what they route (the same lookup as reads from the API server).
+    pub fn routing_of(&self, namespace: &str, host: &str) -> HostObjects {
         let virtual_services = self.virtual_services.state();
-        let named = |name: Option<&String>| name.is_some_and(|n| n == host);
-        let vs = virtual_services
-            .iter()
-            .find(|vs| named(vs.metadata.name.as_ref()))
-            .or_else(|| {
-                virtual_services
-                    .iter()
-                    .find(|vs| vs.spec.hosts.iter().flatten().any(|h| crate::policy::refers_to_host(h, host)))
-            })
-            .cloned();
         let destination_rules = self.destination_rules.state();
-        let dr = destination_rules
-            .iter()
-            .find(|dr| named(dr.metadata.name.as_ref()))
-            .or_else(|| {
-                destination_rules
-                    .iter()
-                    .find(|dr| dr.spec.host.as_deref().is_some_and(|h| crate::policy::refers_to_host(h, host)))
-            })
-            .cloned();
-        (vs, dr)
+        crate::policy::lookup::find(
+            namespace,
+            host,
+            virtual_services.iter().map(|vs| vs.as_ref()),
+            destination_rules.iter().map(|dr| dr.as_ref()),
+        )
     }
 }
 

@@ -34,11 +34,17 @@ pub struct ExternalActivity(Arc<Mutex<HashMap<(String, String), i64>>>);
 
 impl ExternalActivity {
     /// Notes a change known to be made outside signalbox (after its own writes are filtered
-    /// out: noting every watched change lit the overview's badge for signalbox's own edits).
+    /// out: noting every watched change lit the overview's badge for signalbox's own edits),
+    /// under every host the object routes.
     pub fn note(&self, change: &ExternalChange) {
-        if matches!(change.target.kind, Kind::VirtualService | Kind::DestinationRule) {
-            let key = (change.target.namespace.clone().unwrap_or_default(), change.target.name.clone());
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(key, jiff::Timestamp::now().as_millisecond());
+        let namespace = change.target.namespace.clone().unwrap_or_default();
+        let objects = change.before.iter().chain(&change.after);
+        let hosts: Vec<String> =
+            objects.flat_map(|object| routed_hosts(change.target.kind, object, &namespace)).collect();
+        let now = jiff::Timestamp::now().as_millisecond();
+        let mut changes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for host in hosts {
+            changes.insert((namespace.clone(), host), now);
         }
     }
 
@@ -49,6 +55,29 @@ impl ExternalActivity {
             .get(&(namespace.to_owned(), host.to_owned()))
             .is_some_and(|at| jiff::Timestamp::now().as_millisecond() - at <= within_ms)
     }
+}
+
+/// The hosts of `namespace` a VirtualService (`spec.hosts`) or DestinationRule
+/// (`spec.host`) routes, as short names: routing is found by what it routes, not by the
+/// object's name (see [`crate::policy::lookup`]).
+pub fn routed_hosts(kind: Kind, object: &Value, namespace: &str) -> Vec<String> {
+    let spec = &object["spec"];
+    let names: Vec<&str> = match kind {
+        Kind::VirtualService => spec["hosts"].as_array().into_iter().flatten().filter_map(Value::as_str).collect(),
+        Kind::DestinationRule => spec["host"].as_str().into_iter().collect(),
+        _ => Vec::new(),
+    };
+    let mut hosts: Vec<String> = names
+        .into_iter()
+        .filter_map(|name| {
+            let short = name.split('.').next()?;
+            // Wildcards (`*`, `*.example.com`) name no Service.
+            let label = !short.is_empty() && short.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            (label && crate::policy::refers_to_host(name, short, Some(namespace))).then(|| short.to_owned())
+        })
+        .collect();
+    hosts.dedup();
+    hosts
 }
 
 /// Watches every managed namespace and calls `record` for each outside change.
@@ -214,4 +243,31 @@ fn latest_author(object: &DynamicObject) -> Option<(String, String)> {
         .filter(|entry| entry.manager.as_deref() != Some(FIELD_MANAGER))
         .max_by_key(|entry| entry.time.as_ref().map(|t| t.0))
         .map(|entry| (entry.manager.clone().unwrap_or_default(), entry.operation.clone().unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn outside_changes_are_noted_for_the_hosts_the_objects_route_not_their_names() {
+        let vs = json!({"metadata": {"name": "reco-routes"},
+            "spec": {"hosts": ["recommendation.tutorial.svc.cluster.local", "preference", "ratings.otherns", "*"]}});
+        assert_eq!(routed_hosts(Kind::VirtualService, &vs, "tutorial"), ["recommendation", "preference"]);
+        let dr = json!({"metadata": {"name": "reco-dr"}, "spec": {"host": "recommendation.tutorial"}});
+        assert_eq!(routed_hosts(Kind::DestinationRule, &dr, "tutorial"), ["recommendation"]);
+        assert!(routed_hosts(Kind::Service, &vs, "tutorial").is_empty());
+
+        let activity = ExternalActivity::default();
+        activity.note(&ExternalChange {
+            target: ObjectRef::namespaced(Kind::VirtualService, "tutorial", "reco-routes"),
+            before: None,
+            after: Some(vs),
+            author: "kubectl (Update)".into(),
+            resource_version: Some("1".into()),
+        });
+        assert!(activity.routing_changed_recently("tutorial", "preference", 60_000));
+        assert!(!activity.routing_changed_recently("tutorial", "reco-routes", 60_000));
+    }
 }

@@ -150,6 +150,19 @@ impl Objects {
         Ok(object.map(to_json))
     }
 
+    /// Every object of a kind in `namespace`, read from the API server (not a cache).
+    pub async fn list<K>(&self, namespace: &str) -> Result<Vec<K>, ClusterError>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        Ok(bounded(api.list(&kube::api::ListParams::default())).await?.items)
+    }
+
     /// Runs one operation; with `dry_run` the API server validates and answers without persisting.
     /// Returns the resulting object (None after a delete).
     pub async fn run(&self, operation: &Operation, dry_run: bool) -> Result<Option<Value>, ClusterError> {

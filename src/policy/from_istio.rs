@@ -23,6 +23,9 @@ pub enum PolicyError {
         /// The host the DestinationRule names.
         dr_host: String,
     },
+    /// The host's routing is spread over several objects or delegated; the message names them.
+    #[error("{0}")]
+    Ambiguous(String),
 }
 
 /// A host's policy together with the parts of the objects it keeps verbatim.
@@ -61,15 +64,18 @@ pub fn extract(
     dr: Option<&DestinationRule>,
 ) -> Result<Extraction, PolicyError> {
     let mut kept_verbatim = Vec::new();
+    // Objects read from the API server carry their namespace; it decides what `host.<ns>` means.
+    let namespace =
+        vs.and_then(|vs| vs.metadata.namespace.as_deref()).or(dr.and_then(|dr| dr.metadata.namespace.as_deref()));
     let subsets = match dr {
-        Some(dr) => subsets_from_istio(host, dr, &mut kept_verbatim)?,
+        Some(dr) => subsets_from_istio(host, namespace, dr, &mut kept_verbatim)?,
         None => Vec::new(),
     };
     let mut rules = Vec::new();
     if let Some(vs) = vs {
         kept_verbatim.extend(vs.spec.other.keys().map(|key| format!("VirtualService spec.{key}")));
         for (index, route) in vs.spec.http.iter().flatten().enumerate() {
-            match classify(route, host) {
+            match classify(route, host, namespace) {
                 RouteClass::Policy(rule) => {
                     kept_verbatim.extend(unmodelled_in_route(route, index));
                     rules.push(*rule);
@@ -83,24 +89,34 @@ pub fn extract(
     Ok(Extraction { policy: RoutingPolicy { host: host.to_string(), subsets, rules }, kept_verbatim })
 }
 
-/// Whether a destination host names `host`: the short name or `host.<ns>[.svc[.cluster.local]]`.
-pub fn refers_to_host(destination_host: &str, host: &str) -> bool {
-    if destination_host == host {
+/// Whether `name` (a destination host, a VirtualService `hosts` entry or a DestinationRule
+/// `host`) names the Service `host` of `namespace`, in a form Istio accepts: the short name
+/// (resolved in the object's own namespace) or `host.<ns>[.svc[.cluster.local]]`.
+///
+/// `host.otherns` is another Service. Without a namespace (an object not placed yet, as in
+/// fixtures) any namespace is accepted.
+pub fn refers_to_host(name: &str, host: &str, namespace: Option<&str>) -> bool {
+    if name == host {
         return true;
     }
-    let Some(rest) = destination_host.strip_prefix(host).and_then(|r| r.strip_prefix('.')) else {
+    let Some(rest) = name.strip_prefix(host).and_then(|r| r.strip_prefix('.')) else {
         return false;
     };
     let parts: Vec<&str> = rest.split('.').collect();
     match parts.as_slice() {
-        [ns] | [ns, "svc"] | [ns, "svc", "cluster", "local"] => !ns.is_empty(),
+        [ns] | [ns, "svc"] | [ns, "svc", "cluster", "local"] => !ns.is_empty() && namespace.is_none_or(|n| n == *ns),
         _ => false,
     }
 }
 
-fn subsets_from_istio(host: &str, dr: &DestinationRule, kept: &mut Vec<String>) -> Result<Vec<Subset>, PolicyError> {
+fn subsets_from_istio(
+    host: &str,
+    namespace: Option<&str>,
+    dr: &DestinationRule,
+    kept: &mut Vec<String>,
+) -> Result<Vec<Subset>, PolicyError> {
     if let Some(dr_host) = &dr.spec.host
-        && !refers_to_host(dr_host, host)
+        && !refers_to_host(dr_host, host, namespace)
     {
         return Err(PolicyError::HostMismatch { host: host.to_string(), dr_host: dr_host.clone() });
     }
@@ -119,26 +135,26 @@ fn subsets_from_istio(host: &str, dr: &DestinationRule, kept: &mut Vec<String>) 
     Ok(subsets)
 }
 
-/// Decides whether `route` is a policy rule for `host`, converting it if so.
-pub(crate) fn classify(route: &HttpRoute, host: &str) -> RouteClass {
+/// Decides whether `route` is a policy rule for `host` (of `namespace`), converting it if so.
+pub(crate) fn classify(route: &HttpRoute, host: &str, namespace: Option<&str>) -> RouteClass {
     let destinations = route.route.as_deref().unwrap_or_default();
     if destinations.is_empty() {
         return RouteClass::Foreign("does not forward (redirect, direct response or delegate)".to_string());
     }
-    let ours = destinations.iter().filter(|d| refers_to_host(&d.destination.host, host)).count();
+    let ours = destinations.iter().filter(|d| refers_to_host(&d.destination.host, host, namespace)).count();
     if ours == 0 {
         return RouteClass::Foreign("routes to other hosts".to_string());
     }
     if ours < destinations.len() {
         return RouteClass::Foreign("routes to this and other hosts".to_string());
     }
-    match rule_from_route(route, host) {
+    match rule_from_route(route, host, namespace) {
         Ok(rule) => RouteClass::Policy(Box::new(rule)),
         Err(reason) => RouteClass::Foreign(reason),
     }
 }
 
-fn rule_from_route(route: &HttpRoute, host: &str) -> Result<Rule, String> {
+fn rule_from_route(route: &HttpRoute, host: &str, namespace: Option<&str>) -> Result<Rule, String> {
     let destinations = route.route.as_deref().unwrap_or_default();
     // Istio sends all traffic to a lone destination whatever its weight says is missing.
     let implied_weight = if destinations.len() == 1 { 100 } else { 0 };
@@ -154,7 +170,7 @@ fn rule_from_route(route: &HttpRoute, host: &str) -> Result<Rule, String> {
     let mut other = route.other.clone();
     insert_value(&mut other, "name", &route.name);
     insert_value(&mut other, "rewrite", &route.rewrite);
-    let mirror = mirror_from_route(route, host, &mut other);
+    let mirror = mirror_from_route(route, host, namespace, &mut other);
     Ok(Rule {
         matches: route.matches.as_ref().map(|m| m.iter().map(match_from_istio).collect()).transpose()?,
         route: shares,
@@ -172,10 +188,15 @@ fn rule_from_route(route: &HttpRoute, host: &str) -> Result<Rule, String> {
 }
 
 /// Mirrors to this host become [`Mirror`]; anything else (another host, a port) stays verbatim.
-fn mirror_from_route(route: &HttpRoute, host: &str, other: &mut crate::istio::Unmodelled) -> Option<Mirror> {
+fn mirror_from_route(
+    route: &HttpRoute,
+    host: &str,
+    namespace: Option<&str>,
+    other: &mut crate::istio::Unmodelled,
+) -> Option<Mirror> {
     let mirror = route.mirror.as_ref()?;
     let percentage = route.mirror_percentage.as_ref().map(percent_value);
-    let expressible = refers_to_host(&mirror.host, host)
+    let expressible = refers_to_host(&mirror.host, host, namespace)
         && mirror.port.is_none()
         && mirror.other.is_empty()
         && !matches!(percentage, Some(None));
@@ -354,11 +375,28 @@ mod tests {
 
     #[test]
     fn host_forms() {
-        assert!(refers_to_host("recommendation", "recommendation"));
-        assert!(refers_to_host("recommendation.tutorial", "recommendation"));
-        assert!(refers_to_host("recommendation.tutorial.svc.cluster.local", "recommendation"));
-        assert!(!refers_to_host("recommendation-v2", "recommendation"));
-        assert!(!refers_to_host("recommendation.a.b", "recommendation"));
-        assert!(!refers_to_host("recommendation.", "recommendation"));
+        let ns = Some("tutorial");
+        for form in ["recommendation", "recommendation.tutorial", "recommendation.tutorial.svc"] {
+            assert!(refers_to_host(form, "recommendation", ns), "{form}");
+        }
+        assert!(refers_to_host("recommendation.tutorial.svc.cluster.local", "recommendation", ns));
+        assert!(!refers_to_host("recommendation.otherns", "recommendation", ns), "another namespace's Service");
+        assert!(!refers_to_host("recommendation.otherns.svc.cluster.local", "recommendation", ns));
+        assert!(refers_to_host("recommendation.otherns", "recommendation", None), "unplaced: any namespace");
+        assert!(!refers_to_host("recommendation-v2", "recommendation", ns));
+        assert!(!refers_to_host("recommendation.a.b", "recommendation", None));
+        assert!(!refers_to_host("recommendation.", "recommendation", None));
+        assert!(!refers_to_host("recommendation.tutorial.svc.cluster", "recommendation", ns));
+    }
+
+    #[test]
+    fn destinations_in_another_namespace_are_not_this_host() {
+        let mut vs = vs(&format!(
+            "{HEAD}  http:\n  - route: [{{destination: {{host: recommendation.otherns.svc.cluster.local}}}}]\n  - route: [{{destination: {{host: recommendation.tutorial.svc.cluster.local}}}}]\n"
+        ));
+        vs.metadata.namespace = Some("tutorial".into());
+        let extraction = extract("recommendation", Some(&vs), None).unwrap();
+        assert_eq!(extraction.policy.rules.len(), 1);
+        assert!(extraction.kept_verbatim[0].contains("spec.http[0]: routes to other hosts"), "{extraction:?}");
     }
 }

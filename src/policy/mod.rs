@@ -3,6 +3,7 @@
 //! - [`RoutingPolicy`] and friends: what the JSON API and forms edit.
 //! - [`RoutingPolicy::from_istio`] / [`RoutingPolicy::to_istio`]: extraction from, and merging
 //!   into, live VirtualService/DestinationRule objects without losing unmodelled fields.
+//! - [`lookup`]: which VirtualServices and DestinationRules route a host, by what they route.
 //! - [`validate`]: field-addressed errors and warnings.
 //! - [`evaluate`]: which rule and subsets a given request would get.
 //! - [`summary`] / [`change_summary`]: plain-words descriptions for pages and the audit log.
@@ -10,6 +11,7 @@
 pub mod canary;
 mod evaluate;
 mod from_istio;
+pub mod lookup;
 mod model;
 mod reach;
 mod summary;
@@ -20,6 +22,7 @@ mod verdict;
 
 pub use evaluate::{Evaluation, Request, evaluate, regex_source_length, string_matches};
 pub use from_istio::{Extraction, PolicyError, extract, refers_to_host};
+pub use lookup::{HostObjects, Removal};
 pub use model::{
     ALL_PODS, Abort, Delay, Fault, Match, Mirror, Retries, RoutingPolicy, Rule, Share, StringMatch, Subset, Weight,
 };

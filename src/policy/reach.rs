@@ -50,7 +50,7 @@ pub fn reaches(policy: &RoutingPolicy, namespace: &str) -> Vec<Reach> {
 /// Service of a namespace when it names one (`name`, `name.ns`, `name.ns.svc[.cluster.local]`);
 /// otherwise the whole namespace (an authority outside the mesh's names).
 fn reach_host(field: &str, host: &str, own_host: &str, namespace: &str) -> Option<Reach> {
-    if refers_to_host(host, own_host) && service_namespace(host).is_none_or(|ns| ns == namespace) {
+    if refers_to_host(host, own_host, Some(namespace)) {
         return None;
     }
     let (name, host_namespace) = match service_namespace(host) {

@@ -12,8 +12,8 @@ use super::from_istio::{RouteClass, classify, refers_to_host};
 use super::model::{ALL_PODS, Fault, Match, Retries, RoutingPolicy, Rule, Share, StringMatch};
 use crate::istio::{
     Destination, DestinationRule, DestinationRuleSpec, DestinationSubset, FaultAbort, FaultDelay, HttpFaultInjection,
-    HttpMatchRequest, HttpRetry, HttpRoute, HttpRouteDestination, OrderedMap, Percent, StringMatch as IstioMatch,
-    Unmodelled, VirtualService, VirtualServiceSpec,
+    HttpMatchRequest, HttpRetry, HttpRoute, HttpRouteDestination, OrderedMap, Percent, PortSelector,
+    StringMatch as IstioMatch, Unmodelled, VirtualService, VirtualServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
@@ -42,15 +42,25 @@ impl RoutingPolicy {
         });
         prepare_metadata(&mut vs.metadata, namespace, &self.host);
         let live_routes = live.and_then(|vs| vs.spec.http.clone());
-        let destinations = LiveDestinations::new(live_routes.as_deref().unwrap_or_default(), &self.host);
-        let merged = self.merge_routes(live_routes.as_deref().unwrap_or_default(), &destinations);
-        vs.spec.http = if merged.is_empty() && live_routes.is_none() { None } else { Some(merged) };
+        let live_routes = live_routes.as_deref().unwrap_or_default();
+        let hosts = vs.spec.hosts.as_deref().unwrap_or_default();
+        let destinations = LiveDestinations::new(live_routes, hosts, &self.host, namespace);
+        let merged = self.merge_routes(live_routes, &destinations, namespace);
+        let had_http = live.is_some_and(|vs| vs.spec.http.is_some());
+        vs.spec.http = if merged.is_empty() && !had_http { None } else { Some(merged) };
         vs
     }
 
-    fn merge_routes(&self, live_routes: &[HttpRoute], destinations: &LiveDestinations) -> Vec<HttpRoute> {
-        let owned: Vec<bool> =
-            live_routes.iter().map(|r| matches!(classify(r, &self.host), RouteClass::Policy(_))).collect();
+    fn merge_routes(
+        &self,
+        live_routes: &[HttpRoute],
+        destinations: &LiveDestinations,
+        namespace: &str,
+    ) -> Vec<HttpRoute> {
+        let owned: Vec<bool> = live_routes
+            .iter()
+            .map(|r| matches!(classify(r, &self.host, Some(namespace)), RouteClass::Policy(_)))
+            .collect();
         let last_owned = owned.iter().rposition(|o| *o);
         let mut rules = self.rules.iter().enumerate();
         let mut slots = live_routes.iter().zip(&owned).filter(|(_, o)| **o).map(|(r, _)| r);
@@ -101,7 +111,7 @@ impl RoutingPolicy {
 
 /// Names the object after the host unless it exists, and clears server-owned fields that
 /// must not be sent with server-side apply.
-fn prepare_metadata(metadata: &mut ObjectMeta, namespace: &str, host: &str) {
+pub(super) fn prepare_metadata(metadata: &mut ObjectMeta, namespace: &str, host: &str) {
     if metadata.name.is_none() {
         metadata.name = Some(host.to_string());
     }
@@ -117,27 +127,41 @@ fn prepare_metadata(metadata: &mut ObjectMeta, namespace: &str, host: &str) {
 
 /// What the live objects say about destinations the policy does not model: the host
 /// spelling (short or FQDN), ports and per-destination extras such as header manipulation.
+/// New destinations are written the way the existing ones are, so an edit does not mix
+/// spellings or drop to the Service's default port.
 struct LiveDestinations {
-    /// The host as the live routes spell it, else the policy's host.
+    /// The host as the live routes spell it, else as the VirtualService's `hosts` spell it,
+    /// else the policy's host.
     host: String,
+    /// The port the live destinations of this host carry (the first one), for new ones.
+    port: Option<PortSelector>,
     by_subset: Vec<(String, HttpRouteDestination)>,
 }
 
 impl LiveDestinations {
-    fn new(live_routes: &[HttpRoute], host: &str) -> Self {
+    fn new(live_routes: &[HttpRoute], hosts: &[String], host: &str, namespace: &str) -> Self {
         let mut by_subset: Vec<(String, HttpRouteDestination)> = Vec::new();
         let mut host_spelling = None;
-        for route in live_routes.iter().filter(|r| matches!(classify(r, host), RouteClass::Policy(_))) {
+        let mut port = None;
+        let owned = |r: &&HttpRoute| matches!(classify(r, host, Some(namespace)), RouteClass::Policy(_));
+        for route in live_routes.iter().filter(owned) {
             for destination in route.route.iter().flatten() {
                 host_spelling.get_or_insert_with(|| destination.destination.host.clone());
+                if port.is_none() {
+                    port = destination.destination.port.clone();
+                }
                 let subset = destination.destination.subset.clone().unwrap_or_else(|| ALL_PODS.to_string());
                 if !by_subset.iter().any(|(s, _)| *s == subset) {
                     by_subset.push((subset, destination.clone()));
                 }
             }
         }
-        let host = host_spelling.filter(|h| refers_to_host(h, host)).unwrap_or_else(|| host.to_string());
-        LiveDestinations { host, by_subset }
+        let named_in_hosts = || hosts.iter().find(|h| refers_to_host(h, host, Some(namespace))).cloned();
+        let host = host_spelling
+            .filter(|h| refers_to_host(h, host, Some(namespace)))
+            .or_else(named_in_hosts)
+            .unwrap_or_else(|| host.to_string());
+        LiveDestinations { host, port, by_subset }
     }
 
     fn render(&self, share: &Share, explicit_weight: bool) -> HttpRouteDestination {
@@ -145,7 +169,10 @@ impl LiveDestinations {
         let destination = Destination {
             host: self.host.clone(),
             subset: (share.subset != ALL_PODS).then(|| share.subset.clone()),
-            port: live.and_then(|d| d.destination.port.clone()),
+            port: match live {
+                Some(live) => live.destination.port.clone(),
+                None => self.port.clone(),
+            },
             other: live.map(|d| d.destination.other.clone()).unwrap_or_default(),
         };
         let weight = share.weight.0.as_i64().and_then(|w| i32::try_from(w).ok()).unwrap_or(0);
@@ -401,5 +428,59 @@ spec:
         let value = serde_json::to_value(&vs.spec.http.unwrap()[0]).unwrap();
         assert_eq!(value["mirror"], serde_json::json!({"host": "recommendation", "subset": "version-v2"}));
         assert_eq!(value["mirrorPercentage"], serde_json::json!({"value": 50}));
+    }
+
+    fn parsed(yaml: &str) -> VirtualService {
+        match parse_yaml(yaml) {
+            Ok(IstioObject::VirtualService(vs)) => vs,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn new_destinations_take_the_spelling_and_port_of_the_existing_ones() {
+        let live = parsed(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reco-routes, namespace: tutorial}\nspec:\n  hosts: [recommendation.tutorial.svc.cluster.local, preference]\n  gateways: [mesh, istio-system/ingressgateway]\n  exportTo: [.]\n  http:\n  - name: default\n    route: [{destination: {host: recommendation.tutorial.svc.cluster.local, subset: version-v1, port: {number: 8080}}}]\n",
+        );
+        let mut policy = RoutingPolicy::from_istio("recommendation", Some(&live), None).unwrap();
+        policy.rules[0].route = vec![Share::new("version-v1", 90), Share::new("version-v2", 10)];
+        let (vs, _) = policy.to_istio("tutorial", Some(&live), None);
+        let value = serde_json::to_value(&vs).unwrap();
+        let added = &value["spec"]["http"][0]["route"][1];
+        assert_eq!(added["destination"]["host"], "recommendation.tutorial.svc.cluster.local", "FQDN stays FQDN");
+        assert_eq!(added["destination"]["port"]["number"], 8080, "the others carry a port");
+        assert_eq!(value["spec"]["http"][0]["name"], "default");
+        assert_eq!(value["metadata"]["name"], "reco-routes");
+        assert_eq!(vs.spec.hosts, live.spec.hosts);
+        assert_eq!(vs.spec.gateways, live.spec.gateways);
+        assert_eq!(value["spec"]["exportTo"], serde_json::json!(["."]));
+    }
+
+    #[test]
+    fn without_routes_new_destinations_are_spelled_as_the_hosts_name_the_host() {
+        let live = parsed(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reco-routes, namespace: tutorial}\nspec:\n  hosts: [preference, recommendation.tutorial.svc.cluster.local]\n",
+        );
+        let mut policy = RoutingPolicy::new("recommendation");
+        policy.rules.push(Rule::weighted(&[("version-v1", 100)]));
+        let (vs, _) = policy.to_istio("tutorial", Some(&live), None);
+        let route = &vs.spec.http.unwrap()[0];
+        let destination = &route.route.as_ref().unwrap()[0].destination;
+        assert_eq!(destination.host, "recommendation.tutorial.svc.cluster.local");
+        assert_eq!(destination.port, None, "no port to copy");
+    }
+
+    #[test]
+    fn routes_to_the_same_name_in_another_namespace_are_not_the_policys() {
+        let live = parsed(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r, namespace: tutorial}\nspec:\n  hosts: [recommendation]\n  http:\n  - route: [{destination: {host: recommendation.staging.svc.cluster.local}}]\n  - route: [{destination: {host: recommendation}}]\n",
+        );
+        let mut policy = RoutingPolicy::from_istio("recommendation", Some(&live), None).unwrap();
+        assert_eq!(policy.rules.len(), 1);
+        policy.rules[0].timeout = Some("2s".into());
+        let (vs, _) = policy.to_istio("tutorial", Some(&live), None);
+        let http = vs.spec.http.unwrap();
+        assert_eq!(http[0], live.spec.http.as_ref().unwrap()[0], "staging's route is kept as it was");
+        assert_eq!(http[1].timeout.as_deref(), Some("2s"));
     }
 }

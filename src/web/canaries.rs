@@ -102,8 +102,7 @@ async fn execute(
     reason: Option<&str>,
 ) -> Result<(Canary, i64), AppError> {
     let live = state.live_routing(namespace, host).await?;
-    let policy =
-        live.policy(host).map_err(|e| AppError::Conflict(format!("the live routing is not understood: {e}")))?;
+    let policy = live.policy(host)?;
     let existing = canary::current(&live);
     let next = next_canary(&policy, existing.as_ref(), &step)?;
     let context = state.validation_context(namespace, host);

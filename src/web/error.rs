@@ -135,6 +135,16 @@ impl From<ChangeError> for AppError {
     }
 }
 
+impl From<crate::policy::PolicyError> for AppError {
+    /// Live routing signalbox cannot take as one policy is a state conflict, not bad input.
+    fn from(error: crate::policy::PolicyError) -> Self {
+        match error {
+            crate::policy::PolicyError::Ambiguous(reason) => AppError::Conflict(reason),
+            other => AppError::Conflict(format!("the live routing is not understood: {other}")),
+        }
+    }
+}
+
 impl From<ClusterError> for AppError {
     fn from(error: ClusterError) -> Self {
         let message = error.to_string();

@@ -53,25 +53,27 @@ impl AppState {
 
 impl AppState {
     /// The host's routing objects, read from the API server (not the cache), so that what
-    /// a change merges into and the resourceVersions it checks are current.
+    /// a change merges into and the resourceVersions it checks are current. Found by what
+    /// they route ([`crate::policy::lookup::find`]), whatever their names.
     pub async fn live_routing(
         &self,
         namespace: &str,
         host: &str,
     ) -> Result<crate::change::routes::LiveRouting, super::AppError> {
-        let [vs, dr] = crate::change::routes::targets(namespace, host);
         let objects = &self.cluster.objects;
-        let (vs, dr) = tokio::try_join!(objects.get(&vs), objects.get(&dr))?;
-        Ok(crate::change::routes::LiveRouting::from_json(vs, dr))
+        let (virtual_services, destination_rules) = tokio::try_join!(
+            objects.list::<crate::istio::VirtualService>(namespace),
+            objects.list::<crate::istio::DestinationRule>(namespace)
+        )?;
+        let found = crate::policy::lookup::find(namespace, host, &virtual_services, &destination_rules);
+        Ok(crate::change::routes::LiveRouting::found(host, found))
     }
 
     /// The host's routing objects as the watch caches hold them (for pages: no API request).
     pub fn cached_routing(&self, namespace: &str, host: &str) -> crate::change::routes::LiveRouting {
-        let (vs, dr) = self.cluster.caches.namespace(namespace).map(|cache| cache.routing_of(host)).unwrap_or_default();
-        crate::change::routes::LiveRouting {
-            virtual_service: vs.as_deref().cloned(),
-            destination_rule: dr.as_deref().cloned(),
-        }
+        let found =
+            self.cluster.caches.namespace(namespace).map(|cache| cache.routing_of(namespace, host)).unwrap_or_default();
+        crate::change::routes::LiveRouting::found(host, found)
     }
 
     /// What validating a host's policy needs: the namespace's Services and the pod labels

@@ -76,7 +76,16 @@ fn host_of(path: (String, String)) -> Result<String, AppError> {
     Ok(host)
 }
 
-/// `GET`: the policy, or 404 when the host has no VirtualService nor DestinationRule.
+/// 404 for a host nothing in the namespace routes, naming it.
+fn routes_nothing(host: &str, namespace: &str) -> AppError {
+    AppError::NotFound(format!(
+        "{host} routes nothing in {namespace}: no VirtualService names it in spec.hosts and no DestinationRule in \
+         spec.host"
+    ))
+}
+
+/// `GET`: the policy; 404 when nothing routes the host; 409 naming the objects when its
+/// routing is spread over several VirtualServices or DestinationRules, or delegated.
 pub async fn get(
     State(state): State<AppState>,
     ManagedNamespace(namespace): ManagedNamespace,
@@ -85,10 +94,9 @@ pub async fn get(
     let host = host_of(path)?;
     let live = state.live_routing(&namespace, &host).await?;
     if !live.exists() {
-        return Err(AppError::NotFound(format!("{host} has no routing policy in {namespace}")));
+        return Err(routes_nothing(&host, &namespace));
     }
-    let policy =
-        live.policy(&host).map_err(|e| AppError::Conflict(format!("the live routing is not understood: {e}")))?;
+    let policy = live.policy(&host)?;
     let mut body = serde_json::to_value(&policy).map_err(|e| AppError::Internal(e.to_string()))?;
     body["resourceVersion"] = json!(live.resource_versions());
     Ok(Json(body))
@@ -113,6 +121,9 @@ pub async fn put(
         return Err(AppError::invalid("host", format!("must be {host}, the host in the URL")));
     }
     let live = state.live_routing(&namespace, &host).await?;
+    if let Some(reason) = live.ambiguity() {
+        return Err(AppError::Conflict(reason.to_owned()));
+    }
     let context = state.validation_context(&namespace, &host);
     let origin = request_id.origin(actor, Source::Api);
     let request = RouteRequest {
@@ -136,7 +147,8 @@ pub async fn put(
     Ok(Json(body).into_response())
 }
 
-/// `DELETE`: removes the host's VirtualService and DestinationRule.
+/// `DELETE`: removes what routes the host (see [`routes::delete`]); 409 naming the object
+/// when that would change other hosts' routing, or the routing is ambiguous.
 pub async fn remove(
     State(state): State<AppState>,
     Identity(actor): Identity,
@@ -147,12 +159,13 @@ pub async fn remove(
     let host = host_of(path)?;
     let live = state.live_routing(&namespace, &host).await?;
     if !live.exists() {
-        return Err(AppError::NotFound(format!("{host} has no routing policy in {namespace}")));
+        return Err(routes_nothing(&host, &namespace));
     }
     let (context, origin) = (Default::default(), request_id.origin(actor, Source::Api));
     let request =
         RouteRequest { origin: &origin, namespace: &namespace, live: &live, expected: None, context: &context };
-    let applied = state.changes.execute(routes::delete(&request, &host)).await?;
+    let change = routes::delete(&request, &host).map_err(AppError::Conflict)?;
+    let applied = state.changes.execute(change).await?;
     Ok(Json(json!({"auditId": applied.audit_id})).into_response())
 }
 
@@ -175,8 +188,10 @@ pub async fn test(
 ) -> Result<Json<Value>, AppError> {
     let host = host_of(path)?;
     let live = state.live_routing(&namespace, &host).await?;
-    let policy =
-        live.policy(&host).map_err(|e| AppError::Conflict(format!("the live routing is not understood: {e}")))?;
+    if !live.exists() {
+        return Err(routes_nothing(&host, &namespace));
+    }
+    let policy = live.policy(&host)?;
     let request = policy::Request { path: body.path, method: body.method, headers: body.headers };
     let evaluation = super::super::route_test::evaluate(policy, request).await?;
     let shares: Map<String, Value> =

@@ -3,6 +3,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 
+use crate::change::routes::LiveRouting;
 use crate::cluster::NamespaceCache;
 use crate::inventory::{self, VersionSummary};
 use crate::policy;
@@ -91,7 +92,7 @@ pub fn service_rows(state: &AppState, namespace: &str) -> Vec<ServiceRow> {
     inventory::services(&cache.deployments.state(), &cache.services.state())
         .into_iter()
         .map(|service| ServiceRow {
-            routing: routing_summary(cache, &service.app),
+            routing: routing_summary(cache, namespace, &service.app),
             changed_outside: state.cluster.external.routing_changed_recently(namespace, &service.app, ONE_HOUR_MS),
             kiali: state.links.kiali_service(namespace, &service.app),
             jaeger: state.links.jaeger_traces(namespace, &service.app),
@@ -103,12 +104,16 @@ pub fn service_rows(state: &AppState, namespace: &str) -> Vec<ServiceRow> {
 }
 
 /// One line on how traffic to `host` is routed.
-fn routing_summary(cache: &NamespaceCache, host: &str) -> String {
-    match cache.routing_of(host) {
-        (None, None) => "no routing policy: round-robin over all pods".to_owned(),
-        (vs, dr) => match policy::RoutingPolicy::from_istio(host, vs.as_deref(), dr.as_deref()) {
-            Ok(policy) => policy::summary(&policy),
-            Err(error) => format!("routing policy not understood: {error}"),
-        },
+fn routing_summary(cache: &NamespaceCache, namespace: &str, host: &str) -> String {
+    let live = LiveRouting::found(host, cache.routing_of(namespace, host));
+    if let Some(ambiguous) = &live.ambiguous {
+        return format!("routed by {} (shown, not edited here)", ambiguous.objects.describe());
+    }
+    if !live.exists() {
+        return "no routing policy: round-robin over all pods".to_owned();
+    }
+    match live.policy(host) {
+        Ok(policy) => policy::summary(&policy),
+        Err(error) => format!("routing policy not understood: {error}"),
     }
 }

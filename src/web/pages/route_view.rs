@@ -1,8 +1,9 @@
 //! What the routing page shows, prepared for its templates.
 use std::collections::BTreeMap;
 
-use crate::change::routes::{LiveRouting, ResourceVersions};
+use crate::change::routes::{Ambiguous, LiveRouting, ResourceVersions};
 use crate::change::{Change, Preview, documents};
+use crate::istio::VirtualService;
 use crate::policy::{self, FieldError, RoutingPolicy};
 use crate::problem::FieldProblem;
 
@@ -58,6 +59,22 @@ pub struct TestResultView {
     pub shares: Vec<(String, u32)>,
 }
 
+/// One object of routing signalbox shows but does not edit (several VirtualServices for a
+/// host, or delegation): what it is, what it does in words, and its YAML.
+pub struct RoutingObjectView {
+    pub kind: &'static str,
+    pub name: String,
+    pub role: String,
+    pub words: String,
+    pub yaml: String,
+}
+
+/// Why the host's routing is shown but not edited, and every object involved.
+pub struct AmbiguousView {
+    pub reason: String,
+    pub objects: Vec<RoutingObjectView>,
+}
+
 pub struct RoutesView {
     pub namespace: String,
     pub host: String,
@@ -65,6 +82,9 @@ pub struct RoutesView {
     pub can_route: bool,
     pub policy: RoutingPolicy,
     pub summary: String,
+    /// The names of the objects edited, which need not be the host's.
+    pub vs_name: Option<String>,
+    pub dr_name: Option<String>,
     pub vs_yaml: Option<String>,
     pub dr_yaml: Option<String>,
     pub subsets: Vec<SubsetRow>,
@@ -80,6 +100,8 @@ pub struct RoutesView {
     pub conflict: Option<String>,
     pub preview: Option<PreviewView>,
     pub test_result: Option<TestResultView>,
+    /// Set instead of the forms when the routing is spread over several objects.
+    pub ambiguous: Option<AmbiguousView>,
 }
 
 impl RoutesView {
@@ -92,11 +114,15 @@ impl RoutesView {
         can_route: bool,
         (kiali, jaeger): (Option<String>, Option<String>),
     ) -> Self {
+        let ambiguous = live.ambiguous.as_ref().map(|a| AmbiguousView::new(host, a));
         let (policy, error) = match live.policy(host) {
             Ok(policy) => (policy, None),
+            Err(_) if ambiguous.is_some() => (RoutingPolicy::new(host), None),
             Err(error) => (RoutingPolicy::new(host), Some(format!("The live routing is not understood: {error}"))),
         };
-        let summary = if live.exists() {
+        let summary = if let Some(ambiguous) = &live.ambiguous {
+            format!("routed by {}", ambiguous.objects.describe())
+        } else if live.exists() {
             policy::summary(&policy)
         } else {
             "no routing policy: round-robin over all pods".into()
@@ -108,8 +134,11 @@ impl RoutesView {
             namespace: namespace.to_owned(),
             host: host.to_owned(),
             csrf_token,
-            can_route,
+            // Ambiguous routing is shown, never edited: no forms.
+            can_route: can_route && ambiguous.is_none(),
             summary,
+            vs_name: live.virtual_service.as_ref().and_then(|vs| vs.metadata.name.clone()),
+            dr_name: live.destination_rule.as_ref().and_then(|dr| dr.metadata.name.clone()),
             vs_yaml: yaml(live.virtual_service.as_ref().and_then(|vs| serde_json::to_value(vs).ok())),
             dr_yaml: yaml(live.destination_rule.as_ref().and_then(|dr| serde_json::to_value(dr).ok())),
             subsets: subset_rows(&policy),
@@ -124,6 +153,7 @@ impl RoutesView {
             conflict: None,
             preview: None,
             test_result: None,
+            ambiguous,
             policy,
         }
     }
@@ -245,6 +275,77 @@ impl PreviewView {
             rv_dr: expected.destination_rule.clone().unwrap_or_default(),
         }
     }
+}
+
+impl AmbiguousView {
+    fn new(host: &str, ambiguous: &Ambiguous) -> Self {
+        let found = &ambiguous.objects;
+        let roots = found.virtual_services.iter().map(|vs| ("VirtualService", vs));
+        let delegates = found.delegates.iter().map(|vs| ("delegate VirtualService", vs));
+        let mut objects: Vec<RoutingObjectView> =
+            roots.chain(delegates).map(|(role, vs)| virtual_service_view(host, role, vs)).collect();
+        objects.extend(found.destination_rules.iter().map(|dr| {
+            let subsets = RoutingPolicy::from_istio(host, None, Some(dr)).map(|p| p.subsets).unwrap_or_default();
+            let names: Vec<&str> = subsets.iter().map(|s| s.name.as_str()).collect();
+            RoutingObjectView {
+                kind: "DestinationRule",
+                name: dr.metadata.name.clone().unwrap_or_default(),
+                role: "DestinationRule".into(),
+                words: format!("subsets: {}", if names.is_empty() { "none".into() } else { names.join(", ") }),
+                yaml: yaml_of(dr),
+            }
+        }));
+        Self { reason: ambiguous.reason.clone(), objects }
+    }
+}
+
+/// A VirtualService in words: its hosts and gateways, its rules for this host, and what
+/// else it does (delegation, other hosts' routes).
+fn virtual_service_view(host: &str, role: &str, vs: &VirtualService) -> RoutingObjectView {
+    let mut words = Vec::new();
+    if let Some(hosts) = vs.spec.hosts.as_ref().filter(|h| !h.is_empty()) {
+        words.push(format!("hosts {}", hosts.join(", ")));
+    }
+    if let Some(gateways) = &vs.spec.gateways {
+        words.push(format!("gateways {}", gateways.join(", ")));
+    }
+    match policy::extract(host, Some(vs), None) {
+        Ok(extraction) => {
+            if !extraction.policy.rules.is_empty() {
+                words.push(policy::summary(&extraction.policy));
+            }
+            words.extend(delegations(vs));
+            let foreign = extraction.kept_verbatim.iter().filter(|k| k.contains("spec.http[") && k.contains(": "));
+            words.extend(foreign.filter(|k| !k.contains("delegate")).cloned());
+        }
+        Err(error) => words.push(format!("not understood: {error}")),
+    }
+    RoutingObjectView {
+        kind: "VirtualService",
+        name: vs.metadata.name.clone().unwrap_or_default(),
+        role: role.to_owned(),
+        words: words.join("; "),
+        yaml: yaml_of(vs),
+    }
+}
+
+/// `rule 2 delegates to reco-v1` for each delegating HTTP route.
+fn delegations(vs: &VirtualService) -> Vec<String> {
+    let routes = vs.spec.http.iter().flatten().enumerate();
+    routes
+        .filter_map(|(index, route)| {
+            let delegate = route.other.get("delegate")?;
+            let name = delegate.get("name").and_then(serde_json::Value::as_str).unwrap_or("?");
+            let namespace = delegate.get("namespace").and_then(serde_json::Value::as_str);
+            let at = namespace.map(|ns| format!(" in {ns}")).unwrap_or_default();
+            Some(format!("rule {} delegates to {name}{at}", index + 1))
+        })
+        .collect()
+}
+
+fn yaml_of<T: serde::Serialize>(object: &T) -> String {
+    let value = serde_json::to_value(object).unwrap_or_default();
+    documents::to_yaml(&crate::cluster::without_server_fields(value))
 }
 
 impl TestResultView {

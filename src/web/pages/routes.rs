@@ -110,7 +110,15 @@ pub async fn page(
     Query(notice): Query<Notice>,
 ) -> Result<Response, AppError> {
     let host = host_of(path)?;
-    let mut view = view_from_cache(&state, &actor, &namespace, &host);
+    let mut view = match notice.change {
+        // Right after a change the watch caches may not have its echo yet: read what was
+        // applied from the API server, so the page never shows the state before it.
+        Some(_) => match state.live_routing(&namespace, &host).await {
+            Ok(live) => view_of(&state, &actor, &namespace, &host, &live),
+            Err(_) => view_from_cache(&state, &actor, &namespace, &host),
+        },
+        None => view_from_cache(&state, &actor, &namespace, &host),
+    };
     if let Some(id) = notice.change {
         view.notice = state.audit.get(id).await?.map(|e| format!("Change #{} {}: {}", e.id, e.outcome, e.summary));
         view.sync = Some(SyncPanel::read(&state, &namespace, &host).await);
@@ -175,7 +183,7 @@ pub async fn preview(
 }
 
 fn live_policy(live: &LiveRouting, host: &str) -> Result<RoutingPolicy, Vec<FieldProblem>> {
-    live.policy(host).map_err(|e| vec![FieldProblem::new("", format!("the live routing is not understood: {e}"))])
+    live.policy(host).map_err(|e| vec![FieldProblem::new("", AppError::from(e).to_string())])
 }
 
 /// Dry-runs the change into `view.preview`; problems and refusals are shown, not thrown.
@@ -189,7 +197,13 @@ async fn show_preview(
     view: &mut RoutesView,
 ) -> StatusCode {
     let expected = live.resource_versions();
-    let (change, warnings) = build_change(state, namespace, host, live, origin, &expected, desired.as_ref());
+    let (change, warnings) = match build_change(state, namespace, host, live, origin, &expected, desired.as_ref()) {
+        Ok(built) => built,
+        Err(refusal) => {
+            view.error = Some(refusal);
+            return StatusCode::CONFLICT;
+        }
+    };
     match state.changes.preview(&change).await {
         Ok(preview) => {
             view.preview = Some(PreviewView::new(&change, desired.as_ref(), &preview, &warnings, &expected));
@@ -215,12 +229,15 @@ fn build_change(
     origin: &Origin,
     expected: &ResourceVersions,
     desired: Option<&RoutingPolicy>,
-) -> (Change, Vec<policy::FieldError>) {
+) -> Result<(Change, Vec<policy::FieldError>), String> {
     let context = state.validation_context(namespace, host);
     let request = RouteRequest { origin, namespace, live, expected: Some(expected), context: &context };
+    if let Some(reason) = live.ambiguity() {
+        return Err(reason.to_owned());
+    }
     match desired {
-        Some(desired) => routes::update(&request, "route.update", desired),
-        None => (routes::delete(&request, host), Vec::new()),
+        Some(desired) => Ok(routes::update(&request, "route.update", desired)),
+        None => Ok((routes::delete(&request, host)?, Vec::new())),
     }
 }
 
@@ -242,7 +259,8 @@ pub async fn apply(
     let expected = ResourceVersions { virtual_service: non_empty(form.rv_vs), destination_rule: non_empty(form.rv_dr) };
     let live = state.live_routing(&namespace, &host).await?;
     let origin = request_id.origin(actor.clone(), Source::Ui);
-    let (change, _) = build_change(&state, &namespace, &host, &live, &origin, &expected, desired.as_ref());
+    let (change, _) = build_change(&state, &namespace, &host, &live, &origin, &expected, desired.as_ref())
+        .map_err(AppError::Conflict)?;
     match state.changes.execute(change).await.map_err(AppError::from) {
         Ok(applied) => {
             let target = format!("/ns/{namespace}/routes/{host}?change={}", applied.audit_id);
