@@ -46,11 +46,7 @@ async fn object(ns: &TestNamespace, kind: &str, name: &str) -> Value {
 async fn console_with_two_versions(prefix: &str) -> (TestNamespace, Console) {
     let ns = TestNamespace::new(prefix).await;
     let console = Console::start(&ns.name).await;
-    for workload in ["recommendation-v1", "recommendation-v2"] {
-        let (status, body) =
-            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
+    console.deploy(&["recommendation-v1", "recommendation-v2"]).await;
     (ns, console)
 }
 

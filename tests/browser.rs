@@ -27,11 +27,7 @@ async fn replicas(ns: &TestNamespace, name: &str) -> Option<i32> {
 
 /// recommendation v1 and v2 deployed, with a subset each and all traffic to v1.
 async fn deploy_recommendation_v1_and_v2(console: &Console) {
-    for workload in ["recommendation-v1", "recommendation-v2"] {
-        let (status, body) =
-            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
+    console.deploy(&["recommendation-v1", "recommendation-v2"]).await;
     let policy = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}}, "rules": [{"route": {"version-v1": 100}}]});
     let (status, body) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(policy)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -145,11 +141,7 @@ async fn deploy_and_scale_from_the_deploy_page_without_reloading() {
 async fn the_routing_walkthrough_in_the_browser_with_a_preview_before_each_step() {
     let ns = TestNamespace::new("uiroute").await;
     let console = Console::start(&ns.name).await;
-    for workload in ["recommendation-v1", "recommendation-v2"] {
-        let (status, body) =
-            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
+    console.deploy(&["recommendation-v1", "recommendation-v2"]).await;
     let browser = Browser::start().await;
     let page = console.url(&format!("/ns/{}/routes/recommendation", ns.name));
     browser.goto(&page).await;
@@ -386,11 +378,7 @@ async fn the_routing_page_shows_when_the_proxies_have_the_change() {
     use support::sidecars::{SimulatedSidecars, connected, istiod_monitoring_url, pod_with_sidecar};
     let ns = TestNamespace::new("uisync").await;
     let console = Console::start_with(&ns.name, |config| config.istiod_url = Some(istiod_monitoring_url())).await;
-    for workload in ["customer", "recommendation-v1", "recommendation-v2"] {
-        let (status, body) =
-            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
+    console.deploy(&["customer", "recommendation-v1", "recommendation-v2"]).await;
     let _sidecars = SimulatedSidecars::start(&ns.name);
     connected(&console.http, &ns.name, 3).await;
     let browser = Browser::start().await;
@@ -426,11 +414,7 @@ async fn the_routing_page_shows_when_the_proxies_have_the_change() {
 async fn the_outside_change_badge_is_for_outside_changes_only() {
     let ns = TestNamespace::new("uibadge").await;
     let console = Console::start(&ns.name).await;
-    for workload in ["preference", "recommendation-v1", "recommendation-v2"] {
-        let (status, body) =
-            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
+    console.deploy(&["preference", "recommendation-v1", "recommendation-v2"]).await;
     let browser = Browser::start().await;
     browser.goto(&console.url(&format!("/ns/{}/routes/recommendation", ns.name))).await;
     browser.wait_for_text("#define-subsets", "v1, v2", READY_WITHIN).await;

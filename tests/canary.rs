@@ -168,40 +168,41 @@ async fn concurrent_promotes_move_the_canary_exactly_one_step() {
     console.stop().await;
 }
 
-#[tokio::test]
-async fn teams_decide_who_may_deploy_route_and_run_canaries() {
-    let ns = TestNamespace::new("teams").await;
-    let dir = tempfile::tempdir().unwrap();
-    let teams = dir.path().join("teams.yaml");
-    std::fs::write(
-        &teams,
-        format!(
-            "teams:
-  - name: recommendation
-    members: {{users: [alice]}}
-    namespaces: [{ns}]
-    hosts: [recommendation]
-    actions: [route, canary]
-  - name: web
-    members: {{users: [bob]}}
-    namespaces: [{ns}]
-    hosts: [preference]
-    actions: [deploy, route, canary]
-  - name: platform
-    members: {{groups: [admins]}}
-    namespaces: ['*']
-    actions: [admin]
-",
-            ns = ns.name
-        ),
-    )
-    .unwrap();
+/// A console behind a trusted proxy (127.0.0.1) with `teams` (YAML, `{ns}` replaced by the
+/// namespace) as its team file, and recommendation v1/v2 deployed by a platform admin.
+async fn console_with_teams(ns: &TestNamespace, teams: &str, dir: &tempfile::TempDir) -> Console {
+    let file = dir.path().join("teams.yaml");
+    std::fs::write(&file, teams.replace("{ns}", &ns.name)).unwrap();
     let console = Console::start_with(&ns.name, |config| {
-        config.teams = Some(teams.clone());
+        config.teams = Some(file.clone());
         config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
     deploy_two_versions(&console, &[("x-forwarded-user", "carol"), ("x-forwarded-groups", "admins")]).await;
+    console
+}
+
+#[tokio::test]
+async fn teams_decide_who_may_deploy_route_and_run_canaries() {
+    let ns = TestNamespace::new("teams").await;
+    let dir = tempfile::tempdir().unwrap();
+    let teams = "teams:
+  - name: recommendation
+    members: {users: [alice]}
+    namespaces: [{ns}]
+    hosts: [recommendation]
+    actions: [route, canary]
+  - name: web
+    members: {users: [bob]}
+    namespaces: [{ns}]
+    hosts: [preference]
+    actions: [deploy, route, canary]
+  - name: platform
+    members: {groups: [admins]}
+    namespaces: ['*']
+    actions: [admin]
+";
+    let console = console_with_teams(&ns, teams, &dir).await;
 
     let as_user = |user: Option<(&'static str, &'static str)>, method: Method, path: String, body: Value| {
         let mut request = console.http.request(method, console.api(&path)).json(&body);
@@ -294,35 +295,22 @@ async fn an_edited_team_file_takes_effect_without_a_restart() {
 async fn fields_that_reach_other_hosts_need_permission_for_those_hosts() {
     let ns = TestNamespace::new("reach").await;
     let dir = tempfile::tempdir().unwrap();
-    let teams = dir.path().join("teams.yaml");
-    std::fs::write(
-        &teams,
-        format!(
-            "teams:
+    let teams = "teams:
   - name: recommendation
-    members: {{users: [alice]}}
+    members: {users: [alice]}
     namespaces: [{ns}]
     hosts: [recommendation]
     actions: [route]
   - name: routing
-    members: {{users: [dora]}}
+    members: {users: [dora]}
     namespaces: [{ns}]
     actions: [route]
   - name: platform
-    members: {{groups: [admins]}}
+    members: {groups: [admins]}
     namespaces: ['*']
     actions: [admin]
-",
-            ns = ns.name
-        ),
-    )
-    .unwrap();
-    let console = Console::start_with(&ns.name, |config| {
-        config.teams = Some(teams.clone());
-        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-    })
-    .await;
-    deploy_two_versions(&console, &[("x-forwarded-user", "carol"), ("x-forwarded-groups", "admins")]).await;
+";
+    let console = console_with_teams(&ns, teams, &dir).await;
     let put = |user: &'static str, rule: Value| {
         let body = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
                           "rules": [rule]});

@@ -300,11 +300,7 @@ async fn every_readme_curl_example_works_as_written() {
         variables.extend(assignments.iter().cloned());
         if index == 1 {
             // The workload examples end with a reset; the routing examples need two versions.
-            for workload in ["recommendation-v1", "recommendation-v2"] {
-                let (status, body) =
-                    console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
-                assert_eq!(status, StatusCode::OK, "{body}");
-            }
+            console.deploy(&["recommendation-v1", "recommendation-v2"]).await;
         }
         for command in commands {
             let script = format!("{}\n{command} -o /dev/null -w '%{{http_code}}'", variables.join("\n"))

@@ -14,14 +14,6 @@ async fn console_with_istiod(ns: &TestNamespace) -> Console {
     Console::start_with(&ns.name, |config| config.istiod_url = Some(istiod_monitoring_url())).await
 }
 
-async fn deploy(console: &Console, workloads: &[&str]) {
-    for workload in workloads {
-        let url = console.api(&format!("/workloads/{workload}"));
-        let (status, body) = console.send_json(Method::PUT, &url, None).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
-}
-
 fn policy(v1: u32, v2: u32) -> Value {
     json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
            "rules": [{"route": {"version-v1": v1, "version-v2": v2}}]})
@@ -51,7 +43,7 @@ fn states(sync: &Value) -> Vec<(String, String)> {
 async fn a_change_reaches_every_proxy_and_the_audit_entry_says_when() {
     let ns = TestNamespace::new("sync").await;
     let console = console_with_istiod(&ns).await;
-    deploy(&console, &["customer", "recommendation-v1", "recommendation-v2"]).await;
+    console.deploy(&["customer", "recommendation-v1", "recommendation-v2"]).await;
 
     // Before any sidecar connects, nobody pretends.
     let answer = put_and_wait(&console, policy(100, 0), "2s").await;
@@ -83,15 +75,7 @@ async fn a_change_reaches_every_proxy_and_the_audit_entry_says_when() {
     assert!(verified["first_mismatch"].is_null(), "the follow-up record is chained: {verified}");
 
     // The routing page after Apply shows the same, without JavaScript.
-    let html = console
-        .http
-        .get(console.url(&format!("/ns/{}/routes/recommendation?change={id}", ns.name)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = console.page(&format!("/ns/{}/routes/recommendation?change={id}", ns.name)).await;
     assert!(html.contains("id=\"proxy-sync\"") && html.contains("reached 3/3 proxies in "), "{html}");
 
     // A canary step is a routing change too: its page shows how far it got.
@@ -113,7 +97,7 @@ async fn a_change_reaches_every_proxy_and_the_audit_entry_says_when() {
 async fn stale_and_rejecting_proxies_are_named() {
     let ns = TestNamespace::new("sync-bad").await;
     let console = console_with_istiod(&ns).await;
-    deploy(&console, &["recommendation-v1", "recommendation-v2"]).await;
+    console.deploy(&["recommendation-v1", "recommendation-v2"]).await;
     pod_with_sidecar(&ns, "picky", "customer", "nack").await;
     pod_with_sidecar(&ns, "silent", "customer", "ignore").await;
     let _sidecars = SimulatedSidecars::start(&ns.name);
@@ -132,15 +116,7 @@ async fn stale_and_rejecting_proxies_are_named() {
     assert!(summary.contains("stale: silent.") && summary.contains("rejected by picky."), "{summary}");
 
     let id = answer["auditId"].as_i64().unwrap();
-    let html = console
-        .http
-        .get(console.url(&format!("/ns/{}/routes/recommendation?change={id}", ns.name)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = console.page(&format!("/ns/{}/routes/recommendation?change={id}", ns.name)).await;
     assert!(html.contains("reaching proxies: 2/4") && html.contains("hx-get="), "still polling: {html}");
     console.stop().await;
 }
@@ -151,7 +127,7 @@ async fn an_unreachable_istiod_is_said_plainly() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let console =
         Console::start_with(&ns.name, |config| config.istiod_url = Some(format!("http://127.0.0.1:{port}"))).await;
-    deploy(&console, &["recommendation-v1", "recommendation-v2"]).await;
+    console.deploy(&["recommendation-v1", "recommendation-v2"]).await;
     let answer = put_and_wait(&console, policy(100, 0), "1s").await;
     assert!(answer["sync"]["unavailable"].as_str().unwrap().contains("unreachable"), "{answer}");
     assert!(answer["sync"]["summary"].as_str().unwrap().starts_with("propagation unknown: istiod at"), "{answer}");

@@ -41,11 +41,7 @@ fn normalized(mut spec: Value) -> Value {
 async fn console_with_two_versions() -> (TestNamespace, Console) {
     let ns = TestNamespace::new("route").await;
     let console = Console::start(&ns.name).await;
-    for workload in ["recommendation-v1", "recommendation-v2"] {
-        let (status, body) =
-            console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
+    console.deploy(&["recommendation-v1", "recommendation-v2"]).await;
     (ns, console)
 }
 

@@ -22,11 +22,7 @@ impl Walkthrough {
     async fn start() -> Self {
         let ns = TestNamespace::new("xds").await;
         let console = Console::start(&ns.name).await;
-        for workload in ["customer", "recommendation-v1", "recommendation-v2"] {
-            let (status, body) =
-                console.send_json(Method::PUT, &console.api(&format!("/workloads/{workload}")), None).await;
-            assert_eq!(status, StatusCode::OK, "{body}");
-        }
+        console.deploy(&["customer", "recommendation-v1", "recommendation-v2"]).await;
         let customer = running_pod(&ns, "customer").await;
         let domain = format!("recommendation.{}.svc.cluster.local", ns.name);
         Self { ns, console, customer, domain }

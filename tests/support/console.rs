@@ -105,6 +105,20 @@ impl Console {
         }
     }
 
+    /// Deploys tutorial workloads through the API, in order; each must succeed.
+    pub async fn deploy(&self, workloads: &[&str]) {
+        for workload in workloads {
+            let (status, body) =
+                self.send_json(reqwest::Method::PUT, &self.api(&format!("/workloads/{workload}")), None).await;
+            assert_eq!(status, StatusCode::OK, "deploying {workload}: {body}");
+        }
+    }
+
+    /// A page's HTML, as a browser without JavaScript gets it.
+    pub async fn page(&self, path: &str) -> String {
+        self.http.get(self.url(path)).send().await.expect("page").text().await.expect("page body")
+    }
+
     /// The CSRF token the pages give this console's (local) user.
     pub async fn csrf_token(&self) -> String {
         let html = self.http.get(self.url(&format!("/ns/{}/deploy", self.namespace))).send().await.unwrap();
