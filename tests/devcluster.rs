@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use support::private_cluster::PrivateCluster;
 
-const PORT: u16 = 46443;
+/// Below Linux's ephemeral range (32768–60999), so no outgoing connection of the other tests
+/// can hold one of the eleven ports this cluster binds.
+const PORT: u16 = 28443;
 
 fn listening(port: u16) -> bool {
     TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
