@@ -21,7 +21,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn verify(database: &std::path::Path, archives: &[std::path::PathBuf]) -> anyhow::Result<()> {
     anyhow::ensure!(database.exists(), "no audit log at {}", database.display());
-    let store = AuditStore::open(database).await?;
+    let store = AuditStore::open_read_only(database).await?;
     let report = if archives.is_empty() {
         store.verify().await?
     } else {

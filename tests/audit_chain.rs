@@ -72,6 +72,33 @@ async fn an_entry_edited_with_the_sqlite3_cli_is_named_by_verify() {
     assert!(text.contains("entry 1 does not match"), "{text}");
 }
 
+/// `audit verify` opens the log read-only: it never migrates, chains or writes what it checks
+/// (the file is byte-identical afterwards, and an immutable copy verifies); and an entry
+/// slipped in outside the chain (no chain position) is named, not skipped.
+#[tokio::test]
+async fn verify_reads_only_and_names_an_entry_outside_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("audit.db");
+    let store = AuditStore::open(&database).await.unwrap();
+    store.record(&entry("recommendation: v1 90%→75%", Outcome::Applied)).await.unwrap();
+    store.close().await;
+    let before = std::fs::read(&database).unwrap();
+    let (ok, text) = verify(&database);
+    assert!(ok && text.contains("intact: 1 records"), "{text}");
+    assert_eq!(std::fs::read(&database).unwrap(), before, "verify changed nothing");
+
+    let smuggled = "INSERT INTO audit_entries (id, time_ms, actor, source, action, namespace, kind, name, outcome) \
+                    VALUES (99, 0, 'mallory', 'api', 'route.update', 't', 'VirtualService', 'x', 'applied');";
+    let status = Command::new("sqlite3").arg(&database).arg(smuggled).status().expect("sqlite3 CLI");
+    assert!(status.success());
+    let (ok, text) = verify(&database);
+    assert!(!ok && text.contains("entry 99 does not match"), "an entry outside the chain is named: {text}");
+    // Nor does the next start adopt it into the chain (only a log older than the chain is chained).
+    AuditStore::open(&database).await.unwrap().close().await;
+    let (ok, text) = verify(&database);
+    assert!(!ok && text.contains("entry 99 does not match"), "still named after a restart: {text}");
+}
+
 #[tokio::test]
 async fn the_api_reports_the_chain_of_a_running_console() {
     let ns = TestNamespace::new("chain").await;

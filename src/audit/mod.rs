@@ -88,17 +88,32 @@ impl AuditStore {
         Ok(store)
     }
 
+    /// Opens an existing audit log only to read it (`audit verify`): read-only, no migration,
+    /// nothing chained or written, so checking a log never changes it.
+    pub async fn open_read_only(path: &Path) -> Result<Self, AuditError> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?.filename(path).read_only(true);
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+        let turn = Arc::<tokio::sync::Mutex<()>>::default();
+        let writer = Writer::start(pool.clone(), turn.clone());
+        Ok(Self { pool, checkpoint: Default::default(), turn, writer })
+    }
+
     /// Chains entries written before the chain existed (migration 0002), in id order.
     async fn chain_unchained_entries(&self) -> Result<(), AuditError> {
         let _turn = self.turn.lock().await;
         let mut conn = self.pool.acquire().await?;
         immediate(&mut conn).await?;
         let result = async {
+            let (mut seq, mut hash) = head(&mut conn).await?;
+            if seq > 0 {
+                // The chain exists, so every legitimate entry is in it: an unchained one was
+                // put there behind signalbox's back, and verification must name it, not adopt it.
+                return Ok(());
+            }
             let unchained: Vec<EntryContent> =
                 sqlx::query_as("SELECT * FROM audit_entries WHERE hash IS NULL ORDER BY id")
                     .fetch_all(&mut *conn)
                     .await?;
-            let (mut seq, mut hash) = head(&mut conn).await?;
             for entry in unchained {
                 seq += 1;
                 let next = chain::link(&hash, &entry.canonical());
