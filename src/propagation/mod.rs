@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use istiod::{Istiod, IstiodUnreachable};
-pub use status::{ProxyReport, ProxySync, Report, Snapshot, SyncState, XdsState, describe, judge};
+pub use status::{ProxyReport, ProxySync, Report, Snapshot, SyncState, XdsState, describe, judge, judge_following};
 
 /// How often a tracked change's state is read while it is on its way.
 const POLL_EVERY: Duration = Duration::from_millis(100);
@@ -57,6 +57,8 @@ struct Tracked {
     baseline: Option<Snapshot>,
     clusters_changed: bool,
     reached_after: Option<Duration>,
+    /// The proxies seen to have the change (they keep it).
+    reached: std::collections::BTreeSet<String>,
 }
 
 /// Follows routing changes to the proxies. Cheap to clone.
@@ -101,6 +103,7 @@ impl Propagation {
             baseline: baseline.snapshot.ok(),
             clusters_changed,
             reached_after: None,
+            reached: Default::default(),
         };
         self.lock().insert(key.clone(), tracked);
         let this = self.clone();
@@ -134,7 +137,7 @@ impl Propagation {
         let Some(change) = tracked.get_mut(&key) else {
             return view(None, judge(None, &now, false), None);
         };
-        let report = judge(change.baseline.as_ref(), &now, change.clusters_changed);
+        let report = judge_following(change.baseline.as_ref(), &now, change.clusters_changed, &mut change.reached);
         if report.complete() && change.reached_after.is_none() {
             change.reached_after = Some(change.applied.elapsed());
         }
@@ -160,7 +163,7 @@ impl Propagation {
 
 fn view(audit_id: Option<i64>, report: Report, reached_after: Option<Duration>) -> SyncView {
     let mut summary = describe(&report);
-    if let Some(after) = reached_after.filter(|_| report.total > 0) {
+    if let Some(after) = reached_after.filter(|_| report.total > 0 && report.complete()) {
         summary.push_str(&format!(" in {:.1} s", after.as_secs_f64()));
     }
     let settled = report.settled();

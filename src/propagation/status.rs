@@ -5,7 +5,7 @@
 //! (`/debug/syncz`). A change has reached a proxy when, compared with a snapshot taken just
 //! before the change was applied, istiod has sent that proxy new route configuration (RDS;
 //! and clusters, CDS, when subsets changed) and the proxy ACKed exactly that response.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -129,6 +129,29 @@ pub fn judge(baseline: Option<&Snapshot>, now: &Snapshot, clusters_changed: bool
     Report { total: proxies.len(), synced, proxies }
 }
 
+/// Like [`judge`], remembering in `reached` the proxies that had the change: a proxy that
+/// ACKed a response sent after the change keeps it (later pushes carry it too), so a newer
+/// push still on its way, say for another namespace's change, does not make it stale again.
+pub fn judge_following(
+    baseline: Option<&Snapshot>,
+    now: &Snapshot,
+    clusters_changed: bool,
+    reached: &mut BTreeSet<String>,
+) -> Report {
+    let mut report = judge(baseline, now, clusters_changed);
+    for (id, proxy) in now.keys().zip(report.proxies.iter_mut()) {
+        if reached.contains(id) {
+            proxy.rds = SyncState::Synced;
+            proxy.cds = proxy.cds.map(|_| SyncState::Synced);
+            proxy.error = None;
+        } else if proxy.state() == SyncState::Synced {
+            reached.insert(id.clone());
+        }
+    }
+    report.synced = report.proxies.iter().filter(|p| p.state() == SyncState::Synced).count();
+    report
+}
+
 /// `before`: None without a baseline; Some(None) for a proxy that connected after it. A NACK
 /// counts only for what was sent since: an older rejection says nothing about this change.
 fn judge_type(before: Option<Option<&XdsState>>, now: &XdsState) -> SyncState {
@@ -232,6 +255,18 @@ mod tests {
         let report = judge(Some(&baseline), &rejected_again, false);
         assert_eq!(report.proxies[0].state(), SyncState::Error);
         assert!(report.settled());
+    }
+
+    #[test]
+    fn a_proxy_that_had_the_change_keeps_it_through_later_pushes() {
+        let baseline = snapshot(&[("a", proxy("a.ns", state("n1", "n1", None)))]);
+        let mut reached = BTreeSet::new();
+        let synced = snapshot(&[("a", proxy("a.ns", state("n2", "n2", None)))]);
+        assert!(judge_following(Some(&baseline), &synced, false, &mut reached).complete());
+        let next_push_in_flight = snapshot(&[("a", proxy("a.ns", state("n3", "n2", None)))]);
+        assert_eq!(judge(Some(&baseline), &next_push_in_flight, false).proxies[0].state(), SyncState::Stale);
+        let report = judge_following(Some(&baseline), &next_push_in_flight, false, &mut reached);
+        assert!(report.complete(), "{report:?}");
     }
 
     #[test]
