@@ -209,12 +209,42 @@ impl Workload {
         })
     }
 
+    /// The names of [`Self::objects`].
+    fn object_names(self) -> Vec<&'static str> {
+        let mut names = vec![self.app(), self.deployment_name()];
+        if self.ingress().is_some() {
+            names.push("customer-gateway");
+        }
+        names
+    }
+
     /// Every object the workload consists of, in the order they are applied.
     pub fn objects(self, replicas: i32) -> Vec<Value> {
         let mut objects = vec![self.service_account(), self.service(), self.deployment(replicas)];
         objects.extend(self.ingress().into_iter().flatten());
         objects
     }
+}
+
+/// The host (`app`) an object belongs to: a tutorial workload's objects belong to its app,
+/// any other object is named after its host. None for the namespace itself.
+pub fn host_of_object(kind: &str, name: &str) -> Option<String> {
+    if kind == "Namespace" {
+        return None;
+    }
+    let owner = Workload::ALL.into_iter().find(|workload| workload.object_names().contains(&name));
+    Some(owner.map_or_else(|| name.to_owned(), |workload| workload.app().to_owned()))
+}
+
+/// The names of a host's objects: the host's own name and its workloads' objects.
+pub fn object_names_of_host(host: &str) -> Vec<String> {
+    let mut names = vec![host.to_owned()];
+    for workload in Workload::ALL.into_iter().filter(|workload| workload.app() == host) {
+        names.extend(workload.object_names().into_iter().map(String::from));
+    }
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// The namespace the tutorial runs in, with Istio's sidecar injection turned on.
@@ -229,6 +259,20 @@ pub fn namespace(name: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_object_of_a_workload_belongs_to_its_host() {
+        for workload in Workload::ALL {
+            for object in workload.objects(1) {
+                let (kind, name) = (object["kind"].as_str().unwrap(), object["metadata"]["name"].as_str().unwrap());
+                assert_eq!(host_of_object(kind, name).as_deref(), Some(workload.app()), "{kind}/{name}");
+                assert!(object_names_of_host(workload.app()).iter().any(|n| n == name), "{kind}/{name}");
+            }
+        }
+        assert_eq!(host_of_object("Namespace", "tutorial"), None);
+        assert_eq!(host_of_object("VirtualService", "reviews"), Some("reviews".into()));
+        assert!(!object_names_of_host("recommendation").contains(&"preference-v1".to_owned()));
+    }
 
     #[test]
     fn names_parse_back() {

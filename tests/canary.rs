@@ -173,11 +173,13 @@ async fn concurrent_promotes_move_the_canary_exactly_one_step() {
 async fn console_with_teams(ns: &TestNamespace, teams: &str, dir: &tempfile::TempDir) -> Console {
     let file = dir.path().join("teams.yaml");
     std::fs::write(&file, teams.replace("{ns}", &ns.name)).unwrap();
-    let console = Console::start_with(&ns.name, |config| {
+    let mut console = Console::start_with(&ns.name, |config| {
         config.teams = Some(file.clone());
         config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
+    // With a team file anonymous requests see nothing: the tests read as the admin.
+    console.viewer = Some(("carol".into(), "admins".into()));
     deploy_two_versions(&console, &[("x-forwarded-user", "carol"), ("x-forwarded-groups", "admins")]).await;
     console
 }

@@ -42,6 +42,18 @@ pub struct Filter {
     pub from_ms: Option<i64>,
     #[serde(skip)]
     pub to_ms: Option<i64>,
+    /// Only entries the reader may view (None: every entry). Never from a query string.
+    #[serde(skip)]
+    pub visible: Option<Vec<VisibleNamespace>>,
+}
+
+/// A namespace whose entries a reader may view: all of them, or those about these names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisibleNamespace {
+    pub namespace: String,
+    /// None: every entry of the namespace; Some: entries about objects of these names
+    /// (never the namespace itself).
+    pub names: Option<Vec<String>>,
 }
 
 /// Shared (`Arc`) because one failed group commit fails every append in it.
@@ -348,6 +360,28 @@ fn push_conditions(query: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>, filter: &Fi
     if let Some(before) = before {
         query.push(" AND id < ").push_bind(before);
     }
+    if let Some(visible) = &filter.visible {
+        push_visible(query, visible);
+    }
+}
+
+/// ` AND (namespace = ? [AND kind <> 'Namespace' AND name IN (...)] OR ...)`; nothing
+/// visible matches no entry.
+fn push_visible(query: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>, visible: &[VisibleNamespace]) {
+    query.push(" AND (0");
+    for view in visible {
+        query.push(" OR (namespace = ").push_bind(view.namespace.clone());
+        if let Some(names) = &view.names {
+            query.push(" AND kind <> 'Namespace' AND name IN (");
+            let mut list = query.separated(", ");
+            for name in names {
+                list.push_bind(name.clone());
+            }
+            list.push_unseparated(")");
+        }
+        query.push(")");
+    }
+    query.push(")");
 }
 
 /// Takes SQLite's write lock now, so the chain head read next is the one we append to.

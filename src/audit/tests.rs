@@ -59,6 +59,35 @@ async fn summaries_are_the_search_without_documents() {
 }
 
 #[tokio::test]
+async fn a_visibility_filter_keeps_only_the_namespaces_and_names_given() {
+    let (_dir, store) = store().await;
+    let about = |namespace: &str, kind: &str, name: &str| NewEntry {
+        namespace: namespace.into(),
+        kind: kind.into(),
+        name: name.into(),
+        ..entry(Outcome::Denied)
+    };
+    let reco = store.record(&about("tutorial", "Deployment", "recommendation-v2")).await.unwrap();
+    store.record(&about("tutorial", "Deployment", "preference-v1")).await.unwrap();
+    store.record(&about("tutorial", "Namespace", "recommendation")).await.unwrap();
+    let shop = store.record(&about("shop", "Namespace", "shop")).await.unwrap();
+    store.record(&about("secret", "VirtualService", "recommendation")).await.unwrap();
+    let visible = vec![
+        VisibleNamespace {
+            namespace: "tutorial".into(),
+            names: Some(vec!["recommendation-v2".into(), "recommendation".into()]),
+        },
+        VisibleNamespace { namespace: "shop".into(), names: None },
+    ];
+    let filter = Filter { visible: Some(visible), ..Filter::default() };
+    let ids: Vec<i64> = store.search_summaries(&filter, None, 10).await.unwrap().iter().map(|e| e.id).collect();
+    assert_eq!(ids, [shop, reco], "not another host, not the namespace object, not another namespace");
+    assert_eq!(store.batch_within(&filter, None, 10, usize::MAX).await.unwrap(), 2);
+    let nothing = Filter { visible: Some(Vec::new()), ..Filter::default() };
+    assert!(store.search(&nothing, None, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn resolved_entries_cannot_be_changed_or_deleted() {
     let (_dir, store) = store().await;
     let id = store.record(&entry(Outcome::Failed)).await.unwrap();

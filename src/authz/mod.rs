@@ -1,5 +1,6 @@
 //! Who is asking, and what they may do.
 mod teams;
+mod view;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -8,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 pub use teams::{Members, Team, Teams};
+pub use view::ViewScope;
 
 /// The person (or pipeline) behind a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -129,6 +131,25 @@ impl Authorizer {
         }
     }
 
+    /// What the actor may view. Without a team file: every managed namespace, to anyone
+    /// (anonymous included, as documented); with one: what the actor's teams grant.
+    pub fn view_scope(&self, actor: &Actor) -> ViewScope {
+        let mut scope = ViewScope::default();
+        for namespace in &self.managed_namespaces {
+            if self.allows(actor, Permission::View, namespace, None) {
+                scope.push_whole(namespace);
+                continue;
+            }
+            let Some(teams) = &self.teams else { continue };
+            let named = teams.read().unwrap_or_else(|e| e.into_inner()).hosts_named_for(actor, namespace);
+            scope.push_hosts(
+                namespace,
+                named.into_iter().filter(|host| self.allows(actor, Permission::View, namespace, Some(host))).collect(),
+            );
+        }
+        scope
+    }
+
     /// Whether the actor may take the action; pages use it to show only allowed buttons.
     pub fn allows(&self, actor: &Actor, permission: Permission, namespace: &str, host: Option<&str>) -> bool {
         self.check(actor, permission, namespace, host).is_ok()
@@ -195,6 +216,28 @@ mod tests {
         assert!(authz.allows(&Actor::system(), Permission::Canary, "tutorial", Some("recommendation")));
         assert!(!authz.allows(&Actor::user("system:signalbox", vec![]), Permission::Canary, "tutorial", None));
         assert!(!authz.allows(&Actor::system(), Permission::Canary, "kube-system", None));
+    }
+
+    #[test]
+    fn the_view_scope_follows_the_teams() {
+        let teams: Teams = serde_yaml_ng::from_str(
+            "teams: [{name: reco, members: {users: [alice]}, namespaces: [tutorial], hosts: [recommendation], actions: [canary]},
+                     {name: shop, members: {users: [bob]}, namespaces: ['*'], actions: [view]}]",
+        )
+        .unwrap();
+        let authz = Authorizer::with_teams(vec!["tutorial".into(), "shop".into()], teams);
+        let alice = authz.view_scope(&Actor::user("alice", vec![]));
+        assert_eq!(alice.namespaces(), ["tutorial"]);
+        assert!(alice.host("tutorial", "recommendation") && !alice.host("tutorial", "preference"));
+        let bob = authz.view_scope(&Actor::user("bob", vec![]));
+        assert!(bob.everything(&["tutorial".into(), "shop".into()]));
+        assert!(authz.view_scope(&Actor::anonymous()).is_empty());
+        assert!(authz.view_scope(&Actor::user("mallory", vec![])).is_empty());
+        let open = Authorizer::open(vec!["tutorial".into()]);
+        assert!(
+            open.view_scope(&Actor::anonymous()).whole_namespace("tutorial"),
+            "documented: open consoles are readable"
+        );
     }
 
     #[test]

@@ -60,6 +60,16 @@ impl Teams {
                 .iter()
                 .any(|team| team.has_member(actor) && team.owns(namespace, host) && team.may(permission))
     }
+
+    /// The hosts the actor's teams name in `namespace` (whether they may view them is
+    /// [`Teams::grants`]'s to say).
+    pub fn hosts_named_for(&self, actor: &Actor, namespace: &str) -> std::collections::BTreeSet<String> {
+        self.teams
+            .iter()
+            .filter(|team| team.has_member(actor) && team.covers(namespace))
+            .flat_map(|team| team.hosts.iter().cloned())
+            .collect()
+    }
 }
 
 impl Team {
@@ -67,8 +77,12 @@ impl Team {
         self.members.users.contains(&actor.name) || actor.groups.iter().any(|g| self.members.groups.contains(g))
     }
 
+    fn covers(&self, namespace: &str) -> bool {
+        self.namespaces.iter().any(|ns| ns == "*" || ns == namespace)
+    }
+
     fn owns(&self, namespace: &str, host: Option<&str>) -> bool {
-        let namespace_owned = self.namespaces.iter().any(|ns| ns == "*" || ns == namespace);
+        let namespace_owned = self.covers(namespace);
         let host_owned = match host {
             _ if self.hosts.is_empty() => true,
             Some(host) => self.hosts.iter().any(|h| h == host),

@@ -10,7 +10,9 @@ use crate::problem::{FieldProblem, check_dns_label};
 
 use super::BODY_LIMIT_BYTES;
 use super::error::AppError;
+use super::identity::actor_of;
 use super::state::AppState;
+use super::view::ensure_visible;
 
 /// A JSON body; a malformed one is a 400 (syntax) or 422 (shape) naming the field.
 pub struct ApiJson<T>(pub T);
@@ -52,14 +54,25 @@ impl FromRequestParts<AppState> for ManagedNamespace {
         let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
             .await
             .map_err(|error| AppError::BadRequest(vec![FieldProblem::new("namespace", error.to_string())]))?;
-        let namespace = params.into_iter().find(|(key, _)| key == "ns").map(|(_, v)| v).unwrap_or_default();
+        let param = |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+        let namespace = param("ns").unwrap_or_default().to_owned();
         check_dns_label("namespace", &namespace).map_err(|problem| AppError::BadRequest(vec![problem]))?;
-        if state.changes.authorizer().is_managed(&namespace) {
-            Ok(ManagedNamespace(namespace))
-        } else {
-            Err(AppError::NotFound(format!("namespace {namespace} is not managed by this console")))
+        if !state.changes.authorizer().is_managed(&namespace) {
+            return Err(AppError::NotFound(format!("namespace {namespace} is not managed by this console")));
         }
+        // Reads show only what the actor may view; changes are the change path's to refuse
+        // (and audit).
+        if parts.method.is_safe() {
+            let host = param("host").map(String::from).or_else(|| param("workload").and_then(workload_host));
+            ensure_visible(state, &actor_of(parts, state), &namespace, host.as_deref())?;
+        }
+        Ok(ManagedNamespace(namespace))
     }
+}
+
+/// The host a workload of the path belongs to (an unknown one is the handler's to refuse).
+fn workload_host(name: &str) -> Option<String> {
+    crate::tutorial::Workload::parse(name).map(|workload| workload.app().to_owned())
 }
 
 /// Whether the request came from htmx (it wants a fragment, not a page).

@@ -14,11 +14,15 @@ pub struct Layout {
     pub unreachable_since: Option<String>,
     /// Shown while no team file restricts who may do what.
     pub open_access: bool,
+    /// False for an actor who may view nothing (anonymous with a team file): the page then
+    /// shows no navigation, cluster or polled banner.
+    pub sees_anything: bool,
 }
 
 impl Layout {
     pub fn new(state: &AppState, actor: &Actor, namespace: Option<&str>) -> Self {
-        let namespaces = state.managed_namespaces().to_vec();
+        let namespaces = state.view_scope(actor).namespaces();
+        let sees_anything = !namespaces.is_empty();
         let namespace = namespace
             .filter(|ns| namespaces.iter().any(|managed| managed == ns))
             .map(String::from)
@@ -30,13 +34,14 @@ impl Layout {
             csrf_token: state.csrf.token_for(&actor.name),
             namespaces,
             namespace,
-            cluster: state.cluster.description.clone(),
+            cluster: if sees_anything { state.cluster.description.clone() } else { String::new() },
             unreachable_since: state
                 .cluster
                 .health
                 .unreachable_since()
                 .map(|since| since.strftime("%H:%M:%S").to_string()),
             open_access: state.changes.authorizer().is_open(),
+            sees_anything,
         }
     }
 

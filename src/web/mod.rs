@@ -15,6 +15,7 @@ mod reverts;
 mod route_test;
 mod serve;
 mod state;
+mod view;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -115,6 +116,7 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .nest_service("/static", static_files)
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), view::sign_in_guard))
         .layer(middleware::from_fn_with_state(state.clone(), csrf::guard))
         // Inside the error pages, so a refused identity gets a readable 400.
         .layer(middleware::from_fn_with_state(state.clone(), identity::guard))

@@ -16,7 +16,7 @@ pub async fn build(
     id: i64,
     force: bool,
 ) -> Result<Change, AppError> {
-    let entry = state.audit.get(id).await?.ok_or_else(|| AppError::NotFound(format!("no audit entry {id}")))?;
+    let entry = state.visible_entry(actor, id).await?;
     let mut live = Vec::new();
     for target in revert::targets(&entry) {
         live.push(state.cluster.objects.get(&target).await?);

@@ -14,6 +14,9 @@ pub struct Console {
     pub http: reqwest::Client,
     pub namespace: String,
     pub database: std::path::PathBuf,
+    /// `(user, groups)` the JSON helpers send as the trusted proxy would: with a team file,
+    /// anonymous requests see nothing.
+    pub viewer: Option<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -53,7 +56,7 @@ impl Console {
         let server = app::start(config).await.expect("signalbox starts");
         let base = format!("http://{}", server.addr);
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        let console = Self { server, base, http, namespace: namespace.to_owned(), database, _dir: dir };
+        let console = Self { server, base, http, namespace: namespace.to_owned(), database, viewer: None, _dir: dir };
         console.wait_ready().await;
         console
     }
@@ -73,6 +76,9 @@ impl Console {
     /// Sends JSON like a non-browser client; returns status and body.
     pub async fn send_json(&self, method: reqwest::Method, url: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut request = self.http.request(method, url);
+        if let Some((user, groups)) = &self.viewer {
+            request = request.header("x-forwarded-user", user).header("x-forwarded-groups", groups);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }

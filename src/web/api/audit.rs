@@ -7,6 +7,7 @@ use crate::audit::Entry;
 
 use super::super::audit_query::HistoryQuery;
 use super::super::error::AppError;
+use super::super::identity::Identity;
 use super::super::state::AppState;
 
 const DEFAULT_LIMIT: u32 = 50;
@@ -27,13 +28,14 @@ pub struct EntryList {
 /// than [`PAGE_BYTES`] of documents.
 pub async fn list(
     State(state): State<AppState>,
+    Identity(actor): Identity,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<EntryList>, AppError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(AppError::invalid("limit", format!("must be from 1 to {MAX_LIMIT}")));
     }
-    let filter = query.parsed()?;
+    let filter = state.visible_filter(&actor, query.parsed()?);
     let fitting = state.audit.batch_within(&filter, query.before, limit, PAGE_BYTES).await?;
     let entries = state.audit.search(&filter, query.before, fitting).await?;
     // A page cut short by its size has older entries after it, as a full page may.
@@ -44,12 +46,26 @@ pub async fn list(
 }
 
 /// `GET /api/v1/audit/{id}`.
-pub async fn one(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Entry>, AppError> {
-    state.audit.get(id).await?.map(Json).ok_or_else(|| AppError::NotFound(format!("no audit entry {id}")))
+pub async fn one(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    Path(id): Path<i64>,
+) -> Result<Json<Entry>, AppError> {
+    state.visible_entry(&actor, id).await.map(Json)
 }
 
-/// `GET /api/v1/audit/verify`: recomputes the hash chain.
-pub async fn verify(State(state): State<AppState>) -> Result<Json<crate::audit::VerifyReport>, AppError> {
+/// `GET /api/v1/audit/verify`: recomputes the hash chain. Its verdict is about every entry,
+/// so only an actor who may view every managed namespace gets it.
+pub async fn verify(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+) -> Result<Json<crate::audit::VerifyReport>, AppError> {
+    if !state.view_scope(&actor).everything(state.managed_namespaces()) {
+        return Err(AppError::Forbidden(format!(
+            "{} may not verify the whole audit log: that needs view of every managed namespace",
+            actor.name
+        )));
+    }
     Ok(Json(state.audit.verify().await?))
 }
 

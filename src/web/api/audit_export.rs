@@ -12,6 +12,7 @@ use crate::audit::{AuditError, AuditStore, Filter};
 
 use super::super::audit_query::HistoryQuery;
 use super::super::error::AppError;
+use super::super::identity::Identity;
 use super::super::state::AppState;
 
 /// Most entries read per database query while streaming.
@@ -34,11 +35,12 @@ pub struct ExportQuery {
 
 pub async fn export(
     State(state): State<AppState>,
+    Identity(actor): Identity,
     Query(ExportQuery { format }): Query<ExportQuery>,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Response, AppError> {
     let format = format.ok_or_else(|| AppError::invalid("format", "csv or ndjson"))?;
-    let filter = query.parsed()?;
+    let filter = state.visible_filter(&actor, query.parsed()?);
     let (content_type, extension, header_row) = match format {
         Format::Csv => ("text/csv; charset=utf-8", "csv", CSV_HEADER),
         Format::Ndjson => ("application/x-ndjson", "ndjson", ""),

@@ -182,11 +182,13 @@ pub async fn sync(
 /// `POST .../test`: which rule a request would match, and the subsets' shares.
 pub async fn test(
     State(state): State<AppState>,
+    Identity(actor): Identity,
     ManagedNamespace(namespace): ManagedNamespace,
     Path(path): Path<(String, String)>,
     ApiJson(body): ApiJson<TestRequest>,
 ) -> Result<Json<Value>, AppError> {
     let host = host_of(path)?;
+    super::super::view::ensure_visible(&state, &actor, &namespace, Some(&host))?;
     let live = state.live_routing(&namespace, &host).await?;
     if !live.exists() {
         return Err(routes_nothing(&host, &namespace));

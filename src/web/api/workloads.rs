@@ -32,9 +32,12 @@ fn parse_workload(name: &str) -> Result<Workload, AppError> {
 /// `GET`: every Deployment version in the namespace.
 pub async fn list(
     State(state): State<AppState>,
+    Identity(actor): Identity,
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Json<serde_json::Value> {
-    Json(json!(state.versions(&namespace)))
+    let scope = state.view_scope(&actor);
+    let visible: Vec<_> = state.versions(&namespace).into_iter().filter(|v| scope.host(&namespace, &v.app)).collect();
+    Json(json!(visible))
 }
 
 /// `PUT {"replicas": N}`: deploys the workload, or scales it.

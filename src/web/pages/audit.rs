@@ -28,7 +28,8 @@ const TRACE_WINDOW_MS: i64 = 5 * 60 * 1000;
 struct AuditPage {
     layout: Layout,
     entries: Vec<Entry>,
-    verified: VerifyReport,
+    /// None for an actor who may not view the whole log.
+    verified: Option<VerifyReport>,
     query: HistoryQuery,
     /// `?...` repeating the filters, for the polled rows and the "Older" link.
     filters: String,
@@ -74,16 +75,26 @@ pub async fn page(
     Identity(actor): Identity,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Response, AppError> {
-    let entries = state.audit.search_summaries(&query.parsed()?, query.before, PAGE_SIZE).await?;
+    let filter = state.visible_filter(&actor, query.parsed()?);
+    let entries = state.audit.search_summaries(&filter, query.before, PAGE_SIZE).await?;
     let older = (entries.len() == PAGE_SIZE as usize).then(|| entries.last().map(|e| e.id)).flatten();
-    let verified = state.audit.verify_incremental().await?;
+    // The verdict is about the whole log: only for those who may view all of it.
+    let verified = match state.view_scope(&actor).everything(state.managed_namespaces()) {
+        true => Some(state.audit.verify_incremental().await?),
+        false => None,
+    };
     let filters = query.query_string();
     render(&AuditPage { layout: Layout::new(&state, &actor, None), entries, verified, query, filters, older })
 }
 
 /// The first page's rows, polled by the page.
-pub async fn rows(State(state): State<AppState>, Query(query): Query<HistoryQuery>) -> Result<Response, AppError> {
-    render(&AuditRows { entries: state.audit.search_summaries(&query.parsed()?, None, PAGE_SIZE).await? })
+pub async fn rows(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Response, AppError> {
+    let filter = state.visible_filter(&actor, query.parsed()?);
+    render(&AuditRows { entries: state.audit.search_summaries(&filter, None, PAGE_SIZE).await? })
 }
 
 /// `/audit/{id}`: one entry, its before/after diff, and where to look around that time.
@@ -140,7 +151,7 @@ async fn entry_page(
     id: i64,
     revert: Option<RevertPreview>,
 ) -> Result<EntryPage, AppError> {
-    let entry = state.audit.get(id).await?.ok_or_else(|| AppError::NotFound(format!("no audit entry {id}")))?;
+    let entry = state.visible_entry(actor, id).await?;
     let before = Documents::from_document(entry.before.as_ref(), 1);
     let after = Documents::from_document(entry.after.as_ref(), 1);
     let diff = DiffLine::parse(&diff_labeled(&before, &after, ("before", "after")));

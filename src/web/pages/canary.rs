@@ -192,10 +192,7 @@ pub async fn page(
     Query(notice): Query<Notice>,
 ) -> Result<Response, AppError> {
     host_of(&host)?;
-    let notice = match notice.change {
-        Some(id) => state.audit.get(id).await?.map(|e| format!("Change #{} {}: {}", e.id, e.outcome, e.summary)),
-        None => None,
-    };
+    let notice = state.change_notice(&actor, notice.change).await?;
     let mut page = view(&state, &actor, &namespace, &host, notice, None).await?;
     if page.notice.is_some() {
         page.sync = Some(SyncPanel::read(&state, &namespace, &host).await);

@@ -84,8 +84,10 @@ fn workloads(state: &AppState, actor: &Actor, namespace: &str) -> Workloads {
     let current = state.namespace_state(namespace);
     let namespace_object = state.cluster.caches.namespace_object(namespace);
     let authorizer = state.changes.authorizer();
+    let scope = state.view_scope(actor);
     let rows = Workload::ALL
         .into_iter()
+        .filter(|workload| scope.host(namespace, workload.app()))
         .map(|workload| {
             let version = current.versions.iter().find(|v| v.deployment == workload.deployment_name());
             WorkloadRow {
@@ -121,13 +123,7 @@ pub async fn page(
     Query(notice): Query<Notice>,
 ) -> Result<Response, AppError> {
     let mut workloads = workloads(&state, &actor, &namespace);
-    if let Some(id) = notice.change {
-        workloads.notice = state
-            .audit
-            .get(id)
-            .await?
-            .map(|entry| format!("Change #{} {}: {}", entry.id, entry.outcome, entry.summary));
-    }
+    workloads.notice = state.change_notice(&actor, notice.change).await?;
     render(&DeployPage { layout: Layout::new(&state, &actor, Some(&namespace)), workloads })
 }
 

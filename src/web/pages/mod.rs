@@ -17,10 +17,15 @@ use super::identity::Identity;
 use super::layout::Layout;
 use super::state::AppState;
 
-/// `/` opens the first managed namespace.
-pub async fn home(State(state): State<AppState>) -> Redirect {
-    let namespace = state.managed_namespaces().first().cloned().unwrap_or_default();
-    Redirect::to(&format!("/ns/{namespace}"))
+/// `/` opens the first namespace the actor may view.
+pub async fn home(State(state): State<AppState>, Identity(actor): Identity) -> Result<Redirect, AppError> {
+    match state.view_scope(&actor).namespaces().first() {
+        Some(namespace) => Ok(Redirect::to(&format!("/ns/{namespace}"))),
+        None => Err(AppError::Forbidden(format!(
+            "{} may view no namespace of this console: ask its operators to add you to a team",
+            actor.name
+        ))),
+    }
 }
 
 #[derive(Template)]

@@ -3,6 +3,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 
+use crate::authz::Actor;
 use crate::change::routes::LiveRouting;
 use crate::cluster::NamespaceCache;
 use crate::inventory::{self, VersionSummary};
@@ -72,7 +73,7 @@ pub async fn page(
         ingress_url: inventory::ingress_url(gateway.as_deref()),
         kiali_graph: state.links.kiali_graph(&namespace),
         missing_links,
-        services: service_rows(&state, &namespace),
+        services: service_rows(&state, &actor, &namespace),
         namespace,
     })
 }
@@ -80,17 +81,21 @@ pub async fn page(
 /// The services table alone, polled by the page.
 pub async fn services(
     State(state): State<AppState>,
+    Identity(actor): Identity,
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
-    render(&ServicesPartial { services: service_rows(&state, &namespace), namespace })
+    render(&ServicesPartial { services: service_rows(&state, &actor, &namespace), namespace })
 }
 
-pub fn service_rows(state: &AppState, namespace: &str) -> Vec<ServiceRow> {
+/// The namespace's services the actor may view.
+pub fn service_rows(state: &AppState, actor: &Actor, namespace: &str) -> Vec<ServiceRow> {
     let Some(cache) = state.cluster.caches.namespace(namespace) else {
         return Vec::new();
     };
+    let scope = state.view_scope(actor);
     inventory::services(&cache.deployments.state(), &cache.services.state())
         .into_iter()
+        .filter(|service| scope.host(namespace, &service.app))
         .map(|service| ServiceRow {
             routing: routing_summary(cache, namespace, &service.app),
             changed_outside: state.cluster.external.routing_changed_recently(namespace, &service.app, ONE_HOUR_MS),

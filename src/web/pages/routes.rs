@@ -23,6 +23,7 @@ use super::super::identity::Identity;
 use super::super::layout::Layout;
 use super::super::route_test;
 use super::super::state::AppState;
+use super::super::view::ensure_visible;
 use super::proxy_sync::SyncPanel;
 use super::render;
 use super::route_forms::RouteForm;
@@ -96,8 +97,10 @@ pub async fn index(
     Identity(actor): Identity,
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
-    let hosts =
-        super::overview::service_rows(&state, &namespace).into_iter().map(|row| (row.app, row.routing)).collect();
+    let hosts = super::overview::service_rows(&state, &actor, &namespace)
+        .into_iter()
+        .map(|row| (row.app, row.routing))
+        .collect();
     render(&RoutesIndex { layout: Layout::new(&state, &actor, Some(&namespace)), namespace, hosts })
 }
 
@@ -120,7 +123,7 @@ pub async fn page(
         None => view_from_cache(&state, &actor, &namespace, &host),
     };
     if let Some(id) = notice.change {
-        view.notice = state.audit.get(id).await?.map(|e| format!("Change #{} {}: {}", e.id, e.outcome, e.summary));
+        view.notice = state.change_notice(&actor, Some(id)).await?;
         view.sync = Some(SyncPanel::read(&state, &namespace, &host).await);
     }
     render(&RoutesPage { layout: Layout::new(&state, &actor, Some(&namespace)), view })
@@ -316,6 +319,7 @@ pub async fn test(
     axum::Form(form): axum::Form<TestForm>,
 ) -> Result<Response, AppError> {
     let host = host_of(path)?;
+    ensure_visible(&state, &actor, &namespace, Some(&host))?;
     let mut view = view_from_cache(&state, &actor, &namespace, &host);
     let text = if form.preset_headers.is_empty() { form.headers } else { form.preset_headers };
     let headers: BTreeMap<String, String> = text

@@ -1,0 +1,128 @@
+//! What an actor may see: whole namespaces, and single hosts of others.
+use std::collections::BTreeSet;
+
+use crate::audit::VisibleNamespace;
+
+/// The part of the managed namespaces an actor may view, in the managed order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ViewScope {
+    namespaces: Vec<NamespaceView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NamespaceView {
+    namespace: String,
+    /// None: the whole namespace; Some: only these hosts (never empty).
+    hosts: Option<BTreeSet<String>>,
+}
+
+impl ViewScope {
+    pub(super) fn push_whole(&mut self, namespace: &str) {
+        self.namespaces.push(NamespaceView { namespace: namespace.to_owned(), hosts: None });
+    }
+
+    pub(super) fn push_hosts(&mut self, namespace: &str, hosts: BTreeSet<String>) {
+        if !hosts.is_empty() {
+            self.namespaces.push(NamespaceView { namespace: namespace.to_owned(), hosts: Some(hosts) });
+        }
+    }
+
+    fn find(&self, namespace: &str) -> Option<&NamespaceView> {
+        self.namespaces.iter().find(|view| view.namespace == namespace)
+    }
+
+    /// Nothing at all (anonymous with a team file, or a user in no team).
+    pub fn is_empty(&self) -> bool {
+        self.namespaces.is_empty()
+    }
+
+    /// The namespaces with anything to see, in the managed order.
+    pub fn namespaces(&self) -> Vec<String> {
+        self.namespaces.iter().map(|view| view.namespace.clone()).collect()
+    }
+
+    /// Something of the namespace (at least one host).
+    pub fn namespace(&self, namespace: &str) -> bool {
+        self.find(namespace).is_some()
+    }
+
+    /// The whole namespace: namespace-level objects and every host.
+    pub fn whole_namespace(&self, namespace: &str) -> bool {
+        self.find(namespace).is_some_and(|view| view.hosts.is_none())
+    }
+
+    pub fn host(&self, namespace: &str, host: &str) -> bool {
+        self.find(namespace).is_some_and(|view| view.hosts.as_ref().is_none_or(|hosts| hosts.contains(host)))
+    }
+
+    /// Every one of `managed` whole: what the whole audit log's verification reports on.
+    pub fn everything(&self, managed: &[String]) -> bool {
+        managed.iter().all(|namespace| self.whole_namespace(namespace))
+    }
+
+    /// An audited change to `kind`/`name`: a namespace-level object needs the whole
+    /// namespace, an object of a host that host.
+    pub fn object(&self, namespace: &str, kind: &str, name: &str) -> bool {
+        match crate::tutorial::host_of_object(kind, name) {
+            None => self.whole_namespace(namespace),
+            Some(host) => self.host(namespace, &host),
+        }
+    }
+
+    /// The same rule as [`Self::object`], as the audit store filters by it: per namespace,
+    /// every entry, or the entries about the names of the visible hosts' objects.
+    pub fn audit_filter(&self) -> Vec<VisibleNamespace> {
+        self.namespaces
+            .iter()
+            .map(|view| VisibleNamespace {
+                namespace: view.namespace.clone(),
+                names: view
+                    .hosts
+                    .as_ref()
+                    .map(|hosts| hosts.iter().flat_map(|host| crate::tutorial::object_names_of_host(host)).collect()),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope() -> ViewScope {
+        let mut scope = ViewScope::default();
+        scope.push_whole("shop");
+        scope.push_hosts("tutorial", BTreeSet::from(["recommendation".to_owned()]));
+        scope.push_hosts("empty", BTreeSet::new());
+        scope
+    }
+
+    #[test]
+    fn hosts_of_a_namespace_do_not_show_the_rest_of_it() {
+        let scope = scope();
+        assert_eq!(scope.namespaces(), ["shop", "tutorial"], "a namespace with no host is not listed");
+        assert!(scope.host("tutorial", "recommendation"));
+        assert!(!scope.host("tutorial", "preference"));
+        assert!(scope.host("shop", "anything"));
+        assert!(!scope.whole_namespace("tutorial"));
+        assert!(!scope.namespace("empty"));
+        assert!(!scope.everything(&["shop".into(), "tutorial".into()]));
+        assert!(scope.everything(&["shop".into()]));
+    }
+
+    #[test]
+    fn audited_objects_follow_their_host() {
+        let scope = scope();
+        assert!(scope.object("tutorial", "Deployment", "recommendation-v2"));
+        assert!(scope.object("tutorial", "VirtualService", "recommendation"));
+        assert!(scope.object("tutorial", "Service", "recommendation"));
+        assert!(!scope.object("tutorial", "Deployment", "preference-v1"));
+        assert!(!scope.object("tutorial", "Namespace", "tutorial"), "namespace-level needs the whole namespace");
+        assert!(scope.object("shop", "Namespace", "shop"));
+        let filter = scope.audit_filter();
+        assert_eq!(filter[0].names, None);
+        let names = filter[1].names.clone().unwrap();
+        assert!(names.contains(&"recommendation".to_owned()) && names.contains(&"recommendation-v3".to_owned()));
+        assert!(!names.contains(&"preference-v1".to_owned()));
+    }
+}
