@@ -477,3 +477,68 @@ async fn refused_canary_forms_answer_in_their_own_error_slot() {
     browser.close().await;
     console.stop().await;
 }
+
+async fn one_page(browser: &Browser) -> bool {
+    browser.client.find_all(Locator::Css("h1")).await.unwrap().len() == 1
+}
+
+/// The deploy, routing and audit pages' forms each answer a conflicting and an invalid
+/// submission where the form is: never a page inside the page, never only a global banner.
+#[tokio::test]
+async fn refused_deploy_routing_and_audit_forms_answer_in_their_own_slots() {
+    let ns = TestNamespace::new("uiformerr").await;
+    let console = Console::start(&ns.name).await;
+    deploy_recommendation_v1_and_v2(&console).await;
+    let browser = Browser::start().await;
+
+    // Deploy, conflicting: someone removes v2 after the page was loaded.
+    browser.goto(&console.url(&format!("/ns/{}/deploy", ns.name))).await;
+    browser.wait_for_text("#state-recommendation-v2", "ready", READY_WITHIN).await;
+    mark_page(&browser).await;
+    let (status, body) = console.send_json(Method::DELETE, &console.api("/workloads/recommendation-v2"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    browser.fill("#replicas-recommendation-v2", "3").await;
+    browser.click("#workload-recommendation-v2 td:nth-child(4) button").await;
+    browser.wait_for_text("#workload-recommendation-v2 #error-recommendation-v2", "not deployed", READY_WITHIN).await;
+    assert!(page_was_not_reloaded(&browser).await && one_page(&browser).await);
+    assert_eq!(replicas(&ns, "recommendation-v2").await, None, "the stale form changed nothing");
+    console.deploy(&["recommendation-v2"]).await;
+
+    // Routing, invalid: weights that do not add up to 100, at the split form.
+    let routes = console.url(&format!("/ns/{}/routes/recommendation", ns.name));
+    browser.goto(&routes).await;
+    browser.fill("#weight-version-v1", "60").await;
+    browser.fill("#weight-version-v2", "30").await;
+    browser.click("#split-preview").await;
+    browser.wait_for_text("#split-form .field-error", "100", READY_WITHIN).await;
+    assert!(one_page(&browser).await);
+    // Routing, conflicting: someone else changes the routing between preview and apply.
+    browser.click("#preset-75-25").await;
+    browser.wait_for_text("#preview-change", "75%", READY_WITHIN).await;
+    let ninety_ten = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
+                            "rules": [{"route": {"version-v1": 90, "version-v2": 10}}]});
+    let (status, body) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(ninety_ten)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    browser.click("#apply").await;
+    browser.wait_for_text("#route-conflict", "changed since you previewed", READY_WITHIN).await;
+    assert!(one_page(&browser).await);
+    let (_, policy) = console.get_json(&console.api("/routes/recommendation")).await;
+    assert_eq!(policy["rules"][0]["route"]["version-v1"], 90, "the stale apply changed nothing: {policy}");
+
+    // Audit, invalid: a time filter that is not a time, at its field.
+    let response = console.http.get(console.url("/audit?from=yesterday")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    browser.goto(&console.url("/audit?from=yesterday")).await;
+    browser.wait_for_text("#filter-from-error", "UTC time", READY_WITHIN).await;
+    assert!(one_page(&browser).await);
+    // Audit, conflicting: reverting the first routing change after the routing changed since.
+    let first_route = console.audit().await.into_iter().rev().find(|e| e["action"] == "route.update").unwrap();
+    browser.goto(&console.url(&format!("/audit/{}", first_route["id"]))).await;
+    browser.click("#revert-preview-button").await;
+    browser.wait_for_text("#revert-conflict", "changed since", READY_WITHIN).await;
+    assert!(one_page(&browser).await);
+    let (_, policy) = console.get_json(&console.api("/routes/recommendation")).await;
+    assert_eq!(policy["rules"][0]["route"]["version-v1"], 90, "a preview changes nothing: {policy}");
+    browser.close().await;
+    console.stop().await;
+}

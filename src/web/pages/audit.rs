@@ -2,12 +2,14 @@
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
 
-use crate::audit::{Entry, Source, VerifyReport};
+use crate::audit::{Entry, Filter, Source, VerifyReport};
 use crate::authz::Actor;
 use crate::change::diff_labeled;
 use crate::change::documents::Documents;
+use crate::problem::FieldProblem;
 
 use super::super::audit_query::HistoryQuery;
 use super::super::error::AppError;
@@ -34,6 +36,31 @@ struct AuditPage {
     /// `?...` repeating the filters, for the polled rows and the "Older" link.
     filters: String,
     older: Option<i64>,
+    /// Filters that could not be read (a time that is not one), shown at their fields.
+    problems: Vec<FieldProblem>,
+}
+
+/// A time filter's input, with its problem when it could not be read.
+struct TimeField<'a> {
+    field: &'static str,
+    label: &'static str,
+    value: &'a str,
+    error: Option<&'a str>,
+}
+
+impl AuditPage {
+    fn time_fields(&self) -> [TimeField<'_>; 2] {
+        let error = |field: &str| self.problems.iter().find(|p| p.field == field).map(|p| p.message.as_str());
+        [
+            TimeField {
+                field: "from",
+                label: "From",
+                value: self.query.from.as_deref().unwrap_or(""),
+                error: error("from"),
+            },
+            TimeField { field: "to", label: "To", value: self.query.to.as_deref().unwrap_or(""), error: error("to") },
+        ]
+    }
 }
 
 #[derive(Template)]
@@ -75,7 +102,17 @@ pub async fn page(
     Identity(actor): Identity,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Response, AppError> {
-    let filter = state.visible_filter(&actor, query.parsed()?);
+    let (filter, problems) = match query.parsed() {
+        Ok(filter) => (filter, Vec::new()),
+        // The page again, with the message next to the field and no entries: an unread
+        // filter must not widen the history shown.
+        Err(AppError::Invalid(problems)) => (Filter { visible: Some(Vec::new()), ..Filter::default() }, problems),
+        Err(other) => return Err(other),
+    };
+    let filter = match filter.visible {
+        Some(_) => filter,
+        None => state.visible_filter(&actor, filter),
+    };
     let entries = state.audit.search_summaries(&filter, query.before, PAGE_SIZE).await?;
     let older = (entries.len() == PAGE_SIZE as usize).then(|| entries.last().map(|e| e.id)).flatten();
     // The verdict is about the whole log: only for those who may view all of it.
@@ -84,7 +121,10 @@ pub async fn page(
         false => None,
     };
     let filters = query.query_string();
-    render(&AuditPage { layout: Layout::new(&state, &actor, None), entries, verified, query, filters, older })
+    let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let page =
+        AuditPage { layout: Layout::new(&state, &actor, None), entries, verified, query, filters, older, problems };
+    Ok((status, Html(page.render()?)).into_response())
 }
 
 /// The first page's rows, polled by the page.

@@ -12,7 +12,7 @@ use crate::authz::{Actor, Permission};
 use crate::change::workloads;
 use crate::change::{Applied, Change};
 use crate::inventory;
-use crate::problem::{FieldProblem, describe};
+use crate::problem::FieldProblem;
 use crate::tutorial::Workload;
 
 use super::super::error::AppError;
@@ -221,6 +221,14 @@ pub async fn reset(
     respond(&state, &actor, &namespace, htmx, None, execute(&state, change).await).await
 }
 
+/// In a row the field is known: invalid input's messages without their field paths.
+fn row_message(refused: &AppError) -> String {
+    match refused {
+        AppError::Invalid(problems) => problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "),
+        other => other.to_string(),
+    }
+}
+
 async fn execute(state: &AppState, change: Change) -> Result<Applied, AppError> {
     state.changes.execute(change).await.map_err(AppError::from)
 }
@@ -245,13 +253,21 @@ async fn respond(
             view.notice = Some(format!("Change #{} applied: {summary}", applied.audit_id));
             StatusCode::OK
         }
-        Err(AppError::Invalid(problems)) => {
-            let message = describe(&problems);
+        // Invalid input, and a refusal of this form (someone removed the workload, or it is
+        // not yours), are shown next to the form's row.
+        Err(
+            refused @ (AppError::Invalid(_)
+            | AppError::Conflict(_)
+            | AppError::Forbidden(_)
+            | AppError::Unauthenticated(_)
+            | AppError::NotFound(_)),
+        ) => {
+            let status = refused.status();
             match workload.and_then(|w| view.rows.iter_mut().find(|row| row.name == w.name())) {
-                Some(row) => row.error = Some(problems.into_iter().map(|p| p.message).collect::<Vec<_>>().join("; ")),
-                None => view.error = Some(message),
+                Some(row) => row.error = Some(row_message(&refused)),
+                None => view.error = Some(refused.to_string()),
             }
-            StatusCode::UNPROCESSABLE_ENTITY
+            status
         }
         Err(other) => return Err(other),
     };
