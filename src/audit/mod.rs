@@ -47,6 +47,13 @@ pub struct Filter {
     pub visible: Option<Vec<VisibleNamespace>>,
 }
 
+impl Filter {
+    /// Matches no entry.
+    pub fn nothing() -> Self {
+        Self { visible: Some(Vec::new()), ..Self::default() }
+    }
+}
+
 /// A namespace whose entries a reader may view: all of them, or those about these names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VisibleNamespace {

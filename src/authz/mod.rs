@@ -134,6 +134,9 @@ impl Authorizer {
     /// What the actor may view. Without a team file: every managed namespace, to anyone
     /// (anonymous included, as documented); with one: what the actor's teams grant.
     pub fn view_scope(&self, actor: &Actor) -> ViewScope {
+        if self.teams.is_none() {
+            return ViewScope::unrestricted(&self.managed_namespaces);
+        }
         let mut scope = ViewScope::default();
         for namespace in &self.managed_namespaces {
             if self.allows(actor, Permission::View, namespace, None) {

@@ -7,6 +7,9 @@ use crate::audit::VisibleNamespace;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ViewScope {
     namespaces: Vec<NamespaceView>,
+    /// No team file: everything is visible to everyone, audit entries of namespaces no
+    /// longer managed included (as before the View rule).
+    unrestricted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +20,12 @@ struct NamespaceView {
 }
 
 impl ViewScope {
+    pub(super) fn unrestricted(managed: &[String]) -> Self {
+        let mut scope = Self { unrestricted: true, ..Self::default() };
+        managed.iter().for_each(|namespace| scope.push_whole(namespace));
+        scope
+    }
+
     pub(super) fn push_whole(&mut self, namespace: &str) {
         self.namespaces.push(NamespaceView { namespace: namespace.to_owned(), hosts: None });
     }
@@ -43,16 +52,17 @@ impl ViewScope {
 
     /// Something of the namespace (at least one host).
     pub fn namespace(&self, namespace: &str) -> bool {
-        self.find(namespace).is_some()
+        self.unrestricted || self.find(namespace).is_some()
     }
 
     /// The whole namespace: namespace-level objects and every host.
     pub fn whole_namespace(&self, namespace: &str) -> bool {
-        self.find(namespace).is_some_and(|view| view.hosts.is_none())
+        self.unrestricted || self.find(namespace).is_some_and(|view| view.hosts.is_none())
     }
 
     pub fn host(&self, namespace: &str, host: &str) -> bool {
-        self.find(namespace).is_some_and(|view| view.hosts.as_ref().is_none_or(|hosts| hosts.contains(host)))
+        self.unrestricted
+            || self.find(namespace).is_some_and(|view| view.hosts.as_ref().is_none_or(|hosts| hosts.contains(host)))
     }
 
     /// Every one of `managed` whole: what the whole audit log's verification reports on.
@@ -70,18 +80,23 @@ impl ViewScope {
     }
 
     /// The same rule as [`Self::object`], as the audit store filters by it: per namespace,
-    /// every entry, or the entries about the names of the visible hosts' objects.
-    pub fn audit_filter(&self) -> Vec<VisibleNamespace> {
-        self.namespaces
-            .iter()
-            .map(|view| VisibleNamespace {
-                namespace: view.namespace.clone(),
-                names: view
-                    .hosts
-                    .as_ref()
-                    .map(|hosts| hosts.iter().flat_map(|host| crate::tutorial::object_names_of_host(host)).collect()),
-            })
-            .collect()
+    /// every entry, or the entries about the names of the visible hosts' objects (None:
+    /// every entry).
+    pub fn audit_filter(&self) -> Option<Vec<VisibleNamespace>> {
+        if self.unrestricted {
+            return None;
+        }
+        let visible =
+            self.namespaces
+                .iter()
+                .map(|view| VisibleNamespace {
+                    namespace: view.namespace.clone(),
+                    names: view.hosts.as_ref().map(|hosts| {
+                        hosts.iter().flat_map(|host| crate::tutorial::object_names_of_host(host)).collect()
+                    }),
+                })
+                .collect();
+        Some(visible)
     }
 }
 
@@ -108,6 +123,9 @@ mod tests {
         assert!(!scope.namespace("empty"));
         assert!(!scope.everything(&["shop".into(), "tutorial".into()]));
         assert!(scope.everything(&["shop".into()]));
+        let open = ViewScope::unrestricted(&["tutorial".into()]);
+        assert!(open.object("retired", "Namespace", "retired") && open.audit_filter().is_none());
+        assert_eq!(open.namespaces(), ["tutorial"]);
     }
 
     #[test]
@@ -119,7 +137,7 @@ mod tests {
         assert!(!scope.object("tutorial", "Deployment", "preference-v1"));
         assert!(!scope.object("tutorial", "Namespace", "tutorial"), "namespace-level needs the whole namespace");
         assert!(scope.object("shop", "Namespace", "shop"));
-        let filter = scope.audit_filter();
+        let filter = scope.audit_filter().unwrap();
         assert_eq!(filter[0].names, None);
         let names = filter[1].names.clone().unwrap();
         assert!(names.contains(&"recommendation".to_owned()) && names.contains(&"recommendation-v3".to_owned()));

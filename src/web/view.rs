@@ -40,7 +40,7 @@ impl AppState {
 
     /// The history filter narrowed to what the actor may view.
     pub fn visible_filter(&self, actor: &Actor, mut filter: Filter) -> Filter {
-        filter.visible = Some(self.view_scope(actor).audit_filter());
+        filter.visible = self.view_scope(actor).audit_filter();
         filter
     }
 

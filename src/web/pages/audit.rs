@@ -103,15 +103,11 @@ pub async fn page(
     Query(query): Query<HistoryQuery>,
 ) -> Result<Response, AppError> {
     let (filter, problems) = match query.parsed() {
-        Ok(filter) => (filter, Vec::new()),
+        Ok(filter) => (state.visible_filter(&actor, filter), Vec::new()),
         // The page again, with the message next to the field and no entries: an unread
         // filter must not widen the history shown.
-        Err(AppError::Invalid(problems)) => (Filter { visible: Some(Vec::new()), ..Filter::default() }, problems),
+        Err(AppError::Invalid(problems)) => (Filter::nothing(), problems),
         Err(other) => return Err(other),
-    };
-    let filter = match filter.visible {
-        Some(_) => filter,
-        None => state.visible_filter(&actor, filter),
     };
     let entries = state.audit.search_summaries(&filter, query.before, PAGE_SIZE).await?;
     let older = (entries.len() == PAGE_SIZE as usize).then(|| entries.last().map(|e| e.id)).flatten();
