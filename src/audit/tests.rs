@@ -87,7 +87,7 @@ async fn the_chain_verifies_and_names_the_first_tampered_entry() {
     let second = store.record(&entry(Outcome::Denied)).await.unwrap();
     let third = store.record(&entry(Outcome::Failed)).await.unwrap();
     let report = store.verify().await.unwrap();
-    assert_eq!(report, VerifyReport { records_checked: 4, first_mismatch: None });
+    assert_eq!(report, VerifyReport { records_checked: 4, first_mismatch: None, ..Default::default() });
 
     // An attacker with the database file drops the guard and edits a row.
     sqlx::query("DROP TRIGGER audit_entries_chain_once").execute(&store.pool).await.unwrap();
@@ -124,7 +124,7 @@ async fn concurrent_appends_keep_one_chain() {
         writer.await.unwrap();
     }
     let report = store.verify().await.unwrap();
-    assert_eq!(report, VerifyReport { records_checked: 20, first_mismatch: None });
+    assert_eq!(report, VerifyReport { records_checked: 20, first_mismatch: None, ..Default::default() });
 }
 
 #[tokio::test]
@@ -145,7 +145,10 @@ async fn concurrent_appends_each_get_their_own_id_in_chain_order() {
     let seqs: Vec<(i64, i64)> =
         sqlx::query_as("SELECT id, chain_seq FROM audit_entries ORDER BY id").fetch_all(&store.pool).await.unwrap();
     assert!(seqs.iter().all(|(id, seq)| id == seq), "ids are handed out in chain order");
-    assert_eq!(store.verify().await.unwrap(), VerifyReport { records_checked: 300, first_mismatch: None });
+    assert_eq!(
+        store.verify().await.unwrap(),
+        VerifyReport { records_checked: 300, first_mismatch: None, ..Default::default() }
+    );
 }
 
 type Append = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), AuditError>> + Send>>;
@@ -200,7 +203,10 @@ async fn a_failing_append_in_a_group_fails_alone() {
     assert_eq!(failed, vec![1, 3], "only the bad append and the refused resolution fail: {results:?}");
     assert_eq!(store.get(pending).await.unwrap().unwrap().outcome, "applied");
     // The pending entry, the first append outside the group, three good appends, one resolution.
-    assert_eq!(store.verify().await.unwrap(), VerifyReport { records_checked: 6, first_mismatch: None });
+    assert_eq!(
+        store.verify().await.unwrap(),
+        VerifyReport { records_checked: 6, first_mismatch: None, ..Default::default() }
+    );
     assert_eq!(store.recent(10).await.unwrap().len(), 5, "nothing of the failed append was kept");
 }
 
@@ -250,20 +256,27 @@ async fn retention_archives_a_verifiable_prefix_and_keeps_pending_entries() {
     let pending = store.record(&entry(Outcome::Pending)).await.unwrap();
     let newest = store.record(&entry(Outcome::Applied)).await.unwrap();
 
-    let first = store.archive_older_than(far_future(), dir.path()).await.unwrap();
+    let first = store.archive_older_than(far_future(), dir.path(), None).await.unwrap();
     assert_eq!((first.records, first.through_seq), (3, 3), "stops before the pending entry");
     let file = first.file.clone().unwrap();
     assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 3);
     let remaining: Vec<i64> = store.recent(10).await.unwrap().iter().map(|e| e.id).collect();
     assert_eq!(remaining, vec![newest, pending]);
-    assert_eq!(store.verify().await.unwrap(), VerifyReport { records_checked: 2, first_mismatch: None });
+    assert_eq!(
+        store.verify().await.unwrap(),
+        VerifyReport { records_checked: 2, first_mismatch: None, ..Default::default() }
+    );
     let continued = store.verify_after(verify_archives(std::slice::from_ref(&file)).unwrap().unwrap()).await.unwrap();
-    assert_eq!(continued, VerifyReport { records_checked: 5, first_mismatch: None }, "archive + database");
+    assert_eq!(
+        continued,
+        VerifyReport { records_checked: 5, first_mismatch: None, ..Default::default() },
+        "archive + database"
+    );
     let delete = sqlx::query("DELETE FROM audit_entries").execute(&store.pool).await;
     assert!(delete.unwrap_err().to_string().contains("append-only"), "only the archiver deletes");
 
     store.resolve(pending, Outcome::Applied, None, None).await.unwrap();
-    let second = store.archive_older_than(far_future(), dir.path()).await.unwrap();
+    let second = store.archive_older_than(far_future(), dir.path(), None).await.unwrap();
     assert_eq!((second.records, second.through_seq), (3, 6), "the pending entry leaves with its resolution");
     assert!(store.recent(10).await.unwrap().is_empty());
     let next = store.record(&entry(Outcome::Applied)).await.unwrap();
@@ -272,7 +285,7 @@ async fn retention_archives_a_verifiable_prefix_and_keeps_pending_entries() {
     let checker = verify_archives(&files).unwrap().unwrap();
     assert_eq!(store.verify_after(checker).await.unwrap().first_mismatch, None);
     assert!(store.verify().await.unwrap().is_intact());
-    assert_eq!(store.archive_older_than(0, dir.path()).await.unwrap().records, 0, "nothing is old enough");
+    assert_eq!(store.archive_older_than(0, dir.path(), None).await.unwrap().records, 0, "nothing is old enough");
 }
 
 #[tokio::test]
@@ -280,7 +293,7 @@ async fn a_tampered_archive_or_database_is_not_archived_and_is_named() {
     let (dir, store) = store().await;
     let first = store.record(&entry(Outcome::Applied)).await.unwrap();
     let second = store.record(&entry(Outcome::Applied)).await.unwrap();
-    let report = store.archive_older_than(far_future(), dir.path()).await.unwrap();
+    let report = store.archive_older_than(far_future(), dir.path(), None).await.unwrap();
     let file = report.file.unwrap();
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replacen("\"alice\"", "\"mallory\"", 1)).unwrap();
@@ -293,7 +306,7 @@ async fn a_tampered_archive_or_database_is_not_archived_and_is_named() {
         .execute(&store.pool)
         .await
         .unwrap();
-    let refused = store.archive_older_than(far_future(), dir.path()).await;
+    let refused = store.archive_older_than(far_future(), dir.path(), None).await;
     assert!(matches!(refused, Err(ArchiveError::Tampered(id)) if id == third), "{refused:?}");
     assert_eq!(store.get(third).await.unwrap().unwrap().summary, "nothing happened", "evidence kept");
     let _ = second;
@@ -305,7 +318,10 @@ async fn incremental_verification_follows_appends_and_remembers_a_mismatch() {
     store.record(&entry(Outcome::Applied)).await.unwrap();
     assert_eq!(store.verify_incremental().await.unwrap().records_checked, 1);
     let second = store.record(&entry(Outcome::Applied)).await.unwrap();
-    assert_eq!(store.verify_incremental().await.unwrap(), VerifyReport { records_checked: 2, first_mismatch: None });
+    assert_eq!(
+        store.verify_incremental().await.unwrap(),
+        VerifyReport { records_checked: 2, first_mismatch: None, ..Default::default() }
+    );
     sqlx::query("DROP TRIGGER audit_entries_chain_once").execute(&store.pool).await.unwrap();
     sqlx::query("UPDATE audit_entries SET actor = 'x' WHERE id = ?").bind(second).execute(&store.pool).await.unwrap();
     assert!(store.verify_incremental().await.unwrap().is_intact(), "already verified records wait for a full verify");
