@@ -86,9 +86,11 @@ async fn the_newest_records_cut_off_with_the_head_set_back_are_found_against_the
     );
     let (ok, text) = verify(&database, None, &[]);
     assert!(ok && text.contains("intact: 2 records"), "the database alone cannot tell: {text}");
+    let bytes = std::fs::read(&database).unwrap();
     let (ok, text) = verify(&database, Some(&ns.name), &[]);
     assert!(!ok, "{text}");
     assert!(text.contains("the newest records were removed: the database ends at record 2"), "{text}");
+    assert_eq!(std::fs::read(&database).unwrap(), bytes, "verify wrote nothing");
     assert!(text.contains("names record 4 (2 record(s) missing)"), "{text}");
 
     // A start on the shortened log does not move the anchor onto it; nor once new records

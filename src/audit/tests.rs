@@ -374,3 +374,25 @@ async fn batches_of_large_entries_are_bounded_in_bytes() {
     assert_eq!(store.batch_within(&all, None, 2, 10_000_000).await.unwrap(), 2, "never more than the limit");
     assert_eq!(store.batch_within(&all, Some(1), 1000, 1).await.unwrap(), 0, "nothing below the first");
 }
+
+/// The database's side of the anchor comparison: the newest record of any kind (here a
+/// resolution), and the stored hash at the anchored positions, archived ones aside.
+#[tokio::test]
+async fn the_chain_state_names_the_newest_record_and_the_hashes_at_anchored_positions() {
+    let (dir, store) = store().await;
+    store.record(&entry(Outcome::Applied)).await.unwrap();
+    let pending = store.record(&entry(Outcome::Pending)).await.unwrap();
+    store.resolve(pending, Outcome::Applied, None, None).await.unwrap();
+    let state = store.chain_state(None).await.unwrap();
+    assert_eq!((state.archived, state.head.seq), (Position::genesis(), 3));
+
+    let anchored = Anchor::new(&Position { seq: 2, hash: "any".into() }, &Position { seq: 1, hash: "x".into() }, None);
+    let state = store.chain_state(Some(&anchored)).await.unwrap();
+    let hashes: Vec<String> =
+        sqlx::query_scalar("SELECT hash FROM audit_entries ORDER BY chain_seq").fetch_all(&store.pool).await.unwrap();
+    assert_eq!((state.at_anchor, state.at_anchored_archive), (Some(hashes[1].clone()), Some(hashes[0].clone())));
+
+    store.archive_older_than(far_future(), dir.path(), None).await.unwrap();
+    let state = store.chain_state(Some(&anchored)).await.unwrap();
+    assert_eq!((state.archived.seq, state.head.seq, state.at_anchor), (3, 3, None), "everything archived");
+}

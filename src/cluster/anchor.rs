@@ -109,6 +109,13 @@ impl AuditAnchor {
             }
         }
         // A first anchor trusts the database as it is (an existing log gets anchored from now on).
+        if existing.is_none() && state.head.seq > 0 {
+            tracing::warn!(
+                anchor = %self.location(),
+                seq = state.head.seq,
+                "no audit anchor yet: anchoring the log as it is now (if there was an anchor, it was removed)"
+            );
+        }
         let archived = archived.or_else(|| existing.map(Anchor::archived)).unwrap_or_else(|| state.archived.clone());
         let anchor = Anchor::new(&state.head, &archived, self.key());
         if let Some(existing) = existing.filter(|e| e.same_positions(&anchor)) {
