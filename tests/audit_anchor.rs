@@ -7,6 +7,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
@@ -14,7 +15,7 @@ use serde_json::json;
 use signalbox::audit::{Anchor, AnchorKey, AuditStore, NewEntry, Outcome, Position, Source};
 use signalbox::cluster::anchor::{ANNOTATION, AnchorError, AuditAnchor, DEFAULT_NAME};
 use support::console::Console;
-use support::{TestNamespace, kubeconfig_path};
+use support::{TestNamespace, eventually, kubeconfig_path};
 
 fn entry(summary: &str) -> NewEntry {
     NewEntry {
@@ -121,10 +122,19 @@ async fn a_log_with_every_hash_recomputed_is_found_by_the_verify_api() {
     };
     let console = Console::start_with(&ns.name, anchored).await;
     console.deploy(&["recommendation-v1"]).await;
+    let config_maps: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
+    let anchored_seq = || async {
+        let annotations = config_maps.get_opt(DEFAULT_NAME).await.ok()??.metadata.annotations?;
+        Some(serde_json::from_str::<Anchor>(annotations.get(ANNOTATION)?).ok()?.seq)
+    };
+    // The running writer follows the log (every record here), not only at shutdown.
+    eventually(Duration::from_secs(10), "the entry and its resolution anchored", || async {
+        anchored_seq().await.filter(|seq| *seq >= 2)
+    })
+    .await;
     let (_, report) = console.get_json(&console.url("/api/v1/audit/verify")).await;
     assert_eq!((&report["problems"], report["anchor"]["checked"].as_bool()), (&json!([]), Some(true)), "{report}");
     console.stop().await; // anchors the last records
-    let config_maps: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
     let annotations = config_maps.get(DEFAULT_NAME).await.unwrap().metadata.annotations.unwrap();
     let before: Anchor = serde_json::from_str(&annotations[ANNOTATION]).unwrap();
     assert!(before.seq >= 2, "an entry and its resolution at least: {before:?}");
