@@ -107,6 +107,9 @@ async fn main() {
         static_dir: None,
         audit_retention_days: None,
         audit_archive_dir: None,
+        audit_anchor: signalbox::config::AnchorArgs::unset(),
+        audit_anchor_every_records: 100,
+        audit_anchor_every_seconds: 10,
         log_format: LogFormat::Text,
     };
     let server = signalbox::app::start(config).await.unwrap();

@@ -9,10 +9,11 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::audit::{AuditStore, NewEntry, Outcome, Source};
+use crate::audit::{AnchorKey, ArchiveWitness, AuditStore, NewEntry, Outcome, Source};
 use crate::authz::Authorizer;
 use crate::autopilot::{self, Autopilot};
 use crate::change::{ChangePath, resolve_pending};
+use crate::cluster::anchor::AuditAnchor;
 use crate::cluster::{self, Cluster};
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
@@ -29,6 +30,8 @@ pub struct Server {
     pub state: AppState,
     /// Canary auto-advance, when Prometheus is configured.
     autopilot: Option<Autopilot>,
+    /// The audit anchor's writer, when an anchor is configured.
+    anchor_writer: Option<JoinHandle<()>>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -56,6 +59,14 @@ impl Server {
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         if !self.state.changes.drain(remaining).await {
             tracing::warn!("a change is still running; its audit entry stays pending until the next start");
+        }
+        if let (Some(writer), Some(anchor)) = (self.anchor_writer, &self.state.anchor) {
+            writer.abort();
+            // The records since the last anchor are anchored too.
+            let last = tokio::time::timeout_at(deadline, anchor.advance(&self.state.audit, None)).await;
+            if let Ok(Err(error)) = last {
+                tracing::error!(%error, anchor = %anchor.location(), "the audit chain's last records are not anchored");
+            }
         }
         self.state.audit.close().await;
         Ok(())
@@ -93,13 +104,19 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
     let changes = ChangePath::new(cluster.objects.clone(), audit.clone(), authorizer, metrics.clone())
         .with_propagation(propagation);
     spawn_pending_resolution(audit.clone(), cluster.clone());
-    spawn_audit_upkeep(audit.clone(), retention(&config));
+    let anchor = audit_anchor(&config, &cluster)?;
+    let anchor_writer = anchor.as_ref().map(|anchor| {
+        let every = Duration::from_secs(config.audit_anchor_every_seconds);
+        anchor.spawn_writer(audit.clone(), config.audit_anchor_every_records, every)
+    });
+    spawn_audit_upkeep(audit.clone(), anchor.clone(), retention(&config));
     record_external_changes(&cluster, &config.namespaces, audit.clone(), changes.clone());
 
     let state = AppState {
         cluster,
         changes,
         audit,
+        anchor,
         metrics,
         identity: Arc::new(IdentityPolicy::new(config.trusted_proxies.clone(), config.listen)),
         allowed_hosts: Arc::new(AllowedHosts::from_env(config.listen, &config.allowed_hosts)),
@@ -132,7 +149,28 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         })
         .await
     });
-    Ok(Server { addr, state, autopilot, stop, task })
+    Ok(Server { addr, state, autopilot, anchor_writer, stop, task })
+}
+
+/// The audit anchor (`cluster::anchor`): in the configured namespace, else the pod's own;
+/// none outside a pod without `--audit-anchor-namespace`.
+fn audit_anchor(config: &ServeConfig, cluster: &Cluster) -> anyhow::Result<Option<AuditAnchor>> {
+    let args = &config.audit_anchor;
+    let Some(namespace) = args.namespace() else {
+        tracing::warn!(
+            "the audit chain is not anchored outside the database: no --audit-anchor-namespace and not in a pod"
+        );
+        return Ok(None);
+    };
+    let key = match &args.audit_anchor_key_file {
+        Some(path) => Some(
+            AnchorKey::from_file(path).with_context(|| format!("reading the audit anchor key {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let anchor = AuditAnchor::new(cluster.client.clone(), &namespace, &args.audit_anchor_name, key);
+    tracing::info!(anchor = %anchor.location(), signed = anchor.key().is_some(), "anchoring the audit chain");
+    Ok(Some(anchor))
 }
 
 /// istiod's monitoring endpoint: `--istiod-url`, else (inside a cluster) the `istiod`
@@ -253,15 +291,25 @@ fn retention(config: &ServeConfig) -> Option<(Duration, PathBuf)> {
     Some((Duration::from_secs(u64::from(days) * 24 * 60 * 60), dir))
 }
 
-/// Verifies the whole chain now and then (tampering with old records shows up on the
-/// history page within `FULL_VERIFY_EVERY`), and archives old records when configured.
-fn spawn_audit_upkeep(audit: AuditStore, retention: Option<(Duration, PathBuf)>) {
+/// Verifies the whole chain now and then, against the anchor when there is one (tampering
+/// with old records shows up on the history page within `FULL_VERIFY_EVERY`), and archives
+/// old records when configured, anchoring each new archive boundary first.
+fn spawn_audit_upkeep(audit: AuditStore, anchor: Option<AuditAnchor>, retention: Option<(Duration, PathBuf)>) {
     let verifier = audit.clone();
+    let checker = anchor.clone();
     tokio::spawn(async move {
         loop {
-            match verifier.verify().await {
+            let verified = match &checker {
+                Some(anchor) => anchor.verify(&verifier).await,
+                None => verifier.verify().await,
+            };
+            match verified {
                 Ok(report) if report.is_intact() => {}
-                Ok(report) => tracing::error!(entry = ?report.first_mismatch, "the audit hash chain does not verify"),
+                Ok(report) => tracing::error!(
+                    entry = ?report.first_mismatch,
+                    problems = ?report.problems,
+                    "the audit hash chain does not verify"
+                ),
                 Err(error) => tracing::warn!(%error, "could not verify the audit hash chain"),
             }
             tokio::time::sleep(FULL_VERIFY_EVERY).await;
@@ -271,7 +319,8 @@ fn spawn_audit_upkeep(audit: AuditStore, retention: Option<(Duration, PathBuf)>)
     tokio::spawn(async move {
         loop {
             let cutoff = jiff::Timestamp::now().as_millisecond() - max_age.as_millis() as i64;
-            if let Err(error) = audit.archive_older_than(cutoff, &dir).await {
+            let witness = anchor.as_ref().map(|anchor| anchor as &dyn ArchiveWitness);
+            if let Err(error) = audit.archive_older_than(cutoff, &dir, witness).await {
                 tracing::error!(%error, "audit retention: nothing archived or deleted");
             }
             tokio::time::sleep(RETENTION_EVERY).await;

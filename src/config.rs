@@ -37,6 +37,11 @@ pub enum AuditCommand {
         /// verified from its first record through the archives into the database.
         #[arg(long = "archive")]
         archives: Vec<PathBuf>,
+        /// The cluster holding the anchor; by default inferred like kubectl.
+        #[arg(long, env = "SIGNALBOX_KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
+        #[command(flatten)]
+        anchor: AnchorArgs,
     },
     /// Write a consistent copy of the audit log while signalbox runs (SQLite `VACUUM INTO`).
     Backup {
@@ -103,9 +108,55 @@ pub struct ServeConfig {
     /// Where retention archives go (default: the database's directory).
     #[arg(long, env = "SIGNALBOX_AUDIT_ARCHIVE_DIR")]
     pub audit_archive_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub audit_anchor: AnchorArgs,
+    /// Anchor the audit chain's head at least every this many records...
+    #[arg(long, env = "SIGNALBOX_AUDIT_ANCHOR_EVERY_RECORDS", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub audit_anchor_every_records: u64,
+    /// ...and, when records were added, at least every this many seconds.
+    #[arg(long, env = "SIGNALBOX_AUDIT_ANCHOR_EVERY_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub audit_anchor_every_seconds: u64,
     /// Log format.
     #[arg(long, env = "SIGNALBOX_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+}
+
+/// Where the audit chain's anchor is kept outside the database (`cluster::anchor`), and
+/// the key that signs it. Shared by the server (which writes it) and `audit verify`.
+#[derive(Debug, Clone, Args)]
+pub struct AnchorArgs {
+    /// Namespace of the anchor ConfigMap (signalbox's own). Default: `POD_NAMESPACE` (set in
+    /// the pod by deploy/base); without either there is no anchor.
+    #[arg(long, env = "SIGNALBOX_AUDIT_ANCHOR_NAMESPACE")]
+    pub audit_anchor_namespace: Option<String>,
+    /// Name of the anchor ConfigMap.
+    #[arg(long, env = "SIGNALBOX_AUDIT_ANCHOR_NAME", default_value = crate::cluster::anchor::DEFAULT_NAME)]
+    pub audit_anchor_name: String,
+    /// File holding the HMAC-SHA256 key that signs the anchor (e.g. a mounted Secret). With
+    /// it, an unsigned or otherwise signed anchor fails verification.
+    #[arg(long, env = "SIGNALBOX_AUDIT_ANCHOR_KEY_FILE")]
+    pub audit_anchor_key_file: Option<PathBuf>,
+}
+
+impl AnchorArgs {
+    /// No anchor unless `POD_NAMESPACE` is set (what tests and embedders start from).
+    pub fn unset() -> Self {
+        Self {
+            audit_anchor_namespace: None,
+            audit_anchor_name: crate::cluster::anchor::DEFAULT_NAME.to_owned(),
+            audit_anchor_key_file: None,
+        }
+    }
+
+    /// The anchor's namespace: the flag, else the pod's own namespace.
+    pub fn namespace(&self) -> Option<String> {
+        self.audit_anchor_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .filter(|namespace| !namespace.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

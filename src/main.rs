@@ -1,6 +1,7 @@
 use clap::Parser;
-use signalbox::audit::AuditStore;
-use signalbox::config::{AuditCommand, Cli, Command, LogFormat};
+use signalbox::audit::{AnchorKey, AnchorReading, AuditStore, VerifyReport};
+use signalbox::cluster::anchor::AuditAnchor;
+use signalbox::config::{AnchorArgs, AuditCommand, Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -9,7 +10,9 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(cli.serve.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => signalbox::app::start(cli.serve).await?.run_until_signal().await,
-        Command::Audit { command: AuditCommand::Verify { database, archives } } => verify(&database, &archives).await,
+        Command::Audit { command: AuditCommand::Verify { database, archives, kubeconfig, anchor } } => {
+            verify(&database, &archives, kubeconfig.as_deref(), &anchor).await
+        }
         Command::Audit { command: AuditCommand::Backup { database, to } } => {
             anyhow::ensure!(database.exists(), "no audit log at {}", database.display());
             AuditStore::open(&database).await?.backup(&to).await?;
@@ -19,29 +22,71 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn verify(database: &std::path::Path, archives: &[std::path::PathBuf]) -> anyhow::Result<()> {
+/// `audit verify`: the chain (from the archives, when given, into the database), then the
+/// database against the anchor in the cluster. Opens the database read-only.
+async fn verify(
+    database: &std::path::Path,
+    archives: &[std::path::PathBuf],
+    kubeconfig: Option<&std::path::Path>,
+    anchor: &AnchorArgs,
+) -> anyhow::Result<()> {
     anyhow::ensure!(database.exists(), "no audit log at {}", database.display());
+    let key = match &anchor.audit_anchor_key_file {
+        Some(path) => Some(AnchorKey::from_file(path)?),
+        None => None,
+    };
     let store = AuditStore::open_read_only(database).await?;
     let report = if archives.is_empty() {
         store.verify().await?
     } else {
         match signalbox::audit::verify_archives(archives)? {
             Ok(checker) => store.verify_after(checker).await?,
-            Err(id) => tampered(id),
+            Err(id) => tampered(&VerifyReport { first_mismatch: Some(id), ..VerifyReport::default() }),
         }
     };
-    match report.first_mismatch {
-        None => {
-            println!("audit log intact: {} records verified", report.records_checked);
-            Ok(())
+    let (reading, location) = read_anchor(kubeconfig, anchor).await;
+    let report = store.compare_with_anchor(report, &reading, &location, key.as_ref()).await?;
+    if !report.is_intact() {
+        tampered(&report);
+    }
+    println!("audit log intact: {} records verified", report.records_checked);
+    print_anchor(&report);
+    Ok(())
+}
+
+/// Reads the anchor through the kubeconfig or in-cluster configuration; an unreachable
+/// cluster is a reading too (verification goes on, and says the anchor was not checked).
+async fn read_anchor(kubeconfig: Option<&std::path::Path>, args: &AnchorArgs) -> (AnchorReading, String) {
+    let Some(namespace) = args.namespace() else { return (AnchorReading::Off, String::new()) };
+    match signalbox::cluster::anchor::client(kubeconfig).await {
+        Ok(client) => {
+            // Only read here: the key is used by the comparison, not by the reader.
+            let anchor = AuditAnchor::new(client, &namespace, &args.audit_anchor_name, None);
+            (anchor.read().await, anchor.location())
         }
-        Some(id) => tampered(id),
+        Err(error) => (
+            AnchorReading::Unreachable(format!("no cluster configuration: {error}")),
+            format!("ConfigMap {namespace}/{}", args.audit_anchor_name),
+        ),
     }
 }
 
-/// Names the first entry that does not match its hash and exits with status 1.
-fn tampered(id: i64) -> ! {
-    println!("audit log TAMPERED: entry {id} does not match its hash");
+fn print_anchor(report: &VerifyReport) {
+    if let Some(anchor) = &report.anchor {
+        println!("anchor: {}", anchor.detail);
+    }
+}
+
+/// Names what does not match (the first entry whose hash does not, and every other
+/// problem) and exits with status 1.
+fn tampered(report: &VerifyReport) -> ! {
+    if let Some(id) = report.first_mismatch {
+        println!("audit log TAMPERED: entry {id} does not match its hash");
+    }
+    for problem in &report.problems {
+        println!("audit log TAMPERED: {problem}");
+    }
+    print_anchor(report);
     std::process::exit(1);
 }
 

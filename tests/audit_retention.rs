@@ -44,7 +44,7 @@ async fn archives_and_database_verify_as_one_chain() {
         store.record(&entry(summary)).await.unwrap();
     }
     let cutoff = jiff::Timestamp::now().as_millisecond() + 60_000;
-    let archive = store.archive_older_than(cutoff, dir.path()).await.unwrap().file.unwrap();
+    let archive = store.archive_older_than(cutoff, dir.path(), None).await.unwrap().file.unwrap();
     store.record(&entry("four")).await.unwrap();
     store.close().await;
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, ListParams, PostParams};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -101,9 +101,15 @@ impl Drop for Applied {
 }
 
 async fn allowed(verb: &str, group: &str, resource: &str, namespace: Option<&str>) -> bool {
+    allowed_named(verb, group, resource, namespace, None).await
+}
+
+/// Whether the ServiceAccount may `verb` the object `name` (any object when None).
+async fn allowed_named(verb: &str, group: &str, resource: &str, namespace: Option<&str>, name: Option<&str>) -> bool {
     let review: SubjectAccessReview = serde_json::from_value(json!({
         "spec": {"user": SERVICE_ACCOUNT, "groups": ["system:serviceaccounts", "system:serviceaccounts:signalbox"],
-                 "resourceAttributes": {"verb": verb, "group": group, "resource": resource, "namespace": namespace}}
+                 "resourceAttributes": {"verb": verb, "group": group, "resource": resource, "namespace": namespace,
+                                        "name": name}}
     }))
     .unwrap();
     let answer = Api::<SubjectAccessReview>::all(client().await).create(&PostParams::default(), &review).await.unwrap();
@@ -208,6 +214,16 @@ async fn the_base_deploys_with_least_privilege_and_runs_the_tutorial_with_its_ow
     assert!(!allowed("patch", "", "services", Some("istio-system")).await, "istio-system is read-only");
     assert!(!allowed("delete", "", "namespaces", None).await);
     assert!(!allowed("create", "rbac.authorization.k8s.io", "rolebindings", Some(&managed)).await);
+    // The audit anchor: read and patch its one ConfigMap, nothing else of ConfigMaps.
+    let anchor = Some(signalbox::cluster::anchor::DEFAULT_NAME);
+    for verb in ["get", "patch"] {
+        assert!(allowed_named(verb, "", "configmaps", Some("signalbox"), anchor).await, "{verb} the anchor");
+        assert!(!allowed_named(verb, "", "configmaps", Some("signalbox"), Some("other")).await, "{verb} another");
+        assert!(!allowed_named(verb, "", "configmaps", Some(&managed), anchor).await, "{verb} elsewhere");
+    }
+    for verb in ["list", "create", "delete"] {
+        assert!(!allowed(verb, "", "configmaps", Some("signalbox")).await, "{verb} ConfigMaps");
+    }
 
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = service_account_kubeconfig(dir.path());
@@ -218,6 +234,8 @@ async fn the_base_deploys_with_least_privilege_and_runs_the_tutorial_with_its_ow
         config.kubeconfig = Some(kubeconfig);
         config.prometheus_url = Some(prometheus);
         config.analysis_interval_seconds = 1;
+        config.audit_anchor.audit_anchor_namespace = Some("signalbox".into());
+        config.audit_anchor_every_seconds = 1;
     })
     .await;
     let leases: Api<Lease> = Api::namespaced(client().await, &managed);
@@ -246,5 +264,16 @@ async fn the_base_deploys_with_least_privilege_and_runs_the_tutorial_with_its_ow
     let audit: Vec<_> = console.audit().await.into_iter().filter(|e| e["source"] != "external").collect();
     assert_eq!(audit.len(), WORKLOADS.len() + 3, "one entry per change: {audit:#?}");
     assert!(audit.iter().all(|e| e["outcome"] == "applied"), "{audit:#?}");
+    // The audit chain is anchored with the ServiceAccount's rights (get and patch of the
+    // shipped ConfigMap), and verifies against that anchor.
+    let config_maps: Api<ConfigMap> = Api::namespaced(client().await, "signalbox");
+    eventually(Duration::from_secs(10), "the audit anchor written by the ServiceAccount's signalbox", || async {
+        let anchor = config_maps.get_opt(signalbox::cluster::anchor::DEFAULT_NAME).await.ok()??;
+        anchor.metadata.annotations?.get(signalbox::cluster::anchor::ANNOTATION).cloned()
+    })
+    .await;
+    let (status, report) = console.get_json(&console.url("/api/v1/audit/verify")).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!((report["anchor"]["checked"].as_bool(), &report["problems"]), (Some(true), &json!([])), "{report}");
     console.stop().await;
 }

@@ -1,4 +1,5 @@
 //! The audit store: an append-only, hash-chained SQLite log of every change attempted.
+pub mod anchor;
 mod chain;
 mod entry;
 pub mod export;
@@ -16,9 +17,10 @@ use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+pub use anchor::{Anchor, AnchorCheck, AnchorKey, AnchorReading, ChainState, Position};
 pub use chain::{ChainedRecord, Checker, GENESIS as CHAIN_GENESIS, VerifyReport};
 pub use entry::{Entry, NewEntry, Outcome, Source, format_time_ms};
-pub use retention::{ArchiveError, ArchiveReport, verify_archives};
+pub use retention::{ArchiveError, ArchiveReport, ArchiveWitness, verify_archives};
 
 use chain::{EntryContent, GENESIS, PropagationContent, ResolutionContent};
 use verify::Checkpoint;
@@ -335,6 +337,12 @@ impl AuditStore {
     pub async fn backup(&self, path: &Path) -> Result<(), AuditError> {
         sqlx::query("VACUUM INTO ?").bind(path.to_string_lossy().into_owned()).execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// Follows the chain position of the last record this process committed (0 before the
+    /// first): the anchor writer waits on it.
+    pub fn committed(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.writer.committed()
     }
 
     /// Closes the pool, checkpointing the WAL.

@@ -7,8 +7,20 @@ use std::path::{Path, PathBuf};
 use futures::TryStreamExt;
 use tokio::io::AsyncWriteExt;
 
+use super::anchor::Position;
 use super::chain::Checker;
 use super::{AuditError, AuditStore, finish, immediate};
+
+/// Hears of a new archive boundary before any record leaves the database: the anchor
+/// (`cluster::anchor`), so that an `audit_archives` row it never heard of is evidence of an
+/// insertion. When it fails, the archive run stops and nothing is deleted.
+pub trait ArchiveWitness: Send + Sync {
+    fn witness<'a>(
+        &'a self,
+        store: &'a AuditStore,
+        through: Position,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>>;
+}
 
 /// What one archive run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +41,9 @@ pub enum ArchiveError {
     /// Archiving would remove evidence of tampering: refuse and keep everything.
     #[error("audit archive refused: the chain does not verify at entry {0}")]
     Tampered(i64),
+    /// The new boundary could not be anchored: archiving waits for the next run.
+    #[error("audit archive postponed: the archive boundary could not be anchored: {0}")]
+    Unwitnessed(String),
 }
 
 impl From<sqlx::Error> for ArchiveError {
@@ -44,11 +59,23 @@ impl AuditStore {
     /// Archived records are always a prefix of the chain: the archive ends before the first
     /// record that must stay (a newer entry or resolution, or an entry still pending), and
     /// an entry leaves only together with its resolution.
-    pub async fn archive_older_than(&self, cutoff_ms: i64, dir: &Path) -> Result<ArchiveReport, ArchiveError> {
+    ///
+    /// With a `witness` (the anchor), the new boundary is anchored first; see [`ArchiveWitness`].
+    pub async fn archive_older_than(
+        &self,
+        cutoff_ms: i64,
+        dir: &Path,
+        witness: Option<&dyn ArchiveWitness>,
+    ) -> Result<ArchiveReport, ArchiveError> {
         let (from_seq, from_hash) = self.archived_through().await?;
         let through = self.archivable_through(cutoff_ms).await?;
         if through <= from_seq {
             return Ok(ArchiveReport { file: None, records: 0, through_seq: from_seq });
+        }
+        if let Some(witness) = witness {
+            let missing = || ArchiveError::Unwitnessed(format!("record {through} is not in the database"));
+            let hash = self.hash_at(through).await?.ok_or_else(missing)?;
+            witness.witness(self, Position { seq: through, hash }).await.map_err(ArchiveError::Unwitnessed)?;
         }
         let file = dir.join(format!("signalbox-audit-{:010}-{through:010}.ndjson", from_seq + 1));
         let (last_hash, records, max_entry_id) = self.write_archive(&file, from_seq, &from_hash, through).await?;

@@ -116,7 +116,7 @@ async fn the_chain_verifies_and_names_the_first_tampered_entry() {
     let second = store.record(&entry(Outcome::Denied)).await.unwrap();
     let third = store.record(&entry(Outcome::Failed)).await.unwrap();
     let report = store.verify().await.unwrap();
-    assert_eq!(report, VerifyReport { records_checked: 4, first_mismatch: None });
+    assert_eq!(report, VerifyReport { records_checked: 4, first_mismatch: None, ..Default::default() });
 
     // An attacker with the database file drops the guard and edits a row.
     sqlx::query("DROP TRIGGER audit_entries_chain_once").execute(&store.pool).await.unwrap();
@@ -153,7 +153,7 @@ async fn concurrent_appends_keep_one_chain() {
         writer.await.unwrap();
     }
     let report = store.verify().await.unwrap();
-    assert_eq!(report, VerifyReport { records_checked: 20, first_mismatch: None });
+    assert_eq!(report, VerifyReport { records_checked: 20, first_mismatch: None, ..Default::default() });
 }
 
 #[tokio::test]
@@ -174,7 +174,10 @@ async fn concurrent_appends_each_get_their_own_id_in_chain_order() {
     let seqs: Vec<(i64, i64)> =
         sqlx::query_as("SELECT id, chain_seq FROM audit_entries ORDER BY id").fetch_all(&store.pool).await.unwrap();
     assert!(seqs.iter().all(|(id, seq)| id == seq), "ids are handed out in chain order");
-    assert_eq!(store.verify().await.unwrap(), VerifyReport { records_checked: 300, first_mismatch: None });
+    assert_eq!(
+        store.verify().await.unwrap(),
+        VerifyReport { records_checked: 300, first_mismatch: None, ..Default::default() }
+    );
 }
 
 type Append = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), AuditError>> + Send>>;
@@ -229,7 +232,10 @@ async fn a_failing_append_in_a_group_fails_alone() {
     assert_eq!(failed, vec![1, 3], "only the bad append and the refused resolution fail: {results:?}");
     assert_eq!(store.get(pending).await.unwrap().unwrap().outcome, "applied");
     // The pending entry, the first append outside the group, three good appends, one resolution.
-    assert_eq!(store.verify().await.unwrap(), VerifyReport { records_checked: 6, first_mismatch: None });
+    assert_eq!(
+        store.verify().await.unwrap(),
+        VerifyReport { records_checked: 6, first_mismatch: None, ..Default::default() }
+    );
     assert_eq!(store.recent(10).await.unwrap().len(), 5, "nothing of the failed append was kept");
 }
 
@@ -279,20 +285,27 @@ async fn retention_archives_a_verifiable_prefix_and_keeps_pending_entries() {
     let pending = store.record(&entry(Outcome::Pending)).await.unwrap();
     let newest = store.record(&entry(Outcome::Applied)).await.unwrap();
 
-    let first = store.archive_older_than(far_future(), dir.path()).await.unwrap();
+    let first = store.archive_older_than(far_future(), dir.path(), None).await.unwrap();
     assert_eq!((first.records, first.through_seq), (3, 3), "stops before the pending entry");
     let file = first.file.clone().unwrap();
     assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 3);
     let remaining: Vec<i64> = store.recent(10).await.unwrap().iter().map(|e| e.id).collect();
     assert_eq!(remaining, vec![newest, pending]);
-    assert_eq!(store.verify().await.unwrap(), VerifyReport { records_checked: 2, first_mismatch: None });
+    assert_eq!(
+        store.verify().await.unwrap(),
+        VerifyReport { records_checked: 2, first_mismatch: None, ..Default::default() }
+    );
     let continued = store.verify_after(verify_archives(std::slice::from_ref(&file)).unwrap().unwrap()).await.unwrap();
-    assert_eq!(continued, VerifyReport { records_checked: 5, first_mismatch: None }, "archive + database");
+    assert_eq!(
+        continued,
+        VerifyReport { records_checked: 5, first_mismatch: None, ..Default::default() },
+        "archive + database"
+    );
     let delete = sqlx::query("DELETE FROM audit_entries").execute(&store.pool).await;
     assert!(delete.unwrap_err().to_string().contains("append-only"), "only the archiver deletes");
 
     store.resolve(pending, Outcome::Applied, None, None).await.unwrap();
-    let second = store.archive_older_than(far_future(), dir.path()).await.unwrap();
+    let second = store.archive_older_than(far_future(), dir.path(), None).await.unwrap();
     assert_eq!((second.records, second.through_seq), (3, 6), "the pending entry leaves with its resolution");
     assert!(store.recent(10).await.unwrap().is_empty());
     let next = store.record(&entry(Outcome::Applied)).await.unwrap();
@@ -301,7 +314,7 @@ async fn retention_archives_a_verifiable_prefix_and_keeps_pending_entries() {
     let checker = verify_archives(&files).unwrap().unwrap();
     assert_eq!(store.verify_after(checker).await.unwrap().first_mismatch, None);
     assert!(store.verify().await.unwrap().is_intact());
-    assert_eq!(store.archive_older_than(0, dir.path()).await.unwrap().records, 0, "nothing is old enough");
+    assert_eq!(store.archive_older_than(0, dir.path(), None).await.unwrap().records, 0, "nothing is old enough");
 }
 
 #[tokio::test]
@@ -309,7 +322,7 @@ async fn a_tampered_archive_or_database_is_not_archived_and_is_named() {
     let (dir, store) = store().await;
     let first = store.record(&entry(Outcome::Applied)).await.unwrap();
     let second = store.record(&entry(Outcome::Applied)).await.unwrap();
-    let report = store.archive_older_than(far_future(), dir.path()).await.unwrap();
+    let report = store.archive_older_than(far_future(), dir.path(), None).await.unwrap();
     let file = report.file.unwrap();
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replacen("\"alice\"", "\"mallory\"", 1)).unwrap();
@@ -322,7 +335,7 @@ async fn a_tampered_archive_or_database_is_not_archived_and_is_named() {
         .execute(&store.pool)
         .await
         .unwrap();
-    let refused = store.archive_older_than(far_future(), dir.path()).await;
+    let refused = store.archive_older_than(far_future(), dir.path(), None).await;
     assert!(matches!(refused, Err(ArchiveError::Tampered(id)) if id == third), "{refused:?}");
     assert_eq!(store.get(third).await.unwrap().unwrap().summary, "nothing happened", "evidence kept");
     let _ = second;
@@ -334,7 +347,10 @@ async fn incremental_verification_follows_appends_and_remembers_a_mismatch() {
     store.record(&entry(Outcome::Applied)).await.unwrap();
     assert_eq!(store.verify_incremental().await.unwrap().records_checked, 1);
     let second = store.record(&entry(Outcome::Applied)).await.unwrap();
-    assert_eq!(store.verify_incremental().await.unwrap(), VerifyReport { records_checked: 2, first_mismatch: None });
+    assert_eq!(
+        store.verify_incremental().await.unwrap(),
+        VerifyReport { records_checked: 2, first_mismatch: None, ..Default::default() }
+    );
     sqlx::query("DROP TRIGGER audit_entries_chain_once").execute(&store.pool).await.unwrap();
     sqlx::query("UPDATE audit_entries SET actor = 'x' WHERE id = ?").bind(second).execute(&store.pool).await.unwrap();
     assert!(store.verify_incremental().await.unwrap().is_intact(), "already verified records wait for a full verify");
@@ -386,4 +402,26 @@ async fn batches_of_large_entries_are_bounded_in_bytes() {
     assert_eq!(store.batch_within(&all, None, 1000, 1).await.unwrap(), 1, "a large entry is read alone");
     assert_eq!(store.batch_within(&all, None, 2, 10_000_000).await.unwrap(), 2, "never more than the limit");
     assert_eq!(store.batch_within(&all, Some(1), 1000, 1).await.unwrap(), 0, "nothing below the first");
+}
+
+/// The database's side of the anchor comparison: the newest record of any kind (here a
+/// resolution), and the stored hash at the anchored positions, archived ones aside.
+#[tokio::test]
+async fn the_chain_state_names_the_newest_record_and_the_hashes_at_anchored_positions() {
+    let (dir, store) = store().await;
+    store.record(&entry(Outcome::Applied)).await.unwrap();
+    let pending = store.record(&entry(Outcome::Pending)).await.unwrap();
+    store.resolve(pending, Outcome::Applied, None, None).await.unwrap();
+    let state = store.chain_state(None).await.unwrap();
+    assert_eq!((state.archived, state.head.seq), (Position::genesis(), 3));
+
+    let anchored = Anchor::new(&Position { seq: 2, hash: "any".into() }, &Position { seq: 1, hash: "x".into() }, None);
+    let state = store.chain_state(Some(&anchored)).await.unwrap();
+    let hashes: Vec<String> =
+        sqlx::query_scalar("SELECT hash FROM audit_entries ORDER BY chain_seq").fetch_all(&store.pool).await.unwrap();
+    assert_eq!((state.at_anchor, state.at_anchored_archive), (Some(hashes[1].clone()), Some(hashes[0].clone())));
+
+    store.archive_older_than(far_future(), dir.path(), None).await.unwrap();
+    let state = store.chain_state(Some(&anchored)).await.unwrap();
+    assert_eq!((state.archived.seq, state.head.seq, state.at_anchor), (3, 3, None), "everything archived");
 }

@@ -45,7 +45,32 @@ impl AuditStore {
         *checkpoint = self.continue_from(fresh).await?;
         let mut report = report(&checkpoint);
         report.first_mismatch = report.first_mismatch.or(self.first_unchained().await?);
+        report.problems.extend(self.archived_yet_present(seq).await?);
         Ok(report)
+    }
+
+    /// A record at or before the archive boundary `through` that is still in the database.
+    /// The archiver deletes what it archived in the transaction that writes the
+    /// `audit_archives` row, so such a record means the row was inserted by someone else —
+    /// to make verification start after records that were then edited.
+    async fn archived_yet_present(&self, through: i64) -> Result<Option<String>, AuditError> {
+        if through == 0 {
+            return Ok(None);
+        }
+        let entry: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(id) FROM (SELECT id FROM audit_entries WHERE chain_seq <= ?1
+                                  UNION ALL SELECT entry_id FROM audit_resolutions WHERE chain_seq <= ?1
+                                  UNION ALL SELECT entry_id FROM audit_propagations WHERE chain_seq <= ?1)",
+        )
+        .bind(through)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(entry.map(|id| {
+            format!(
+                "entry {id} is still in the database, yet an audit_archives row says records through {through} were archived: \
+                 the row was not written by the archiver, and records up to it were not verified"
+            )
+        }))
     }
 
     /// An entry outside the chain (no position or hash): the walk in chain order never meets
@@ -62,9 +87,11 @@ impl AuditStore {
     /// Verifies the database's records as the continuation of `checker` (the end of the
     /// retention archives): the first database record must follow the last archived one.
     pub async fn verify_after(&self, checker: Checker) -> Result<VerifyReport, AuditError> {
+        let through = checker.last_seq;
         let start = Checkpoint { checked_before: 0, checker, mismatch: None };
         let mut report = report(&self.continue_from(start).await?);
         report.first_mismatch = report.first_mismatch.or(self.first_unchained().await?);
+        report.problems.extend(self.archived_yet_present(through).await?);
         Ok(report)
     }
 
@@ -127,6 +154,7 @@ fn report(checkpoint: &Option<Checkpoint>) -> VerifyReport {
     checkpoint.as_ref().map_or_else(VerifyReport::default, |c| VerifyReport {
         records_checked: c.checked_before + c.checker.checked,
         first_mismatch: c.mismatch,
+        ..VerifyReport::default()
     })
 }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use sqlx::SqlitePool;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use super::chain::{self, EntryContent, PropagationContent, ResolutionContent};
 use super::{AuditError, finish, head, immediate, set_head};
@@ -36,6 +36,8 @@ struct Request {
 #[derive(Clone)]
 pub(super) struct Writer {
     queue: mpsc::Sender<Request>,
+    /// The chain position of the last committed record (0 until this writer commits one).
+    committed: watch::Receiver<i64>,
 }
 
 impl Writer {
@@ -43,13 +45,21 @@ impl Writer {
     /// this process (retention, startup chaining) never interleave with a batch.
     pub(super) fn start(pool: SqlitePool, turn: Arc<Mutex<()>>) -> Self {
         let (queue, mut requests) = mpsc::channel::<Request>(QUEUE);
+        let (head, committed) = watch::channel(0);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                write_batch(&pool, &turn, std::mem::take(&mut batch)).await;
+                if let Some(seq) = write_batch(&pool, &turn, std::mem::take(&mut batch)).await {
+                    head.send_replace(seq);
+                }
             }
         });
-        Self { queue }
+        Self { queue, committed }
+    }
+
+    /// Follows the chain position of the last committed record (the anchor writer waits on it).
+    pub(super) fn committed(&self) -> watch::Receiver<i64> {
+        self.committed.clone()
     }
 
     /// Queues `record` and waits until it is durable; returns the entry's id (for a
@@ -83,16 +93,17 @@ impl BatchFailure {
 /// fails, SQLite may have rolled the transaction back (a full disk, an I/O error), so the
 /// whole attempt is rolled back, that request gets its error, and the others are tried
 /// again in a new transaction: one bad record never costs the others theirs, and no
-/// caller hears Ok for a record that was not committed.
-async fn write_batch(pool: &SqlitePool, turn: &Mutex<()>, mut requests: Vec<Request>) {
+/// caller hears Ok for a record that was not committed. Returns the chain position after
+/// the commit, if one was made.
+async fn write_batch(pool: &SqlitePool, turn: &Mutex<()>, mut requests: Vec<Request>) -> Option<i64> {
     while !requests.is_empty() {
         match try_batch(pool, turn, &requests).await {
-            Ok(results) => {
+            Ok((results, seq)) => {
                 for (request, result) in requests.into_iter().zip(results) {
                     // The caller may have stopped waiting; its record is written all the same.
                     let _ = request.reply.send(result);
                 }
-                return;
+                return Some(seq);
             }
             Err(BatchFailure { culprit: Some(index), error }) => {
                 let _ = requests.remove(index).reply.send(Err(error));
@@ -101,10 +112,11 @@ async fn write_batch(pool: &SqlitePool, turn: &Mutex<()>, mut requests: Vec<Requ
                 for request in requests {
                     let _ = request.reply.send(Err(error.clone()));
                 }
-                return;
+                return None;
             }
         }
     }
+    None
 }
 
 /// One transaction for `requests`, in order. A resolution of an entry that is not pending
@@ -113,7 +125,7 @@ async fn try_batch(
     pool: &SqlitePool,
     turn: &Mutex<()>,
     requests: &[Request],
-) -> Result<Vec<Result<i64, AuditError>>, BatchFailure> {
+) -> Result<(Vec<Result<i64, AuditError>>, i64), BatchFailure> {
     let _turn = turn.lock().await;
     let mut conn = pool.acquire().await.map_err(BatchFailure::whole)?;
     immediate(&mut conn).await.map_err(BatchFailure::whole)?;
@@ -133,7 +145,7 @@ async fn try_batch(
             }
         }
         tip.store(&mut conn).await.map_err(BatchFailure::whole)?;
-        Ok(results)
+        Ok((results, tip.seq))
     }
     .await;
     match appended {

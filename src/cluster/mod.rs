@@ -1,4 +1,5 @@
 //! The Kubernetes side: client, watch caches, health and object writes.
+pub mod anchor;
 mod backoff;
 mod cache;
 pub mod external;
@@ -51,7 +52,7 @@ impl Cluster {
 
 /// Loads the client configuration like kubectl: an explicit file, else KUBECONFIG,
 /// ~/.kube/config, or the in-cluster service account.
-async fn load_config(kubeconfig: Option<&Path>) -> anyhow::Result<(Config, String)> {
+pub(crate) async fn load_config(kubeconfig: Option<&Path>) -> anyhow::Result<(Config, String)> {
     match kubeconfig {
         Some(path) => {
             let file = Kubeconfig::read_from(path)?;

@@ -16,6 +16,8 @@ pub struct AppState {
     pub cluster: Cluster,
     pub changes: ChangePath,
     pub audit: AuditStore,
+    /// Where the audit chain is anchored outside the database, when configured.
+    pub anchor: Option<crate::cluster::anchor::AuditAnchor>,
     pub metrics: Arc<Metrics>,
     pub identity: Arc<IdentityPolicy>,
     /// The Host names requests may be addressed to.

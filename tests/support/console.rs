@@ -4,7 +4,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 use signalbox::app::{self, Server};
-use signalbox::config::{LogFormat, ServeConfig};
+use signalbox::config::{AnchorArgs, LogFormat, ServeConfig};
 
 use super::kubeconfig_path;
 
@@ -37,6 +37,9 @@ pub fn config(namespace: &str, database: std::path::PathBuf) -> ServeConfig {
         static_dir: None,
         audit_retention_days: None,
         audit_archive_dir: None,
+        audit_anchor: AnchorArgs::unset(),
+        audit_anchor_every_records: 100,
+        audit_anchor_every_seconds: 10,
         log_format: LogFormat::Text,
     }
 }

@@ -54,8 +54,10 @@ pub async fn one(
     state.visible_entry(&actor, id).await.map(Json)
 }
 
-/// `GET /api/v1/audit/verify`: recomputes the hash chain. Its verdict is about every entry,
-/// so only an actor who may view every managed namespace gets it.
+/// `GET /api/v1/audit/verify`: recomputes the hash chain and compares it with the anchor
+/// kept outside the database (`anchor.checked` false, with the reason, when it could not be).
+/// Its verdict is about every entry, so only an actor who may view every managed namespace
+/// gets it.
 pub async fn verify(
     State(state): State<AppState>,
     Identity(actor): Identity,
@@ -66,7 +68,14 @@ pub async fn verify(
             actor.name
         )));
     }
-    Ok(Json(state.audit.verify().await?))
+    let report = match &state.anchor {
+        Some(anchor) => anchor.verify(&state.audit).await?,
+        None => {
+            let report = state.audit.verify().await?;
+            state.audit.compare_with_anchor(report, &crate::audit::AnchorReading::Off, "", None).await?
+        }
+    };
+    Ok(Json(report))
 }
 
 #[derive(serde::Deserialize, Default)]
