@@ -97,7 +97,9 @@ fn workloads(state: &AppState, actor: &Actor, namespace: &str) -> Workloads {
                 desired: version.map_or(0, |v| v.desired),
                 ready: version.map_or(0, |v| v.ready),
                 state: version.map_or("absent", |v| v.state()),
-                allowed: authorizer.allows(actor, Permission::Deploy, namespace, Some(workload.app())),
+                // Deploying into a missing namespace creates it, which needs the whole namespace.
+                allowed: authorizer.allows(actor, Permission::Deploy, namespace, Some(workload.app()))
+                    && (current.exists || authorizer.allows(actor, Permission::Deploy, namespace, None)),
                 error: None,
             }
         })
@@ -256,6 +258,15 @@ async fn respond(
                 None => view.error = Some(message),
             }
             StatusCode::UNPROCESSABLE_ENTITY
+        }
+        // A refusal of one row's form (say, deploying into a namespace this team may not
+        // create) is shown next to that row, like invalid input.
+        Err(AppError::Forbidden(message)) if workload.is_some() => {
+            match workload.and_then(|w| view.rows.iter_mut().find(|row| row.name == w.name())) {
+                Some(row) => row.error = Some(message),
+                None => view.error = Some(message),
+            }
+            StatusCode::FORBIDDEN
         }
         Err(other) => return Err(other),
     };
