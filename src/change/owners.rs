@@ -127,17 +127,51 @@ fn deployment_owners(target: &ObjectRef, object: &Value) -> Vec<Owner> {
     if apps.is_empty() { owners_by_name(target) } else { apps }
 }
 
-/// A VirtualService routes the Services its `spec.hosts` name. One for other names too (a
-/// gateway's `*`, an outside host name) or for none (a delegate) also decides where that
-/// traffic goes: it belongs to the hosts its rules send traffic to as well, and to the whole
-/// namespace when it sends traffic beyond them (another namespace, a redirect, a delegate).
+/// A VirtualService routes the Services its `spec.hosts` name, and copies or hands traffic
+/// to what its mirrors, redirects and delegates reach (as a routing change's `reaches`).
+/// One for other names too (a gateway's `*`, an outside host name) or for none (a delegate)
+/// also decides where that traffic goes: it belongs to the hosts its rules send traffic to as
+/// well, and to the whole namespace when it sends traffic beyond them.
 fn virtual_service_owners(object: &Value, namespace: &str) -> Vec<Owner> {
-    let hosts: Vec<&str> = object["spec"]["hosts"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let spec = &object["spec"];
+    let hosts: Vec<&str> = spec["hosts"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
     let mut owners: Vec<Owner> = hosts.iter().filter_map(|h| service_name(h, namespace)).map(Owner::Host).collect();
     if hosts.is_empty() || owners.len() < hosts.len() {
-        owners.extend(traffic_owners(&object["spec"], namespace));
+        owners.extend(traffic_owners(spec, namespace));
+    } else {
+        owners.extend(reach_owners(spec, namespace));
     }
     owners
+}
+
+/// What a VirtualService's HTTP rules reach beyond their routes: a mirror's Service, a
+/// redirect's authority, a delegate (the whole namespace). Services of other namespaces are
+/// left to the change's `reaches`, which authorizes them where they live.
+fn reach_owners(spec: &Value, namespace: &str) -> Vec<Owner> {
+    let mut owners = Vec::new();
+    for rule in spec["http"].as_array().into_iter().flatten() {
+        let mirrors = rule["mirrors"].as_array().into_iter().flatten().map(|m| &m["destination"]["host"]);
+        let authority = rule["redirect"]["authority"].as_str().map(|a| a.rsplit_once(':').map_or(a, |(host, _)| host));
+        let reached = mirrors.chain([&rule["mirror"]["host"]]).filter_map(Value::as_str).chain(authority);
+        for host in reached {
+            match service_name(host, namespace) {
+                Some(name) => owners.push(Owner::Host(name)),
+                None if names_other_namespace(host) => {}
+                None => owners.push(Owner::Namespace),
+            }
+        }
+        if rule.get("delegate").is_some() {
+            owners.push(Owner::Namespace);
+        }
+    }
+    owners
+}
+
+/// `name.ns`, `name.ns.svc` or `name.ns.svc.cluster.local` (of any namespace).
+fn names_other_namespace(host: &str) -> bool {
+    let parts: Vec<&str> = host.split('.').collect();
+    matches!(parts.as_slice(), [name, ns] | [name, ns, "svc"] | [name, ns, "svc", "cluster", "local"]
+        if !name.is_empty() && !ns.is_empty() && !name.contains('*'))
 }
 
 /// Where a VirtualService's rules send traffic: every `host` a route or mirror names, and
@@ -264,6 +298,16 @@ mod tests {
         assert_eq!(owners(&apply(Kind::VirtualService, "d", delegate), None), [host("preference")]);
         let redirect = json!({"spec": {"hosts": ["*"], "http": [{"redirect": {"authority": "evil.example"}}]}});
         assert_eq!(owners(&apply(Kind::VirtualService, "r", redirect), None), [Owner::Namespace]);
+        let reaching = json!({"spec": {"hosts": ["recommendation"], "http": [
+            {"route": [{"destination": {"host": "recommendation"}}], "mirrors": [{"destination": {"host": "preference"}}]},
+            {"redirect": {"authority": "customer:8080"}},
+            {"route": [{"destination": {"host": "recommendation"}}], "mirror": {"host": "reviews.other.svc"}},
+            {"delegate": {"name": "shared-routes"}}]}});
+        assert_eq!(
+            owners(&apply(Kind::VirtualService, "reco", reaching), None),
+            [host("recommendation"), host("preference"), host("customer"), Owner::Namespace],
+            "what its mirrors, redirects and delegates reach; another namespace's Service is authorized there"
+        );
     }
 
     fn authorizer() -> Authorizer {

@@ -90,9 +90,9 @@ pub fn revert(
 
 /// An object a revert would delete that other Deployments still use, and them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Kept {
-    pub target: ObjectRef,
-    pub users: Vec<String>,
+struct Kept {
+    target: ObjectRef,
+    users: Vec<String>,
 }
 
 /// Drops the deletes of Services and ServiceAccounts that Deployments this revert leaves in
