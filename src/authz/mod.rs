@@ -64,6 +64,10 @@ pub enum Denial {
     /// A field of the change sends traffic somewhere the actor may not route.
     #[error("{actor} may not send traffic to {target}, as {field} would")]
     Reaches { actor: String, field: String, target: String },
+    /// One operation of the change writes an object the actor may not: another host's, or
+    /// the namespace's.
+    #[error("{actor} may not {action}: {reason}")]
+    Operation { actor: String, action: String, reason: String },
 }
 
 /// Decides who may do what where: the team file when there is one, else every

@@ -4,6 +4,7 @@
 pub mod canary;
 pub mod documents;
 pub mod failpoint;
+pub mod owners;
 mod recover;
 pub mod refusals;
 pub mod revert;
@@ -188,6 +189,7 @@ impl ChangePath {
     pub async fn preview(&self, change: &Change) -> Result<Preview, ChangeError> {
         self.authorize_and_validate(change)?;
         let before = self.read_before(change).await.map_err(ChangeError::Cluster)?;
+        self.authorize_operations(change, &before)?;
         let after = self.run_all(change, true).await.map_err(|halted| judged(change, halted.error))?;
         Ok(Preview { before, after })
     }
@@ -218,6 +220,13 @@ impl ChangePath {
             Ok(before) => before,
             Err(error) => return Err(self.refused_by_cluster(&change, None, error).await),
         };
+        if let Err(error) = self.authorize_operations(&change, &before) {
+            if let Err(retry_after) = self.admit_refusal(&change) {
+                return Err(ChangeError::TooManyRefusals(retry_after));
+            }
+            self.record_refusal(&change, Outcome::Denied, Some(&before), &error).await;
+            return Err(error);
+        }
         let planned = match self.run_all(&change, true).await {
             Ok(planned) => planned,
             Err(halted) => return Err(self.refused_by_cluster(&change, Some(&before), halted.error).await),
@@ -295,6 +304,14 @@ impl ChangePath {
             }
         }
         if change.problems.is_empty() { Ok(()) } else { Err(ChangeError::Invalid(change.problems.clone())) }
+    }
+
+    /// Each operation needs the change's permission for the objects it writes, replaces or
+    /// deletes (`owners.rs`): read after the live objects, since what a delete removes, or an
+    /// apply overwrites, is known only from them.
+    fn authorize_operations(&self, change: &Change, before: &Documents) -> Result<(), ChangeError> {
+        owners::authorize(&self.authorizer, &change.actor, change.permission, &change.operations, before.objects())
+            .map_err(ChangeError::Denied)
     }
 
     async fn read_before(&self, change: &Change) -> Result<Documents, ClusterError> {

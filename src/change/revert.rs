@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::audit::{Entry, Source};
 use crate::authz::{Actor, Permission};
-use crate::cluster::{ObjectRef, Operation, without_server_fields};
+use crate::cluster::{Kind, ObjectRef, Operation, without_server_fields};
 
 use super::Change;
 
@@ -31,16 +31,19 @@ pub fn targets(entry: &Entry) -> Vec<ObjectRef> {
         return recorded;
     }
     // An external entry records no operations: its one object is the entry's.
-    crate::cluster::Kind::parse(&entry.kind)
+    Kind::parse(&entry.kind)
         .map(|kind| vec![ObjectRef::namespaced(kind, &entry.namespace, &entry.name)])
         .unwrap_or_default()
 }
 
-/// The change restoring `entry`'s before state, given the live objects (in `targets` order).
-/// Unless `force`, refuses when an object is no longer as the entry left it.
+/// The change restoring `entry`'s before state, given the live objects (in `targets` order)
+/// and the namespace's live Deployments. Unless `force`, refuses when an object is no longer
+/// as the entry left it. A Service or ServiceAccount the entry created but other Deployments
+/// use now is kept, and the summary says so.
 pub fn revert(
     entry: &Entry,
     live: &[Option<Value>],
+    deployments: &[Value],
     actor: &Actor,
     source: Source,
     request_id: Option<String>,
@@ -62,10 +65,11 @@ pub fn revert(
             None => Operation::Delete { target: target.clone() },
         });
     }
+    let kept = keep_shared(&mut operations, live, deployments);
     let subject = targets
         .first()
         .cloned()
-        .unwrap_or_else(|| ObjectRef::namespaced(crate::cluster::Kind::Namespace, &entry.namespace, &entry.name));
+        .unwrap_or_else(|| ObjectRef::namespaced(Kind::Namespace, &entry.namespace, &entry.name));
     Ok(Change {
         actor: actor.clone(),
         source,
@@ -75,13 +79,81 @@ pub fn revert(
         namespace: entry.namespace.clone(),
         host: host_of(entry),
         subject: ObjectRef { kind: subject.kind, namespace: subject.namespace, name: entry.name.clone() },
-        summary: format!("revert #{}: {}", entry.id, entry.summary),
+        summary: format!("revert #{}: {}{}", entry.id, entry.summary, kept_text(&kept)),
         operations,
         problems: Vec::new(),
         field_hints: Vec::new(),
         reaches: Vec::new(),
         reverts: Some(entry.id),
     })
+}
+
+/// An object a revert would delete that other Deployments still use, and them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Kept {
+    target: ObjectRef,
+    users: Vec<String>,
+}
+
+/// Drops the deletes of Services and ServiceAccounts that Deployments this revert leaves in
+/// place still use: reverting the deploy of recommendation-v3, which created Service
+/// `recommendation`, must not take it from v1 and v2 deployed since.
+fn keep_shared(operations: &mut Vec<Operation>, live: &[Option<Value>], deployments: &[Value]) -> Vec<Kept> {
+    let deleted: Vec<String> = operations
+        .iter()
+        .filter(|op| matches!(op, Operation::Delete { .. }) && op.target().kind == Kind::Deployment)
+        .map(|op| op.target().name.clone())
+        .collect();
+    let remaining: Vec<&Value> = deployments
+        .iter()
+        .filter(|d| d["metadata"]["name"].as_str().is_none_or(|name| !deleted.iter().any(|n| n == name)))
+        .collect();
+    let mut kept = Vec::new();
+    let mut index = 0;
+    operations.retain(|operation| {
+        let now = live.get(index).and_then(Option::as_ref);
+        index += 1;
+        let Operation::Delete { target } = operation else { return true };
+        let users: Vec<String> = remaining
+            .iter()
+            .filter(|deployment| uses(deployment, target, now))
+            .filter_map(|deployment| deployment["metadata"]["name"].as_str().map(str::to_owned))
+            .collect();
+        if users.is_empty() {
+            return true;
+        }
+        kept.push(Kept { target: target.clone(), users });
+        false
+    });
+    kept
+}
+
+/// Whether `deployment` uses the Service (its pods match the live Service's selector) or
+/// the ServiceAccount (its pods run as it, or it is its app's, as the tutorial names them).
+fn uses(deployment: &Value, target: &ObjectRef, live: Option<&Value>) -> bool {
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    match target.kind {
+        Kind::Service => live
+            .and_then(|service| service["spec"]["selector"].as_object())
+            .is_some_and(|selector| !selector.is_empty() && selector.iter().all(|(k, v)| &pod_labels[k] == v)),
+        Kind::ServiceAccount => {
+            let pod = &deployment["spec"]["template"]["spec"];
+            let runs_as = [&pod["serviceAccountName"], &pod["serviceAccount"]];
+            runs_as.into_iter().any(|name| name.as_str() == Some(&target.name))
+                || deployment["metadata"]["labels"]["app"].as_str() == Some(&target.name)
+        }
+        _ => false,
+    }
+}
+
+/// `; keeps Service recommendation (still used by recommendation-v1, recommendation-v2)`.
+fn kept_text(kept: &[Kept]) -> String {
+    kept.iter()
+        .map(|k| {
+            let what = format!("{} {}", k.target.kind, k.target.name);
+            format!("; keeps {what} (still used by {})", k.users.join(", "))
+        })
+        .collect()
 }
 
 /// Reverting needs the permission the original change needed.
@@ -122,7 +194,6 @@ fn find(document: Option<&Value>, target: &ObjectRef) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::Kind;
     use serde_json::json;
 
     fn vs(weight: u32) -> Value {
@@ -157,7 +228,8 @@ mod tests {
     #[test]
     fn a_revert_applies_the_before_state_and_references_the_entry() {
         let entry = entry(Some(vs(90)), Some(vs(75)));
-        let change = revert(&entry, &[Some(vs(75))], &Actor::user("bob", vec![]), Source::Ui, None, false).unwrap();
+        let change =
+            revert(&entry, &[Some(vs(75))], &[], &Actor::user("bob", vec![]), Source::Ui, None, false).unwrap();
         assert_eq!(change.reverts, Some(7));
         assert_eq!(change.action, "revert");
         assert_eq!(change.permission, Permission::Route);
@@ -166,21 +238,67 @@ mod tests {
 
     #[test]
     fn an_object_created_by_the_change_is_deleted() {
-        let change =
-            revert(&entry(None, Some(vs(75))), &[Some(vs(75))], &Actor::user("bob", vec![]), Source::Ui, None, false)
-                .unwrap();
+        let change = revert(
+            &entry(None, Some(vs(75))),
+            &[Some(vs(75))],
+            &[],
+            &Actor::user("bob", vec![]),
+            Source::Ui,
+            None,
+            false,
+        )
+        .unwrap();
         assert!(matches!(change.operations[0], Operation::Delete { .. }));
+    }
+
+    #[test]
+    fn a_service_and_service_account_other_versions_use_are_kept() {
+        let v3 = crate::tutorial::Workload::RecommendationV3.objects(1);
+        let targets = [Kind::ServiceAccount, Kind::Service, Kind::Deployment]
+            .into_iter()
+            .zip(&v3)
+            .map(|(kind, object)| ObjectRef::namespaced(kind, "t", object["metadata"]["name"].as_str().unwrap()));
+        let operations: Vec<Value> = targets
+            .zip(&v3)
+            .map(|(target, object)| Operation::Apply { target, object: object.clone() }.to_record())
+            .collect();
+        let deploy = Entry {
+            action: "workload.deploy".into(),
+            kind: "Deployment".into(),
+            name: "recommendation-v3".into(),
+            summary: "deploy recommendation-v3 (1 replica)".into(),
+            before: None,
+            after: Some(json!({"apiVersion": "v1", "kind": "List", "items": v3})),
+            operations: json!(operations),
+            ..entry(None, None)
+        };
+        let live: Vec<Option<Value>> = v3.iter().cloned().map(Some).collect();
+        let deployments: Vec<Value> = crate::tutorial::Workload::ALL[2..].iter().map(|w| w.deployment(1)).collect();
+        let change =
+            revert(&deploy, &live, &deployments, &Actor::user("bob", vec![]), Source::Ui, None, false).unwrap();
+        let deleted: Vec<String> = change.operations.iter().map(|op| op.target().to_string()).collect();
+        assert_eq!(deleted, ["Deployment t/recommendation-v3"]);
+        assert!(
+            change.summary.ends_with(
+                "; keeps ServiceAccount recommendation (still used by recommendation-v1, recommendation-v2)\
+                 ; keeps Service recommendation (still used by recommendation-v1, recommendation-v2)"
+            ),
+            "{}",
+            change.summary
+        );
+        let alone = revert(&deploy, &live, &deployments[2..], &Actor::user("bob", vec![]), Source::Ui, None, false);
+        assert_eq!(alone.unwrap().operations.len(), 3, "with v3 alone, its Service and ServiceAccount go too");
     }
 
     #[test]
     fn a_changed_object_needs_confirmation() {
         let entry = entry(Some(vs(90)), Some(vs(75)));
-        let refused = revert(&entry, &[Some(vs(50))], &Actor::user("bob", vec![]), Source::Ui, None, false);
+        let refused = revert(&entry, &[Some(vs(50))], &[], &Actor::user("bob", vec![]), Source::Ui, None, false);
         assert!(matches!(refused, Err(RevertRefused::ChangedSince(_))));
-        assert!(revert(&entry, &[Some(vs(50))], &Actor::user("bob", vec![]), Source::Ui, None, true).is_ok());
+        assert!(revert(&entry, &[Some(vs(50))], &[], &Actor::user("bob", vec![]), Source::Ui, None, true).is_ok());
         let failed = Entry { outcome: "failed".into(), ..entry };
         assert!(matches!(
-            revert(&failed, &[None], &Actor::user("bob", vec![]), Source::Ui, None, true),
+            revert(&failed, &[None], &[], &Actor::user("bob", vec![]), Source::Ui, None, true),
             Err(RevertRefused::NotApplied(_))
         ));
     }

@@ -119,9 +119,9 @@ impl From<ChangeError> for AppError {
             ChangeError::Denied(Denial::Unauthenticated) => {
                 AppError::Unauthenticated(Denial::Unauthenticated.to_string())
             }
-            ChangeError::Denied(denial @ (Denial::Forbidden { .. } | Denial::Reaches { .. })) => {
-                AppError::Forbidden(denial.to_string())
-            }
+            ChangeError::Denied(
+                denial @ (Denial::Forbidden { .. } | Denial::Reaches { .. } | Denial::Operation { .. }),
+            ) => AppError::Forbidden(denial.to_string()),
             ChangeError::Denied(denial @ Denial::Unmanaged(_)) => AppError::NotFound(denial.to_string()),
             ChangeError::Invalid(problems) => AppError::Invalid(problems),
             ChangeError::Cluster(error) => error.into(),

@@ -104,7 +104,8 @@ pub async fn revert(
         super::super::reverts::build(&state, &actor, crate::audit::Source::Api, request_id.0, id, body.force).await?;
     if dry_run {
         let preview = state.changes.preview(&change).await?;
-        return Ok(Json(serde_json::json!({"diff": preview.diff(), "objects": preview.after.objects()})));
+        let objects = preview.after.objects();
+        return Ok(Json(serde_json::json!({"summary": change.summary, "diff": preview.diff(), "objects": objects})));
     }
     let applied = state.changes.execute(change).await?;
     Ok(Json(serde_json::json!({"auditId": applied.audit_id, "reverts": id})))

@@ -85,6 +85,8 @@ struct EntryPage {
 
 /// A revert about to be confirmed: its diff against the live objects.
 pub struct RevertPreview {
+    /// What the revert does, including the shared objects it keeps.
+    summary: Option<String>,
     diff: Vec<DiffLine>,
     /// The objects changed since the entry: confirming reverts anyway.
     conflict: Option<String>,
@@ -151,21 +153,37 @@ pub async fn revert_preview(
     Form(form): Form<RevertForm>,
 ) -> Result<Response, AppError> {
     let force = form.force.is_some();
-    let preview = match reverts::build(&state, &actor, Source::Ui, request_id.0, id, force).await {
-        Ok(change) => match state.changes.preview(&change).await {
-            Ok(preview) => RevertPreview { diff: DiffLine::parse(&preview.diff()), conflict: None, error: None },
-            Err(error) => {
-                RevertPreview { diff: Vec::new(), conflict: None, error: Some(AppError::from(error).to_string()) }
-            }
-        },
+    let (change, conflict) = match reverts::build(&state, &actor, Source::Ui, request_id.0.clone(), id, force).await {
+        Ok(change) => (change, None),
+        // Changed since: the preview shows the conflict and offers to revert anyway.
         Err(AppError::Conflict(message)) => {
-            let change = reverts::build(&state, &actor, Source::Ui, None, id, true).await?;
-            let diff = state.changes.preview(&change).await.map(|p| DiffLine::parse(&p.diff())).unwrap_or_default();
-            RevertPreview { diff, conflict: Some(message), error: None }
+            (reverts::build(&state, &actor, Source::Ui, request_id.0, id, true).await?, Some(message))
         }
         Err(other) => return Err(other),
     };
-    render(&entry_page(&state, &actor, id, Some(preview)).await?)
+    let (status, preview) = match state.changes.preview(&change).await {
+        Ok(preview) => {
+            (StatusCode::OK, RevertPreview { conflict, ..RevertPreview::of(&change, DiffLine::parse(&preview.diff())) })
+        }
+        // Shown in the preview, where the Revert button would be. A refusal's status says
+        // why (403 for a denied object); the page itself rendered, so other errors stay 200.
+        Err(error) => {
+            let error = AppError::from(error);
+            let status = Some(error.status()).filter(|s| s.is_client_error()).unwrap_or(StatusCode::OK);
+            let preview =
+                RevertPreview { conflict, error: Some(error.to_string()), ..RevertPreview::of(&change, Vec::new()) };
+            (status, preview)
+        }
+    };
+    let mut response = render(&entry_page(&state, &actor, id, Some(preview)).await?)?;
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+impl RevertPreview {
+    fn of(change: &crate::change::Change, diff: Vec<DiffLine>) -> Self {
+        Self { summary: Some(change.summary.clone()), diff, conflict: None, error: None }
+    }
 }
 
 /// `POST /audit/{id}/revert`: applies the revert (with `force` after a conflict was shown).

@@ -99,7 +99,9 @@ fn workloads(state: &AppState, actor: &Actor, namespace: &str) -> Workloads {
                 desired: version.map_or(0, |v| v.desired),
                 ready: version.map_or(0, |v| v.ready),
                 state: version.map_or("absent", |v| v.state()),
-                allowed: authorizer.allows(actor, Permission::Deploy, namespace, Some(workload.app())),
+                // Deploying into a missing namespace creates it, which needs the whole namespace.
+                allowed: authorizer.allows(actor, Permission::Deploy, namespace, Some(workload.app()))
+                    && (current.exists || authorizer.allows(actor, Permission::Deploy, namespace, None)),
                 error: None,
             }
         })
@@ -253,8 +255,9 @@ async fn respond(
             view.notice = Some(format!("Change #{} applied: {summary}", applied.audit_id));
             StatusCode::OK
         }
-        // Invalid input, and a refusal of this form (someone removed the workload, or it is
-        // not yours), are shown next to the form's row.
+        // Invalid input, and a refusal of this form (someone removed the workload, it is not
+        // yours, or it would create a namespace this team may not), are shown next to the
+        // form's row.
         Err(
             refused @ (AppError::Invalid(_)
             | AppError::Conflict(_)
