@@ -170,16 +170,8 @@ async fn concurrent_promotes_move_the_canary_exactly_one_step() {
 
 /// A console behind a trusted proxy (127.0.0.1) with `teams` (YAML, `{ns}` replaced by the
 /// namespace) as its team file, and recommendation v1/v2 deployed by a platform admin.
-async fn console_with_teams(ns: &TestNamespace, teams: &str, dir: &tempfile::TempDir) -> Console {
-    let file = dir.path().join("teams.yaml");
-    std::fs::write(&file, teams.replace("{ns}", &ns.name)).unwrap();
-    let mut console = Console::start_with(&ns.name, |config| {
-        config.teams = Some(file.clone());
-        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-    })
-    .await;
-    // With a team file anonymous requests see nothing: the tests read as the admin.
-    console.viewer = Some(("carol".into(), "admins".into()));
+async fn console_with_teams(ns: &TestNamespace, teams: &str) -> Console {
+    let console = Console::start_with_teams(&ns.name, teams, ("carol", "admins")).await;
     deploy_two_versions(&console, &[("x-forwarded-user", "carol"), ("x-forwarded-groups", "admins")]).await;
     console
 }
@@ -187,7 +179,6 @@ async fn console_with_teams(ns: &TestNamespace, teams: &str, dir: &tempfile::Tem
 #[tokio::test]
 async fn teams_decide_who_may_deploy_route_and_run_canaries() {
     let ns = TestNamespace::new("teams").await;
-    let dir = tempfile::tempdir().unwrap();
     let teams = "teams:
   - name: recommendation
     members: {users: [alice]}
@@ -204,7 +195,7 @@ async fn teams_decide_who_may_deploy_route_and_run_canaries() {
     namespaces: ['*']
     actions: [admin]
 ";
-    let console = console_with_teams(&ns, teams, &dir).await;
+    let console = console_with_teams(&ns, teams).await;
 
     let as_user = |user: Option<(&'static str, &'static str)>, method: Method, path: String, body: Value| {
         let mut request = console.http.request(method, console.api(&path)).json(&body);
@@ -296,7 +287,6 @@ async fn an_edited_team_file_takes_effect_without_a_restart() {
 #[tokio::test]
 async fn fields_that_reach_other_hosts_need_permission_for_those_hosts() {
     let ns = TestNamespace::new("reach").await;
-    let dir = tempfile::tempdir().unwrap();
     let teams = "teams:
   - name: recommendation
     members: {users: [alice]}
@@ -312,7 +302,7 @@ async fn fields_that_reach_other_hosts_need_permission_for_those_hosts() {
     namespaces: ['*']
     actions: [admin]
 ";
-    let console = console_with_teams(&ns, teams, &dir).await;
+    let console = console_with_teams(&ns, teams).await;
     let put = |user: &'static str, rule: Value| {
         let body = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
                           "rules": [rule]});

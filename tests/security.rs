@@ -316,9 +316,7 @@ fn entries(body: &str) -> Vec<serde_json::Value> {
 #[tokio::test]
 async fn with_teams_each_actor_sees_only_what_it_may_view() {
     let (ns, other) = (TestNamespace::new("view").await, TestNamespace::new("view-other").await);
-    let dir = tempfile::tempdir().unwrap();
-    let teams = dir.path().join("teams.yaml");
-    let file = format!(
+    let teams = format!(
         "teams:
   - {{name: reco, members: {{users: [alice]}}, namespaces: [{ns}], hosts: [recommendation], actions: [route, canary]}}
   - {{name: other, members: {{users: [dave]}}, namespaces: [{other}], actions: [view]}}
@@ -327,14 +325,10 @@ async fn with_teams_each_actor_sees_only_what_it_may_view() {
         ns = ns.name,
         other = other.name
     );
-    std::fs::write(&teams, file).unwrap();
-    let mut console = Console::start_with(&ns.name, |config| {
-        config.namespaces.push(other.name.clone());
-        config.teams = Some(teams.clone());
-        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    let console = Console::start_with_teams_and(&ns.name, &teams, ("carol", "admins"), |config| {
+        config.namespaces.push(other.name.clone())
     })
     .await;
-    console.viewer = Some(("carol".into(), "admins".into()));
     console.deploy(&["recommendation-v1", "preference"]).await;
     let route = |version: &str| serde_json::json!({"subsets": {"version-v1": {"version": version}}, "rules": [{"route": {"version-v1": 100}}]});
     for host in ["recommendation", "preference"] {

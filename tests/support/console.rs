@@ -18,6 +18,7 @@ pub struct Console {
     /// anonymous requests see nothing.
     pub viewer: Option<(String, String)>,
     _dir: tempfile::TempDir,
+    _teams_dir: Option<tempfile::TempDir>,
 }
 
 pub fn config(namespace: &str, database: std::path::PathBuf) -> ServeConfig {
@@ -59,8 +60,44 @@ impl Console {
         let server = app::start(config).await.expect("signalbox starts");
         let base = format!("http://{}", server.addr);
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        let console = Self { server, base, http, namespace: namespace.to_owned(), database, viewer: None, _dir: dir };
+        let console = Self {
+            server,
+            base,
+            http,
+            namespace: namespace.to_owned(),
+            database,
+            viewer: None,
+            _dir: dir,
+            _teams_dir: None,
+        };
         console.wait_ready().await;
+        console
+    }
+
+    /// Starts signalbox behind a trusted proxy (127.0.0.1) with `teams` (YAML, `{ns}` for the
+    /// namespace) as its team file; the JSON helpers read as `viewer` (user, groups), since
+    /// with a team file anonymous requests see nothing.
+    pub async fn start_with_teams(namespace: &str, teams: &str, viewer: (&str, &str)) -> Self {
+        Self::start_with_teams_and(namespace, teams, viewer, |_| {}).await
+    }
+
+    pub async fn start_with_teams_and(
+        namespace: &str,
+        teams: &str,
+        viewer: (&str, &str),
+        adjust: impl FnOnce(&mut ServeConfig),
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("teams.yaml");
+        std::fs::write(&file, teams.replace("{ns}", namespace)).unwrap();
+        let mut console = Self::start_with(namespace, |config| {
+            config.teams = Some(file);
+            config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+            adjust(config);
+        })
+        .await;
+        console.viewer = Some((viewer.0.to_owned(), viewer.1.to_owned()));
+        console._teams_dir = Some(dir);
         console
     }
 
