@@ -12,6 +12,8 @@ use tokio::task::JoinHandle;
 use crate::audit::{AnchorKey, ArchiveWitness, AuditStore, NewEntry, Outcome, Source};
 use crate::authz::Authorizer;
 use crate::autopilot::{self, Autopilot};
+use crate::change::reads::Reads;
+use crate::change::rollout::Rollouts;
 use crate::change::{ChangePath, resolve_pending};
 use crate::cluster::anchor::AuditAnchor;
 use crate::cluster::{self, Cluster};
@@ -112,7 +114,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
     spawn_audit_upkeep(audit.clone(), anchor.clone(), retention(&config));
     record_external_changes(&cluster, &config.namespaces, audit.clone(), changes.clone());
 
+    let reads = Reads::new(cluster.clone());
     let state = AppState {
+        rollouts: Rollouts::new(reads.clone(), changes.clone()),
+        reads,
         cluster,
         changes,
         audit,
@@ -129,7 +134,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
     };
     let autopilot = state.prometheus.clone().map(|prometheus| {
         let interval = Duration::from_secs(config.analysis_interval_seconds);
-        Autopilot::start(state.clone(), prometheus, interval, &autopilot::holder_identity())
+        let holder = autopilot::holder_identity();
+        Autopilot::start(&state.cluster, state.rollouts.clone(), &config.namespaces, prometheus, interval, &holder)
     });
     let static_dir = config.static_dir.clone().unwrap_or_else(default_static_dir);
     let router = web::router(state.clone(), &static_dir);
@@ -214,7 +220,7 @@ fn record_external_changes(cluster: &Cluster, namespaces: &[String], audit: Audi
     tokio::spawn(async move {
         while let Some((at, change)) = seen.recv().await {
             tokio::time::sleep_until(at + OWN_WRITE_GRACE).await;
-            if changes.wrote(&change.target, change.resource_version.as_deref()) {
+            if changes.wrote(&change.target, change.resource_version.as_deref()).await {
                 continue;
             }
             activity.note(&change);

@@ -18,13 +18,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::change::canary as canary_change;
-use crate::cluster::LeaderLease;
+use crate::change::reads::Reads;
+use crate::change::rollout::{Rollouts, Step};
+use crate::cluster::{Cluster, LeaderLease};
 use crate::istio::VirtualService;
 use crate::policy::RoutingPolicy;
 use crate::policy::canary::{ANNOTATION, Canary};
 use crate::traffic::{self, Prometheus, Verdict};
-use crate::web::AppState;
-use crate::web::canaries::{self, Step};
 
 /// The Lease, in each managed namespace, whose holder runs auto-advance there.
 pub const LEASE_NAME: &str = "signalbox-canary-analysis";
@@ -37,21 +37,29 @@ pub struct Autopilot {
 
 impl Autopilot {
     /// Starts judging every `interval`, as `holder` (this replica's identity in the Leases).
-    pub fn start(state: AppState, prometheus: Arc<Prometheus>, interval: Duration, holder: &str) -> Self {
+    /// Starts judging the canaries of `namespaces` every `interval`, as `holder` (this
+    /// replica's identity in the Leases).
+    pub fn start(
+        cluster: &Cluster,
+        rollouts: Rollouts,
+        namespaces: &[String],
+        prometheus: Arc<Prometheus>,
+        interval: Duration,
+        holder: &str,
+    ) -> Self {
         // A leader that stops renewing is replaced after three missed rounds (at least 15 s,
         // client-go's default), so a slow Prometheus round does not hand the Lease over.
         let lease_duration = (interval * 3).max(Duration::from_secs(15));
-        let leases = state
-            .managed_namespaces()
+        let leases = namespaces
             .iter()
             .map(|namespace| {
-                let lease =
-                    LeaderLease::new(state.cluster.client.clone(), namespace, LEASE_NAME, holder, lease_duration);
+                let lease = LeaderLease::new(cluster.client.clone(), namespace, LEASE_NAME, holder, lease_duration);
                 (namespace.clone(), lease)
             })
             .collect();
         let (stop, stopped) = watch::channel(false);
-        let pilot = Pilot { state, prometheus, leases, progress: HashMap::new() };
+        let reads = Reads::new(cluster.clone());
+        let pilot = Pilot { cluster: cluster.clone(), reads, rollouts, prometheus, leases, progress: HashMap::new() };
         let task = tokio::spawn(pilot.run(interval, stopped));
         Self { stop, task }
     }
@@ -72,7 +80,9 @@ struct Progress {
 }
 
 struct Pilot {
-    state: AppState,
+    cluster: Cluster,
+    reads: Reads,
+    rollouts: Rollouts,
     prometheus: Arc<Prometheus>,
     leases: Vec<(String, LeaderLease)>,
     /// By (namespace, host).
@@ -118,7 +128,7 @@ impl Pilot {
 
     /// Progressing canaries with auto-advance on, from the caches.
     fn automatic_canaries(&self, namespace: &str) -> Vec<(String, Canary, RoutingPolicy)> {
-        let Some(cache) = self.state.cluster.caches.namespace(namespace) else { return Vec::new() };
+        let Some(cache) = self.cluster.caches.namespace(namespace) else { return Vec::new() };
         let virtual_services = cache.virtual_services.state();
         // Only VirtualServices carrying a canary are worth reading the routing of.
         let with_canary = |vs: &&Arc<VirtualService>| {
@@ -140,7 +150,7 @@ impl Pilot {
         hosts
             .into_iter()
             .filter_map(|host| {
-                let live = self.state.cached_routing(namespace, &host);
+                let live = self.reads.cached_routing(namespace, &host);
                 let canary = canary_change::current(&live).filter(Canary::is_automatic)?;
                 let policy = live.policy(&host).ok()?;
                 Some((host, canary, policy))
@@ -179,7 +189,7 @@ impl Pilot {
 
     async fn act(&mut self, namespace: &str, host: &str, step: Step, reason: &str) {
         let action = step.action();
-        match canaries::run_automatic(&self.state, namespace, host, step, reason).await {
+        match self.rollouts.run_automatic(namespace, host, step, reason).await {
             Ok((next, audit_id)) => {
                 tracing::info!(%namespace, %host, action, %reason, audit_id, weight = next.weight(), "canary analysis acted");
             }

@@ -266,6 +266,7 @@ mod tests {
             for object in workload.objects(1) {
                 let (kind, name) = (object["kind"].as_str().unwrap(), object["metadata"]["name"].as_str().unwrap());
                 assert_eq!(host_of_object(kind, name).as_deref(), Some(workload.app()), "{kind}/{name}");
+                assert!(crate::cluster::Kind::parse(kind).is_some(), "signalbox writes {kind}");
                 assert!(object_names_of_host(workload.app()).iter().any(|n| n == name), "{kind}/{name}");
             }
         }

@@ -4,10 +4,13 @@
 pub mod canary;
 pub mod documents;
 pub mod failpoint;
+mod own_writes;
 pub mod owners;
+pub mod reads;
 mod recover;
 pub mod refusals;
 pub mod revert;
+pub mod rollout;
 pub mod routes;
 pub mod workloads;
 
@@ -99,7 +102,7 @@ pub struct ChangePath {
     metrics: Arc<Metrics>,
     /// Objects this process is writing or wrote lately, so watchers do not mistake the
     /// echo of our own writes for outside changes.
-    recent_writes: Arc<std::sync::Mutex<std::collections::HashMap<ObjectRef, RecentWrite>>>,
+    own_writes: own_writes::OwnWrites,
     /// Every change between its pending audit entry and its outcome holds a read guard;
     /// shutdown takes the write lock to wait for them ([`ChangePath::drain`]).
     in_flight: Arc<tokio::sync::RwLock<()>>,
@@ -111,18 +114,6 @@ pub struct ChangePath {
     refusals: Arc<refusals::RefusalLimiter>,
 }
 
-/// When signalbox last wrote an object, and the resourceVersions its writes produced.
-#[derive(Debug, Clone)]
-struct RecentWrite {
-    at: std::time::Instant,
-    versions: Vec<String>,
-    /// The last write was a deletion.
-    deleted: bool,
-}
-
-/// How long an object counts as written by signalbox after a write.
-const OWN_WRITE_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
-
 impl ChangePath {
     pub fn new(objects: Objects, audit: AuditStore, authorizer: Authorizer, metrics: Arc<Metrics>) -> Self {
         Self {
@@ -130,7 +121,7 @@ impl ChangePath {
             audit,
             authorizer,
             metrics,
-            recent_writes: Default::default(),
+            own_writes: Default::default(),
             in_flight: Default::default(),
             failpoint: Failpoint::from_env(),
             propagation: Propagation::default(),
@@ -155,30 +146,11 @@ impl ChangePath {
         tokio::time::timeout(within, self.in_flight.write()).await.is_ok()
     }
 
-    /// Whether a change to `target` seen by a watch was signalbox's own: the version its
-    /// write produced, or (for a deletion, which has no version) its own deletion in the last 30 s.
-    pub fn wrote(&self, target: &ObjectRef, resource_version: Option<&str>) -> bool {
-        let writes = self.recent_writes.lock().unwrap_or_else(|e| e.into_inner());
-        writes.get(target).is_some_and(|write| match resource_version {
-            Some(version) => write.versions.iter().any(|v| v == version),
-            None => write.deleted && write.at.elapsed() < OWN_WRITE_WINDOW,
-        })
-    }
-
-    fn note_write(&self, operation: &Operation, result: Option<&Value>) {
-        let mut writes = self.recent_writes.lock().unwrap_or_else(|e| e.into_inner());
-        writes.retain(|_, write| write.at.elapsed() < OWN_WRITE_WINDOW);
-        let now = std::time::Instant::now();
-        let write = writes.entry(operation.target().clone()).or_insert(RecentWrite {
-            at: now,
-            versions: Vec::new(),
-            deleted: false,
-        });
-        write.at = now;
-        write.deleted = matches!(operation, Operation::Delete { .. });
-        if let Some(version) = result.and_then(|o| o["metadata"]["resourceVersion"].as_str()) {
-            write.versions.push(version.to_owned());
-        }
+    /// Whether a change to `target` seen by a watch was signalbox's own; waits for a write
+    /// to it still in flight to answer first.
+    pub async fn wrote(&self, target: &ObjectRef, resource_version: Option<&str>) -> bool {
+        self.own_writes.settled(target).await;
+        self.own_writes.wrote(target, resource_version)
     }
 
     pub fn authorizer(&self) -> &Authorizer {
@@ -342,9 +314,10 @@ impl ChangePath {
                     after.push(Some(object.clone()))
                 }
                 _ => {
+                    let writing = (!dry_run).then(|| self.own_writes.begin(target));
                     let result = self.objects.run(operation, dry_run).await;
-                    if !dry_run {
-                        self.note_write(operation, result.as_ref().ok().and_then(Option::as_ref));
+                    if let Some(_writing) = writing {
+                        self.own_writes.note(operation, result.as_ref().ok().and_then(Option::as_ref));
                     }
                     after.push(result.map_err(halted)?)
                 }
@@ -375,8 +348,10 @@ impl ChangePath {
                 }
                 None => Operation::Delete { target: target.clone() },
             };
+            let writing = self.own_writes.begin(&target);
             let result = self.objects.run(&undo, false).await;
-            self.note_write(&undo, result.as_ref().ok().and_then(Option::as_ref));
+            self.own_writes.note(&undo, result.as_ref().ok().and_then(Option::as_ref));
+            drop(writing);
             match result {
                 Ok(_) => undone.push(target.to_string()),
                 Err(error) => failures.push(format!("{target}: {error}")),

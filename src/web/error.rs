@@ -135,6 +135,20 @@ impl From<ChangeError> for AppError {
     }
 }
 
+impl From<crate::change::rollout::RolloutError> for AppError {
+    fn from(error: crate::change::rollout::RolloutError) -> Self {
+        use crate::change::rollout::RolloutError;
+        match error {
+            RolloutError::Invalid(problems) => AppError::Invalid(problems),
+            RolloutError::Conflict(message) => AppError::Conflict(message),
+            RolloutError::NotFound(message) => AppError::NotFound(message),
+            RolloutError::Policy(error) => error.into(),
+            RolloutError::Cluster(error) => error.into(),
+            RolloutError::Change(error) => error.into(),
+        }
+    }
+}
+
 impl From<crate::policy::PolicyError> for AppError {
     /// Live routing signalbox cannot take as one policy is a state conflict, not bad input.
     fn from(error: crate::policy::PolicyError) -> Self {

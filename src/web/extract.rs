@@ -44,30 +44,86 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     })
 }
 
-/// A managed namespace from the path (`{ns}`); others are 404.
+/// A managed namespace from the path (`{ns}`); others are 404. Reads need view of it (of
+/// the path's host or workload, when it names one).
 pub struct ManagedNamespace(pub String);
+
+/// A managed namespace and a host from the path (`{ns}`, `{host}`): the host must be a DNS
+/// label (400 naming `host`), and reads need view of it.
+pub struct ManagedHost {
+    pub namespace: String,
+    pub host: String,
+}
 
 impl FromRequestParts<AppState> for ManagedNamespace {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
-            .await
-            .map_err(|error| AppError::BadRequest(vec![FieldProblem::new("namespace", error.to_string())]))?;
-        let param = |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
-        let namespace = param("ns").unwrap_or_default().to_owned();
-        check_dns_label("namespace", &namespace).map_err(|problem| AppError::BadRequest(vec![problem]))?;
-        if !state.changes.authorizer().is_managed(&namespace) {
-            return Err(AppError::NotFound(format!("namespace {namespace} is not managed by this console")));
-        }
-        // Reads show only what the actor may view; changes are the change path's to refuse
-        // (and audit).
-        if parts.method.is_safe() {
-            let host = param("host").map(String::from).or_else(|| param("workload").and_then(workload_host));
-            ensure_visible(state, &actor_of(parts, state), &namespace, host.as_deref())?;
-        }
+        let params = path_params(parts, state).await?;
+        let namespace = managed_namespace(state, &params)?;
+        let host = match host_param(&params)? {
+            Some(host) => Some(host),
+            None => param(&params, "workload").and_then(workload_host),
+        };
+        check_view(parts, state, &namespace, host.as_deref())?;
         Ok(ManagedNamespace(namespace))
     }
+}
+
+impl FromRequestParts<AppState> for ManagedHost {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let params = path_params(parts, state).await?;
+        let namespace = managed_namespace(state, &params)?;
+        let host = host_param(&params)?.ok_or_else(|| AppError::invalid("host", "the path names no host"))?;
+        check_view(parts, state, &namespace, Some(&host))?;
+        Ok(ManagedHost { namespace, host })
+    }
+}
+
+async fn path_params(parts: &mut Parts, state: &AppState) -> Result<Vec<(String, String)>, AppError> {
+    let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+        .await
+        .map_err(|error| AppError::BadRequest(vec![FieldProblem::new("namespace", error.to_string())]))?;
+    Ok(params)
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+}
+
+fn managed_namespace(state: &AppState, params: &[(String, String)]) -> Result<String, AppError> {
+    let namespace = param(params, "ns").unwrap_or_default().to_owned();
+    check_dns_label("namespace", &namespace).map_err(|problem| AppError::BadRequest(vec![problem]))?;
+    if !state.changes.authorizer().is_managed(&namespace) {
+        return Err(AppError::NotFound(format!("namespace {namespace} is not managed by this console")));
+    }
+    Ok(namespace)
+}
+
+fn host_param(params: &[(String, String)]) -> Result<Option<String>, AppError> {
+    let Some(host) = param(params, "host") else { return Ok(None) };
+    check_dns_label("host", host).map_err(|problem| AppError::BadRequest(vec![problem]))?;
+    Ok(Some(host.to_owned()))
+}
+
+/// Reads show only what the actor may view; changes are the change path's to refuse (and
+/// audit).
+fn check_view(parts: &Parts, state: &AppState, namespace: &str, host: Option<&str>) -> Result<(), AppError> {
+    if !parts.method.is_safe() {
+        return Ok(());
+    }
+    ensure_visible(state, &actor_of(parts, state), namespace, host)
+}
+
+/// A tutorial workload by name; another name is a 404 listing the known ones.
+pub fn parse_workload(name: &str) -> Result<crate::tutorial::Workload, AppError> {
+    use crate::tutorial::Workload;
+    Workload::parse(name).ok_or_else(|| {
+        let known: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
+        AppError::NotFound(format!("{name} is not a tutorial workload; one of {}", known.join(", ")))
+    })
 }
 
 /// The host a workload of the path belongs to (an unknown one is the handler's to refuse).

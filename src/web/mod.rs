@@ -1,7 +1,6 @@
 //! The web layer: one router, thin handlers, extractors, the error type and templates.
 mod api;
 mod audit_query;
-pub mod canaries;
 mod csrf;
 mod error;
 mod extract;

@@ -33,6 +33,13 @@ pub async fn sign_in_guard(State(state): State<AppState>, request: Request, next
     next.run(request).await
 }
 
+/// `?change=<id>`: the audit entry of the change a form just made, named on the page it
+/// returns to.
+#[derive(serde::Deserialize)]
+pub struct ChangeQuery {
+    pub change: Option<i64>,
+}
+
 impl AppState {
     pub fn view_scope(&self, actor: &Actor) -> ViewScope {
         self.changes.authorizer().view_scope(actor)

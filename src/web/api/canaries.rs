@@ -8,14 +8,13 @@ use serde_json::{Value, json};
 
 use crate::audit::Source;
 use crate::policy::canary::Canary;
-use crate::problem::check_dns_label;
 use crate::traffic::Thresholds;
 
-use super::super::canaries::{self, Step};
 use super::super::error::AppError;
-use super::super::extract::{ApiJson, ManagedNamespace, RequestId};
+use super::super::extract::{ApiJson, ManagedHost, RequestId};
 use super::super::identity::Identity;
 use super::super::state::AppState;
+use crate::change::rollout::Step;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,18 +53,12 @@ pub fn canary_json(host: &str, canary: &Canary) -> Value {
     })
 }
 
-fn host_of(host: &str) -> Result<(), AppError> {
-    check_dns_label("host", host).map_err(|problem| AppError::BadRequest(vec![problem]))
-}
-
 /// `GET`: the canary, or 404.
 pub async fn get(
     State(state): State<AppState>,
-    ManagedNamespace(namespace): ManagedNamespace,
-    Path((_, host)): Path<(String, String)>,
+    ManagedHost { namespace, host }: ManagedHost,
 ) -> Result<Json<Value>, AppError> {
-    host_of(&host)?;
-    match canaries::current(&state, &namespace, &host).await? {
+    match state.rollouts.current(&namespace, &host).await? {
         Some(canary) => Ok(Json(canary_json(&host, &canary))),
         None => Err(AppError::NotFound(format!("{host} has no canary"))),
     }
@@ -76,11 +69,9 @@ pub async fn start(
     State(state): State<AppState>,
     Identity(actor): Identity,
     request_id: RequestId,
-    ManagedNamespace(namespace): ManagedNamespace,
-    Path((_, host)): Path<(String, String)>,
+    ManagedHost { namespace, host }: ManagedHost,
     ApiJson(body): ApiJson<StartBody>,
 ) -> Result<Response, AppError> {
-    host_of(&host)?;
     let step = Step::Start { stable: body.stable, canary: body.canary, steps: body.steps, analysis: body.analysis };
     transition(&state, actor, request_id, &namespace, &host, step).await
 }
@@ -92,11 +83,10 @@ pub async fn step(
     State(state): State<AppState>,
     Identity(actor): Identity,
     request_id: RequestId,
-    ManagedNamespace(namespace): ManagedNamespace,
-    Path((_, host, name)): Path<(String, String, String)>,
+    ManagedHost { namespace, host }: ManagedHost,
+    Path((_, _, name)): Path<(String, String, String)>,
     Query(query): Query<PromoteQuery>,
 ) -> Result<Response, AppError> {
-    host_of(&host)?;
     let step = Step::named(&name, query.full, query.step, query.scale_down)
         .ok_or_else(|| AppError::NotFound(format!("no canary operation {name:?}")))?;
     transition(&state, actor, request_id, &namespace, &host, step).await
@@ -110,7 +100,8 @@ async fn transition(
     host: &str,
     step: Step,
 ) -> Result<Response, AppError> {
-    match canaries::run(state, request_id.origin(actor, Source::Api), namespace, host, step).await {
+    let origin = request_id.origin(actor, Source::Api);
+    match state.rollouts.run(origin, namespace, host, step).await.map_err(AppError::from) {
         Ok((canary, audit_id)) => {
             let mut body = canary_json(host, &canary);
             body["auditId"] = json!(audit_id);
@@ -118,7 +109,7 @@ async fn transition(
         }
         // Someone moved the canary first: answer with its state now.
         Err(AppError::Conflict(message)) => {
-            let now = canaries::current(state, namespace, host).await?.map(|c| canary_json(host, &c));
+            let now = state.rollouts.current(namespace, host).await?.map(|c| canary_json(host, &c));
             Ok((StatusCode::CONFLICT, Json(json!({"error": message, "field": null, "problems": [], "canary": now})))
                 .into_response())
         }

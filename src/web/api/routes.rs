@@ -2,7 +2,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -10,10 +10,10 @@ use serde_json::{Map, Value, json};
 use crate::audit::Source;
 use crate::change::routes::{self, ResourceVersions, RouteRequest};
 use crate::policy::{self, RoutingPolicy};
-use crate::problem::{FieldProblem, check_dns_label};
+use crate::problem::FieldProblem;
 
 use super::super::error::AppError;
-use super::super::extract::{ApiJson, ManagedNamespace, RequestId};
+use super::super::extract::{ApiJson, ManagedHost, RequestId};
 use super::super::identity::Identity;
 use super::super::state::AppState;
 
@@ -70,12 +70,6 @@ fn get_method() -> String {
     "GET".into()
 }
 
-fn host_of(path: (String, String)) -> Result<String, AppError> {
-    let host = path.1;
-    check_dns_label("host", &host).map_err(|problem| AppError::BadRequest(vec![problem]))?;
-    Ok(host)
-}
-
 /// 404 for a host nothing in the namespace routes, naming it.
 fn routes_nothing(host: &str, namespace: &str) -> AppError {
     AppError::NotFound(format!(
@@ -88,11 +82,9 @@ fn routes_nothing(host: &str, namespace: &str) -> AppError {
 /// routing is spread over several VirtualServices or DestinationRules, or delegated.
 pub async fn get(
     State(state): State<AppState>,
-    ManagedNamespace(namespace): ManagedNamespace,
-    Path(path): Path<(String, String)>,
+    ManagedHost { namespace, host }: ManagedHost,
 ) -> Result<Json<Value>, AppError> {
-    let host = host_of(path)?;
-    let live = state.live_routing(&namespace, &host).await?;
+    let live = state.reads.live_routing(&namespace, &host).await?;
     if !live.exists() {
         return Err(routes_nothing(&host, &namespace));
     }
@@ -107,12 +99,10 @@ pub async fn put(
     State(state): State<AppState>,
     Identity(actor): Identity,
     request_id: RequestId,
-    ManagedNamespace(namespace): ManagedNamespace,
-    Path(path): Path<(String, String)>,
+    ManagedHost { namespace, host }: ManagedHost,
     Query(options): Query<PutOptions>,
     ApiJson(body): ApiJson<PolicyBody>,
 ) -> Result<Response, AppError> {
-    let host = host_of(path)?;
     let wait = wait_for_proxies(options.wait_for_proxies.as_deref())?;
     let mut desired = body.policy;
     if desired.host.is_empty() {
@@ -120,11 +110,11 @@ pub async fn put(
     } else if desired.host != host {
         return Err(AppError::invalid("host", format!("must be {host}, the host in the URL")));
     }
-    let live = state.live_routing(&namespace, &host).await?;
+    let live = state.reads.live_routing(&namespace, &host).await?;
     if let Some(reason) = live.ambiguity() {
         return Err(AppError::Conflict(reason.to_owned()));
     }
-    let context = state.validation_context(&namespace, &host);
+    let context = state.reads.validation_context(&namespace, &host);
     let origin = request_id.origin(actor, Source::Api);
     let request = RouteRequest {
         origin: &origin,
@@ -153,11 +143,9 @@ pub async fn remove(
     State(state): State<AppState>,
     Identity(actor): Identity,
     request_id: RequestId,
-    ManagedNamespace(namespace): ManagedNamespace,
-    Path(path): Path<(String, String)>,
+    ManagedHost { namespace, host }: ManagedHost,
 ) -> Result<Response, AppError> {
-    let host = host_of(path)?;
-    let live = state.live_routing(&namespace, &host).await?;
+    let live = state.reads.live_routing(&namespace, &host).await?;
     if !live.exists() {
         return Err(routes_nothing(&host, &namespace));
     }
@@ -172,10 +160,8 @@ pub async fn remove(
 /// `GET .../sync`: whether the proxies have the host's last change, per proxy.
 pub async fn sync(
     State(state): State<AppState>,
-    ManagedNamespace(namespace): ManagedNamespace,
-    Path(path): Path<(String, String)>,
+    ManagedHost { namespace, host }: ManagedHost,
 ) -> Result<Json<Value>, AppError> {
-    let host = host_of(path)?;
     Ok(Json(json!(state.changes.propagation().status(&namespace, &host).await)))
 }
 
@@ -183,13 +169,11 @@ pub async fn sync(
 pub async fn test(
     State(state): State<AppState>,
     Identity(actor): Identity,
-    ManagedNamespace(namespace): ManagedNamespace,
-    Path(path): Path<(String, String)>,
+    ManagedHost { namespace, host }: ManagedHost,
     ApiJson(body): ApiJson<TestRequest>,
 ) -> Result<Json<Value>, AppError> {
-    let host = host_of(path)?;
     super::super::view::ensure_visible(&state, &actor, &namespace, Some(&host))?;
-    let live = state.live_routing(&namespace, &host).await?;
+    let live = state.reads.live_routing(&namespace, &host).await?;
     if !live.exists() {
         return Err(routes_nothing(&host, &namespace));
     }

@@ -9,10 +9,9 @@ use serde_json::json;
 use crate::audit::Source;
 use crate::change::workloads;
 use crate::change::{Applied, Change};
-use crate::tutorial::Workload;
 
 use super::super::error::AppError;
-use super::super::extract::{ApiJson, ManagedNamespace, RequestId};
+use super::super::extract::{ApiJson, ManagedNamespace, RequestId, parse_workload};
 use super::super::identity::Identity;
 use super::super::state::AppState;
 
@@ -22,13 +21,6 @@ pub struct WorkloadBody {
     replicas: Option<i32>,
 }
 
-fn parse_workload(name: &str) -> Result<Workload, AppError> {
-    Workload::parse(name).ok_or_else(|| {
-        let known: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
-        AppError::NotFound(format!("{name} is not a tutorial workload; one of {}", known.join(", ")))
-    })
-}
-
 /// `GET`: every Deployment version in the namespace.
 pub async fn list(
     State(state): State<AppState>,
@@ -36,7 +28,8 @@ pub async fn list(
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Json<serde_json::Value> {
     let scope = state.view_scope(&actor);
-    let visible: Vec<_> = state.versions(&namespace).into_iter().filter(|v| scope.host(&namespace, &v.app)).collect();
+    let visible: Vec<_> =
+        state.reads.versions(&namespace).into_iter().filter(|v| scope.host(&namespace, &v.app)).collect();
     Json(json!(visible))
 }
 
@@ -50,7 +43,7 @@ pub async fn put(
     ApiJson(body): ApiJson<WorkloadBody>,
 ) -> Result<Response, AppError> {
     let workload = parse_workload(&name)?;
-    let current = state.namespace_state(&namespace);
+    let current = state.reads.namespace_state(&namespace);
     let change =
         workloads::deploy(&request_id.origin(actor, Source::Api), &namespace, workload, body.replicas, &current);
     applied(&state, change).await
@@ -65,7 +58,7 @@ pub async fn remove(
     Path((_, name)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
     let workload = parse_workload(&name)?;
-    let current = state.namespace_state(&namespace);
+    let current = state.reads.namespace_state(&namespace);
     applied(&state, workloads::remove(&request_id.origin(actor, Source::Api), &namespace, workload, &current)).await
 }
 

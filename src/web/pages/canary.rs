@@ -14,16 +14,16 @@ use crate::authz::{Actor, Permission};
 use crate::change::canary;
 use crate::policy::RoutingPolicy;
 use crate::policy::canary::{Canary, DEFAULT_STEPS};
-use crate::problem::check_dns_label;
 use crate::traffic::Thresholds;
 
-use super::super::canaries::{self, Step};
 use super::super::error::AppError;
-use super::super::extract::{Htmx, ManagedNamespace, RequestId};
+use super::super::extract::{Htmx, ManagedHost, RequestId};
 use super::super::identity::Identity;
 use super::super::layout::Layout;
 use super::super::state::AppState;
+use super::super::view::ChangeQuery;
 use super::proxy_sync::SyncPanel;
+use crate::change::rollout::Step;
 
 const HISTORY: u32 = 50;
 
@@ -52,11 +52,6 @@ struct CanaryPage {
     error: Option<String>,
     /// After a change: how far it got to the proxies.
     sync: Option<SyncPanel>,
-}
-
-#[derive(Deserialize)]
-pub struct Notice {
-    change: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -180,18 +175,12 @@ async fn observe(state: &AppState, namespace: &str, host: &str, policy: &Routing
     Observed::Versions(versions)
 }
 
-fn host_of(host: &str) -> Result<(), AppError> {
-    check_dns_label("host", host).map_err(|problem| AppError::NotFound(problem.message))
-}
-
 pub async fn page(
     State(state): State<AppState>,
     Identity(actor): Identity,
-    ManagedNamespace(namespace): ManagedNamespace,
-    Path((_, host)): Path<(String, String)>,
-    Query(notice): Query<Notice>,
+    ManagedHost { namespace, host }: ManagedHost,
+    Query(notice): Query<ChangeQuery>,
 ) -> Result<Response, AppError> {
-    host_of(&host)?;
     let notice = state.change_notice(&actor, notice.change).await?;
     let mut page = view(&state, &actor, &namespace, &host, notice, None).await?;
     if page.notice.is_some() {
@@ -208,7 +197,7 @@ async fn view(
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<CanaryPage, AppError> {
-    let live = state.cached_routing(namespace, host);
+    let live = state.reads.cached_routing(namespace, host);
     let policy = live.policy(host).unwrap_or_else(|_| RoutingPolicy::new(host));
     let current = canary::current(&live);
     let name = |subset: Option<&String>| subset.map(|s| policy.display_name(s)).unwrap_or_default();
@@ -240,11 +229,9 @@ pub async fn start(
     Identity(actor): Identity,
     request_id: RequestId,
     htmx: Htmx,
-    ManagedNamespace(namespace): ManagedNamespace,
-    Path((_, host)): Path<(String, String)>,
+    ManagedHost { namespace, host }: ManagedHost,
     Form(form): Form<StartForm>,
 ) -> Result<Response, AppError> {
-    host_of(&host)?;
     let (steps, analysis) = match (form.steps(), form.analysis()) {
         (Ok(steps), Ok(analysis)) => (steps, analysis),
         (Err(message), _) | (_, Err(message)) => {
@@ -260,11 +247,10 @@ pub async fn step(
     Identity(actor): Identity,
     request_id: RequestId,
     htmx: Htmx,
-    ManagedNamespace(namespace): ManagedNamespace,
-    Path((_, host, name)): Path<(String, String, String)>,
+    ManagedHost { namespace, host }: ManagedHost,
+    Path((_, _, name)): Path<(String, String, String)>,
     Form(form): Form<StepForm>,
 ) -> Result<Response, AppError> {
-    host_of(&host)?;
     let step = Step::named(&name, form.full.is_some(), form.step, form.scale_down.is_some())
         .ok_or_else(|| AppError::NotFound(format!("no canary operation {name:?}")))?;
     transition(&state, &actor, request_id, htmx, &namespace, &host, step).await
@@ -280,7 +266,7 @@ async fn transition(
     step: Step,
 ) -> Result<Response, AppError> {
     let origin = request_id.origin(actor.clone(), Source::Ui);
-    match canaries::run(state, origin, namespace, host, step).await {
+    match state.rollouts.run(origin, namespace, host, step).await.map_err(AppError::from) {
         Ok((_, audit_id)) => {
             let target = format!("/ns/{namespace}/canaries/{host}?change={audit_id}");
             Ok(if htmx.0 {

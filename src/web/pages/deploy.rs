@@ -16,10 +16,11 @@ use crate::problem::FieldProblem;
 use crate::tutorial::Workload;
 
 use super::super::error::AppError;
-use super::super::extract::{Htmx, ManagedNamespace, RequestId};
+use super::super::extract::{Htmx, ManagedNamespace, RequestId, parse_workload};
 use super::super::identity::Identity;
 use super::super::layout::Layout;
 use super::super::state::AppState;
+use super::super::view::ChangeQuery;
 use super::render;
 
 pub struct WorkloadRow {
@@ -70,18 +71,13 @@ struct StatusPartial {
 }
 
 #[derive(Deserialize)]
-pub struct Notice {
-    change: Option<i64>,
-}
-
-#[derive(Deserialize)]
 pub struct ReplicasForm {
     #[serde(default)]
     replicas: String,
 }
 
 fn workloads(state: &AppState, actor: &Actor, namespace: &str) -> Workloads {
-    let current = state.namespace_state(namespace);
+    let current = state.reads.namespace_state(namespace);
     let namespace_object = state.cluster.caches.namespace_object(namespace);
     let authorizer = state.changes.authorizer();
     let scope = state.view_scope(actor);
@@ -122,7 +118,7 @@ pub async fn page(
     State(state): State<AppState>,
     Identity(actor): Identity,
     ManagedNamespace(namespace): ManagedNamespace,
-    Query(notice): Query<Notice>,
+    Query(notice): Query<ChangeQuery>,
 ) -> Result<Response, AppError> {
     let mut workloads = workloads(&state, &actor, &namespace);
     workloads.notice = state.change_notice(&actor, notice.change).await?;
@@ -136,10 +132,6 @@ pub async fn status(
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
     render(&StatusPartial { workloads: workloads(&state, &actor, &namespace) })
-}
-
-fn parse_workload(name: &str) -> Result<Workload, AppError> {
-    Workload::parse(name).ok_or_else(|| AppError::NotFound(format!("{name} is not a tutorial workload")))
 }
 
 fn parse_replicas(text: &str) -> Result<i32, FieldProblem> {
@@ -166,7 +158,7 @@ pub async fn deploy(
     Path((_, name)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
     let workload = parse_workload(&name)?;
-    let current = state.namespace_state(&namespace);
+    let current = state.reads.namespace_state(&namespace);
     let change = workloads::deploy(&request_id.origin(actor.clone(), Source::Ui), &namespace, workload, None, &current);
     respond(&state, &actor, &namespace, htmx, Some(workload), execute(&state, change).await).await
 }
@@ -183,7 +175,7 @@ pub async fn scale(
     let workload = parse_workload(&name)?;
     let result = match parse_replicas(&form.replicas) {
         Ok(replicas) => {
-            let current = state.namespace_state(&namespace);
+            let current = state.reads.namespace_state(&namespace);
             let change = workloads::scale(
                 &request_id.origin(actor.clone(), Source::Ui),
                 &namespace,
@@ -207,7 +199,7 @@ pub async fn remove(
     Path((_, name)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
     let workload = parse_workload(&name)?;
-    let current = state.namespace_state(&namespace);
+    let current = state.reads.namespace_state(&namespace);
     let change = workloads::remove(&request_id.origin(actor.clone(), Source::Ui), &namespace, workload, &current);
     respond(&state, &actor, &namespace, htmx, Some(workload), execute(&state, change).await).await
 }
@@ -251,8 +243,7 @@ async fn respond(
             return Ok(Redirect::to(&format!("/ns/{namespace}/deploy?change={}", applied.audit_id)).into_response());
         }
         Ok(applied) => {
-            let summary = state.audit.get(applied.audit_id).await?.map(|e| e.summary).unwrap_or_default();
-            view.notice = Some(format!("Change #{} applied: {summary}", applied.audit_id));
+            view.notice = state.change_notice(actor, Some(applied.audit_id)).await?;
             StatusCode::OK
         }
         // Invalid input, and a refusal of this form (someone removed the workload, it is not

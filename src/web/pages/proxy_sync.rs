@@ -1,14 +1,13 @@
 //! "Reaching proxies: 9/12 … reached 12/12 in 0.4 s": the panel the routing and canary
 //! pages show after a change, re-polled by htmx until every proxy has it or rejected it.
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 
-use crate::problem::check_dns_label;
 use crate::propagation::{ProxyReport, SyncView};
 
 use super::super::error::AppError;
-use super::super::extract::ManagedNamespace;
+use super::super::extract::ManagedHost;
 use super::super::state::AppState;
 use super::render;
 
@@ -52,9 +51,7 @@ struct SyncPartial {
 /// `GET /ns/{ns}/routes/{host}/sync`: the panel alone (htmx polls it).
 pub async fn partial(
     State(state): State<AppState>,
-    ManagedNamespace(namespace): ManagedNamespace,
-    Path((_, host)): Path<(String, String)>,
+    ManagedHost { namespace, host }: ManagedHost,
 ) -> Result<Response, AppError> {
-    check_dns_label("host", &host).map_err(|problem| AppError::NotFound(problem.message))?;
     render(&SyncPartial { sync: SyncPanel::read(&state, &namespace, &host).await })
 }

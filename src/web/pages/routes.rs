@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -15,14 +15,15 @@ use crate::change::Change;
 use crate::change::routes::{self, LiveRouting, ResourceVersions, RouteRequest};
 use crate::change::workloads::Origin;
 use crate::policy::{self, RoutingPolicy};
-use crate::problem::{FieldProblem, check_dns_label};
+use crate::problem::FieldProblem;
 
 use super::super::error::AppError;
-use super::super::extract::{Htmx, ManagedNamespace, RequestId};
+use super::super::extract::{Htmx, ManagedHost, ManagedNamespace, RequestId};
 use super::super::identity::Identity;
 use super::super::layout::Layout;
 use super::super::route_test;
 use super::super::state::AppState;
+use super::super::view::ChangeQuery;
 use super::super::view::ensure_visible;
 use super::proxy_sync::SyncPanel;
 use super::render;
@@ -56,11 +57,6 @@ struct RoutesIndex {
     hosts: Vec<(String, String)>,
 }
 
-#[derive(Deserialize)]
-pub struct Notice {
-    change: Option<i64>,
-}
-
 /// The hidden fields of the Apply form: exactly what was previewed.
 #[derive(Deserialize)]
 pub struct ApplyForm {
@@ -86,11 +82,6 @@ pub struct TestForm {
     preset_headers: String,
 }
 
-fn host_of(path: (String, String)) -> Result<String, AppError> {
-    check_dns_label("host", &path.1).map_err(|problem| AppError::NotFound(problem.message))?;
-    Ok(path.1)
-}
-
 /// `/ns/{ns}/routes`: every service and how it is routed.
 pub async fn index(
     State(state): State<AppState>,
@@ -108,15 +99,13 @@ pub async fn index(
 pub async fn page(
     State(state): State<AppState>,
     Identity(actor): Identity,
-    ManagedNamespace(namespace): ManagedNamespace,
-    Path(path): Path<(String, String)>,
-    Query(notice): Query<Notice>,
+    ManagedHost { namespace, host }: ManagedHost,
+    Query(notice): Query<ChangeQuery>,
 ) -> Result<Response, AppError> {
-    let host = host_of(path)?;
     let mut view = match notice.change {
         // Right after a change the watch caches may not have its echo yet: read what was
         // applied from the API server, so the page never shows the state before it.
-        Some(_) => match state.live_routing(&namespace, &host).await {
+        Some(_) => match state.reads.live_routing(&namespace, &host).await {
             Ok(live) => view_of(&state, &actor, &namespace, &host, &live),
             Err(_) => view_from_cache(&state, &actor, &namespace, &host),
         },
@@ -130,7 +119,7 @@ pub async fn page(
 }
 
 fn view_from_cache(state: &AppState, actor: &Actor, namespace: &str, host: &str) -> RoutesView {
-    view_of(state, actor, namespace, host, &state.cached_routing(namespace, host))
+    view_of(state, actor, namespace, host, &state.reads.cached_routing(namespace, host))
 }
 
 fn view_of(state: &AppState, actor: &Actor, namespace: &str, host: &str, live: &LiveRouting) -> RoutesView {
@@ -148,7 +137,7 @@ fn view_of(state: &AppState, actor: &Actor, namespace: &str, host: &str, live: &
 /// The `version` labels of the host's Deployments, sorted.
 fn deployed_versions(state: &AppState, namespace: &str, host: &str) -> Vec<String> {
     let mut versions: Vec<String> =
-        state.versions(namespace).into_iter().filter(|v| v.app == host).map(|v| v.version).collect();
+        state.reads.versions(namespace).into_iter().filter(|v| v.app == host).map(|v| v.version).collect();
     versions.sort();
     versions.dedup();
     versions
@@ -160,13 +149,11 @@ pub async fn preview(
     Identity(actor): Identity,
     request_id: RequestId,
     htmx: Htmx,
-    ManagedNamespace(namespace): ManagedNamespace,
-    Path(path): Path<(String, String)>,
+    ManagedHost { namespace, host }: ManagedHost,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let host = host_of(path)?;
     let form = RouteForm::parse(&body);
-    let live = state.live_routing(&namespace, &host).await?;
+    let live = state.reads.live_routing(&namespace, &host).await?;
     let mut view = view_of(&state, &actor, &namespace, &host, &live);
     let origin = request_id.origin(actor.clone(), Source::Ui);
     let result = match form.action.as_str() {
@@ -233,7 +220,7 @@ fn build_change(
     expected: &ResourceVersions,
     desired: Option<&RoutingPolicy>,
 ) -> Result<(Change, Vec<policy::FieldError>), String> {
-    let context = state.validation_context(namespace, host);
+    let context = state.reads.validation_context(namespace, host);
     let request = RouteRequest { origin, namespace, live, expected: Some(expected), context: &context };
     if let Some(reason) = live.ambiguity() {
         return Err(reason.to_owned());
@@ -250,17 +237,15 @@ pub async fn apply(
     Identity(actor): Identity,
     request_id: RequestId,
     htmx: Htmx,
-    ManagedNamespace(namespace): ManagedNamespace,
-    Path(path): Path<(String, String)>,
+    ManagedHost { namespace, host }: ManagedHost,
     axum::Form(form): axum::Form<ApplyForm>,
 ) -> Result<Response, AppError> {
-    let host = host_of(path)?;
     let desired: Option<RoutingPolicy> = match form.action.as_str() {
         "delete" => None,
         _ => Some(serde_json::from_str(&form.policy).map_err(|e| AppError::invalid("policy", e.to_string()))?),
     };
     let expected = ResourceVersions { virtual_service: non_empty(form.rv_vs), destination_rule: non_empty(form.rv_dr) };
-    let live = state.live_routing(&namespace, &host).await?;
+    let live = state.reads.live_routing(&namespace, &host).await?;
     let origin = request_id.origin(actor.clone(), Source::Ui);
     let (change, _) = build_change(&state, &namespace, &host, &live, &origin, &expected, desired.as_ref())
         .map_err(AppError::Conflict)?;
@@ -314,11 +299,9 @@ pub async fn test(
     State(state): State<AppState>,
     Identity(actor): Identity,
     htmx: Htmx,
-    ManagedNamespace(namespace): ManagedNamespace,
-    Path(path): Path<(String, String)>,
+    ManagedHost { namespace, host }: ManagedHost,
     axum::Form(form): axum::Form<TestForm>,
 ) -> Result<Response, AppError> {
-    let host = host_of(path)?;
     ensure_visible(&state, &actor, &namespace, Some(&host))?;
     let mut view = view_from_cache(&state, &actor, &namespace, &host);
     let text = if form.preset_headers.is_empty() { form.headers } else { form.preset_headers };

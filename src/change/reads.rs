@@ -1,0 +1,73 @@
+//! What changes (and the pages that offer them) are built from: a host's routing objects,
+//! live from the API server or as the watch caches hold them, the namespace's versions and
+//! what validating a policy needs.
+use crate::cluster::{Cluster, ClusterError};
+use crate::inventory::VersionSummary;
+use crate::istio::{DestinationRule, VirtualService};
+use crate::policy::ValidationContext;
+
+use super::routes::LiveRouting;
+use super::workloads::NamespaceState;
+
+#[derive(Clone)]
+pub struct Reads {
+    cluster: Cluster,
+}
+
+impl Reads {
+    pub fn new(cluster: Cluster) -> Self {
+        Self { cluster }
+    }
+
+    /// The host's routing objects, read from the API server (not the cache), so that what
+    /// a change merges into and the resourceVersions it checks are current. Found by what
+    /// they route ([`crate::policy::lookup::find`]), whatever their names.
+    pub async fn live_routing(&self, namespace: &str, host: &str) -> Result<LiveRouting, ClusterError> {
+        let objects = &self.cluster.objects;
+        let (virtual_services, destination_rules) =
+            tokio::try_join!(objects.list::<VirtualService>(namespace), objects.list::<DestinationRule>(namespace))?;
+        let found = crate::policy::lookup::find(namespace, host, &virtual_services, &destination_rules);
+        Ok(LiveRouting::found(host, found))
+    }
+
+    /// The host's routing objects as the watch caches hold them (for pages: no API request).
+    pub fn cached_routing(&self, namespace: &str, host: &str) -> LiveRouting {
+        let found =
+            self.cluster.caches.namespace(namespace).map(|cache| cache.routing_of(namespace, host)).unwrap_or_default();
+        LiveRouting::found(host, found)
+    }
+
+    /// What the namespace holds, from the caches.
+    pub fn namespace_state(&self, namespace: &str) -> NamespaceState {
+        NamespaceState {
+            exists: self.cluster.caches.namespace_object(namespace).is_some(),
+            versions: self.versions(namespace),
+        }
+    }
+
+    /// Every Deployment version in the namespace, from the caches.
+    pub fn versions(&self, namespace: &str) -> Vec<VersionSummary> {
+        self.cluster
+            .caches
+            .namespace(namespace)
+            .map(|cache| crate::inventory::versions(&cache.deployments.state()))
+            .unwrap_or_default()
+    }
+
+    /// What validating a host's policy needs: the namespace's Services and the pod labels
+    /// of the host's deployed versions, from the caches.
+    pub fn validation_context(&self, namespace: &str, host: &str) -> ValidationContext {
+        let Some(cache) = self.cluster.caches.namespace(namespace) else {
+            return Default::default();
+        };
+        let services = cache.services.state().iter().filter_map(|s| s.metadata.name.clone()).collect();
+        let deployed_versions = cache
+            .deployments
+            .state()
+            .iter()
+            .filter_map(|d| d.spec.as_ref()?.template.metadata.as_ref()?.labels.clone())
+            .filter(|labels| labels.get("app").is_some_and(|app| app == host))
+            .collect();
+        ValidationContext { services, deployed_versions }
+    }
+}

@@ -1,0 +1,208 @@
+//! Canary rollouts, for the API, the page and the autopilot alike: read the live state,
+//! decide the next step, and send it through the change path.
+use crate::audit::Source;
+use crate::authz::Actor;
+use crate::cluster::ClusterError;
+use crate::policy::PolicyError;
+use crate::policy::canary::{Canary, TransitionRefused};
+use crate::problem::FieldProblem;
+use crate::traffic::Thresholds;
+use crate::tutorial::Workload;
+
+use super::reads::Reads;
+use super::routes::RouteRequest;
+use super::workloads::{self, Origin};
+use super::{ChangeError, ChangePath, canary};
+
+/// Why a rollout step was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    /// The start's parameters, by field.
+    #[error("{}", crate::problem::describe(.0))]
+    Invalid(Vec<FieldProblem>),
+    /// The canary is not in a state that allows the step (or moved since it was seen).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Change(#[from] ChangeError),
+}
+
+/// Runs canary steps through the change path.
+#[derive(Clone)]
+pub struct Rollouts {
+    reads: Reads,
+    changes: ChangePath,
+}
+
+/// A requested transition.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Start {
+        stable: String,
+        canary: String,
+        steps: Vec<u32>,
+        /// Auto-advance thresholds; `None`: people promote.
+        analysis: Option<Thresholds>,
+    },
+    /// `from`: the step the requester saw; a canary that moved since is not promoted again.
+    Promote {
+        full: bool,
+        from: Option<usize>,
+    },
+    Pause,
+    Resume,
+    Abort,
+    /// `scale_down`: then scale the old stable version's Deployment to 0, as Argo Rollouts
+    /// scales down the old ReplicaSet.
+    Finish {
+        scale_down: bool,
+    },
+}
+
+impl Step {
+    pub fn action(&self) -> &'static str {
+        match self {
+            Step::Start { .. } => "canary.start",
+            Step::Promote { .. } => "canary.promote",
+            Step::Pause => "canary.pause",
+            Step::Resume => "canary.resume",
+            Step::Abort => "canary.abort",
+            Step::Finish { .. } => "canary.finish",
+        }
+    }
+
+    /// Parses the last path segment of `.../canaries/{host}/{step}`.
+    pub fn named(name: &str, full: bool, from: Option<usize>, scale_down: bool) -> Option<Step> {
+        Some(match name {
+            "promote" => Step::Promote { full, from },
+            "pause" => Step::Pause,
+            "resume" => Step::Resume,
+            "abort" => Step::Abort,
+            "finish" => Step::Finish { scale_down },
+            _ => return None,
+        })
+    }
+}
+
+impl Rollouts {
+    pub fn new(reads: Reads, changes: ChangePath) -> Self {
+        Self { reads, changes }
+    }
+
+    /// The host's canary as recorded on its live VirtualService.
+    pub async fn current(&self, namespace: &str, host: &str) -> Result<Option<Canary>, ClusterError> {
+        Ok(canary::current(&self.reads.live_routing(namespace, host).await?))
+    }
+
+    /// Runs one step a person (or pipeline) asked for; returns the new canary and its
+    /// audit entry.
+    pub async fn run(
+        &self,
+        origin: Origin,
+        namespace: &str,
+        host: &str,
+        step: Step,
+    ) -> Result<(Canary, i64), RolloutError> {
+        self.execute(&origin, namespace, host, step, None).await
+    }
+
+    /// Runs a step signalbox decided itself (auto-advance), with the analysis's reason —
+    /// the measured values — in the audit summary.
+    pub async fn run_automatic(
+        &self,
+        namespace: &str,
+        host: &str,
+        step: Step,
+        reason: &str,
+    ) -> Result<(Canary, i64), RolloutError> {
+        let origin = Origin { actor: Actor::system(), source: Source::System, request_id: None };
+        self.execute(&origin, namespace, host, step, Some(reason)).await
+    }
+
+    async fn execute(
+        &self,
+        origin: &Origin,
+        namespace: &str,
+        host: &str,
+        step: Step,
+        reason: Option<&str>,
+    ) -> Result<(Canary, i64), RolloutError> {
+        let live = self.reads.live_routing(namespace, host).await?;
+        let policy = live.policy(host)?;
+        let existing = canary::current(&live);
+        let next = next_canary(&policy, existing.as_ref(), &step)?;
+        let context = self.reads.validation_context(namespace, host);
+        let expected = live.resource_versions();
+        let request = RouteRequest { origin, namespace, live: &live, expected: Some(&expected), context: &context };
+        let (mut change, _) = canary::transition(&request, step.action(), &policy, &next);
+        if let Some(reason) = reason {
+            change.summary = format!("{} — automatic: {reason}", change.summary);
+        }
+        let applied = self.changes.execute(change).await?;
+        if let Step::Finish { scale_down: true } = step {
+            self.scale_down_stable(origin, namespace, &policy, &next).await?;
+        }
+        Ok((next, applied.audit_id))
+    }
+
+    /// The finished canary's old stable version to 0 replicas: its own audited change, under
+    /// the canary permission (it is the last step of the team's rollout, not a deployment).
+    async fn scale_down_stable(
+        &self,
+        origin: &Origin,
+        namespace: &str,
+        policy: &crate::policy::RoutingPolicy,
+        finished: &Canary,
+    ) -> Result<i64, RolloutError> {
+        let version = policy.subset(&finished.stable).and_then(|subset| subset.labels.get("version"));
+        let workload =
+            version.and_then(|version| Workload::parse(&format!("{}-{version}", policy.host))).ok_or_else(|| {
+                RolloutError::Conflict(format!(
+                    "the canary finished, but signalbox does not manage a Deployment for subset {} to scale down",
+                    finished.stable
+                ))
+            })?;
+        let current = self.reads.namespace_state(namespace);
+        let mut change = workloads::scale(origin, namespace, workload, 0, &current);
+        change.action = "canary.scale-down".into();
+        change.permission = crate::authz::Permission::Canary;
+        change.summary = format!("{} after the canary finished", change.summary);
+        Ok(self.changes.execute(change).await?.audit_id)
+    }
+}
+
+fn next_canary(
+    policy: &crate::policy::RoutingPolicy,
+    existing: Option<&Canary>,
+    step: &Step,
+) -> Result<Canary, RolloutError> {
+    let refused = |e: TransitionRefused| RolloutError::Conflict(e.to_string());
+    match (step, existing) {
+        (Step::Start { .. }, Some(running)) if running.is_active() => {
+            Err(RolloutError::Conflict(format!("a canary of {} is already {}", running.canary, running.state_name())))
+        }
+        (Step::Start { stable, canary, steps, analysis }, _) => Canary::start(policy, stable, canary, steps)
+            .and_then(|started| started.with_analysis(analysis.clone()))
+            .map_err(|errors| {
+                RolloutError::Invalid(errors.into_iter().map(|e| FieldProblem::new(e.field, e.message)).collect())
+            }),
+        (_, None) => Err(RolloutError::NotFound(format!("{} has no canary; start one first", policy.host))),
+        (Step::Promote { from: Some(seen), .. }, Some(c)) if *seen != c.step => Err(RolloutError::Conflict(format!(
+            "the canary moved from step {} to step {} ({}%) since you saw it",
+            seen + 1,
+            c.step + 1,
+            c.weight()
+        ))),
+        (Step::Promote { full, .. }, Some(c)) => c.promote(*full).map_err(refused),
+        (Step::Pause, Some(c)) => c.pause().map_err(refused),
+        (Step::Resume, Some(c)) => c.resume().map_err(refused),
+        (Step::Abort, Some(c)) => c.abort().map_err(refused),
+        (Step::Finish { .. }, Some(c)) => c.finish().map_err(refused),
+    }
+}
