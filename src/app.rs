@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::audit::{AnchorKey, ArchiveWitness, AuditStore, NewEntry, Outcome, Source};
 use crate::authz::Authorizer;
@@ -16,6 +18,7 @@ use crate::change::reads::Reads;
 use crate::change::rollout::Rollouts;
 use crate::change::{ChangePath, resolve_pending};
 use crate::cluster::anchor::AuditAnchor;
+use crate::cluster::external::{ExternalActivity, ExternalChange, OutsideChanges};
 use crate::cluster::{self, Cluster};
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
@@ -93,7 +96,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
     let audit = AuditStore::open(&config.database)
         .await
         .with_context(|| format!("opening the audit database {}", config.database.display()))?;
-    let cluster = Cluster::connect(config.kubeconfig.as_deref(), &config.namespaces)
+    // The caches' watches feed the outside-change detection from their first listing; what
+    // it finds waits in `outside_seen` until the change path exists to tell our own writes.
+    let (outside, outside_seen) = outside_changes(&audit);
+    let cluster = Cluster::connect(config.kubeconfig.as_deref(), &config.namespaces, Some(outside))
         .await
         .context("loading the Kubernetes client configuration")?;
     let metrics = Arc::new(Metrics::default());
@@ -112,7 +118,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         anchor.spawn_writer(audit.clone(), config.audit_anchor_every_records, every)
     });
     spawn_audit_upkeep(audit.clone(), anchor.clone(), retention(&config));
-    record_external_changes(&cluster, &config.namespaces, audit.clone(), changes.clone());
+    record_external_changes(outside_seen, cluster.external.clone(), audit.clone(), changes.clone());
 
     let reads = Reads::new(cluster.clone());
     let state = AppState {
@@ -203,20 +209,36 @@ async fn istiod(config: &ServeConfig, cluster: &Cluster) -> anyhow::Result<Optio
 /// writes: our own write's response may arrive after its watch event.
 const OWN_WRITE_GRACE: Duration = Duration::from_millis(500);
 
-/// Records changes made outside signalbox (kubectl, GitOps) as `external` audit entries,
-/// attributed to their field manager.
-fn record_external_changes(cluster: &Cluster, namespaces: &[String], audit: AuditStore, changes: ChangePath) {
-    let recorded = audit.clone();
+/// Outside changes as the watches see them, each with when it was seen.
+type SeenOutsideChanges = UnboundedReceiver<(Instant, ExternalChange)>;
+
+/// The detection of changes made outside signalbox (kubectl, GitOps), for the caches'
+/// watches to feed: it compares the first listings with what the audit log last recorded,
+/// and queues each change it finds for [`record_external_changes`].
+fn outside_changes(audit: &AuditStore) -> (OutsideChanges, SeenOutsideChanges) {
+    let audit = audit.clone();
     let baseline = move |kind: cluster::Kind, namespace: String| {
-        let audit = recorded.clone();
+        let audit = audit.clone();
         async move { last_recorded_states(&audit, kind, &namespace).await }
     };
+    let (queue, seen) = tokio::sync::mpsc::unbounded_channel();
+    let record = move |change: ExternalChange| {
+        let _ = queue.send((Instant::now(), change));
+    };
+    (OutsideChanges::new(record, baseline), seen)
+}
+
+/// Records the outside changes seen as `external` audit entries, attributed to their field
+/// manager, leaving out the echoes of signalbox's own writes.
+fn record_external_changes(
+    mut seen: SeenOutsideChanges,
+    activity: ExternalActivity,
+    audit: AuditStore,
+    changes: ChangePath,
+) {
     // Each change waits out its grace period from when it was seen, in order, in one task:
     // waiting inside the watch loop instead added 500 ms per event, so under a burst of
     // writes the log fell further and further behind the cluster.
-    let (queue, mut seen) =
-        tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, cluster::external::ExternalChange)>();
-    let activity = cluster.external.clone();
     tokio::spawn(async move {
         while let Some((at, change)) = seen.recv().await {
             tokio::time::sleep_until(at + OWN_WRITE_GRACE).await;
@@ -229,11 +251,6 @@ fn record_external_changes(cluster: &Cluster, namespaces: &[String], audit: Audi
             }
         }
     });
-    let record = move |change: cluster::external::ExternalChange| {
-        let _ = queue.send((tokio::time::Instant::now(), change));
-        std::future::ready(())
-    };
-    cluster::external::watch(&cluster.client, namespaces, record, baseline);
 }
 
 /// What the audit log last recorded for each existing object of `kind` in `namespace`,
@@ -255,7 +272,7 @@ async fn last_recorded_states(
     }
 }
 
-fn external_entry(change: &cluster::external::ExternalChange) -> NewEntry {
+fn external_entry(change: &ExternalChange) -> NewEntry {
     let verb = match (&change.before, &change.after) {
         (None, Some(_)) => "create",
         (Some(_), None) => "delete",

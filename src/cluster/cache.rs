@@ -8,12 +8,15 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::api::DynamicObject;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
-use super::WatchBackoff;
+use super::external::OutsideChanges;
+use super::{Kind, WatchBackoff};
 use crate::istio::{DestinationRule, Gateway, VirtualService};
 use crate::policy::HostObjects;
 
@@ -65,26 +68,32 @@ impl Activity {
 }
 
 impl Caches {
-    /// Starts one reflector per kind and namespace. Returns at once; see [`Caches::is_synced`].
-    pub fn start(client: &Client, managed_namespaces: &[String]) -> Self {
+    /// Starts one watch per kind and namespace, each feeding its cache and, given
+    /// `outside`, the detection of changes made outside signalbox. Returns at once; see
+    /// [`Caches::is_synced`].
+    pub fn start(client: &Client, managed_namespaces: &[String], outside: Option<OutsideChanges>) -> Self {
         let activity = Activity::default();
+        let watch = Watch { client, activity: &activity, outside: outside.as_ref() };
         let managed = managed_namespaces
             .iter()
             .map(|namespace| {
+                let at = Some(namespace.as_str());
                 let cache = NamespaceCache {
-                    deployments: reflect(Api::namespaced(client.clone(), namespace), &activity),
-                    services: reflect(Api::namespaced(client.clone(), namespace), &activity),
-                    virtual_services: reflect(Api::namespaced(client.clone(), namespace), &activity),
-                    destination_rules: reflect(Api::namespaced(client.clone(), namespace), &activity),
-                    gateways: reflect(Api::namespaced(client.clone(), namespace), &activity),
+                    deployments: watch.reflect(Kind::Deployment, at),
+                    services: watch.reflect(Kind::Service, at),
+                    virtual_services: watch.reflect(Kind::VirtualService, at),
+                    destination_rules: watch.reflect(Kind::DestinationRule, at),
+                    gateways: watch.reflect(Kind::Gateway, at),
                 };
                 (namespace.clone(), cache)
             })
             .collect();
+        // Outside changes are recorded only in the managed namespaces.
+        let unrecorded = Watch { outside: None, ..watch };
         let caches = Self {
             managed,
-            namespaces: reflect(Api::all(client.clone()), &activity),
-            istio_system_services: reflect(Api::namespaced(client.clone(), "istio-system"), &activity),
+            namespaces: unrecorded.reflect(Kind::Namespace, None),
+            istio_system_services: unrecorded.reflect(Kind::Service, Some("istio-system")),
             activity,
         };
         caches.mark_synced_when_ready();
@@ -129,26 +138,78 @@ impl Caches {
     }
 }
 
-fn reflect<K>(api: Api<K>, activity: &Activity) -> Store<K>
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + Hash + Clone,
-{
-    let (reader, writer) = reflector::store();
-    let activity = activity.clone();
-    let kind = K::kind(&Default::default()).to_string();
-    let stream =
-        reflector::reflector(writer, watcher(api, watcher::Config::default())).backoff(WatchBackoff::default());
-    tokio::spawn(async move {
-        stream
-            .for_each(|event| {
-                match event {
-                    Ok(_) => activity.touch(),
-                    Err(error) => tracing::debug!(%kind, %error, "watch interrupted; retrying"),
+/// What every watch of the caches shares.
+#[derive(Clone, Copy)]
+struct Watch<'a> {
+    client: &'a Client,
+    activity: &'a Activity,
+    outside: Option<&'a OutsideChanges>,
+}
+
+impl Watch<'_> {
+    /// Watches `kind` in `namespace` (all namespaces for None) and returns its cache.
+    ///
+    /// The watch is of untyped objects, so that outside-change detection compares exactly
+    /// what the API server sent (a typed object drops fields it does not model); each event
+    /// is then parsed into `K` for the cache. One watch serves both: two watches of the same
+    /// objects cost the API server twice and could disagree for a moment.
+    fn reflect<K>(&self, kind: Kind, namespace: Option<&str>) -> Store<K>
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        K::DynamicType: Default + Eq + Hash + Clone,
+    {
+        let (reader, mut writer) = reflector::store();
+        let resource = kind.api_resource();
+        let api: Api<DynamicObject> = match namespace {
+            Some(namespace) => Api::namespaced_with(self.client.clone(), namespace, &resource),
+            None => Api::all_with(self.client.clone(), &resource),
+        };
+        let (activity, outside) = (self.activity.clone(), self.outside.cloned());
+        let namespace = namespace.unwrap_or_default().to_owned();
+        tokio::spawn(async move {
+            // The baseline is read before the first listing, which is compared with it; the
+            // cache waits for that one query.
+            let mut detector = match &outside {
+                Some(outside) => outside.detector(kind, &namespace).await,
+                None => None,
+            };
+            let mut events = watcher(api, watcher::Config::default()).backoff(WatchBackoff::default()).boxed();
+            while let Some(event) = events.next().await {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(error) => {
+                        tracing::debug!(%kind, %error, "watch interrupted; retrying");
+                        continue;
+                    }
+                };
+                activity.touch();
+                if let Some(typed) = typed_event::<K>(kind, &event) {
+                    writer.apply_watcher_event(&typed);
                 }
-                futures::future::ready(())
-            })
-            .await;
-    });
-    reader
+                if let Some(detector) = &mut detector {
+                    detector.observe(event);
+                }
+            }
+        });
+        reader
+    }
+}
+
+/// `event` with its object parsed as `K`, or None (logged) if it does not parse: such an
+/// object is left out of the cache rather than stopping the watch.
+fn typed_event<K: DeserializeOwned>(kind: Kind, event: &Event<DynamicObject>) -> Option<Event<K>> {
+    let parse = |object: &DynamicObject| match serde_json::to_value(object).and_then(serde_json::from_value) {
+        Ok(typed) => Some(typed),
+        Err(error) => {
+            tracing::warn!(%kind, name = object.metadata.name.as_deref(), %error, "left out of the cache: does not parse");
+            None
+        }
+    };
+    Some(match event {
+        Event::Init => Event::Init,
+        Event::InitApply(object) => Event::InitApply(parse(object)?),
+        Event::InitDone => Event::InitDone,
+        Event::Apply(object) => Event::Apply(parse(object)?),
+        Event::Delete(object) => Event::Delete(parse(object)?),
+    })
 }

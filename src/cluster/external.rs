@@ -1,13 +1,14 @@
-//! Changes made behind signalbox's back (kubectl, GitOps controllers): watched in the
-//! managed namespaces and attributed to their field manager from `managedFields`.
+//! Changes made behind signalbox's back (kubectl, GitOps controllers): found in the events
+//! of the caches' watches of the managed namespaces and attributed to their field manager
+//! from `managedFields`.
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
-use kube::Client;
-use kube::api::{Api, DynamicObject};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use kube::api::DynamicObject;
+use kube::runtime::watcher::Event;
 use serde_json::Value;
 
 use super::kinds::{Kind, ObjectRef};
@@ -80,55 +81,91 @@ pub fn routed_hosts(kind: Kind, object: &Value, namespace: &str) -> Vec<String> 
     hosts
 }
 
-/// Watches every managed namespace and calls `record` for each outside change.
+/// Takes each outside change found.
+type Record = Arc<dyn Fn(ExternalChange) + Send + Sync>;
+/// The last recorded state of each object of a kind in a namespace, by name.
+type Baseline = Arc<dyn Fn(Kind, String) -> BoxFuture<'static, HashMap<String, Value>> + Send + Sync>;
+
+/// Where outside changes go, and what they are compared with at startup.
 ///
-/// `baseline` gives the last recorded state of each object of a kind in a namespace (from
-/// the audit log); the first listing is compared with it, so a change made while
-/// signalbox was down is recorded once, and once recorded it is the new baseline. Every
-/// later re-listing (after a watch gap) is compared with the state seen before the gap.
-pub fn watch<F, Fut, B, BFut>(client: &Client, namespaces: &[String], record: F, baseline: B)
-where
-    F: Fn(ExternalChange) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-    B: Fn(Kind, String) -> BFut + Clone + Send + Sync + 'static,
-    BFut: std::future::Future<Output = HashMap<String, Value>> + Send,
-{
-    for namespace in namespaces {
-        for kind in WATCHED {
-            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &kind.api_resource());
-            let (namespace, record) = (namespace.clone(), record.clone());
-            let baseline = baseline.clone();
-            tokio::spawn(async move {
-                let mut seen: HashMap<String, Value> = baseline(kind, namespace.clone()).await;
-                let mut events =
-                    watcher::watcher(api, watcher::Config::default()).backoff(super::WatchBackoff::default()).boxed();
-                let mut listed: Option<HashMap<String, DynamicObject>> = None;
-                let mut first_listing = true;
-                while let Some(event) = events.next().await {
-                    let Ok(event) = event else { continue };
-                    let changes = match event {
-                        Event::Init => {
-                            listed = Some(HashMap::new());
-                            Vec::new()
-                        }
-                        Event::InitApply(object) => {
-                            listed.get_or_insert_default().insert(name_of(&object), object);
-                            Vec::new()
-                        }
-                        Event::InitDone => {
-                            let listing = listed.take().unwrap_or_default();
-                            let changes = relisted(&mut seen, kind, &namespace, listing, first_listing);
-                            first_listing = false;
-                            changes
-                        }
-                        Event::Apply(object) => applied(&mut seen, kind, &namespace, &object).into_iter().collect(),
-                        Event::Delete(object) => deleted(&mut seen, kind, &namespace, &object).into_iter().collect(),
-                    };
-                    for change in changes {
-                        record(change).await;
-                    }
-                }
-            });
+/// Detection has no watch of its own: the caches' watch of each kind and namespace feeds
+/// it (see `cache.rs`), so the API server serves one watch per kind and namespace, and the
+/// cache and the audit log see the same events in the same order.
+#[derive(Clone)]
+pub struct OutsideChanges {
+    record: Record,
+    baseline: Baseline,
+}
+
+impl OutsideChanges {
+    /// `record` gets each outside change, in the order they were seen. `baseline` gives the
+    /// last recorded state of each object of a kind in a namespace (from the audit log).
+    pub fn new<B, BFut>(record: impl Fn(ExternalChange) + Send + Sync + 'static, baseline: B) -> Self
+    where
+        B: Fn(Kind, String) -> BFut + Send + Sync + 'static,
+        BFut: Future<Output = HashMap<String, Value>> + Send + 'static,
+    {
+        Self { record: Arc::new(record), baseline: Arc::new(move |kind, namespace| baseline(kind, namespace).boxed()) }
+    }
+
+    /// The detector for one kind in one namespace, or None for a kind whose outside changes
+    /// are not recorded. Reads the baseline first, so the first listing is compared with it.
+    pub async fn detector(&self, kind: Kind, namespace: &str) -> Option<Detector> {
+        if !WATCHED.contains(&kind) {
+            return None;
+        }
+        let seen = (self.baseline)(kind, namespace.to_owned()).await;
+        Some(Detector {
+            kind,
+            namespace: namespace.to_owned(),
+            seen,
+            listed: None,
+            first_listing: true,
+            record: self.record.clone(),
+        })
+    }
+}
+
+/// Finds the outside changes of one kind in one namespace in the events of its watch.
+///
+/// The first listing is compared with the baseline, so a change made while signalbox was
+/// down is recorded once, and once recorded it is the new baseline. Every later re-listing
+/// (after a watch gap) is compared with the state seen before the gap.
+pub struct Detector {
+    kind: Kind,
+    namespace: String,
+    /// The last state of each object, as signalbox knows it.
+    seen: HashMap<String, Value>,
+    /// A listing in progress (between `Init` and `InitDone`).
+    listed: Option<HashMap<String, DynamicObject>>,
+    first_listing: bool,
+    record: Record,
+}
+
+impl Detector {
+    /// Records the changes `event` shows.
+    pub fn observe(&mut self, event: Event<DynamicObject>) {
+        let (kind, namespace) = (self.kind, self.namespace.as_str());
+        let changes = match event {
+            Event::Init => {
+                self.listed = Some(HashMap::new());
+                Vec::new()
+            }
+            Event::InitApply(object) => {
+                self.listed.get_or_insert_default().insert(name_of(&object), object);
+                Vec::new()
+            }
+            Event::InitDone => {
+                let listing = self.listed.take().unwrap_or_default();
+                let changes = relisted(&mut self.seen, kind, namespace, listing, self.first_listing);
+                self.first_listing = false;
+                changes
+            }
+            Event::Apply(object) => applied(&mut self.seen, kind, namespace, &object).into_iter().collect(),
+            Event::Delete(object) => deleted(&mut self.seen, kind, namespace, &object).into_iter().collect(),
+        };
+        for change in changes {
+            (self.record)(change);
         }
     }
 }

@@ -34,14 +34,19 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Connects and starts the caches for the managed namespaces.
-    pub async fn connect(kubeconfig: Option<&Path>, managed_namespaces: &[String]) -> anyhow::Result<Self> {
+    /// Connects and starts the caches for the managed namespaces; their watches also feed
+    /// `outside` (changes made outside signalbox), when given.
+    pub async fn connect(
+        kubeconfig: Option<&Path>,
+        managed_namespaces: &[String],
+        outside: Option<external::OutsideChanges>,
+    ) -> anyhow::Result<Self> {
         let (config, context) = load_config(kubeconfig).await?;
         let description = format!("{} (context {context})", config.cluster_url);
         let client = Client::try_from(config)?;
         Ok(Self {
             objects: Objects::new(client.clone()),
-            caches: Caches::start(&client, managed_namespaces),
+            caches: Caches::start(&client, managed_namespaces, outside),
             health: Health::start(client.clone()),
             external: external::ExternalActivity::default(),
             client,
