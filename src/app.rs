@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::audit::{AnchorKey, ArchiveWitness, AuditStore, NewEntry, Outcome, Source};
 use crate::authz::Authorizer;
 use crate::autopilot::{self, Autopilot};
+use crate::change::events::ChangeEvents;
 use crate::change::reads::Reads;
 use crate::change::rollout::Rollouts;
 use crate::change::{ChangePath, resolve_pending};
@@ -110,7 +111,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
     };
     let propagation = Propagation::new(istiod(&config, &cluster).await?);
     let changes = ChangePath::new(cluster.objects.clone(), audit.clone(), authorizer, metrics.clone())
-        .with_propagation(propagation);
+        .with_propagation(propagation)
+        .with_events(ChangeEvents::new(cluster.client.clone()));
     spawn_pending_resolution(audit.clone(), cluster.clone());
     let anchor = audit_anchor(&config, &cluster)?;
     let anchor_writer = anchor.as_ref().map(|anchor| {

@@ -318,3 +318,38 @@ async fn every_readme_curl_example_works_as_written() {
     assert_eq!(promote.1, 200, "the body-less promote example promotes: {results:#?}");
     console.stop().await;
 }
+
+/// Each applied change is a Kubernetes Event on its object, so `kubectl get events` and
+/// `kubectl describe` show who changed it and which audit entry tells more.
+#[tokio::test]
+async fn applied_changes_are_kubernetes_events_on_their_objects() {
+    // The core/v1 view of Events, as `kubectl get events` reads them (the events.k8s.io
+    // struct cannot read the controllers' own Events, which have no eventTime).
+    use k8s_openapi::api::core::v1::Event;
+    let ns = TestNamespace::new("events").await;
+    let console = Console::start(&ns.name).await;
+    console.deploy(&["recommendation-v1"]).await;
+    let (status, answer) = console
+        .send_json(Method::PUT, &console.api("/workloads/recommendation-v1"), Some(json!({"replicas": 2})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let scaled = answer["auditId"].as_i64().unwrap();
+    let events: Api<Event> = Api::namespaced(ns.client.clone(), &ns.name);
+    let notes = eventually(Duration::from_secs(10), "two Events on the Deployment", || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        let notes: Vec<(String, String)> = list
+            .items
+            .into_iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some("recommendation-v1"))
+            .filter(|e| e.reporting_component.as_deref() == Some("signalbox"))
+            .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+            .collect();
+        (notes.len() == 2).then_some(notes)
+    })
+    .await;
+    let scale = notes.iter().find(|(reason, _)| reason == "WorkloadScale").expect("the scale's Event");
+    assert!(scale.1.starts_with("signalbox: workload.scale by local:"), "{scale:?}");
+    assert!(scale.1.ends_with(&format!("(audit #{scaled})")), "{scale:?}");
+    assert!(notes.iter().any(|(reason, _)| reason == "WorkloadDeploy"), "{notes:?}");
+    console.stop().await;
+}

@@ -188,7 +188,7 @@ async fn the_base_deploys_with_least_privilege_and_runs_the_tutorial_with_its_ow
             assert!(allowed(verb, group, resource, Some(&managed)).await, "{verb} {resource} in a managed namespace");
         }
     }
-    assert!(allowed("list", "", "pods", Some(&managed)).await);
+    assert!(!allowed("list", "", "pods", Some(&managed)).await, "nothing reads pods: no grant");
     // Canary auto-advance's leader election (src/cluster/lease.rs): read, create, replace.
     for verb in ["get", "create", "update"] {
         assert!(allowed(verb, "coordination.k8s.io", "leases", Some(&managed)).await, "{verb} leases");

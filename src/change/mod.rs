@@ -3,6 +3,7 @@
 //! If the audit record cannot be written, nothing is applied.
 pub mod canary;
 pub mod documents;
+pub mod events;
 pub mod failpoint;
 mod own_writes;
 pub mod owners;
@@ -110,6 +111,8 @@ pub struct ChangePath {
     failpoint: Option<Failpoint>,
     /// Follows applied routing changes to the proxies (with `--istiod-url`).
     propagation: Propagation,
+    /// Kubernetes Events for applied changes, when set.
+    events: Option<events::ChangeEvents>,
     /// How many refused attempts are recorded (`refusals.rs`).
     refusals: Arc<refusals::RefusalLimiter>,
 }
@@ -125,6 +128,7 @@ impl ChangePath {
             in_flight: Default::default(),
             failpoint: Failpoint::from_env(),
             propagation: Propagation::default(),
+            events: None,
             refusals: Default::default(),
         }
     }
@@ -132,6 +136,12 @@ impl ChangePath {
     /// Follows applied routing changes to the proxies through `propagation`.
     pub fn with_propagation(mut self, propagation: Propagation) -> Self {
         self.propagation = propagation;
+        self
+    }
+
+    /// Publishes a Kubernetes Event for every applied change.
+    pub fn with_events(mut self, events: events::ChangeEvents) -> Self {
+        self.events = Some(events);
         self
     }
 
@@ -390,6 +400,9 @@ impl ChangePath {
         }
         self.metrics.observe_change(&change.action, outcome.as_str());
         log_outcome(change, outcome.as_str(), error.as_deref());
+        if let (Ok(_), Some(events)) = (&result, &self.events) {
+            events.applied(change, audit_id);
+        }
         match result {
             Ok(after) => Ok(Applied { audit_id, after }),
             Err(error) => Err(ChangeError::Cluster(error)),
