@@ -18,7 +18,7 @@ use crate::cluster::{self, Cluster};
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use crate::propagation::{Istiod, Propagation};
-use crate::web::{self, AllowedHosts, AppState, CsrfTokens, IdentityPolicy, Links};
+use crate::web::{self, AllowedHosts, AppState, CsrfTokens, IdentityPolicy, Links, ObservedEdges};
 
 /// How long shutdown waits for in-flight requests and changes: below Kubernetes' default
 /// 30 s termination grace period, above what one change normally takes.
@@ -112,6 +112,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
     spawn_audit_upkeep(audit.clone(), anchor.clone(), retention(&config));
     record_external_changes(&cluster, &config.namespaces, audit.clone(), changes.clone());
 
+    let prometheus = match config.prometheus_url.as_deref() {
+        Some(url) => Some(Arc::new(crate::traffic::Prometheus::new(url).context("--prometheus-url")?)),
+        None => None,
+    };
     let state = AppState {
         cluster,
         changes,
@@ -122,10 +126,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         allowed_hosts: Arc::new(AllowedHosts::from_env(config.listen, &config.allowed_hosts)),
         csrf: Arc::new(CsrfTokens::default()),
         links: Arc::new(Links::new(config.kiali_url.clone(), config.jaeger_url.clone())),
-        prometheus: match config.prometheus_url.as_deref() {
-            Some(url) => Some(Arc::new(crate::traffic::Prometheus::new(url).context("--prometheus-url")?)),
-            None => None,
-        },
+        observed_edges: prometheus.clone().map(ObservedEdges::new),
+        prometheus,
     };
     let autopilot = state.prometheus.clone().map(|prometheus| {
         let interval = Duration::from_secs(config.analysis_interval_seconds);

@@ -555,6 +555,15 @@ async fn wait_for_text_content(browser: &Browser, css: &str, expected: &str) -> 
     .await
 }
 
+/// The label lines drawn on a graph edge.
+async fn label_lines(browser: &Browser, edge: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for text in browser.client.find_all(Locator::Css(&format!("{edge} text"))).await.unwrap_or_default() {
+        lines.push(text.prop("textContent").await.ok().flatten().unwrap_or_default());
+    }
+    lines
+}
+
 async fn attribute(browser: &Browser, css: &str, name: &str) -> String {
     let element = browser.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
     element.attr(name).await.unwrap().unwrap_or_else(|| panic!("{css} has no {name}"))
@@ -638,6 +647,41 @@ async fn the_service_graph_and_the_rule_bars_follow_the_live_weights() {
         let html = console.page(&path).await;
         assert!(!inline_style.is_match(&html), "{path} has an inline style");
     }
+    browser.close().await;
+    console.stop().await;
+}
+
+/// With Prometheus, the graph's edges carry the traffic Istio observed too: what reached
+/// each version, and what each calling Deployment sent, errors included.
+#[tokio::test]
+async fn the_service_graph_shows_observed_rates_with_prometheus() {
+    let ns = TestNamespace::new("uigraphprom").await;
+    let exporter = support::prometheus::Exporter::start(&ns.name, "recommendation").await;
+    exporter.set_source_workload("preference-v1");
+    exporter.set("v1", support::prometheus::Traffic { requests_per_second: 8.0, error_ratio: 0.25, latency_ms: 40.0 });
+    let prometheus = support::prometheus::PrometheusServer::start(exporter.addr).await;
+    let url = prometheus.url.clone();
+    let console = Console::start_with(&ns.name, |c| c.prometheus_url = Some(url)).await;
+    console.deploy(&["customer", "preference", "recommendation-v1"]).await;
+
+    let browser = Browser::start().await;
+    browser.goto(&console.url(&format!("/ns/{}", ns.name))).await;
+    // A rate needs two scrapes; until then the edge says 0.0/s.
+    let measured = Regex::new(r"observed [1-9]\d*\.\d/s, \d+% err").unwrap();
+    let v1 = support::eventually(READY_WITHIN, "the observed rate of recommendation v1", || async {
+        let lines = label_lines(&browser, "#edge-recommendation-v1").await;
+        lines.last().is_some_and(|last| measured.is_match(last)).then_some(lines)
+    })
+    .await;
+    assert_eq!(v1[0], "round-robin", "what is configured comes first: {v1:?}");
+    let call = label_lines(&browser, "#call-preference-v1-recommendation").await;
+    assert!(Regex::new(r"^[1-9]\d*\.\d/s$").unwrap().is_match(&call[0]), "{call:?}");
+    assert!(Regex::new(r"^\d+% err$").unwrap().is_match(&call[1]), "{call:?}");
+    let words = attribute(&browser, "svg#service-graph", "aria-label").await;
+    assert!(words.contains("Observed over the last minute:"), "{words}");
+    assert!(words.contains("preference-v1 calls recommendation: observed "), "{words}");
+    assert_console_clean(&browser, "overview with observed rates").await;
+    browser.screenshot("overview-graph-observed").await;
     browser.close().await;
     console.stop().await;
 }

@@ -4,6 +4,7 @@ use crate::inventory::VersionSummary;
 use crate::policy::{self, ALL_PODS, RoutingPolicy};
 
 use super::layout::{self, LINE_HEIGHT, Placed, Rect};
+use super::observed::Observed;
 
 /// Who calls whom: the tutorial's workloads call the next service by name. For other
 /// services no call is known, so none is drawn.
@@ -13,6 +14,8 @@ pub const TUTORIAL_CALLS: [(&str, &str); 2] = [("customer", "preference"), ("pre
 const LABEL_CHARS: usize = 23;
 /// About how wide a character of an edge label is (11px sans-serif), in SVG units.
 const CHAR_WIDTH: i32 = 6;
+/// Starts an edge's observed-rate line.
+const OBSERVED: &str = "observed";
 
 /// How a service's traffic is routed, as the overview found it.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,13 +79,17 @@ pub struct EdgeLabel {
     pub x: i32,
     pub y: i32,
     pub text: String,
+    /// SVG `text-anchor`: `end` next to a version, `middle` over a call.
+    pub anchor: &'static str,
 }
 
-/// The graph of `services` (sorted by app, as the inventory lists them) in `namespace`.
-pub fn graph(namespace: &str, services: &[ServiceInput]) -> ServiceGraph {
+/// The graph of `services` (sorted by app, as the inventory lists them) in `namespace`,
+/// with the traffic Prometheus observed on each edge when there is a Prometheus.
+pub fn graph(namespace: &str, services: &[ServiceInput], observed: Option<&Observed>) -> ServiceGraph {
     let calls = known_calls(services);
     let (layers, loose) = layers(services, &calls);
-    let labels: Vec<Vec<(Vec<String>, &'static str)>> = services.iter().map(version_labels).collect();
+    let labels: Vec<Vec<(Vec<String>, &'static str)>> =
+        services.iter().map(|service| version_labels(service, observed)).collect();
     let lines: Vec<Vec<usize>> = labels.iter().map(|v| v.iter().map(|(l, _)| l.len()).collect()).collect();
     let placed = layout::place(&layers, &loose, &lines);
     let mut nodes = Vec::new();
@@ -96,9 +103,14 @@ pub fn graph(namespace: &str, services: &[ServiceInput]) -> ServiceGraph {
         }
     }
     for &(caller, callee) in &calls {
-        edges.extend(call_edges(&services[caller], &placed.placed[caller], &services[callee], &placed.placed[callee]));
+        let (from, to) = (&placed.placed[caller], &placed.placed[callee]);
+        edges.extend(call_edges(&services[caller], from, &services[callee], to, observed));
     }
-    ServiceGraph { width: placed.width, height: placed.height, words: words(namespace, services, &calls), nodes, edges }
+    let mut words = words(namespace, services, &calls);
+    if observed.is_some() {
+        words.push_str(&observed_words(&edges));
+    }
+    ServiceGraph { width: placed.width, height: placed.height, words, nodes, edges }
 }
 
 /// The tutorial's calls between services that are both present, as indices.
@@ -134,8 +146,20 @@ fn layers(services: &[ServiceInput], calls: &[(usize, usize)]) -> (Vec<Vec<usize
     (layers, loose)
 }
 
-/// For each version of `service`: the label lines of its edge and the edge's class.
-fn version_labels(service: &ServiceInput) -> Vec<(Vec<String>, &'static str)> {
+/// For each version of `service`: the label lines of its edge and the edge's class; the
+/// observed rate last.
+fn version_labels(service: &ServiceInput, observed: Option<&Observed>) -> Vec<(Vec<String>, &'static str)> {
+    let mut labels = configured_labels(service);
+    for ((lines, _), version) in labels.iter_mut().zip(&service.versions) {
+        if let Some(observed) = observed {
+            lines.push(format!("{OBSERVED} {}", observed.to_version(&service.app, &version.version).label()));
+        }
+    }
+    labels
+}
+
+/// For each version of `service`: what the routing sends it, and the edge's class.
+fn configured_labels(service: &ServiceInput) -> Vec<(Vec<String>, &'static str)> {
     service
         .versions
         .iter()
@@ -224,6 +248,7 @@ fn route_edge(
             x: to.x - 6,
             y: end_y - 5 - (count - 1 - i) * LINE_HEIGHT,
             text: cut(text, LABEL_CHARS),
+            anchor: "end",
         })
         .collect();
     Edge {
@@ -235,23 +260,51 @@ fn route_edge(
     }
 }
 
-/// A call from every version of the caller (or the caller itself, before it has one).
-fn call_edges(caller: &ServiceInput, from: &Placed, callee: &ServiceInput, to: &Placed) -> Vec<Edge> {
-    let sources: Vec<(String, &Rect)> = if from.versions.is_empty() {
-        vec![(caller.app.clone(), &from.service)]
+/// A call from every version of the caller (or the caller itself, before it has one),
+/// labelled with the rate observed from that Deployment.
+fn call_edges(
+    caller: &ServiceInput,
+    from: &Placed,
+    callee: &ServiceInput,
+    to: &Placed,
+    observed: Option<&Observed>,
+) -> Vec<Edge> {
+    let sources: Vec<(String, Option<&str>, &Rect)> = if from.versions.is_empty() {
+        vec![(caller.app.clone(), None, &from.service)]
     } else {
-        caller.versions.iter().zip(&from.versions).map(|(v, r)| (format!("{}-{}", caller.app, v.version), r)).collect()
+        let versions = caller.versions.iter().zip(&from.versions);
+        versions.map(|(v, r)| (format!("{}-{}", caller.app, v.version), Some(v.deployment.as_str()), r)).collect()
     };
     sources
         .into_iter()
-        .map(|(source, rect)| Edge {
-            id: format!("call-{source}-{}", callee.app),
-            class: "call",
-            path: curve(rect.right(), rect.middle(), to.service.x, to.service.middle()),
-            labels: Vec::new(),
-            title: format!("{source} calls {}", callee.app),
+        .map(|(source, deployment, rect)| {
+            let rate = observed.zip(deployment).map(|(o, d)| o.call(d, &callee.app).label());
+            let (x1, y1, x2, y2) = (rect.right(), rect.middle(), to.service.x, to.service.middle());
+            // The gap between columns is narrow: the rate and its errors on lines of their own.
+            let lines: Vec<&str> = rate.iter().flat_map(|rate| rate.split(", ")).collect();
+            let count = i32::try_from(lines.len()).unwrap_or(1);
+            let labels = lines.iter().zip(0..).map(|(text, i)| EdgeLabel {
+                x: (x1 + x2) / 2,
+                y: y1.min(y2) - 6 - (count - 1 - i) * LINE_HEIGHT,
+                text: (*text).to_owned(),
+                anchor: "middle",
+            });
+            let title = format!("{source} calls {}", callee.app);
+            Edge {
+                id: format!("call-{source}-{}", callee.app),
+                class: "call",
+                path: curve(x1, y1, x2, y2),
+                labels: labels.collect(),
+                title: rate.as_ref().map_or(title.clone(), |rate| format!("{title}: {OBSERVED} {rate}")),
+            }
         })
         .collect()
+}
+
+/// The observed rates in words: `Observed over the last minute: …`.
+fn observed_words(edges: &[Edge]) -> String {
+    let parts: Vec<&str> = edges.iter().filter(|e| e.title.contains(OBSERVED)).map(|e| e.title.as_str()).collect();
+    format!(" Observed over the last minute: {}.", parts.join("; "))
 }
 
 /// A horizontal S-curve from one box's right side to another's left side.
@@ -339,6 +392,7 @@ mod tests {
             &tutorial(recommendation(json!([
                 {"match": [{"headers": {"baggage-user-agent": {"regex": ".*Firefox.*"}}}], "route": {"version-v2": 100}},
                 {"route": {"version-v1": 90, "version-v2": 10}}]))),
+            None,
         );
         assert_eq!(label_texts(edge(&graph, "edge-recommendation-v1")), ["everyone else: 90%"]);
         assert_eq!(label_texts(edge(&graph, "edge-recommendation-v2")), ["Firefox users: 100%", "everyone else: 10%"]);
@@ -353,7 +407,8 @@ mod tests {
 
     #[test]
     fn one_catch_all_rule_labels_edges_with_bare_weights() {
-        let graph = graph("t", &tutorial(recommendation(json!([{"route": {"version-v1": 75, "version-v2": 25}}]))));
+        let graph =
+            graph("t", &tutorial(recommendation(json!([{"route": {"version-v1": 75, "version-v2": 25}}]))), None);
         assert_eq!(label_texts(edge(&graph, "edge-recommendation-v1")), ["75%"]);
         assert_eq!(label_texts(edge(&graph, "edge-recommendation-v2")), ["25%"]);
         assert_eq!(edge(&graph, "edge-recommendation-v2").title, "recommendation → v2: 25%");
@@ -363,7 +418,7 @@ mod tests {
     fn layers_follow_the_calls_and_others_have_no_call_edges() {
         let mut services = tutorial(Routing::None);
         services.insert(0, service("billing", &["v1"], Routing::Unknown));
-        let graph = graph("t", &services);
+        let graph = graph("t", &services, None);
         let x = |id: &str| graph.nodes.iter().find(|n| n.id == id).unwrap().rect.x;
         assert!(x("node-customer") < x("node-preference") && x("node-preference") < x("node-recommendation"));
         let y = |id: &str| graph.nodes.iter().find(|n| n.id == id).unwrap().rect.y;
@@ -378,7 +433,7 @@ mod tests {
     fn without_preference_there_is_no_call_edge() {
         let services =
             vec![service("customer", &["v1"], Routing::None), service("recommendation", &["v1"], Routing::None)];
-        let graph = graph("t", &services);
+        let graph = graph("t", &services, None);
         assert!(graph.edges.iter().all(|e| e.class != "call"));
         assert!(!graph.words.contains("calls"));
     }
@@ -390,6 +445,7 @@ mod tests {
             &tutorial(recommendation(json!([
                 {"match": [{"headers": {"x-very-long-header-name": {"exact": "some-value"}}}], "route": {"version-v2": 100}},
                 {"route": {"version-v1": 100}}]))),
+            None,
         );
         let v2 = edge(&graph, "edge-recommendation-v2");
         assert_eq!(v2.labels[0].text.chars().count(), LABEL_CHARS);
@@ -399,7 +455,8 @@ mod tests {
 
     #[test]
     fn labels_sit_on_the_straight_end_of_their_edge() {
-        let graph = graph("t", &tutorial(recommendation(json!([{"route": {"version-v1": 90, "version-v2": 10}}]))));
+        let graph =
+            graph("t", &tutorial(recommendation(json!([{"route": {"version-v1": 90, "version-v2": 10}}]))), None);
         let v1 = edge(&graph, "edge-recommendation-v1");
         let version = graph.nodes.iter().find(|n| n.id == "node-recommendation-v1").unwrap().rect;
         // `… {x} {y} L{x} {y}`: where the curve ends and the straight part starts.
@@ -409,8 +466,39 @@ mod tests {
     }
 
     #[test]
+    fn observed_rates_label_versions_and_calls_and_are_said_in_words() {
+        let sample = |source: &str, service: &str, version: &str, value: f64| crate::traffic::Sample {
+            labels: [
+                ("source_workload", source),
+                ("destination_service_name", service),
+                ("destination_version", version),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            value,
+        };
+        let requests =
+            [sample("preference-v1", "recommendation", "v1", 4.0), sample("customer-v1", "preference", "v1", 4.0)];
+        let errors = [sample("preference-v1", "recommendation", "v1", 1.0)];
+        let observed = Observed::from_samples(&requests, &errors);
+        let graph = graph("t", &tutorial(recommendation(json!([{"route": {"version-v1": 100}}]))), Some(&observed));
+        assert_eq!(label_texts(edge(&graph, "edge-recommendation-v1")), ["100%", "observed 4.0/s, 25% err"]);
+        assert_eq!(label_texts(edge(&graph, "edge-recommendation-v2")), ["no traffic", "observed 0.0/s"]);
+        assert_eq!(label_texts(edge(&graph, "call-preference-v1-recommendation")), ["4.0/s", "25% err"]);
+        assert_eq!(label_texts(edge(&graph, "call-customer-v1-preference")), ["4.0/s"]);
+        assert!(
+            graph.words.contains("Observed over the last minute: customer → v1: round-robin, observed 0.0/s;"),
+            "{}",
+            graph.words
+        );
+        assert!(graph.words.contains("recommendation → v1: 100%, observed 4.0/s, 25% err;"), "{}", graph.words);
+        assert!(graph.words.contains("preference-v1 calls recommendation: observed 4.0/s, 25% err"), "{}", graph.words);
+    }
+
+    #[test]
     fn an_empty_namespace_says_so() {
-        let graph = graph("t", &[]);
+        let graph = graph("t", &[], None);
         assert_eq!(graph.words, "No services in t.");
         assert!(graph.nodes.is_empty());
     }

@@ -10,7 +10,7 @@ pub const LABEL_GAP: i32 = 146;
 pub const VERSION_WIDTH: i32 = 84;
 pub const VERSION_HEIGHT: i32 = 26;
 /// Between columns of blocks: where the call edges run.
-pub const COLUMN_GAP: i32 = 50;
+pub const COLUMN_GAP: i32 = 60;
 pub const BLOCK_WIDTH: i32 = SERVICE_WIDTH + LABEL_GAP + VERSION_WIDTH;
 /// One line of an edge label.
 pub const LINE_HEIGHT: i32 = 14;

@@ -9,6 +9,7 @@ mod host;
 mod identity;
 mod layout;
 mod links;
+mod observed;
 mod ops;
 mod pages;
 mod reverts;
@@ -40,6 +41,7 @@ pub use error::AppError;
 pub use host::AllowedHosts;
 pub use identity::IdentityPolicy;
 pub use links::Links;
+pub use observed::ObservedEdges;
 pub use serve::{HEADER_READ_TIMEOUT, serve};
 pub use state::AppState;
 

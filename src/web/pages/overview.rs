@@ -79,7 +79,7 @@ pub async fn page(
         ingress_url: inventory::ingress_url(gateway.as_deref()),
         kiali_graph: state.links.kiali_graph(&namespace),
         missing_links,
-        graph: service_graph(&namespace, &services),
+        graph: service_graph(&state, &namespace, &services),
         services,
         namespace,
     })
@@ -92,7 +92,7 @@ pub async fn services(
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
     let services = service_rows(&state, &actor, &namespace);
-    render(&ServicesPartial { graph: service_graph(&namespace, &services), services, namespace })
+    render(&ServicesPartial { graph: service_graph(&state, &namespace, &services), services, namespace })
 }
 
 /// The namespace's services the actor may view.
@@ -120,8 +120,9 @@ pub fn service_rows(state: &AppState, actor: &Actor, namespace: &str) -> Vec<Ser
         .collect()
 }
 
-/// The services as a picture: built from the rows (and so from the watch caches), no reads.
-fn service_graph(namespace: &str, rows: &[ServiceRow]) -> ServiceGraph {
+/// The services as a picture: built from the rows (and so from the watch caches) and the
+/// last observed rates, never waiting for a read.
+fn service_graph(state: &AppState, namespace: &str, rows: &[ServiceRow]) -> ServiceGraph {
     let services: Vec<ServiceInput> = rows
         .iter()
         .map(|row| ServiceInput {
@@ -131,7 +132,8 @@ fn service_graph(namespace: &str, rows: &[ServiceRow]) -> ServiceGraph {
             summary: row.routing.clone(),
         })
         .collect();
-    graph::graph(namespace, &services)
+    let observed = state.observed_edges.as_ref().and_then(|edges| edges.get(namespace));
+    graph::graph(namespace, &services, observed.as_ref())
 }
 
 /// How traffic to `host` is routed: the policy for the graph, and one line of words.
