@@ -304,6 +304,9 @@ fn call_edges(
 /// The observed rates in words: `Observed over the last minute: …`.
 fn observed_words(edges: &[Edge]) -> String {
     let parts: Vec<&str> = edges.iter().filter(|e| e.title.contains(OBSERVED)).map(|e| e.title.as_str()).collect();
+    if parts.is_empty() {
+        return String::new();
+    }
     format!(" Observed over the last minute: {}.", parts.join("; "))
 }
 
@@ -497,8 +500,19 @@ mod tests {
     }
 
     #[test]
+    fn fifty_services_stay_three_blocks_wide() {
+        let mut services = tutorial(Routing::None);
+        let apps: Vec<String> = (0..47).map(|i| format!("svc-{i:02}")).collect();
+        services.extend(apps.iter().map(|app| service(app, &["v1", "v2"], Routing::None)));
+        let graph = graph("t", &services, None);
+        assert_eq!(graph.nodes.len(), 2 + 2 + 4 + 47 * 3, "a node per service and per version");
+        assert!(graph.width < 1300, "readable on a laptop without scrolling sideways: {}", graph.width);
+        assert!(graph.nodes.iter().all(|n| n.rect.right() <= graph.width && n.rect.y + n.rect.height <= graph.height));
+    }
+
+    #[test]
     fn an_empty_namespace_says_so() {
-        let graph = graph("t", &[], None);
+        let graph = graph("t", &[], Some(&Observed::default()));
         assert_eq!(graph.words, "No services in t.");
         assert!(graph.nodes.is_empty());
     }
