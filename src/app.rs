@@ -24,7 +24,7 @@ use crate::cluster::{self, Cluster};
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use crate::propagation::{Istiod, Propagation};
-use crate::web::{self, AllowedHosts, AppState, CsrfTokens, IdentityPolicy, Links};
+use crate::web::{self, AllowedHosts, AppState, CsrfTokens, IdentityPolicy, Links, ObservedEdges};
 
 /// How long shutdown waits for in-flight requests and changes: below Kubernetes' default
 /// 30 s termination grace period, above what one change normally takes.
@@ -123,6 +123,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
     record_external_changes(outside_seen, cluster.external.clone(), audit.clone(), changes.clone());
 
     let reads = Reads::new(cluster.clone());
+    let prometheus = match config.prometheus_url.as_deref() {
+        Some(url) => Some(Arc::new(crate::traffic::Prometheus::new(url).context("--prometheus-url")?)),
+        None => None,
+    };
     let state = AppState {
         rollouts: Rollouts::new(reads.clone(), changes.clone()),
         reads,
@@ -135,10 +139,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         allowed_hosts: Arc::new(AllowedHosts::from_env(config.listen, &config.allowed_hosts)),
         csrf: Arc::new(CsrfTokens::default()),
         links: Arc::new(Links::new(config.kiali_url.clone(), config.jaeger_url.clone())),
-        prometheus: match config.prometheus_url.as_deref() {
-            Some(url) => Some(Arc::new(crate::traffic::Prometheus::new(url).context("--prometheus-url")?)),
-            None => None,
-        },
+        observed_edges: prometheus.clone().map(ObservedEdges::new),
+        prometheus,
     };
     let autopilot = state.prometheus.clone().map(|prometheus| {
         let interval = Duration::from_secs(config.analysis_interval_seconds);

@@ -21,6 +21,7 @@ pub mod config;
 pub mod inventory;
 pub mod istio;
 pub mod metrics;
+pub mod pictures;
 pub mod policy;
 pub mod problem;
 pub mod propagation;

@@ -542,3 +542,146 @@ async fn refused_deploy_routing_and_audit_forms_answer_in_their_own_slots() {
     browser.close().await;
     console.stop().await;
 }
+
+/// An element's text as the DOM holds it (SVG text included, whether or not it is drawn).
+async fn text_content(browser: &Browser, css: &str) -> Option<String> {
+    browser.client.find(Locator::Css(css)).await.ok()?.prop("textContent").await.ok()?
+}
+
+async fn wait_for_text_content(browser: &Browser, css: &str, expected: &str) -> String {
+    support::eventually(READY_WITHIN, &format!("{css} to hold {expected:?}"), || async {
+        text_content(browser, css).await.filter(|text| text.contains(expected))
+    })
+    .await
+}
+
+/// The label lines drawn on a graph edge.
+async fn label_lines(browser: &Browser, edge: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for text in browser.client.find_all(Locator::Css(&format!("{edge} text"))).await.unwrap_or_default() {
+        lines.push(text.prop("textContent").await.ok().flatten().unwrap_or_default());
+    }
+    lines
+}
+
+async fn attribute(browser: &Browser, css: &str, name: &str) -> String {
+    let element = browser.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+    element.attr(name).await.unwrap().unwrap_or_else(|| panic!("{css} has no {name}"))
+}
+
+fn split(v1: u32, v2: u32) -> serde_json::Value {
+    json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
+           "rules": [{"route": {"version-v1": v1, "version-v2": v2}}]})
+}
+
+/// The overview draws the tutorial as an SVG graph whose edge labels and words follow the
+/// live weights without a reload; the routing page draws each rule as a bar, and its
+/// preview the bars before and after the change.
+#[tokio::test]
+async fn the_service_graph_and_the_rule_bars_follow_the_live_weights() {
+    let ns = TestNamespace::new("uigraph").await;
+    let console = Console::start(&ns.name).await;
+    console.deploy(&["customer", "preference", "recommendation-v1", "recommendation-v2"]).await;
+    let routes = console.api("/routes/recommendation");
+    let (status, body) = console.send_json(Method::PUT, &routes, Some(split(90, 10))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let browser = Browser::start().await;
+    browser.goto(&console.url(&format!("/ns/{}", ns.name))).await;
+    wait_for_text_content(&browser, "#edge-recommendation-v1", "90%").await;
+    assert_eq!(text_content(&browser, "#edge-recommendation-v2 text").await.as_deref(), Some("10%"));
+    assert_eq!(attribute(&browser, "svg#service-graph", "role").await, "img");
+    let words = attribute(&browser, "svg#service-graph", "aria-label").await;
+    assert!(words.contains("customer calls preference. preference calls recommendation"), "{words}");
+    assert!(words.contains("everyone: v1 90% · v2 10%"), "the weights in words: {words}");
+    let title = text_content(&browser, "svg#service-graph > title").await.unwrap();
+    assert_eq!(title, words, "the title says what the label says");
+    for call in ["#call-customer-v1-preference", "#call-preference-v1-recommendation"] {
+        assert!(browser.client.find(Locator::Css(call)).await.is_ok(), "{call} is drawn");
+    }
+    assert_console_clean(&browser, "overview with the graph").await;
+    browser.screenshot("overview-graph").await;
+
+    mark_page(&browser).await;
+    let (status, body) = console.send_json(Method::PUT, &routes, Some(split(75, 25))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    wait_for_text_content(&browser, "#edge-recommendation-v1", "75%").await;
+    assert_eq!(text_content(&browser, "#edge-recommendation-v2 text").await.as_deref(), Some("25%"));
+    let words = attribute(&browser, "svg#service-graph", "aria-label").await;
+    assert!(words.contains("everyone: v1 75% · v2 25%"), "{words}");
+    assert!(page_was_not_reloaded(&browser).await, "the graph follows the cluster in place");
+
+    browser.goto(&console.url(&format!("/ns/{}/routes/recommendation", ns.name))).await;
+    let rule = browser.wait_for_text("#rule-bars-1", "v1 75% · v2 25%", READY_WITHIN).await;
+    assert!(rule.contains("Rule 1") && rule.contains("everyone"), "{rule}");
+    assert_eq!(attribute(&browser, "#rule-bars-1 svg", "aria-label").await, "rule 1, everyone: v1 75%, v2 25%");
+    let widths: Vec<String> = {
+        let rects = browser.client.find_all(Locator::Css("#rule-bars-1 rect")).await.unwrap();
+        let mut widths = Vec::new();
+        for rect in rects {
+            widths.push(rect.attr("width").await.unwrap().unwrap());
+        }
+        widths
+    };
+    assert_eq!(widths, ["450", "150"], "drawn in proportion, 600 wide");
+
+    browser.click("#header-preview").await;
+    let before = browser.wait_for_text("#preview-bars-before", "v1 75% · v2 25%", READY_WITHIN).await;
+    assert!(!before.contains("Firefox"), "{before}");
+    let after = browser.text("#preview-bars-after").await;
+    assert!(after.contains("Firefox users") && after.contains("v2 100%") && after.contains("everyone else"), "{after}");
+    assert_eq!(attribute(&browser, "#preview-bars-after-1 svg", "aria-label").await, "rule 1, Firefox users: v2 100%");
+    browser.screenshot("routing-preview-bars").await;
+    browser.click("#apply").await;
+    browser.wait_for_text("#rule-bars-1", "Firefox users", READY_WITHIN).await;
+    assert_console_clean(&browser, "routing with bars").await;
+
+    browser.goto(&console.url(&format!("/ns/{}", ns.name))).await;
+    wait_for_text_content(&browser, "#edge-recommendation-v2", "Firefox users: 100%").await;
+    browser.screenshot("overview-graph-firefox").await;
+    let v1 = text_content(&browser, "#edge-recommendation-v1").await.unwrap();
+    assert!(v1.contains("everyone else: 100%") && !v1.contains("Firefox"), "{v1}");
+    // The CSP allows no inline styles: the pictures are styled by classes only.
+    let inline_style = Regex::new(r"(?i)<[a-z][^>]*\sstyle\s*=").unwrap();
+    for path in [format!("/ns/{}", ns.name), format!("/ns/{}/routes/recommendation", ns.name)] {
+        let html = console.page(&path).await;
+        assert!(!inline_style.is_match(&html), "{path} has an inline style");
+    }
+    browser.close().await;
+    console.stop().await;
+}
+
+/// With Prometheus, the graph's edges carry the traffic Istio observed too: what reached
+/// each version, and what each calling Deployment sent, errors included.
+#[tokio::test]
+async fn the_service_graph_shows_observed_rates_with_prometheus() {
+    let ns = TestNamespace::new("uigraphprom").await;
+    let exporter = support::prometheus::Exporter::start(&ns.name, "recommendation").await;
+    exporter.set_source_workload("preference-v1");
+    exporter.set("v1", support::prometheus::Traffic { requests_per_second: 8.0, error_ratio: 0.25, latency_ms: 40.0 });
+    let prometheus = support::prometheus::PrometheusServer::start(exporter.addr).await;
+    let url = prometheus.url.clone();
+    let console = Console::start_with(&ns.name, |c| c.prometheus_url = Some(url)).await;
+    console.deploy(&["customer", "preference", "recommendation-v1"]).await;
+
+    let browser = Browser::start().await;
+    browser.goto(&console.url(&format!("/ns/{}", ns.name))).await;
+    // A rate needs two scrapes; until then the edge says 0.0/s.
+    let measured = Regex::new(r"observed [1-9]\d*\.\d/s, \d+% err").unwrap();
+    let v1 = support::eventually(READY_WITHIN, "the observed rate of recommendation v1", || async {
+        let lines = label_lines(&browser, "#edge-recommendation-v1").await;
+        lines.last().is_some_and(|last| measured.is_match(last)).then_some(lines)
+    })
+    .await;
+    assert_eq!(v1[0], "round-robin", "what is configured comes first: {v1:?}");
+    let call = label_lines(&browser, "#call-preference-v1-recommendation").await;
+    assert!(Regex::new(r"^[1-9]\d*\.\d/s$").unwrap().is_match(&call[0]), "{call:?}");
+    assert!(Regex::new(r"^\d+% err$").unwrap().is_match(&call[1]), "{call:?}");
+    let words = attribute(&browser, "svg#service-graph", "aria-label").await;
+    assert!(words.contains("Observed over the last minute:"), "{words}");
+    assert!(words.contains("preference-v1 calls recommendation: observed "), "{words}");
+    assert_console_clean(&browser, "overview with observed rates").await;
+    browser.screenshot("overview-graph-observed").await;
+    browser.close().await;
+    console.stop().await;
+}

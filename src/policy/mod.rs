@@ -27,7 +27,7 @@ pub use model::{
     ALL_PODS, Abort, Delay, Fault, Match, Mirror, Retries, RoutingPolicy, Rule, Share, StringMatch, Subset, Weight,
 };
 pub use reach::{Reach, reaches};
-pub use summary::{change_summary, summary};
+pub use summary::{audience, change_summary, condition, summary};
 pub use validate::{
     FieldError, Severity, ValidationContext, has_errors, parse_duration_seconds, regex_problem, validate,
 };

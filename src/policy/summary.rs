@@ -12,16 +12,26 @@ pub fn summary(policy: &RoutingPolicy) -> String {
     let mut parts = Vec::new();
     for (index, rule) in policy.rules.iter().enumerate() {
         let targets = format!("{}{}", describe_targets(policy, rule), describe_extras(policy, rule));
-        match rule.matches.as_deref().filter(|m| !m.is_empty()) {
-            Some(entries) => {
-                let condition: Vec<String> = entries.iter().map(describe_entry).collect();
-                parts.push(format!("{} → {targets}", condition.join(" or ")));
-            }
+        match condition(rule) {
+            Some(condition) => parts.push(format!("{condition} → {targets}")),
             None if index == 0 => parts.push(format!("everyone: {targets}")),
             None => parts.push(format!("everyone else: {targets}")),
         }
     }
     parts.join("; ")
+}
+
+/// Who a rule applies to, in words (`Firefox users`), or `None` when it matches every request.
+pub fn condition(rule: &Rule) -> Option<String> {
+    let entries = rule.matches.as_deref().filter(|m| !m.is_empty())?;
+    let words: Vec<String> = entries.iter().map(describe_entry).collect();
+    Some(words.join(" or "))
+}
+
+/// Who a rule at `index` applies to, in words, catch-all rules included: `everyone` for the
+/// first rule, `everyone else` after others.
+pub fn audience(index: usize, rule: &Rule) -> String {
+    condition(rule).unwrap_or_else(|| if index == 0 { "everyone".into() } else { "everyone else".into() })
 }
 
 fn describe_targets(policy: &RoutingPolicy, rule: &Rule) -> String {

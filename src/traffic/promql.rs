@@ -35,6 +35,26 @@ pub fn p99_latency_ms(namespace: &str, host: &str, window: Duration) -> String {
     )
 }
 
+/// Requests per second of every edge of a namespace's graph: by the workload that sent them
+/// (the Deployment, `unknown` from outside the mesh) and the service and version they reached.
+pub fn edge_request_rate(namespace: &str, window: Duration) -> String {
+    edge_rate(namespace, "", window)
+}
+
+/// The same, only requests that failed on the server side (5xx).
+pub fn edge_error_rate(namespace: &str, window: Duration) -> String {
+    edge_rate(namespace, ",response_code=~\"5..\"", window)
+}
+
+fn edge_rate(namespace: &str, extra: &str, window: Duration) -> String {
+    let namespace = escape_label_value(namespace);
+    format!(
+        "sum by (source_workload, destination_service_name, {VERSION_LABEL}) (rate({REQUESTS}{{reporter=\"destination\",\
+         destination_service_namespace=\"{namespace}\"{extra}}}[{}]))",
+        range(window)
+    )
+}
+
 /// The label matchers that select one host's requests, as its destination sidecars report them.
 /// `destination_service_name` is the Service's short name (e.g. `recommendation`).
 pub fn host_selector(namespace: &str, host: &str) -> String {
@@ -76,6 +96,19 @@ mod tests {
     use super::*;
 
     const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn edge_rates_group_by_source_and_destination() {
+        assert_eq!(
+            edge_request_rate("tutorial", MINUTE),
+            "sum by (source_workload, destination_service_name, destination_version) (rate(istio_requests_total\
+             {reporter=\"destination\",destination_service_namespace=\"tutorial\"}[60s]))"
+        );
+        assert!(
+            edge_error_rate("t\"x", MINUTE)
+                .contains("destination_service_namespace=\"t\\\"x\",response_code=~\"5..\"}")
+        );
+    }
 
     #[test]
     fn the_request_rate_query_sums_the_destination_reports_by_version() {

@@ -8,6 +8,7 @@ mod host;
 mod identity;
 mod layout;
 mod links;
+mod observed;
 mod ops;
 mod pages;
 mod reverts;
@@ -39,6 +40,7 @@ pub use error::AppError;
 pub use host::AllowedHosts;
 pub use identity::IdentityPolicy;
 pub use links::Links;
+pub use observed::ObservedEdges;
 pub use serve::{HEADER_READ_TIMEOUT, serve};
 pub use state::AppState;
 

@@ -32,6 +32,8 @@ pub struct AppState {
     pub links: Arc<Links>,
     /// Istio's metrics, when `--prometheus-url` is set.
     pub prometheus: Option<Arc<crate::traffic::Prometheus>>,
+    /// The service graph's observed rates, when there is a Prometheus.
+    pub observed_edges: Option<Arc<super::ObservedEdges>>,
 }
 
 impl AppState {

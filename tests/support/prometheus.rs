@@ -62,6 +62,8 @@ struct VersionState {
 struct ExporterState {
     namespace: String,
     host: String,
+    /// The Deployment the requests come from, as Istio's `source_workload` names it.
+    source_workload: String,
     versions: BTreeMap<String, VersionState>,
 }
 
@@ -81,6 +83,7 @@ impl Exporter {
         let state = Arc::new(Mutex::new(ExporterState {
             namespace: namespace.into(),
             host: host.into(),
+            source_workload: "unknown".into(),
             versions: BTreeMap::new(),
         }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the exporter");
@@ -98,6 +101,11 @@ impl Exporter {
             }
         });
         Exporter { addr, state, tasks: vec![server, traffic] }
+    }
+
+    /// Reports the requests as sent by the Deployment `workload` (Istio says `unknown` until then).
+    pub fn set_source_workload(&self, workload: &str) {
+        self.state.lock().unwrap().source_workload = workload.into();
     }
 
     /// From now on, `version` receives `traffic` (counters keep their totals).
@@ -169,9 +177,9 @@ fn all_series(state: &ExporterState) -> impl Iterator<Item = (&str, &str, &Serie
 
 fn labels(state: &ExporterState, version: &str, code: &str) -> String {
     format!(
-        "reporter=\"destination\",destination_service_namespace=\"{}\",destination_service_name=\"{}\",\
-         destination_version=\"{version}\",response_code=\"{code}\"",
-        state.namespace, state.host
+        "reporter=\"destination\",source_workload=\"{}\",destination_service_namespace=\"{}\",\
+         destination_service_name=\"{}\",destination_version=\"{version}\",response_code=\"{code}\"",
+        state.source_workload, state.namespace, state.host
     )
 }
 

@@ -7,6 +7,7 @@ use crate::authz::Actor;
 use crate::change::routes::LiveRouting;
 use crate::cluster::NamespaceCache;
 use crate::inventory::{self, VersionSummary};
+use crate::pictures::graph::{self, Routing, ServiceGraph, ServiceInput};
 use crate::policy;
 
 use super::super::error::AppError;
@@ -23,6 +24,8 @@ pub struct ServiceRow {
     pub has_service: bool,
     pub versions: Vec<VersionSummary>,
     pub routing: String,
+    /// The same routing for the service graph.
+    pub routing_model: Routing,
     /// The routing changed outside signalbox within the last hour.
     pub changed_outside: bool,
     pub kiali: Option<String>,
@@ -40,6 +43,7 @@ struct OverviewPage {
     kiali_graph: Option<String>,
     missing_links: Vec<&'static str>,
     services: Vec<ServiceRow>,
+    graph: ServiceGraph,
 }
 
 #[derive(Template)]
@@ -47,6 +51,7 @@ struct OverviewPage {
 struct ServicesPartial {
     namespace: String,
     services: Vec<ServiceRow>,
+    graph: ServiceGraph,
 }
 
 pub async fn page(
@@ -59,6 +64,7 @@ pub async fn page(
     let gateway = caches.istio_system_services.state().into_iter().find(|service| {
         service.metadata.labels.as_ref().and_then(|l| l.get("istio")).is_some_and(|v| v == "ingressgateway")
     });
+    let services = service_rows(&state, &actor, &namespace);
     let mut missing_links = Vec::new();
     if !state.links.has_kiali() {
         missing_links.push("--kiali-url");
@@ -73,7 +79,8 @@ pub async fn page(
         ingress_url: inventory::ingress_url(gateway.as_deref()),
         kiali_graph: state.links.kiali_graph(&namespace),
         missing_links,
-        services: service_rows(&state, &actor, &namespace),
+        graph: service_graph(&state, &namespace, &services),
+        services,
         namespace,
     })
 }
@@ -84,7 +91,8 @@ pub async fn services(
     Identity(actor): Identity,
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
-    render(&ServicesPartial { services: service_rows(&state, &actor, &namespace), namespace })
+    let services = service_rows(&state, &actor, &namespace);
+    render(&ServicesPartial { graph: service_graph(&state, &namespace, &services), services, namespace })
 }
 
 /// The namespace's services the actor may view.
@@ -96,29 +104,52 @@ pub fn service_rows(state: &AppState, actor: &Actor, namespace: &str) -> Vec<Ser
     inventory::services(&cache.deployments.state(), &cache.services.state())
         .into_iter()
         .filter(|service| scope.host(namespace, &service.app))
-        .map(|service| ServiceRow {
-            routing: routing_summary(cache, namespace, &service.app),
-            changed_outside: state.cluster.external.routing_changed_recently(namespace, &service.app, ONE_HOUR_MS),
-            kiali: state.links.kiali_service(namespace, &service.app),
-            jaeger: state.links.jaeger_traces(namespace, &service.app),
-            app: service.app,
-            has_service: service.has_service,
-            versions: service.versions,
+        .map(|service| {
+            let (routing_model, routing) = routing_of(cache, namespace, &service.app);
+            ServiceRow {
+                routing,
+                routing_model,
+                changed_outside: state.cluster.external.routing_changed_recently(namespace, &service.app, ONE_HOUR_MS),
+                kiali: state.links.kiali_service(namespace, &service.app),
+                jaeger: state.links.jaeger_traces(namespace, &service.app),
+                app: service.app,
+                has_service: service.has_service,
+                versions: service.versions,
+            }
         })
         .collect()
 }
 
-/// One line on how traffic to `host` is routed.
-fn routing_summary(cache: &NamespaceCache, namespace: &str, host: &str) -> String {
+/// The services as a picture: built from the rows (and so from the watch caches) and the
+/// last observed rates, never waiting for a read.
+fn service_graph(state: &AppState, namespace: &str, rows: &[ServiceRow]) -> ServiceGraph {
+    let services: Vec<ServiceInput> = rows
+        .iter()
+        .map(|row| ServiceInput {
+            app: row.app.clone(),
+            versions: row.versions.clone(),
+            routing: row.routing_model.clone(),
+            summary: row.routing.clone(),
+        })
+        .collect();
+    let observed = state.observed_edges.as_ref().and_then(|edges| edges.get(namespace));
+    graph::graph(namespace, &services, observed.as_ref())
+}
+
+/// How traffic to `host` is routed: the policy for the graph, and one line of words.
+fn routing_of(cache: &NamespaceCache, namespace: &str, host: &str) -> (Routing, String) {
     let live = LiveRouting::found(host, cache.routing_of(namespace, host));
     if let Some(ambiguous) = &live.ambiguous {
-        return format!("routed by {} (shown, not edited here)", ambiguous.objects.describe());
+        return (Routing::Unknown, format!("routed by {} (shown, not edited here)", ambiguous.objects.describe()));
     }
     if !live.exists() {
-        return "no routing policy: round-robin over all pods".to_owned();
+        return (Routing::None, "no routing policy: round-robin over all pods".to_owned());
     }
     match live.policy(host) {
-        Ok(policy) => policy::summary(&policy),
-        Err(error) => format!("routing policy not understood: {error}"),
+        Ok(policy) => {
+            let words = policy::summary(&policy);
+            (Routing::Policy(policy), words)
+        }
+        Err(error) => (Routing::Unknown, format!("routing policy not understood: {error}")),
     }
 }

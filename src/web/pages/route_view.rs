@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use crate::change::routes::{Ambiguous, LiveRouting, ResourceVersions};
 use crate::change::{Change, Preview, documents};
 use crate::istio::VirtualService;
+use crate::pictures::bars::BarSet;
 use crate::policy::{self, FieldError, RoutingPolicy};
 use crate::problem::FieldProblem;
 
@@ -49,6 +50,8 @@ pub struct PreviewView {
     pub diff: Vec<DiffLine>,
     pub objects_yaml: String,
     pub policy_json: String,
+    /// The rules as bars, before and after the change.
+    pub bar_sets: Vec<BarSet>,
     pub rv_vs: String,
     pub rv_dr: String,
 }
@@ -82,6 +85,8 @@ pub struct RoutesView {
     pub can_route: bool,
     pub policy: RoutingPolicy,
     pub summary: String,
+    /// The live rules as bars; none when the routing is not understood or spread over objects.
+    pub live_bars: Option<BarSet>,
     /// The names of the objects edited, which need not be the host's.
     pub vs_name: Option<String>,
     pub dr_name: Option<String>,
@@ -130,9 +135,11 @@ impl RoutesView {
         let yaml = |object: Option<serde_json::Value>| {
             object.map(|o| documents::to_yaml(&crate::cluster::without_server_fields(o)))
         };
+        let understood = error.is_none() && ambiguous.is_none() && live.exists();
         Self {
             namespace: namespace.to_owned(),
             host: host.to_owned(),
+            live_bars: understood.then(|| BarSet::of("rule-bars", "", Some(&policy))),
             csrf_token,
             // Ambiguous routing is shown, never edited: no forms.
             can_route: can_route && ambiguous.is_none(),
@@ -255,6 +262,7 @@ fn rule_rows(policy: &RoutingPolicy) -> Vec<RuleRow> {
 impl PreviewView {
     pub fn new(
         change: &Change,
+        before: Option<&RoutingPolicy>,
         desired: Option<&RoutingPolicy>,
         preview: &Preview,
         warnings: &[FieldError],
@@ -271,6 +279,10 @@ impl PreviewView {
             diff,
             objects_yaml: preview.after.to_yaml(),
             policy_json: desired.and_then(|p| serde_json::to_string(p).ok()).unwrap_or_default(),
+            bar_sets: vec![
+                BarSet::of("preview-bars-before", "Before", before),
+                BarSet::of("preview-bars-after", "After", desired),
+            ],
             rv_vs: expected.virtual_service.clone().unwrap_or_default(),
             rv_dr: expected.destination_rule.clone().unwrap_or_default(),
         }

@@ -196,7 +196,9 @@ async fn show_preview(
     };
     match state.changes.preview(&change).await {
         Ok(preview) => {
-            view.preview = Some(PreviewView::new(&change, desired.as_ref(), &preview, &warnings, &expected));
+            let before = live.exists().then(|| live.policy(host).ok()).flatten();
+            view.preview =
+                Some(PreviewView::new(&change, before.as_ref(), desired.as_ref(), &preview, &warnings, &expected));
             StatusCode::OK
         }
         Err(crate::change::ChangeError::Invalid(problems)) => {

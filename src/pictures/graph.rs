@@ -1,0 +1,519 @@
+//! The namespace's services as a graph: each service, its versions, the weights the live
+//! routing gives each version, and the calls the tutorial's workloads make.
+use crate::inventory::VersionSummary;
+use crate::policy::{self, ALL_PODS, RoutingPolicy};
+
+use super::layout::{self, LINE_HEIGHT, Placed, Rect};
+use super::observed::Observed;
+
+/// Who calls whom: the tutorial's workloads call the next service by name. For other
+/// services no call is known, so none is drawn.
+pub const TUTORIAL_CALLS: [(&str, &str); 2] = [("customer", "preference"), ("preference", "recommendation")];
+/// Longer labels are cut (with `…`) to fit between a service and its versions; the
+/// edge's `<title>` and the graph's words keep them whole.
+const LABEL_CHARS: usize = 23;
+/// About how wide a character of an edge label is (11px sans-serif), in SVG units.
+const CHAR_WIDTH: i32 = 6;
+/// Starts an edge's observed-rate line.
+const OBSERVED: &str = "observed";
+
+/// How a service's traffic is routed, as the overview found it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Routing {
+    /// No VirtualService: Kubernetes spreads requests over all pods.
+    None,
+    Policy(RoutingPolicy),
+    /// Several objects or a policy signalbox does not understand: the routing page explains.
+    Unknown,
+}
+
+/// One service as the overview knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceInput {
+    pub app: String,
+    pub versions: Vec<VersionSummary>,
+    pub routing: Routing,
+    /// The routing in words, as the services table says it.
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceGraph {
+    pub width: i32,
+    pub height: i32,
+    /// Everything the picture shows, in words (its `aria-label` and `<title>`).
+    pub words: String,
+    pub nodes: Vec<Node>,
+    pub edges: Vec<Edge>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub id: String,
+    /// `service`, or `version state-ready` (the status colours of the table).
+    pub class: String,
+    pub rect: Rect,
+    pub label: String,
+    /// A version's ready count, `1/1`.
+    pub detail: Option<String>,
+    pub text_x: i32,
+    pub text_y: i32,
+    pub title: String,
+    /// A service links to its routing page.
+    pub href: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edge {
+    pub id: String,
+    /// `route`, `route unrouted`, `route unknown` or `call`.
+    pub class: &'static str,
+    /// SVG path data.
+    pub path: String,
+    pub labels: Vec<EdgeLabel>,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EdgeLabel {
+    pub x: i32,
+    pub y: i32,
+    pub text: String,
+    /// SVG `text-anchor`: `end` next to a version, `middle` over a call.
+    pub anchor: &'static str,
+}
+
+/// The graph of `services` (sorted by app, as the inventory lists them) in `namespace`,
+/// with the traffic Prometheus observed on each edge when there is a Prometheus.
+pub fn graph(namespace: &str, services: &[ServiceInput], observed: Option<&Observed>) -> ServiceGraph {
+    let calls = known_calls(services);
+    let (layers, loose) = layers(services, &calls);
+    let labels: Vec<Vec<(Vec<String>, &'static str)>> =
+        services.iter().map(|service| version_labels(service, observed)).collect();
+    let lines: Vec<Vec<usize>> = labels.iter().map(|v| v.iter().map(|(l, _)| l.len()).collect()).collect();
+    let placed = layout::place(&layers, &loose, &lines);
+    let mut nodes = Vec::new();
+    let mut edges = Vec::new();
+    for ((service, labels), at) in services.iter().zip(&labels).zip(&placed.placed) {
+        nodes.push(service_node(namespace, service, &at.service));
+        let straight = straight_run(labels);
+        for ((version, (lines, class)), rect) in service.versions.iter().zip(labels).zip(&at.versions) {
+            nodes.push(version_node(service, version, rect));
+            edges.push(route_edge(service, version, (lines, class), (&at.service, rect), straight));
+        }
+    }
+    for &(caller, callee) in &calls {
+        let (from, to) = (&placed.placed[caller], &placed.placed[callee]);
+        edges.extend(call_edges(&services[caller], from, &services[callee], to, observed));
+    }
+    let mut words = words(namespace, services, &calls);
+    if observed.is_some() {
+        words.push_str(&observed_words(&edges));
+    }
+    ServiceGraph { width: placed.width, height: placed.height, words, nodes, edges }
+}
+
+/// The tutorial's calls between services that are both present, as indices.
+fn known_calls(services: &[ServiceInput]) -> Vec<(usize, usize)> {
+    let index = |app: &str| services.iter().position(|s| s.app == app);
+    TUTORIAL_CALLS.iter().filter_map(|(caller, callee)| Some((index(caller)?, index(callee)?))).collect()
+}
+
+/// Services in a call, by depth (the longest chain of calls leading to them), and the rest.
+fn layers(services: &[ServiceInput], calls: &[(usize, usize)]) -> (Vec<Vec<usize>>, Vec<usize>) {
+    let mut depth: Vec<Option<usize>> = vec![None; services.len()];
+    for &(caller, _) in calls {
+        depth[caller].get_or_insert(0);
+    }
+    // The known calls form a chain, so as many passes as calls settle every depth.
+    for _ in 0..calls.len() {
+        for &(caller, callee) in calls {
+            let next = depth[caller].unwrap_or(0) + 1;
+            depth[callee] = Some(depth[callee].map_or(next, |d| d.max(next)));
+        }
+    }
+    let mut layers: Vec<Vec<usize>> = Vec::new();
+    let mut loose = Vec::new();
+    for (service, depth) in depth.into_iter().enumerate() {
+        match depth {
+            Some(d) => {
+                layers.resize_with(layers.len().max(d + 1), Vec::new);
+                layers[d].push(service);
+            }
+            None => loose.push(service),
+        }
+    }
+    (layers, loose)
+}
+
+/// For each version of `service`: the label lines of its edge and the edge's class; the
+/// observed rate last.
+fn version_labels(service: &ServiceInput, observed: Option<&Observed>) -> Vec<(Vec<String>, &'static str)> {
+    let mut labels = configured_labels(service);
+    for ((lines, _), version) in labels.iter_mut().zip(&service.versions) {
+        if let Some(observed) = observed {
+            lines.push(format!("{OBSERVED} {}", observed.to_version(&service.app, &version.version).label()));
+        }
+    }
+    labels
+}
+
+/// For each version of `service`: what the routing sends it, and the edge's class.
+fn configured_labels(service: &ServiceInput) -> Vec<(Vec<String>, &'static str)> {
+    service
+        .versions
+        .iter()
+        .map(|version| match &service.routing {
+            Routing::None => (vec!["round-robin".to_owned()], "route"),
+            Routing::Unknown => (vec!["see routing page".to_owned()], "route unknown"),
+            Routing::Policy(policy) if policy.rules.is_empty() => (vec!["round-robin".to_owned()], "route"),
+            Routing::Policy(policy) => match shares_of(policy, &version.version) {
+                lines if lines.is_empty() => (vec!["no traffic".to_owned()], "route unrouted"),
+                lines => (lines, "route"),
+            },
+        })
+        .collect()
+}
+
+/// What each rule sends to `version`: `90%` when one rule routes everyone, else
+/// `Firefox users: 100%`, `everyone else: 10%`.
+fn shares_of(policy: &RoutingPolicy, version: &str) -> Vec<String> {
+    let only_rule = policy.rules.len() == 1 && policy::condition(&policy.rules[0]).is_none();
+    let mut lines = Vec::new();
+    for (index, rule) in policy.rules.iter().enumerate() {
+        for share in &rule.route {
+            let all_pods = share.subset == ALL_PODS;
+            if !all_pods && policy.display_name(&share.subset) != version {
+                continue;
+            }
+            let percent = share.weight.percent().unwrap_or(0);
+            let share = if all_pods { format!("{percent}% over all") } else { format!("{percent}%") };
+            lines.push(if only_rule { share } else { format!("{}: {share}", policy::audience(index, rule)) });
+        }
+    }
+    lines
+}
+
+fn service_node(namespace: &str, service: &ServiceInput, rect: &Rect) -> Node {
+    Node {
+        id: format!("node-{}", service.app),
+        class: "service".into(),
+        rect: *rect,
+        label: cut(&service.app, 15),
+        detail: None,
+        text_x: rect.x + rect.width / 2,
+        text_y: rect.middle() + 5,
+        title: format!("{}: {}", service.app, service.summary),
+        href: Some(format!("/ns/{namespace}/routes/{}", service.app)),
+    }
+}
+
+fn version_node(service: &ServiceInput, version: &VersionSummary, rect: &Rect) -> Node {
+    Node {
+        id: format!("node-{}-{}", service.app, version.version),
+        class: format!("version state-{}", version.state()),
+        rect: *rect,
+        label: cut(&version.version, 6),
+        detail: Some(format!("{}/{}", version.ready, version.desired)),
+        text_x: rect.x + 8,
+        text_y: rect.middle() + 4,
+        title: format!("Deployment {}: {}/{} ready", version.deployment, version.ready, version.desired),
+        href: None,
+    }
+}
+
+/// How long the edges to a service's versions run straight before reaching them: long
+/// enough that their labels sit above a straight line, not across a curve.
+fn straight_run(labels: &[(Vec<String>, &'static str)]) -> i32 {
+    let widest = labels.iter().flat_map(|(lines, _)| lines).map(|l| l.chars().count().min(LABEL_CHARS)).max();
+    let run = i32::try_from(widest.unwrap_or(0)).unwrap_or(0) * CHAR_WIDTH + 12;
+    // Leave the curve some room to turn.
+    run.min(layout::LABEL_GAP - 24)
+}
+
+fn route_edge(
+    service: &ServiceInput,
+    version: &VersionSummary,
+    (lines, class): (&[String], &'static str),
+    (from, to): (&Rect, &Rect),
+    straight: i32,
+) -> Edge {
+    let end_y = to.middle();
+    let count = i32::try_from(lines.len()).unwrap_or(1);
+    // The lines stack upwards from just above the edge's end, right-aligned to the version.
+    let labels = lines
+        .iter()
+        .zip(0..)
+        .map(|(text, i)| EdgeLabel {
+            x: to.x - 6,
+            y: end_y - 5 - (count - 1 - i) * LINE_HEIGHT,
+            text: cut(text, LABEL_CHARS),
+            anchor: "end",
+        })
+        .collect();
+    Edge {
+        id: format!("edge-{}-{}", service.app, version.version),
+        class,
+        path: format!("{} L{} {end_y}", curve(from.right(), from.middle(), to.x - straight, end_y), to.x),
+        labels,
+        title: format!("{} → {}: {}", service.app, version.version, lines.join(", ")),
+    }
+}
+
+/// A call from every version of the caller (or the caller itself, before it has one),
+/// labelled with the rate observed from that Deployment.
+fn call_edges(
+    caller: &ServiceInput,
+    from: &Placed,
+    callee: &ServiceInput,
+    to: &Placed,
+    observed: Option<&Observed>,
+) -> Vec<Edge> {
+    let sources: Vec<(String, Option<&str>, &Rect)> = if from.versions.is_empty() {
+        vec![(caller.app.clone(), None, &from.service)]
+    } else {
+        let versions = caller.versions.iter().zip(&from.versions);
+        versions.map(|(v, r)| (format!("{}-{}", caller.app, v.version), Some(v.deployment.as_str()), r)).collect()
+    };
+    sources
+        .into_iter()
+        .map(|(source, deployment, rect)| {
+            let rate = observed.zip(deployment).map(|(o, d)| o.call(d, &callee.app).label());
+            let (x1, y1, x2, y2) = (rect.right(), rect.middle(), to.service.x, to.service.middle());
+            // The gap between columns is narrow: the rate and its errors on lines of their own.
+            let lines: Vec<&str> = rate.iter().flat_map(|rate| rate.split(", ")).collect();
+            let count = i32::try_from(lines.len()).unwrap_or(1);
+            let labels = lines.iter().zip(0..).map(|(text, i)| EdgeLabel {
+                x: (x1 + x2) / 2,
+                y: y1.min(y2) - 6 - (count - 1 - i) * LINE_HEIGHT,
+                text: (*text).to_owned(),
+                anchor: "middle",
+            });
+            let title = format!("{source} calls {}", callee.app);
+            Edge {
+                id: format!("call-{source}-{}", callee.app),
+                class: "call",
+                path: curve(x1, y1, x2, y2),
+                labels: labels.collect(),
+                title: rate.as_ref().map_or(title.clone(), |rate| format!("{title}: {OBSERVED} {rate}")),
+            }
+        })
+        .collect()
+}
+
+/// The observed rates in words: `Observed over the last minute: …`.
+fn observed_words(edges: &[Edge]) -> String {
+    let parts: Vec<&str> = edges.iter().filter(|e| e.title.contains(OBSERVED)).map(|e| e.title.as_str()).collect();
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!(" Observed over the last minute: {}.", parts.join("; "))
+}
+
+/// A horizontal S-curve from one box's right side to another's left side.
+fn curve(x1: i32, y1: i32, x2: i32, y2: i32) -> String {
+    let middle = (x1 + x2) / 2;
+    format!("M{x1} {y1} C{middle} {y1} {middle} {y2} {x2} {y2}")
+}
+
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let kept: String = text.chars().take(max - 1).collect();
+    format!("{kept}…")
+}
+
+/// The picture in words: the calls, then each service with its versions and its routing.
+fn words(namespace: &str, services: &[ServiceInput], calls: &[(usize, usize)]) -> String {
+    if services.is_empty() {
+        return format!("No services in {namespace}.");
+    }
+    let mut sentences = vec![format!("Services of {namespace}")];
+    sentences.extend(calls.iter().map(|&(a, b)| format!("{} calls {}", services[a].app, services[b].app)));
+    for service in services {
+        let versions: Vec<String> =
+            service.versions.iter().map(|v| format!("{} ({}/{} ready)", v.version, v.ready, v.desired)).collect();
+        let versions = if versions.is_empty() { "no versions".to_owned() } else { versions.join(", ") };
+        sentences.push(format!("{}: {versions}; {}", service.app, service.summary));
+    }
+    sentences.join(". ") + "."
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn version(app: &str, version: &str) -> VersionSummary {
+        VersionSummary {
+            name: format!("{app}-{version}"),
+            deployment: format!("{app}-{version}"),
+            app: app.into(),
+            version: version.into(),
+            desired: 1,
+            ready: 1,
+        }
+    }
+
+    fn service(app: &str, versions: &[&str], routing: Routing) -> ServiceInput {
+        let summary = match &routing {
+            Routing::Policy(policy) => policy::summary(policy),
+            _ => "no routing policy".into(),
+        };
+        ServiceInput { app: app.into(), versions: versions.iter().map(|v| version(app, v)).collect(), routing, summary }
+    }
+
+    fn recommendation(rules: serde_json::Value) -> Routing {
+        Routing::Policy(
+            serde_json::from_value(json!({"host": "recommendation",
+                "subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}}, "rules": rules}))
+            .unwrap(),
+        )
+    }
+
+    fn tutorial(routing: Routing) -> Vec<ServiceInput> {
+        vec![
+            service("customer", &["v1"], Routing::None),
+            service("preference", &["v1"], Routing::None),
+            service("recommendation", &["v1", "v2", "v3"], routing),
+        ]
+    }
+
+    fn edge<'a>(graph: &'a ServiceGraph, id: &str) -> &'a Edge {
+        graph.edges.iter().find(|e| e.id == id).unwrap_or_else(|| panic!("no {id}"))
+    }
+
+    fn label_texts(edge: &Edge) -> Vec<&str> {
+        edge.labels.iter().map(|l| l.text.as_str()).collect()
+    }
+
+    #[test]
+    fn the_tutorial_chain_with_a_split_and_the_firefox_rule() {
+        let graph = graph(
+            "tutorial",
+            &tutorial(recommendation(json!([
+                {"match": [{"headers": {"baggage-user-agent": {"regex": ".*Firefox.*"}}}], "route": {"version-v2": 100}},
+                {"route": {"version-v1": 90, "version-v2": 10}}]))),
+            None,
+        );
+        assert_eq!(label_texts(edge(&graph, "edge-recommendation-v1")), ["everyone else: 90%"]);
+        assert_eq!(label_texts(edge(&graph, "edge-recommendation-v2")), ["Firefox users: 100%", "everyone else: 10%"]);
+        assert_eq!(label_texts(edge(&graph, "edge-recommendation-v3")), ["no traffic"]);
+        assert_eq!(edge(&graph, "edge-recommendation-v3").class, "route unrouted");
+        assert_eq!(label_texts(edge(&graph, "edge-customer-v1")), ["round-robin"]);
+        let calls: Vec<&str> = graph.edges.iter().filter(|e| e.class == "call").map(|e| e.id.as_str()).collect();
+        assert_eq!(calls, ["call-customer-v1-preference", "call-preference-v1-recommendation"]);
+        assert!(graph.words.contains("customer calls preference. preference calls recommendation"), "{}", graph.words);
+        assert!(graph.words.contains("recommendation: v1 (1/1 ready), v2 (1/1 ready), v3 (1/1 ready); Firefox users → v2; everyone else: v1 90% · v2 10%"), "{}", graph.words);
+    }
+
+    #[test]
+    fn one_catch_all_rule_labels_edges_with_bare_weights() {
+        let graph =
+            graph("t", &tutorial(recommendation(json!([{"route": {"version-v1": 75, "version-v2": 25}}]))), None);
+        assert_eq!(label_texts(edge(&graph, "edge-recommendation-v1")), ["75%"]);
+        assert_eq!(label_texts(edge(&graph, "edge-recommendation-v2")), ["25%"]);
+        assert_eq!(edge(&graph, "edge-recommendation-v2").title, "recommendation → v2: 25%");
+    }
+
+    #[test]
+    fn layers_follow_the_calls_and_others_have_no_call_edges() {
+        let mut services = tutorial(Routing::None);
+        services.insert(0, service("billing", &["v1"], Routing::Unknown));
+        let graph = graph("t", &services, None);
+        let x = |id: &str| graph.nodes.iter().find(|n| n.id == id).unwrap().rect.x;
+        assert!(x("node-customer") < x("node-preference") && x("node-preference") < x("node-recommendation"));
+        let y = |id: &str| graph.nodes.iter().find(|n| n.id == id).unwrap().rect.y;
+        assert!(y("node-billing") > y("node-customer"), "below the chain");
+        assert!(graph.edges.iter().all(|e| !e.id.contains("billing") || e.class != "call"));
+        assert_eq!(label_texts(edge(&graph, "edge-billing-v1")), ["see routing page"]);
+        let service = graph.nodes.iter().find(|n| n.id == "node-billing").unwrap();
+        assert_eq!(service.href.as_deref(), Some("/ns/t/routes/billing"));
+    }
+
+    #[test]
+    fn without_preference_there_is_no_call_edge() {
+        let services =
+            vec![service("customer", &["v1"], Routing::None), service("recommendation", &["v1"], Routing::None)];
+        let graph = graph("t", &services, None);
+        assert!(graph.edges.iter().all(|e| e.class != "call"));
+        assert!(!graph.words.contains("calls"));
+    }
+
+    #[test]
+    fn long_conditions_are_cut_on_the_picture_and_whole_in_words() {
+        let graph = graph(
+            "t",
+            &tutorial(recommendation(json!([
+                {"match": [{"headers": {"x-very-long-header-name": {"exact": "some-value"}}}], "route": {"version-v2": 100}},
+                {"route": {"version-v1": 100}}]))),
+            None,
+        );
+        let v2 = edge(&graph, "edge-recommendation-v2");
+        assert_eq!(v2.labels[0].text.chars().count(), LABEL_CHARS);
+        assert!(v2.labels[0].text.ends_with('…'));
+        assert!(v2.title.contains("requests with header x-very-long-header-name = some-value: 100%"), "{}", v2.title);
+    }
+
+    #[test]
+    fn labels_sit_on_the_straight_end_of_their_edge() {
+        let graph =
+            graph("t", &tutorial(recommendation(json!([{"route": {"version-v1": 90, "version-v2": 10}}]))), None);
+        let v1 = edge(&graph, "edge-recommendation-v1");
+        let version = graph.nodes.iter().find(|n| n.id == "node-recommendation-v1").unwrap().rect;
+        // `… {x} {y} L{x} {y}`: where the curve ends and the straight part starts.
+        let straight_from: i32 = v1.path.rsplit(' ').nth(3).unwrap().parse().unwrap();
+        assert!(v1.path.ends_with(&format!("L{} {}", version.x, version.middle())), "{}", v1.path);
+        assert!(straight_from <= v1.labels[0].x - 3 * CHAR_WIDTH, "`90%` fits above the straight part: {}", v1.path);
+    }
+
+    #[test]
+    fn observed_rates_label_versions_and_calls_and_are_said_in_words() {
+        let sample = |source: &str, service: &str, version: &str, value: f64| crate::traffic::Sample {
+            labels: [
+                ("source_workload", source),
+                ("destination_service_name", service),
+                ("destination_version", version),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            value,
+        };
+        let requests =
+            [sample("preference-v1", "recommendation", "v1", 4.0), sample("customer-v1", "preference", "v1", 4.0)];
+        let errors = [sample("preference-v1", "recommendation", "v1", 1.0)];
+        let observed = Observed::from_samples(&requests, &errors);
+        let graph = graph("t", &tutorial(recommendation(json!([{"route": {"version-v1": 100}}]))), Some(&observed));
+        assert_eq!(label_texts(edge(&graph, "edge-recommendation-v1")), ["100%", "observed 4.0/s, 25% err"]);
+        assert_eq!(label_texts(edge(&graph, "edge-recommendation-v2")), ["no traffic", "observed 0.0/s"]);
+        assert_eq!(label_texts(edge(&graph, "call-preference-v1-recommendation")), ["4.0/s", "25% err"]);
+        assert_eq!(label_texts(edge(&graph, "call-customer-v1-preference")), ["4.0/s"]);
+        assert!(
+            graph.words.contains("Observed over the last minute: customer → v1: round-robin, observed 0.0/s;"),
+            "{}",
+            graph.words
+        );
+        assert!(graph.words.contains("recommendation → v1: 100%, observed 4.0/s, 25% err;"), "{}", graph.words);
+        assert!(graph.words.contains("preference-v1 calls recommendation: observed 4.0/s, 25% err"), "{}", graph.words);
+    }
+
+    #[test]
+    fn fifty_services_stay_three_blocks_wide() {
+        let mut services = tutorial(Routing::None);
+        let apps: Vec<String> = (0..47).map(|i| format!("svc-{i:02}")).collect();
+        services.extend(apps.iter().map(|app| service(app, &["v1", "v2"], Routing::None)));
+        let graph = graph("t", &services, None);
+        assert_eq!(graph.nodes.len(), 2 + 2 + 4 + 47 * 3, "a node per service and per version");
+        assert!(graph.width < 1300, "readable on a laptop without scrolling sideways: {}", graph.width);
+        assert!(graph.nodes.iter().all(|n| n.rect.right() <= graph.width && n.rect.y + n.rect.height <= graph.height));
+    }
+
+    #[test]
+    fn an_empty_namespace_says_so() {
+        let graph = graph("t", &[], Some(&Observed::default()));
+        assert_eq!(graph.words, "No services in t.");
+        assert!(graph.nodes.is_empty());
+    }
+}

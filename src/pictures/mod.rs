@@ -1,0 +1,12 @@
+//! Pictures of the routing, as pure values a template draws as SVG (no I/O, no JavaScript):
+//!
+//! - [`graph`]: the namespace's services and versions, laid out left to right along the
+//!   calls the tutorial's workloads make, edges labelled with the live routing's weights.
+//! - [`observed`]: with Prometheus, the requests each edge carried.
+//! - [`bars`]: each HTTP rule as a bar split by its destination weights.
+//!
+//! Every picture carries the same facts in words for its `aria-label` and `<title>`.
+pub mod bars;
+pub mod graph;
+mod layout;
+pub mod observed;
