@@ -282,10 +282,9 @@ fn external_entry(change: &ExternalChange) -> NewEntry {
         (Some(_), None) => "delete",
         _ => "update",
     };
-    let manager = change.author.split(" (").next().unwrap_or("unknown").to_owned();
     let target = &change.target;
     NewEntry {
-        actor: manager,
+        actor: change.author.manager.clone(),
         groups: Vec::new(),
         source: Source::External,
         action: format!("external.{verb}"),

@@ -2,9 +2,10 @@
 use serde::Serialize;
 use serde_json::Value;
 
-/// Where a change came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Where a change came from (stored as its lowercase name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase")]
 pub enum Source {
     Ui,
     Api,
@@ -23,9 +24,10 @@ impl Source {
     }
 }
 
-/// What became of a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// What became of a change (stored as its lowercase name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase")]
 pub enum Outcome {
     Pending,
     Applied,
@@ -47,6 +49,18 @@ impl Outcome {
         [Outcome::Pending, Outcome::Applied, Outcome::Failed, Outcome::Denied]
             .into_iter()
             .find(|outcome| outcome.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -80,7 +94,7 @@ pub struct Entry {
     pub time_ms: i64,
     pub actor: String,
     pub groups: Vec<String>,
-    pub source: String,
+    pub source: Source,
     pub action: String,
     pub namespace: String,
     pub kind: String,
@@ -89,7 +103,7 @@ pub struct Entry {
     pub before: Option<Value>,
     pub after: Option<Value>,
     pub operations: Value,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub error: Option<String>,
     pub request_id: Option<String>,
     pub reverts: Option<i64>,
@@ -98,9 +112,67 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Whether the entry's change is in the cluster to be undone: applied by signalbox, or
+    /// made outside it.
+    pub fn is_revertible(&self) -> bool {
+        self.outcome == Outcome::Applied || self.source == Source::External
+    }
+
     /// The entry's time as RFC 3339 UTC with milliseconds.
     pub fn time(&self) -> String {
         format_time_ms(self.time_ms)
+    }
+}
+
+/// An `audit_view` row as SQLite holds it; documents are JSON text, read leniently (a
+/// document that does not parse is shown as absent, not a failed page).
+#[derive(sqlx::FromRow)]
+pub(super) struct EntryRow {
+    id: i64,
+    time_ms: i64,
+    actor: String,
+    actor_groups: String,
+    source: Source,
+    action: String,
+    namespace: String,
+    kind: String,
+    name: String,
+    summary: String,
+    before_doc: Option<String>,
+    after_doc: Option<String>,
+    operations: Option<String>,
+    outcome: Outcome,
+    error: Option<String>,
+    request_id: Option<String>,
+    reverts: Option<i64>,
+    /// Not in every query's columns.
+    #[sqlx(default)]
+    propagation: Option<String>,
+}
+
+impl From<EntryRow> for Entry {
+    fn from(row: EntryRow) -> Self {
+        let document = |text: Option<String>| text.and_then(|text| serde_json::from_str(&text).ok());
+        Entry {
+            id: row.id,
+            time_ms: row.time_ms,
+            actor: row.actor,
+            groups: serde_json::from_str(&row.actor_groups).unwrap_or_default(),
+            source: row.source,
+            action: row.action,
+            namespace: row.namespace,
+            kind: row.kind,
+            name: row.name,
+            summary: row.summary,
+            before: document(row.before_doc),
+            after: document(row.after_doc),
+            operations: document(row.operations).unwrap_or(Value::Null),
+            outcome: row.outcome,
+            error: row.error,
+            request_id: row.request_id,
+            reverts: row.reverts,
+            propagation: row.propagation,
+        }
     }
 }
 

@@ -14,11 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
 
 pub use anchor::{Anchor, AnchorCheck, AnchorKey, AnchorReading, ChainState, Position};
 pub use chain::{ChainedRecord, Checker, GENESIS as CHAIN_GENESIS, VerifyReport};
+use entry::EntryRow;
 pub use entry::{Entry, NewEntry, Outcome, Source, format_time_ms};
 pub use retention::{ArchiveError, ArchiveReport, ArchiveWitness, verify_archives};
 
@@ -239,8 +240,8 @@ impl AuditStore {
         let mut query = sqlx::QueryBuilder::new(format!("SELECT {columns} FROM audit_view WHERE 1 = 1"));
         push_conditions(&mut query, filter, before);
         query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
-        let rows = query.build().fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(entry_from_row).collect())
+        let rows: Vec<EntryRow> = query.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(Entry::from).collect())
     }
 
     /// How many of the next `limit` entries [`Self::search`] would return fit in `budget`
@@ -268,9 +269,11 @@ impl AuditStore {
 
     /// The newest entries first.
     pub async fn recent(&self, limit: u32) -> Result<Vec<Entry>, AuditError> {
-        let rows =
-            sqlx::query("SELECT * FROM audit_view ORDER BY id DESC LIMIT ?").bind(limit).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(entry_from_row).collect())
+        let rows: Vec<EntryRow> = sqlx::query_as("SELECT * FROM audit_view ORDER BY id DESC LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(Entry::from).collect())
     }
 
     /// The newest entries about one object whose action starts with `action_prefix`.
@@ -282,7 +285,7 @@ impl AuditStore {
         action_prefix: &str,
         limit: u32,
     ) -> Result<Vec<Entry>, AuditError> {
-        let rows = sqlx::query(
+        let rows: Vec<EntryRow> = sqlx::query_as(
             "SELECT * FROM audit_view WHERE namespace = ? AND kind = ? AND name = ? AND action LIKE ? || '%'
              ORDER BY id DESC LIMIT ?",
         )
@@ -293,20 +296,22 @@ impl AuditStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(entry_from_row).collect())
+        Ok(rows.into_iter().map(Entry::from).collect())
     }
 
     /// Entries whose change may or may not have been applied (a crash between record and apply).
     pub async fn pending(&self) -> Result<Vec<Entry>, AuditError> {
-        let rows =
-            sqlx::query("SELECT * FROM audit_view WHERE outcome = 'pending' ORDER BY id").fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(entry_from_row).collect())
+        let rows: Vec<EntryRow> = sqlx::query_as("SELECT * FROM audit_view WHERE outcome = 'pending' ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(Entry::from).collect())
     }
 
     /// One entry by id.
     pub async fn get(&self, id: i64) -> Result<Option<Entry>, AuditError> {
-        let row = sqlx::query("SELECT * FROM audit_view WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
-        Ok(row.as_ref().map(entry_from_row))
+        let row: Option<EntryRow> =
+            sqlx::query_as("SELECT * FROM audit_view WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.map(Entry::from))
     }
 
     /// Succeeds when a write could be made now (takes and releases the write lock).
@@ -438,31 +443,6 @@ async fn set_head(conn: &mut sqlx::SqliteConnection, seq: i64, hash: &str) -> Re
 /// `audit_view`'s columns for a listing: the documents and operations as NULL.
 const SUMMARY_COLUMNS: &str = "id, time_ms, actor, actor_groups, source, action, namespace, kind, name, summary, \
     NULL AS before_doc, NULL AS after_doc, NULL AS operations, request_id, reverts, outcome, error, propagation";
-
-fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Entry {
-    let document =
-        |column: &str| row.get::<Option<String>, _>(column).and_then(|text| serde_json::from_str(&text).ok());
-    Entry {
-        id: row.get("id"),
-        time_ms: row.get("time_ms"),
-        actor: row.get("actor"),
-        groups: serde_json::from_str(row.get::<&str, _>("actor_groups")).unwrap_or_default(),
-        source: row.get("source"),
-        action: row.get("action"),
-        namespace: row.get("namespace"),
-        kind: row.get("kind"),
-        name: row.get("name"),
-        summary: row.get("summary"),
-        before: document("before_doc"),
-        after: document("after_doc"),
-        operations: document("operations").unwrap_or(Value::Null),
-        outcome: row.get("outcome"),
-        error: row.get("error"),
-        request_id: row.get("request_id"),
-        reverts: row.get("reverts"),
-        propagation: row.try_get("propagation").unwrap_or_default(),
-    }
-}
 
 #[cfg(test)]
 mod tests;

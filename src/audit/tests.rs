@@ -36,7 +36,7 @@ async fn a_pending_entry_resolves_once_and_keeps_its_documents() {
     store.resolve(id, Outcome::Applied, Some(&after), None).await.unwrap();
 
     let stored = store.get(id).await.unwrap().unwrap();
-    assert_eq!(stored.outcome, "applied");
+    assert_eq!(stored.outcome, Outcome::Applied);
     assert_eq!(stored.after, Some(after));
     assert_eq!(stored.before, Some(serde_json::json!({"spec": {"replicas": 1}})));
     assert_eq!(stored.groups, vec!["team-reco".to_string()]);
@@ -134,7 +134,7 @@ async fn a_tampered_resolution_is_detected_too() {
     let (_dir, store) = store().await;
     let id = store.record(&entry(Outcome::Pending)).await.unwrap();
     store.resolve(id, Outcome::Failed, None, Some("refused")).await.unwrap();
-    assert_eq!(store.get(id).await.unwrap().unwrap().outcome, "failed");
+    assert_eq!(store.get(id).await.unwrap().unwrap().outcome, Outcome::Failed);
     sqlx::query("DROP TRIGGER audit_resolutions_no_update").execute(&store.pool).await.unwrap();
     sqlx::query("UPDATE audit_resolutions SET outcome = 'applied'").execute(&store.pool).await.unwrap();
     assert_eq!(store.verify().await.unwrap().first_mismatch, Some(id));
@@ -230,7 +230,7 @@ async fn a_failing_append_in_a_group_fails_alone() {
     let results = in_one_group(&store, vec![good(&store), bad, good(&store), not_pending, resolve, good(&store)]).await;
     let failed: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_err()).map(|(i, _)| i).collect();
     assert_eq!(failed, vec![1, 3], "only the bad append and the refused resolution fail: {results:?}");
-    assert_eq!(store.get(pending).await.unwrap().unwrap().outcome, "applied");
+    assert_eq!(store.get(pending).await.unwrap().unwrap().outcome, Outcome::Applied);
     // The pending entry, the first append outside the group, three good appends, one resolution.
     assert_eq!(
         store.verify().await.unwrap(),
@@ -268,7 +268,7 @@ async fn a_resolved_entry_cannot_be_resolved_again() {
     let id = store.record(&entry(Outcome::Pending)).await.unwrap();
     store.resolve(id, Outcome::Applied, None, None).await.unwrap();
     assert!(store.resolve(id, Outcome::Failed, None, None).await.is_err());
-    assert_eq!(store.get(id).await.unwrap().unwrap().outcome, "applied");
+    assert_eq!(store.get(id).await.unwrap().unwrap().outcome, Outcome::Applied);
     assert!(store.verify().await.unwrap().is_intact());
 }
 

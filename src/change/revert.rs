@@ -49,8 +49,8 @@ pub fn revert(
     request_id: Option<String>,
     force: bool,
 ) -> Result<Change, RevertRefused> {
-    if !matches!(entry.outcome.as_str(), "applied") && entry.source != "external" {
-        return Err(RevertRefused::NotApplied(entry.outcome.clone()));
+    if !entry.is_revertible() {
+        return Err(RevertRefused::NotApplied(entry.outcome.to_string()));
     }
     let targets = targets(entry);
     let mut operations = Vec::with_capacity(targets.len());
@@ -166,15 +166,9 @@ fn permission_for(action: &str) -> Permission {
     }
 }
 
+/// The host the entry's object belongs to (None: the namespace itself).
 fn host_of(entry: &Entry) -> Option<String> {
-    match entry.kind.as_str() {
-        "VirtualService" | "DestinationRule" => Some(entry.name.clone()),
-        "Namespace" => None,
-        _ => crate::tutorial::Workload::ALL
-            .iter()
-            .find(|w| w.deployment_name() == entry.name)
-            .map(|w| w.app().to_owned()),
-    }
+    crate::tutorial::host_of_object(&entry.kind, &entry.name)
 }
 
 /// The object `target` inside a before/after document (a single object or a v1 List).
@@ -208,7 +202,7 @@ mod tests {
             time_ms: 0,
             actor: "alice".into(),
             groups: vec![],
-            source: "api".into(),
+            source: Source::Api,
             action: "route.update".into(),
             namespace: "t".into(),
             kind: "VirtualService".into(),
@@ -217,7 +211,7 @@ mod tests {
             before,
             after,
             operations: json!([Operation::Apply { target, object: vs(75) }.to_record()]),
-            outcome: "applied".into(),
+            outcome: crate::audit::Outcome::Applied,
             error: None,
             request_id: None,
             reverts: None,
@@ -296,7 +290,7 @@ mod tests {
         let refused = revert(&entry, &[Some(vs(50))], &[], &Actor::user("bob", vec![]), Source::Ui, None, false);
         assert!(matches!(refused, Err(RevertRefused::ChangedSince(_))));
         assert!(revert(&entry, &[Some(vs(50))], &[], &Actor::user("bob", vec![]), Source::Ui, None, true).is_ok());
-        let failed = Entry { outcome: "failed".into(), ..entry };
+        let failed = Entry { outcome: crate::audit::Outcome::Failed, ..entry };
         assert!(matches!(
             revert(&failed, &[None], &[], &Actor::user("bob", vec![]), Source::Ui, None, true),
             Err(RevertRefused::NotApplied(_))

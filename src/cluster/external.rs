@@ -23,10 +23,32 @@ pub struct ExternalChange {
     pub target: ObjectRef,
     pub before: Option<Value>,
     pub after: Option<Value>,
-    /// The field manager that made it and how, e.g. `kubectl-client-side-apply (Update)`.
-    pub author: String,
+    /// The field manager that made it and how.
+    pub author: Author,
     /// The resourceVersion the change produced (None for a deletion).
     pub resource_version: Option<String>,
+}
+
+/// Who made an outside change: a field manager and its operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Author {
+    /// e.g. `kubectl-client-side-apply`; `unknown` for a deletion, which names none.
+    pub manager: String,
+    /// `Update`, `Apply` or `Delete`.
+    pub operation: String,
+}
+
+impl Author {
+    fn new(manager: &str, operation: &str) -> Self {
+        Self { manager: manager.to_owned(), operation: operation.to_owned() }
+    }
+}
+
+/// `kubectl-client-side-apply (Update)`.
+impl std::fmt::Display for Author {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.manager, self.operation)
+    }
 }
 
 /// When each host's routing last changed outside signalbox (epoch ms), for the overview.
@@ -197,7 +219,7 @@ fn relisted(
             target: ObjectRef::namespaced(kind, namespace, &name),
             before,
             after: None,
-            author: "unknown (Delete)".into(),
+            author: Author::new("unknown", "Delete"),
             resource_version: None,
         });
     }
@@ -240,12 +262,12 @@ fn applied(
     }
     // Whether signalbox wrote this version is decided by the caller (it knows the
     // resourceVersions its writes produced); the author named is the newest other manager.
-    let author = latest_author(object).unwrap_or_else(|| ("unknown".into(), "Update".into()));
+    let author = latest_author(object).unwrap_or_else(|| Author::new("unknown", "Update"));
     Some(ExternalChange {
         target: ObjectRef::namespaced(kind, namespace, &name),
         before,
         after: Some(after),
-        author: format!("{} ({})", author.0, author.1),
+        author,
         resource_version: object.metadata.resource_version.clone(),
     })
 }
@@ -264,13 +286,13 @@ fn deleted(
         target: ObjectRef::namespaced(kind, namespace, &name),
         before,
         after: None,
-        author: "unknown (Delete)".into(),
+        author: Author::new("unknown", "Delete"),
         resource_version: None,
     })
 }
 
 /// The manager other than signalbox whose latest non-status write is newest.
-fn latest_author(object: &DynamicObject) -> Option<(String, String)> {
+fn latest_author(object: &DynamicObject) -> Option<Author> {
     object
         .metadata
         .managed_fields
@@ -279,7 +301,10 @@ fn latest_author(object: &DynamicObject) -> Option<(String, String)> {
         .filter(|entry| entry.subresource.as_deref().unwrap_or("").is_empty())
         .filter(|entry| entry.manager.as_deref() != Some(FIELD_MANAGER))
         .max_by_key(|entry| entry.time.as_ref().map(|t| t.0))
-        .map(|entry| (entry.manager.clone().unwrap_or_default(), entry.operation.clone().unwrap_or_default()))
+        .map(|entry| Author {
+            manager: entry.manager.clone().unwrap_or_default(),
+            operation: entry.operation.clone().unwrap_or_default(),
+        })
 }
 
 #[cfg(test)]
@@ -301,7 +326,7 @@ mod tests {
             target: ObjectRef::namespaced(Kind::VirtualService, "tutorial", "reco-routes"),
             before: None,
             after: Some(vs),
-            author: "kubectl (Update)".into(),
+            author: Author::new("kubectl", "Update"),
             resource_version: Some("1".into()),
         });
         assert!(activity.routing_changed_recently("tutorial", "preference", 60_000));

@@ -216,7 +216,7 @@ async fn entry_page(
         .zip(end)
         .and_then(|(start, end)| state.links.jaeger_traces_between(&entry.namespace, &service, start, end));
     let kiali = state.links.kiali_service(&entry.namespace, &service);
-    let revertible = actor.authenticated && (entry.outcome == "applied" || entry.source == "external");
+    let revertible = actor.authenticated && entry.is_revertible();
     Ok(EntryPage {
         layout: Layout::new(state, actor, Some(&entry.namespace)),
         csrf_token: state.csrf.token_for(&actor.name),
