@@ -207,7 +207,7 @@ struct ErrorFragment {
 /// clients, a page for a browser, a fragment (into `#flash`) for htmx.
 pub async fn render_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let wants_html = wants_html(&request);
-    let is_htmx = request.headers().contains_key("hx-request");
+    let is_htmx = super::htmx::Htmx::of(request.headers()).0;
     let (parts, body) = request.into_parts();
     let actor = actor_of(&parts, &state);
     let namespace = parts.uri.path().strip_prefix("/ns/").and_then(|rest| rest.split('/').next()).map(String::from);
@@ -249,8 +249,7 @@ fn html_or_json_error(
     if is_htmx {
         let fragment = ErrorFragment { details };
         let mut response = (status, Html(fragment.render().unwrap_or_default())).into_response();
-        response.headers_mut().insert("hx-retarget", HeaderValue::from_static("#flash"));
-        response.headers_mut().insert("hx-reswap", HeaderValue::from_static("innerHTML"));
+        super::htmx::retarget(&mut response, "#flash");
         return response;
     }
     let layout = Layout::new(state, actor, namespace);
@@ -270,7 +269,7 @@ fn wants_html(request: &Request) -> bool {
     let headers = request.headers();
     let accepts_html =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"));
-    !request.uri().path().starts_with("/api/") && (accepts_html || headers.contains_key("hx-request"))
+    !request.uri().path().starts_with("/api/") && (accepts_html || super::htmx::Htmx::of(headers).0)
 }
 
 async fn plain_message(response: Response) -> String {

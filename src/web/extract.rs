@@ -131,16 +131,7 @@ fn workload_host(name: &str) -> Option<String> {
     crate::tutorial::Workload::parse(name).map(|workload| workload.app().to_owned())
 }
 
-/// Whether the request came from htmx (it wants a fragment, not a page).
-pub struct Htmx(pub bool);
-
-impl<S: Send + Sync> FromRequestParts<S> for Htmx {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Htmx(parts.headers.contains_key("hx-request")))
-    }
-}
+pub use super::htmx::Htmx;
 
 /// The request id set by the request-id layer, for the audit log.
 pub struct RequestId(pub Option<String>);

@@ -5,6 +5,7 @@ mod csrf;
 mod error;
 mod extract;
 mod host;
+mod htmx;
 mod identity;
 mod layout;
 mod links;

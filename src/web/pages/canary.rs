@@ -6,7 +6,7 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::audit::{Entry, Source};
@@ -269,11 +269,7 @@ async fn transition(
     match state.rollouts.run(origin, namespace, host, step).await.map_err(AppError::from) {
         Ok((_, audit_id)) => {
             let target = format!("/ns/{namespace}/canaries/{host}?change={audit_id}");
-            Ok(if htmx.0 {
-                ([("hx-redirect", target)], StatusCode::OK).into_response()
-            } else {
-                Redirect::to(&target).into_response()
-            })
+            Ok(htmx.redirect(&target))
         }
         Err(error @ (AppError::Conflict(_) | AppError::Invalid(_))) => {
             refused(state, actor, htmx, namespace, host, error.status(), error.to_string()).await

@@ -6,7 +6,7 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::audit::Source;
@@ -254,7 +254,7 @@ pub async fn apply(
     match state.changes.execute(change).await.map_err(AppError::from) {
         Ok(applied) => {
             let target = format!("/ns/{namespace}/routes/{host}?change={}", applied.audit_id);
-            Ok(redirect(htmx, &target))
+            Ok(htmx.redirect(&target))
         }
         Err(AppError::Conflict(_)) => {
             // Someone changed the objects since the preview: show the new state and how the
@@ -270,14 +270,6 @@ pub async fn apply(
 
 fn non_empty(text: String) -> Option<String> {
     (!text.trim().is_empty()).then_some(text)
-}
-
-fn redirect(Htmx(htmx): Htmx, target: &str) -> Response {
-    if htmx {
-        ([("hx-redirect", target.to_owned())], StatusCode::OK).into_response()
-    } else {
-        Redirect::to(target).into_response()
-    }
 }
 
 fn respond(
