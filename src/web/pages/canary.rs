@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::audit::{Entry, Source};
 use crate::authz::{Actor, Permission};
 use crate::change::canary;
+use crate::pictures::steps::StepStrip;
 use crate::policy::RoutingPolicy;
 use crate::policy::canary::{Canary, DEFAULT_STEPS};
 use crate::traffic::Thresholds;
@@ -36,6 +37,8 @@ struct CanaryPage {
     csrf_token: String,
     allowed: bool,
     canary: Option<Canary>,
+    /// The canary's step plan as a picture.
+    strip: Option<StepStrip>,
     /// A canary is progressing or paused (no new one may start).
     running: bool,
     subsets: Vec<String>,
@@ -215,6 +218,7 @@ async fn view(
         analysis_without_prometheus: state.prometheus.is_none()
             && current.as_ref().is_some_and(|c| c.analysis.is_some() && c.is_active()),
         running: current.as_ref().is_some_and(Canary::is_active),
+        strip: current.as_ref().map(|c| StepStrip::of(c, &name(Some(&c.canary)))),
         canary: current,
         history: state.audit.for_object(namespace, "VirtualService", host, "canary.", HISTORY).await?,
         observed: observe(state, namespace, host, &policy).await,
