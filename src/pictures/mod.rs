@@ -6,6 +6,7 @@
 //! - [`bars`]: each HTTP rule as a bar split by its destination weights.
 //! - [`change_bars`]: those bars before and after a recorded routing change.
 //! - [`steps`]: a canary's step plan as a strip, marking the current step and weight.
+//! - [`sparkline`]: one measure over time against its threshold (canary success and p99).
 //!
 //! Every picture carries the same facts in words for its `aria-label` and `<title>`.
 pub mod bars;
@@ -13,4 +14,5 @@ pub mod change_bars;
 pub mod graph;
 mod layout;
 pub mod observed;
+pub mod sparkline;
 pub mod steps;
