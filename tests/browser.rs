@@ -688,12 +688,20 @@ async fn the_service_graph_shows_observed_rates_with_prometheus() {
 
 /// Every page with its picture, from a namespace the walkthrough button deployed: the deploy
 /// preview and its one change, the graph, the bars, the routing change's audit entry with
-/// its bars before and after, and the canary's step strip; each SVG is an image whose words
-/// say the live state. `make screenshots` runs this test for its screenshots.
+/// its bars before and after, the canary's step strip and sparklines; each SVG is an image
+/// whose words say the live state. `make screenshots` runs this test for its screenshots.
 #[tokio::test]
 async fn every_page_shows_its_picture_of_the_live_state() {
     let ns = TestNamespace::unborn("uipics").await;
-    let console = Console::start(&ns.name).await;
+    // Istio's metrics of recommendation from a real Prometheus: the graph's observed rates
+    // and the canary's sparklines are drawn too.
+    let exporter = support::prometheus::Exporter::start(&ns.name, "recommendation").await;
+    exporter.set_source_workload("preference-v1");
+    exporter.set("v1", support::prometheus::Traffic::healthy(9.0, 40.0));
+    exporter.set("v2", support::prometheus::Traffic::healthy(3.0, 80.0));
+    let prometheus = support::prometheus::PrometheusServer::start(exporter.addr).await;
+    let url = prometheus.url.clone();
+    let console = Console::start_with(&ns.name, |c| c.prometheus_url = Some(url)).await;
     let browser = Browser::start().await;
 
     browser.goto(&console.url(&format!("/ns/{}/deploy", ns.name))).await;
@@ -751,6 +759,18 @@ async fn every_page_shows_its_picture_of_the_live_state() {
     assert_eq!(text_content(&browser, &format!("{strip} > title")).await, Some(words));
     let current = browser.client.find(Locator::Css("#canary-steps-picture rect.step-current + text")).await.unwrap();
     assert_eq!(current.text().await.unwrap(), "25%", "the current step is marked");
+    let success = "#canary-sparkline-1 svg";
+    let words = support::eventually(READY_WITHIN, "the canary's success rate measured", || async {
+        browser.goto(&console.url(&format!("/ns/{}/canaries/recommendation", ns.name))).await;
+        let words = browser.client.find(Locator::Css(success)).await.ok()?.attr("aria-label").await.ok()??;
+        words.contains("now 100.00%").then_some(words)
+    })
+    .await;
+    assert_eq!(words, "v2 success rate, last 5 min: now 100.00%, lowest 100.00%; minimum 99.00%");
+    assert_eq!(attribute(&browser, success, "role").await, "img");
+    assert_eq!(text_content(&browser, &format!("{success} > title")).await, Some(words));
+    let p99 = attribute(&browser, "#canary-sparkline-2 svg", "aria-label").await;
+    assert!(p99.starts_with("v2 p99 latency, last 5 min: ") && p99.ends_with("; maximum 500.0 ms"), "{p99}");
     assert_console_clean(&browser, "canary").await;
     browser.screenshot("canary").await;
 
@@ -760,4 +780,5 @@ async fn every_page_shows_its_picture_of_the_live_state() {
     }
     browser.close().await;
     console.stop().await;
+    drop(prometheus);
 }
