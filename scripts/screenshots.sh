@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make screenshots`: every page with its picture (deploy with the walkthrough preview,
 # overview with the graph, routing with the bars, an audit entry with bars before and
-# after, the canary's step strip and sparklines, from a real Prometheus) in headless Chromium, as PNGs in target/screenshots/
-# (ignored by git). The browser test that checks those pictures takes them. Starts the dev
-# cluster when it does not answer, and then stops it again.
+# after, the canary's step strip and sparklines from a real Prometheus) in headless
+# Chromium, as PNGs in target/screenshots/ (ignored by git). The browser test that checks
+# those pictures takes them. Starts the dev cluster when it does not answer, and then
+# stops it again.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
