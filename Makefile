@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 DEVCLUSTER := deploy/devcluster/devcluster
 
-.PHONY: help deps test run bench cluster-up cluster-down cluster-build vendor lint
+.PHONY: help deps test run screenshots bench cluster-up cluster-down cluster-build vendor lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -15,6 +15,9 @@ test: ## build what is missing, start the dev cluster, run every test, stop the 
 
 run: ## serve the console on http://127.0.0.1:8080 (starts the dev cluster if needed)
 	scripts/run.sh $(ARGS)
+
+screenshots: ## every page with its picture, in headless Chromium, into target/screenshots/
+	scripts/screenshots.sh
 
 bench: ## benchmarks; figures go to BENCHMARKS.md
 	scripts/bench.sh

@@ -685,3 +685,100 @@ async fn the_service_graph_shows_observed_rates_with_prometheus() {
     browser.close().await;
     console.stop().await;
 }
+
+/// Every page with its picture, from a namespace the walkthrough button deployed: the deploy
+/// preview and its one change, the graph, the bars, the routing change's audit entry with
+/// its bars before and after, the canary's step strip and sparklines; each SVG is an image
+/// whose words say the live state. `make screenshots` runs this test for its screenshots.
+#[tokio::test]
+async fn every_page_shows_its_picture_of_the_live_state() {
+    let ns = TestNamespace::unborn("uipics").await;
+    // Istio's metrics of recommendation from a real Prometheus: the graph's observed rates
+    // and the canary's sparklines are drawn too.
+    let exporter = support::prometheus::Exporter::start(&ns.name, "recommendation").await;
+    exporter.set_source_workload("preference-v1");
+    exporter.set("v1", support::prometheus::Traffic::healthy(9.0, 40.0));
+    exporter.set("v2", support::prometheus::Traffic::healthy(3.0, 80.0));
+    let prometheus = support::prometheus::PrometheusServer::start(exporter.addr).await;
+    let url = prometheus.url.clone();
+    let console = Console::start_with(&ns.name, |c| c.prometheus_url = Some(url)).await;
+    let browser = Browser::start().await;
+
+    browser.goto(&console.url(&format!("/ns/{}/deploy", ns.name))).await;
+    browser.click("#walkthrough-button").await;
+    let preview = browser.wait_for_text("#walkthrough-preview", "dry run accepted", READY_WITHIN).await;
+    assert!(preview.contains("Deployment recommendation-v2") && !preview.contains("recommendation-v3"), "{preview}");
+    browser.screenshot("deploy-walkthrough-preview").await;
+    browser.click("#walkthrough-confirm").await;
+    browser.wait_for_text("#state-recommendation-v2", "1/1 ready", READY_WITHIN).await;
+    browser.wait_for_text("#state-customer", "1/1 ready", READY_WITHIN).await;
+    assert_console_clean(&browser, "deploy").await;
+    browser.screenshot("deploy").await;
+    let deploys: Vec<_> = console.audit().await.into_iter().filter(|e| e["action"] == "tutorial.deploy").collect();
+    assert_eq!(deploys.len(), 1, "the walkthrough is one audited change");
+
+    let routes = console.api("/routes/recommendation");
+    for (v1, v2) in [(90, 10), (75, 25)] {
+        let (status, body) = console.send_json(Method::PUT, &routes, Some(split(v1, v2))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    browser.goto(&console.url(&format!("/ns/{}", ns.name))).await;
+    wait_for_text_content(&browser, "#edge-recommendation-v1", "75%").await;
+    browser.screenshot("overview").await;
+    browser.goto(&console.url(&format!("/ns/{}/routes/recommendation", ns.name))).await;
+    browser.wait_for_text("#rule-bars-1", "v1 75% · v2 25%", READY_WITHIN).await;
+    browser.screenshot("routing").await;
+
+    let audit = console.audit().await;
+    let reweight = audit.iter().find(|e| e["action"].as_str().unwrap().starts_with("route")).expect("a routing entry");
+    browser.goto(&console.url(&format!("/audit/{}", reweight["id"]))).await;
+    let before = "#audit-bars-before-1 svg";
+    assert_eq!(attribute(&browser, before, "role").await, "img");
+    assert_eq!(attribute(&browser, before, "aria-label").await, "rule 1, everyone: v1 90%, v2 10%");
+    assert_eq!(attribute(&browser, "#audit-bars-after-1 svg", "aria-label").await, "rule 1, everyone: v1 75%, v2 25%");
+    assert_eq!(
+        text_content(&browser, "#audit-bars-after-1 svg > title").await.as_deref(),
+        Some("rule 1, everyone: v1 75%, v2 25%")
+    );
+    assert_console_clean(&browser, "audit entry").await;
+    browser.screenshot("audit-entry").await;
+    let deploy_entry = format!("/audit/{}", deploys[0]["id"]);
+    assert!(!console.page(&deploy_entry).await.contains("audit-bars"), "a deploy is no routing change: no bars");
+
+    let canaries = console.api("/canaries/recommendation");
+    let start = json!({"stable": "version-v1", "canary": "version-v2", "steps": [10, 25, 100]});
+    let (status, body) = console.send_json(Method::POST, &canaries, Some(start)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = console.send_json(Method::POST, &format!("{canaries}/promote"), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    browser.goto(&console.url(&format!("/ns/{}/canaries/recommendation", ns.name))).await;
+    let strip = "#canary-steps-picture svg";
+    assert_eq!(attribute(&browser, strip, "role").await, "img");
+    let words = attribute(&browser, strip, "aria-label").await;
+    assert_eq!(words, "canary steps 10%, 25%, 100%: step 2 of 3, v2 gets 25% (progressing)");
+    assert_eq!(text_content(&browser, &format!("{strip} > title")).await, Some(words));
+    let current = browser.client.find(Locator::Css("#canary-steps-picture rect.step-current + text")).await.unwrap();
+    assert_eq!(current.text().await.unwrap(), "25%", "the current step is marked");
+    let success = "#canary-sparkline-1 svg";
+    let words = support::eventually(READY_WITHIN, "the canary's success rate measured", || async {
+        browser.goto(&console.url(&format!("/ns/{}/canaries/recommendation", ns.name))).await;
+        let words = browser.client.find(Locator::Css(success)).await.ok()?.attr("aria-label").await.ok()??;
+        words.contains("now 100.00%").then_some(words)
+    })
+    .await;
+    assert_eq!(words, "v2 success rate, last 5 min: now 100.00%, lowest 100.00%; minimum 99.00%");
+    assert_eq!(attribute(&browser, success, "role").await, "img");
+    assert_eq!(text_content(&browser, &format!("{success} > title")).await, Some(words));
+    let p99 = attribute(&browser, "#canary-sparkline-2 svg", "aria-label").await;
+    assert!(p99.starts_with("v2 p99 latency, last 5 min: ") && p99.ends_with("; maximum 500.0 ms"), "{p99}");
+    assert_console_clean(&browser, "canary").await;
+    browser.screenshot("canary").await;
+
+    let inline_style = Regex::new(r"(?i)<[a-z][^>]*\sstyle\s*=").unwrap();
+    for path in [format!("/ns/{}/canaries/recommendation", ns.name), format!("/audit/{}", reweight["id"])] {
+        assert!(!inline_style.is_match(&console.page(&path).await), "{path} has an inline style");
+    }
+    browser.close().await;
+    console.stop().await;
+    drop(prometheus);
+}

@@ -218,6 +218,8 @@ async fn teams_decide_who_may_deploy_route_and_run_canaries() {
         (other_team, Method::POST, "/canaries/recommendation", start.clone(), StatusCode::FORBIDDEN),
         (other_team, Method::PUT, "/workloads/recommendation-v1", json!({}), StatusCode::FORBIDDEN),
         (other_team, Method::PUT, "/workloads/preference", json!({}), StatusCode::OK),
+        // The walkthrough may create the namespace and writes every tutorial host: whole namespace only.
+        (other_team, Method::PUT, "/tutorial", json!({}), StatusCode::FORBIDDEN),
         (admin, Method::PUT, "/routes/recommendation", route.clone(), StatusCode::OK),
         (admin, Method::POST, "/canaries/recommendation", start.clone(), StatusCode::OK),
         (admin, Method::PUT, "/workloads/recommendation-v1", json!({}), StatusCode::OK),
@@ -232,7 +234,7 @@ async fn teams_decide_who_may_deploy_route_and_run_canaries() {
     let audit = console.audit().await;
     let denied: Vec<&str> =
         audit.iter().filter(|e| e["outcome"] == "denied").map(|e| e["actor"].as_str().unwrap()).collect();
-    assert_eq!(denied.iter().filter(|a| **a == "bob").count(), 3);
+    assert_eq!(denied.iter().filter(|a| **a == "bob").count(), 4);
     assert_eq!(denied.iter().filter(|a| **a == "anonymous").count(), 3, "{denied:?}");
     assert_eq!(denied.iter().filter(|a| **a == "alice").count(), 1, "{denied:?}");
     let page = console

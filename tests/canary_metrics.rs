@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use regex::Regex;
 use serde_json::{Value, json};
 use signalbox::traffic::{Prometheus, Thresholds, TrafficError, TrafficReport, Verdict, decide};
 use support::console::Console;
@@ -376,4 +377,50 @@ async fn with_prometheus_unreachable_an_auto_advance_canary_is_left_alone() {
     let html = html.unwrap().text().await.unwrap();
     assert!(html.contains("Prometheus is unreachable"), "{html}");
     console.stop().await;
+}
+
+/// The canary page draws the canary version's success rate and p99 over the last minutes
+/// against its thresholds, as images whose words give the numbers; a version that starts
+/// failing turns its success line into a breach.
+#[tokio::test]
+async fn the_canary_page_draws_success_and_p99_against_the_thresholds() {
+    let ns = support::TestNamespace::new("sparkline").await;
+    let exporter = Exporter::start(&ns.name, HOST).await;
+    exporter.set("v1", Traffic::healthy(90.0, 40.0));
+    exporter.set("v2", Traffic::healthy(10.0, 80.0));
+    let server = PrometheusServer::start(exporter.addr).await;
+    let url = server.url.clone();
+    let console = Console::start_with(&ns.name, |c| c.prometheus_url = Some(url)).await;
+    deploy_and_route(&console, 100).await;
+    let start = json!({"stable": "version-v1", "canary": "version-v2", "steps": [10, 50, 100]});
+    let (status, body) =
+        console.send_json(reqwest::Method::POST, &console.api("/canaries/recommendation"), Some(start)).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+
+    let page = format!("/ns/{}/canaries/recommendation", ns.name);
+    let healthy = support::eventually(Duration::from_secs(30), "both sparklines with numbers", || async {
+        let html = console.page(&page).await;
+        (html.contains("v2 success rate, last 5 min: now 100.00%, lowest 100.00%; minimum 99.00%")
+            && html.contains("v2 p99 latency, last 5 min: now "))
+        .then_some(html)
+    })
+    .await;
+    let svg = Regex::new(r#"<svg [^>]*role="img" aria-label="v2 success rate[^"]*"><title>v2 success rate"#).unwrap();
+    assert!(svg.is_match(&healthy), "an image labelled and titled in words: {healthy}");
+    // 80 ms lies in Istio's (50, 100] bucket: the p99 is interpolated inside it.
+    let p99 =
+        Regex::new(r"v2 p99 latency, last 5 min: now (\d+\.\d) ms, highest \d+\.\d ms; maximum 500\.0 ms").unwrap();
+    let now: f64 = p99.captures(&healthy).expect("p99 in words")[1].parse().unwrap();
+    assert!(now > 50.0 && now <= 100.0, "{now}");
+    assert!(healthy.contains("class=\"measure holds\""));
+
+    exporter.set("v2", Traffic { requests_per_second: 10.0, error_ratio: 0.5, latency_ms: 80.0 });
+    support::eventually(Duration::from_secs(30), "the success line breaks its threshold", || async {
+        let html = console.page(&page).await;
+        let success = html.split("id=\"canary-sparkline-1\"").nth(1)?.split("</figure>").next()?.to_owned();
+        success.contains("class=\"measure breach\"").then_some(())
+    })
+    .await;
+    console.stop().await;
+    drop(server);
 }

@@ -353,3 +353,44 @@ async fn applied_changes_are_kubernetes_events_on_their_objects() {
     assert!(notes.iter().any(|(reason, _)| reason == "WorkloadDeploy"), "{notes:?}");
     console.stop().await;
 }
+
+#[tokio::test]
+async fn the_walkthrough_deploys_as_one_previewed_audited_change() {
+    let ns = TestNamespace::unborn("walk").await;
+    let console = Console::start(&ns.name).await;
+    let walkthrough = format!("/ns/{}/deploy/walkthrough", ns.name);
+
+    // The page's button previews first: the dry run's objects, nothing applied, no audit entry.
+    let (status, html) = console.post_form(&format!("{walkthrough}/preview"), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("dry run accepted"), "{html}");
+    for object in ["Namespace", "Deployment customer", "Deployment preference-v1", "Deployment recommendation-v2"] {
+        assert!(html.contains(object), "preview lists {object}");
+    }
+    assert!(deployment(&ns, "customer").await.is_none(), "a preview applies nothing");
+    assert!(console.audit().await.is_empty(), "a preview writes no audit entry");
+
+    // Confirming applies all four workloads as one audited change.
+    let (status, html) = console.post_form(&walkthrough, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    for name in ["customer", "preference-v1", "recommendation-v1", "recommendation-v2"] {
+        assert!(deployment(&ns, name).await.is_some(), "{name} deployed");
+    }
+    assert!(deployment(&ns, "recommendation-v3").await.is_none(), "v3 is not part of the walkthrough");
+    let audit = console.audit().await;
+    assert_eq!(audit.len(), 1, "one audit entry: {audit:?}");
+    assert_eq!((audit[0]["action"].as_str(), audit[0]["outcome"].as_str()), (Some("tutorial.deploy"), Some("applied")));
+    assert_eq!(audit[0]["source"], "ui");
+    let after = audit[0]["after"]["items"].as_array().expect("a List of every object written");
+    assert_eq!(after.iter().filter(|o| o["kind"] == "Deployment").count(), 4);
+
+    // The API does the same; again it is one change (nothing new to create, so a redeploy).
+    let (status, body) = console.send_json(Method::PUT, &console.api("/tutorial?dryRun=true"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["summary"].as_str().unwrap().contains("recommendation-v2"), "{body}");
+    let (status, body) = console.send_json(Method::PUT, &console.api("/tutorial"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["action"], "tutorial.deploy");
+    assert_eq!(console.audit().await.len(), 2);
+    console.stop().await;
+}

@@ -126,6 +126,33 @@ pub fn deploy(
     change
 }
 
+/// The workloads the README's walkthrough starts from: the call chain and two versions to
+/// split traffic between.
+pub const WALKTHROUGH: [Workload; 4] =
+    [Workload::Customer, Workload::Preference, Workload::RecommendationV1, Workload::RecommendationV2];
+
+/// Deploys the walkthrough's set as one change (one dry run, one audit entry), creating the
+/// namespace if needed. Deployed workloads keep their replica count; objects the workloads
+/// share (recommendation's Service and ServiceAccount) are applied once.
+pub fn deploy_walkthrough(origin: &Origin, namespace: &str, state: &NamespaceState) -> Change {
+    let subject = ObjectRef::cluster_scoped(Kind::Namespace, namespace);
+    let names: Vec<&str> = WALKTHROUGH.iter().map(|w| w.name()).collect();
+    let summary = format!("deploy the walkthrough: {}", names.join(", "));
+    let mut change = change(origin, "tutorial.deploy", namespace, subject, summary);
+    if !state.exists {
+        change.operations.push(apply_object(namespace, tutorial::namespace(namespace)));
+    }
+    for workload in WALKTHROUGH {
+        let replicas = state.replicas_of(workload).unwrap_or(1);
+        for operation in workload.objects(replicas).into_iter().map(|object| apply_object(namespace, object)) {
+            if !change.operations.iter().any(|planned| planned.target() == operation.target()) {
+                change.operations.push(operation);
+            }
+        }
+    }
+    change
+}
+
 /// Scales a deployed workload.
 pub fn scale(origin: &Origin, namespace: &str, workload: Workload, replicas: i32, state: &NamespaceState) -> Change {
     let mut change = deploy(origin, namespace, workload, Some(replicas), state);
@@ -246,6 +273,41 @@ mod tests {
         );
         let customer = deployed(&[("customer", "customer", 1)]);
         assert_eq!(remove(&origin(), "t", Workload::Customer, &customer).operations.len(), 5);
+    }
+
+    #[test]
+    fn the_walkthrough_is_one_change_applying_each_object_once() {
+        let change = deploy_walkthrough(&origin(), "t", &NamespaceState::default());
+        assert_eq!(change.action, "tutorial.deploy");
+        assert_eq!(change.host, None, "namespace-wide: it may create the namespace");
+        let targets = kinds(&change);
+        assert_eq!(targets[0], "Namespace t");
+        for name in ["customer", "preference-v1", "recommendation-v1", "recommendation-v2"] {
+            assert!(targets.contains(&format!("Deployment t/{name}")), "{name}: {targets:?}");
+        }
+        assert!(!targets.iter().any(|t| t.contains("recommendation-v3")));
+        let services = targets.iter().filter(|t| *t == "Service t/recommendation").count();
+        assert_eq!(services, 1, "shared Service applied once");
+        assert_eq!(
+            change.summary,
+            "deploy the walkthrough: customer, preference, recommendation-v1, recommendation-v2"
+        );
+    }
+
+    #[test]
+    fn the_walkthrough_keeps_replicas_and_an_existing_namespace() {
+        let state = deployed(&[("recommendation-v2", "recommendation", 3)]);
+        let change = deploy_walkthrough(&origin(), "t", &state);
+        assert!(!kinds(&change).contains(&"Namespace t".to_owned()));
+        let v2 = change.operations.iter().find_map(|op| match op {
+            Operation::Apply { object, target }
+                if target.name == "recommendation-v2" && target.kind == Kind::Deployment =>
+            {
+                Some(object["spec"]["replicas"].clone())
+            }
+            _ => None,
+        });
+        assert_eq!(v2, Some(serde_json::json!(3)));
     }
 
     #[test]

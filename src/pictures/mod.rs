@@ -4,9 +4,15 @@
 //!   calls the tutorial's workloads make, edges labelled with the live routing's weights.
 //! - [`observed`]: with Prometheus, the requests each edge carried.
 //! - [`bars`]: each HTTP rule as a bar split by its destination weights.
+//! - [`change_bars`]: those bars before and after a recorded routing change.
+//! - [`steps`]: a canary's step plan as a strip, marking the current step and weight.
+//! - [`sparkline`]: one measure over time against its threshold (canary success and p99).
 //!
 //! Every picture carries the same facts in words for its `aria-label` and `<title>`.
 pub mod bars;
+pub mod change_bars;
 pub mod graph;
 mod layout;
 pub mod observed;
+pub mod sparkline;
+pub mod steps;

@@ -5,12 +5,15 @@
 //!   [`Prometheus::observe`], which reports per version: share, rate, success rate, p99 and
 //!   request count ([`TrafficReport`]).
 //! - [`promql`]: the queries, as pure functions (label values escaped).
+//! - [`history`]: a version's success rate and p99 over the last minutes (range queries).
 //! - [`analysis`]: thresholds and [`decide`] (pure): promote, abort or wait.
 pub mod analysis;
+pub mod history;
 pub mod prometheus;
 pub mod promql;
 pub mod report;
 
 pub use analysis::{Decision, Thresholds, Verdict, decide};
-pub use prometheus::{InvalidPrometheusUrl, Prometheus, QUERY_TIMEOUT, Sample, TrafficError};
+pub use history::VersionHistory;
+pub use prometheus::{InvalidPrometheusUrl, Prometheus, QUERY_TIMEOUT, RangeSeries, Sample, TrafficError};
 pub use report::{TrafficReport, VersionTraffic};

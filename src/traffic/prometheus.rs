@@ -44,6 +44,13 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// One series of a range query: its labels and its `(unix seconds, value)` points.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RangeSeries {
+    pub labels: BTreeMap<String, String>,
+    pub points: Vec<(f64, f64)>,
+}
+
 /// A Prometheus server, e.g. `http://prometheus.istio-system:9090`. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Prometheus {
@@ -99,10 +106,38 @@ impl Prometheus {
             .map_err(|error| self.unreachable(&error))?;
         let status = response.status().as_u16();
         let body = self.read_bounded(response).await?;
-        parse_vector(status, &body).map_err(|answer| match answer {
+        parse_vector(status, &body).map_err(|answer| self.answer_error(answer))
+    }
+
+    /// Evaluates `promql` every `step` from `start` to `end` (a range query): one series of
+    /// points per label set.
+    pub async fn query_range(
+        &self,
+        promql: &str,
+        start: SystemTime,
+        end: SystemTime,
+        step: Duration,
+    ) -> Result<Vec<RangeSeries>, TrafficError> {
+        let unix =
+            |time: SystemTime| format!("{:.3}", time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64());
+        let (start, end, step) = (unix(start), unix(end), format!("{:.3}", step.as_secs_f64()));
+        let response = self
+            .http
+            .get(format!("{}/api/v1/query_range", self.base))
+            .query(&[("query", promql), ("start", &start), ("end", &end), ("step", &step)])
+            .send()
+            .await
+            .map_err(|error| self.unreachable(&error))?;
+        let status = response.status().as_u16();
+        let body = self.read_bounded(response).await?;
+        parse_matrix(status, &body).map_err(|answer| self.answer_error(answer))
+    }
+
+    fn answer_error(&self, answer: Answer) -> TrafficError {
+        match answer {
             Answer::Unavailable(reason) => TrafficError::Unreachable { url: self.base.clone(), reason },
             Answer::Unusable(reason) => TrafficError::BadAnswer { url: self.base.clone(), reason },
-        })
+        }
     }
 
     async fn read_bounded(&self, mut response: reqwest::Response) -> Result<Vec<u8>, TrafficError> {
@@ -174,8 +209,48 @@ struct VectorElement {
     value: (serde_json::Value, String),
 }
 
+#[derive(Deserialize)]
+struct MatrixElement {
+    #[serde(default)]
+    metric: BTreeMap<String, String>,
+    values: Vec<(f64, String)>,
+}
+
+/// Reads a range query's answer: `{"status":"success","data":{"resultType":"matrix",…}}`.
+fn parse_matrix(status: u16, body: &[u8]) -> Result<Vec<RangeSeries>, Answer> {
+    let result = parse_envelope(status, body, "matrix")?;
+    let elements: Vec<MatrixElement> = serde_json::from_value(result)
+        .map_err(|error| Answer::Unusable(format!("malformed matrix result ({error})")))?;
+    elements
+        .into_iter()
+        .map(|element| {
+            let points = element
+                .values
+                .into_iter()
+                .map(|(time, text)| Ok((time, number(&text)?)))
+                .collect::<Result<Vec<_>, Answer>>()?;
+            Ok(RangeSeries { labels: element.metric, points })
+        })
+        .collect()
+}
+
+fn number(text: &str) -> Result<f64, Answer> {
+    text.parse::<f64>().map_err(|_| Answer::Unusable(format!("the value {text:?} is no number")))
+}
+
 /// Reads an instant query's answer: `{"status":"success","data":{"resultType":"vector",…}}`.
 fn parse_vector(status: u16, body: &[u8]) -> Result<Vec<Sample>, Answer> {
+    let result = parse_envelope(status, body, "vector")?;
+    let elements: Vec<VectorElement> = serde_json::from_value(result)
+        .map_err(|error| Answer::Unusable(format!("malformed vector result ({error})")))?;
+    elements
+        .into_iter()
+        .map(|element| Ok(Sample { labels: element.metric, value: number(&element.value.1)? }))
+        .collect()
+}
+
+/// The result of a successful answer of the expected type, or why there is none.
+fn parse_envelope(status: u16, body: &[u8], expected: &str) -> Result<serde_json::Value, Answer> {
     let envelope: Envelope = match serde_json::from_slice(body) {
         Ok(envelope) => envelope,
         Err(_) if matches!(status, 502..=504) => {
@@ -191,20 +266,10 @@ fn parse_vector(status: u16, body: &[u8]) -> Result<Vec<Sample>, Answer> {
     let Some(data) = envelope.data else {
         return Err(Answer::Unusable("a successful answer without data".into()));
     };
-    if data.result_type != "vector" {
-        return Err(Answer::Unusable(format!("expected a vector result, got a {}", data.result_type)));
+    if data.result_type != expected {
+        return Err(Answer::Unusable(format!("expected a {expected} result, got a {}", data.result_type)));
     }
-    let elements: Vec<VectorElement> = serde_json::from_value(data.result)
-        .map_err(|error| Answer::Unusable(format!("malformed vector result ({error})")))?;
-    elements
-        .into_iter()
-        .map(|element| {
-            let text = element.value.1;
-            let value =
-                text.parse::<f64>().map_err(|_| Answer::Unusable(format!("the value {text:?} is no number")))?;
-            Ok(Sample { labels: element.metric, value })
-        })
-        .collect()
+    Ok(data.result)
 }
 
 #[cfg(test)]
@@ -220,6 +285,18 @@ mod tests {
             Err(Answer::Unusable(reason)) => reason,
             other => panic!("expected an unusable answer, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_matrix_gives_each_series_points() {
+        let body = r#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"destination_version":"v2"},"values":[[1700000000,"1.5"],[1700000005,"NaN"]]}]}}"#;
+        let series = parse_matrix(200, body.as_bytes()).unwrap();
+        assert_eq!(series[0].labels["destination_version"], "v2");
+        assert_eq!(series[0].points[0], (1700000000.0, 1.5));
+        assert!(series[0].points[1].1.is_nan());
+        let vector = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+        assert!(matches!(parse_matrix(200, vector.as_bytes()), Err(Answer::Unusable(_))));
     }
 
     #[test]

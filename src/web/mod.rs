@@ -26,7 +26,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{get, post, put};
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -63,6 +63,8 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .route("/ns/{ns}/partials/workload-status", get(pages::deploy::status))
         .route("/ns/{ns}/deploy/namespace", post(pages::deploy::create_namespace))
         .route("/ns/{ns}/deploy/reset", post(pages::deploy::reset))
+        .route("/ns/{ns}/deploy/walkthrough", post(pages::walkthrough::apply))
+        .route("/ns/{ns}/deploy/walkthrough/preview", post(pages::walkthrough::preview))
         .route("/ns/{ns}/deploy/{workload}", post(pages::deploy::deploy))
         .route("/ns/{ns}/deploy/{workload}/scale", post(pages::deploy::scale))
         .route("/ns/{ns}/deploy/{workload}/remove", post(pages::deploy::remove))
@@ -84,7 +86,7 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
     let api = Router::new()
         .route("/api/v1/namespaces/{ns}/workloads", get(api::workloads::list))
         .route("/api/v1/namespaces/{ns}/workloads/{name}", put(api::workloads::put).delete(api::workloads::remove))
-        .route("/api/v1/namespaces/{ns}/tutorial", delete(api::workloads::reset))
+        .route("/api/v1/namespaces/{ns}/tutorial", put(api::workloads::walkthrough).delete(api::workloads::reset))
         .route(
             "/api/v1/namespaces/{ns}/routes/{host}",
             get(api::routes::get).put(api::routes::put).delete(api::routes::remove),

@@ -88,7 +88,7 @@ pub struct RevertBody {
 #[derive(serde::Deserialize)]
 pub struct DryRun {
     #[serde(default, rename = "dryRun")]
-    dry_run: bool,
+    pub dry_run: bool,
 }
 
 /// `POST /api/v1/audit/{id}/revert` (`?dryRun=true` previews): restores the entry's before state.

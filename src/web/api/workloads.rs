@@ -1,6 +1,6 @@
 //! `/api/v1/namespaces/{ns}/workloads` and `/tutorial`.
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -14,6 +14,7 @@ use super::super::error::AppError;
 use super::super::extract::{ApiJson, ManagedNamespace, RequestId, parse_workload};
 use super::super::identity::Identity;
 use super::super::state::AppState;
+use super::audit::DryRun;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +71,25 @@ pub async fn reset(
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
     applied(&state, workloads::reset(&request_id.origin(actor, Source::Api), &namespace)).await
+}
+
+/// `PUT /tutorial`: deploys the walkthrough's set (customer, preference, recommendation v1
+/// and v2) as one change; `?dryRun=true` answers its summary and diff without applying.
+pub async fn walkthrough(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    ManagedNamespace(namespace): ManagedNamespace,
+    Query(DryRun { dry_run }): Query<DryRun>,
+) -> Result<Response, AppError> {
+    let current = state.reads.namespace_state(&namespace);
+    let change = workloads::deploy_walkthrough(&request_id.origin(actor, Source::Api), &namespace, &current);
+    if dry_run {
+        let preview = state.changes.preview(&change).await?;
+        let body = json!({"summary": change.summary, "diff": preview.diff(), "objects": preview.after.objects()});
+        return Ok(Json(body).into_response());
+    }
+    applied(&state, change).await
 }
 
 async fn applied(state: &AppState, change: Change) -> Result<Response, AppError> {

@@ -20,6 +20,8 @@ use super::super::reverts;
 use super::super::state::AppState;
 use super::render;
 use super::route_view::DiffLine;
+use crate::pictures::bars::BarSet;
+use crate::pictures::change_bars;
 
 const PAGE_SIZE: u32 = 50;
 /// How far around a change the trace links look.
@@ -75,6 +77,8 @@ struct EntryPage {
     layout: Layout,
     entry: Entry,
     diff: Vec<DiffLine>,
+    /// A routing change's rules as bars, before and after; empty for other changes.
+    bar_sets: Vec<BarSet>,
     service: String,
     traces: Option<String>,
     kiali: Option<String>,
@@ -209,6 +213,9 @@ async fn entry_page(
     let before = Documents::from_document(entry.before.as_ref(), 1);
     let after = Documents::from_document(entry.after.as_ref(), 1);
     let diff = DiffLine::parse(&diff_labeled(&before, &after, ("before", "after")));
+    let bar_sets = change_bars::before_after("audit-bars", entry.before.as_ref(), entry.after.as_ref())
+        .map(Vec::from)
+        .unwrap_or_default();
     let service = service_of(&entry);
     let start = jiff::Timestamp::from_millisecond(entry.time_ms - TRACE_WINDOW_MS).ok();
     let end = jiff::Timestamp::from_millisecond(entry.time_ms + TRACE_WINDOW_MS).ok();
@@ -222,6 +229,7 @@ async fn entry_page(
         csrf_token: state.csrf.token_for(&actor.name),
         entry,
         diff,
+        bar_sets,
         service,
         traces,
         kiali,

@@ -12,6 +12,8 @@ use serde::Deserialize;
 use crate::audit::{Entry, Source};
 use crate::authz::{Actor, Permission};
 use crate::change::canary;
+use crate::pictures::sparkline::{Limit, Measure, Sparkline, sparkline};
+use crate::pictures::steps::StepStrip;
 use crate::policy::RoutingPolicy;
 use crate::policy::canary::{Canary, DEFAULT_STEPS};
 use crate::traffic::Thresholds;
@@ -36,6 +38,10 @@ struct CanaryPage {
     csrf_token: String,
     allowed: bool,
     canary: Option<Canary>,
+    /// The canary's step plan as a picture.
+    strip: Option<StepStrip>,
+    /// With Prometheus: the canary's success rate and p99 against its thresholds.
+    sparklines: Vec<Sparkline>,
     /// A canary is progressing or paused (no new one may start).
     running: bool,
     subsets: Vec<String>,
@@ -175,6 +181,35 @@ async fn observe(state: &AppState, namespace: &str, host: &str, policy: &Routing
     Observed::Versions(versions)
 }
 
+/// How far back the canary's sparklines reach.
+const HISTORY_SPAN: Duration = Duration::from_secs(300);
+
+/// The canary version's success rate and p99 over [`HISTORY_SPAN`], each point measured
+/// like the analysis does (its window, or the default one), against its thresholds. None
+/// without Prometheus or while it does not answer (the observed table says why).
+async fn canary_sparklines(
+    state: &AppState,
+    namespace: &str,
+    host: &str,
+    policy: &RoutingPolicy,
+    canary: &Canary,
+) -> Vec<Sparkline> {
+    let Some(prometheus) = &state.prometheus else { return Vec::new() };
+    let Some(version) = policy.subset(&canary.canary).and_then(|s| s.labels.get("version")) else { return Vec::new() };
+    let thresholds = canary.analysis.clone().unwrap_or_default();
+    let Ok(history) = prometheus.history(namespace, host, version, thresholds.window, HISTORY_SPAN).await else {
+        return Vec::new();
+    };
+    let span = format!("last {} min", HISTORY_SPAN.as_secs() / 60);
+    let success =
+        Measure { name: "success rate", unit: "%", decimals: 2, limit: Limit::AtLeast(thresholds.min_success_percent) };
+    let p99 = Measure { name: "p99 latency", unit: " ms", decimals: 1, limit: Limit::AtMost(thresholds.max_p99_ms) };
+    vec![
+        sparkline(&success, version, &span, &history.success_percent),
+        sparkline(&p99, version, &span, &history.p99_ms),
+    ]
+}
+
 pub async fn page(
     State(state): State<AppState>,
     Identity(actor): Identity,
@@ -215,6 +250,11 @@ async fn view(
         analysis_without_prometheus: state.prometheus.is_none()
             && current.as_ref().is_some_and(|c| c.analysis.is_some() && c.is_active()),
         running: current.as_ref().is_some_and(Canary::is_active),
+        strip: current.as_ref().map(|c| StepStrip::of(c, &name(Some(&c.canary)))),
+        sparklines: match &current {
+            Some(c) => canary_sparklines(state, namespace, host, &policy, c).await,
+            None => Vec::new(),
+        },
         canary: current,
         history: state.audit.for_object(namespace, "VirtualService", host, "canary.", HISTORY).await?,
         observed: observe(state, namespace, host, &policy).await,

@@ -7,6 +7,7 @@ pub mod proxy_sync;
 mod route_forms;
 pub(super) mod route_view;
 pub mod routes;
+pub mod walkthrough;
 
 use askama::Template;
 use axum::extract::State;

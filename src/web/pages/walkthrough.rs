@@ -1,0 +1,76 @@
+//! The deploy page's one-click walkthrough: customer, preference and recommendation v1 and
+//! v2 as one change, previewed (the API server's dry run) before it is confirmed.
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::audit::Source;
+use crate::change::workloads;
+
+use super::super::error::AppError;
+use super::super::extract::{ManagedNamespace, RequestId};
+use super::super::identity::Identity;
+use super::super::layout::Layout;
+use super::super::state::AppState;
+use super::render;
+use super::route_view::DiffLine;
+
+#[derive(Template)]
+#[template(path = "deploy_walkthrough.html")]
+struct WalkthroughPreview {
+    layout: Layout,
+    namespace: String,
+    csrf_token: String,
+    summary: String,
+    /// `Kind name` of every object the change writes.
+    objects: Vec<String>,
+    diff: Vec<DiffLine>,
+    /// Why the dry run refused the change; then there is nothing to confirm.
+    error: Option<String>,
+}
+
+/// `POST /ns/{ns}/deploy/walkthrough/preview`: what deploying the set would write, dry-run.
+pub async fn preview(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    ManagedNamespace(namespace): ManagedNamespace,
+) -> Result<Response, AppError> {
+    let current = state.reads.namespace_state(&namespace);
+    let change = workloads::deploy_walkthrough(&request_id.origin(actor.clone(), Source::Ui), &namespace, &current);
+    let objects = change.operations.iter().map(|op| format!("{} {}", op.target().kind, op.target().name)).collect();
+    let (status, diff, error) = match state.changes.preview(&change).await {
+        Ok(preview) => (StatusCode::OK, DiffLine::parse(&preview.diff()), None),
+        Err(error) => {
+            let error = AppError::from(error);
+            (error.status(), Vec::new(), Some(error.to_string()))
+        }
+    };
+    let page = WalkthroughPreview {
+        layout: Layout::new(&state, &actor, Some(&namespace)),
+        csrf_token: state.csrf.token_for(&actor.name),
+        namespace,
+        summary: change.summary,
+        objects,
+        diff,
+        error,
+    };
+    let mut response = render(&page)?;
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+/// `POST /ns/{ns}/deploy/walkthrough`: applies the set (dry run, audit, apply) and returns
+/// to the deploy page with the change's notice.
+pub async fn apply(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    ManagedNamespace(namespace): ManagedNamespace,
+) -> Result<Response, AppError> {
+    let current = state.reads.namespace_state(&namespace);
+    let change = workloads::deploy_walkthrough(&request_id.origin(actor, Source::Ui), &namespace, &current);
+    let applied = state.changes.execute(change).await.map_err(AppError::from)?;
+    Ok(Redirect::to(&format!("/ns/{namespace}/deploy?change={}", applied.audit_id)).into_response())
+}
