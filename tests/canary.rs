@@ -237,16 +237,7 @@ async fn teams_decide_who_may_deploy_route_and_run_canaries() {
     assert_eq!(denied.iter().filter(|a| **a == "bob").count(), 4);
     assert_eq!(denied.iter().filter(|a| **a == "anonymous").count(), 3, "{denied:?}");
     assert_eq!(denied.iter().filter(|a| **a == "alice").count(), 1, "{denied:?}");
-    let page = console
-        .http
-        .get(console.url(&format!("/ns/{}/deploy", ns.name)))
-        .header("x-forwarded-user", "alice")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, page) = console.get_as(Some(("alice", "")), &format!("/ns/{}/deploy", ns.name)).await;
     assert!(!page.contains("Scale</button>"), "alice may not deploy, so no Scale buttons are shown");
     console.stop().await;
 }

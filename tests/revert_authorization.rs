@@ -228,16 +228,7 @@ async fn deploying_into_a_missing_namespace_needs_the_whole_namespace() {
     let row_error = html.split("id=\"error-recommendation-v1\">").nth(1).expect("the error next to the row");
     assert!(row_error.contains(&format!("Namespace {}", ns.name)), "{row_error}");
     assert!(!namespace_exists(&ns).await, "nothing was created");
-    let page = console
-        .http
-        .get(console.url(&format!("/ns/{}/deploy", ns.name)))
-        .header("x-forwarded-user", "alice")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, page) = console.get_as(Some(("alice", "")), &format!("/ns/{}/deploy", ns.name)).await;
     assert!(!page.contains(">Deploy</button>"), "no Deploy buttons that would create the namespace");
 
     as_admin(&console, Method::PUT, &console.api("/workloads/recommendation-v1"), json!({})).await;

@@ -295,16 +295,6 @@ async fn refused_attempts_keep_an_excerpt_and_are_rate_limited() {
     console.stop().await;
 }
 
-/// A GET as `user` (None: anonymous) through the trusted proxy: status and body.
-async fn read_as(console: &Console, user: Option<(&str, &str)>, path: &str) -> (StatusCode, String) {
-    let mut request = console.http.get(console.url(path));
-    if let Some((name, groups)) = user {
-        request = request.header("x-forwarded-user", name).header("x-forwarded-groups", groups);
-    }
-    let response = request.send().await.unwrap();
-    (response.status(), response.text().await.unwrap())
-}
-
 fn entries(body: &str) -> Vec<serde_json::Value> {
     let list: serde_json::Value = serde_json::from_str(body).unwrap();
     list["entries"].as_array().cloned().unwrap_or_default()
@@ -360,24 +350,24 @@ async fn with_teams_each_actor_sees_only_what_it_may_view() {
         format!("/api/v1/audit/{reco_entry}"),
         format!("/api/v1/namespaces/{ns_name}/workloads"),
     ] {
-        let (status, body) = read_as(&console, None, &path).await;
+        let (status, body) = console.get_as(None, &path).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");
         assert!(body.contains("Sign in"), "{path}: {body}");
         assert!(!body.contains(ns_name) && !body.contains(other_name), "{path} names a namespace: {body}");
     }
     for path in ["/healthz", "/readyz", "/static/app.css"] {
-        assert_eq!(read_as(&console, None, path).await.0, StatusCode::OK, "{path}");
+        assert_eq!(console.get_as(None, path).await.0, StatusCode::OK, "{path}");
     }
 
     // alice (recommendation only): her host, not preference, the namespace object or the other namespace.
     let alice = Some(("alice", ""));
-    let (status, overview) = read_as(&console, alice, &format!("/ns/{ns_name}")).await;
+    let (status, overview) = console.get_as(alice, &format!("/ns/{ns_name}")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(overview.contains("routes/recommendation") && !overview.contains("routes/preference"), "{overview}");
     assert!(!overview.contains(&format!("/ns/{other_name}")), "no link to a namespace she may not view");
-    let (_, deploy) = read_as(&console, alice, &format!("/ns/{ns_name}/deploy")).await;
+    let (_, deploy) = console.get_as(alice, &format!("/ns/{ns_name}/deploy")).await;
     assert!(deploy.contains("workload-recommendation-v1") && !deploy.contains("workload-preference"));
-    let (_, workloads) = read_as(&console, alice, &format!("/api/v1/namespaces/{ns_name}/workloads")).await;
+    let (_, workloads) = console.get_as(alice, &format!("/api/v1/namespaces/{ns_name}/workloads")).await;
     assert!(workloads.contains("recommendation-v1") && !workloads.contains("preference"), "{workloads}");
     for path in [
         format!("/ns/{other_name}"),
@@ -386,7 +376,7 @@ async fn with_teams_each_actor_sees_only_what_it_may_view() {
         format!("/ns/{ns_name}/canaries/preference"),
         "/api/v1/audit/verify".into(),
     ] {
-        assert_eq!(read_as(&console, alice, &path).await.0, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(console.get_as(alice, &path).await.0, StatusCode::FORBIDDEN, "{path}");
     }
     let tester = console
         .http
@@ -397,43 +387,43 @@ async fn with_teams_each_actor_sees_only_what_it_may_view() {
         .await
         .unwrap();
     assert_eq!(tester.status(), StatusCode::FORBIDDEN, "the route tester reads the policy too");
-    let (status, list) = read_as(&console, alice, "/api/v1/audit?limit=1000").await;
+    let (status, list) = console.get_as(alice, "/api/v1/audit?limit=1000").await;
     assert_eq!(status, StatusCode::OK);
     let names: Vec<String> = entries(&list).iter().map(|e| format!("{}/{}", e["namespace"], e["name"])).collect();
     assert!(!names.is_empty() && names.iter().all(|n| n.contains("recommendation")), "{names:?}");
     assert!(names.iter().all(|n| n.contains(ns_name)), "{names:?}");
-    let (_, export) = read_as(&console, alice, "/api/v1/audit/export?format=ndjson").await;
+    let (_, export) = console.get_as(alice, "/api/v1/audit/export?format=ndjson").await;
     assert_eq!(export.lines().count(), names.len(), "the export holds what the list holds");
     assert!(!export.contains("preference") && !export.contains(other_name), "{export}");
     for path in [format!("/api/v1/audit/{preference_entry}"), format!("/audit/{preference_entry}")] {
-        assert_eq!(read_as(&console, alice, &path).await.0, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(console.get_as(alice, &path).await.0, StatusCode::NOT_FOUND, "{path}");
     }
-    assert_eq!(read_as(&console, alice, &format!("/audit/{reco_entry}")).await.0, StatusCode::OK);
-    let (_, history) = read_as(&console, alice, "/audit").await;
+    assert_eq!(console.get_as(alice, &format!("/audit/{reco_entry}")).await.0, StatusCode::OK);
+    let (_, history) = console.get_as(alice, "/audit").await;
     assert!(!history.contains("chain-state"), "the whole log's verdict is not hers to see");
     assert!(history.contains(&format!("href=\"/audit/{reco_entry}\"")), "{history}");
     assert!(!history.contains(&format!("href=\"/audit/{preference_entry}\"")), "{history}");
     let notice = format!("/ns/{ns_name}/routes/recommendation?change={preference_entry}");
-    let (_, page) = read_as(&console, alice, &notice).await;
+    let (_, page) = console.get_as(alice, &notice).await;
     assert!(!page.contains(&format!("Change #{preference_entry}")), "?change= names only visible entries");
 
     // dave (the other namespace, whole): its entries only; not the first namespace.
     let dave = Some(("dave", ""));
-    assert_eq!(read_as(&console, dave, &format!("/ns/{ns_name}")).await.0, StatusCode::FORBIDDEN);
-    let (status, list) = read_as(&console, dave, "/api/v1/audit?limit=1000").await;
+    assert_eq!(console.get_as(dave, &format!("/ns/{ns_name}")).await.0, StatusCode::FORBIDDEN);
+    let (status, list) = console.get_as(dave, "/api/v1/audit?limit=1000").await;
     assert_eq!(status, StatusCode::OK);
     let namespaces: Vec<_> = entries(&list).iter().map(|e| e["namespace"].as_str().unwrap().to_owned()).collect();
     assert!(!namespaces.is_empty() && namespaces.iter().all(|n| n == other_name), "{namespaces:?}");
-    assert!(read_as(&console, dave, "/").await.1.contains(other_name));
+    assert!(console.get_as(dave, "/").await.1.contains(other_name));
 
     // A signed-in user of no team sees nothing; the platform admin everything.
-    let (status, body) = read_as(&console, Some(("erin", "")), "/").await;
+    let (status, body) = console.get_as(Some(("erin", "")), "/").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert!(entries(&read_as(&console, Some(("erin", "")), "/api/v1/audit").await.1).is_empty());
+    assert!(entries(&console.get_as(Some(("erin", "")), "/api/v1/audit").await.1).is_empty());
     let admin = Some(("carol", "admins"));
-    assert_eq!(read_as(&console, admin, "/api/v1/audit/verify").await.0, StatusCode::OK);
-    assert!(read_as(&console, admin, "/audit").await.1.contains("chain-state"));
-    let (_, list) = read_as(&console, admin, "/api/v1/audit?limit=1000").await;
+    assert_eq!(console.get_as(admin, "/api/v1/audit/verify").await.0, StatusCode::OK);
+    assert!(console.get_as(admin, "/audit").await.1.contains("chain-state"));
+    let (_, list) = console.get_as(admin, "/api/v1/audit?limit=1000").await;
     assert_eq!(entries(&list).len(), all.len());
     console.stop().await;
 }

@@ -165,6 +165,17 @@ impl Console {
         self.http.get(self.url(path)).send().await.expect("page").text().await.expect("page body")
     }
 
+    /// A GET as `user` (name, groups; None: anonymous) through the trusted proxy: status
+    /// and body.
+    pub async fn get_as(&self, user: Option<(&str, &str)>, path: &str) -> (StatusCode, String) {
+        let mut request = self.http.get(self.url(path));
+        if let Some((name, groups)) = user {
+            request = request.header("x-forwarded-user", name).header("x-forwarded-groups", groups);
+        }
+        let response = request.send().await.expect("request");
+        (response.status(), response.text().await.unwrap_or_default())
+    }
+
     /// The CSRF token the pages give this console's (local) user.
     pub async fn csrf_token(&self) -> String {
         let html = self.http.get(self.url(&format!("/ns/{}/deploy", self.namespace))).send().await.unwrap();
