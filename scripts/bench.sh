@@ -6,6 +6,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 devcluster="$root/deploy/devcluster/devcluster"
 export SIGNALBOX_TEST_KUBECONFIG="$("$devcluster" kubeconfig)"
+command -v wrk >/dev/null || "$root/scripts/install-deps.sh"
 cargo build --release --locked
 if ! "$devcluster" status >/dev/null 2>&1; then
   trap '"$devcluster" down' EXIT
@@ -14,3 +15,4 @@ fi
 cargo bench --locked --bench overview
 cargo bench --locked --bench audit
 cargo bench --locked --bench propagation
+cargo bench --locked --bench floor

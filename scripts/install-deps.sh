@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need, only those missing: headless Chromium and
-# its driver (browser tests), Prometheus (canary metrics tests), sqlite3, openssl and curl
-# (dev cluster certificates and probes). Go and Rust come with the machine.
+# Installs the Debian packages the tests and benchmarks need, only those missing: headless
+# Chromium and its driver (browser tests), Prometheus (canary metrics tests), sqlite3,
+# openssl and curl (dev cluster certificates and probes), wrk (the throughput benchmark).
+# Go and Rust come with the machine.
 set -euo pipefail
 declare -A wanted=(
   [chromium]=chromium
@@ -10,6 +11,7 @@ declare -A wanted=(
   [sqlite3]=sqlite3
   [openssl]=openssl
   [curl]=curl
+  [wrk]=wrk
 )
 missing=()
 for command in "${!wanted[@]}"; do

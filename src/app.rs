@@ -24,7 +24,7 @@ use crate::cluster::{self, Cluster};
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use crate::propagation::{Istiod, Propagation};
-use crate::web::{self, AllowedHosts, AppState, CsrfTokens, IdentityPolicy, Links, ObservedEdges};
+use crate::web::{self, AllowedHosts, AppState, CsrfTokens, IdentityPolicy, Links, ObservedEdges, Shared};
 
 /// How long shutdown waits for in-flight requests and changes: below Kubernetes' default
 /// 30 s termination grace period, above what one change normally takes.
@@ -127,7 +127,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         Some(url) => Some(Arc::new(crate::traffic::Prometheus::new(url).context("--prometheus-url")?)),
         None => None,
     };
-    let state = AppState {
+    let state = AppState::new(Shared {
         rollouts: Rollouts::new(reads.clone(), changes.clone()),
         reads,
         cluster,
@@ -141,7 +141,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         links: Arc::new(Links::new(config.kiali_url.clone(), config.jaeger_url.clone())),
         observed_edges: prometheus.clone().map(ObservedEdges::new),
         prometheus,
-    };
+    });
     let autopilot = state.prometheus.clone().map(|prometheus| {
         let interval = Duration::from_secs(config.analysis_interval_seconds);
         let holder = autopilot::holder_identity();

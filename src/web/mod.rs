@@ -43,7 +43,7 @@ pub use identity::IdentityPolicy;
 pub use links::Links;
 pub use observed::ObservedEdges;
 pub use serve::{HEADER_READ_TIMEOUT, serve};
-pub use state::AppState;
+pub use state::{AppState, Shared};
 
 /// The largest request body accepted.
 pub const BODY_LIMIT_BYTES: usize = 256 * 1024;

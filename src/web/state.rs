@@ -13,10 +13,15 @@ use super::host::AllowedHosts;
 use super::identity::IdentityPolicy;
 use super::links::Links;
 
-/// Wiring: what handlers reach. Domain reads live in [`Reads`], canary steps in
-/// [`Rollouts`], every change goes through the [`ChangePath`].
+/// Wiring: what handlers reach, behind one `Arc`. Every middleware and `State` extractor
+/// clones the state once per request; cloning the fields themselves (kube clients with
+/// their buffers, the authorizer's maps, the pools) was a measurable share of each request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] shares. Domain reads live in [`Reads`], canary steps in
+/// [`Rollouts`], every change goes through the [`ChangePath`].
+pub struct Shared {
     pub cluster: Cluster,
     pub reads: Reads,
     pub changes: ChangePath,
@@ -37,7 +42,19 @@ pub struct AppState {
 }
 
 impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+
     pub fn managed_namespaces(&self) -> &[String] {
         self.changes.authorizer().managed_namespaces()
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
