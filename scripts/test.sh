@@ -13,4 +13,4 @@ cargo build --all-targets --locked
 trap '"$devcluster" down' EXIT
 "$devcluster" up
 # Benchmarks (harness = false) are left to `make bench`.
-cargo test --lib --bins --tests --locked -- "$@"
+cargo test --lib --bins --tests --locked --no-fail-fast -- "$@"

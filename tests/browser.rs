@@ -398,7 +398,9 @@ async fn the_routing_page_shows_when_the_proxies_have_the_change() {
     browser.click("#all-preview").await;
     browser.wait_for_text("#preview-change", "rule 1 added", READY_WITHIN).await;
     browser.click("#apply").await;
-    let rejected = browser.wait_for_text("#proxy-sync-summary", "rejected by picky.", READY_WITHIN).await;
+    // The NACK can come back before istiod has pushed to the others ("1/4; not sent yet: …"):
+    // wait for the settled state, three synced and picky rejecting.
+    let rejected = browser.wait_for_text("#proxy-sync-summary", "3/4; rejected by picky.", READY_WITHIN).await;
     assert!(rejected.starts_with("reaching proxies: 3/4"), "{rejected}");
     assert!(browser.text("#proxy-sync").await.contains("simulated sidecar picky."), "istiod's NACK message is shown");
     assert_console_clean(&browser, "routing with propagation").await;
