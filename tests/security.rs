@@ -387,6 +387,31 @@ async fn with_teams_each_actor_sees_only_what_it_may_view() {
         .await
         .unwrap();
     assert_eq!(tester.status(), StatusCode::FORBIDDEN, "the route tester reads the policy too");
+    // What is decided before the change path authorizes (a canary's state, the preview of
+    // the live routing) says nothing about a host she may not view.
+    let promote = console
+        .http
+        .post(console.api("/canaries/preference/promote"))
+        .header("x-forwarded-user", "alice")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(promote.status(), StatusCode::FORBIDDEN);
+    let refusal = promote.text().await.unwrap();
+    assert!(refusal.contains("may not view host preference") && !refusal.contains("no canary"), "{refusal}");
+    let token = console.server.state.csrf.token_for("alice");
+    let preview = console
+        .http
+        .post(console.url(&format!("/ns/{ns_name}/routes/preference/preview")))
+        .header("x-forwarded-user", "alice")
+        .header("origin", &console.base)
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("csrf_token", token.as_str()), ("action", "all"), ("subset", "version-v1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preview.status(), StatusCode::FORBIDDEN, "a preview shows the live routing: a read");
     let (status, list) = console.get_as(alice, "/api/v1/audit?limit=1000").await;
     assert_eq!(status, StatusCode::OK);
     let names: Vec<String> = entries(&list).iter().map(|e| format!("{}/{}", e["namespace"], e["name"])).collect();

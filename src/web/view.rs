@@ -88,6 +88,17 @@ pub fn ensure_visible(state: &AppState, actor: &Actor, namespace: &str, host: Op
     }
 }
 
+/// A refusal decided before the change path authorized (the canary's state, a routing
+/// conflict) would tell an actor who may not view the host about it: such an actor gets the
+/// View refusal instead. (The change path refuses and audits every attempt that gets there.)
+pub fn unless_hidden(state: &AppState, actor: &Actor, namespace: &str, host: &str, error: AppError) -> AppError {
+    let tells_state = matches!(error, AppError::Conflict(_) | AppError::Invalid(_) | AppError::NotFound(_));
+    match ensure_visible(state, actor, namespace, Some(host)) {
+        Err(refusal) if tells_state => refusal,
+        _ => error,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -100,8 +100,8 @@ async fn transition(
     host: &str,
     step: Step,
 ) -> Result<Response, AppError> {
-    let origin = request_id.origin(actor, Source::Api);
-    match state.rollouts.run(origin, namespace, host, step).await.map_err(AppError::from) {
+    let ran = state.rollouts.run(request_id.origin(actor.clone(), Source::Api), namespace, host, step).await;
+    match ran.map_err(|error| super::super::view::unless_hidden(state, &actor, namespace, host, error.into())) {
         Ok((canary, audit_id)) => {
             let mut body = canary_json(host, &canary);
             body["auditId"] = json!(audit_id);

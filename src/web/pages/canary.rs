@@ -23,7 +23,7 @@ use super::super::extract::{Htmx, ManagedHost, RequestId};
 use super::super::identity::Identity;
 use super::super::layout::Layout;
 use super::super::state::AppState;
-use super::super::view::ChangeQuery;
+use super::super::view::{ChangeQuery, unless_hidden};
 use super::proxy_sync::SyncPanel;
 use crate::change::rollout::Step;
 
@@ -306,7 +306,8 @@ async fn transition(
     step: Step,
 ) -> Result<Response, AppError> {
     let origin = request_id.origin(actor.clone(), Source::Ui);
-    match state.rollouts.run(origin, namespace, host, step).await.map_err(AppError::from) {
+    let ran = state.rollouts.run(origin, namespace, host, step).await;
+    match ran.map_err(|error| unless_hidden(state, actor, namespace, host, error.into())) {
         Ok((_, audit_id)) => {
             let target = format!("/ns/{namespace}/canaries/{host}?change={audit_id}");
             Ok(htmx.redirect(&target))

@@ -24,7 +24,7 @@ use super::super::layout::Layout;
 use super::super::route_test;
 use super::super::state::AppState;
 use super::super::view::ChangeQuery;
-use super::super::view::ensure_visible;
+use super::super::view::{ensure_visible, unless_hidden};
 use super::proxy_sync::SyncPanel;
 use super::render;
 use super::route_forms::RouteForm;
@@ -152,6 +152,8 @@ pub async fn preview(
     ManagedHost { namespace, host }: ManagedHost,
     body: Bytes,
 ) -> Result<Response, AppError> {
+    // A preview shows the live routing and is not a change (nothing is audited): it is a read.
+    ensure_visible(&state, &actor, &namespace, Some(&host))?;
     let form = RouteForm::parse(&body);
     let live = state.reads.live_routing(&namespace, &host).await?;
     let mut view = view_of(&state, &actor, &namespace, &host, &live);
@@ -250,8 +252,9 @@ pub async fn apply(
     let live = state.reads.live_routing(&namespace, &host).await?;
     let origin = request_id.origin(actor.clone(), Source::Ui);
     let (change, _) = build_change(&state, &namespace, &host, &live, &origin, &expected, desired.as_ref())
-        .map_err(AppError::Conflict)?;
-    match state.changes.execute(change).await.map_err(AppError::from) {
+        .map_err(|conflict| unless_hidden(&state, &actor, &namespace, &host, AppError::Conflict(conflict)))?;
+    let executed = state.changes.execute(change).await.map_err(AppError::from);
+    match executed.map_err(|error| unless_hidden(&state, &actor, &namespace, &host, error)) {
         Ok(applied) => {
             let target = format!("/ns/{namespace}/routes/{host}?change={}", applied.audit_id);
             Ok(htmx.redirect(&target))
