@@ -12,29 +12,13 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
-use signalbox::audit::{Anchor, AnchorKey, AuditStore, NewEntry, Outcome, Position, Source};
+use signalbox::audit::{Anchor, AnchorKey, AuditStore, NewEntry, Outcome, Position};
 use signalbox::cluster::anchor::{ANNOTATION, AnchorError, AuditAnchor, DEFAULT_NAME};
 use support::console::Console;
 use support::{TestNamespace, eventually, kubeconfig_path};
 
 fn entry(summary: &str) -> NewEntry {
-    NewEntry {
-        actor: "alice".into(),
-        groups: vec![],
-        source: Source::Api,
-        action: "route.update".into(),
-        namespace: "tutorial".into(),
-        kind: "VirtualService".into(),
-        name: "recommendation".into(),
-        summary: summary.into(),
-        before: Some(json!({"spec": {"http": [{"route": [{"weight": 90}]}]}})),
-        after: Some(json!({"spec": {"http": [{"route": [{"weight": 75}]}]}})),
-        operations: json!([]),
-        outcome: Outcome::Applied,
-        error: None,
-        request_id: None,
-        reverts: None,
-    }
+    support::route_update_entry(summary, Outcome::Applied)
 }
 
 /// A log of `count` entries (chain positions 1..=count) at `database`.

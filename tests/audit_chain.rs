@@ -5,29 +5,9 @@ mod support;
 use std::process::Command;
 
 use serde_json::json;
-use signalbox::audit::{AuditStore, NewEntry, Outcome, Source};
-use support::TestNamespace;
+use signalbox::audit::{AuditStore, Outcome};
 use support::console::Console;
-
-fn entry(summary: &str, outcome: Outcome) -> NewEntry {
-    NewEntry {
-        actor: "alice".into(),
-        groups: vec![],
-        source: Source::Api,
-        action: "route.update".into(),
-        namespace: "tutorial".into(),
-        kind: "VirtualService".into(),
-        name: "recommendation".into(),
-        summary: summary.into(),
-        before: Some(json!({"spec": {"http": [{"route": [{"weight": 90}]}]}})),
-        after: Some(json!({"spec": {"http": [{"route": [{"weight": 75}]}]}})),
-        operations: json!([]),
-        outcome,
-        error: None,
-        request_id: None,
-        reverts: None,
-    }
-}
+use support::{TestNamespace, route_update_entry as entry};
 
 fn verify(database: &std::path::Path) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_signalbox"))

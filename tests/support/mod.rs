@@ -121,3 +121,25 @@ pub async fn wait_until_ready(http: &reqwest::Client, base: &str) {
     })
     .await;
 }
+
+/// A routing change's audit entry (recommendation: v1 90% → 75%) with `summary` and
+/// `outcome`, for tests of the audit log itself.
+pub fn route_update_entry(summary: &str, outcome: signalbox::audit::Outcome) -> signalbox::audit::NewEntry {
+    signalbox::audit::NewEntry {
+        actor: "alice".into(),
+        groups: vec![],
+        source: signalbox::audit::Source::Api,
+        action: "route.update".into(),
+        namespace: "tutorial".into(),
+        kind: "VirtualService".into(),
+        name: "recommendation".into(),
+        summary: summary.into(),
+        before: Some(serde_json::json!({"spec": {"http": [{"route": [{"weight": 90}]}]}})),
+        after: Some(serde_json::json!({"spec": {"http": [{"route": [{"weight": 75}]}]}})),
+        operations: serde_json::json!([]),
+        outcome,
+        error: None,
+        request_id: None,
+        reverts: None,
+    }
+}
