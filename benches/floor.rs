@@ -165,26 +165,25 @@ struct GraphPicture<'a> {
     graph: &'a ServiceGraph,
 }
 
+/// Every `K` in the bench's namespace, shared as the watch caches hold them.
+async fn list_in_namespace<K>(client: &kube::Client) -> Vec<Arc<K>>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let objects = Api::<K>::namespaced(client.clone(), NAMESPACE).list(&ListParams::default()).await.unwrap();
+    objects.items.into_iter().map(Arc::new).collect()
+}
+
 /// The overview's graph of the namespace as the console builds it (the versions from the
 /// inventory, the routing of recommendation as set above, none elsewhere), laid out and
 /// drawn `GRAPH_RUNS` times: the average CPU time of each, and the SVG's size.
 async fn graph_cost(client: &kube::Client) -> GraphCost {
-    let deployments: Vec<Arc<Deployment>> = Api::<Deployment>::namespaced(client.clone(), NAMESPACE)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(Arc::new)
-        .collect();
-    let services: Vec<Arc<Service>> = Api::<Service>::namespaced(client.clone(), NAMESPACE)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(Arc::new)
-        .collect();
+    let deployments: Vec<Arc<Deployment>> = list_in_namespace(client).await;
+    let services: Vec<Arc<Service>> = list_in_namespace(client).await;
     let mut recommendation: RoutingPolicy = serde_json::from_value(split()).unwrap();
     recommendation.host = "recommendation".into();
     let inputs: Vec<ServiceInput> = signalbox::inventory::services(&deployments, &services)
