@@ -19,6 +19,10 @@ use support::browser::Browser;
 use support::console::Console;
 
 const READY_WITHIN: Duration = Duration::from_secs(30);
+/// Pods becoming ready go through the controller manager, the scheduler, istiod's injection
+/// webhook and kwok; with every browser test running at once on two cores that has taken
+/// more than 30 s (a CI run of stop 12).
+const PODS_READY_WITHIN: Duration = Duration::from_secs(90);
 
 async fn replicas(ns: &TestNamespace, name: &str) -> Option<i32> {
     let deployment = Api::<Deployment>::namespaced(ns.client.clone(), &ns.name).get_opt(name).await.unwrap()?;
@@ -68,12 +72,12 @@ async fn deploy_and_scale_from_the_deploy_page_without_reloading() {
     browser.wait_for_text("#workloads", "sidecar injection on", READY_WITHIN).await;
 
     browser.click("#actions-recommendation-v2 button").await;
-    browser.wait_for_text("#state-recommendation-v2", "1/1 ready", READY_WITHIN).await;
+    browser.wait_for_text("#state-recommendation-v2", "1/1 ready", PODS_READY_WITHIN).await;
     assert_eq!(replicas(&ns, "recommendation-v2").await, Some(1));
 
     browser.fill("#replicas-recommendation-v2", "2").await;
     browser.click("#workload-recommendation-v2 td:nth-child(4) button").await;
-    browser.wait_for_text("#state-recommendation-v2", "2/2 ready", READY_WITHIN).await;
+    browser.wait_for_text("#state-recommendation-v2", "2/2 ready", PODS_READY_WITHIN).await;
     assert_eq!(replicas(&ns, "recommendation-v2").await, Some(2));
     assert!(page_was_not_reloaded(&browser).await, "htmx updated the page in place");
     browser.screenshot("deploy").await;
@@ -495,7 +499,7 @@ async fn refused_deploy_routing_and_audit_forms_answer_in_their_own_slots() {
 
     // Deploy, conflicting: someone removes v2 after the page was loaded.
     browser.goto(&console.url(&format!("/ns/{}/deploy", ns.name))).await;
-    browser.wait_for_text("#state-recommendation-v2", "ready", READY_WITHIN).await;
+    browser.wait_for_text("#state-recommendation-v2", "ready", PODS_READY_WITHIN).await;
     mark_page(&browser).await;
     let (status, body) = console.send_json(Method::DELETE, &console.api("/workloads/recommendation-v2"), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -712,8 +716,8 @@ async fn every_page_shows_its_picture_of_the_live_state() {
     assert!(preview.contains("Deployment recommendation-v2") && !preview.contains("recommendation-v3"), "{preview}");
     browser.screenshot("deploy-walkthrough-preview").await;
     browser.click("#walkthrough-confirm").await;
-    browser.wait_for_text("#state-recommendation-v2", "1/1 ready", READY_WITHIN).await;
-    browser.wait_for_text("#state-customer", "1/1 ready", READY_WITHIN).await;
+    browser.wait_for_text("#state-recommendation-v2", "1/1 ready", PODS_READY_WITHIN).await;
+    browser.wait_for_text("#state-customer", "1/1 ready", PODS_READY_WITHIN).await;
     assert_console_clean(&browser, "deploy").await;
     browser.screenshot("deploy").await;
     let deploys: Vec<_> = console.audit().await.into_iter().filter(|e| e["action"] == "tutorial.deploy").collect();

@@ -13,8 +13,6 @@ use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 
-use super::eventually;
-
 /// `url::ParseError`, named through reqwest's re-export of `url::Url` (no extra dependency).
 type ParseError = <reqwest::Url as std::str::FromStr>::Err;
 
@@ -165,13 +163,24 @@ impl Browser {
     }
 
     /// Waits until the element's text contains `expected` (polling; the page updates itself).
+    /// A timeout names what the element last showed, so a failure says where it stood.
     pub async fn wait_for_text(&self, css: &str, expected: &str, timeout: Duration) -> String {
-        eventually(timeout, &format!("{css} to show {expected:?}"), || async {
-            let element = self.client.find(Locator::Css(css)).await.ok()?;
-            let text = element.text().await.ok()?;
-            text.contains(expected).then_some(text)
-        })
-        .await
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last_seen = String::from("(no such element)");
+        loop {
+            if let Ok(element) = self.client.find(Locator::Css(css)).await {
+                if let Ok(text) = element.text().await {
+                    if text.contains(expected) {
+                        return text;
+                    }
+                    last_seen = text;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("timed out after {timeout:?} waiting for {css} to show {expected:?}; it showed {last_seen:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn click(&self, css: &str) {
