@@ -50,7 +50,7 @@ mod tests {
     use super::*;
     use crate::audit::Source;
     use crate::authz::Actor;
-    use crate::change::workloads::Origin;
+    use crate::change::Origin;
     use crate::policy::{Rule, Subset, ValidationContext};
 
     #[test]

@@ -31,6 +31,14 @@ pub use documents::{Documents, diff, diff_labeled};
 use failpoint::Failpoint;
 pub use recover::resolve_pending;
 
+/// Who asks for a change, and through what.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub actor: Actor,
+    pub source: Source,
+    pub request_id: Option<String>,
+}
+
 /// A requested mutation, as a value.
 #[derive(Debug, Clone)]
 pub struct Change {
@@ -56,6 +64,36 @@ pub struct Change {
     pub reaches: Vec<Reach>,
     /// The audit entry this change reverts.
     pub reverts: Option<i64>,
+}
+
+impl Change {
+    /// A change with nothing planned yet: each kind of change (workloads, routes, canaries,
+    /// reverts) starts here and adds its operations, host and checks.
+    pub fn new(
+        origin: &Origin,
+        action: &str,
+        permission: Permission,
+        namespace: &str,
+        subject: ObjectRef,
+        summary: String,
+    ) -> Self {
+        Change {
+            actor: origin.actor.clone(),
+            source: origin.source,
+            request_id: origin.request_id.clone(),
+            action: action.to_owned(),
+            permission,
+            namespace: namespace.to_owned(),
+            host: None,
+            subject,
+            summary,
+            operations: Vec::new(),
+            problems: Vec::new(),
+            field_hints: Vec::new(),
+            reaches: Vec::new(),
+            reverts: None,
+        }
+    }
 }
 
 /// Why a change did not happen.

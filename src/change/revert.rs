@@ -2,11 +2,11 @@
 //! (deleted if it did not exist), as a new change through the same path.
 use serde_json::Value;
 
-use crate::audit::{Entry, Source};
-use crate::authz::{Actor, Permission};
+use crate::audit::Entry;
+use crate::authz::Permission;
 use crate::cluster::{Kind, ObjectRef, Operation, without_server_fields};
 
-use super::Change;
+use super::{Change, Origin};
 
 /// Why a revert cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,9 +44,7 @@ pub fn revert(
     entry: &Entry,
     live: &[Option<Value>],
     deployments: &[Value],
-    actor: &Actor,
-    source: Source,
-    request_id: Option<String>,
+    origin: &Origin,
     force: bool,
 ) -> Result<Change, RevertRefused> {
     if !entry.is_revertible() {
@@ -70,22 +68,10 @@ pub fn revert(
         .first()
         .cloned()
         .unwrap_or_else(|| ObjectRef::namespaced(Kind::Namespace, &entry.namespace, &entry.name));
-    Ok(Change {
-        actor: actor.clone(),
-        source,
-        request_id,
-        action: "revert".into(),
-        permission: permission_for(&entry.action),
-        namespace: entry.namespace.clone(),
-        host: host_of(entry),
-        subject: ObjectRef { kind: subject.kind, namespace: subject.namespace, name: entry.name.clone() },
-        summary: format!("revert #{}: {}{}", entry.id, entry.summary, kept_text(&kept)),
-        operations,
-        problems: Vec::new(),
-        field_hints: Vec::new(),
-        reaches: Vec::new(),
-        reverts: Some(entry.id),
-    })
+    let subject = ObjectRef { kind: subject.kind, namespace: subject.namespace, name: entry.name.clone() };
+    let summary = format!("revert #{}: {}{}", entry.id, entry.summary, kept_text(&kept));
+    let change = Change::new(origin, "revert", permission_for(&entry.action), &entry.namespace, subject, summary);
+    Ok(Change { host: host_of(entry), operations, reverts: Some(entry.id), ..change })
 }
 
 /// An object a revert would delete that other Deployments still use, and them.
@@ -188,6 +174,8 @@ fn find(document: Option<&Value>, target: &ObjectRef) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::Source;
+    use crate::authz::Actor;
     use serde_json::json;
 
     fn vs(weight: u32) -> Value {
@@ -219,11 +207,14 @@ mod tests {
         }
     }
 
+    fn bob() -> Origin {
+        Origin { actor: Actor::user("bob", vec![]), source: Source::Ui, request_id: None }
+    }
+
     #[test]
     fn a_revert_applies_the_before_state_and_references_the_entry() {
         let entry = entry(Some(vs(90)), Some(vs(75)));
-        let change =
-            revert(&entry, &[Some(vs(75))], &[], &Actor::user("bob", vec![]), Source::Ui, None, false).unwrap();
+        let change = revert(&entry, &[Some(vs(75))], &[], &bob(), false).unwrap();
         assert_eq!(change.reverts, Some(7));
         assert_eq!(change.action, "revert");
         assert_eq!(change.permission, Permission::Route);
@@ -232,16 +223,7 @@ mod tests {
 
     #[test]
     fn an_object_created_by_the_change_is_deleted() {
-        let change = revert(
-            &entry(None, Some(vs(75))),
-            &[Some(vs(75))],
-            &[],
-            &Actor::user("bob", vec![]),
-            Source::Ui,
-            None,
-            false,
-        )
-        .unwrap();
+        let change = revert(&entry(None, Some(vs(75))), &[Some(vs(75))], &[], &bob(), false).unwrap();
         assert!(matches!(change.operations[0], Operation::Delete { .. }));
     }
 
@@ -268,8 +250,7 @@ mod tests {
         };
         let live: Vec<Option<Value>> = v3.iter().cloned().map(Some).collect();
         let deployments: Vec<Value> = crate::tutorial::Workload::ALL[2..].iter().map(|w| w.deployment(1)).collect();
-        let change =
-            revert(&deploy, &live, &deployments, &Actor::user("bob", vec![]), Source::Ui, None, false).unwrap();
+        let change = revert(&deploy, &live, &deployments, &bob(), false).unwrap();
         let deleted: Vec<String> = change.operations.iter().map(|op| op.target().to_string()).collect();
         assert_eq!(deleted, ["Deployment t/recommendation-v3"]);
         assert!(
@@ -280,20 +261,17 @@ mod tests {
             "{}",
             change.summary
         );
-        let alone = revert(&deploy, &live, &deployments[2..], &Actor::user("bob", vec![]), Source::Ui, None, false);
+        let alone = revert(&deploy, &live, &deployments[2..], &bob(), false);
         assert_eq!(alone.unwrap().operations.len(), 3, "with v3 alone, its Service and ServiceAccount go too");
     }
 
     #[test]
     fn a_changed_object_needs_confirmation() {
         let entry = entry(Some(vs(90)), Some(vs(75)));
-        let refused = revert(&entry, &[Some(vs(50))], &[], &Actor::user("bob", vec![]), Source::Ui, None, false);
+        let refused = revert(&entry, &[Some(vs(50))], &[], &bob(), false);
         assert!(matches!(refused, Err(RevertRefused::ChangedSince(_))));
-        assert!(revert(&entry, &[Some(vs(50))], &[], &Actor::user("bob", vec![]), Source::Ui, None, true).is_ok());
+        assert!(revert(&entry, &[Some(vs(50))], &[], &bob(), true).is_ok());
         let failed = Entry { outcome: crate::audit::Outcome::Failed, ..entry };
-        assert!(matches!(
-            revert(&failed, &[None], &[], &Actor::user("bob", vec![]), Source::Ui, None, true),
-            Err(RevertRefused::NotApplied(_))
-        ));
+        assert!(matches!(revert(&failed, &[None], &[], &bob(), true), Err(RevertRefused::NotApplied(_))));
     }
 }

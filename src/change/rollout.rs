@@ -9,9 +9,10 @@ use crate::problem::FieldProblem;
 use crate::traffic::Thresholds;
 use crate::tutorial::Workload;
 
+use super::Origin;
 use super::reads::Reads;
 use super::routes::RouteRequest;
-use super::workloads::{self, Origin};
+use super::workloads;
 use super::{ChangeError, ChangePath, canary};
 
 /// Why a rollout step was not taken.

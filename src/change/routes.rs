@@ -9,7 +9,7 @@ use crate::policy::{self, FieldError, HostObjects, Removal, RoutingPolicy, Sever
 use crate::problem::FieldProblem;
 
 use super::Change;
-use super::workloads::Origin;
+use super::Origin;
 
 /// The live routing objects of a host, found by what they route ([`policy::lookup::find`]).
 #[derive(Debug, Clone, Default)]
@@ -146,22 +146,9 @@ fn named(kind: Kind, namespace: &str, name: &Option<String>, host: &str) -> Obje
 }
 
 fn route_change(request: &RouteRequest, action: &str, host: &str, summary: String) -> Change {
-    Change {
-        actor: request.origin.actor.clone(),
-        source: request.origin.source,
-        request_id: request.origin.request_id.clone(),
-        action: action.to_owned(),
-        permission: Permission::Route,
-        namespace: request.namespace.to_owned(),
-        host: Some(host.to_owned()),
-        subject: ObjectRef::namespaced(Kind::VirtualService, request.namespace, host),
-        summary,
-        operations: Vec::new(),
-        problems: Vec::new(),
-        field_hints: Vec::new(),
-        reaches: Vec::new(),
-        reverts: None,
-    }
+    let subject = ObjectRef::namespaced(Kind::VirtualService, request.namespace, host);
+    let change = Change::new(request.origin, action, Permission::Route, request.namespace, subject, summary);
+    Change { host: Some(host.to_owned()), ..change }
 }
 
 /// The DestinationRule first (a VirtualService must not name subsets that do not exist

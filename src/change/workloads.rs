@@ -1,23 +1,14 @@
 //! Changes that deploy, scale, remove and reset the tutorial's workloads.
-use crate::audit::Source;
-use crate::authz::{Actor, Permission};
+use crate::authz::Permission;
 use crate::cluster::{Kind, ObjectRef, Operation};
 use crate::inventory::VersionSummary;
 use crate::problem::FieldProblem;
 use crate::tutorial::{self, Workload};
 
-use super::Change;
+use super::{Change, Origin};
 
 /// The most replicas one tutorial workload may be scaled to from the console.
 pub const MAX_REPLICAS: i32 = 20;
-
-/// Who asks, and through what.
-#[derive(Debug, Clone)]
-pub struct Origin {
-    pub actor: Actor,
-    pub source: Source,
-    pub request_id: Option<String>,
-}
 
 /// What the namespace holds now, as far as these changes care.
 #[derive(Debug, Clone, Default)]
@@ -42,22 +33,7 @@ fn change(origin: &Origin, action: &str, namespace: &str, subject: ObjectRef, su
         Kind::Namespace => None,
         _ => Workload::ALL.iter().find(|w| w.deployment_name() == subject.name).map(|w| w.app().to_owned()),
     };
-    Change {
-        actor: origin.actor.clone(),
-        source: origin.source,
-        request_id: origin.request_id.clone(),
-        action: action.to_owned(),
-        permission: Permission::Deploy,
-        namespace: namespace.to_owned(),
-        host,
-        subject,
-        summary,
-        operations: Vec::new(),
-        problems: Vec::new(),
-        field_hints: Vec::new(),
-        reaches: Vec::new(),
-        reverts: None,
-    }
+    Change { host, ..Change::new(origin, action, Permission::Deploy, namespace, subject, summary) }
 }
 
 /// A tutorial object (every one of a kind signalbox writes: `tutorial`'s tests check it).
@@ -208,6 +184,8 @@ fn delete(kind: Kind, namespace: &str, name: &str) -> Operation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::Source;
+    use crate::authz::Actor;
 
     fn origin() -> Origin {
         Origin { actor: Actor::user("alice", vec![]), source: Source::Api, request_id: None }

@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 
 use crate::audit::Source;
 use crate::authz::Actor;
-use crate::change::workloads::Origin;
+use crate::change::Origin;
 use crate::problem::{FieldProblem, check_dns_label};
 
 use super::BODY_LIMIT_BYTES;

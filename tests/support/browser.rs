@@ -168,13 +168,13 @@ impl Browser {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last_seen = String::from("(no such element)");
         loop {
-            if let Ok(element) = self.client.find(Locator::Css(css)).await {
-                if let Ok(text) = element.text().await {
-                    if text.contains(expected) {
-                        return text;
-                    }
-                    last_seen = text;
+            if let Ok(element) = self.client.find(Locator::Css(css)).await
+                && let Ok(text) = element.text().await
+            {
+                if text.contains(expected) {
+                    return text;
                 }
+                last_seen = text;
             }
             if tokio::time::Instant::now() >= deadline {
                 panic!("timed out after {timeout:?} waiting for {css} to show {expected:?}; it showed {last_seen:?}");

@@ -100,8 +100,8 @@ pub async fn revert(
     Query(DryRun { dry_run }): Query<DryRun>,
     super::super::extract::ApiJson(body): super::super::extract::ApiJson<RevertBody>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let change =
-        super::super::reverts::build(&state, &actor, crate::audit::Source::Api, request_id.0, id, body.force).await?;
+    let origin = request_id.origin(actor, crate::audit::Source::Api);
+    let change = super::super::reverts::build(&state, &origin, id, body.force).await?;
     if dry_run {
         let preview = state.changes.preview(&change).await?;
         let objects = preview.after.objects();

@@ -82,7 +82,6 @@ struct EntryPage {
     service: String,
     traces: Option<String>,
     kiali: Option<String>,
-    csrf_token: String,
     revertible: bool,
     revert: Option<RevertPreview>,
 }
@@ -157,12 +156,11 @@ pub async fn revert_preview(
     Form(form): Form<RevertForm>,
 ) -> Result<Response, AppError> {
     let force = form.force.is_some();
-    let (change, conflict) = match reverts::build(&state, &actor, Source::Ui, request_id.0.clone(), id, force).await {
+    let origin = request_id.origin(actor.clone(), Source::Ui);
+    let (change, conflict) = match reverts::build(&state, &origin, id, force).await {
         Ok(change) => (change, None),
         // Changed since: the preview shows the conflict and offers to revert anyway.
-        Err(AppError::Conflict(message)) => {
-            (reverts::build(&state, &actor, Source::Ui, request_id.0, id, true).await?, Some(message))
-        }
+        Err(AppError::Conflict(message)) => (reverts::build(&state, &origin, id, true).await?, Some(message)),
         Err(other) => return Err(other),
     };
     let (status, preview) = match state.changes.preview(&change).await {
@@ -198,7 +196,8 @@ pub async fn revert(
     Path(id): Path<i64>,
     Form(form): Form<RevertForm>,
 ) -> Result<Response, AppError> {
-    let change = reverts::build(&state, &actor, Source::Ui, request_id.0, id, form.force.is_some()).await?;
+    let origin = request_id.origin(actor, Source::Ui);
+    let change = reverts::build(&state, &origin, id, form.force.is_some()).await?;
     let applied = state.changes.execute(change).await?;
     Ok(Redirect::to(&format!("/audit/{}", applied.audit_id)).into_response())
 }
@@ -226,7 +225,6 @@ async fn entry_page(
     let revertible = actor.authenticated && entry.is_revertible();
     Ok(EntryPage {
         layout: Layout::new(state, actor, Some(&entry.namespace)),
-        csrf_token: state.csrf.token_for(&actor.name),
         entry,
         diff,
         bar_sets,

@@ -35,7 +35,6 @@ struct CanaryPage {
     layout: Layout,
     namespace: String,
     host: String,
-    csrf_token: String,
     allowed: bool,
     canary: Option<Canary>,
     /// The canary's step plan as a picture.
@@ -240,7 +239,6 @@ async fn view(
         layout: Layout::new(state, actor, Some(namespace)),
         namespace: namespace.to_owned(),
         host: host.to_owned(),
-        csrf_token: state.csrf.token_for(&actor.name),
         allowed: state.changes.authorizer().allows(actor, Permission::Canary, namespace, Some(host)),
         stable_name: name(current.as_ref().map(|c| &c.stable)),
         canary_name: name(current.as_ref().map(|c| &c.canary)),

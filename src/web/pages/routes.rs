@@ -12,8 +12,8 @@ use serde::Deserialize;
 use crate::audit::Source;
 use crate::authz::{Actor, Permission};
 use crate::change::Change;
+use crate::change::Origin;
 use crate::change::routes::{self, LiveRouting, ResourceVersions, RouteRequest};
-use crate::change::workloads::Origin;
 use crate::policy::{self, RoutingPolicy};
 use crate::problem::FieldProblem;
 

@@ -21,7 +21,6 @@ use super::route_view::DiffLine;
 struct WalkthroughPreview {
     layout: Layout,
     namespace: String,
-    csrf_token: String,
     summary: String,
     /// `Kind name` of every object the change writes.
     objects: Vec<String>,
@@ -49,7 +48,6 @@ pub async fn preview(
     };
     let page = WalkthroughPreview {
         layout: Layout::new(&state, &actor, Some(&namespace)),
-        csrf_token: state.csrf.token_for(&actor.name),
         namespace,
         summary: change.summary,
         objects,
