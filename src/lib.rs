@@ -18,6 +18,7 @@ pub mod autopilot;
 pub mod change;
 pub mod cluster;
 pub mod config;
+pub mod gateway_api;
 pub mod inventory;
 pub mod istio;
 pub mod metrics;

@@ -3,6 +3,7 @@
 //! - [`RoutingPolicy`] and friends: what the JSON API and forms edit.
 //! - [`RoutingPolicy::from_istio`] / [`RoutingPolicy::to_istio`]: extraction from, and merging
 //!   into, live VirtualService/DestinationRule objects without losing unmodelled fields.
+//! - [`gateway_api`]: the same policy read from and written into a Gateway API HTTPRoute.
 //! - [`lookup`]: which VirtualServices and DestinationRules route a host, by what they route.
 //! - [`validate`]: field-addressed errors and warnings.
 //! - [`evaluate`]: which rule and subsets a given request would get.
@@ -11,6 +12,7 @@
 pub mod canary;
 mod evaluate;
 mod from_istio;
+pub mod gateway_api;
 pub mod lookup;
 mod model;
 mod reach;
