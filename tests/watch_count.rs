@@ -61,7 +61,7 @@ async fn the_console_opens_one_watch_per_kind_and_namespace() {
     let before = settled_watches(&ns).await;
     let console = Console::start(&ns.name).await;
 
-    // In the managed namespace: the five kinds its pages show (their outside changes are
+    // In the managed namespace: the six kinds its pages show (their outside changes are
     // detected on the same watches); cluster-wide: Namespaces; in istio-system: Services.
     let expected: WatchCounts = [
         ("deployments", 1),
@@ -69,6 +69,7 @@ async fn the_console_opens_one_watch_per_kind_and_namespace() {
         ("virtualservices", 1),
         ("destinationrules", 1),
         ("gateways", 1),
+        ("httproutes", 1),
         ("namespaces", 1),
     ]
     .into_iter()

@@ -85,7 +85,11 @@ fn owners_of(target: &ObjectRef, object: &Value) -> Vec<Owner> {
     let namespace = target.namespace.as_deref().unwrap_or_default();
     match target.kind {
         Kind::Namespace => vec![Owner::Namespace],
-        Kind::Service => vec![Owner::Host(target.name.clone())],
+        // A per-version Service (`recommendation-v1`) belongs to the app it selects.
+        Kind::Service => {
+            let app = object["spec"]["selector"]["app"].as_str().filter(|app| target.name.starts_with(app));
+            vec![Owner::Host(app.unwrap_or(&target.name).to_owned())]
+        }
         Kind::ServiceAccount => vec![Owner::Host(app_label(object).unwrap_or(&target.name).to_owned())],
         Kind::Deployment => deployment_owners(target, object),
         Kind::Gateway => owners_by_name(target),
@@ -94,7 +98,22 @@ fn owners_of(target: &ObjectRef, object: &Value) -> Vec<Owner> {
             vec![host.map_or(Owner::Namespace, Owner::Host)]
         }
         Kind::VirtualService => virtual_service_owners(object, namespace),
+        Kind::HTTPRoute => http_route_owners(object, namespace),
     }
+}
+
+/// An HTTPRoute belongs to the Services it attaches to (the hosts it routes); one attached
+/// to no Service of this namespace (a Gateway's) to the whole namespace.
+fn http_route_owners(object: &Value, namespace: &str) -> Vec<Owner> {
+    let parents = object["spec"]["parentRefs"].as_array().into_iter().flatten();
+    let services = parents.filter(|parent| {
+        parent["group"] == ""
+            && parent["kind"] == "Service"
+            && parent["namespace"].as_str().is_none_or(|ns| ns == namespace)
+    });
+    let hosts: Vec<Owner> =
+        services.filter_map(|parent| parent["name"].as_str()).map(|name| Owner::Host(name.to_owned())).collect();
+    if hosts.is_empty() { vec![Owner::Namespace] } else { hosts }
 }
 
 /// An object absent both before and after (deleting it deletes nothing): what an object of
@@ -110,7 +129,7 @@ fn owners_by_name(target: &ObjectRef) -> Vec<Owner> {
         Kind::Gateway => {
             tutorial_app(&|w| w.ingress().is_some_and(|[gateway, _]| gateway["metadata"]["name"] == *target.name))
         }
-        Kind::Service | Kind::ServiceAccount | Kind::VirtualService | Kind::DestinationRule => {
+        Kind::Service | Kind::ServiceAccount | Kind::VirtualService | Kind::DestinationRule | Kind::HTTPRoute => {
             Some(Owner::Host(target.name.clone()))
         }
     };

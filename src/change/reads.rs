@@ -1,7 +1,10 @@
 //! What changes (and the pages that offer them) are built from: a host's routing objects,
 //! live from the API server or as the watch caches hold them, the namespace's versions and
 //! what validating a policy needs.
+use k8s_openapi::api::core::v1::Service;
+
 use crate::cluster::{Cluster, ClusterError};
+use crate::gateway_api::HTTPRoute;
 use crate::inventory::VersionSummary;
 use crate::istio::{DestinationRule, VirtualService};
 use crate::policy::ValidationContext;
@@ -24,17 +27,31 @@ impl Reads {
     /// they route ([`crate::policy::lookup::find`]), whatever their names.
     pub async fn live_routing(&self, namespace: &str, host: &str) -> Result<LiveRouting, ClusterError> {
         let objects = &self.cluster.objects;
-        let (virtual_services, destination_rules) =
-            tokio::try_join!(objects.list::<VirtualService>(namespace), objects.list::<DestinationRule>(namespace))?;
-        let found = crate::policy::lookup::find(namespace, host, &virtual_services, &destination_rules);
-        Ok(LiveRouting::found(host, found))
+        let (virtual_services, destination_rules, http_routes, services) = tokio::try_join!(
+            objects.list::<VirtualService>(namespace),
+            objects.list::<DestinationRule>(namespace),
+            self.http_routes(namespace),
+            objects.list::<Service>(namespace),
+        )?;
+        let mut found = crate::policy::lookup::find(namespace, host, &virtual_services, &destination_rules);
+        found.add_http_routes(namespace, host, &http_routes);
+        Ok(LiveRouting::found(host, found).with_services(host, &services))
+    }
+
+    /// The namespace's HTTPRoutes; none on a cluster without the Gateway API CRDs.
+    async fn http_routes(&self, namespace: &str) -> Result<Vec<HTTPRoute>, ClusterError> {
+        match self.cluster.objects.list::<HTTPRoute>(namespace).await {
+            Err(ClusterError::Refused { code: 404, .. }) => Ok(Vec::new()),
+            listed => listed,
+        }
     }
 
     /// The host's routing objects as the watch caches hold them (for pages: no API request).
     pub fn cached_routing(&self, namespace: &str, host: &str) -> LiveRouting {
-        let found =
-            self.cluster.caches.namespace(namespace).map(|cache| cache.routing_of(namespace, host)).unwrap_or_default();
-        LiveRouting::found(host, found)
+        let Some(cache) = self.cluster.caches.namespace(namespace) else {
+            return LiveRouting::default();
+        };
+        LiveRouting::found(host, cache.routing_of(namespace, host)).with_services(host, &cache.services.state())
     }
 
     /// What the namespace holds, from the caches.
@@ -68,6 +85,6 @@ impl Reads {
             .filter_map(|d| d.spec.as_ref()?.template.metadata.as_ref()?.labels.clone())
             .filter(|labels| labels.get("app").is_some_and(|app| app == host))
             .collect();
-        ValidationContext { services, deployed_versions }
+        ValidationContext { services, deployed_versions, gateway_api: false }
     }
 }

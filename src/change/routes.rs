@@ -1,10 +1,13 @@
-//! Changes to a host's routing: its DestinationRule subsets and VirtualService rules.
+//! Changes to a host's routing: its DestinationRule subsets and VirtualService rules, or
+//! its Gateway API HTTPRoute.
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::authz::Permission;
 use crate::cluster::{Kind, ObjectRef, Operation};
+use crate::gateway_api::HTTPRoute;
 use crate::istio::{DestinationRule, VirtualService};
+use crate::policy::gateway_api::VersionService;
 use crate::policy::{self, FieldError, HostObjects, Removal, RoutingPolicy, Severity, ValidationContext};
 use crate::problem::FieldProblem;
 
@@ -14,11 +17,25 @@ use super::Origin;
 /// The live routing objects of a host, found by what they route ([`policy::lookup::find`]).
 #[derive(Debug, Clone, Default)]
 pub struct LiveRouting {
+    /// Which API routes the host (for a host nothing routes yet: which one a write creates).
+    pub api: RoutingApi,
     pub virtual_service: Option<VirtualService>,
     pub destination_rule: Option<DestinationRule>,
+    pub http_route: Option<HTTPRoute>,
+    /// The host's per-version Services (an HTTPRoute's versions) and its own Service's port.
+    pub versions: Vec<VersionService>,
+    pub port: Option<i32>,
     /// Set when the host's routing is not one VirtualService and one DestinationRule
     /// (several of them, or delegation): nothing is edited then, only shown.
     pub ambiguous: Option<Ambiguous>,
+}
+
+/// The two APIs that route a host in the mesh.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RoutingApi {
+    #[default]
+    VirtualService,
+    HTTPRoute,
 }
 
 /// Routing signalbox shows but does not edit: why, and every object found.
@@ -36,6 +53,11 @@ pub struct ResourceVersions {
     pub virtual_service: Option<String>,
     #[serde(default)]
     pub destination_rule: Option<String>,
+    /// An HTTPRoute's `metadata.generation`, not its resourceVersion: istiod writes the
+    /// route's status after every change, which moves the resourceVersion and would make
+    /// every edit right after another a conflict. See [`LiveRouting::stale_http_route`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_route: Option<String>,
 }
 
 impl LiveRouting {
@@ -45,15 +67,29 @@ impl LiveRouting {
         match objects.ambiguity(host) {
             Some(reason) => Self { ambiguous: Some(Ambiguous { reason, objects }), ..Self::default() },
             None => Self {
+                api: if objects.http_routes.is_empty() { RoutingApi::VirtualService } else { RoutingApi::HTTPRoute },
                 virtual_service: objects.virtual_services.into_iter().next(),
                 destination_rule: objects.destination_rules.into_iter().next(),
-                ambiguous: None,
+                http_route: objects.http_routes.into_iter().next(),
+                ..Self::default()
             },
         }
     }
 
+    /// With the namespace's Services: an HTTPRoute's versions are per-version Services.
+    pub fn with_services<S>(self, host: &str, services: &[S]) -> Self
+    where
+        S: std::borrow::Borrow<k8s_openapi::api::core::v1::Service>,
+    {
+        let versions = policy::gateway_api::version_services(host, services);
+        Self { versions, port: policy::gateway_api::service_port(host, services), ..self }
+    }
+
     pub fn exists(&self) -> bool {
-        self.virtual_service.is_some() || self.destination_rule.is_some() || self.ambiguous.is_some()
+        self.virtual_service.is_some()
+            || self.destination_rule.is_some()
+            || self.http_route.is_some()
+            || self.ambiguous.is_some()
     }
 
     /// Why the host's routing cannot be edited, naming the objects.
@@ -65,13 +101,32 @@ impl LiveRouting {
         ResourceVersions {
             virtual_service: self.virtual_service.as_ref().and_then(|vs| vs.metadata.resource_version.clone()),
             destination_rule: self.destination_rule.as_ref().and_then(|dr| dr.metadata.resource_version.clone()),
+            http_route: self.http_route.as_ref().and_then(|route| route.metadata.generation).map(|g| g.to_string()),
         }
+    }
+
+    /// Why a write made against `expected` must be refused: the HTTPRoute's spec changed
+    /// since (another generation). This read is fresh from the API server, and the write
+    /// that follows is not conditional on the resourceVersion (status writes move it).
+    pub fn stale_http_route(&self, expected: Option<&ResourceVersions>) -> Option<String> {
+        let seen = expected?.http_route.as_deref()?;
+        let now = self.resource_versions().http_route;
+        (now.as_deref() != Some(seen)).then(|| {
+            let name = self.http_route.as_ref().and_then(|r| r.metadata.name.clone()).unwrap_or_default();
+            format!(
+                "HTTPRoute {name} changed since it was read (generation {seen}, now {}); reload and try again",
+                now.unwrap_or_else(|| "deleted".into())
+            )
+        })
     }
 
     /// The host's policy as it is now; ambiguous routing has none.
     pub fn policy(&self, host: &str) -> Result<RoutingPolicy, policy::PolicyError> {
         if let Some(ambiguous) = &self.ambiguous {
             return Err(policy::PolicyError::Ambiguous(ambiguous.reason.clone()));
+        }
+        if let Some(route) = &self.http_route {
+            return Ok(RoutingPolicy::from_http_route(host, route, &self.versions));
         }
         RoutingPolicy::from_istio(host, self.virtual_service.as_ref(), self.destination_rule.as_ref())
     }
@@ -90,7 +145,9 @@ pub struct RouteRequest<'a> {
 /// A change that makes `desired` the host's routing. Returns the change and the
 /// validation warnings (which do not block it).
 pub fn update(request: &RouteRequest, action: &str, desired: &RoutingPolicy) -> (Change, Vec<FieldError>) {
-    let findings = policy::validate(desired, request.context);
+    let context =
+        ValidationContext { gateway_api: request.live.api == RoutingApi::HTTPRoute, ..request.context.clone() };
+    let findings = policy::validate(desired, &context);
     let (errors, warnings): (Vec<FieldError>, Vec<FieldError>) =
         findings.into_iter().partition(|finding| finding.severity == Severity::Error);
     let before = request.live.policy(&desired.host).unwrap_or_else(|_| RoutingPolicy::new(&desired.host));
@@ -99,6 +156,11 @@ pub fn update(request: &RouteRequest, action: &str, desired: &RoutingPolicy) -> 
     change.problems = errors.into_iter().map(|e| FieldProblem::new(e.field, e.message)).collect();
     if let Some(reason) = request.live.ambiguity() {
         change.problems.insert(0, FieldProblem::new("", reason));
+    }
+    if request.live.api == RoutingApi::HTTPRoute {
+        change.subject.kind = Kind::HTTPRoute;
+        let problems = http_route_problems(request, desired);
+        change.problems.extend(problems.into_iter().map(|e| FieldProblem::new(e.field, e.message)));
     }
     change.field_hints = policy::field_hints(desired);
     change.reaches = policy::reaches(desired, request.namespace);
@@ -156,6 +218,13 @@ fn route_change(request: &RouteRequest, action: &str, host: &str, summary: Strin
 /// are written in place, under their own names.
 fn operations(request: &RouteRequest, desired: &RoutingPolicy) -> Vec<Operation> {
     let (live, namespace, host) = (request.live, request.namespace, &desired.host);
+    if live.api == RoutingApi::HTTPRoute {
+        let route = desired.to_http_route(namespace, live.http_route.as_ref(), live.port);
+        let target = named(Kind::HTTPRoute, namespace, &route.metadata.name, host);
+        let exists = live.http_route.is_some();
+        let seen = request.expected.map(|e| e.http_route.clone()).filter(|_| !exists);
+        return vec![write(target, to_json(&route), exists, seen.map(|_| None))];
+    }
     let (vs, dr) = desired.to_istio(namespace, live.virtual_service.as_ref(), live.destination_rule.as_ref());
     let expected = request.expected;
     let mut operations = Vec::new();
@@ -170,6 +239,31 @@ fn operations(request: &RouteRequest, desired: &RoutingPolicy) -> Vec<Operation>
         operations.push(write(target, to_json(&vs), live.virtual_service.is_some(), version));
     }
     operations
+}
+
+/// What an HTTPRoute cannot say, and versions that are no per-version Service: HTTPRoute
+/// has no subsets, so each version must be a Service before a rule can name it.
+fn http_route_problems(request: &RouteRequest, desired: &RoutingPolicy) -> Vec<FieldError> {
+    let mut problems = policy::gateway_api::inexpressible(desired);
+    let live = request.live;
+    for subset in &desired.subsets {
+        let service = live.versions.iter().find(|v| v.name == subset.name);
+        if service.is_none_or(|service| service.labels != subset.labels) {
+            problems.push(FieldError {
+                field: format!("subsets.{}", subset.name),
+                message: format!(
+                    "no Service {} in {} selects app={} and {}; an HTTPRoute's versions are per-version Services: \
+                     create them first",
+                    subset.name,
+                    request.namespace,
+                    desired.host,
+                    subset.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                ),
+                severity: Severity::Error,
+            });
+        }
+    }
+    problems
 }
 
 /// Server-side apply of an object that exists, made conditional when the client said what
@@ -210,6 +304,7 @@ mod tests {
                 [("app".to_string(), "recommendation".to_string()), ("version".to_string(), "v1".to_string())].into(),
                 [("app".to_string(), "recommendation".to_string()), ("version".to_string(), "v2".to_string())].into(),
             ],
+            gateway_api: false,
         }
     }
 
@@ -256,7 +351,7 @@ mod tests {
     #[test]
     fn what_the_client_saw_becomes_a_precondition() {
         let (live, ctx, origin) = (LiveRouting::default(), context(), origin());
-        let seen = ResourceVersions { virtual_service: Some("42".into()), destination_rule: None };
+        let seen = ResourceVersions { virtual_service: Some("42".into()), destination_rule: None, http_route: None };
         let (change, _) = update(&request(&live, Some(&seen), &ctx, &origin), "route.update", &split(75, 25));
         assert!(matches!(&change.operations[0], Operation::Create { .. }), "DR seen absent: create-only");
         let Operation::Apply { object, .. } = &change.operations[1] else { panic!("apply expected") };
@@ -361,7 +456,7 @@ spec:
             "{host: preference}",
         );
         let live = live(&elsewhere, None);
-        let seen = ResourceVersions { virtual_service: Some("7".into()), destination_rule: None };
+        let seen = ResourceVersions { virtual_service: Some("7".into()), destination_rule: None, http_route: None };
         let change = delete(&request(&live, Some(&seen), &ctx, &origin), "recommendation").unwrap();
         let Operation::Apply { target, object } = &change.operations[0] else { panic!("{:?}", change.operations) };
         assert_eq!(target.name, "reco-routes");

@@ -17,8 +17,12 @@ use serde::de::DeserializeOwned;
 
 use super::external::OutsideChanges;
 use super::{Kind, WatchBackoff};
+use crate::gateway_api::HTTPRoute;
 use crate::istio::{DestinationRule, Gateway, VirtualService};
 use crate::policy::HostObjects;
+
+/// How long readiness waits for the first list of HTTPRoutes.
+const HTTP_ROUTES_LISTED_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The cached objects of one managed namespace.
 #[derive(Clone)]
@@ -28,20 +32,24 @@ pub struct NamespaceCache {
     pub virtual_services: Store<VirtualService>,
     pub destination_rules: Store<DestinationRule>,
     pub gateways: Store<Gateway>,
+    pub http_routes: Store<HTTPRoute>,
 }
 
 impl NamespaceCache {
-    /// The VirtualServices and DestinationRules of this namespace that route `host`, by
-    /// what they route (the same lookup as reads from the API server).
+    /// The VirtualServices, DestinationRules and HTTPRoutes of this namespace that route
+    /// `host`, by what they route (the same lookup as reads from the API server).
     pub fn routing_of(&self, namespace: &str, host: &str) -> HostObjects {
         let virtual_services = self.virtual_services.state();
         let destination_rules = self.destination_rules.state();
-        crate::policy::lookup::find(
+        let http_routes = self.http_routes.state();
+        let mut found = crate::policy::lookup::find(
             namespace,
             host,
             virtual_services.iter().map(|vs| vs.as_ref()),
             destination_rules.iter().map(|dr| dr.as_ref()),
-        )
+        );
+        found.add_http_routes(namespace, host, http_routes.iter().map(|r| r.as_ref()));
+        found
     }
 }
 
@@ -84,6 +92,7 @@ impl Caches {
                     virtual_services: watch.reflect(Kind::VirtualService, at),
                     destination_rules: watch.reflect(Kind::DestinationRule, at),
                     gateways: watch.reflect(Kind::Gateway, at),
+                    http_routes: watch.reflect(Kind::HTTPRoute, at),
                 };
                 (namespace.clone(), cache)
             })
@@ -109,6 +118,8 @@ impl Caches {
                 let _ = cache.virtual_services.wait_until_ready().await;
                 let _ = cache.destination_rules.wait_until_ready().await;
                 let _ = cache.gateways.wait_until_ready().await;
+                // Clusters without the Gateway API CRDs never list HTTPRoutes: not waited for.
+                let _ = tokio::time::timeout(HTTP_ROUTES_LISTED_WITHIN, cache.http_routes.wait_until_ready()).await;
             }
             let _ = caches.namespaces.wait_until_ready().await;
             let _ = caches.istio_system_services.wait_until_ready().await;

@@ -15,7 +15,8 @@ use super::kinds::{Kind, ObjectRef};
 use super::objects::{FIELD_MANAGER, without_server_fields};
 
 /// The kinds whose outside changes are recorded.
-pub const WATCHED: [Kind; 4] = [Kind::VirtualService, Kind::DestinationRule, Kind::Deployment, Kind::Service];
+pub const WATCHED: [Kind; 5] =
+    [Kind::VirtualService, Kind::DestinationRule, Kind::HTTPRoute, Kind::Deployment, Kind::Service];
 
 /// A change signalbox did not make.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +89,13 @@ pub fn routed_hosts(kind: Kind, object: &Value, namespace: &str) -> Vec<String> 
     let names: Vec<&str> = match kind {
         Kind::VirtualService => spec["hosts"].as_array().into_iter().flatten().filter_map(Value::as_str).collect(),
         Kind::DestinationRule => spec["host"].as_str().into_iter().collect(),
+        Kind::HTTPRoute => {
+            let parents = spec["parentRefs"].as_array().into_iter().flatten();
+            return parents
+                .filter(|parent| parent["group"] == "" && parent["kind"] == "Service")
+                .filter_map(|parent| parent["name"].as_str().map(String::from))
+                .collect();
+        }
         _ => Vec::new(),
     };
     let mut hosts: Vec<String> = names

@@ -4,6 +4,7 @@ use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use kube::core::ApiResource;
 use serde::{Deserialize, Serialize};
 
+use crate::gateway_api::HTTPRoute;
 use crate::istio::{DestinationRule, Gateway, VirtualService};
 
 /// Every kind a change may touch. A closed set keeps RBAC (deploy/) and code in step.
@@ -16,6 +17,7 @@ pub enum Kind {
     Gateway,
     VirtualService,
     DestinationRule,
+    HTTPRoute,
 }
 
 impl Kind {
@@ -28,6 +30,7 @@ impl Kind {
             Kind::Gateway => ApiResource::erase::<Gateway>(&()),
             Kind::VirtualService => ApiResource::erase::<VirtualService>(&()),
             Kind::DestinationRule => ApiResource::erase::<DestinationRule>(&()),
+            Kind::HTTPRoute => ApiResource::erase::<HTTPRoute>(&()),
         }
     }
 
@@ -40,6 +43,7 @@ impl Kind {
             Kind::Gateway => "Gateway",
             Kind::VirtualService => "VirtualService",
             Kind::DestinationRule => "DestinationRule",
+            Kind::HTTPRoute => "HTTPRoute",
         }
     }
 
@@ -53,6 +57,7 @@ impl Kind {
             Kind::Gateway,
             Kind::VirtualService,
             Kind::DestinationRule,
+            Kind::HTTPRoute,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == name)

@@ -6,6 +6,7 @@
 //! per-version Service is a subset of that name whose labels are its selector without `app`,
 //! and the host's own Service is [`ALL_PODS`]; so the JSON model, the editor, canaries and
 //! the audit read the same for both APIs.
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Service;
@@ -21,6 +22,9 @@ use crate::istio::{OrderedMap, Unmodelled};
 
 const MIRROR: &str = "RequestMirror";
 
+/// Rule fields the policy keeps verbatim that the Gateway API's standard channel has.
+const KNOWN_RULE_FIELDS: [&str; 4] = ["name", "filters", "timeouts", "sessionPersistence"];
+
 /// A Service that selects one version of the host: a subset of an HTTPRoute's policy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VersionService {
@@ -33,9 +37,10 @@ pub struct VersionService {
 
 /// The per-version Services of `host` among `services`: those selecting `app=<host>` and
 /// something more. The host's own Service (selecting only the app) is not one.
-pub fn version_services(host: &str, services: &[Service]) -> Vec<VersionService> {
+pub fn version_services<S: Borrow<Service>>(host: &str, services: &[S]) -> Vec<VersionService> {
     let mut found: Vec<VersionService> = services
         .iter()
+        .map(Borrow::borrow)
         .filter_map(|service| {
             let spec = service.spec.as_ref()?;
             let mut labels = spec.selector.clone()?;
@@ -49,8 +54,8 @@ pub fn version_services(host: &str, services: &[Service]) -> Vec<VersionService>
 }
 
 /// The port of the host's own Service, which backendRefs to it and new parentRefs carry.
-pub fn service_port(host: &str, services: &[Service]) -> Option<i32> {
-    let service = services.iter().find(|s| s.metadata.name.as_deref() == Some(host))?;
+pub fn service_port<S: Borrow<Service>>(host: &str, services: &[S]) -> Option<i32> {
+    let service = services.iter().map(Borrow::borrow).find(|s| s.metadata.name.as_deref() == Some(host))?;
     service.spec.as_ref()?.ports.iter().flatten().next().map(|p| p.port)
 }
 
@@ -107,6 +112,9 @@ pub fn inexpressible(policy: &RoutingPolicy) -> Vec<FieldError> {
         problems.push(FieldError { field, message: message.to_owned(), severity: Severity::Error })
     };
     for (i, rule) in policy.rules.iter().enumerate() {
+        for key in rule.other.keys().filter(|k| !KNOWN_RULE_FIELDS.contains(&k.as_str())) {
+            refuse(format!("rules[{i}].{key}"), "is not a field of an HTTPRoute rule");
+        }
         if rule.fault.is_some() {
             refuse(format!("rules[{i}].fault"), "HTTPRoute has no fault injection; use a VirtualService for this host");
         }
@@ -131,7 +139,10 @@ pub fn inexpressible(policy: &RoutingPolicy) -> Vec<FieldError> {
             for (field, conditions) in named {
                 for (name, value) in conditions.iter().flat_map(|c| c.iter()) {
                     if matches!(value, StringMatch::Prefix(_)) {
-                        refuse(format!("{at}.{field}.{name}"), "HTTPRoute matches these exactly or by regex, not by prefix");
+                        refuse(
+                            format!("{at}.{field}.{name}"),
+                            "HTTPRoute matches these exactly or by regex, not by prefix",
+                        );
                     }
                 }
             }
@@ -147,10 +158,10 @@ fn rule_from(host: &str, rule: &HTTPRouteRule) -> Rule {
     if !filters.is_empty() {
         other.insert("filters".into(), serde_json::to_value(filters).unwrap_or(Value::Null));
     }
-    let mirror = mirrors.first().and_then(|f| f.request_mirror.as_ref()).map(|m| Mirror {
-        subset: subset_of(host, &m.backend_ref.name),
-        percentage: m.percent.map(|p| p as f64),
-    });
+    let mirror = mirrors
+        .first()
+        .and_then(|f| f.request_mirror.as_ref())
+        .map(|m| Mirror { subset: subset_of(host, &m.backend_ref.name), percentage: m.percent.map(|p| p as f64) });
     if let Some(backend) = rule.timeouts.as_ref().and_then(|t| t.backend_request.clone()) {
         other.insert("timeouts".into(), serde_json::json!({ "backendRequest": backend }));
     }
@@ -241,12 +252,13 @@ fn rule_to(host: &str, rule: &Rule, live_backends: &[HTTPBackendRef], port: Opti
     let port = live_backends.iter().find_map(|b| b.port).or(port.map(i64::from));
     if let Some(mirror) = &rule.mirror {
         let backend_ref = BackendObjectRef { name: service_of(host, &mirror.subset), port, other: Unmodelled::new() };
-        let request_mirror = RequestMirror {
-            backend_ref,
-            percent: mirror.percentage.map(|p| p as i64),
-            other: Unmodelled::new(),
-        };
-        filters.push(HTTPRouteFilter { kind: MIRROR.into(), request_mirror: Some(request_mirror), ..Default::default() });
+        let request_mirror =
+            RequestMirror { backend_ref, percent: mirror.percentage.map(|p| p as i64), other: Unmodelled::new() };
+        filters.push(HTTPRouteFilter {
+            kind: MIRROR.into(),
+            request_mirror: Some(request_mirror),
+            ..Default::default()
+        });
     }
     let backend_request = other.remove("timeouts").and_then(|t| t["backendRequest"].as_str().map(String::from));
     let timeouts = (rule.timeout.is_some() || backend_request.is_some())
@@ -348,7 +360,10 @@ mod tests {
     fn an_http_route_reads_as_the_policy_with_per_version_services_as_subsets() {
         let policy = RoutingPolicy::from_http_route("recommendation", &tutorial_route(), &versions());
         let body = serde_json::to_value(&policy).unwrap();
-        assert_eq!(body["subsets"], json!({"recommendation-v1": {"version": "v1"}, "recommendation-v2": {"version": "v2"}}));
+        assert_eq!(
+            body["subsets"],
+            json!({"recommendation-v1": {"version": "v1"}, "recommendation-v2": {"version": "v2"}})
+        );
         assert_eq!(body["rules"][0]["match"], json!([{"headers": {"user-agent": {"regex": ".*Firefox.*"}}}]));
         assert_eq!(body["rules"][0]["route"], json!({"recommendation-v2": 100}), "one backend gets everything");
         assert_eq!(body["rules"][0]["name"], "firefox", "unmodelled rule fields are kept");
@@ -396,7 +411,10 @@ mod tests {
         rule.matches = Some(vec![Match { uri: Some(StringMatch::Prefix("/api".into())), ..Default::default() }]);
         policy.rules.push(rule);
         let written = serde_json::to_value(policy.to_http_route("t", None, Some(8080))).unwrap();
-        assert_eq!(written["spec"]["parentRefs"], json!([{"group": "", "kind": "Service", "name": "recommendation", "port": 8080}]));
+        assert_eq!(
+            written["spec"]["parentRefs"],
+            json!([{"group": "", "kind": "Service", "name": "recommendation", "port": 8080}])
+        );
         let rule = &written["spec"]["rules"][0];
         assert_eq!(rule["matches"], json!([{"path": {"type": "PathPrefix", "value": "/api"}}]));
         assert_eq!(rule["backendRefs"], json!([{"name": "recommendation-v1", "port": 8080, "weight": 100}]));
@@ -423,8 +441,10 @@ mod tests {
     #[test]
     fn per_version_services_are_those_selecting_the_app_and_more() {
         let service = |name: &str, selector: Value| -> Service {
-            serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"selector": selector, "ports": [{"port": 8080}]}}))
-                .unwrap()
+            serde_json::from_value(
+                json!({"metadata": {"name": name}, "spec": {"selector": selector, "ports": [{"port": 8080}]}}),
+            )
+            .unwrap()
         };
         let services = [
             service("recommendation", json!({"app": "recommendation"})),

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::from_istio::refers_to_host;
+use crate::gateway_api::HTTPRoute;
 use crate::istio::{DestinationRule, HttpRoute, VirtualService};
 
 /// The objects of one namespace that route one host.
@@ -16,6 +17,8 @@ pub struct HostObjects {
     pub delegates: Vec<VirtualService>,
     /// DestinationRules whose `spec.host` names the host, by name.
     pub destination_rules: Vec<DestinationRule>,
+    /// Gateway API HTTPRoutes attached to the host's Service (mesh routes), by name.
+    pub http_routes: Vec<HTTPRoute>,
 }
 
 /// Every VirtualService and DestinationRule of `namespace` that routes `host`, out of the
@@ -42,13 +45,28 @@ pub fn find<'a>(
         virtual_services: by_name(roots.into_iter().cloned().collect(), |vs| &vs.metadata.name),
         delegates: by_name(delegates.cloned().collect(), |vs| &vs.metadata.name),
         destination_rules: by_name(destination_rules.collect(), |dr| &dr.metadata.name),
+        http_routes: Vec::new(),
     }
 }
 
 impl HostObjects {
+    /// Adds the HTTPRoutes of `namespace` whose parentRefs name the host's Service.
+    pub fn add_http_routes<'a>(
+        &mut self,
+        namespace: &str,
+        host: &str,
+        routes: impl IntoIterator<Item = &'a HTTPRoute>,
+    ) {
+        let attached = routes.into_iter().filter(|route| route.routes_service(host, namespace)).cloned();
+        self.http_routes = by_name(attached.collect(), |route| &route.metadata.name);
+    }
+
     /// Nothing routes the host.
     pub fn is_empty(&self) -> bool {
-        self.virtual_services.is_empty() && self.delegates.is_empty() && self.destination_rules.is_empty()
+        self.virtual_services.is_empty()
+            && self.delegates.is_empty()
+            && self.destination_rules.is_empty()
+            && self.http_routes.is_empty()
     }
 
     /// The objects as people name them: `VirtualService a, b; DestinationRule c`.
@@ -57,6 +75,7 @@ impl HostObjects {
         let parts = [
             describe("VirtualService", &names(virtual_services)),
             describe("DestinationRule", &names(self.destination_rules.iter().map(|dr| &dr.metadata.name))),
+            describe("HTTPRoute", &names(self.http_routes.iter().map(|route| &route.metadata.name))),
         ];
         parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join("; ")
     }
@@ -83,6 +102,23 @@ impl HostObjects {
                  not guess which one to edit: merge them into one, or edit them directly",
                 self.virtual_services.len(),
                 names(self.virtual_services.iter().map(|vs| &vs.metadata.name)).join(", "),
+            ));
+        }
+        let http_routes = names(self.http_routes.iter().map(|route| &route.metadata.name));
+        if !self.virtual_services.is_empty() && !http_routes.is_empty() {
+            return Some(format!(
+                "{host} is routed by both VirtualService {} and HTTPRoute {}; Istio leaves the behaviour undefined, so \
+                 signalbox edits neither: delete one of them",
+                names(self.virtual_services.iter().map(|vs| &vs.metadata.name)).join(", "),
+                http_routes.join(", "),
+            ));
+        }
+        if http_routes.len() > 1 {
+            return Some(format!(
+                "{host} is routed by {} HTTPRoutes ({}); signalbox will not guess which one to edit: merge them into \
+                 one, or edit them directly",
+                http_routes.len(),
+                http_routes.join(", "),
             ));
         }
         if self.destination_rules.len() > 1 {

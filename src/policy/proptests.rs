@@ -96,6 +96,7 @@ fn context(policy: &RoutingPolicy) -> ValidationContext {
     ValidationContext {
         services: BTreeSet::from([HOST.to_string()]),
         deployed_versions: policy.subsets.iter().map(|s| s.labels.clone()).collect(),
+        gateway_api: false,
     }
 }
 

@@ -34,6 +34,9 @@ pub struct ValidationContext {
     pub services: BTreeSet<String>,
     /// Pod labels of each deployed version of the host (one map per Deployment).
     pub deployed_versions: Vec<BTreeMap<String, String>>,
+    /// The policy is written into an HTTPRoute: the fields kept verbatim are the Gateway
+    /// API's (see [`super::gateway_api::inexpressible`]), not Istio's.
+    pub gateway_api: bool,
 }
 
 /// HTTP route fields the policy keeps verbatim that Istio knows.
@@ -72,6 +75,9 @@ pub fn validate(policy: &RoutingPolicy, ctx: &ValidationContext) -> Vec<FieldErr
     check_subsets(policy, ctx, &mut findings);
     for (index, rule) in policy.rules.iter().enumerate() {
         check_rule(policy, rule, &format!("rules[{index}]"), &mut findings);
+        if !ctx.gateway_api {
+            check_istio_fields(rule, &format!("rules[{index}]"), &mut findings);
+        }
     }
     check_reachability(&policy.rules, &mut findings);
     findings.0
@@ -150,8 +156,17 @@ fn check_rule(policy: &RoutingPolicy, rule: &Rule, base: &str, findings: &mut Fi
         check_subset_defined(policy, &mirror.subset, &format!("{base}.mirror.subset"), findings);
         check_percentage(mirror.percentage, &format!("{base}.mirror.percentage"), findings);
     }
+}
+
+/// The fields a VirtualService's rule and matches keep verbatim must be Istio's.
+fn check_istio_fields(rule: &Rule, base: &str, findings: &mut Findings) {
     for key in rule.other.keys().filter(|k| !KNOWN_ROUTE_FIELDS.contains(&k.as_str())) {
         findings.error(format!("{base}.{key}"), "is not a field of an Istio HTTP route");
+    }
+    for (index, entry) in rule.matches.iter().flatten().enumerate() {
+        for key in entry.other.keys().filter(|k| !KNOWN_MATCH_FIELDS.contains(&k.as_str())) {
+            findings.error(format!("{base}.match[{index}].{key}"), "is not a field of an Istio match");
+        }
     }
 }
 
@@ -281,9 +296,6 @@ fn check_match(entry: &Match, base: &str, findings: &mut Findings) {
             findings.error(&field, "a query parameter needs a name");
         }
         check_string_match(m, &field, findings);
-    }
-    for key in entry.other.keys().filter(|k| !KNOWN_MATCH_FIELDS.contains(&k.as_str())) {
-        findings.error(format!("{base}.{key}"), "is not a field of an Istio match");
     }
 }
 
@@ -449,6 +461,7 @@ mod tests {
                 BTreeMap::from([("app".into(), "recommendation".into()), ("version".into(), "v1".into())]),
                 BTreeMap::from([("app".into(), "recommendation".into()), ("version".into(), "v2".into())]),
             ],
+            gateway_api: false,
         }
     }
 

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::audit::Source;
-use crate::change::routes::{self, ResourceVersions, RouteRequest};
+use crate::change::routes::{self, ResourceVersions, RouteRequest, RoutingApi};
 use crate::policy::{self, RoutingPolicy};
 use crate::problem::FieldProblem;
 
@@ -24,6 +24,10 @@ pub struct PolicyBody {
     policy: RoutingPolicy,
     #[serde(default, rename = "resourceVersion")]
     resource_version: Option<ResourceVersions>,
+    /// Which API routes the host: `VirtualService` or `HTTPRoute`. It chooses what a host
+    /// nothing routes yet gets (VirtualService when absent); it cannot switch a routed host.
+    #[serde(default)]
+    kind: Option<RoutingApi>,
 }
 
 #[derive(Deserialize)]
@@ -73,8 +77,8 @@ fn get_method() -> String {
 /// 404 for a host nothing in the namespace routes, naming it.
 fn routes_nothing(host: &str, namespace: &str) -> AppError {
     AppError::NotFound(format!(
-        "{host} routes nothing in {namespace}: no VirtualService names it in spec.hosts and no DestinationRule in \
-         spec.host"
+        "{host} routes nothing in {namespace}: no VirtualService names it in spec.hosts, no DestinationRule in \
+         spec.host and no HTTPRoute has its Service as a parentRef"
     ))
 }
 
@@ -91,6 +95,7 @@ pub async fn get(
     let policy = live.policy(&host)?;
     let mut body = serde_json::to_value(&policy).map_err(|e| AppError::Internal(e.to_string()))?;
     body["resourceVersion"] = json!(live.resource_versions());
+    body["kind"] = json!(live.api);
     Ok(Json(body))
 }
 
@@ -110,9 +115,21 @@ pub async fn put(
     } else if desired.host != host {
         return Err(AppError::invalid("host", format!("must be {host}, the host in the URL")));
     }
-    let live = state.reads.live_routing(&namespace, &host).await?;
+    let mut live = state.reads.live_routing(&namespace, &host).await?;
     if let Some(reason) = live.ambiguity() {
         return Err(AppError::Conflict(reason.to_owned()));
+    }
+    match body.kind {
+        Some(kind) if !live.exists() => live.api = kind,
+        Some(kind) if kind != live.api => {
+            let message =
+                format!("{host} is routed by a {:?}; this API edits it in place and does not switch APIs", live.api);
+            return Err(AppError::invalid("kind", message));
+        }
+        _ => {}
+    }
+    if let Some(reason) = live.stale_http_route(body.resource_version.as_ref()) {
+        return Err(AppError::Conflict(reason));
     }
     let context = state.reads.validation_context(&namespace, &host);
     let origin = request_id.origin(actor, Source::Api);

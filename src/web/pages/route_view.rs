@@ -54,6 +54,7 @@ pub struct PreviewView {
     pub bar_sets: Vec<BarSet>,
     pub rv_vs: String,
     pub rv_dr: String,
+    pub rv_hr: String,
 }
 
 pub struct TestResultView {
@@ -285,6 +286,7 @@ impl PreviewView {
             ],
             rv_vs: expected.virtual_service.clone().unwrap_or_default(),
             rv_dr: expected.destination_rule.clone().unwrap_or_default(),
+            rv_hr: expected.http_route.clone().unwrap_or_default(),
         }
     }
 }

@@ -67,6 +67,8 @@ pub struct ApplyForm {
     rv_vs: String,
     #[serde(default)]
     rv_dr: String,
+    #[serde(default)]
+    rv_hr: String,
 }
 
 #[derive(Deserialize)]
@@ -226,8 +228,8 @@ fn build_change(
 ) -> Result<(Change, Vec<policy::FieldError>), String> {
     let context = state.reads.validation_context(namespace, host);
     let request = RouteRequest { origin, namespace, live, expected: Some(expected), context: &context };
-    if let Some(reason) = live.ambiguity() {
-        return Err(reason.to_owned());
+    if let Some(reason) = live.ambiguity().map(String::from).or_else(|| live.stale_http_route(Some(expected))) {
+        return Err(reason);
     }
     match desired {
         Some(desired) => Ok(routes::update(&request, "route.update", desired)),
@@ -248,7 +250,11 @@ pub async fn apply(
         "delete" => None,
         _ => Some(serde_json::from_str(&form.policy).map_err(|e| AppError::invalid("policy", e.to_string()))?),
     };
-    let expected = ResourceVersions { virtual_service: non_empty(form.rv_vs), destination_rule: non_empty(form.rv_dr) };
+    let expected = ResourceVersions {
+        virtual_service: non_empty(form.rv_vs),
+        destination_rule: non_empty(form.rv_dr),
+        http_route: non_empty(form.rv_hr),
+    };
     let live = state.reads.live_routing(&namespace, &host).await?;
     let origin = request_id.origin(actor.clone(), Source::Ui);
     let (change, _) = build_change(&state, &namespace, &host, &live, &origin, &expected, desired.as_ref())

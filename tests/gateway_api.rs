@@ -1,0 +1,182 @@
+//! A host routed by a Gateway API HTTPRoute (mesh/GAMMA: attached to the host's Service,
+//! versions as per-version Services), made as a user would with kubectl and named unlike the
+//! host: read as the same policy, edited in place through the routing API, refused with the
+//! field for what the Gateway API cannot say, accepted by the real istiod (its status) and
+//! pushed to the sidecars as weighted per-version clusters; audited and reverted.
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::TestNamespace;
+use support::console::Console;
+use support::xds::{eventually_routed, running_pod};
+
+fn http_routes(ns: &TestNamespace) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"));
+    Api::namespaced_with(ns.client.clone(), &ns.name, &resource)
+}
+
+async fn create_version_services(ns: &TestNamespace) {
+    let services = Api::<Service>::namespaced(ns.client.clone(), &ns.name);
+    for version in ["v1", "v2"] {
+        let service: Service = serde_json::from_value(json!({
+            "metadata": {"name": format!("recommendation-{version}")},
+            "spec": {"selector": {"app": "recommendation", "version": version},
+                     "ports": [{"name": "http", "port": 8080}]}
+        }))
+        .unwrap();
+        services.create(&PostParams::default(), &service).await.unwrap();
+    }
+}
+
+/// A mesh HTTPRoute as someone wrote it by hand: another name, a hostname, a header filter
+/// signalbox does not model, all traffic to v1.
+async fn create_route(ns: &TestNamespace) {
+    let route: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "reco-mesh", "labels": {"team": "reco"}},
+        "spec": {
+            "parentRefs": [{"group": "", "kind": "Service", "name": "recommendation", "port": 8080}],
+            "rules": [{
+                "name": "main",
+                "filters": [{"type": "RequestHeaderModifier",
+                             "requestHeaderModifier": {"set": [{"name": "x-routed-by", "value": "gamma"}]}}],
+                "backendRefs": [{"name": "recommendation-v1", "port": 8080}]
+            }]
+        }
+    }))
+    .unwrap();
+    http_routes(ns).create(&PostParams::default(), &route).await.unwrap();
+}
+
+/// The weights of the sidecar's catch-all route for recommendation, by cluster.
+fn weights(host: &Value) -> Option<BTreeMap<String, u64>> {
+    let route = host["routes"].as_array()?.last()?;
+    if let Some(cluster) = route["route"]["cluster"].as_str() {
+        return Some(BTreeMap::from([(cluster.to_owned(), 100)]));
+    }
+    let clusters = route["route"]["weightedClusters"]["clusters"].as_array()?;
+    clusters.iter().map(|c| Some((c["name"].as_str()?.to_owned(), c["weight"].as_u64()?))).collect()
+}
+
+#[tokio::test]
+async fn an_http_route_is_read_edited_in_place_refused_for_what_it_cannot_say_and_reverted() {
+    let ns = TestNamespace::new("gamma").await;
+    let console = Console::start(&ns.name).await;
+    console.deploy(&["customer", "recommendation-v1", "recommendation-v2"]).await;
+    create_version_services(&ns).await;
+    create_route(&ns).await;
+    let routes = console.api("/routes/recommendation");
+
+    let (status, policy) =
+        support::eventually(Duration::from_secs(10), "the HTTPRoute read as the host's routing", || async {
+            let (status, body) = console.get_json(&routes).await;
+            (status == StatusCode::OK).then_some((status, body))
+        })
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(policy["kind"], "HTTPRoute");
+    assert_eq!(
+        policy["subsets"],
+        json!({"recommendation-v1": {"version": "v1"}, "recommendation-v2": {"version": "v2"}})
+    );
+    assert_eq!(policy["rules"][0]["route"], json!({"recommendation-v1": 100}));
+
+    // 90/10, in place.
+    let mut desired = policy.clone();
+    desired["rules"][0]["route"] = json!({"recommendation-v1": 90, "recommendation-v2": 10});
+    let (status, body) = console.send_json(Method::PUT, &routes, Some(desired.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let written = http_routes(&ns).get("reco-mesh").await.unwrap();
+    let spec = &written.data["spec"];
+    assert_eq!(spec["parentRefs"], json!([{"group": "", "kind": "Service", "name": "recommendation", "port": 8080}]));
+    assert_eq!(spec["rules"][0]["name"], "main");
+    assert_eq!(spec["rules"][0]["filters"][0]["requestHeaderModifier"]["set"][0]["value"], "gamma");
+    assert_eq!(
+        spec["rules"][0]["backendRefs"],
+        json!([{"group": "", "kind": "Service", "name": "recommendation-v1", "port": 8080, "weight": 90},
+               {"group": "", "kind": "Service", "name": "recommendation-v2", "port": 8080, "weight": 10}])
+    );
+    assert_eq!(written.metadata.labels.as_ref().unwrap()["team"], "reco");
+    assert!(
+        console.get_json(&console.api("/routes/recommendation")).await.1["resourceVersion"]["virtualService"].is_null(),
+        "no VirtualService was created beside the HTTPRoute"
+    );
+
+    // istiod accepts it, for the current generation.
+    let generation = written.metadata.generation;
+    support::eventually(Duration::from_secs(30), "istiod's Accepted condition for this generation", || async {
+        let route = http_routes(&ns).get("reco-mesh").await.ok()?;
+        let parents = route.data["status"]["parents"].as_array()?.clone();
+        let accepted = parents.iter().flat_map(|p| p["conditions"].as_array().cloned().unwrap_or_default()).any(|c| {
+            c["type"] == "Accepted" && c["status"] == "True" && c["observedGeneration"].as_i64() == generation
+        });
+        accepted.then_some(())
+    })
+    .await;
+
+    // The sidecar gets the per-version clusters with their weights.
+    let customer = running_pod(&ns, "customer").await;
+    let domain = format!("recommendation.{}.svc.cluster.local", ns.name);
+    let cluster = |version: &str| format!("outbound|8080||recommendation-{version}.{}.svc.cluster.local", ns.name);
+    let expected = BTreeMap::from([(cluster("v1"), 90), (cluster("v2"), 10)]);
+    eventually_routed(&customer, &domain, "90/10 over the per-version Services", |host| {
+        weights(host).filter(|w| *w == expected)
+    })
+    .await;
+
+    // An edit made from the read before is stale (its spec generation moved), though istiod's
+    // status writes alone do not make it so.
+    let (status, body) = console.send_json(Method::PUT, &routes, Some(desired.clone())).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("HTTPRoute reco-mesh changed since"), "{body}");
+    desired.as_object_mut().unwrap().remove("resourceVersion");
+
+    // What the Gateway API cannot say: 422 naming the field, nothing written.
+    for (field, value) in
+        [("fault", json!({"abort": {"httpStatus": 503, "percentage": 50}})), ("retries", json!({"attempts": 3}))]
+    {
+        let mut refused = desired.clone();
+        refused["rules"][0][field] = value;
+        let (status, body) = console.send_json(Method::PUT, &routes, Some(refused)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.to_string().contains(&format!("rules[0].{field}")), "{body}");
+    }
+    let mut missing = desired.clone();
+    missing["subsets"]["recommendation-v3"] = json!({"version": "v3"});
+    missing["rules"][0]["route"] = json!({"recommendation-v1": 90, "recommendation-v3": 10});
+    let (status, body) = console.send_json(Method::PUT, &routes, Some(missing)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("subsets.recommendation-v3"), "{body}");
+
+    // Audited under the HTTPRoute, and reverted to all traffic to v1.
+    let audit = console.audit().await;
+    let entry =
+        audit.iter().find(|e| e["action"] == "route.update" && e["outcome"] == "applied").expect("the 90/10 entry");
+    assert_eq!(entry["kind"], "HTTPRoute", "{entry}");
+    let revert = console.url(&format!("/api/v1/audit/{}/revert", entry["id"]));
+    let (status, body) = console.send_json(Method::POST, &revert, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, after) = console.get_json(&routes).await;
+    assert_eq!(after["rules"][0]["route"], json!({"recommendation-v1": 100}));
+    assert_eq!(after["rules"][0]["name"], "main");
+
+    // A VirtualService for the same host too: Istio's behaviour is undefined, nothing is edited.
+    let vs = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                    "metadata": {"name": "legacy"}, "spec": {"hosts": ["recommendation"],
+                    "http": [{"route": [{"destination": {"host": "recommendation"}}]}]}});
+    let vs_resource = ApiResource::from_gvk(&GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService"));
+    let vs_api: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &vs_resource);
+    vs_api.create(&PostParams::default(), &serde_json::from_value(vs).unwrap()).await.unwrap();
+    let (status, body) = console.send_json(Method::PUT, &routes, Some(desired)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let message = body.to_string();
+    assert!(message.contains("VirtualService legacy") && message.contains("HTTPRoute reco-mesh"), "{message}");
+    console.stop().await;
+}
