@@ -505,10 +505,11 @@ struct Halted {
     error: ClusterError,
 }
 
-/// The host whose routing `change` writes, if it writes Istio routing objects.
+/// The host whose routing `change` writes, if it writes routing objects (Istio's or an
+/// HTTPRoute).
 fn routed_host(change: &Change) -> Option<&str> {
-    let routes =
-        change.operations.iter().any(|op| matches!(op.target().kind, Kind::VirtualService | Kind::DestinationRule));
+    let routing = |kind| matches!(kind, Kind::VirtualService | Kind::DestinationRule | Kind::HTTPRoute);
+    let routes = change.operations.iter().any(|op| routing(op.target().kind));
     change.host.as_deref().filter(|_| routes)
 }
 
