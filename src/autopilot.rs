@@ -145,6 +145,13 @@ impl Pilot {
                 crate::policy::refers_to_host(&name, &short, Some(namespace)).then_some(short)
             })
             .collect();
+        // And the Services HTTPRoutes carrying a canary attach to.
+        let http_routes = cache.http_routes.state();
+        let routes_with_canary = http_routes
+            .iter()
+            .filter(|route| route.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(ANNOTATION)));
+        let services = routes_with_canary.flat_map(|route| route.spec.parent_refs.clone().unwrap_or_default());
+        hosts.extend(services.filter(|parent| parent.kind.as_deref() == Some("Service")).map(|parent| parent.name));
         hosts.sort();
         hosts.dedup();
         hosts

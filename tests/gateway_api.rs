@@ -180,3 +180,76 @@ async fn an_http_route_is_read_edited_in_place_refused_for_what_it_cannot_say_an
     assert!(message.contains("VirtualService legacy") && message.contains("HTTPRoute reco-mesh"), "{message}");
     console.stop().await;
 }
+
+/// The tutorial walkthrough on the Gateway API, as a newcomer does it through the API: the
+/// console creates the per-version Services (previewed, audited), a new HTTPRoute sends all
+/// traffic to v1, then 90/10 and a Firefox rule to v2; a canary 10 → 25 → abort runs on it,
+/// its state on the HTTPRoute's annotation.
+#[tokio::test]
+async fn the_walkthrough_and_a_canary_on_an_http_route() {
+    let ns = TestNamespace::new("gammawalk").await;
+    let console = Console::start(&ns.name).await;
+    console.deploy(&["customer", "recommendation-v1", "recommendation-v2"]).await;
+
+    let versions = console.api("/routes/recommendation/version-services");
+    let (status, preview) = console.send_json(Method::POST, &format!("{versions}?dryRun=true"), None).await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert!(preview["summary"].as_str().unwrap().contains("recommendation-v1, recommendation-v2"), "{preview}");
+    assert!(
+        Api::<Service>::namespaced(ns.client.clone(), &ns.name).get_opt("recommendation-v1").await.unwrap().is_none()
+    );
+    let (status, created) = console.send_json(Method::POST, &versions, None).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let v2 = Api::<Service>::namespaced(ns.client.clone(), &ns.name).get("recommendation-v2").await.unwrap();
+    let selector = v2.spec.as_ref().unwrap().selector.clone().unwrap();
+    assert_eq!(selector.get("version").map(String::as_str), Some("v2"));
+    assert_eq!(v2.spec.unwrap().ports.unwrap()[0].port, 8080);
+    let (status, again) = console.send_json(Method::POST, &versions, None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "nothing left to create: {again}");
+
+    let routes = console.api("/routes/recommendation");
+    let subsets = json!({"recommendation-v1": {"version": "v1"}, "recommendation-v2": {"version": "v2"}});
+    let steps = [
+        json!([{"route": {"recommendation-v1": 100}}]),
+        json!([{"route": {"recommendation-v1": 90, "recommendation-v2": 10}}]),
+        json!([{"match": [{"headers": {"user-agent": {"regex": ".*Firefox.*"}}}], "route": {"recommendation-v2": 100}},
+               {"route": {"recommendation-v1": 100}}]),
+    ];
+    for rules in steps {
+        let body = json!({"kind": "HTTPRoute", "subsets": subsets, "rules": rules});
+        let (status, answer) = console.send_json(Method::PUT, &routes, Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let (_, policy) = console.get_json(&routes).await;
+    assert_eq!(policy["kind"], "HTTPRoute");
+    let route = http_routes(&ns).get("recommendation").await.expect("a new HTTPRoute named after the host");
+    assert_eq!(route.data["spec"]["parentRefs"][0]["name"], "recommendation");
+    assert_eq!(route.data["spec"]["rules"][0]["matches"][0]["headers"][0]["value"], ".*Firefox.*");
+
+    let canaries = console.api("/canaries/recommendation");
+    let start = json!({"stable": "recommendation-v1", "canary": "recommendation-v2", "steps": [10, 25, 100]});
+    let (status, started) = console.send_json(Method::POST, &canaries, Some(start)).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let (status, promoted) = console.send_json(Method::POST, &format!("{canaries}/promote"), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{promoted}");
+    assert_eq!(promoted["weight"], 25);
+    let route = http_routes(&ns).get("recommendation").await.unwrap();
+    let annotation = route.metadata.annotations.as_ref().and_then(|a| a.get("signalbox.io/canary")).cloned();
+    assert!(annotation.is_some_and(|a| a.contains("\"step\":1")), "the canary's state is on the HTTPRoute");
+    let default_rule = &route.data["spec"]["rules"][1]["backendRefs"];
+    assert_eq!(
+        (default_rule[0]["weight"].as_i64(), default_rule[1]["weight"].as_i64()),
+        (Some(75), Some(25)),
+        "{default_rule}"
+    );
+    assert_eq!(route.data["spec"]["rules"][0]["backendRefs"][0]["name"], "recommendation-v2", "the Firefox rule stays");
+
+    let (status, aborted) = console.send_json(Method::POST, &format!("{canaries}/abort"), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{aborted}");
+    let (_, policy) = console.get_json(&routes).await;
+    assert_eq!(policy["rules"][1]["route"], json!({"recommendation-v1": 100}));
+    let actions: Vec<String> =
+        console.audit().await.iter().take(3).map(|e| e["action"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(actions, ["canary.abort", "canary.promote", "canary.start"]);
+    console.stop().await;
+}

@@ -1,6 +1,7 @@
 //! Canary transitions as routing changes: the weights go through the routing policy (so
 //! header rules and unmodelled fields stay), and the canary's state rides on the
-//! VirtualService's annotation, written in the same apply.
+//! annotation of the object holding the rules (VirtualService or HTTPRoute), written in the
+//! same apply.
 use crate::authz::Permission;
 use crate::cluster::{Kind, Operation};
 use crate::policy::canary::{ANNOTATION, Canary};
@@ -9,10 +10,14 @@ use crate::policy::{FieldError, RoutingPolicy};
 use super::Change;
 use super::routes::{self, LiveRouting, RouteRequest};
 
-/// The canary recorded on the live VirtualService, if any.
+/// The canary recorded on the live VirtualService or HTTPRoute, if any.
 pub fn current(live: &LiveRouting) -> Option<Canary> {
-    let annotations = live.virtual_service.as_ref()?.metadata.annotations.as_ref()?;
-    Canary::from_annotation(annotations.get(ANNOTATION)?)
+    let metadata = match (&live.http_route, &live.virtual_service) {
+        (Some(route), _) => &route.metadata,
+        (None, Some(vs)) => &vs.metadata,
+        (None, None) => return None,
+    };
+    Canary::from_annotation(metadata.annotations.as_ref()?.get(ANNOTATION)?)
 }
 
 /// The change that moves the host to `next` (`action` is `canary.start`, `canary.promote`, ...).
@@ -37,7 +42,7 @@ pub fn transition(
     );
     for operation in &mut change.operations {
         if let Operation::Apply { target, object } | Operation::Create { target, object } = operation
-            && target.kind == Kind::VirtualService
+            && matches!(target.kind, Kind::VirtualService | Kind::HTTPRoute)
         {
             object["metadata"]["annotations"][ANNOTATION] = next.to_annotation().into();
         }

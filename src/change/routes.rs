@@ -241,6 +241,59 @@ fn operations(request: &RouteRequest, desired: &RoutingPolicy) -> Vec<Operation>
     operations
 }
 
+/// A change creating a per-version Service (`<host>-<version>`, selecting the app and the
+/// version, with the host Service's ports) for each deployed version of `host` that has
+/// none: what an HTTPRoute names as its backends. `Err` when there is nothing to create.
+pub fn create_version_services(
+    origin: &Origin,
+    namespace: &str,
+    host: &str,
+    live: &LiveRouting,
+    deployed: &[crate::inventory::VersionSummary],
+    host_service: Option<&Value>,
+) -> Result<Change, String> {
+    let missing: Vec<&str> = deployed
+        .iter()
+        .filter(|v| v.app == host && !v.version.is_empty())
+        .map(|v| v.version.as_str())
+        .filter(|version| !live.versions.iter().any(|s| s.labels.get("version").is_some_and(|v| v == version)))
+        .collect();
+    if missing.is_empty() {
+        return Err(format!("every deployed version of {host} has its Service already"));
+    }
+    let ports = host_service
+        .map(service_ports)
+        .ok_or_else(|| format!("{host} has no Service in {namespace} to copy the ports from"))?;
+    let names: Vec<String> = missing.iter().map(|version| format!("{host}-{version}")).collect();
+    let summary = format!("{host}: per-version Services {}", names.join(", "));
+    let subject = ObjectRef::namespaced(Kind::Service, namespace, host);
+    let mut change = Change::new(origin, "route.version-services", Permission::Route, namespace, subject, summary);
+    change.host = Some(host.to_owned());
+    for (name, version) in names.iter().zip(missing) {
+        let labels = serde_json::json!({"app": host, "version": version});
+        let object = serde_json::json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {"selector": labels, "ports": ports}
+        });
+        change
+            .operations
+            .push(Operation::Create { target: ObjectRef::namespaced(Kind::Service, namespace, name), object });
+    }
+    Ok(change)
+}
+
+/// A Service's ports as one writes them (no nodePort: the new Services are ClusterIP).
+fn service_ports(service: &Value) -> Value {
+    let ports = service["spec"]["ports"].as_array().into_iter().flatten();
+    let fields = ["name", "port", "protocol", "targetPort", "appProtocol"];
+    let written = ports.map(|port| {
+        let kept = fields.iter().filter_map(|f| Some((f.to_string(), port.get(*f)?.clone())));
+        Value::Object(kept.collect())
+    });
+    Value::Array(written.collect())
+}
+
 /// What an HTTPRoute cannot say, and versions that are no per-version Service: HTTPRoute
 /// has no subsets, so each version must be a Service before a rule can name it.
 fn http_route_problems(request: &RouteRequest, desired: &RoutingPolicy) -> Vec<FieldError> {

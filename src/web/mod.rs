@@ -92,6 +92,7 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
             get(api::routes::get).put(api::routes::put).delete(api::routes::remove),
         )
         .route("/api/v1/namespaces/{ns}/routes/{host}/test", post(api::routes::test))
+        .route("/api/v1/namespaces/{ns}/routes/{host}/version-services", post(api::routes::create_version_services))
         .route("/api/v1/namespaces/{ns}/routes/{host}/sync", get(api::routes::sync))
         .route("/api/v1/namespaces/{ns}/canaries/{host}", get(api::canaries::get).post(api::canaries::start))
         .route("/api/v1/namespaces/{ns}/canaries/{host}/{step}", post(api::canaries::step))

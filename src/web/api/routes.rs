@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::audit::Source;
 use crate::change::routes::{self, ResourceVersions, RouteRequest, RoutingApi};
+use crate::cluster::{Kind, ObjectRef};
 use crate::policy::{self, RoutingPolicy};
 use crate::problem::FieldProblem;
 
@@ -16,6 +17,7 @@ use super::super::error::AppError;
 use super::super::extract::{ApiJson, ManagedHost, RequestId};
 use super::super::identity::Identity;
 use super::super::state::AppState;
+use super::audit::DryRun;
 
 /// The body of GET and PUT: the policy and the resourceVersions it was read at.
 #[derive(Deserialize)]
@@ -152,6 +154,30 @@ pub async fn put(
         body["sync"] = json!(state.changes.propagation().wait(&namespace, &host, wait).await);
     }
     Ok(Json(body).into_response())
+}
+
+/// `POST …/version-services`: creates a per-version Service for each deployed version of the
+/// host that has none (an HTTPRoute's backends); `?dryRun=true` previews. 409 when every
+/// version has one.
+pub async fn create_version_services(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    ManagedHost { namespace, host }: ManagedHost,
+    Query(DryRun { dry_run }): Query<DryRun>,
+) -> Result<Response, AppError> {
+    let live = state.reads.live_routing(&namespace, &host).await?;
+    let host_service = state.cluster.objects.get(&ObjectRef::namespaced(Kind::Service, &namespace, &host)).await?;
+    let deployed = state.reads.versions(&namespace);
+    let origin = request_id.origin(actor, Source::Api);
+    let change = routes::create_version_services(&origin, &namespace, &host, &live, &deployed, host_service.as_ref())
+        .map_err(AppError::Conflict)?;
+    if dry_run {
+        let preview = state.changes.preview(&change).await?;
+        return Ok(Json(json!({"summary": change.summary, "diff": preview.diff()})).into_response());
+    }
+    let applied = state.changes.execute(change).await?;
+    Ok(Json(json!({"auditId": applied.audit_id, "objects": applied.after.objects()})).into_response())
 }
 
 /// `DELETE`: removes what routes the host (see [`routes::delete`]); 409 naming the object
