@@ -62,7 +62,11 @@ async fn step(console: &Console, body: Value, action: &str) -> Value {
     };
     assert_eq!(status, StatusCode::OK, "{answer}");
     let audit = console.audit().await;
-    assert_eq!(audit.len(), before + 1, "one audit entry per step");
+    let added: Vec<String> = audit[..audit.len().saturating_sub(before)]
+        .iter()
+        .map(|e| format!("{} {} {} {} by {}", e["action"], e["kind"], e["name"], e["outcome"], e["actor"]))
+        .collect();
+    assert_eq!(audit.len(), before + 1, "one audit entry per step; added: {added:?}");
     let entry = audit[0].clone();
     assert_eq!((entry["action"].as_str(), entry["outcome"].as_str()), (Some(action), Some("applied")), "{entry}");
     assert!(entry["actor"].as_str().unwrap().starts_with("local:"));
