@@ -121,6 +121,26 @@ async fn an_http_route_is_read_edited_in_place_refused_for_what_it_cannot_say_an
     })
     .await;
 
+    // The routing page names the HTTPRoute and shows istiod's verdict on it.
+    let page = support::eventually(Duration::from_secs(10), "the page showing the HTTPRoute's status", || async {
+        let page = console.page(&format!("/ns/{}/routes/recommendation", ns.name)).await;
+        page.contains("Accepted=True").then_some(page)
+    })
+    .await;
+    assert!(page.contains("<code id=\"live-hr-name\">reco-mesh</code>"), "{page}");
+    assert!(page.contains("id=\"routing-api\">HTTPRoute<"), "{page}");
+    assert!(page.contains("id=\"gateway-api-limits\""), "the page says what an HTTPRoute cannot do");
+    assert!(!page.contains("name=\"abort_status\""), "and offers no fault injection");
+    // Its forms plan the edit into the HTTPRoute.
+    let preview = format!("/ns/{}/routes/recommendation/preview", ns.name);
+    let fields = [("action", "split"), ("weight.recommendation-v1", "50"), ("weight.recommendation-v2", "50")];
+    let (status, html) = console.post_form(&preview, &fields).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let planned = html.split("id=\"preview-objects\">").nth(1).expect("planned objects");
+    let planned = &planned[..planned.find("</pre>").unwrap()];
+    assert!(planned.contains("kind: HTTPRoute") && planned.contains("name: reco-mesh"), "{planned}");
+    assert!(planned.contains("weight: 50") && !planned.contains("VirtualService"), "{planned}");
+
     // The sidecar gets the per-version clusters with their weights.
     let customer = running_pod(&ns, "customer").await;
     let domain = format!("recommendation.{}.svc.cluster.local", ns.name);
@@ -222,6 +242,12 @@ async fn the_walkthrough_and_a_canary_on_an_http_route() {
     }
     let (_, policy) = console.get_json(&routes).await;
     assert_eq!(policy["kind"], "HTTPRoute");
+    // The route tester follows the Gateway API's precedence, and says why.
+    let firefox = json!({"headers": {"user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Firefox/128.0"}});
+    let (status, tested) = console.send_json(Method::POST, &format!("{routes}/test"), Some(firefox)).await;
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["rule"], 0);
+    assert_eq!(tested["why"], "rule 1 wins over rule 2: more header matches (1 against 0)");
     let route = http_routes(&ns).get("recommendation").await.expect("a new HTTPRoute named after the host");
     assert_eq!(route.data["spec"]["parentRefs"][0]["name"], "recommendation");
     assert_eq!(route.data["spec"]["rules"][0]["matches"][0]["headers"][0]["value"], ".*Firefox.*");
@@ -251,5 +277,11 @@ async fn the_walkthrough_and_a_canary_on_an_http_route() {
     let actions: Vec<String> =
         console.audit().await.iter().take(3).map(|e| e["action"].as_str().unwrap().to_owned()).collect();
     assert_eq!(actions, ["canary.abort", "canary.promote", "canary.start"]);
+
+    let (status, removed) = console.send_json(Method::DELETE, &routes, None).await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert!(http_routes(&ns).get_opt("recommendation").await.unwrap().is_none(), "the HTTPRoute is deleted");
+    let (status, _) = console.get_json(&routes).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     console.stop().await;
 }

@@ -85,6 +85,14 @@ impl LiveRouting {
         Self { versions, port: policy::gateway_api::service_port(host, services), ..self }
     }
 
+    /// How the route tester picks a rule for this host's routing.
+    pub fn precedence(&self) -> policy::Precedence {
+        match self.api {
+            RoutingApi::VirtualService => policy::Precedence::FirstMatch,
+            RoutingApi::HTTPRoute => policy::Precedence::MostSpecific,
+        }
+    }
+
     pub fn exists(&self) -> bool {
         self.virtual_service.is_some()
             || self.destination_rule.is_some()
@@ -194,6 +202,20 @@ pub fn delete(request: &RouteRequest, host: &str) -> Result<Change, String> {
             }
             Removal::Refused(why) => return Err(why),
         }
+    }
+    if let Some(route) = &live.http_route {
+        let name = route.metadata.name.as_deref().unwrap_or(host);
+        let parents = route.spec.parent_refs.iter().flatten();
+        if parents.clone().count() > 1 || !route.routes_service(host, request.namespace) {
+            return Err(format!(
+                "HTTPRoute {name} attaches to other parents too; removing it would change their routing: edit it \
+                 directly"
+            ));
+        }
+        change.subject.kind = Kind::HTTPRoute;
+        change
+            .operations
+            .push(Operation::Delete { target: ObjectRef::namespaced(Kind::HTTPRoute, request.namespace, name) });
     }
     if let Some(dr) = &live.destination_rule {
         let target = named(Kind::DestinationRule, request.namespace, &dr.metadata.name, host);

@@ -22,7 +22,7 @@ pub mod user_regex;
 mod validate;
 mod verdict;
 
-pub use evaluate::{Evaluation, Request, evaluate, regex_source_length, string_matches};
+pub use evaluate::{Evaluation, Precedence, Request, evaluate, regex_source_length, string_matches};
 pub use from_istio::{Extraction, PolicyError, extract, refers_to_host};
 pub use lookup::{HostObjects, Removal};
 pub use model::{

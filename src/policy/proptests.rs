@@ -126,7 +126,7 @@ proptest! {
 
     #[test]
     fn matched_shares_sum_to_100(policy in policy(), request in request()) {
-        let evaluation = evaluate(&policy, &request);
+        let evaluation = evaluate(&policy, &request, crate::policy::Precedence::FirstMatch);
         match evaluation.rule {
             Some(_) => prop_assert_eq!(evaluation.shares.iter().map(|s| s.1).sum::<u32>(), 100),
             None => prop_assert!(evaluation.shares.is_empty()),

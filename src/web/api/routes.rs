@@ -222,8 +222,12 @@ pub async fn test(
     }
     let policy = live.policy(&host)?;
     let request = policy::Request { path: body.path, method: body.method, headers: body.headers };
-    let evaluation = super::super::route_test::evaluate(policy, request).await?;
+    let evaluation = super::super::route_test::evaluate(policy, request, live.precedence()).await?;
     let shares: Map<String, Value> =
         evaluation.shares.into_iter().map(|(subset, weight)| (subset, json!(weight))).collect();
-    Ok(Json(json!({"rule": evaluation.rule, "shares": shares})))
+    let mut answer = json!({"rule": evaluation.rule, "shares": shares});
+    if let Some(why) = evaluation.why {
+        answer["why"] = json!(why);
+    }
+    Ok(Json(answer))
 }

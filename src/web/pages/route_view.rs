@@ -1,7 +1,7 @@
 //! What the routing page shows, prepared for its templates.
 use std::collections::BTreeMap;
 
-use crate::change::routes::{Ambiguous, LiveRouting, ResourceVersions};
+use crate::change::routes::{Ambiguous, LiveRouting, ResourceVersions, RoutingApi};
 use crate::change::{Change, Preview, documents};
 use crate::istio::VirtualService;
 use crate::pictures::bars::BarSet;
@@ -60,7 +60,33 @@ pub struct PreviewView {
 pub struct TestResultView {
     pub headers: String,
     pub matched: Option<String>,
+    /// Why the rule won over other matching ones (an HTTPRoute's precedence).
+    pub why: Option<String>,
     pub shares: Vec<(String, u32)>,
+}
+
+/// A status condition istiod wrote on the HTTPRoute, for its current generation.
+pub struct ConditionRow {
+    pub parent: String,
+    pub kind: String,
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+}
+
+impl ConditionRow {
+    fn of(route: &crate::gateway_api::HTTPRoute) -> Vec<Self> {
+        let conditions = route.current_conditions().into_iter();
+        conditions
+            .map(|(parent, c)| ConditionRow {
+                parent,
+                kind: c.kind,
+                status: c.status,
+                reason: c.reason,
+                message: c.message,
+            })
+            .collect()
+    }
 }
 
 /// One object of routing signalbox shows but does not edit (several VirtualServices for a
@@ -88,6 +114,14 @@ pub struct RoutesView {
     pub summary: String,
     /// The live rules as bars; none when the routing is not understood or spread over objects.
     pub live_bars: Option<BarSet>,
+    /// `VirtualService` or `HTTPRoute`: which API routes the host.
+    pub api: &'static str,
+    /// How the route tester picks the rule.
+    pub precedence: policy::Precedence,
+    /// The HTTPRoute, and what istiod says of its current generation.
+    pub http_route_name: Option<String>,
+    pub http_route_yaml: Option<String>,
+    pub http_route_conditions: Vec<ConditionRow>,
     /// The names of the objects edited, which need not be the host's.
     pub vs_name: Option<String>,
     pub dr_name: Option<String>,
@@ -145,6 +179,14 @@ impl RoutesView {
             // Ambiguous routing is shown, never edited: no forms.
             can_route: can_route && ambiguous.is_none(),
             summary,
+            api: match live.api {
+                RoutingApi::VirtualService => "VirtualService",
+                RoutingApi::HTTPRoute => "HTTPRoute",
+            },
+            precedence: live.precedence(),
+            http_route_name: live.http_route.as_ref().and_then(|route| route.metadata.name.clone()),
+            http_route_yaml: live.http_route.as_ref().map(yaml_of),
+            http_route_conditions: live.http_route.as_ref().map(ConditionRow::of).unwrap_or_default(),
             vs_name: live.virtual_service.as_ref().and_then(|vs| vs.metadata.name.clone()),
             dr_name: live.destination_rule.as_ref().and_then(|dr| dr.metadata.name.clone()),
             vs_yaml: yaml(live.virtual_service.as_ref().and_then(|vs| serde_json::to_value(vs).ok())),
@@ -368,6 +410,6 @@ impl TestResultView {
             let rule = RoutingPolicy { rules: vec![policy.rules[index].clone()], ..policy.clone() };
             format!("rule {}: {}", index + 1, policy::summary(&rule))
         });
-        Self { headers, matched, shares: evaluation.shares }
+        Self { headers, matched, why: evaluation.why, shares: evaluation.shares }
     }
 }

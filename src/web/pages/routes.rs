@@ -319,7 +319,7 @@ pub async fn test(
         method: if form.method.trim().is_empty() { "GET".into() } else { form.method.trim().to_ascii_uppercase() },
         headers,
     };
-    let evaluation = route_test::evaluate(view.policy.clone(), request).await?;
+    let evaluation = route_test::evaluate(view.policy.clone(), request, view.precedence).await?;
     let result = TestResultView::new(&view.policy, evaluation, text.clone());
     if htmx.0 {
         return render(&TestResultPartial { result });
