@@ -198,6 +198,14 @@ async fn an_http_route_is_read_edited_in_place_refused_for_what_it_cannot_say_an
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let message = body.to_string();
     assert!(message.contains("VirtualService legacy") && message.contains("HTTPRoute reco-mesh"), "{message}");
+    // The routing page and the overview warn about it.
+    let undefined = "Istio leaves the behaviour undefined";
+    assert!(console.page(&format!("/ns/{}/routes/recommendation", ns.name)).await.contains(undefined));
+    let overview = support::eventually(Duration::from_secs(10), "the overview's warning", || async {
+        Some(console.page(&format!("/ns/{}", ns.name)).await).filter(|page| page.contains(undefined))
+    })
+    .await;
+    assert!(overview.contains("VirtualService legacy; HTTPRoute reco-mesh"), "{overview}");
     console.stop().await;
 }
 
@@ -283,5 +291,69 @@ async fn the_walkthrough_and_a_canary_on_an_http_route() {
     assert!(http_routes(&ns).get_opt("recommendation").await.unwrap().is_none(), "the HTTPRoute is deleted");
     let (status, _) = console.get_json(&routes).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    console.stop().await;
+}
+
+/// Moving a VirtualService host to an HTTPRoute, as Istio's ambient migration guide asks:
+/// refused with each field the Gateway API cannot say, previewed without a change, then one
+/// audited change (per-version Services, the HTTPRoute, the VirtualService gone, the
+/// DestinationRule kept) that the sidecars get, and that a revert undoes.
+#[tokio::test]
+async fn a_virtual_service_host_migrates_to_an_http_route_and_back() {
+    let ns = TestNamespace::new("migrate").await;
+    let console = Console::start(&ns.name).await;
+    console.deploy(&["customer", "recommendation-v1", "recommendation-v2"]).await;
+    let routes = console.api("/routes/recommendation");
+    let migrate = console.api("/routes/recommendation/migrate");
+    let policy = |fault: Option<Value>| {
+        let mut default = json!({"route": {"version-v1": 90, "version-v2": 10}, "timeout": "3s"});
+        if let Some(fault) = fault {
+            default["fault"] = fault;
+        }
+        json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}}, "rules": [
+            {"match": [{"headers": {"user-agent": {"regex": ".*Firefox.*"}}}], "route": {"version-v2": 100}},
+            default
+        ]})
+    };
+    let delay = json!({"delay": {"fixedDelay": "7s", "percentage": 50}});
+    let (status, body) = console.send_json(Method::PUT, &routes, Some(policy(Some(delay)))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, refused) = console.send_json(Method::POST, &migrate, None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["problems"][0]["field"], "rules[1].fault", "{refused}");
+
+    let (status, body) = console.send_json(Method::PUT, &routes, Some(policy(None))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, preview) = console.send_json(Method::POST, &format!("{migrate}?dryRun=true"), None).await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    let kinds: Vec<&str> = preview["objects"].as_array().unwrap().iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert_eq!(kinds, ["Service", "Service", "HTTPRoute"], "{preview}");
+    assert_eq!(console.get_json(&routes).await.1["kind"], "VirtualService", "a preview changes nothing");
+
+    let (status, migrated) = console.send_json(Method::POST, &migrate, None).await;
+    assert_eq!(status, StatusCode::OK, "{migrated}");
+    let (_, now) = console.get_json(&routes).await;
+    assert_eq!(now["kind"], "HTTPRoute", "{now}");
+    assert_eq!(now["rules"][0]["route"], json!({"recommendation-v2": 100}));
+    assert_eq!(now["rules"][1]["route"], json!({"recommendation-v1": 90, "recommendation-v2": 10}));
+    assert_eq!(now["rules"][1]["timeout"], "3s");
+    assert!(now["resourceVersion"]["destinationRule"].is_string(), "the DestinationRule stays: {now}");
+    assert!(now["resourceVersion"]["virtualService"].is_null(), "the VirtualService is gone: {now}");
+    let customer = running_pod(&ns, "customer").await;
+    let domain = format!("recommendation.{}.svc.cluster.local", ns.name);
+    let cluster = |version: &str| format!("outbound|8080||recommendation-{version}.{}.svc.cluster.local", ns.name);
+    let expected = BTreeMap::from([(cluster("v1"), 90), (cluster("v2"), 10)]);
+    eventually_routed(&customer, &domain, "the migrated 90/10", |host| weights(host).filter(|w| *w == expected)).await;
+
+    let audit = console.audit().await;
+    let entry = audit.iter().find(|e| e["action"] == "route.migrate").expect("the migration's entry");
+    assert_eq!(entry["outcome"], "applied");
+    let revert = console.url(&format!("/api/v1/audit/{}/revert", entry["id"]));
+    let (status, body) = console.send_json(Method::POST, &revert, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, back) = console.get_json(&routes).await;
+    assert_eq!(back["kind"], "VirtualService", "{back}");
+    assert_eq!(back["rules"][1]["route"], json!({"version-v1": 90, "version-v2": 10}));
+    assert!(http_routes(&ns).get_opt("recommendation").await.unwrap().is_none(), "the HTTPRoute is gone again");
     console.stop().await;
 }

@@ -292,17 +292,82 @@ pub fn create_version_services(
     let mut change = Change::new(origin, "route.version-services", Permission::Route, namespace, subject, summary);
     change.host = Some(host.to_owned());
     for (name, version) in names.iter().zip(missing) {
-        let labels = serde_json::json!({"app": host, "version": version});
-        let object = serde_json::json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels},
-            "spec": {"selector": labels, "ports": ports}
-        });
-        change
-            .operations
-            .push(Operation::Create { target: ObjectRef::namespaced(Kind::Service, namespace, name), object });
+        let labels = [("version".to_owned(), version.to_owned())].into();
+        change.operations.push(version_service(namespace, host, name, &labels, &ports));
     }
     Ok(change)
+}
+
+/// The change moving a host from its VirtualService to an equivalent HTTPRoute, as Istio's
+/// ambient migration guide asks: the per-version Services its subsets need, the HTTPRoute,
+/// and the VirtualService removed (or this host taken out of one that routes others). The
+/// DestinationRule stays: its traffic policy applies to the Services' traffic still. What
+/// the Gateway API cannot say is in the change's problems (422, each with its field).
+/// `Err` (409) when the host is not routed by one VirtualService alone.
+pub fn migrate_to_http_route(
+    request: &RouteRequest,
+    host: &str,
+    host_service: Option<&Value>,
+) -> Result<Change, String> {
+    let live = request.live;
+    if let Some(reason) = live.ambiguity() {
+        return Err(reason.to_owned());
+    }
+    let Some(vs) = live.virtual_service.as_ref().filter(|_| live.api == RoutingApi::VirtualService) else {
+        return Err(format!("{host} is not routed by a VirtualService; there is nothing to migrate"));
+    };
+    let policy = live.policy(host).map_err(|e| e.to_string())?;
+    let (migrated, to_create) = policy::gateway_api::migrated(&policy, &live.versions);
+    let vs_name = vs.metadata.name.clone().unwrap_or_else(|| host.to_owned());
+    let summary = format!("{host}: migrated from VirtualService {vs_name} to HTTPRoute {host}");
+    let subject = ObjectRef::namespaced(Kind::HTTPRoute, request.namespace, host);
+    let mut change =
+        Change::new(request.origin, "route.migrate", Permission::Route, request.namespace, subject, summary);
+    change.host = Some(host.to_owned());
+    change.problems = policy::gateway_api::inexpressible(&policy)
+        .into_iter()
+        .map(|e| FieldProblem::new(e.field, e.message))
+        .collect();
+    change.reaches = policy::reaches(&migrated, request.namespace);
+    if !change.problems.is_empty() {
+        return Ok(change);
+    }
+    let ports =
+        host_service.map(service_ports).ok_or_else(|| format!("{host} has no Service to take the ports from"))?;
+    for service in &to_create {
+        change.operations.push(version_service(request.namespace, host, &service.name, &service.labels, &ports));
+    }
+    let route = migrated.to_http_route(request.namespace, None, live.port);
+    let target = ObjectRef::namespaced(Kind::HTTPRoute, request.namespace, host);
+    change.operations.push(Operation::Create { target, object: to_json(&route) });
+    let vs_target = ObjectRef::namespaced(Kind::VirtualService, request.namespace, &vs_name);
+    match policy::lookup::remove_host(vs, host, request.namespace) {
+        Removal::Delete => change.operations.push(Operation::Delete { target: vs_target }),
+        Removal::DropHost(kept) => {
+            change.operations.push(Operation::Apply { target: vs_target, object: to_json(&kept) })
+        }
+        Removal::Refused(why) => return Err(why),
+    }
+    Ok(change)
+}
+
+fn version_service(
+    namespace: &str,
+    host: &str,
+    name: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+    ports: &Value,
+) -> Operation {
+    let mut selector = serde_json::json!({"app": host});
+    for (key, value) in labels {
+        selector[key] = value.clone().into();
+    }
+    let object = serde_json::json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace, "labels": selector},
+        "spec": {"selector": selector, "ports": ports}
+    });
+    Operation::Create { target: ObjectRef::namespaced(Kind::Service, namespace, name), object }
 }
 
 /// A Service's ports as one writes them (no nodePort: the new Services are ClusterIP).

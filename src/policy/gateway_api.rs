@@ -151,6 +151,49 @@ pub fn inexpressible(policy: &RoutingPolicy) -> Vec<FieldError> {
     problems
 }
 
+/// The policy of a VirtualService host as an HTTPRoute would carry it: each subset becomes
+/// the per-version Service selecting the same labels, an existing one (`versions`) where
+/// there is one, else `<host>-<version>` (or `<host>-<subset>` for other labels). Returns the
+/// policy and the Services to create. Check [`inexpressible`] on the input first.
+pub fn migrated(policy: &RoutingPolicy, versions: &[VersionService]) -> (RoutingPolicy, Vec<VersionService>) {
+    let mut to_create = Vec::new();
+    let renamed: BTreeMap<&str, String> = policy
+        .subsets
+        .iter()
+        .map(|subset| {
+            let existing = versions.iter().find(|v| v.labels == subset.labels);
+            let name = existing.map(|v| v.name.clone()).unwrap_or_else(|| {
+                let suffix = match (subset.labels.len(), subset.labels.get("version")) {
+                    (1, Some(version)) => version.clone(),
+                    _ => subset.name.clone(),
+                };
+                let service = VersionService {
+                    name: format!("{}-{suffix}", policy.host),
+                    labels: subset.labels.clone(),
+                    port: None,
+                };
+                to_create.push(service.clone());
+                service.name
+            });
+            (subset.name.as_str(), name)
+        })
+        .collect();
+    let rename = |subset: &str| renamed.get(subset).cloned().unwrap_or_else(|| subset.to_owned());
+    let mut migrated = policy.clone();
+    for subset in &mut migrated.subsets {
+        subset.name = rename(&subset.name);
+    }
+    for rule in &mut migrated.rules {
+        for share in &mut rule.route {
+            share.subset = rename(&share.subset);
+        }
+        if let Some(mirror) = &mut rule.mirror {
+            mirror.subset = rename(&mirror.subset);
+        }
+    }
+    (migrated, to_create)
+}
+
 fn rule_from(host: &str, rule: &HTTPRouteRule) -> Rule {
     let mut other = rule.other.clone();
     let (mirrors, filters): (Vec<&HTTPRouteFilter>, Vec<&HTTPRouteFilter>) =
@@ -436,6 +479,23 @@ mod tests {
         let fields: Vec<String> = inexpressible(&policy).into_iter().map(|p| p.field).collect();
         assert_eq!(fields, ["rules[0].fault", "rules[0].retries", "rules[0].match[0].headers.x-user"]);
         assert!(inexpressible(&RoutingPolicy::new("recommendation")).is_empty());
+    }
+
+    #[test]
+    fn a_virtual_service_policy_migrates_onto_per_version_services() {
+        let policy: RoutingPolicy = serde_json::from_value(json!({"host": "recommendation",
+            "subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
+            "rules": [{"match": [{"headers": {"user-agent": {"regex": ".*Firefox.*"}}}], "route": {"version-v2": 100}},
+                      {"route": {"version-v1": 90, "version-v2": 10}, "mirror": {"subset": "version-v2"}}]}))
+        .unwrap();
+        let existing = &versions()[..1];
+        let (migrated, to_create) = migrated(&policy, existing);
+        let body = serde_json::to_value(&migrated).unwrap();
+        assert_eq!(body["rules"][1]["route"], json!({"recommendation-v1": 90, "recommendation-v2": 10}));
+        assert_eq!(body["rules"][0]["route"], json!({"recommendation-v2": 100}));
+        assert_eq!(body["rules"][1]["mirror"]["subset"], "recommendation-v2");
+        let names: Vec<&str> = to_create.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["recommendation-v2"], "recommendation-v1 exists already");
     }
 
     #[test]

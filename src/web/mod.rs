@@ -93,6 +93,7 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         )
         .route("/api/v1/namespaces/{ns}/routes/{host}/test", post(api::routes::test))
         .route("/api/v1/namespaces/{ns}/routes/{host}/version-services", post(api::routes::create_version_services))
+        .route("/api/v1/namespaces/{ns}/routes/{host}/migrate", post(api::routes::migrate))
         .route("/api/v1/namespaces/{ns}/routes/{host}/sync", get(api::routes::sync))
         .route("/api/v1/namespaces/{ns}/canaries/{host}", get(api::canaries::get).post(api::canaries::start))
         .route("/api/v1/namespaces/{ns}/canaries/{host}/{step}", post(api::canaries::step))

@@ -180,6 +180,32 @@ pub async fn create_version_services(
     Ok(Json(json!({"auditId": applied.audit_id, "objects": applied.after.objects()})).into_response())
 }
 
+/// `POST …/migrate`: moves the host from its VirtualService to an equivalent HTTPRoute in
+/// one audited change (see [`routes::migrate_to_http_route`]); `?dryRun=true` previews.
+/// 422 lists what the Gateway API cannot say; revert the audit entry to undo.
+pub async fn migrate(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    request_id: RequestId,
+    ManagedHost { namespace, host }: ManagedHost,
+    Query(DryRun { dry_run }): Query<DryRun>,
+) -> Result<Response, AppError> {
+    let live = state.reads.live_routing(&namespace, &host).await?;
+    let host_service = state.cluster.objects.get(&ObjectRef::namespaced(Kind::Service, &namespace, &host)).await?;
+    let context = state.reads.validation_context(&namespace, &host);
+    let origin = request_id.origin(actor, Source::Api);
+    let request =
+        RouteRequest { origin: &origin, namespace: &namespace, live: &live, expected: None, context: &context };
+    let change = routes::migrate_to_http_route(&request, &host, host_service.as_ref()).map_err(AppError::Conflict)?;
+    if dry_run {
+        let preview = state.changes.preview(&change).await?;
+        let objects: Vec<Value> = preview.after.objects().iter().flatten().cloned().collect();
+        return Ok(Json(json!({"summary": change.summary, "objects": objects, "diff": preview.diff()})).into_response());
+    }
+    let applied = state.changes.execute(change).await?;
+    Ok(Json(json!({"auditId": applied.audit_id, "objects": applied.after.objects()})).into_response())
+}
+
 /// `DELETE`: removes what routes the host (see [`routes::delete`]); 409 naming the object
 /// when that would change other hosts' routing, or the routing is ambiguous.
 pub async fn remove(

@@ -140,7 +140,13 @@ fn service_graph(state: &AppState, namespace: &str, rows: &[ServiceRow]) -> Serv
 fn routing_of(cache: &NamespaceCache, namespace: &str, host: &str) -> (Routing, String) {
     let live = LiveRouting::found(host, cache.routing_of(namespace, host));
     if let Some(ambiguous) = &live.ambiguous {
-        return (Routing::Unknown, format!("routed by {} (shown, not edited here)", ambiguous.objects.describe()));
+        let objects = &ambiguous.objects;
+        if !objects.virtual_services.is_empty() && !objects.http_routes.is_empty() {
+            let warning =
+                format!("warning: routed by both {}; Istio leaves the behaviour undefined", objects.describe());
+            return (Routing::Unknown, warning);
+        }
+        return (Routing::Unknown, format!("routed by {} (shown, not edited here)", objects.describe()));
     }
     if !live.exists() {
         return (Routing::None, "no routing policy: round-robin over all pods".to_owned());
