@@ -195,6 +195,62 @@ async fn the_routing_walkthrough_in_the_browser_with_a_preview_before_each_step(
     console.stop().await;
 }
 
+/// The same walkthrough on the Gateway API from the routing page: per-version Services, a
+/// new HTTPRoute, 90/10, the Firefox rule (the route tester says why it wins), then a
+/// VirtualService host migrated to an HTTPRoute; each step previewed before it applies.
+#[tokio::test]
+async fn the_gateway_api_walkthrough_in_the_browser() {
+    let ns = TestNamespace::new("uigamma").await;
+    let console = Console::start(&ns.name).await;
+    console.deploy(&["recommendation-v1", "recommendation-v2", "preference"]).await;
+    let browser = Browser::start().await;
+    browser.goto(&console.url(&format!("/ns/{}/routes/recommendation", ns.name))).await;
+    browser.wait_for_text("#version-services-preview", "v1, v2", READY_WITHIN).await;
+
+    let steps = [
+        ("#version-services-preview", "per-version Services recommendation-v1, recommendation-v2", "no routing policy"),
+        ("#http-route-preview", "rule 1 added", "everyone: v1"),
+        ("#preset-90-10", "v1 100%→90%", "v1 90% · v2 10%"),
+        ("#header-preview", "recommendation", "Firefox users → v2"),
+    ];
+    for (button, change, summary) in steps {
+        browser.click(button).await;
+        browser.wait_for_text("#preview-change", change, READY_WITHIN).await;
+        assert!(browser.text("#preview").await.contains("dry run accepted"));
+        browser.click("#apply").await;
+        browser.wait_for_text("#route-notice", "applied", READY_WITHIN).await;
+        browser.wait_for_text("#policy-summary", summary, READY_WITHIN).await;
+    }
+    browser.wait_for_text("#routing-api", "HTTPRoute", READY_WITHIN).await;
+    assert_eq!(text_content(&browser, "#live-hr-name").await.as_deref(), Some("recommendation"));
+    browser.click("#test-firefox").await;
+    let firefox = browser.wait_for_text("#route-test-result", "Matches rule 1", READY_WITHIN).await;
+    assert!(firefox.contains("rule 1 wins over rule 2: more header matches"), "{firefox}");
+    assert_console_clean(&browser, "gateway api routing").await;
+    browser.screenshot("routing-http-route").await;
+
+    // preference, routed by a VirtualService, moves to an HTTPRoute.
+    let policy = json!({"subsets": {"version-v1": {"version": "v1"}}, "rules": [{"route": {"version-v1": 100}, "timeout": "2s"}]});
+    let (status, body) = console.send_json(Method::PUT, &console.api("/routes/preference"), Some(policy)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    browser.goto(&console.url(&format!("/ns/{}/routes/preference", ns.name))).await;
+    browser.click("#migrate-preview").await;
+    let preview =
+        browser.wait_for_text("#preview-change", "migrated from VirtualService preference", READY_WITHIN).await;
+    assert!(preview.contains("HTTPRoute preference"), "{preview}");
+    browser.click("#apply").await;
+    browser.wait_for_text("#route-notice", "applied", READY_WITHIN).await;
+    browser.wait_for_text("#routing-api", "HTTPRoute", READY_WITHIN).await;
+    let (_, migrated) = console.get_json(&console.api("/routes/preference")).await;
+    assert_eq!(migrated["rules"][0]["route"], json!({"preference-v1": 100}), "{migrated}");
+    assert_eq!(migrated["rules"][0]["timeout"], "2s");
+    let actions: Vec<String> =
+        console.audit().await.iter().take(5).map(|e| e["action"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(actions, ["route.migrate", "route.update", "route.update", "route.update", "route.update"]);
+    browser.close().await;
+    console.stop().await;
+}
+
 #[tokio::test]
 async fn hostile_text_in_cluster_objects_is_shown_as_text_and_never_runs() {
     let ns = TestNamespace::new("xss").await;

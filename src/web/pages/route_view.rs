@@ -122,6 +122,9 @@ pub struct RoutesView {
     pub http_route_name: Option<String>,
     pub http_route_yaml: Option<String>,
     pub http_route_conditions: Vec<ConditionRow>,
+    /// The host's per-version Services, and the deployed versions without one.
+    pub version_services: Vec<String>,
+    pub versions_without_service: Vec<String>,
     /// The names of the objects edited, which need not be the host's.
     pub vs_name: Option<String>,
     pub dr_name: Option<String>,
@@ -187,6 +190,12 @@ impl RoutesView {
             http_route_name: live.http_route.as_ref().and_then(|route| route.metadata.name.clone()),
             http_route_yaml: live.http_route.as_ref().map(yaml_of),
             http_route_conditions: live.http_route.as_ref().map(ConditionRow::of).unwrap_or_default(),
+            version_services: live.versions.iter().map(|v| v.name.clone()).collect(),
+            versions_without_service: deployed_versions
+                .iter()
+                .filter(|version| !live.versions.iter().any(|v| v.labels.get("version") == Some(*version)))
+                .cloned()
+                .collect(),
             vs_name: live.virtual_service.as_ref().and_then(|vs| vs.metadata.name.clone()),
             dr_name: live.destination_rule.as_ref().and_then(|dr| dr.metadata.name.clone()),
             vs_yaml: yaml(live.virtual_service.as_ref().and_then(|vs| serde_json::to_value(vs).ok())),

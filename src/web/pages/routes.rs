@@ -11,9 +11,8 @@ use serde::Deserialize;
 
 use crate::audit::Source;
 use crate::authz::{Actor, Permission};
-use crate::change::Change;
 use crate::change::Origin;
-use crate::change::routes::{self, LiveRouting, ResourceVersions, RouteRequest};
+use crate::change::routes::{LiveRouting, ResourceVersions};
 use crate::policy::{self, RoutingPolicy};
 use crate::problem::FieldProblem;
 
@@ -28,6 +27,7 @@ use super::super::view::{ensure_visible, unless_hidden};
 use super::proxy_sync::SyncPanel;
 use super::render;
 use super::route_forms::RouteForm;
+use super::route_plans::Plan;
 use super::route_view::{PreviewView, RoutesView, TestResultView};
 
 #[derive(Template)]
@@ -160,14 +160,17 @@ pub async fn preview(
     let live = state.reads.live_routing(&namespace, &host).await?;
     let mut view = view_of(&state, &actor, &namespace, &host, &live);
     let origin = request_id.origin(actor.clone(), Source::Ui);
-    let result = match form.action.as_str() {
-        "delete" => Ok(None),
+    let plan = match form.action.as_str() {
+        "delete" => Ok(Plan::Delete),
+        "version-services" => Ok(Plan::VersionServices),
+        "migrate" => Ok(Plan::Migrate),
+        "http-route" => Plan::start_http_route(&live, &host),
         _ => live_policy(&live, &host)
             .and_then(|current| form.desired(&current, &deployed_versions(&state, &namespace, &host)))
-            .map(Some),
+            .map(Plan::Update),
     };
-    let status = match result {
-        Ok(desired) => show_preview(&state, &namespace, &host, &live, &origin, desired, &mut view).await,
+    let status = match plan {
+        Ok(plan) => show_preview(&state, (&namespace, &host), &live, &origin, plan, &mut view).await,
         Err(problems) => {
             view.set_problems(problems);
             StatusCode::UNPROCESSABLE_ENTITY
@@ -183,26 +186,27 @@ fn live_policy(live: &LiveRouting, host: &str) -> Result<RoutingPolicy, Vec<Fiel
 /// Dry-runs the change into `view.preview`; problems and refusals are shown, not thrown.
 async fn show_preview(
     state: &AppState,
-    namespace: &str,
-    host: &str,
+    (namespace, host): (&str, &str),
     live: &LiveRouting,
     origin: &Origin,
-    desired: Option<RoutingPolicy>,
+    plan: Plan,
     view: &mut RoutesView,
 ) -> StatusCode {
     let expected = live.resource_versions();
-    let (change, warnings) = match build_change(state, namespace, host, live, origin, &expected, desired.as_ref()) {
-        Ok(built) => built,
+    let action = plan.action();
+    let planned = match plan.change(state, (namespace, host), live, origin, &expected).await {
+        Ok(planned) => planned,
         Err(refusal) => {
             view.error = Some(refusal);
             return StatusCode::CONFLICT;
         }
     };
-    match state.changes.preview(&change).await {
+    match state.changes.preview(&planned.change).await {
         Ok(preview) => {
             let before = live.exists().then(|| live.policy(host).ok()).flatten();
-            view.preview =
-                Some(PreviewView::new(&change, before.as_ref(), desired.as_ref(), &preview, &warnings, &expected));
+            let (change, after) = (&planned.change, planned.after.as_ref());
+            let shown = PreviewView::new(change, before.as_ref(), after, &preview, &planned.warnings, &expected);
+            view.preview = Some(PreviewView { action: action.into(), ..shown });
             StatusCode::OK
         }
         Err(crate::change::ChangeError::Invalid(problems)) => {
@@ -217,26 +221,6 @@ async fn show_preview(
     }
 }
 
-fn build_change(
-    state: &AppState,
-    namespace: &str,
-    host: &str,
-    live: &LiveRouting,
-    origin: &Origin,
-    expected: &ResourceVersions,
-    desired: Option<&RoutingPolicy>,
-) -> Result<(Change, Vec<policy::FieldError>), String> {
-    let context = state.reads.validation_context(namespace, host);
-    let request = RouteRequest { origin, namespace, live, expected: Some(expected), context: &context };
-    if let Some(reason) = live.ambiguity().map(String::from).or_else(|| live.stale_http_route(Some(expected))) {
-        return Err(reason);
-    }
-    match desired {
-        Some(desired) => Ok(routes::update(&request, "route.update", desired)),
-        None => Ok((routes::delete(&request, host)?, Vec::new())),
-    }
-}
-
 /// `POST .../apply`: applies exactly what was previewed, unless the objects changed since.
 pub async fn apply(
     State(state): State<AppState>,
@@ -246,10 +230,7 @@ pub async fn apply(
     ManagedHost { namespace, host }: ManagedHost,
     axum::Form(form): axum::Form<ApplyForm>,
 ) -> Result<Response, AppError> {
-    let desired: Option<RoutingPolicy> = match form.action.as_str() {
-        "delete" => None,
-        _ => Some(serde_json::from_str(&form.policy).map_err(|e| AppError::invalid("policy", e.to_string()))?),
-    };
+    let plan = Plan::from_apply(&form.action, &form.policy)?;
     let expected = ResourceVersions {
         virtual_service: non_empty(form.rv_vs),
         destination_rule: non_empty(form.rv_dr),
@@ -257,9 +238,12 @@ pub async fn apply(
     };
     let live = state.reads.live_routing(&namespace, &host).await?;
     let origin = request_id.origin(actor.clone(), Source::Ui);
-    let (change, _) = build_change(&state, &namespace, &host, &live, &origin, &expected, desired.as_ref())
+    let action = form.action.clone();
+    let planned = plan
+        .change(&state, (&namespace, &host), &live, &origin, &expected)
+        .await
         .map_err(|conflict| unless_hidden(&state, &actor, &namespace, &host, AppError::Conflict(conflict)))?;
-    let executed = state.changes.execute(change).await.map_err(AppError::from);
+    let executed = state.changes.execute(planned.change).await.map_err(AppError::from);
     match executed.map_err(|error| unless_hidden(&state, &actor, &namespace, &host, error)) {
         Ok(applied) => {
             let target = format!("/ns/{namespace}/routes/{host}?change={}", applied.audit_id);
@@ -270,7 +254,8 @@ pub async fn apply(
             // previewed change compares with it, to confirm again.
             let mut view = view_of(&state, &actor, &namespace, &host, &live);
             view.conflict = Some("The routing changed since you previewed this change. Below: the live state now, and your change against it. Apply again to confirm.".into());
-            show_preview(&state, &namespace, &host, &live, &origin, desired, &mut view).await;
+            let plan = Plan::from_apply(&action, &form.policy)?;
+            show_preview(&state, (&namespace, &host), &live, &origin, plan, &mut view).await;
             respond(&state, &actor, htmx, StatusCode::CONFLICT, view)
         }
         Err(other) => Err(other),
