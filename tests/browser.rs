@@ -229,6 +229,19 @@ async fn the_gateway_api_walkthrough_in_the_browser() {
     assert_console_clean(&browser, "gateway api routing").await;
     browser.screenshot("routing-http-route").await;
 
+    // A canary on the HTTPRoute, from its page: 10 → 25, then aborted.
+    browser.goto(&console.url(&format!("/ns/{}/canaries/recommendation", ns.name))).await;
+    browser.fill("#canary-steps", "10, 25, 100").await;
+    browser.click("#canary-start").await;
+    browser.wait_for_text("#canary-split", "v1 90% · v2 10%", READY_WITHIN).await;
+    browser.click("#canary-promote").await;
+    browser.wait_for_text("#canary-split", "v1 75% · v2 25%", READY_WITHIN).await;
+    browser.click("#canary-abort").await;
+    browser.wait_for_text("#canary-state", "aborted", READY_WITHIN).await;
+    let (_, routed) = console.get_json(&console.api("/routes/recommendation")).await;
+    assert_eq!(routed["kind"], "HTTPRoute");
+    assert_eq!(routed["rules"][1]["route"]["recommendation-v1"], 100, "{routed}");
+
     // preference, routed by a VirtualService, moves to an HTTPRoute.
     let policy = json!({"subsets": {"version-v1": {"version": "v1"}}, "rules": [{"route": {"version-v1": 100}, "timeout": "2s"}]});
     let (status, body) = console.send_json(Method::PUT, &console.api("/routes/preference"), Some(policy)).await;
@@ -246,7 +259,7 @@ async fn the_gateway_api_walkthrough_in_the_browser() {
     assert_eq!(migrated["rules"][0]["timeout"], "2s");
     let actions: Vec<String> =
         console.audit().await.iter().take(5).map(|e| e["action"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(actions, ["route.migrate", "route.update", "route.update", "route.update", "route.update"]);
+    assert_eq!(actions, ["route.migrate", "route.update", "canary.abort", "canary.promote", "canary.start"]);
     browser.close().await;
     console.stop().await;
 }
