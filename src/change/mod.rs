@@ -5,6 +5,7 @@ pub mod canary;
 pub mod documents;
 pub mod events;
 pub mod failpoint;
+pub mod http_routes;
 mod own_writes;
 pub mod owners;
 pub mod reads;

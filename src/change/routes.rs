@@ -167,7 +167,7 @@ pub fn update(request: &RouteRequest, action: &str, desired: &RoutingPolicy) -> 
     }
     if request.live.api == RoutingApi::HTTPRoute {
         change.subject.kind = Kind::HTTPRoute;
-        let problems = http_route_problems(request, desired);
+        let problems = super::http_routes::problems(request, desired);
         change.problems.extend(problems.into_iter().map(|e| FieldProblem::new(e.field, e.message)));
     }
     change.field_hints = policy::field_hints(desired);
@@ -263,149 +263,6 @@ fn operations(request: &RouteRequest, desired: &RoutingPolicy) -> Vec<Operation>
     operations
 }
 
-/// A change creating a per-version Service (`<host>-<version>`, selecting the app and the
-/// version, with the host Service's ports) for each deployed version of `host` that has
-/// none: what an HTTPRoute names as its backends. `Err` when there is nothing to create.
-pub fn create_version_services(
-    origin: &Origin,
-    namespace: &str,
-    host: &str,
-    live: &LiveRouting,
-    deployed: &[crate::inventory::VersionSummary],
-    host_service: Option<&Value>,
-) -> Result<Change, String> {
-    let missing: Vec<&str> = deployed
-        .iter()
-        .filter(|v| v.app == host && !v.version.is_empty())
-        .map(|v| v.version.as_str())
-        .filter(|version| !live.versions.iter().any(|s| s.labels.get("version").is_some_and(|v| v == version)))
-        .collect();
-    if missing.is_empty() {
-        return Err(format!("every deployed version of {host} has its Service already"));
-    }
-    let ports = host_service
-        .map(service_ports)
-        .ok_or_else(|| format!("{host} has no Service in {namespace} to copy the ports from"))?;
-    let names: Vec<String> = missing.iter().map(|version| format!("{host}-{version}")).collect();
-    let summary = format!("{host}: per-version Services {}", names.join(", "));
-    let subject = ObjectRef::namespaced(Kind::Service, namespace, host);
-    let mut change = Change::new(origin, "route.version-services", Permission::Route, namespace, subject, summary);
-    change.host = Some(host.to_owned());
-    for (name, version) in names.iter().zip(missing) {
-        let labels = [("version".to_owned(), version.to_owned())].into();
-        change.operations.push(version_service(namespace, host, name, &labels, &ports));
-    }
-    Ok(change)
-}
-
-/// The change moving a host from its VirtualService to an equivalent HTTPRoute, as Istio's
-/// ambient migration guide asks: the per-version Services its subsets need, the HTTPRoute,
-/// and the VirtualService removed (or this host taken out of one that routes others). The
-/// DestinationRule stays: its traffic policy applies to the Services' traffic still. What
-/// the Gateway API cannot say is in the change's problems (422, each with its field).
-/// `Err` (409) when the host is not routed by one VirtualService alone.
-pub fn migrate_to_http_route(
-    request: &RouteRequest,
-    host: &str,
-    host_service: Option<&Value>,
-) -> Result<Change, String> {
-    let live = request.live;
-    if let Some(reason) = live.ambiguity() {
-        return Err(reason.to_owned());
-    }
-    let Some(vs) = live.virtual_service.as_ref().filter(|_| live.api == RoutingApi::VirtualService) else {
-        return Err(format!("{host} is not routed by a VirtualService; there is nothing to migrate"));
-    };
-    let policy = live.policy(host).map_err(|e| e.to_string())?;
-    let (migrated, to_create) = policy::gateway_api::migrated(&policy, &live.versions);
-    let vs_name = vs.metadata.name.clone().unwrap_or_else(|| host.to_owned());
-    let summary = format!("{host}: migrated from VirtualService {vs_name} to HTTPRoute {host}");
-    let subject = ObjectRef::namespaced(Kind::HTTPRoute, request.namespace, host);
-    let mut change =
-        Change::new(request.origin, "route.migrate", Permission::Route, request.namespace, subject, summary);
-    change.host = Some(host.to_owned());
-    change.problems = policy::gateway_api::inexpressible(&policy)
-        .into_iter()
-        .map(|e| FieldProblem::new(e.field, e.message))
-        .collect();
-    change.reaches = policy::reaches(&migrated, request.namespace);
-    if !change.problems.is_empty() {
-        return Ok(change);
-    }
-    let ports =
-        host_service.map(service_ports).ok_or_else(|| format!("{host} has no Service to take the ports from"))?;
-    for service in &to_create {
-        change.operations.push(version_service(request.namespace, host, &service.name, &service.labels, &ports));
-    }
-    let route = migrated.to_http_route(request.namespace, None, live.port);
-    let target = ObjectRef::namespaced(Kind::HTTPRoute, request.namespace, host);
-    change.operations.push(Operation::Create { target, object: to_json(&route) });
-    let vs_target = ObjectRef::namespaced(Kind::VirtualService, request.namespace, &vs_name);
-    match policy::lookup::remove_host(vs, host, request.namespace) {
-        Removal::Delete => change.operations.push(Operation::Delete { target: vs_target }),
-        Removal::DropHost(kept) => {
-            change.operations.push(Operation::Apply { target: vs_target, object: to_json(&kept) })
-        }
-        Removal::Refused(why) => return Err(why),
-    }
-    Ok(change)
-}
-
-fn version_service(
-    namespace: &str,
-    host: &str,
-    name: &str,
-    labels: &std::collections::BTreeMap<String, String>,
-    ports: &Value,
-) -> Operation {
-    let mut selector = serde_json::json!({"app": host});
-    for (key, value) in labels {
-        selector[key] = value.clone().into();
-    }
-    let object = serde_json::json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": name, "namespace": namespace, "labels": selector},
-        "spec": {"selector": selector, "ports": ports}
-    });
-    Operation::Create { target: ObjectRef::namespaced(Kind::Service, namespace, name), object }
-}
-
-/// A Service's ports as one writes them (no nodePort: the new Services are ClusterIP).
-fn service_ports(service: &Value) -> Value {
-    let ports = service["spec"]["ports"].as_array().into_iter().flatten();
-    let fields = ["name", "port", "protocol", "targetPort", "appProtocol"];
-    let written = ports.map(|port| {
-        let kept = fields.iter().filter_map(|f| Some((f.to_string(), port.get(*f)?.clone())));
-        Value::Object(kept.collect())
-    });
-    Value::Array(written.collect())
-}
-
-/// What an HTTPRoute cannot say, and versions that are no per-version Service: HTTPRoute
-/// has no subsets, so each version must be a Service before a rule can name it.
-fn http_route_problems(request: &RouteRequest, desired: &RoutingPolicy) -> Vec<FieldError> {
-    let mut problems = policy::gateway_api::inexpressible(desired);
-    let live = request.live;
-    for subset in &desired.subsets {
-        let service = live.versions.iter().find(|v| v.name == subset.name);
-        if service.is_none_or(|service| service.labels != subset.labels) {
-            problems.push(FieldError {
-                field: format!("subsets.{}", subset.name),
-                message: format!(
-                    "no Service {} in {} selects app={} and {}; an HTTPRoute's versions are per-version Services: \
-                     create them first",
-                    subset.name,
-                    request.namespace,
-                    desired.host,
-                    subset.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
-                ),
-                severity: Severity::Error,
-            });
-        }
-    }
-    problems
-}
-
 /// Server-side apply of an object that exists, made conditional when the client said what
 /// it saw (the resourceVersion it saw, or that it saw none). An object that does not exist
 /// is created, never applied, so a new object named after the host cannot overwrite an
@@ -422,7 +279,7 @@ fn write(target: ObjectRef, mut object: Value, exists: bool, seen: Option<Option
     }
 }
 
-fn to_json<T: Serialize>(object: &T) -> Value {
+pub(super) fn to_json<T: Serialize>(object: &T) -> Value {
     serde_json::to_value(object).unwrap_or(Value::Null)
 }
 

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::audit::Source;
+use crate::change::http_routes;
 use crate::change::routes::{self, ResourceVersions, RouteRequest, RoutingApi};
 use crate::cluster::{Kind, ObjectRef};
 use crate::policy::{self, RoutingPolicy};
@@ -170,8 +171,9 @@ pub async fn create_version_services(
     let host_service = state.cluster.objects.get(&ObjectRef::namespaced(Kind::Service, &namespace, &host)).await?;
     let deployed = state.reads.versions(&namespace);
     let origin = request_id.origin(actor, Source::Api);
-    let change = routes::create_version_services(&origin, &namespace, &host, &live, &deployed, host_service.as_ref())
-        .map_err(AppError::Conflict)?;
+    let change =
+        http_routes::create_version_services(&origin, &namespace, &host, &live, &deployed, host_service.as_ref())
+            .map_err(AppError::Conflict)?;
     if dry_run {
         let preview = state.changes.preview(&change).await?;
         return Ok(Json(json!({"summary": change.summary, "diff": preview.diff()})).into_response());
@@ -181,7 +183,7 @@ pub async fn create_version_services(
 }
 
 /// `POST …/migrate`: moves the host from its VirtualService to an equivalent HTTPRoute in
-/// one audited change (see [`routes::migrate_to_http_route`]); `?dryRun=true` previews.
+/// one audited change (see [`http_routes::migrate`]); `?dryRun=true` previews.
 /// 422 lists what the Gateway API cannot say; revert the audit entry to undo.
 pub async fn migrate(
     State(state): State<AppState>,
@@ -196,7 +198,7 @@ pub async fn migrate(
     let origin = request_id.origin(actor, Source::Api);
     let request =
         RouteRequest { origin: &origin, namespace: &namespace, live: &live, expected: None, context: &context };
-    let change = routes::migrate_to_http_route(&request, &host, host_service.as_ref()).map_err(AppError::Conflict)?;
+    let change = http_routes::migrate(&request, &host, host_service.as_ref()).map_err(AppError::Conflict)?;
     if dry_run {
         let preview = state.changes.preview(&change).await?;
         let objects: Vec<Value> = preview.after.objects().iter().flatten().cloned().collect();

@@ -1,6 +1,7 @@
 //! What the routing page's forms ask for, previewed and then applied as the same change: a
 //! new policy, removing the routing, or the Gateway API steps (per-version Services, a new
 //! HTTPRoute, migrating from the VirtualService).
+use crate::change::http_routes;
 use crate::change::routes::{self, LiveRouting, ResourceVersions, RouteRequest, RoutingApi};
 use crate::change::{Change, Origin};
 use crate::cluster::{Kind, ObjectRef};
@@ -96,7 +97,7 @@ impl Plan {
                 let deployed = state.reads.versions(namespace);
                 let service = host_service().await?;
                 let change =
-                    routes::create_version_services(origin, namespace, host, live, &deployed, service.as_ref())?;
+                    http_routes::create_version_services(origin, namespace, host, live, &deployed, service.as_ref())?;
                 planned(change, current())
             }
             Plan::StartHttpRoute(desired) => {
@@ -109,7 +110,7 @@ impl Plan {
                 Planned { change, warnings, after: Some(desired) }
             }
             Plan::Migrate => {
-                let change = routes::migrate_to_http_route(&request, host, host_service().await?.as_ref())?;
+                let change = http_routes::migrate(&request, host, host_service().await?.as_ref())?;
                 let after = current().map(|policy| policy::gateway_api::migrated(&policy, &live.versions).0);
                 planned(change, after)
             }
