@@ -148,7 +148,9 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         Autopilot::start(&state.cluster, state.rollouts.clone(), &config.namespaces, prometheus, interval, &holder)
     });
     let static_dir = config.static_dir.clone().unwrap_or_else(default_static_dir);
-    let router = web::router(state.clone(), &static_dir);
+    let static_files = web::StaticFiles::load(&static_dir)
+        .with_context(|| format!("reading the static files in {}", static_dir.display()))?;
+    let router = web::router(state.clone(), static_files);
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(
