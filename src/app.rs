@@ -140,6 +140,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         csrf: Arc::new(CsrfTokens::default()),
         links: Arc::new(Links::new(config.kiali_url.clone(), config.jaeger_url.clone())),
         observed_edges: prometheus.clone().map(ObservedEdges::new),
+        graphs: Default::default(),
         prometheus,
     });
     let autopilot = state.prometheus.clone().map(|prometheus| {

@@ -39,6 +39,8 @@ pub struct Shared {
     pub prometheus: Option<Arc<crate::traffic::Prometheus>>,
     /// The service graph's observed rates, when there is a Prometheus.
     pub observed_edges: Option<Arc<super::ObservedEdges>>,
+    /// The overview's service graph, drawn once per distinct picture.
+    pub graphs: crate::pictures::drawn::DrawnGraphs,
 }
 
 impl AppState {

@@ -1,4 +1,6 @@
 //! The overview: services, versions, readiness, routing and where to look next.
+use std::sync::Arc;
+
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
@@ -6,8 +8,8 @@ use axum::response::Response;
 use crate::authz::Actor;
 use crate::change::routes::LiveRouting;
 use crate::cluster::NamespaceCache;
-use crate::inventory::{self, VersionSummary};
-use crate::pictures::graph::{self, Routing, ServiceGraph, ServiceInput};
+use crate::inventory;
+use crate::pictures::graph::{Routing, ServiceInput};
 use crate::policy;
 
 use super::super::error::AppError;
@@ -20,12 +22,9 @@ use super::render;
 const ONE_HOUR_MS: i64 = 60 * 60 * 1000;
 
 pub struct ServiceRow {
-    pub app: String,
+    /// The app, its versions and its routing (as a policy for the graph, and in words).
+    pub service: ServiceInput,
     pub has_service: bool,
-    pub versions: Vec<VersionSummary>,
-    pub routing: String,
-    /// The same routing for the service graph.
-    pub routing_model: Routing,
     /// The routing changed outside signalbox within the last hour.
     pub changed_outside: bool,
     pub kiali: Option<String>,
@@ -43,7 +42,8 @@ struct OverviewPage {
     kiali_graph: Option<String>,
     missing_links: Vec<&'static str>,
     services: Vec<ServiceRow>,
-    graph: ServiceGraph,
+    /// The service graph's SVG, drawn once per distinct picture.
+    graph: Arc<str>,
 }
 
 #[derive(Template)]
@@ -51,7 +51,8 @@ struct OverviewPage {
 struct ServicesPartial {
     namespace: String,
     services: Vec<ServiceRow>,
-    graph: ServiceGraph,
+    /// The service graph's SVG, drawn once per distinct picture.
+    graph: Arc<str>,
 }
 
 pub async fn page(
@@ -79,7 +80,7 @@ pub async fn page(
         ingress_url: inventory::ingress_url(gateway.as_deref()),
         kiali_graph: state.links.kiali_graph(&namespace),
         missing_links,
-        graph: service_graph(&state, &namespace, &services),
+        graph: service_graph(&state, &namespace, &services)?,
         services,
         namespace,
     })
@@ -92,7 +93,7 @@ pub async fn services(
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
     let services = service_rows(&state, &actor, &namespace);
-    render(&ServicesPartial { graph: service_graph(&state, &namespace, &services), services, namespace })
+    render(&ServicesPartial { graph: service_graph(&state, &namespace, &services)?, services, namespace })
 }
 
 /// The namespace's services the actor may view.
@@ -105,35 +106,24 @@ pub fn service_rows(state: &AppState, actor: &Actor, namespace: &str) -> Vec<Ser
         .into_iter()
         .filter(|service| scope.host(namespace, &service.app))
         .map(|service| {
-            let (routing_model, routing) = routing_of(cache, namespace, &service.app);
+            let (routing, summary) = routing_of(cache, namespace, &service.app);
             ServiceRow {
-                routing,
-                routing_model,
                 changed_outside: state.cluster.external.routing_changed_recently(namespace, &service.app, ONE_HOUR_MS),
                 kiali: state.links.kiali_service(namespace, &service.app),
                 jaeger: state.links.jaeger_traces(namespace, &service.app),
-                app: service.app,
                 has_service: service.has_service,
-                versions: service.versions,
+                service: ServiceInput { app: service.app, versions: service.versions, routing, summary },
             }
         })
         .collect()
 }
 
 /// The services as a picture: built from the rows (and so from the watch caches) and the
-/// last observed rates, never waiting for a read.
-fn service_graph(state: &AppState, namespace: &str, rows: &[ServiceRow]) -> ServiceGraph {
-    let services: Vec<ServiceInput> = rows
-        .iter()
-        .map(|row| ServiceInput {
-            app: row.app.clone(),
-            versions: row.versions.clone(),
-            routing: row.routing_model.clone(),
-            summary: row.routing.clone(),
-        })
-        .collect();
+/// last observed rates, never waiting for a read; drawn again only when they changed.
+fn service_graph(state: &AppState, namespace: &str, rows: &[ServiceRow]) -> Result<Arc<str>, AppError> {
+    let services: Vec<&ServiceInput> = rows.iter().map(|row| &row.service).collect();
     let observed = state.observed_edges.as_ref().and_then(|edges| edges.get(namespace));
-    graph::graph(namespace, &services, observed.as_ref())
+    Ok(state.graphs.svg(namespace, &services, observed.as_ref())?)
 }
 
 /// How traffic to `host` is routed: the policy for the graph, and one line of words.
