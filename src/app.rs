@@ -141,6 +141,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         links: Arc::new(Links::new(config.kiali_url.clone(), config.jaeger_url.clone())),
         observed_edges: prometheus.clone().map(ObservedEdges::new),
         graphs: Default::default(),
+        service_facts: Default::default(),
         prometheus,
     });
     let autopilot = state.prometheus.clone().map(|prometheus| {

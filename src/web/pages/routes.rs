@@ -90,7 +90,7 @@ pub async fn index(
 ) -> Result<Response, AppError> {
     let hosts = super::overview::service_rows(&state, &actor, &namespace)
         .into_iter()
-        .map(|row| (row.service.app, row.service.summary))
+        .map(|row| (row.facts.service.app.clone(), row.facts.service.summary.clone()))
         .collect();
     render(&RoutesIndex { layout: Layout::new(&state, &actor, Some(&namespace)), namespace, hosts })
 }
