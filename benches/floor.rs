@@ -6,7 +6,8 @@
 //!
 //! There is no switch to leave the service graph out of the overview, so its cost is
 //! measured apart: the CPU time the server spends per overview under load, against the
-//! time to lay out and draw the same graph in this process.
+//! time a view of the unchanged namespace spends on the graph in this process (finding the
+//! kept drawing), and the time to lay out and draw it afresh (once per change).
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 use signalbox::audit::{AuditStore, NewEntry, Outcome, Source};
 use signalbox::config::{AnchorArgs, LogFormat, ServeConfig};
+use signalbox::pictures::drawn::DrawnGraphs;
 use signalbox::pictures::graph::{self, Routing, ServiceGraph, ServiceInput};
 use signalbox::policy::{self, RoutingPolicy};
 
@@ -208,12 +210,24 @@ async fn graph_cost(client: &kube::Client) -> GraphCost {
     for _ in 0..GRAPH_RUNS {
         bytes = GraphPicture { graph: &graph }.render().unwrap().len();
     }
-    GraphCost { layout, draw: (thread_cpu_time() - started) / GRAPH_RUNS, bytes, words: graph.words.len() }
+    let draw = (thread_cpu_time() - started) / GRAPH_RUNS;
+    // What a view of the unchanged namespace pays: the kept drawing, found by its inputs.
+    let drawn = DrawnGraphs::default();
+    let services: Vec<&ServiceInput> = inputs.iter().collect();
+    drawn.svg(NAMESPACE, &services, None).unwrap();
+    let started = thread_cpu_time();
+    for _ in 0..GRAPH_RUNS {
+        std::hint::black_box(drawn.svg(NAMESPACE, &services, None).unwrap());
+    }
+    let kept = (thread_cpu_time() - started) / GRAPH_RUNS;
+    GraphCost { layout, draw, kept, bytes, words: graph.words.len() }
 }
 
 struct GraphCost {
     layout: Duration,
     draw: Duration,
+    /// Finding the kept drawing of unchanged inputs ([`DrawnGraphs::svg`]).
+    kept: Duration,
     bytes: usize,
     /// The graph in words, written twice (`aria-label` and `<title>`).
     words: usize,
@@ -329,16 +343,20 @@ async fn main() {
     println!("load average after: {}", load_average());
 
     let cost = graph_cost(&client).await;
-    let graph_time = cost.layout + cost.draw;
+    let per_view = cost.kept.as_secs_f64();
     println!(
-        "service graph: {:.0} µs CPU to lay out, {:.0} µs to draw ({} bytes of SVG, {} of them the words twice); the server \
-         spends {:.0} µs CPU per overview under load, so the graph costs {:.0}% of the overview's throughput",
+        "service graph: {:.0} µs CPU to lay out, {:.0} µs to draw ({} bytes of SVG, {} of them the words twice), paid once \
+         per change of its inputs; a view of the unchanged namespace finds the kept drawing in {:.1} µs. The server spends \
+         {:.0} µs CPU per overview under load, so the graph costs {:.1}% of the overview's throughput ({:.0}% if drawn on \
+         every view)",
         cost.layout.as_secs_f64() * 1e6,
         cost.draw.as_secs_f64() * 1e6,
         cost.bytes,
         cost.words * 2,
+        per_view * 1e6,
         overview_cpu.as_secs_f64() * 1e6,
-        graph_time.as_secs_f64() / overview_cpu.as_secs_f64() * 100.0
+        per_view / overview_cpu.as_secs_f64() * 100.0,
+        (cost.layout + cost.draw).as_secs_f64() / overview_cpu.as_secs_f64() * 100.0
     );
     server.shutdown().await.unwrap();
 }

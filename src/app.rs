@@ -140,6 +140,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         csrf: Arc::new(CsrfTokens::default()),
         links: Arc::new(Links::new(config.kiali_url.clone(), config.jaeger_url.clone())),
         observed_edges: prometheus.clone().map(ObservedEdges::new),
+        graphs: Default::default(),
+        service_facts: Default::default(),
         prometheus,
     });
     let autopilot = state.prometheus.clone().map(|prometheus| {
@@ -148,7 +150,9 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         Autopilot::start(&state.cluster, state.rollouts.clone(), &config.namespaces, prometheus, interval, &holder)
     });
     let static_dir = config.static_dir.clone().unwrap_or_else(default_static_dir);
-    let router = web::router(state.clone(), &static_dir);
+    let static_files = web::StaticFiles::load(&static_dir)
+        .with_context(|| format!("reading the static files in {}", static_dir.display()))?;
+    let router = web::router(state.clone(), static_files);
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(

@@ -98,7 +98,8 @@ pub struct ServeConfig {
     /// change. Without it every signed-in user may change the managed namespaces.
     #[arg(long, env = "SIGNALBOX_TEAMS")]
     pub teams: Option<PathBuf>,
-    /// Directory of the stylesheet and vendored scripts (default: ./static, else the source tree's).
+    /// Directory of the stylesheet and vendored scripts (default: ./static, else the source tree's),
+    /// read once at startup.
     #[arg(long, env = "SIGNALBOX_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
     /// Archive audit records older than this many days to NDJSON files, then delete them

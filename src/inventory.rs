@@ -50,9 +50,9 @@ pub fn versions(deployments: &[Arc<Deployment>]) -> Vec<VersionSummary> {
 
 fn version_of(deployment: &Deployment) -> VersionSummary {
     let name = deployment.metadata.name.clone().unwrap_or_default();
-    let labels = deployment.metadata.labels.clone().unwrap_or_default();
-    let app = labels.get("app").cloned().unwrap_or_else(|| name.clone());
-    let version = labels.get("version").cloned().unwrap_or_else(|| "-".into());
+    let label = |key: &str| deployment.metadata.labels.as_ref().and_then(|labels| labels.get(key)).cloned();
+    let app = label("app").unwrap_or_else(|| name.clone());
+    let version = label("version").unwrap_or_else(|| "-".into());
     let workload = Workload::ALL.into_iter().find(|w| w.deployment_name() == name && w.app() == app);
     VersionSummary {
         name: workload.map(|w| w.name().to_owned()).unwrap_or_else(|| name.clone()),

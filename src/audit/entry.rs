@@ -1,9 +1,9 @@
 //! Audit entry values.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Where a change came from (stored as its lowercase name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(rename_all = "lowercase")]
 pub enum Source {
@@ -25,7 +25,7 @@ impl Source {
 }
 
 /// What became of a change (stored as its lowercase name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(rename_all = "lowercase")]
 pub enum Outcome {
@@ -172,6 +172,78 @@ impl From<EntryRow> for Entry {
             request_id: row.request_id,
             reverts: row.reverts,
             propagation: row.propagation,
+        }
+    }
+}
+
+/// The columns of [`SummaryRow`], in its order.
+pub(super) const SUMMARY_ROW_COLUMNS: &str = "id, time_ms, actor, actor_groups, source, action, namespace, kind, name, summary, request_id, reverts, outcome, error, propagation";
+
+/// An entry without its documents, as one element of the JSON array SQLite builds for a page
+/// of summaries ([`SUMMARY_ROW_COLUMNS`]).
+#[derive(Deserialize)]
+pub(super) struct SummaryRow(
+    i64,
+    i64,
+    String,
+    String,
+    Source,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    Outcome,
+    Option<String>,
+    Option<String>,
+);
+
+impl SummaryRow {
+    pub(super) fn id(&self) -> i64 {
+        self.0
+    }
+}
+
+impl From<SummaryRow> for Entry {
+    fn from(row: SummaryRow) -> Self {
+        let SummaryRow(
+            id,
+            time_ms,
+            actor,
+            actor_groups,
+            source,
+            action,
+            namespace,
+            kind,
+            name,
+            summary,
+            request_id,
+            reverts,
+            outcome,
+            error,
+            propagation,
+        ) = row;
+        Entry {
+            id,
+            time_ms,
+            actor,
+            groups: serde_json::from_str(&actor_groups).unwrap_or_default(),
+            source,
+            action,
+            namespace,
+            kind,
+            name,
+            summary,
+            before: None,
+            after: None,
+            operations: Value::Null,
+            outcome,
+            error,
+            request_id,
+            reverts,
+            propagation,
         }
     }
 }

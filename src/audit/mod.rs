@@ -19,8 +19,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use anchor::{Anchor, AnchorCheck, AnchorKey, AnchorReading, ChainState, Position};
 pub use chain::{ChainedRecord, Checker, GENESIS as CHAIN_GENESIS, VerifyReport};
-use entry::EntryRow;
 pub use entry::{Entry, NewEntry, Outcome, Source, format_time_ms};
+use entry::{EntryRow, SUMMARY_ROW_COLUMNS, SummaryRow};
 pub use retention::{ArchiveError, ArchiveReport, ArchiveWitness, verify_archives};
 
 use chain::{EntryContent, GENESIS, PropagationContent, ResolutionContent};
@@ -101,7 +101,14 @@ impl AuditStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            // The default pings each connection as it is taken from the pool: for SQLite, a
+            // round trip to the connection's thread that says nothing (no network to lose),
+            // and one more wake-up per query on the history page (issue 15 §3).
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await?;
         sqlx::migrate!("./migrations").run(&pool).await.map_err(sqlx::Error::from)?;
         let turn = Arc::<tokio::sync::Mutex<()>>::default();
         let writer = Writer::start(pool.clone(), turn.clone());
@@ -227,7 +234,21 @@ impl AuditStore {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<Entry>, AuditError> {
-        self.search_columns(SUMMARY_COLUMNS, filter, before, limit).await
+        // The page as one value, a JSON array of rows: sqlx hands each row over from SQLite's
+        // thread on its own (a wake-up each) and copies each of its values, which cost the
+        // history page more than the query itself (BENCHMARKS.md, issue 15 §3).
+        let mut query = sqlx::QueryBuilder::new(format!(
+            "SELECT json_group_array(json_array({SUMMARY_ROW_COLUMNS})) FROM \
+             (SELECT {SUMMARY_ROW_COLUMNS} FROM audit_view WHERE 1 = 1"
+        ));
+        push_conditions(&mut query, filter, before);
+        query.push(" ORDER BY id DESC LIMIT ").push_bind(limit).push(")");
+        let page: String = query.build_query_scalar().fetch_one(&self.pool).await?;
+        let mut rows: Vec<SummaryRow> =
+            serde_json::from_str(&page).map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+        // The aggregate's order is SQLite's to choose.
+        rows.sort_unstable_by_key(|row| std::cmp::Reverse(row.id()));
+        Ok(rows.into_iter().map(Entry::from).collect())
     }
 
     async fn search_columns(
@@ -439,10 +460,6 @@ async fn set_head(conn: &mut sqlx::SqliteConnection, seq: i64, hash: &str) -> Re
         .await?;
     Ok(())
 }
-
-/// `audit_view`'s columns for a listing: the documents and operations as NULL.
-const SUMMARY_COLUMNS: &str = "id, time_ms, actor, actor_groups, source, action, namespace, kind, name, summary, \
-    NULL AS before_doc, NULL AS after_doc, NULL AS operations, request_id, reverts, outcome, error, propagation";
 
 #[cfg(test)]
 mod tests;

@@ -16,9 +16,9 @@ mod reverts;
 mod route_test;
 mod serve;
 mod state;
+mod static_files;
 mod view;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -31,7 +31,6 @@ use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -44,6 +43,7 @@ pub use links::Links;
 pub use observed::ObservedEdges;
 pub use serve::{HEADER_READ_TIMEOUT, serve};
 pub use state::{AppState, Shared};
+pub use static_files::StaticFiles;
 
 /// The largest request body accepted.
 pub const BODY_LIMIT_BYTES: usize = 256 * 1024;
@@ -54,7 +54,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
      frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// Every route of signalbox, in one place.
-pub fn router(state: AppState, static_dir: &Path) -> Router {
+pub fn router(state: AppState, static_files: StaticFiles) -> Router {
     let pages = Router::new()
         .route("/", get(pages::home))
         .route("/ns/{ns}", get(pages::overview::page))
@@ -113,7 +113,7 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=3600"),
         ))
-        .service(ServeDir::new(static_dir));
+        .service(static_files);
 
     Router::new()
         .merge(pages)

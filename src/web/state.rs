@@ -39,6 +39,10 @@ pub struct Shared {
     pub prometheus: Option<Arc<crate::traffic::Prometheus>>,
     /// The service graph's observed rates, when there is a Prometheus.
     pub observed_edges: Option<Arc<super::ObservedEdges>>,
+    /// The overview's service graph, drawn once per distinct picture.
+    pub graphs: crate::pictures::drawn::DrawnGraphs,
+    /// The overview's services, derived once per change of the watch caches.
+    pub service_facts: super::pages::overview::ServiceFactsMemo,
 }
 
 impl AppState {

@@ -1,13 +1,21 @@
 //! The overview: services, versions, readiness, routing and where to look next.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+
 use crate::authz::Actor;
 use crate::change::routes::LiveRouting;
 use crate::cluster::NamespaceCache;
-use crate::inventory::{self, VersionSummary};
-use crate::pictures::graph::{self, Routing, ServiceGraph, ServiceInput};
+use crate::gateway_api::HTTPRoute;
+use crate::inventory;
+use crate::istio::{DestinationRule, VirtualService};
+use crate::pictures::graph::{Routing, ServiceInput};
 use crate::policy;
 
 use super::super::error::AppError;
@@ -19,17 +27,21 @@ use super::render;
 
 const ONE_HOUR_MS: i64 = 60 * 60 * 1000;
 
-pub struct ServiceRow {
-    pub app: String,
+/// What the overview shows of one service whoever views it, derived from the watch caches
+/// and the configured links alone, so views of an unchanged namespace share it.
+pub struct ServiceFacts {
+    /// The app, its versions and its routing (as a policy for the graph, and in words).
+    pub service: ServiceInput,
     pub has_service: bool,
-    pub versions: Vec<VersionSummary>,
-    pub routing: String,
-    /// The same routing for the service graph.
-    pub routing_model: Routing,
-    /// The routing changed outside signalbox within the last hour.
-    pub changed_outside: bool,
     pub kiali: Option<String>,
     pub jaeger: Option<String>,
+}
+
+/// A service as one view shows it.
+pub struct ServiceRow {
+    pub facts: Arc<ServiceFacts>,
+    /// The routing changed outside signalbox within the last hour.
+    pub changed_outside: bool,
 }
 
 #[derive(Template)]
@@ -43,7 +55,8 @@ struct OverviewPage {
     kiali_graph: Option<String>,
     missing_links: Vec<&'static str>,
     services: Vec<ServiceRow>,
-    graph: ServiceGraph,
+    /// The service graph's SVG, drawn once per distinct picture.
+    graph: Arc<str>,
 }
 
 #[derive(Template)]
@@ -51,7 +64,8 @@ struct OverviewPage {
 struct ServicesPartial {
     namespace: String,
     services: Vec<ServiceRow>,
-    graph: ServiceGraph,
+    /// The service graph's SVG, drawn once per distinct picture.
+    graph: Arc<str>,
 }
 
 pub async fn page(
@@ -79,7 +93,7 @@ pub async fn page(
         ingress_url: inventory::ingress_url(gateway.as_deref()),
         kiali_graph: state.links.kiali_graph(&namespace),
         missing_links,
-        graph: service_graph(&state, &namespace, &services),
+        graph: service_graph(&state, &namespace, &services)?,
         services,
         namespace,
     })
@@ -92,7 +106,7 @@ pub async fn services(
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
     let services = service_rows(&state, &actor, &namespace);
-    render(&ServicesPartial { graph: service_graph(&state, &namespace, &services), services, namespace })
+    render(&ServicesPartial { graph: service_graph(&state, &namespace, &services)?, services, namespace })
 }
 
 /// The namespace's services the actor may view.
@@ -101,44 +115,114 @@ pub fn service_rows(state: &AppState, actor: &Actor, namespace: &str) -> Vec<Ser
         return Vec::new();
     };
     let scope = state.view_scope(actor);
-    inventory::services(&cache.deployments.state(), &cache.services.state())
-        .into_iter()
-        .filter(|service| scope.host(namespace, &service.app))
-        .map(|service| {
-            let (routing_model, routing) = routing_of(cache, namespace, &service.app);
-            ServiceRow {
-                routing,
-                routing_model,
-                changed_outside: state.cluster.external.routing_changed_recently(namespace, &service.app, ONE_HOUR_MS),
-                kiali: state.links.kiali_service(namespace, &service.app),
-                jaeger: state.links.jaeger_traces(namespace, &service.app),
-                app: service.app,
-                has_service: service.has_service,
-                versions: service.versions,
-            }
+    state
+        .service_facts
+        .of(state, cache, namespace)
+        .iter()
+        .filter(|facts| scope.host(namespace, &facts.service.app))
+        .map(|facts| ServiceRow {
+            changed_outside: state.cluster.external.routing_changed_recently(
+                namespace,
+                &facts.service.app,
+                ONE_HOUR_MS,
+            ),
+            facts: facts.clone(),
         })
         .collect()
 }
 
+/// The [`ServiceFacts`] of each managed namespace, kept with the cached objects they were
+/// derived from. The watch caches hand out the same `Arc` for an object until it changes
+/// (and a new one after any change, a relist included), so the same objects, in the same
+/// order, mean the same facts: nothing to invalidate, and a view right after a change sees
+/// it (BENCHMARKS.md, issue 15 §3: deriving them took half of the overview's CPU at 150
+/// Deployments).
+#[derive(Default)]
+pub struct ServiceFactsMemo {
+    namespaces: Mutex<HashMap<String, Arc<Derived>>>,
+}
+
+struct Derived {
+    from: Snapshot,
+    facts: Arc<[Arc<ServiceFacts>]>,
+}
+
+/// The cached objects the facts are derived from.
+struct Snapshot {
+    deployments: Vec<Arc<Deployment>>,
+    services: Vec<Arc<Service>>,
+    virtual_services: Vec<Arc<VirtualService>>,
+    destination_rules: Vec<Arc<DestinationRule>>,
+    http_routes: Vec<Arc<HTTPRoute>>,
+}
+
+impl Snapshot {
+    fn of(cache: &NamespaceCache) -> Self {
+        Snapshot {
+            deployments: cache.deployments.state(),
+            services: cache.services.state(),
+            virtual_services: cache.virtual_services.state(),
+            destination_rules: cache.destination_rules.state(),
+            http_routes: cache.http_routes.state(),
+        }
+    }
+
+    fn same_objects(&self, other: &Snapshot) -> bool {
+        fn same<K>(a: &[Arc<K>], b: &[Arc<K>]) -> bool {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| Arc::ptr_eq(a, b))
+        }
+        same(&self.deployments, &other.deployments)
+            && same(&self.services, &other.services)
+            && same(&self.virtual_services, &other.virtual_services)
+            && same(&self.destination_rules, &other.destination_rules)
+            && same(&self.http_routes, &other.http_routes)
+    }
+}
+
+impl ServiceFactsMemo {
+    /// Every service of `namespace`, sorted by app.
+    fn of(&self, state: &AppState, cache: &NamespaceCache, namespace: &str) -> Arc<[Arc<ServiceFacts>]> {
+        let now = Snapshot::of(cache);
+        let kept = self.namespaces.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(namespace).cloned();
+        if let Some(kept) = kept.filter(|kept| kept.from.same_objects(&now)) {
+            return kept.facts.clone();
+        }
+        let facts: Arc<[Arc<ServiceFacts>]> = inventory::services(&now.deployments, &now.services)
+            .into_iter()
+            .map(|service| {
+                let (routing, summary) = routing_of(&now, namespace, &service.app);
+                Arc::new(ServiceFacts {
+                    kiali: state.links.kiali_service(namespace, &service.app),
+                    jaeger: state.links.jaeger_traces(namespace, &service.app),
+                    has_service: service.has_service,
+                    service: ServiceInput { app: service.app, versions: service.versions, routing, summary },
+                })
+            })
+            .collect();
+        let derived = Arc::new(Derived { from: now, facts: facts.clone() });
+        self.namespaces.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(namespace.to_owned(), derived);
+        facts
+    }
+}
+
 /// The services as a picture: built from the rows (and so from the watch caches) and the
-/// last observed rates, never waiting for a read.
-fn service_graph(state: &AppState, namespace: &str, rows: &[ServiceRow]) -> ServiceGraph {
-    let services: Vec<ServiceInput> = rows
-        .iter()
-        .map(|row| ServiceInput {
-            app: row.app.clone(),
-            versions: row.versions.clone(),
-            routing: row.routing_model.clone(),
-            summary: row.routing.clone(),
-        })
-        .collect();
+/// last observed rates, never waiting for a read; drawn again only when they changed.
+fn service_graph(state: &AppState, namespace: &str, rows: &[ServiceRow]) -> Result<Arc<str>, AppError> {
+    let services: Vec<&ServiceInput> = rows.iter().map(|row| &row.facts.service).collect();
     let observed = state.observed_edges.as_ref().and_then(|edges| edges.get(namespace));
-    graph::graph(namespace, &services, observed.as_ref())
+    Ok(state.graphs.svg(namespace, &services, observed.as_ref())?)
 }
 
 /// How traffic to `host` is routed: the policy for the graph, and one line of words.
-fn routing_of(cache: &NamespaceCache, namespace: &str, host: &str) -> (Routing, String) {
-    let live = LiveRouting::found(host, cache.routing_of(namespace, host));
+fn routing_of(objects: &Snapshot, namespace: &str, host: &str) -> (Routing, String) {
+    let mut found = crate::policy::lookup::find(
+        namespace,
+        host,
+        objects.virtual_services.iter().map(|vs| vs.as_ref()),
+        objects.destination_rules.iter().map(|dr| dr.as_ref()),
+    );
+    found.add_http_routes(namespace, host, objects.http_routes.iter().map(|route| route.as_ref()));
+    let live = LiveRouting::found(host, found).with_services(host, &objects.services);
     if let Some(ambiguous) = &live.ambiguous {
         let objects = &ambiguous.objects;
         if !objects.virtual_services.is_empty() && !objects.http_routes.is_empty() {

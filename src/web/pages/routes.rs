@@ -92,7 +92,7 @@ pub async fn index(
 ) -> Result<Response, AppError> {
     let hosts = super::overview::service_rows(&state, &actor, &namespace)
         .into_iter()
-        .map(|row| (row.app, row.routing))
+        .map(|row| (row.facts.service.app.clone(), row.facts.service.summary.clone()))
         .collect();
     render(&RoutesIndex { layout: Layout::new(&state, &actor, Some(&namespace)), namespace, hosts })
 }
