@@ -37,6 +37,20 @@ async fn deploy_recommendation_v1_and_v2(console: &Console) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
+/// Each step on the routing page: its button, what the preview says the change is (after the
+/// API server's dry run), then Apply and what the page says the routing is afterwards.
+async fn preview_and_apply(browser: &Browser, steps: &[(&str, &str, &str)]) {
+    for (button, change, summary) in steps {
+        browser.click(button).await;
+        let previewed = browser.wait_for_text("#preview-change", change, READY_WITHIN).await;
+        assert!(browser.text("#preview").await.contains("dry run accepted"), "{previewed}");
+        browser.screenshot("routing-preview").await;
+        browser.click("#apply").await;
+        browser.wait_for_text("#route-notice", "applied", READY_WITHIN).await;
+        browser.wait_for_text("#policy-summary", summary, READY_WITHIN).await;
+    }
+}
+
 /// A value the page keeps only while it is not reloaded.
 async fn mark_page(browser: &Browser) {
     browser.client.execute("window.signalboxTestMarker = 'still here'; return true;", vec![]).await.unwrap();
@@ -158,15 +172,7 @@ async fn the_routing_walkthrough_in_the_browser_with_a_preview_before_each_step(
         ("#preset-75-25", "v1 90%→75%", "v1 75% · v2 25%"),
         ("#preset-0-100", "", "everyone: v2"),
     ];
-    for (button, change, summary) in steps {
-        browser.click(button).await;
-        let previewed = browser.wait_for_text("#preview-change", change, READY_WITHIN).await;
-        assert!(browser.text("#preview").await.contains("dry run accepted"), "{previewed}");
-        browser.screenshot("routing-preview").await;
-        browser.click("#apply").await;
-        browser.wait_for_text("#route-notice", "applied", READY_WITHIN).await;
-        browser.wait_for_text("#policy-summary", summary, READY_WITHIN).await;
-    }
+    preview_and_apply(&browser, &steps).await;
 
     browser.click("#header-preview").await;
     browser.wait_for_text("#preview-change", "recommendation", READY_WITHIN).await;
@@ -213,14 +219,7 @@ async fn the_gateway_api_walkthrough_in_the_browser() {
         ("#preset-90-10", "v1 100%→90%", "v1 90% · v2 10%"),
         ("#header-preview", "recommendation", "Firefox users → v2"),
     ];
-    for (button, change, summary) in steps {
-        browser.click(button).await;
-        browser.wait_for_text("#preview-change", change, READY_WITHIN).await;
-        assert!(browser.text("#preview").await.contains("dry run accepted"));
-        browser.click("#apply").await;
-        browser.wait_for_text("#route-notice", "applied", READY_WITHIN).await;
-        browser.wait_for_text("#policy-summary", summary, READY_WITHIN).await;
-    }
+    preview_and_apply(&browser, &steps).await;
     browser.wait_for_text("#routing-api", "HTTPRoute", READY_WITHIN).await;
     assert_eq!(text_content(&browser, "#live-hr-name").await.as_deref(), Some("recommendation"));
     browser.click("#test-firefox").await;

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::audit::Source;
-use crate::change::http_routes;
 use crate::change::routes::{self, ResourceVersions, RouteRequest, RoutingApi};
+use crate::change::{Change, http_routes};
 use crate::cluster::{Kind, ObjectRef};
 use crate::policy::{self, RoutingPolicy};
 use crate::problem::FieldProblem;
@@ -174,12 +174,7 @@ pub async fn create_version_services(
     let change =
         http_routes::create_version_services(&origin, &namespace, &host, &live, &deployed, host_service.as_ref())
             .map_err(AppError::Conflict)?;
-    if dry_run {
-        let preview = state.changes.preview(&change).await?;
-        return Ok(Json(json!({"summary": change.summary, "diff": preview.diff()})).into_response());
-    }
-    let applied = state.changes.execute(change).await?;
-    Ok(Json(json!({"auditId": applied.audit_id, "objects": applied.after.objects()})).into_response())
+    preview_or_apply(&state, change, dry_run).await
 }
 
 /// `POST …/migrate`: moves the host from its VirtualService to an equivalent HTTPRoute in
@@ -199,6 +194,11 @@ pub async fn migrate(
     let request =
         RouteRequest { origin: &origin, namespace: &namespace, live: &live, expected: None, context: &context };
     let change = http_routes::migrate(&request, &host, host_service.as_ref()).map_err(AppError::Conflict)?;
+    preview_or_apply(&state, change, dry_run).await
+}
+
+/// With `dryRun`, the change's summary, planned objects and diff; else the change applied.
+async fn preview_or_apply(state: &AppState, change: Change, dry_run: bool) -> Result<Response, AppError> {
     if dry_run {
         let preview = state.changes.preview(&change).await?;
         let objects: Vec<Value> = preview.after.objects().iter().flatten().cloned().collect();
