@@ -210,6 +210,25 @@ impl HTTPRoute {
         self.spec.parent_refs.iter().flatten().any(|parent| parent.is_service(host, namespace, route_namespace))
     }
 
+    /// Whether this route attaches to a Gateway (an ingress route) and sends traffic to one of
+    /// `services` (the host's Service and its per-version Services).
+    pub fn ingress_to(&self, services: &[String]) -> bool {
+        let parents = self.spec.parent_refs.iter().flatten();
+        let to_gateway = parents.clone().any(|p| p.kind.as_deref().unwrap_or("Gateway") == "Gateway");
+        let backends = self.spec.rules.iter().flatten().flat_map(|rule| rule.backend_refs.iter().flatten());
+        to_gateway && !parents.clone().any(|p| p.kind.as_deref() == Some("Service")) && {
+            let mut backends = backends;
+            backends.any(|backend| services.contains(&backend.name))
+        }
+    }
+
+    /// The Gateways this route attaches to, as `namespace/name` or `name`.
+    pub fn gateways(&self) -> Vec<String> {
+        let parents = self.spec.parent_refs.iter().flatten();
+        let gateways = parents.filter(|p| p.kind.as_deref().unwrap_or("Gateway") == "Gateway");
+        gateways.map(|p| p.namespace.as_ref().map_or(p.name.clone(), |ns| format!("{ns}/{}", p.name))).collect()
+    }
+
     /// The conditions the parents' controllers wrote for the route's current generation.
     pub fn current_conditions(&self) -> Vec<(String, Condition)> {
         let generation = self.metadata.generation;

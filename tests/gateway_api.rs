@@ -357,3 +357,54 @@ async fn a_virtual_service_host_migrates_to_an_http_route_and_back() {
     assert!(http_routes(&ns).get_opt("recommendation").await.unwrap().is_none(), "the HTTPRoute is gone again");
     console.stop().await;
 }
+
+/// An ingress HTTPRoute (attached to a Gateway, not to the Service) that sends traffic to
+/// the host's versions: edited in place when it is the host's only routing, its Gateway and
+/// hostnames kept; once a mesh route exists, that one is edited and the page shows the
+/// ingress route beside it, untouched.
+#[tokio::test]
+async fn an_ingress_http_route_is_edited_when_nothing_else_routes_the_host() {
+    let ns = TestNamespace::new("gammaingress").await;
+    let console = Console::start(&ns.name).await;
+    console.deploy(&["recommendation-v1", "recommendation-v2"]).await;
+    create_version_services(&ns).await;
+    let ingress: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "reco-public"},
+        "spec": {
+            "parentRefs": [{"name": "public", "namespace": "istio-system"}],
+            "hostnames": ["reco.example.com"],
+            "rules": [{"backendRefs": [{"name": "recommendation-v1", "port": 8080}]}]
+        }
+    }))
+    .unwrap();
+    http_routes(&ns).create(&PostParams::default(), &ingress).await.unwrap();
+    let routes = console.api("/routes/recommendation");
+
+    let (status, policy) = console.get_json(&routes).await;
+    assert_eq!(status, StatusCode::OK, "{policy}");
+    assert_eq!(
+        (policy["kind"].as_str(), &policy["rules"][0]["route"]),
+        (Some("HTTPRoute"), &json!({"recommendation-v1": 100}))
+    );
+    let mut desired = policy.clone();
+    desired["rules"][0]["route"] = json!({"recommendation-v1": 75, "recommendation-v2": 25});
+    let (status, body) = console.send_json(Method::PUT, &routes, Some(desired)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let written = http_routes(&ns).get("reco-public").await.unwrap();
+    assert_eq!(written.data["spec"]["parentRefs"][0]["name"], "public");
+    assert_eq!(written.data["spec"]["parentRefs"][0]["namespace"], "istio-system");
+    assert_eq!(written.data["spec"]["hostnames"], json!(["reco.example.com"]));
+    assert_eq!(written.data["spec"]["rules"][0]["backendRefs"][1]["weight"], 25);
+    let page = console.page(&format!("/ns/{}/routes/recommendation", ns.name)).await;
+    assert!(page.contains("ingress, Gateway istio-system/public"), "{page}");
+
+    // A mesh route for the host: that one is edited now, the ingress route is shown beside it.
+    create_route(&ns).await;
+    let (_, mesh) = console.get_json(&routes).await;
+    assert_eq!(mesh["rules"][0]["route"], json!({"recommendation-v1": 100}), "the mesh route's policy: {mesh}");
+    let page = console.page(&format!("/ns/{}/routes/recommendation", ns.name)).await;
+    assert!(page.contains("<code id=\"live-hr-name\">reco-mesh</code>"), "{page}");
+    assert!(page.contains("Also routed at the ingress, not edited here: HTTPRoute <code>reco-public</code>"), "{page}");
+    console.stop().await;
+}

@@ -305,6 +305,21 @@ mod tests {
     }
 
     #[test]
+    fn an_http_route_belongs_to_its_services_and_an_ingress_route_to_the_namespace() {
+        let mesh = json!({"spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "recommendation"}]}});
+        assert_eq!(owners(&apply(Kind::HTTPRoute, "reco-mesh", mesh), None), [host("recommendation")]);
+        let ingress = json!({"spec": {"parentRefs": [{"name": "public", "namespace": "istio-system"}],
+                                      "rules": [{"backendRefs": [{"name": "recommendation-v1", "port": 8080}]}]}});
+        assert_eq!(owners(&apply(Kind::HTTPRoute, "reco-public", ingress), None), [Owner::Namespace]);
+        let version = json!({"spec": {"selector": {"app": "recommendation", "version": "v2"}}});
+        assert_eq!(
+            owners(&apply(Kind::Service, "recommendation-v2", version), None),
+            [host("recommendation")],
+            "a per-version Service belongs to its app"
+        );
+    }
+
+    #[test]
     fn a_virtual_service_belongs_to_every_host_it_routes() {
         let shared = json!({"spec": {"hosts": ["recommendation", "preference.t.svc.cluster.local"]}});
         assert_eq!(

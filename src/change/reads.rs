@@ -34,7 +34,8 @@ impl Reads {
             objects.list::<Service>(namespace),
         )?;
         let mut found = crate::policy::lookup::find(namespace, host, &virtual_services, &destination_rules);
-        found.add_http_routes(namespace, host, &http_routes);
+        let backends = crate::policy::gateway_api::backend_names(host, &services);
+        found.add_http_routes(namespace, host, &http_routes, &backends);
         Ok(LiveRouting::found(host, found).with_services(host, &services))
     }
 

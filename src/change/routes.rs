@@ -22,6 +22,9 @@ pub struct LiveRouting {
     pub virtual_service: Option<VirtualService>,
     pub destination_rule: Option<DestinationRule>,
     pub http_route: Option<HTTPRoute>,
+    /// Ingress HTTPRoutes (attached to a Gateway) that send traffic to the host besides the
+    /// routing edited here: shown, not edited.
+    pub ingress_routes: Vec<HTTPRoute>,
     /// The host's per-version Services (an HTTPRoute's versions) and its own Service's port.
     pub versions: Vec<VersionService>,
     pub port: Option<i32>,
@@ -66,13 +69,19 @@ impl LiveRouting {
     pub fn found(host: &str, objects: HostObjects) -> Self {
         match objects.ambiguity(host) {
             Some(reason) => Self { ambiguous: Some(Ambiguous { reason, objects }), ..Self::default() },
-            None => Self {
-                api: if objects.http_routes.is_empty() { RoutingApi::VirtualService } else { RoutingApi::HTTPRoute },
-                virtual_service: objects.virtual_services.into_iter().next(),
-                destination_rule: objects.destination_rules.into_iter().next(),
-                http_route: objects.http_routes.into_iter().next(),
-                ..Self::default()
-            },
+            None => {
+                let http_route = objects.edited_http_route().cloned();
+                let edited = http_route.as_ref().and_then(|route| route.metadata.name.clone());
+                let ingress_routes = objects.ingress_routes.into_iter().filter(|r| r.metadata.name != edited).collect();
+                Self {
+                    api: if http_route.is_some() { RoutingApi::HTTPRoute } else { RoutingApi::VirtualService },
+                    virtual_service: objects.virtual_services.into_iter().next(),
+                    destination_rule: objects.destination_rules.into_iter().next(),
+                    http_route,
+                    ingress_routes,
+                    ..Self::default()
+                }
+            }
         }
     }
 

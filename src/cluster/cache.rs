@@ -48,7 +48,8 @@ impl NamespaceCache {
             virtual_services.iter().map(|vs| vs.as_ref()),
             destination_rules.iter().map(|dr| dr.as_ref()),
         );
-        found.add_http_routes(namespace, host, http_routes.iter().map(|r| r.as_ref()));
+        let backends = crate::policy::gateway_api::backend_names(host, &self.services.state());
+        found.add_http_routes(namespace, host, http_routes.iter().map(|r| r.as_ref()), &backends);
         found
     }
 }

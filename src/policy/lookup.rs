@@ -19,6 +19,8 @@ pub struct HostObjects {
     pub destination_rules: Vec<DestinationRule>,
     /// Gateway API HTTPRoutes attached to the host's Service (mesh routes), by name.
     pub http_routes: Vec<HTTPRoute>,
+    /// HTTPRoutes attached to a Gateway that send traffic to the host (ingress routes).
+    pub ingress_routes: Vec<HTTPRoute>,
 }
 
 /// Every VirtualService and DestinationRule of `namespace` that routes `host`, out of the
@@ -46,19 +48,35 @@ pub fn find<'a>(
         delegates: by_name(delegates.cloned().collect(), |vs| &vs.metadata.name),
         destination_rules: by_name(destination_rules.collect(), |dr| &dr.metadata.name),
         http_routes: Vec::new(),
+        ingress_routes: Vec::new(),
     }
 }
 
 impl HostObjects {
-    /// Adds the HTTPRoutes of `namespace` whose parentRefs name the host's Service.
+    /// Adds the HTTPRoutes of `namespace` whose parentRefs name the host's Service (mesh
+    /// routes), and those attached to a Gateway that send traffic to one of `services` (the
+    /// host's Service and its per-version Services: ingress routes).
     pub fn add_http_routes<'a>(
         &mut self,
         namespace: &str,
         host: &str,
         routes: impl IntoIterator<Item = &'a HTTPRoute>,
+        services: &[String],
     ) {
-        let attached = routes.into_iter().filter(|route| route.routes_service(host, namespace)).cloned();
+        let routes: Vec<&HTTPRoute> = routes.into_iter().collect();
+        let attached = routes.iter().filter(|route| route.routes_service(host, namespace)).copied().cloned();
         self.http_routes = by_name(attached.collect(), |route| &route.metadata.name);
+        let ingress = routes.iter().filter(|route| route.ingress_to(services)).copied().cloned();
+        self.ingress_routes = by_name(ingress.collect(), |route| &route.metadata.name);
+    }
+
+    /// The one HTTPRoute to edit for the host: its mesh route, or, when nothing else routes
+    /// it, its one ingress route.
+    pub fn edited_http_route(&self) -> Option<&HTTPRoute> {
+        let only_ingress = self.virtual_services.is_empty() && self.http_routes.is_empty();
+        self.http_routes
+            .first()
+            .or(self.ingress_routes.first().filter(|_| only_ingress && self.ingress_routes.len() == 1))
     }
 
     /// Nothing routes the host.
@@ -76,6 +94,7 @@ impl HostObjects {
             describe("VirtualService", &names(virtual_services)),
             describe("DestinationRule", &names(self.destination_rules.iter().map(|dr| &dr.metadata.name))),
             describe("HTTPRoute", &names(self.http_routes.iter().map(|route| &route.metadata.name))),
+            describe("ingress HTTPRoute", &names(self.ingress_routes.iter().map(|route| &route.metadata.name))),
         ];
         parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join("; ")
     }
@@ -111,6 +130,15 @@ impl HostObjects {
                  signalbox edits neither: delete one of them",
                 names(self.virtual_services.iter().map(|vs| &vs.metadata.name)).join(", "),
                 http_routes.join(", "),
+            ));
+        }
+        let ingress = names(self.ingress_routes.iter().map(|route| &route.metadata.name));
+        if self.virtual_services.is_empty() && http_routes.is_empty() && ingress.len() > 1 {
+            return Some(format!(
+                "{host} is routed at the ingress by {} HTTPRoutes ({}); signalbox will not guess which one to edit: \
+                 edit them directly",
+                ingress.len(),
+                ingress.join(", "),
             ));
         }
         if http_routes.len() > 1 {

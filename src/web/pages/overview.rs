@@ -221,7 +221,8 @@ fn routing_of(objects: &Snapshot, namespace: &str, host: &str) -> (Routing, Stri
         objects.virtual_services.iter().map(|vs| vs.as_ref()),
         objects.destination_rules.iter().map(|dr| dr.as_ref()),
     );
-    found.add_http_routes(namespace, host, objects.http_routes.iter().map(|route| route.as_ref()));
+    let backends = crate::policy::gateway_api::backend_names(host, &objects.services);
+    found.add_http_routes(namespace, host, objects.http_routes.iter().map(|route| route.as_ref()), &backends);
     let live = LiveRouting::found(host, found).with_services(host, &objects.services);
     if let Some(ambiguous) = &live.ambiguous {
         let objects = &ambiguous.objects;

@@ -122,6 +122,10 @@ pub struct RoutesView {
     pub http_route_name: Option<String>,
     pub http_route_yaml: Option<String>,
     pub http_route_conditions: Vec<ConditionRow>,
+    /// The Gateways the edited HTTPRoute attaches to (an ingress route), if any.
+    pub http_route_gateways: Vec<String>,
+    /// Other ingress HTTPRoutes to the host, not edited here: name and Gateways.
+    pub ingress_routes: Vec<(String, String)>,
     /// The host's per-version Services, and the deployed versions without one.
     pub version_services: Vec<String>,
     pub versions_without_service: Vec<String>,
@@ -190,6 +194,12 @@ impl RoutesView {
             http_route_name: live.http_route.as_ref().and_then(|route| route.metadata.name.clone()),
             http_route_yaml: live.http_route.as_ref().map(yaml_of),
             http_route_conditions: live.http_route.as_ref().map(ConditionRow::of).unwrap_or_default(),
+            http_route_gateways: live.http_route.as_ref().map(|route| route.gateways()).unwrap_or_default(),
+            ingress_routes: live
+                .ingress_routes
+                .iter()
+                .map(|route| (route.metadata.name.clone().unwrap_or_default(), route.gateways().join(", ")))
+                .collect(),
             version_services: live.versions.iter().map(|v| v.name.clone()).collect(),
             versions_without_service: deployed_versions
                 .iter()
