@@ -182,7 +182,8 @@ async fn the_base_deploys_with_least_privilege_and_runs_the_tutorial_with_its_ow
     // server checks both), removals (delete).
     let managed_resources = [("apps", "deployments"), ("", "services"), ("", "serviceaccounts")]
         .into_iter()
-        .chain(["virtualservices", "destinationrules", "gateways"].map(|resource| ("networking.istio.io", resource)));
+        .chain(["virtualservices", "destinationrules", "gateways"].map(|resource| ("networking.istio.io", resource)))
+        .chain([("gateway.networking.k8s.io", "httproutes")]);
     for (group, resource) in managed_resources {
         for verb in ["get", "list", "watch", "create", "patch", "delete"] {
             assert!(allowed(verb, group, resource, Some(&managed)).await, "{verb} {resource} in a managed namespace");
@@ -197,6 +198,12 @@ async fn the_base_deploys_with_least_privilege_and_runs_the_tutorial_with_its_ow
     for verb in ["get", "list", "watch", "create", "patch"] {
         assert!(allowed(verb, "", "namespaces", None).await, "{verb} namespaces");
     }
+    // The HTTPRoute CRD's channel (src/cluster/mod.rs), and no other CRD.
+    let (crds, httproutes) = ("customresourcedefinitions", Some("httproutes.gateway.networking.k8s.io"));
+    assert!(allowed_named("get", "apiextensions.k8s.io", crds, None, httproutes).await);
+    assert!(
+        !allowed_named("get", "apiextensions.k8s.io", crds, None, Some("virtualservices.networking.istio.io")).await
+    );
     for verb in ["get", "list", "watch"] {
         assert!(allowed(verb, "", "services", Some("istio-system")).await, "{verb} istio-system services");
     }

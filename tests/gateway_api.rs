@@ -15,6 +15,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::TestNamespace;
 use support::console::Console;
+use support::private_cluster::PrivateCluster;
 use support::xds::{eventually_routed, running_pod};
 
 fn http_routes(ns: &TestNamespace) -> Api<DynamicObject> {
@@ -407,4 +408,48 @@ async fn an_ingress_http_route_is_edited_when_nothing_else_routes_the_host() {
     assert!(page.contains("<code id=\"live-hr-name\">reco-mesh</code>"), "{page}");
     assert!(page.contains("Also routed at the ingress, not edited here: HTTPRoute <code>reco-public</code>"), "{page}");
     console.stop().await;
+}
+
+/// On a cluster whose HTTPRoute CRD is the Gateway API's experimental channel (it has
+/// `retry`), retries on status codes are written into the HTTPRoute and read back; a per-try
+/// timeout, which an HTTPRoute cannot say, is still 422. Runs on a private cluster with the
+/// experimental CRDs.
+#[tokio::test]
+async fn with_the_experimental_channel_an_http_route_retries() {
+    let channel = [("DEVCLUSTER_GATEWAY_API_CHANNEL", "experimental")];
+    let cluster = tokio::task::spawn_blocking(move || PrivateCluster::start_with(29443, &channel)).await.unwrap();
+    let kubeconfig = cluster.kubeconfig();
+    let console = Console::start_with("gammaexp", |config| config.kubeconfig = Some(kubeconfig.clone())).await;
+    console.deploy(&["recommendation-v1", "recommendation-v2"]).await;
+    let (status, body) =
+        console.send_json(Method::POST, &console.api("/routes/recommendation/version-services"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let routes = console.api("/routes/recommendation");
+    let rule = |retries: Value| json!({"route": {"recommendation-v1": 100}, "retries": retries});
+    let subsets = json!({"recommendation-v1": {"version": "v1"}, "recommendation-v2": {"version": "v2"}});
+    let body =
+        json!({"kind": "HTTPRoute", "subsets": subsets, "rules": [rule(json!({"attempts": 3, "retryOn": "503,504"}))]});
+    let (status, answer) = console.send_json(Method::PUT, &routes, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"));
+    let route =
+        Api::<DynamicObject>::namespaced_with(client, "gammaexp", &resource).get("recommendation").await.unwrap();
+    assert_eq!(route.data["spec"]["rules"][0]["retry"], json!({"attempts": 3, "codes": [503, 504]}));
+    let (_, read) = console.get_json(&routes).await;
+    assert_eq!(read["rules"][0]["retries"], json!({"attempts": 3, "retryOn": "503,504"}));
+
+    let per_try = json!({"subsets": subsets, "rules": [rule(json!({"attempts": 2, "perTryTimeout": "1s"}))]});
+    let (status, refused) = console.send_json(Method::PUT, &routes, Some(per_try)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["field"], "rules[0].retries.perTryTimeout", "{refused}");
+    console.stop().await;
+    drop(cluster);
 }

@@ -69,7 +69,7 @@ pub fn migrate(request: &RouteRequest, host: &str, host_service: Option<&Value>)
     let mut change =
         Change::new(request.origin, "route.migrate", Permission::Route, request.namespace, subject, summary);
     change.host = Some(host.to_owned());
-    change.problems = policy::gateway_api::inexpressible(&policy)
+    change.problems = policy::gateway_api::inexpressible(&policy, request.context.gateway_api_retries)
         .into_iter()
         .map(|e| FieldProblem::new(e.field, e.message))
         .collect();
@@ -129,7 +129,7 @@ fn service_ports(service: &Value) -> Value {
 /// What an HTTPRoute cannot say, and versions that are no per-version Service: HTTPRoute
 /// has no subsets, so each version must be a Service before a rule can name it.
 pub(super) fn problems(request: &RouteRequest, desired: &RoutingPolicy) -> Vec<FieldError> {
-    let mut problems = policy::gateway_api::inexpressible(desired);
+    let mut problems = policy::gateway_api::inexpressible(desired, request.context.gateway_api_retries);
     let live = request.live;
     for subset in &desired.subsets {
         let service = live.versions.iter().find(|v| v.name == subset.name);

@@ -311,6 +311,7 @@ mod tests {
                 [("app".to_string(), "recommendation".to_string()), ("version".to_string(), "v2".to_string())].into(),
             ],
             gateway_api: false,
+            gateway_api_retries: false,
         }
     }
 

@@ -31,6 +31,10 @@ pub struct Cluster {
     pub external: external::ExternalActivity,
     /// Which cluster this is, for the startup log and the page header.
     pub description: String,
+    /// The Gateway API channel of the installed HTTPRoute CRD (its
+    /// `gateway.networking.k8s.io/channel` annotation), read at start: `experimental`
+    /// HTTPRoutes can retry.
+    pub gateway_api_channel: String,
 }
 
 impl Cluster {
@@ -44,7 +48,9 @@ impl Cluster {
         let (config, context) = load_config(kubeconfig).await?;
         let description = format!("{} (context {context})", config.cluster_url);
         let client = Client::try_from(config)?;
+        let gateway_api_channel = gateway_api_channel(&client).await;
         Ok(Self {
+            gateway_api_channel,
             objects: Objects::new(client.clone()),
             caches: Caches::start(&client, managed_namespaces, outside),
             health: Health::start(client.clone()),
@@ -53,6 +59,17 @@ impl Cluster {
             description,
         })
     }
+}
+
+/// The HTTPRoute CRD's channel; `standard` when it cannot be read (no CRD, no permission).
+async fn gateway_api_channel(client: &Client) -> String {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(5), crds.get_opt("httproutes.gateway.networking.k8s.io"));
+    let crd = read.await.ok().and_then(Result::ok).flatten();
+    let annotations = crd.and_then(|crd| crd.metadata.annotations).unwrap_or_default();
+    annotations.get("gateway.networking.k8s.io/channel").cloned().unwrap_or_else(|| "standard".into())
 }
 
 /// Loads the client configuration like kubectl: an explicit file, else KUBECONFIG,

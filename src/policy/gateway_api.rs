@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Service;
 use serde_json::Value;
 
-use super::model::{ALL_PODS, Match, Mirror, RoutingPolicy, Rule, Share, StringMatch, Subset, Weight};
+use super::model::{ALL_PODS, Match, Mirror, Retries, RoutingPolicy, Rule, Share, StringMatch, Subset, Weight};
 use super::validate::{FieldError, Severity};
 use crate::gateway_api::{
     BackendObjectRef, HTTPBackendRef, HTTPRoute, HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRule, HTTPRouteSpec,
@@ -109,10 +109,12 @@ fn new_route(host: &str, namespace: &str, port: Option<i32>) -> HTTPRoute {
     route
 }
 
-/// What of `policy` the Gateway API's standard channel cannot express, by field path:
-/// fault injection, retries, prefix matches on headers, query parameters or the method,
-/// fractional mirror percentages, and match fields signalbox keeps but does not model.
-pub fn inexpressible(policy: &RoutingPolicy) -> Vec<FieldError> {
+/// What of `policy` an HTTPRoute cannot express, by field path: fault injection, retries
+/// (in the standard channel; `retries_allowed` for the experimental one, which retries on
+/// status codes, without a per-try timeout), prefix matches on headers, query parameters or
+/// the method, fractional mirror percentages, and match fields signalbox keeps but does not
+/// model.
+pub fn inexpressible(policy: &RoutingPolicy, retries_allowed: bool) -> Vec<FieldError> {
     let mut problems = Vec::new();
     let mut refuse = |field: String, message: &str| {
         problems.push(FieldError { field, message: message.to_owned(), severity: Severity::Error })
@@ -124,11 +126,26 @@ pub fn inexpressible(policy: &RoutingPolicy) -> Vec<FieldError> {
         if rule.fault.is_some() {
             refuse(format!("rules[{i}].fault"), "HTTPRoute has no fault injection; use a VirtualService for this host");
         }
-        if rule.retries.is_some() {
-            refuse(
+        match &rule.retries {
+            Some(_) if !retries_allowed => refuse(
                 format!("rules[{i}].retries"),
                 "HTTPRoute has no retries in the Gateway API standard channel installed here",
-            );
+            ),
+            Some(retries) => {
+                if retries.per_try_timeout.is_some() {
+                    refuse(format!("rules[{i}].retries.perTryTimeout"), "HTTPRoute retries have no per-try timeout");
+                }
+                if retries.attempts.is_some_and(|a| a < 1) {
+                    refuse(format!("rules[{i}].retries.attempts"), "HTTPRoute retries at least once");
+                }
+                if status_codes(retries.retry_on.as_deref()).is_none() {
+                    refuse(
+                        format!("rules[{i}].retries.retryOn"),
+                        "HTTPRoute retries on HTTP status codes only, e.g. 503,504",
+                    );
+                }
+            }
+            None => {}
         }
         if rule.mirror.as_ref().and_then(|m| m.percentage).is_some_and(|p| p.fract() != 0.0) {
             refuse(format!("rules[{i}].mirror.percentage"), "HTTPRoute mirrors a whole percentage (0-100)");
@@ -200,8 +217,44 @@ pub fn migrated(policy: &RoutingPolicy, versions: &[VersionService]) -> (Routing
     (migrated, to_create)
 }
 
+/// `retryOn` as the status codes an HTTPRoute retries on; None when it names anything else.
+fn status_codes(retry_on: Option<&str>) -> Option<Vec<u16>> {
+    let Some(text) = retry_on.filter(|t| !t.trim().is_empty()) else { return Some(Vec::new()) };
+    text.split(',').map(|code| code.trim().parse::<u16>().ok().filter(|c| (100..600).contains(c))).collect()
+}
+
+/// An experimental channel `retry` as the policy's retries (codes as `retryOn`).
+fn retries_from(retry: Value) -> Retries {
+    let codes: Vec<String> =
+        retry["codes"].as_array().into_iter().flatten().filter_map(Value::as_u64).map(|c| c.to_string()).collect();
+    let mut other = Unmodelled::new();
+    if let Some(backoff) = retry.get("backoff") {
+        other.insert("backoff".into(), backoff.clone());
+    }
+    Retries {
+        attempts: retry["attempts"].as_i64().and_then(|a| i32::try_from(a).ok()),
+        per_try_timeout: None,
+        retry_on: (!codes.is_empty()).then(|| codes.join(",")),
+        other,
+    }
+}
+
+fn retry_to(retries: &Retries) -> Value {
+    let mut retry = serde_json::Map::new();
+    if let Some(attempts) = retries.attempts {
+        retry.insert("attempts".into(), attempts.into());
+    }
+    let codes = status_codes(retries.retry_on.as_deref()).unwrap_or_default();
+    if !codes.is_empty() {
+        retry.insert("codes".into(), codes.into());
+    }
+    retry.extend(retries.other.clone());
+    Value::Object(retry)
+}
+
 fn rule_from(host: &str, rule: &HTTPRouteRule) -> Rule {
     let mut other = rule.other.clone();
+    let retries = other.remove("retry").map(retries_from);
     let (mirrors, filters): (Vec<&HTTPRouteFilter>, Vec<&HTTPRouteFilter>) =
         rule.filters.iter().flatten().partition(|f| f.kind == MIRROR && f.request_mirror.is_some());
     if !filters.is_empty() {
@@ -218,7 +271,7 @@ fn rule_from(host: &str, rule: &HTTPRouteRule) -> Rule {
         matches: matches_from(rule.matches.as_deref()),
         route: shares_from(host, rule.backend_refs.as_deref().unwrap_or_default()),
         timeout: rule.timeouts.as_ref().and_then(|t| t.request.clone()),
-        retries: None,
+        retries,
         fault: None,
         mirror,
         other,
@@ -295,6 +348,9 @@ fn service_of(host: &str, subset: &str) -> String {
 
 fn rule_to(host: &str, rule: &Rule, live_backends: &[HTTPBackendRef], port: Option<i32>) -> HTTPRouteRule {
     let mut other = rule.other.clone();
+    if let Some(retries) = &rule.retries {
+        other.insert("retry".into(), retry_to(retries));
+    }
     let mut filters: Vec<HTTPRouteFilter> =
         other.remove("filters").and_then(|f| serde_json::from_value(f).ok()).unwrap_or_default();
     // A port the existing backends carry is copied to new ones; else the host Service's.
@@ -482,9 +538,9 @@ mod tests {
         let headers = OrderedMap(vec![("x-user".to_string(), StringMatch::Prefix("a".into()))]);
         rule.matches = Some(vec![Match { headers: Some(headers), ..Default::default() }]);
         policy.rules.push(rule);
-        let fields: Vec<String> = inexpressible(&policy).into_iter().map(|p| p.field).collect();
+        let fields: Vec<String> = inexpressible(&policy, false).into_iter().map(|p| p.field).collect();
         assert_eq!(fields, ["rules[0].fault", "rules[0].retries", "rules[0].match[0].headers.x-user"]);
-        assert!(inexpressible(&RoutingPolicy::new("recommendation")).is_empty());
+        assert!(inexpressible(&RoutingPolicy::new("recommendation"), false).is_empty());
     }
 
     #[test]
@@ -502,6 +558,31 @@ mod tests {
         assert_eq!(body["rules"][1]["mirror"]["subset"], "recommendation-v2");
         let names: Vec<&str> = to_create.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["recommendation-v2"], "recommendation-v1 exists already");
+    }
+
+    #[test]
+    fn the_experimental_channel_retries_on_status_codes_only() {
+        let mut policy = RoutingPolicy::new("recommendation");
+        let mut rule = Rule::weighted(&[("recommendation-v1", 100)]);
+        rule.retries = Some(Retries { attempts: Some(3), retry_on: Some("503, 504".into()), ..Default::default() });
+        policy.rules.push(rule.clone());
+        assert!(inexpressible(&policy, true).is_empty());
+        let written = policy.to_http_route("t", None, Some(8080));
+        let body = serde_json::to_value(&written).unwrap();
+        assert_eq!(body["spec"]["rules"][0]["retry"], json!({"attempts": 3, "codes": [503, 504]}));
+        let read = RoutingPolicy::from_http_route("recommendation", &written, &versions());
+        let retries = read.rules[0].retries.clone().unwrap();
+        assert_eq!((retries.attempts, retries.retry_on.as_deref()), (Some(3), Some("503,504")));
+
+        rule.retries = Some(Retries {
+            attempts: Some(0),
+            per_try_timeout: Some("1s".into()),
+            retry_on: Some("5xx".into()),
+            ..Default::default()
+        });
+        policy.rules[0] = rule;
+        let fields: Vec<String> = inexpressible(&policy, true).into_iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["rules[0].retries.perTryTimeout", "rules[0].retries.attempts", "rules[0].retries.retryOn"]);
     }
 
     #[test]

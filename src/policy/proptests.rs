@@ -97,6 +97,7 @@ fn context(policy: &RoutingPolicy) -> ValidationContext {
         services: BTreeSet::from([HOST.to_string()]),
         deployed_versions: policy.subsets.iter().map(|s| s.labels.clone()).collect(),
         gateway_api: false,
+        gateway_api_retries: false,
     }
 }
 

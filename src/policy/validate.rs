@@ -37,6 +37,9 @@ pub struct ValidationContext {
     /// The policy is written into an HTTPRoute: the fields kept verbatim are the Gateway
     /// API's (see [`super::gateway_api::inexpressible`]), not Istio's.
     pub gateway_api: bool,
+    /// The installed HTTPRoute CRD is the Gateway API's experimental channel, which has
+    /// `retry`.
+    pub gateway_api_retries: bool,
 }
 
 /// HTTP route fields the policy keeps verbatim that Istio knows.
@@ -462,6 +465,7 @@ mod tests {
                 BTreeMap::from([("app".into(), "recommendation".into()), ("version".into(), "v2".into())]),
             ],
             gateway_api: false,
+            gateway_api_retries: false,
         }
     }
 

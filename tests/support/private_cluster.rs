@@ -16,8 +16,14 @@ fn devcluster() -> PathBuf {
 impl PrivateCluster {
     /// Starts etcd, kube-apiserver, controllers, scheduler and kwok on `port` and the next four.
     pub fn start(port: u16) -> Self {
+        Self::start_with(port, &[])
+    }
+
+    /// Starts it with `devcluster up`'s environment variables set, e.g.
+    /// `DEVCLUSTER_GATEWAY_API_CHANNEL=experimental`.
+    pub fn start_with(port: u16, env: &[(&str, &str)]) -> Self {
         let cluster = Self { state: tempfile::tempdir().unwrap(), port, apiserver_command: Default::default() };
-        let status = cluster.command("up").status().expect("devcluster runs");
+        let status = cluster.command("up").envs(env.iter().copied()).status().expect("devcluster runs");
         assert!(status.success(), "private devcluster up failed (logs in {})", cluster.state.path().display());
         cluster
     }

@@ -118,6 +118,8 @@ pub struct RoutesView {
     pub api: &'static str,
     /// How the route tester picks the rule.
     pub precedence: policy::Precedence,
+    /// Whether an HTTPRoute can retry here (the Gateway API experimental channel).
+    pub http_route_retries: bool,
     /// The HTTPRoute, and what istiod says of its current generation.
     pub http_route_name: Option<String>,
     pub http_route_yaml: Option<String>,
@@ -191,6 +193,7 @@ impl RoutesView {
                 RoutingApi::HTTPRoute => "HTTPRoute",
             },
             precedence: live.precedence(),
+            http_route_retries: false,
             http_route_name: live.http_route.as_ref().and_then(|route| route.metadata.name.clone()),
             http_route_yaml: live.http_route.as_ref().map(yaml_of),
             http_route_conditions: live.http_route.as_ref().map(ConditionRow::of).unwrap_or_default(),

@@ -125,7 +125,7 @@ fn view_from_cache(state: &AppState, actor: &Actor, namespace: &str, host: &str)
 }
 
 fn view_of(state: &AppState, actor: &Actor, namespace: &str, host: &str, live: &LiveRouting) -> RoutesView {
-    RoutesView::new(
+    let view = RoutesView::new(
         namespace,
         host,
         live,
@@ -133,7 +133,8 @@ fn view_of(state: &AppState, actor: &Actor, namespace: &str, host: &str, live: &
         state.csrf.token_for(&actor.name),
         state.changes.authorizer().allows(actor, Permission::Route, namespace, Some(host)),
         (state.links.kiali_service(namespace, host), state.links.jaeger_traces(namespace, host)),
-    )
+    );
+    RoutesView { http_route_retries: state.cluster.gateway_api_channel == "experimental", ..view }
 }
 
 /// The `version` labels of the host's Deployments, sorted.
