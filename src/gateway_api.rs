@@ -52,6 +52,11 @@ pub struct ParentReference {
 }
 
 impl ParentReference {
+    /// A Gateway parent (the kind's default): the route is an ingress route.
+    pub fn is_gateway(&self) -> bool {
+        self.kind.as_deref().unwrap_or("Gateway") == "Gateway"
+    }
+
     /// A mesh (GAMMA) parent: the Service `name` in `namespace`.
     pub fn is_service(&self, name: &str, namespace: &str, route_namespace: &str) -> bool {
         self.group.as_deref() == Some("")
@@ -213,19 +218,17 @@ impl HTTPRoute {
     /// Whether this route attaches to a Gateway (an ingress route) and sends traffic to one of
     /// `services` (the host's Service and its per-version Services).
     pub fn ingress_to(&self, services: &[String]) -> bool {
-        let parents = self.spec.parent_refs.iter().flatten();
-        let to_gateway = parents.clone().any(|p| p.kind.as_deref().unwrap_or("Gateway") == "Gateway");
-        let backends = self.spec.rules.iter().flatten().flat_map(|rule| rule.backend_refs.iter().flatten());
-        to_gateway && !parents.clone().any(|p| p.kind.as_deref() == Some("Service")) && {
-            let mut backends = backends;
-            backends.any(|backend| services.contains(&backend.name))
-        }
+        let mut parents = self.spec.parent_refs.iter().flatten();
+        let mut backends = self.spec.rules.iter().flatten().flat_map(|rule| rule.backend_refs.iter().flatten());
+        parents.clone().any(ParentReference::is_gateway)
+            && !parents.any(|parent| parent.kind.as_deref() == Some("Service"))
+            && backends.any(|backend| services.contains(&backend.name))
     }
 
     /// The Gateways this route attaches to, as `namespace/name` or `name`.
     pub fn gateways(&self) -> Vec<String> {
         let parents = self.spec.parent_refs.iter().flatten();
-        let gateways = parents.filter(|p| p.kind.as_deref().unwrap_or("Gateway") == "Gateway");
+        let gateways = parents.filter(|parent| parent.is_gateway());
         gateways.map(|p| p.namespace.as_ref().map_or(p.name.clone(), |ns| format!("{ns}/{}", p.name))).collect()
     }
 
