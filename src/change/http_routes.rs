@@ -156,9 +156,10 @@ mod tests {
     use super::*;
     use crate::audit::Source;
     use crate::authz::Actor;
+    use crate::change::routes::NamespaceRouting;
     use crate::inventory::VersionSummary;
     use crate::istio::VirtualService;
-    use crate::policy::{HostObjects, ValidationContext};
+    use crate::policy::ValidationContext;
     use k8s_openapi::api::core::v1::Service;
     use serde_json::json;
 
@@ -190,7 +191,8 @@ mod tests {
             service("recommendation", json!({"app": "recommendation"})),
             service("recommendation-v1", json!({"app": "recommendation", "version": "v1"})),
         ];
-        let live = LiveRouting::default().with_services("recommendation", &services);
+        let objects = NamespaceRouting { services: services.iter().collect(), ..Default::default() };
+        let live = LiveRouting::lookup("t", "recommendation", objects);
         let host = serde_json::to_value(&services[0]).unwrap();
         let versions = [deployed("v1"), deployed("v2")];
         let change = create_version_services(&origin(), "t", "recommendation", &live, &versions, Some(&host)).unwrap();
@@ -213,9 +215,10 @@ mod tests {
             "spec": {"hosts": ["recommendation"], "http": [rule]}
         }))
         .unwrap();
-        let found = HostObjects { virtual_services: vec![vs], ..Default::default() };
         let services = [service("recommendation", json!({"app": "recommendation"}))];
-        LiveRouting::found("recommendation", found).with_services("recommendation", &services)
+        let objects =
+            NamespaceRouting { virtual_services: vec![&vs], services: services.iter().collect(), ..Default::default() };
+        LiveRouting::lookup("t", "recommendation", objects)
     }
 
     fn migrate_from(live: &LiveRouting) -> Result<Change, String> {

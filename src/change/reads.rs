@@ -3,13 +3,13 @@
 //! what validating a policy needs.
 use k8s_openapi::api::core::v1::Service;
 
-use crate::cluster::{Cluster, ClusterError};
+use crate::cluster::{Cluster, ClusterError, Kind, ObjectRef};
 use crate::gateway_api::HTTPRoute;
 use crate::inventory::VersionSummary;
 use crate::istio::{DestinationRule, VirtualService};
 use crate::policy::ValidationContext;
 
-use super::routes::LiveRouting;
+use super::routes::{LiveRouting, NamespaceRouting};
 use super::workloads::NamespaceState;
 
 #[derive(Clone)]
@@ -33,10 +33,18 @@ impl Reads {
             self.http_routes(namespace),
             objects.list::<Service>(namespace),
         )?;
-        let mut found = crate::policy::lookup::find(namespace, host, &virtual_services, &destination_rules);
-        let backends = crate::policy::gateway_api::backend_names(host, &services);
-        found.add_http_routes(namespace, host, &http_routes, &backends);
-        Ok(LiveRouting::found(host, found).with_services(host, &services))
+        let objects = NamespaceRouting {
+            virtual_services: virtual_services.iter().collect(),
+            destination_rules: destination_rules.iter().collect(),
+            http_routes: http_routes.iter().collect(),
+            services: services.iter().collect(),
+        };
+        Ok(LiveRouting::lookup(namespace, host, objects))
+    }
+
+    /// The host's own Service as the API server has it (its ports go to per-version Services).
+    pub async fn host_service(&self, namespace: &str, host: &str) -> Result<Option<serde_json::Value>, ClusterError> {
+        self.cluster.objects.get(&ObjectRef::namespaced(Kind::Service, namespace, host)).await
     }
 
     /// The namespace's HTTPRoutes; none on a cluster without the Gateway API CRDs.
@@ -52,7 +60,15 @@ impl Reads {
         let Some(cache) = self.cluster.caches.namespace(namespace) else {
             return LiveRouting::default();
         };
-        LiveRouting::found(host, cache.routing_of(namespace, host)).with_services(host, &cache.services.state())
+        let (virtual_services, destination_rules) = (cache.virtual_services.state(), cache.destination_rules.state());
+        let (http_routes, services) = (cache.http_routes.state(), cache.services.state());
+        let objects = NamespaceRouting {
+            virtual_services: virtual_services.iter().map(AsRef::as_ref).collect(),
+            destination_rules: destination_rules.iter().map(AsRef::as_ref).collect(),
+            http_routes: http_routes.iter().map(AsRef::as_ref).collect(),
+            services: services.iter().map(AsRef::as_ref).collect(),
+        };
+        LiveRouting::lookup(namespace, host, objects)
     }
 
     /// What the namespace holds, from the caches.

@@ -33,6 +33,15 @@ pub struct LiveRouting {
     pub ambiguous: Option<Ambiguous>,
 }
 
+/// The objects of one namespace a host's routing is looked up among.
+#[derive(Default)]
+pub struct NamespaceRouting<'a> {
+    pub virtual_services: Vec<&'a VirtualService>,
+    pub destination_rules: Vec<&'a DestinationRule>,
+    pub http_routes: Vec<&'a HTTPRoute>,
+    pub services: Vec<&'a k8s_openapi::api::core::v1::Service>,
+}
+
 /// The two APIs that route a host in the mesh.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RoutingApi {
@@ -85,13 +94,17 @@ impl LiveRouting {
         }
     }
 
-    /// With the namespace's Services: an HTTPRoute's versions are per-version Services.
-    pub fn with_services<S>(self, host: &str, services: &[S]) -> Self
-    where
-        S: std::borrow::Borrow<k8s_openapi::api::core::v1::Service>,
-    {
-        let versions = policy::gateway_api::version_services(host, services);
-        Self { versions, port: policy::gateway_api::service_port(host, services), ..self }
+    /// The host's routing among a namespace's objects, found by what they route: the one
+    /// lookup that reads from the API server, the watch caches and the overview share. The
+    /// Services give an HTTPRoute's versions (per-version Services) and its ingress routes.
+    pub fn lookup(namespace: &str, host: &str, objects: NamespaceRouting<'_>) -> Self {
+        let versions = policy::gateway_api::version_services(host, &objects.services);
+        let port = policy::gateway_api::service_port(host, &objects.services);
+        let mut found = policy::lookup::find(namespace, host, objects.virtual_services, objects.destination_rules);
+        let backends: Vec<String> =
+            std::iter::once(host.to_owned()).chain(versions.iter().map(|v| v.name.clone())).collect();
+        found.add_http_routes(namespace, host, objects.http_routes, &backends);
+        Self { versions, port, ..Self::found(host, found) }
     }
 
     /// How the route tester picks a rule for this host's routing.
@@ -122,10 +135,17 @@ impl LiveRouting {
         }
     }
 
+    /// Why a write made against `expected` is refused before it is planned (409): the
+    /// routing is ambiguous, or the HTTPRoute changed since (a VirtualService's or
+    /// DestinationRule's staleness is the API server's resourceVersion check).
+    pub fn write_conflict(&self, expected: Option<&ResourceVersions>) -> Option<String> {
+        self.ambiguity().map(String::from).or_else(|| self.stale_http_route(expected))
+    }
+
     /// Why a write made against `expected` must be refused: the HTTPRoute's spec changed
     /// since (another generation). This read is fresh from the API server, and the write
     /// that follows is not conditional on the resourceVersion (status writes move it).
-    pub fn stale_http_route(&self, expected: Option<&ResourceVersions>) -> Option<String> {
+    fn stale_http_route(&self, expected: Option<&ResourceVersions>) -> Option<String> {
         let seen = expected?.http_route.as_deref()?;
         let now = self.resource_versions().http_route;
         (now.as_deref() != Some(seen)).then(|| {

@@ -19,7 +19,6 @@ use super::external::OutsideChanges;
 use super::{Kind, WatchBackoff};
 use crate::gateway_api::HTTPRoute;
 use crate::istio::{DestinationRule, Gateway, VirtualService};
-use crate::policy::HostObjects;
 
 /// How long readiness waits for the first list of HTTPRoutes.
 const HTTP_ROUTES_LISTED_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
@@ -33,25 +32,6 @@ pub struct NamespaceCache {
     pub destination_rules: Store<DestinationRule>,
     pub gateways: Store<Gateway>,
     pub http_routes: Store<HTTPRoute>,
-}
-
-impl NamespaceCache {
-    /// The VirtualServices, DestinationRules and HTTPRoutes of this namespace that route
-    /// `host`, by what they route (the same lookup as reads from the API server).
-    pub fn routing_of(&self, namespace: &str, host: &str) -> HostObjects {
-        let virtual_services = self.virtual_services.state();
-        let destination_rules = self.destination_rules.state();
-        let http_routes = self.http_routes.state();
-        let mut found = crate::policy::lookup::find(
-            namespace,
-            host,
-            virtual_services.iter().map(|vs| vs.as_ref()),
-            destination_rules.iter().map(|dr| dr.as_ref()),
-        );
-        let backends = crate::policy::gateway_api::backend_names(host, &self.services.state());
-        found.add_http_routes(namespace, host, http_routes.iter().map(|r| r.as_ref()), &backends);
-        found
-    }
 }
 
 /// All caches, plus when they last heard from the API server.

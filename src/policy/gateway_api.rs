@@ -53,12 +53,6 @@ pub fn version_services<S: Borrow<Service>>(host: &str, services: &[S]) -> Vec<V
     found
 }
 
-/// The Services traffic to `host` goes to: its own and its per-version ones.
-pub fn backend_names<S: Borrow<Service>>(host: &str, services: &[S]) -> Vec<String> {
-    let versions = version_services(host, services).into_iter().map(|v| v.name);
-    std::iter::once(host.to_owned()).chain(versions).collect()
-}
-
 /// The port of the host's own Service, which backendRefs to it and new parentRefs carry.
 pub fn service_port<S: Borrow<Service>>(host: &str, services: &[S]) -> Option<i32> {
     let service = services.iter().map(Borrow::borrow).find(|s| s.metadata.name.as_deref() == Some(host))?;

@@ -10,7 +10,6 @@ use serde_json::{Map, Value, json};
 use crate::audit::Source;
 use crate::change::routes::{self, ResourceVersions, RouteRequest, RoutingApi};
 use crate::change::{Change, http_routes};
-use crate::cluster::{Kind, ObjectRef};
 use crate::policy::{self, RoutingPolicy};
 use crate::problem::FieldProblem;
 
@@ -119,8 +118,8 @@ pub async fn put(
         return Err(AppError::invalid("host", format!("must be {host}, the host in the URL")));
     }
     let mut live = state.reads.live_routing(&namespace, &host).await?;
-    if let Some(reason) = live.ambiguity() {
-        return Err(AppError::Conflict(reason.to_owned()));
+    if let Some(reason) = live.write_conflict(body.resource_version.as_ref()) {
+        return Err(AppError::Conflict(reason));
     }
     match body.kind {
         Some(kind) if !live.exists() => live.api = kind,
@@ -130,9 +129,6 @@ pub async fn put(
             return Err(AppError::invalid("kind", message));
         }
         _ => {}
-    }
-    if let Some(reason) = live.stale_http_route(body.resource_version.as_ref()) {
-        return Err(AppError::Conflict(reason));
     }
     let context = state.reads.validation_context(&namespace, &host);
     let origin = request_id.origin(actor, Source::Api);
@@ -168,7 +164,7 @@ pub async fn create_version_services(
     Query(DryRun { dry_run }): Query<DryRun>,
 ) -> Result<Response, AppError> {
     let live = state.reads.live_routing(&namespace, &host).await?;
-    let host_service = state.cluster.objects.get(&ObjectRef::namespaced(Kind::Service, &namespace, &host)).await?;
+    let host_service = state.reads.host_service(&namespace, &host).await?;
     let deployed = state.reads.versions(&namespace);
     let origin = request_id.origin(actor, Source::Api);
     let change =
@@ -188,7 +184,7 @@ pub async fn migrate(
     Query(DryRun { dry_run }): Query<DryRun>,
 ) -> Result<Response, AppError> {
     let live = state.reads.live_routing(&namespace, &host).await?;
-    let host_service = state.cluster.objects.get(&ObjectRef::namespaced(Kind::Service, &namespace, &host)).await?;
+    let host_service = state.reads.host_service(&namespace, &host).await?;
     let context = state.reads.validation_context(&namespace, &host);
     let origin = request_id.origin(actor, Source::Api);
     let request =

@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 
 use crate::authz::Actor;
-use crate::change::routes::LiveRouting;
+use crate::change::routes::{LiveRouting, NamespaceRouting};
 use crate::cluster::NamespaceCache;
 use crate::gateway_api::HTTPRoute;
 use crate::inventory;
@@ -215,15 +215,13 @@ fn service_graph(state: &AppState, namespace: &str, rows: &[ServiceRow]) -> Resu
 
 /// How traffic to `host` is routed: the policy for the graph, and one line of words.
 fn routing_of(objects: &Snapshot, namespace: &str, host: &str) -> (Routing, String) {
-    let mut found = crate::policy::lookup::find(
-        namespace,
-        host,
-        objects.virtual_services.iter().map(|vs| vs.as_ref()),
-        objects.destination_rules.iter().map(|dr| dr.as_ref()),
-    );
-    let backends = crate::policy::gateway_api::backend_names(host, &objects.services);
-    found.add_http_routes(namespace, host, objects.http_routes.iter().map(|route| route.as_ref()), &backends);
-    let live = LiveRouting::found(host, found).with_services(host, &objects.services);
+    let objects = NamespaceRouting {
+        virtual_services: objects.virtual_services.iter().map(AsRef::as_ref).collect(),
+        destination_rules: objects.destination_rules.iter().map(AsRef::as_ref).collect(),
+        http_routes: objects.http_routes.iter().map(AsRef::as_ref).collect(),
+        services: objects.services.iter().map(AsRef::as_ref).collect(),
+    };
+    let live = LiveRouting::lookup(namespace, host, objects);
     if let Some(ambiguous) = &live.ambiguous {
         let objects = &ambiguous.objects;
         if !objects.virtual_services.is_empty() && !objects.http_routes.is_empty() {

@@ -4,7 +4,6 @@
 use crate::change::http_routes;
 use crate::change::routes::{self, LiveRouting, ResourceVersions, RouteRequest, RoutingApi};
 use crate::change::{Change, Origin};
-use crate::cluster::{Kind, ObjectRef};
 use crate::policy::{self, RoutingPolicy, Rule, Share, Subset};
 use crate::problem::FieldProblem;
 
@@ -76,15 +75,12 @@ impl Plan {
         origin: &Origin,
         expected: &ResourceVersions,
     ) -> Result<Planned, String> {
-        if let Some(reason) = live.ambiguity().map(String::from).or_else(|| live.stale_http_route(Some(expected))) {
+        if let Some(reason) = live.write_conflict(Some(expected)) {
             return Err(reason);
         }
         let context = state.reads.validation_context(namespace, host);
         let request = RouteRequest { origin, namespace, live, expected: Some(expected), context: &context };
-        let host_service = || async {
-            let service = ObjectRef::namespaced(Kind::Service, namespace, host);
-            state.cluster.objects.get(&service).await.map_err(|e| e.to_string())
-        };
+        let host_service = || async { state.reads.host_service(namespace, host).await.map_err(|e| e.to_string()) };
         let current = || live.policy(host).ok();
         let planned = |change, after| Planned { change, warnings: Vec::new(), after };
         Ok(match self {
