@@ -6,6 +6,14 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 devcluster="$root/deploy/devcluster/devcluster"
 export SIGNALBOX_TEST_KUBECONFIG="$("$devcluster" kubeconfig)"
+# The shared fixtures sit beside the checkout (../shared). A clone made elsewhere, such as
+# `git clone . /tmp/fresh`, reads them beside the repository it was cloned from.
+if [[ -z "${SIGNALBOX_FIXTURES:-}" && ! -d "$root/../shared/fixtures" ]]; then
+  origin="$(git -C "$root" remote get-url origin 2>/dev/null || true)"
+  if [[ -n "$origin" && -d "$origin/../shared/fixtures" ]]; then
+    export SIGNALBOX_FIXTURES="$(cd "$origin/../shared/fixtures" && pwd)"
+  fi
+fi
 
 "$root/scripts/install-deps.sh"
 "$root/scripts/check-vendor.sh"

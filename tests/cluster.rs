@@ -8,7 +8,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
-use support::{TestNamespace, eventually, fixture_documents};
+use support::fixtures::fixture_documents;
+use support::{TestNamespace, eventually};
 
 fn virtual_services_at(ns: &TestNamespace, version: &str) -> Api<DynamicObject> {
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("networking.istio.io", version, "VirtualService"));

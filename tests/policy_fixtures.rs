@@ -6,9 +6,11 @@
 use serde_json::{Map, Value};
 use signalbox::istio::{IstioError, IstioObject, parse_value, yaml_documents};
 use signalbox::policy::{RoutingPolicy, extract};
-use std::path::Path;
 
-const FIXTURES: &str = "../shared/fixtures/istio-tutorial/istiofiles";
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
+const FIXTURES: &str = "istio-tutorial/istiofiles";
 const NAMESPACE: &str = "tutorial";
 
 /// Normalizes what JSON/YAML equality should ignore: the apiVersion's version (the three
@@ -103,7 +105,7 @@ fn report(file: &str, kept_verbatim: &[String], counts: &mut Counts) {
 
 #[test]
 fn every_tutorial_routing_file_round_trips() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURES);
+    let dir = fixtures::fixtures_dir().join(FIXTURES);
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.expect("dir entry").path())

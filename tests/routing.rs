@@ -7,8 +7,9 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use support::TestNamespace;
 use support::console::Console;
-use support::{TestNamespace, fixture_documents};
+use support::fixtures::fixture_documents;
 
 const ISTIOFILES: &str = "istio-tutorial/istiofiles";
 

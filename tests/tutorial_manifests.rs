@@ -2,15 +2,11 @@
 use serde_json::Value;
 use signalbox::tutorial::Workload;
 
-const TUTORIAL: &str = "../shared/fixtures/istio-tutorial";
+#[path = "support/fixtures.rs"]
+mod fixtures;
 
 fn documents(relative: &str) -> Vec<Value> {
-    let path = format!("{TUTORIAL}/{relative}");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|document| serde::Deserialize::deserialize(document).expect("valid YAML"))
-        .filter(|document: &Value| !document.is_null())
-        .collect()
+    fixtures::fixture_documents(&format!("istio-tutorial/{relative}"))
 }
 
 /// The tutorial writes Istio objects as v1alpha3; signalbox writes the same schema as v1.

@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod console;
+pub mod fixtures;
 pub mod forwarder;
 pub mod private_cluster;
 pub mod prometheus;
@@ -101,16 +102,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Reads every YAML document of a fixture file (relative to `../shared/fixtures`).
-pub fn fixture_documents(relative: &str) -> Vec<serde_json::Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures").join(relative);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|document| serde::Deserialize::deserialize(document).expect("valid YAML"))
-        .filter(|document: &serde_json::Value| !document.is_null())
-        .collect()
 }
 
 /// Waits until the signalbox at `base` (`http://127.0.0.1:PORT`) answers `/readyz` with 200.
