@@ -19,5 +19,5 @@ if ! [[ -x "$kubectl" && -f "$kubeconfig" ]] \
   trap '"$devcluster" down' EXIT
   "$devcluster" up
 fi
-cargo test --locked --test browser -- --exact every_page_shows_its_picture_of_the_live_state
+cargo test --locked --test it -- --exact browser::every_page_shows_its_picture_of_the_live_state
 ls -1 "$root"/target/screenshots/*.png

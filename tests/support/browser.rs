@@ -4,7 +4,7 @@
 //! directory, and shuts both down when closed or dropped (also when the test panics), so no
 //! chromedriver or Chromium process outlives the test.
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,10 +26,6 @@ pub struct Browser {
     port: u16,
     _profile: tempfile::TempDir,
     _driver_log: tempfile::NamedTempFile,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A minimal blocking HTTP/1.1 GET on loopback: usable in `Drop`, where nothing can be awaited.
@@ -89,7 +85,7 @@ impl Browser {
                 "{binary} is missing: install the Debian packages chromium and chromium-driver"
             );
         }
-        let port = free_port();
+        let port = super::free_port();
         let driver_log = tempfile::NamedTempFile::new().unwrap();
         let mut driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
@@ -165,6 +161,11 @@ impl Browser {
     /// Waits until the element's text contains `expected` (polling; the page updates itself).
     /// A timeout names what the element last showed, so a failure says where it stood.
     pub async fn wait_for_text(&self, css: &str, expected: &str, timeout: Duration) -> String {
+        self.try_wait_for_text(css, expected, timeout).await.unwrap_or_else(|timed_out| panic!("{timed_out}"))
+    }
+
+    /// [`Self::wait_for_text`] for callers that add what they know to a timeout.
+    pub async fn try_wait_for_text(&self, css: &str, expected: &str, timeout: Duration) -> Result<String, String> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last_seen = String::from("(no such element)");
         loop {
@@ -172,12 +173,14 @@ impl Browser {
                 && let Ok(text) = element.text().await
             {
                 if text.contains(expected) {
-                    return text;
+                    return Ok(text);
                 }
                 last_seen = text;
             }
             if tokio::time::Instant::now() >= deadline {
-                panic!("timed out after {timeout:?} waiting for {css} to show {expected:?}; it showed {last_seen:?}");
+                return Err(format!(
+                    "timed out after {timeout:?} waiting for {css} to show {expected:?}; it showed {last_seen:?}"
+                ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

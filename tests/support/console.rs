@@ -136,6 +136,11 @@ impl Console {
         self.send_json(reqwest::Method::GET, url, None).await
     }
 
+    /// The audit entries of changes made outside signalbox, newest first.
+    pub async fn external_entries(&self) -> Vec<Value> {
+        self.audit().await.into_iter().filter(|e| e["source"] == "external").collect()
+    }
+
     /// Every audit entry, newest first (following the pages).
     pub async fn audit(&self) -> Vec<Value> {
         let mut entries = Vec::new();

@@ -14,8 +14,9 @@ pub mod xds;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, PostParams};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
@@ -39,6 +40,50 @@ pub async fn client() -> Client {
     Client::try_from(config).expect("client")
 }
 
+/// What the cluster holds for a workload, for a failure message: the Deployment's status,
+/// its pods' phases and conditions, and the namespace's events.
+pub async fn workload_report(ns: &TestNamespace, workload: &str) -> String {
+    let deployment = Api::<Deployment>::namespaced(ns.client.clone(), &ns.name).get_opt(workload).await;
+    let status = deployment.map(|d| d.and_then(|d| d.status).map(|s| serde_json::to_string(&s).unwrap()));
+    let pods = Api::<Pod>::namespaced(ns.client.clone(), &ns.name).list(&ListParams::default()).await;
+    let pods = pods.map(|list| {
+        list.items
+            .iter()
+            .map(|pod| {
+                let status = pod.status.clone().unwrap_or_default();
+                let conditions: Vec<_> = status
+                    .conditions
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| format!("{}={}", c.type_, c.status))
+                    .collect();
+                format!("{} {:?} {}", pod.metadata.name.clone().unwrap_or_default(), status.phase, conditions.join(","))
+            })
+            .collect::<Vec<_>>()
+    });
+    let events = Api::<Event>::namespaced(ns.client.clone(), &ns.name).list(&ListParams::default()).await;
+    let events = events.map(|list| {
+        list.items
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} {}: {}",
+                    e.type_.clone().unwrap_or_default(),
+                    e.involved_object.name.clone().unwrap_or_default(),
+                    e.reason.clone().unwrap_or_default(),
+                    e.message.clone().unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    format!("Deployment {workload} status: {status:?}\npods: {pods:#?}\nevents: {events:#?}")
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// A namespace of its own for one test, deleted when dropped, so tests run in parallel.
 pub struct TestNamespace {
     pub name: String,
@@ -60,6 +105,12 @@ impl TestNamespace {
             .await
             .expect("create namespace");
         Self { name, client }
+    }
+
+    /// The namespace's VirtualServices, read as the API server stores them (`networking.istio.io/v1`).
+    pub fn virtual_services(&self) -> Api<DynamicObject> {
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService"));
+        Api::namespaced_with(self.client.clone(), &self.name, &resource)
     }
 
     /// A name for a namespace that does not exist yet (deleted at the end if created).

@@ -7,7 +7,7 @@
 //! labels Istio uses, so signalbox's queries run unchanged.
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -210,7 +210,7 @@ impl PrometheusServer {
             ),
         )
         .unwrap();
-        let port = free_port();
+        let port = super::free_port();
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
         let child = Command::new(PROMETHEUS)
             .arg(format!("--config.file={}", config.display()))
@@ -273,9 +273,4 @@ impl Drop for PrometheusServer {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -2,7 +2,7 @@
 //! requests, anonymous (denied) requests, and changes made with kube-rs directly behind the
 //! console's back — leaves exactly one audit entry per attempt, with the right outcome and
 //! actor, and the hash chain verifies. `SIGNALBOX_TEST_SEED` replays a sequence.
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

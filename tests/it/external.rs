@@ -1,25 +1,15 @@
 //! Changes made with kubectl behind the console's back are audited as `external`, attributed
 //! to their field manager, flagged on the overview, and revertible; signalbox's own changes
 //! are not mistaken for them.
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::console::Console;
 use support::{TestNamespace, eventually};
-
-fn virtual_services(ns: &TestNamespace) -> Api<DynamicObject> {
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService"));
-    Api::namespaced_with(ns.client.clone(), &ns.name, &resource)
-}
-
-async fn external_entries(console: &Console) -> Vec<Value> {
-    console.audit().await.into_iter().filter(|e| e["source"] == "external").collect()
-}
 
 #[tokio::test]
 async fn kubectl_changes_are_audited_as_external_with_their_field_manager() {
@@ -35,17 +25,17 @@ async fn kubectl_changes_are_audited_as_external_with_their_field_manager() {
     let (status, _) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(split(90))).await;
     assert_eq!(status, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(external_entries(&console).await.is_empty(), "signalbox's own changes are not external");
+    assert!(console.external_entries().await.is_empty(), "signalbox's own changes are not external");
 
     // What `kubectl edit` does: an update under kubectl's field manager.
     let patch = json!({"spec": {"http": [{"route": [
         {"destination": {"host": "recommendation", "subset": "version-v1"}, "weight": 50},
         {"destination": {"host": "recommendation", "subset": "version-v2"}, "weight": 50}]}]}});
     let params = PatchParams { field_manager: Some("kubectl-edit".into()), ..PatchParams::default() };
-    virtual_services(&ns).patch("recommendation", &params, &Patch::Merge(&patch)).await.unwrap();
+    ns.virtual_services().patch("recommendation", &params, &Patch::Merge(&patch)).await.unwrap();
 
     let entry = eventually(Duration::from_secs(10), "an external entry", || async {
-        external_entries(&console).await.into_iter().find(|e| e["kind"] == "VirtualService")
+        console.external_entries().await.into_iter().find(|e| e["kind"] == "VirtualService")
     })
     .await;
     assert_eq!((entry["actor"].as_str(), entry["action"].as_str()), (Some("kubectl-edit"), Some("external.update")));
@@ -86,12 +76,12 @@ async fn kubectl_changes_are_audited_as_external_with_their_field_manager() {
             .collect::<Vec<_>>()
     );
 
-    virtual_services(&ns).delete("recommendation", &DeleteParams::default()).await.unwrap();
+    ns.virtual_services().delete("recommendation", &DeleteParams::default()).await.unwrap();
     eventually(Duration::from_secs(10), "the external deletion", || async {
-        external_entries(&console).await.into_iter().find(|e| e["action"] == "external.delete")
+        console.external_entries().await.into_iter().find(|e| e["action"] == "external.delete")
     })
     .await;
-    assert!(external_entries(&console).await.iter().all(|e| e["outcome"] == "applied"));
+    assert!(console.external_entries().await.iter().all(|e| e["outcome"] == "applied"));
     let (_, chain) = console.get_json(&console.url("/api/v1/audit/verify")).await;
     assert_eq!(chain["first_mismatch"], Value::Null);
     console.stop().await;

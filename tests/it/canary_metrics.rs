@@ -1,6 +1,6 @@
 //! Canary metrics against a real Prometheus scraping a test exporter of Istio's metrics:
 //! observed shares, rates, success and latency per version, and the analysis verdicts on them.
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
@@ -205,7 +205,7 @@ async fn the_canary_page_shows_the_observed_split_or_that_prometheus_is_unreacha
     .await;
     console.stop().await;
 
-    let closed = support::prometheus::free_port();
+    let closed = support::free_port();
     let console = Console::start_with(&ns.name, |c| {
         c.prometheus_url = Some(format!("http://127.0.0.1:{closed}"));
     })
@@ -359,7 +359,7 @@ async fn a_canary_whose_success_rate_drops_is_aborted_automatically() {
 #[tokio::test]
 async fn with_prometheus_unreachable_an_auto_advance_canary_is_left_alone() {
     let ns = support::TestNamespace::new("autonone").await;
-    let closed = format!("http://127.0.0.1:{}", support::prometheus::free_port());
+    let closed = format!("http://127.0.0.1:{}", support::free_port());
     let console = Console::start_with(&ns.name, |c| {
         c.prometheus_url = Some(closed);
         c.analysis_interval_seconds = 1;

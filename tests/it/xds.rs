@@ -1,7 +1,7 @@
 //! What Envoy gets: the tutorial walkthrough done through signalbox's API, and after each
 //! step the route configuration the real istiod pushes to the `customer` sidecar over a real
 //! ADS stream (tests/support/xds.rs), compared field by field with what the step asked for.
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

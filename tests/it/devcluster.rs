@@ -1,6 +1,6 @@
 //! The devcluster script itself: idempotent `up`, recovery from a half-dead cluster, and a
 //! `down` that leaves no process or port behind. Uses a private cluster on its own ports.
-mod support;
+use crate::support;
 
 use std::net::TcpStream;
 use std::time::Duration;

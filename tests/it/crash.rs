@@ -5,7 +5,7 @@
 //! resolve the pending entry to what the cluster holds — `failed` when the apply never
 //! happened, `applied` with the live objects when it did — and the chain must still verify
 //! (`signalbox audit verify`).
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -23,10 +23,6 @@ use tokio::process::{Child, Command};
 
 const WORKLOAD: &str = "recommendation-v1";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// A signalbox process serving one namespace from `database`.
 struct Signalbox {
     child: Child,
@@ -42,7 +38,7 @@ impl Signalbox {
         database: &Path,
         failpoint: Option<&str>,
     ) -> (Self, tokio::sync::oneshot::Receiver<()>) {
-        let port = free_port();
+        let port = support::free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_signalbox"));
         command
             .args(["--listen", &format!("127.0.0.1:{port}"), "--namespace", namespace, "--log-format", "json"])

@@ -1,6 +1,6 @@
 //! Tamper evidence end to end: `signalbox audit verify` and the API find an entry edited
 //! behind the application's back with the sqlite3 CLI.
-mod support;
+use crate::support;
 
 use std::process::Command;
 

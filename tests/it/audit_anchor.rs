@@ -3,7 +3,7 @@
 //! API server, and `signalbox audit verify` / `GET /api/v1/audit/verify` finding what the
 //! database alone cannot show: its newest records cut off, every hash recomputed, an
 //! `audit_archives` row slipped in.
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

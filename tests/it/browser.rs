@@ -2,7 +2,7 @@
 //! page and sees it become Ready without reloading, walks the routing steps with a preview
 //! before each, and hostile text in cluster objects renders as text. Without a browser: every
 //! page is rendered on the server and carries no inline script.
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -23,6 +23,15 @@ const READY_WITHIN: Duration = Duration::from_secs(30);
 /// webhook and kwok; with every browser test running at once on two cores that has taken
 /// more than 30 s (a CI run of stop 12).
 const PODS_READY_WITHIN: Duration = Duration::from_secs(90);
+
+/// Waits until the Deploy page shows `expected` (such as "1/1 ready") for `workload`. A
+/// timeout also says what the cluster held, so a slow cluster and a stale page differ.
+async fn wait_until_ready(browser: &Browser, ns: &TestNamespace, workload: &str, expected: &str) {
+    let css = format!("#state-{workload}");
+    if let Err(timed_out) = browser.try_wait_for_text(&css, expected, PODS_READY_WITHIN).await {
+        panic!("{timed_out}\n{}", support::workload_report(ns, workload).await);
+    }
+}
 
 async fn replicas(ns: &TestNamespace, name: &str) -> Option<i32> {
     let deployment = Api::<Deployment>::namespaced(ns.client.clone(), &ns.name).get_opt(name).await.unwrap()?;
@@ -86,12 +95,12 @@ async fn deploy_and_scale_from_the_deploy_page_without_reloading() {
     browser.wait_for_text("#workloads", "sidecar injection on", READY_WITHIN).await;
 
     browser.click("#actions-recommendation-v2 button").await;
-    browser.wait_for_text("#state-recommendation-v2", "1/1 ready", PODS_READY_WITHIN).await;
+    wait_until_ready(&browser, &ns, "recommendation-v2", "1/1 ready").await;
     assert_eq!(replicas(&ns, "recommendation-v2").await, Some(1));
 
     browser.fill("#replicas-recommendation-v2", "2").await;
     browser.click("#workload-recommendation-v2 td:nth-child(4) button").await;
-    browser.wait_for_text("#state-recommendation-v2", "2/2 ready", PODS_READY_WITHIN).await;
+    wait_until_ready(&browser, &ns, "recommendation-v2", "2/2 ready").await;
     assert_eq!(replicas(&ns, "recommendation-v2").await, Some(2));
     assert!(page_was_not_reloaded(&browser).await, "htmx updated the page in place");
     browser.screenshot("deploy").await;
@@ -567,7 +576,7 @@ async fn refused_deploy_routing_and_audit_forms_answer_in_their_own_slots() {
 
     // Deploy, conflicting: someone removes v2 after the page was loaded.
     browser.goto(&console.url(&format!("/ns/{}/deploy", ns.name))).await;
-    browser.wait_for_text("#state-recommendation-v2", "ready", PODS_READY_WITHIN).await;
+    wait_until_ready(&browser, &ns, "recommendation-v2", "ready").await;
     mark_page(&browser).await;
     let (status, body) = console.send_json(Method::DELETE, &console.api("/workloads/recommendation-v2"), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -784,8 +793,8 @@ async fn every_page_shows_its_picture_of_the_live_state() {
     assert!(preview.contains("Deployment recommendation-v2") && !preview.contains("recommendation-v3"), "{preview}");
     browser.screenshot("deploy-walkthrough-preview").await;
     browser.click("#walkthrough-confirm").await;
-    browser.wait_for_text("#state-recommendation-v2", "1/1 ready", PODS_READY_WITHIN).await;
-    browser.wait_for_text("#state-customer", "1/1 ready", PODS_READY_WITHIN).await;
+    wait_until_ready(&browser, &ns, "recommendation-v2", "1/1 ready").await;
+    wait_until_ready(&browser, &ns, "customer", "1/1 ready").await;
     assert_console_clean(&browser, "deploy").await;
     browser.screenshot("deploy").await;
     let deploys: Vec<_> = console.audit().await.into_iter().filter(|e| e["action"] == "tutorial.deploy").collect();

@@ -3,7 +3,7 @@
 //! host: read as the same policy, edited in place through the routing API, refused with the
 //! field for what the Gateway API cannot say, accepted by the real istiod (its status) and
 //! pushed to the sidecars as weighted per-version clusters; audited and reverted.
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

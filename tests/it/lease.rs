@@ -1,6 +1,6 @@
 //! Leader election on a real Lease: one holder at a time, renewal, takeover after expiry,
 //! release, and races decided by the API server's resourceVersion check.
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

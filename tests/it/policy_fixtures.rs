@@ -7,8 +7,7 @@ use serde_json::{Map, Value};
 use signalbox::istio::{IstioError, IstioObject, parse_value, yaml_documents};
 use signalbox::policy::{RoutingPolicy, extract};
 
-#[path = "support/fixtures.rs"]
-mod fixtures;
+use crate::support::fixtures;
 
 const FIXTURES: &str = "istio-tutorial/istiofiles";
 const NAMESPACE: &str = "tutorial";

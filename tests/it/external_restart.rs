@@ -1,6 +1,6 @@
 //! Changes made while signalbox was down are recorded once at startup, as `external`, by
 //! comparing the live objects with the last recorded state — and not again on the next start.
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

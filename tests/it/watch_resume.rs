@@ -4,7 +4,7 @@
 //! once as an `external` audit entry — none lost in the gap, none recorded twice.
 //! signalbox reaches the dev cluster's real API server through a byte relay
 //! (tests/support/forwarder.rs) that the test cuts and reopens.
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -52,10 +52,6 @@ async fn change_behind_its_back(ns: &TestNamespace) {
         .unwrap();
 }
 
-async fn external_entries(console: &Console) -> Vec<Value> {
-    console.audit().await.into_iter().filter(|e| e["source"] == "external").collect()
-}
-
 /// (kind, name, actor, action) of each external entry.
 fn described(entries: &[Value]) -> Vec<(String, String, String, String)> {
     let mut described: Vec<_> = entries
@@ -95,7 +91,7 @@ async fn after_a_dropped_connection_the_watches_resume_and_miss_nothing() {
     .await;
     // Past the window in which the echo of signalbox's own writes is checked.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(external_entries(&console).await.is_empty(), "nothing external yet");
+    assert!(console.external_entries().await.is_empty(), "nothing external yet");
 
     let cut = forwarder.cut();
     println!("cut {cut} connections");
@@ -104,7 +100,7 @@ async fn after_a_dropped_connection_the_watches_resume_and_miss_nothing() {
     tokio::time::sleep(OUTAGE).await;
     let html = console.http.get(&services).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("v1 90%"), "cut off, the cache has not seen the outside changes: {html}");
-    assert!(external_entries(&console).await.is_empty(), "nor has the audit log");
+    assert!(console.external_entries().await.is_empty(), "nor has the audit log");
     forwarder.reopen();
     let reopened = std::time::Instant::now();
 
@@ -134,12 +130,12 @@ async fn after_a_dropped_connection_the_watches_resume_and_miss_nothing() {
         ("VirtualService".into(), "recommendation".into(), "kubectl-edit".into(), "external.update".into()),
     ];
     eventually(Duration::from_secs(15), "the outside changes audited", || async {
-        (described(&external_entries(&console).await).len() >= expected.len()).then_some(())
+        (described(&console.external_entries().await).len() >= expected.len()).then_some(())
     })
     .await;
     // Long enough for a duplicate (a re-listing, a replayed event) to show up.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let external = external_entries(&console).await;
+    let external = console.external_entries().await;
     assert_eq!(described(&external), expected, "each outside change exactly once: {external:#?}");
     let route = external.iter().find(|e| e["kind"] == "VirtualService").unwrap();
     assert_eq!(route["before"]["spec"]["http"][0]["route"][0]["weight"], 90);

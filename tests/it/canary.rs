@@ -1,6 +1,6 @@
 //! Canaries through the API against the real API server: the tutorial's 10 → 25 → 100 and
 //! finish, an abort, concurrent promotes, and who may do what under a team file.
-mod support;
+use crate::support;
 
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};

@@ -1,5 +1,5 @@
 //! The console against the dev cluster: the workload API and pages, every change audited.
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

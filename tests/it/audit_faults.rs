@@ -2,7 +2,7 @@
 //! its disk full: every change is refused with 503 and a message saying so (JSON for the
 //! API, a page for a browser) before anything reaches the cluster, and changes work again
 //! once the log can be written. Needs root: `chattr` and `mount -t tmpfs`.
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -2,8 +2,7 @@
 use serde_json::Value;
 use signalbox::tutorial::Workload;
 
-#[path = "support/fixtures.rs"]
-mod fixtures;
+use crate::support::fixtures;
 
 fn documents(relative: &str) -> Vec<Value> {
     fixtures::fixture_documents(&format!("istio-tutorial/{relative}"))

@@ -1,7 +1,7 @@
 //! The routing API against the real API server and Istio's CRD schemas: the tutorial's
 //! routing walkthrough, preservation of unmodelled fields, validation, conflicts, the route
 //! tester and dry runs.
-mod support;
+use crate::support;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};

@@ -1,6 +1,6 @@
 //! A crash between the audit write and the apply leaves a `pending` entry; startup resolves
 //! it by comparing the entry's operations with the cluster.
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! change ends applied and audited `applied`, or not applied and audited as not applied —
 //! never applied without an entry, never left pending — and the process exits 0 within the
 //! shutdown bound.
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::process::Stdio;
@@ -16,10 +16,6 @@ use sqlx::Row;
 use support::{TestNamespace, eventually, kubeconfig_path};
 
 const WORKLOADS: [&str; 5] = ["customer", "preference", "recommendation-v1", "recommendation-v2", "recommendation-v3"];
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 async fn audit_rows(database: &std::path::Path) -> Vec<(String, String, String)> {
     let url = format!("sqlite://{}?mode=ro", database.display());
@@ -57,7 +53,7 @@ async fn sigterm_during_changes_leaves_each_applied_and_audited_or_not_applied_a
     let namespace = TestNamespace::new("shutdown").await;
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("audit.db");
-    let port = free_port();
+    let port = support::free_port();
     let mut signalbox = tokio::process::Command::new(env!("CARGO_BIN_EXE_signalbox"))
         .args(["--listen", &format!("127.0.0.1:{port}"), "--namespace", &namespace.name, "--log-format", "json"])
         .arg("--kubeconfig")

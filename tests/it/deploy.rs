@@ -6,7 +6,7 @@
 //! The dev cluster is shared, so the manifests are rendered through a temporary overlay that
 //! renames the managed namespace `tutorial` to a fresh one: the test never touches a
 //! `tutorial` namespace someone is using with `make run`.
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -236,7 +236,7 @@ async fn the_base_deploys_with_least_privilege_and_runs_the_tutorial_with_its_ow
     let kubeconfig = service_account_kubeconfig(dir.path());
     // With a Prometheus URL (nothing listens there) the auto-advance task runs too, and must
     // win its Lease with the ServiceAccount's rights.
-    let prometheus = format!("http://127.0.0.1:{}", support::prometheus::free_port());
+    let prometheus = format!("http://127.0.0.1:{}", support::free_port());
     let console = Console::start_with(&managed, |config| {
         config.kubeconfig = Some(kubeconfig);
         config.prometheus_url = Some(prometheus);

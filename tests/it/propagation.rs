@@ -1,6 +1,6 @@
 //! When the proxies have a change, against the real istiod with simulated sidecars: every
 //! proxy ACKs, one NACKs, one never answers, none is connected, istiod is unreachable.
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

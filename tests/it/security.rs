@@ -1,5 +1,5 @@
 //! CSRF refusals and identity from untrusted sources, over real HTTP.
-mod support;
+use crate::support;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;

@@ -2,7 +2,7 @@
 //! with kube-rs (and judged by istiod's webhook): it is found by what it routes, edited in
 //! place with everything around the edited rules kept, never duplicated, and — when the host's
 //! routing is spread over several objects or delegated — shown but not edited.
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

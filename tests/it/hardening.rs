@@ -1,7 +1,7 @@
 //! Hardening, bounded in time and loopback only: load from 50 concurrent clients, hostile
 //! input (generated JSON, form bodies and path segments), a client sending its headers a
-//! byte at a time, and oversized bodies. The API server outage is in tests/outage.rs.
-mod support;
+//! byte at a time, and oversized bodies. The API server outage is in tests/it/outage.rs.
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! A revert is a change like any other: each object it would create, update or delete is
 //! authorized for that object, and shared objects other versions still use are kept.
 //! Deploying into a missing namespace needs the permission creating it needs.
-mod support;
+use crate::support;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};

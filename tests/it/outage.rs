@@ -1,7 +1,7 @@
 //! An API server outage: pages keep serving the cached state with a banner, changes are
 //! refused with 503 and audited as failed; when the API server returns, everything recovers
 //! within 10 s. Runs on a private cluster it may stop.
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
