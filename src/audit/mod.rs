@@ -3,6 +3,7 @@ pub mod anchor;
 mod chain;
 mod entry;
 pub mod export;
+mod kept;
 mod last_state;
 mod retention;
 mod verify;
@@ -25,13 +26,14 @@ pub use retention::{ArchiveError, ArchiveReport, ArchiveWitness, verify_archives
 
 use chain::{EntryContent, GENESIS, PropagationContent, ResolutionContent};
 use verify::Checkpoint;
+use kept::{Kept, Revision};
 use writer::{Record, Writer};
 
 /// How long a write waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the history can be narrowed to; empty fields match everything.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Deserialize)]
 pub struct Filter {
     pub namespace: Option<String>,
     /// The object's name (a host, a Deployment, a namespace).
@@ -58,13 +60,16 @@ impl Filter {
 }
 
 /// A namespace whose entries a reader may view: all of them, or those about these names.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VisibleNamespace {
     pub namespace: String,
     /// None: every entry of the namespace; Some: entries about objects of these names
     /// (never the namespace itself).
     pub names: Option<Vec<String>>,
 }
+
+/// A page of the history: its filter, the id it starts before, and its length.
+type PageQuestion = (Filter, Option<i64>, u32);
 
 /// Shared (`Arc`) because one failed group commit fails every append in it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -88,6 +93,11 @@ pub struct AuditStore {
     turn: Arc<tokio::sync::Mutex<()>>,
     /// Appends and resolutions go through the group-commit writer task.
     writer: Writer,
+    /// Counts this process's commits: what [`Self::search_summaries`] and
+    /// [`Self::verify_incremental`] keep is used again only while it stands still.
+    revision: Revision,
+    summaries: Arc<Kept<PageQuestion, Arc<Vec<Entry>>>>,
+    verdict: Arc<Kept<(), VerifyReport>>,
 }
 
 impl AuditStore {
@@ -111,8 +121,9 @@ impl AuditStore {
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await.map_err(sqlx::Error::from)?;
         let turn = Arc::<tokio::sync::Mutex<()>>::default();
-        let writer = Writer::start(pool.clone(), turn.clone());
-        let store = Self { pool, checkpoint: Default::default(), turn, writer };
+        let revision = Revision::default();
+        let writer = Writer::start(pool.clone(), turn.clone(), revision.clone());
+        let store = Self::new(pool, turn, writer, revision);
         store.chain_unchained_entries().await?;
         Ok(store)
     }
@@ -123,8 +134,14 @@ impl AuditStore {
         let options = SqliteConnectOptions::from_str("sqlite://")?.filename(path).read_only(true);
         let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
         let turn = Arc::<tokio::sync::Mutex<()>>::default();
-        let writer = Writer::start(pool.clone(), turn.clone());
-        Ok(Self { pool, checkpoint: Default::default(), turn, writer })
+        let revision = Revision::default();
+        let writer = Writer::start(pool.clone(), turn.clone(), revision.clone());
+        Ok(Self::new(pool, turn, writer, revision))
+    }
+
+    fn new(pool: SqlitePool, turn: Arc<tokio::sync::Mutex<()>>, writer: Writer, revision: Revision) -> Self {
+        let (summaries, verdict) = Default::default();
+        Self { pool, checkpoint: Default::default(), turn, writer, revision, summaries, verdict }
     }
 
     /// Chains entries written before the chain existed (migration 0002), in id order.
@@ -158,7 +175,9 @@ impl AuditStore {
             set_head(&mut conn, seq, &hash).await
         }
         .await;
-        finish(&mut conn, result).await
+        let chained = finish(&mut conn, result).await;
+        self.revision.bump();
+        chained
     }
 
     /// Appends an entry, chained, and returns its id once it is durable. Concurrent
@@ -227,13 +246,25 @@ impl AuditStore {
     }
 
     /// Like [`Self::search`], without the before/after documents and operations (left empty):
-    /// what a listing shows, without reading and parsing a few KiB of JSON per row.
+    /// what a listing shows, without reading and parsing a few KiB of JSON per row. A page
+    /// read since this process last committed, less than a second ago, is used again.
     pub async fn search_summaries(
         &self,
         filter: &Filter,
         before: Option<i64>,
         limit: u32,
-    ) -> Result<Vec<Entry>, AuditError> {
+    ) -> Result<Arc<Vec<Entry>>, AuditError> {
+        let key = (filter.clone(), before, limit);
+        let revision = self.revision.current();
+        if let Some(page) = self.summaries.get(&key, revision) {
+            return Ok(page);
+        }
+        let page = Arc::new(self.read_summaries(filter, before, limit).await?);
+        self.summaries.keep(key, revision, page.clone());
+        Ok(page)
+    }
+
+    async fn read_summaries(&self, filter: &Filter, before: Option<i64>, limit: u32) -> Result<Vec<Entry>, AuditError> {
         // The page as one value, a JSON array of rows: sqlx hands each row over from SQLite's
         // thread on its own (a wake-up each) and copies each of its values, which cost the
         // history page more than the query itself (BENCHMARKS.md, issue 15 §3).

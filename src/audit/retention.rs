@@ -199,6 +199,7 @@ impl AuditStore {
             finish(&mut conn, deleted).await
         }
         .await;
+        self.revision.bump();
         // The connection goes back to the pool: it must enforce references again.
         sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
         Ok(result?)

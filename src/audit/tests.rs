@@ -425,3 +425,32 @@ async fn the_chain_state_names_the_newest_record_and_the_hashes_at_anchored_posi
     let state = store.chain_state(Some(&anchored)).await.unwrap();
     assert_eq!((state.archived.seq, state.head.seq, state.at_anchor), (3, 3, None), "everything archived");
 }
+
+#[tokio::test]
+async fn the_history_shows_this_process_commits_at_once_and_another_writers_within_a_second() {
+    let (dir, store) = store().await;
+    let newest = || async { store.search_summaries(&Filter::default(), None, 50).await.unwrap().len() };
+    store.record(&entry(Outcome::Applied)).await.unwrap();
+    assert_eq!(newest().await, 1);
+    assert!(store.verify_incremental().await.unwrap().is_intact());
+    store.record(&entry(Outcome::Applied)).await.unwrap();
+    assert_eq!(newest().await, 2, "a page kept before this process's commit is not used again");
+    assert_eq!(store.verify_incremental().await.unwrap().records_checked, 2);
+
+    let elsewhere = AuditStore::open(&dir.path().join("audit.db")).await.unwrap();
+    elsewhere.record(&entry(Outcome::Applied)).await.unwrap();
+    tokio::time::sleep(kept::TRUSTED_FOR).await;
+    assert_eq!(newest().await, 3, "another writer's entry shows once the kept page is a second old");
+    assert_eq!(store.verify_incremental().await.unwrap().records_checked, 3);
+}
+
+#[tokio::test]
+async fn a_full_verification_replaces_the_kept_verdict() {
+    let (_dir, store) = store().await;
+    let id = store.record(&entry(Outcome::Applied)).await.unwrap();
+    assert!(store.verify_incremental().await.unwrap().is_intact());
+    sqlx::query("DROP TRIGGER audit_entries_chain_once").execute(&store.pool).await.unwrap();
+    sqlx::query("UPDATE audit_entries SET actor = 'x' WHERE id = ?").bind(id).execute(&store.pool).await.unwrap();
+    assert_eq!(store.verify().await.unwrap().first_mismatch, Some(id));
+    assert_eq!(store.verify_incremental().await.unwrap().first_mismatch, Some(id), "the page shows it at once");
+}

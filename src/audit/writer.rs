@@ -9,6 +9,7 @@ use sqlx::SqlitePool;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use super::chain::{self, EntryContent, PropagationContent, ResolutionContent};
+use super::kept::Revision;
 use super::{AuditError, finish, head, immediate, set_head};
 
 /// Most records in one transaction: bounds how long one commit holds SQLite's write lock.
@@ -43,13 +44,14 @@ pub(super) struct Writer {
 impl Writer {
     /// Starts the writer task. It takes `turn` for each transaction, so other writers in
     /// this process (retention, startup chaining) never interleave with a batch.
-    pub(super) fn start(pool: SqlitePool, turn: Arc<Mutex<()>>) -> Self {
+    pub(super) fn start(pool: SqlitePool, turn: Arc<Mutex<()>>, revision: Revision) -> Self {
         let (queue, mut requests) = mpsc::channel::<Request>(QUEUE);
         let (head, committed) = watch::channel(0);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 if let Some(seq) = write_batch(&pool, &turn, std::mem::take(&mut batch)).await {
+                    revision.bump();
                     head.send_replace(seq);
                 }
             }

@@ -1,4 +1,6 @@
 //! The audit history: filters, keyset pages, and each entry with its diff.
+use std::sync::Arc;
+
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -31,7 +33,7 @@ const TRACE_WINDOW_MS: i64 = 5 * 60 * 1000;
 #[template(path = "audit.html")]
 struct AuditPage {
     layout: Layout,
-    entries: Vec<Entry>,
+    entries: Arc<Vec<Entry>>,
     /// None for an actor who may not view the whole log.
     verified: Option<VerifyReport>,
     query: HistoryQuery,
@@ -68,7 +70,7 @@ impl AuditPage {
 #[derive(Template)]
 #[template(path = "partials/audit_rows.html")]
 struct AuditRows {
-    entries: Vec<Entry>,
+    entries: Arc<Vec<Entry>>,
 }
 
 #[derive(Template)]
