@@ -25,8 +25,8 @@ use entry::{EntryRow, SUMMARY_ROW_COLUMNS, SummaryRow};
 pub use retention::{ArchiveError, ArchiveReport, ArchiveWitness, verify_archives};
 
 use chain::{EntryContent, GENESIS, PropagationContent, ResolutionContent};
-use verify::Checkpoint;
 use kept::{Kept, Revision};
+use verify::Checkpoint;
 use writer::{Record, Writer};
 
 /// How long a write waits for another writer before giving up.

@@ -228,6 +228,25 @@ impl ChangePath {
         running.await.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
     }
 
+    /// The path's first step on its own, for requests refused while their change is built
+    /// (a stale version, nothing to do, an ambiguous host): an actor who may not make the
+    /// change gets the path's 403, audited as a denied attempt, rather than that conflict.
+    /// A dry run's refusal is not audited, as [`Self::preview`]'s is not.
+    pub async fn authorize_first(&self, attempt: &Change, dry_run: bool) -> Result<(), ChangeError> {
+        let checked =
+            self.authorizer.check(&attempt.actor, attempt.permission, &attempt.namespace, attempt.host.as_deref());
+        let Err(denial) = checked else { return Ok(()) };
+        if dry_run {
+            return Err(ChangeError::Denied(denial));
+        }
+        if let Err(retry_after) = self.admit_refusal(attempt) {
+            return Err(ChangeError::TooManyRefusals(retry_after));
+        }
+        let error = ChangeError::Denied(denial);
+        self.record_refusal(attempt, Outcome::Denied, None, &error).await;
+        Err(error)
+    }
+
     async fn run_path(&self, change: Change) -> Result<Applied, ChangeError> {
         if let Err(error) = self.authorize_and_validate(&change) {
             if let Err(retry_after) = self.admit_refusal(&change) {

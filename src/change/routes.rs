@@ -259,8 +259,15 @@ fn named(kind: Kind, namespace: &str, name: &Option<String>, host: &str) -> Obje
 }
 
 fn route_change(request: &RouteRequest, action: &str, host: &str, summary: String) -> Change {
-    let subject = ObjectRef::namespaced(Kind::VirtualService, request.namespace, host);
-    let change = Change::new(request.origin, action, Permission::Route, request.namespace, subject, summary);
+    Change { summary, ..attempt(request.origin, request.namespace, host, action) }
+}
+
+/// A routing change to `host` before it is built: what [`super::ChangePath::authorize_first`]
+/// checks, so that who may not change the host hears so before any conflict found while
+/// building the change.
+pub fn attempt(origin: &Origin, namespace: &str, host: &str, action: &str) -> Change {
+    let subject = ObjectRef::namespaced(Kind::VirtualService, namespace, host);
+    let change = Change::new(origin, action, Permission::Route, namespace, subject, format!("{host}: {action}"));
     Change { host: Some(host.to_owned()), ..change }
 }
 

@@ -410,6 +410,105 @@ async fn an_ingress_http_route_is_edited_when_nothing_else_routes_the_host() {
     console.stop().await;
 }
 
+/// Team permissions hold for HTTPRoutes as for VirtualServices: a mesh route belongs to the
+/// team owning its host, and only that team (or a namespace-wide one) edits it, runs its
+/// canary or creates its per-version Services; an ingress route, whose Gateway serves other
+/// hosts too, needs a namespace-wide team even from the host's owners.
+#[tokio::test]
+async fn only_the_owning_team_edits_an_http_route() {
+    let ns = TestNamespace::new("gammateams").await;
+    let teams = "teams:
+  - name: recommendation
+    members: {users: [alice]}
+    namespaces: [{ns}]
+    hosts: [recommendation, preference]
+    actions: [route, canary]
+  - name: web
+    members: {users: [bob]}
+    namespaces: [{ns}]
+    hosts: [customer]
+    actions: [deploy, route, canary]
+  - name: platform
+    members: {groups: [admins]}
+    namespaces: ['*']
+    actions: [admin]
+";
+    let console = Console::start_with_teams(&ns.name, teams, ("carol", "admins")).await;
+    console.deploy(&["preference", "recommendation-v1", "recommendation-v2"]).await;
+    create_version_services(&ns).await;
+    create_route(&ns).await;
+    let as_user = |user: &str, method: Method, path: &str, body: Value| {
+        let request = console.http.request(method, console.api(path)).json(&body).header("x-forwarded-user", user);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+    let (status, policy) = console.get_json(&console.api("/routes/recommendation")).await;
+    assert_eq!((status, policy["kind"].as_str()), (StatusCode::OK, Some("HTTPRoute")), "{policy}");
+    let mut split = policy.clone();
+    split["rules"][0]["route"] = json!({"recommendation-v1": 90, "recommendation-v2": 10});
+    let canary = json!({"stable": "recommendation-v1", "canary": "recommendation-v2"});
+
+    for (method, path, body) in [
+        (Method::PUT, "/routes/recommendation", split.clone()),
+        (Method::POST, "/canaries/recommendation", canary.clone()),
+        (Method::POST, "/routes/recommendation/version-services", json!({})),
+        (Method::DELETE, "/routes/recommendation", json!({})),
+    ] {
+        let (status, body) = as_user("bob", method.clone(), path, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "bob (web) {method} {path}: {body}");
+    }
+    let untouched = http_routes(&ns).get("reco-mesh").await.unwrap();
+    let backends = untouched.data["spec"]["rules"][0]["backendRefs"].as_array().cloned().unwrap_or_default();
+    let backends: Vec<_> = backends.iter().map(|b| b["name"].as_str()).collect();
+    assert_eq!(backends, [Some("recommendation-v1")], "bob's refused edits left the route as it was");
+    assert!(!untouched.metadata.annotations.unwrap_or_default().contains_key("signalbox.io/canary"));
+
+    let (status, body) = as_user("alice", Method::PUT, "/routes/recommendation", split).await;
+    assert_eq!(status, StatusCode::OK, "alice owns recommendation: {body}");
+    let (status, body) = as_user("alice", Method::POST, "/canaries/recommendation", canary).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let edited = http_routes(&ns).get("reco-mesh").await.unwrap();
+    assert_eq!(edited.data["spec"]["rules"][0]["name"], "main", "edited in place");
+    assert!(edited.metadata.annotations.clone().unwrap_or_default().contains_key("signalbox.io/canary"), "{edited:?}");
+
+    // An ingress route for preference: its Gateway serves other hosts, so the host's owners
+    // may not edit it; a namespace-wide team may.
+    let services = Api::<Service>::namespaced(ns.client.clone(), &ns.name);
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": "preference-v1"},
+        "spec": {"selector": {"app": "preference", "version": "v1"}, "ports": [{"name": "http", "port": 8080}]}
+    }))
+    .unwrap();
+    services.create(&PostParams::default(), &service).await.unwrap();
+    let ingress: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "shop-public"},
+        "spec": {
+            "parentRefs": [{"name": "public", "namespace": "istio-system"}],
+            "hostnames": ["shop.example.com"],
+            "rules": [{"backendRefs": [{"name": "preference-v1", "port": 8080}]}]
+        }
+    }))
+    .unwrap();
+    http_routes(&ns).create(&PostParams::default(), &ingress).await.unwrap();
+    let (status, policy) = console.get_json(&console.api("/routes/preference")).await;
+    assert_eq!((status, policy["kind"].as_str()), (StatusCode::OK, Some("HTTPRoute")), "{policy}");
+    let mut timed = policy.clone();
+    timed["rules"][0]["timeout"] = json!("2s");
+    let (status, body) = as_user("alice", Method::PUT, "/routes/preference", timed.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "an ingress route needs a namespace-wide team: {body}");
+    let (status, body) = console.send_json(Method::PUT, &console.api("/routes/preference"), Some(timed)).await;
+    assert_eq!(status, StatusCode::OK, "carol (platform) may: {body}");
+
+    let denied: Vec<_> = console.audit().await.into_iter().filter(|e| e["outcome"] == "denied").collect();
+    let denied_actors: Vec<_> = denied.iter().map(|e| (e["actor"].as_str(), e["name"].as_str())).collect();
+    assert!(denied_actors.contains(&(Some("bob"), Some("recommendation"))), "{denied_actors:?}");
+    assert!(denied_actors.contains(&(Some("alice"), Some("preference"))), "{denied_actors:?}");
+    console.stop().await;
+}
+
 /// On a cluster whose HTTPRoute CRD is the Gateway API's experimental channel (it has
 /// `retry`), retries on status codes are written into the HTTPRoute and read back; a per-try
 /// timeout, which an HTTPRoute cannot say, is still 422. Runs on a private cluster with the

@@ -111,6 +111,11 @@ pub async fn put(
     ApiJson(body): ApiJson<PolicyBody>,
 ) -> Result<Response, AppError> {
     let wait = wait_for_proxies(options.wait_for_proxies.as_deref())?;
+    let origin = request_id.origin(actor, Source::Api);
+    state
+        .changes
+        .authorize_first(&routes::attempt(&origin, &namespace, &host, "route.update"), options.dry_run)
+        .await?;
     let mut desired = body.policy;
     if desired.host.is_empty() {
         desired.host = host.clone();
@@ -131,7 +136,6 @@ pub async fn put(
         _ => {}
     }
     let context = state.reads.validation_context(&namespace, &host);
-    let origin = request_id.origin(actor, Source::Api);
     let request = RouteRequest {
         origin: &origin,
         namespace: &namespace,
@@ -163,10 +167,14 @@ pub async fn create_version_services(
     ManagedHost { namespace, host }: ManagedHost,
     Query(DryRun { dry_run }): Query<DryRun>,
 ) -> Result<Response, AppError> {
+    let origin = request_id.origin(actor, Source::Api);
+    state
+        .changes
+        .authorize_first(&routes::attempt(&origin, &namespace, &host, "route.version-services"), dry_run)
+        .await?;
     let live = state.reads.live_routing(&namespace, &host).await?;
     let host_service = state.reads.host_service(&namespace, &host).await?;
     let deployed = state.reads.versions(&namespace);
-    let origin = request_id.origin(actor, Source::Api);
     let change =
         http_routes::create_version_services(&origin, &namespace, &host, &live, &deployed, host_service.as_ref())
             .map_err(AppError::Conflict)?;
@@ -183,10 +191,11 @@ pub async fn migrate(
     ManagedHost { namespace, host }: ManagedHost,
     Query(DryRun { dry_run }): Query<DryRun>,
 ) -> Result<Response, AppError> {
+    let origin = request_id.origin(actor, Source::Api);
+    state.changes.authorize_first(&routes::attempt(&origin, &namespace, &host, "route.migrate"), dry_run).await?;
     let live = state.reads.live_routing(&namespace, &host).await?;
     let host_service = state.reads.host_service(&namespace, &host).await?;
     let context = state.reads.validation_context(&namespace, &host);
-    let origin = request_id.origin(actor, Source::Api);
     let request =
         RouteRequest { origin: &origin, namespace: &namespace, live: &live, expected: None, context: &context };
     let change = http_routes::migrate(&request, &host, host_service.as_ref()).map_err(AppError::Conflict)?;
@@ -212,11 +221,13 @@ pub async fn remove(
     request_id: RequestId,
     ManagedHost { namespace, host }: ManagedHost,
 ) -> Result<Response, AppError> {
+    let origin = request_id.origin(actor, Source::Api);
+    state.changes.authorize_first(&routes::attempt(&origin, &namespace, &host, "route.delete"), false).await?;
     let live = state.reads.live_routing(&namespace, &host).await?;
     if !live.exists() {
         return Err(routes_nothing(&host, &namespace));
     }
-    let (context, origin) = (Default::default(), request_id.origin(actor, Source::Api));
+    let context = Default::default();
     let request =
         RouteRequest { origin: &origin, namespace: &namespace, live: &live, expected: None, context: &context };
     let change = routes::delete(&request, &host).map_err(AppError::Conflict)?;

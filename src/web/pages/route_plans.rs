@@ -55,6 +55,16 @@ impl Plan {
         }
     }
 
+    /// The audited action of the change this plan makes.
+    pub fn audit_action(&self) -> &'static str {
+        match self {
+            Plan::Update(_) | Plan::StartHttpRoute(_) => "route.update",
+            Plan::Delete => "route.delete",
+            Plan::VersionServices => "route.version-services",
+            Plan::Migrate => "route.migrate",
+        }
+    }
+
     /// An HTTPRoute sending everything to the host's first per-version Service.
     pub fn start_http_route(live: &LiveRouting, host: &str) -> Result<Plan, Vec<FieldProblem>> {
         let Some(first) = live.versions.first() else {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::audit::Source;
 use crate::authz::{Actor, Permission};
 use crate::change::Origin;
-use crate::change::routes::{LiveRouting, ResourceVersions};
+use crate::change::routes::{self, LiveRouting, ResourceVersions};
 use crate::policy::{self, RoutingPolicy};
 use crate::problem::FieldProblem;
 
@@ -237,8 +237,11 @@ pub async fn apply(
         destination_rule: non_empty(form.rv_dr),
         http_route: non_empty(form.rv_hr),
     };
-    let live = state.reads.live_routing(&namespace, &host).await?;
     let origin = request_id.origin(actor.clone(), Source::Ui);
+    let attempt = routes::attempt(&origin, &namespace, &host, plan.audit_action());
+    let authorized = state.changes.authorize_first(&attempt, false).await.map_err(AppError::from);
+    authorized.map_err(|error| unless_hidden(&state, &actor, &namespace, &host, error))?;
+    let live = state.reads.live_routing(&namespace, &host).await?;
     let action = form.action.clone();
     let planned = plan
         .change(&state, (&namespace, &host), &live, &origin, &expected)
