@@ -1,7 +1,7 @@
 //! Canary rollouts, for the API, the page and the autopilot alike: read the live state,
 //! decide the next step, and send it through the change path.
 use crate::audit::Source;
-use crate::authz::Actor;
+use crate::authz::{Actor, Permission};
 use crate::cluster::ClusterError;
 use crate::policy::PolicyError;
 use crate::policy::canary::{Canary, TransitionRefused};
@@ -9,10 +9,10 @@ use crate::problem::FieldProblem;
 use crate::traffic::Thresholds;
 use crate::tutorial::Workload;
 
-use super::Origin;
 use super::reads::Reads;
-use super::routes::RouteRequest;
+use super::routes::{self, RouteRequest};
 use super::workloads;
+use super::{Change, Origin};
 use super::{ChangeError, ChangePath, canary};
 
 /// Why a rollout step was not taken.
@@ -134,6 +134,9 @@ impl Rollouts {
         step: Step,
         reason: Option<&str>,
     ) -> Result<(Canary, i64), RolloutError> {
+        let attempt = routes::attempt(origin, namespace, host, step.action());
+        let attempt = Change { permission: Permission::Canary, ..attempt };
+        self.changes.authorize_first(&attempt, false).await?;
         let live = self.reads.live_routing(namespace, host).await?;
         let policy = live.policy(host)?;
         let existing = canary::current(&live);
@@ -172,7 +175,7 @@ impl Rollouts {
         let current = self.reads.namespace_state(namespace);
         let mut change = workloads::scale(origin, namespace, workload, 0, &current);
         change.action = "canary.scale-down".into();
-        change.permission = crate::authz::Permission::Canary;
+        change.permission = Permission::Canary;
         change.summary = format!("{} after the canary finished", change.summary);
         Ok(self.changes.execute(change).await?.audit_id)
     }

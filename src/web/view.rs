@@ -88,15 +88,10 @@ pub fn ensure_visible(state: &AppState, actor: &Actor, namespace: &str, host: Op
     }
 }
 
-/// A refusal decided before the change path authorized (the canary's state, a routing
-/// conflict) would tell an actor who may not view the host about it: such an actor gets the
-/// View refusal instead. (The change path refuses and audits every attempt that gets there.)
+/// An actor who may not view the host hears only that, whatever refused the request (the
+/// change path's denial, which it audits, comes before any conflict about the host's state).
 pub fn unless_hidden(state: &AppState, actor: &Actor, namespace: &str, host: &str, error: AppError) -> AppError {
-    let tells_state = matches!(error, AppError::Conflict(_) | AppError::Invalid(_) | AppError::NotFound(_));
-    match ensure_visible(state, actor, namespace, Some(host)) {
-        Err(refusal) if tells_state => refusal,
-        _ => error,
-    }
+    ensure_visible(state, actor, namespace, Some(host)).err().unwrap_or(error)
 }
 
 #[cfg(test)]

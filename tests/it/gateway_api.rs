@@ -453,6 +453,7 @@ async fn only_the_owning_team_edits_an_http_route() {
     for (method, path, body) in [
         (Method::PUT, "/routes/recommendation", split.clone()),
         (Method::POST, "/canaries/recommendation", canary.clone()),
+        (Method::POST, "/canaries/recommendation/promote", json!({})),
         (Method::POST, "/routes/recommendation/version-services", json!({})),
         (Method::DELETE, "/routes/recommendation", json!({})),
     ] {
@@ -467,8 +468,12 @@ async fn only_the_owning_team_edits_an_http_route() {
 
     let (status, body) = as_user("alice", Method::PUT, "/routes/recommendation", split).await;
     assert_eq!(status, StatusCode::OK, "alice owns recommendation: {body}");
-    let (status, body) = as_user("alice", Method::POST, "/canaries/recommendation", canary).await;
+    let (status, body) = as_user("alice", Method::POST, "/canaries/recommendation", canary.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    for path in ["/canaries/recommendation", "/canaries/recommendation/abort"] {
+        let (status, body) = as_user("bob", Method::POST, path, canary.clone()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "bob (web) POST {path}: {body}");
+    }
     let edited = http_routes(&ns).get("reco-mesh").await.unwrap();
     assert_eq!(edited.data["spec"]["rules"][0]["name"], "main", "edited in place");
     assert!(edited.metadata.annotations.clone().unwrap_or_default().contains_key("signalbox.io/canary"), "{edited:?}");
@@ -503,9 +508,16 @@ async fn only_the_owning_team_edits_an_http_route() {
     assert_eq!(status, StatusCode::OK, "carol (platform) may: {body}");
 
     let denied: Vec<_> = console.audit().await.into_iter().filter(|e| e["outcome"] == "denied").collect();
-    let denied_actors: Vec<_> = denied.iter().map(|e| (e["actor"].as_str(), e["name"].as_str())).collect();
-    assert!(denied_actors.contains(&(Some("bob"), Some("recommendation"))), "{denied_actors:?}");
-    assert!(denied_actors.contains(&(Some("alice"), Some("preference"))), "{denied_actors:?}");
+    let denied: Vec<_> =
+        denied.iter().map(|e| (e["actor"].as_str(), e["action"].as_str(), e["name"].as_str())).collect();
+    for (actor, action, host) in [
+        ("bob", "route.update", "recommendation"),
+        ("bob", "route.version-services", "recommendation"),
+        ("bob", "canary.promote", "recommendation"),
+        ("alice", "route.update", "preference"),
+    ] {
+        assert!(denied.contains(&(Some(actor), Some(action), Some(host))), "{actor} {action} audited: {denied:?}");
+    }
     console.stop().await;
 }
 

@@ -449,6 +449,11 @@ async fn with_teams_each_actor_sees_only_what_it_may_view() {
     assert_eq!(console.get_as(admin, "/api/v1/audit/verify").await.0, StatusCode::OK);
     assert!(console.get_as(admin, "/audit").await.1.contains("chain-state"));
     let (_, list) = console.get_as(admin, "/api/v1/audit?limit=1000").await;
-    assert_eq!(entries(&list).len(), all.len());
+    let every = entries(&list);
+    let since: Vec<_> = every[..every.len() - all.len()]
+        .iter()
+        .map(|e| (e["actor"].as_str(), e["action"].as_str(), e["outcome"].as_str()))
+        .collect();
+    assert_eq!(since, [(Some("alice"), Some("canary.promote"), Some("denied"))], "every entry, her refusal too");
     console.stop().await;
 }
