@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use signalbox::audit::{AuditStore, NewEntry, Outcome, Source};
-use signalbox::config::{LogFormat, ServeConfig};
+use signalbox::config::ServeConfig;
 
 #[path = "../tests/support/bulk_audit.rs"]
 mod bulk_audit;
@@ -91,27 +91,7 @@ async fn main() {
     bulk_audit::insert_entries(&database, HISTORY).await;
     println!("filled {HISTORY} entries in {:.1} s", started.elapsed().as_secs_f64());
 
-    let config = ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        kubeconfig: Some(kubeconfig()),
-        namespaces: vec!["bench-audit".into()],
-        database,
-        kiali_url: None,
-        jaeger_url: None,
-        trusted_proxies: Vec::new(),
-        allowed_hosts: Vec::new(),
-        prometheus_url: None,
-        analysis_interval_seconds: 10,
-        istiod_url: None,
-        teams: None,
-        static_dir: None,
-        audit_retention_days: None,
-        audit_archive_dir: None,
-        audit_anchor: signalbox::config::AnchorArgs::unset(),
-        audit_anchor_every_records: 100,
-        audit_anchor_every_seconds: 10,
-        log_format: LogFormat::Text,
-    };
+    let config = ServeConfig::local(kubeconfig(), vec!["bench-audit".into()], database);
     let server = signalbox::app::start(config).await.unwrap();
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();

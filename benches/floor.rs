@@ -20,7 +20,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 use signalbox::audit::{AuditStore, NewEntry, Outcome, Source};
-use signalbox::config::{AnchorArgs, LogFormat, ServeConfig};
+use signalbox::config::ServeConfig;
 use signalbox::pictures::drawn::DrawnGraphs;
 use signalbox::pictures::graph::{self, Routing, ServiceGraph, ServiceInput};
 use signalbox::policy::{self, RoutingPolicy};
@@ -255,25 +255,9 @@ async fn main() {
     let database = dir.path().join("audit.db");
     fill_audit(&database).await;
     let config = ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        kubeconfig: Some(kubeconfig()),
-        namespaces: vec![NAMESPACE.into()],
-        database,
         kiali_url: Some("http://kiali.example:20001/kiali".into()),
         jaeger_url: Some("http://jaeger.example/jaeger".into()),
-        trusted_proxies: Vec::new(),
-        allowed_hosts: Vec::new(),
-        prometheus_url: None,
-        analysis_interval_seconds: 10,
-        istiod_url: None,
-        teams: None,
-        static_dir: None,
-        audit_retention_days: None,
-        audit_archive_dir: None,
-        audit_anchor: AnchorArgs::unset(),
-        audit_anchor_every_records: 100,
-        audit_anchor_every_seconds: 10,
-        log_format: LogFormat::Text,
+        ..ServeConfig::local(kubeconfig(), vec![NAMESPACE.into()], database)
     };
     let server = signalbox::app::start(config).await.unwrap();
     let base = format!("http://{}", server.addr);

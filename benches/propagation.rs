@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
-use signalbox::config::{LogFormat, ServeConfig};
+use signalbox::config::ServeConfig;
 
 const CHANGES: usize = 50;
 
@@ -77,25 +77,8 @@ async fn run(proxies: usize) {
     Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        kubeconfig: Some(kubeconfig()),
-        namespaces: vec![namespace.clone()],
-        database: dir.path().join("audit.db"),
-        kiali_url: None,
-        jaeger_url: None,
-        prometheus_url: None,
         istiod_url: Some(devcluster("istiod-monitoring")),
-        allowed_hosts: Vec::new(),
-        analysis_interval_seconds: 10,
-        trusted_proxies: Vec::new(),
-        teams: None,
-        static_dir: None,
-        audit_retention_days: None,
-        audit_archive_dir: None,
-        audit_anchor: signalbox::config::AnchorArgs::unset(),
-        audit_anchor_every_records: 100,
-        audit_anchor_every_seconds: 10,
-        log_format: LogFormat::Text,
+        ..ServeConfig::local(kubeconfig(), vec![namespace.clone()], dir.path().join("audit.db"))
     };
     let server = signalbox::app::start(config).await.unwrap();
     let base = format!("http://{}/api/v1/namespaces/{namespace}", server.addr);

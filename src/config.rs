@@ -141,6 +141,34 @@ pub struct AnchorArgs {
     pub audit_anchor_key_file: Option<PathBuf>,
 }
 
+impl ServeConfig {
+    /// A console on a free loopback port for `namespaces`, its audit log in `database`,
+    /// with every optional integration off (what tests, benchmarks and embedders start from).
+    pub fn local(kubeconfig: PathBuf, namespaces: Vec<String>, database: PathBuf) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            kubeconfig: Some(kubeconfig),
+            namespaces,
+            database,
+            kiali_url: None,
+            jaeger_url: None,
+            prometheus_url: None,
+            analysis_interval_seconds: 10,
+            istiod_url: None,
+            trusted_proxies: Vec::new(),
+            allowed_hosts: Vec::new(),
+            teams: None,
+            static_dir: None,
+            audit_retention_days: None,
+            audit_archive_dir: None,
+            audit_anchor: AnchorArgs::unset(),
+            audit_anchor_every_records: 100,
+            audit_anchor_every_seconds: 10,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
 impl AnchorArgs {
     /// No anchor unless `POD_NAMESPACE` is set (what tests and embedders start from).
     pub fn unset() -> Self {

@@ -92,7 +92,7 @@ async fn the_api_reports_the_chain_of_a_running_console() {
         "an entry and its resolution: {report}"
     );
     assert_eq!(report["anchor"]["checked"], json!(false), "no anchor configured here: {report}");
-    let page = console.http.get(console.url("/audit")).send().await.unwrap().text().await.unwrap();
+    let page = console.page("/audit").await;
     assert!(page.contains("chain verified"), "the history page shows the verified state");
     console.stop().await;
 }
@@ -135,7 +135,7 @@ async fn the_history_filters_pages_by_key_and_shows_each_entrys_diff() {
     let (status, _) = console.get_json(&console.url("/api/v1/audit/999999")).await;
     assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
 
-    let html = console.http.get(console.url(&format!("/audit/{id}"))).send().await.unwrap().text().await.unwrap();
+    let html = console.page(&format!("/audit/{id}")).await;
     let changed = |class: &str, text: &str| {
         html.lines().any(|l| l.starts_with(&format!("<span class=\"{class}\">")) && l.contains(text))
     };
@@ -145,7 +145,7 @@ async fn the_history_filters_pages_by_key_and_shows_each_entrys_diff() {
         html.contains(&format!("/search?service=recommendation.{}&#38;start=", ns.name)),
         "Jaeger link around the change: {html}"
     );
-    let filtered = console.http.get(console.url("/audit?actor=nobody")).send().await.unwrap().text().await.unwrap();
+    let filtered = console.page("/audit?actor=nobody").await;
     assert!(filtered.contains("No changes match."));
     console.stop().await;
 }

@@ -210,15 +210,7 @@ async fn the_canary_page_shows_the_observed_split_or_that_prometheus_is_unreacha
         c.prometheus_url = Some(format!("http://127.0.0.1:{closed}"));
     })
     .await;
-    let html = console
-        .http
-        .get(console.url(&format!("/ns/{}/canaries/recommendation", ns.name)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = console.page(&format!("/ns/{}/canaries/recommendation", ns.name)).await;
     assert!(html.contains("Prometheus is unreachable"), "{html}");
     console.stop().await;
     drop(server);

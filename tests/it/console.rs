@@ -225,7 +225,7 @@ async fn pages_render_from_the_cache_and_follow_changes_without_reload() {
     assert!(partial.contains(&format!("http://jaeger.example/jaeger/search?service=recommendation.{}", ns.name)));
     assert!(!partial.contains("<html"), "a partial is a fragment");
 
-    let audit_page = console.http.get(console.url("/audit")).send().await.unwrap().text().await.unwrap();
+    let audit_page = console.page("/audit").await;
     assert!(audit_page.contains("workload.deploy") && audit_page.contains("deploy recommendation-v1 (1 replica)"));
     console.stop().await;
 }
@@ -236,12 +236,12 @@ async fn health_readiness_and_metrics() {
     let console = Console::start(&ns.name).await;
     let health = console.http.get(console.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
-    let ready = console.http.get(console.url("/readyz")).send().await.unwrap().text().await.unwrap();
+    let ready = console.page("/readyz").await;
     assert!(ready.contains("caches: synced") && ready.contains("database: writable"), "{ready}");
     let _ = console
         .send_json(Method::PUT, &console.api("/workloads/recommendation-v1"), Some(json!({"replicas": 99})))
         .await;
-    let metrics = console.http.get(console.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = console.page("/metrics").await;
     assert!(metrics.contains(r#"signalbox_changes_total{action="workload.deploy",outcome="failed"} 1"#), "{metrics}");
     assert!(
         metrics.contains(r#"signalbox_http_requests_total{method="GET",route="/readyz",status="200"}"#),

@@ -42,15 +42,7 @@ async fn kubectl_changes_are_audited_as_external_with_their_field_manager() {
     assert!(entry["summary"].as_str().unwrap().contains("kubectl-edit (Update)"), "{entry}");
     assert_eq!(entry["before"]["spec"]["http"][0]["route"][0]["weight"], 90);
     assert_eq!(entry["after"]["spec"]["http"][0]["route"][0]["weight"], 50);
-    let overview = console
-        .http
-        .get(console.url(&format!("/ns/{}/partials/services", ns.name)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let overview = console.page(&format!("/ns/{}/partials/services", ns.name)).await;
     assert!(overview.contains("changed outside signalbox"), "{overview}");
 
     let id = entry["id"].as_i64().unwrap();

@@ -12,15 +12,7 @@ async fn deployed(ns: &TestNamespace, name: &str) -> bool {
 }
 
 async fn csrf_token(console: &Console) -> String {
-    let html = console
-        .http
-        .get(console.url(&format!("/ns/{}/deploy", console.namespace)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = console.page(&format!("/ns/{}/deploy", console.namespace)).await;
     let start =
         html.find("name=\"csrf_token\" value=\"").expect("a form with a token") + "name=\"csrf_token\" value=\"".len();
     html[start..start + 64].to_owned()
@@ -106,8 +98,7 @@ async fn forged_identity_from_an_untrusted_address_is_anonymous_and_denied() {
     assert!(!deployed(&ns, "recommendation-v1").await, "an anonymous request changes nothing");
     let entry = &console.audit().await[0];
     assert_eq!((entry["actor"].as_str(), entry["outcome"].as_str()), (Some("anonymous"), Some("denied")));
-    let page =
-        console.http.get(console.url(&format!("/ns/{}/deploy", ns.name))).send().await.unwrap().text().await.unwrap();
+    let page = console.page(&format!("/ns/{}/deploy", ns.name)).await;
     assert!(page.contains("read-only") && !page.contains(">Deploy</button>"), "anonymous users see no change buttons");
     console.stop().await;
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 use signalbox::app::{self, Server};
-use signalbox::config::{AnchorArgs, LogFormat, ServeConfig};
+use signalbox::config::ServeConfig;
 
 use super::kubeconfig_path;
 
@@ -23,25 +23,9 @@ pub struct Console {
 
 pub fn config(namespace: &str, database: std::path::PathBuf) -> ServeConfig {
     ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        kubeconfig: Some(kubeconfig_path()),
-        namespaces: vec![namespace.to_owned()],
-        database,
         kiali_url: Some("http://kiali.example:20001/kiali".into()),
         jaeger_url: Some("http://jaeger.example/jaeger".into()),
-        prometheus_url: None,
-        analysis_interval_seconds: 10,
-        istiod_url: None,
-        trusted_proxies: Vec::new(),
-        allowed_hosts: Vec::new(),
-        teams: None,
-        static_dir: None,
-        audit_retention_days: None,
-        audit_archive_dir: None,
-        audit_anchor: AnchorArgs::unset(),
-        audit_anchor_every_records: 100,
-        audit_anchor_every_seconds: 10,
-        log_format: LogFormat::Text,
+        ..ServeConfig::local(kubeconfig_path(), vec![namespace.to_owned()], database)
     }
 }
 
