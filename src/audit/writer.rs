@@ -50,8 +50,7 @@ impl Writer {
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                if let Some(seq) = write_batch(&pool, &turn, std::mem::take(&mut batch)).await {
-                    revision.bump();
+                if let Some(seq) = write_batch(&pool, &turn, &revision, std::mem::take(&mut batch)).await {
                     head.send_replace(seq);
                 }
             }
@@ -97,10 +96,17 @@ impl BatchFailure {
 /// again in a new transaction: one bad record never costs the others theirs, and no
 /// caller hears Ok for a record that was not committed. Returns the chain position after
 /// the commit, if one was made.
-async fn write_batch(pool: &SqlitePool, turn: &Mutex<()>, mut requests: Vec<Request>) -> Option<i64> {
+async fn write_batch(
+    pool: &SqlitePool,
+    turn: &Mutex<()>,
+    revision: &Revision,
+    mut requests: Vec<Request>,
+) -> Option<i64> {
     while !requests.is_empty() {
         match try_batch(pool, turn, &requests).await {
             Ok((results, seq)) => {
+                // Before anyone hears Ok: a page read after that must not be an older one kept.
+                revision.bump();
                 for (request, result) in requests.into_iter().zip(results) {
                     // The caller may have stopped waiting; its record is written all the same.
                     let _ = request.reply.send(result);
