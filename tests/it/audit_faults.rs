@@ -122,8 +122,9 @@ async fn deploy_and_route(console: &Console) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-/// The resourceVersion of each object the refused changes would touch: any write changes it.
-async fn versions(ns: &TestNamespace) -> Vec<(Kind, String)> {
+/// The generation of each object the refused changes would touch: any write of its spec
+/// moves it (the resourceVersion moves with the controllers' status updates too).
+async fn versions(ns: &TestNamespace) -> Vec<(Kind, i64)> {
     let mut versions = Vec::new();
     for (kind, name) in [
         (Kind::VirtualService, "recommendation"),
@@ -132,7 +133,7 @@ async fn versions(ns: &TestNamespace) -> Vec<(Kind, String)> {
     ] {
         let api: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &kind.api_resource());
         let object = api.get(name).await.unwrap_or_else(|e| panic!("{kind} {name}: {e}"));
-        versions.push((kind, object.metadata.resource_version.unwrap()));
+        versions.push((kind, object.metadata.generation.unwrap()));
     }
     versions
 }
