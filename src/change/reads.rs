@@ -102,7 +102,7 @@ impl Reads {
             .filter_map(|d| d.spec.as_ref()?.template.metadata.as_ref()?.labels.clone())
             .filter(|labels| labels.get("app").is_some_and(|app| app == host))
             .collect();
-        let gateway_api_retries = self.cluster.gateway_api_channel == "experimental";
+        let gateway_api_retries = self.cluster.http_route_retries;
         ValidationContext { services, deployed_versions, gateway_api: false, gateway_api_retries }
     }
 }

@@ -31,10 +31,9 @@ pub struct Cluster {
     pub external: external::ExternalActivity,
     /// Which cluster this is, for the startup log and the page header.
     pub description: String,
-    /// The Gateway API channel of the installed HTTPRoute CRD (its
-    /// `gateway.networking.k8s.io/channel` annotation), read at start: `experimental`
-    /// HTTPRoutes can retry.
-    pub gateway_api_channel: String,
+    /// Whether HTTPRoutes can retry here: the installed HTTPRoute CRD is the Gateway API's
+    /// experimental channel (its `gateway.networking.k8s.io/channel` annotation), read at start.
+    pub http_route_retries: bool,
 }
 
 impl Cluster {
@@ -48,9 +47,9 @@ impl Cluster {
         let (config, context) = load_config(kubeconfig).await?;
         let description = format!("{} (context {context})", config.cluster_url);
         let client = Client::try_from(config)?;
-        let gateway_api_channel = gateway_api_channel(&client).await;
+        let http_route_retries = gateway_api_channel(&client).await == "experimental";
         Ok(Self {
-            gateway_api_channel,
+            http_route_retries,
             objects: Objects::new(client.clone()),
             caches: Caches::start(&client, managed_namespaces, outside),
             health: Health::start(client.clone()),

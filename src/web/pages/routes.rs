@@ -134,7 +134,7 @@ fn view_of(state: &AppState, actor: &Actor, namespace: &str, host: &str, live: &
         state.changes.authorizer().allows(actor, Permission::Route, namespace, Some(host)),
         (state.links.kiali_service(namespace, host), state.links.jaeger_traces(namespace, host)),
     );
-    RoutesView { http_route_retries: state.cluster.gateway_api_channel == "experimental", ..view }
+    RoutesView { http_route_retries: state.cluster.http_route_retries, ..view }
 }
 
 /// The `version` labels of the host's Deployments, sorted.
