@@ -32,9 +32,7 @@ pub fn create_version_services(
     if missing.is_empty() {
         return Err(format!("every deployed version of {host} has its Service already"));
     }
-    let ports = host_service
-        .map(service_ports)
-        .ok_or_else(|| format!("{host} has no Service in {namespace} to copy the ports from"))?;
+    let ports = host_ports(host_service, namespace, host)?;
     let names: Vec<String> = missing.iter().map(|version| format!("{host}-{version}")).collect();
     let summary = format!("{host}: per-version Services {}", names.join(", "));
     let subject = ObjectRef::namespaced(Kind::Service, namespace, host);
@@ -77,8 +75,7 @@ pub fn migrate(request: &RouteRequest, host: &str, host_service: Option<&Value>)
     if !change.problems.is_empty() {
         return Ok(change);
     }
-    let ports =
-        host_service.map(service_ports).ok_or_else(|| format!("{host} has no Service to take the ports from"))?;
+    let ports = host_ports(host_service, request.namespace, host)?;
     for service in &to_create {
         change.operations.push(version_service(request.namespace, host, &service.name, &service.labels, &ports));
     }
@@ -113,6 +110,13 @@ fn version_service(
         "spec": {"selector": selector, "ports": ports}
     });
     Operation::Create { target: ObjectRef::namespaced(Kind::Service, namespace, name), object }
+}
+
+/// The host Service's ports, which every per-version Service copies.
+fn host_ports(host_service: Option<&Value>, namespace: &str, host: &str) -> Result<Value, String> {
+    host_service
+        .map(service_ports)
+        .ok_or_else(|| format!("{host} has no Service in {namespace} to copy the ports from"))
 }
 
 /// A Service's ports as one writes them (no nodePort: the new Services are ClusterIP).
