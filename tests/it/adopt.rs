@@ -6,29 +6,27 @@ use crate::support;
 
 use std::time::Duration;
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use signalbox::cluster::Kind;
 use support::console::Console;
 use support::{TestNamespace, eventually};
-
-fn istio_api(ns: &TestNamespace, kind: &str) -> Api<DynamicObject> {
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("networking.istio.io", "v1", kind));
-    Api::namespaced_with(ns.client.clone(), &ns.name, &resource)
-}
 
 /// Creates an object as another tool would (a plain create, not signalbox's field manager).
 async fn create(ns: &TestNamespace, kind: &str, mut object: Value) {
     object["apiVersion"] = json!("networking.istio.io/v1");
     object["kind"] = json!(kind);
     let object: DynamicObject = serde_json::from_value(object).unwrap();
-    istio_api(ns, kind).create(&PostParams::default(), &object).await.unwrap_or_else(|e| panic!("{kind}: {e}"));
+    ns.objects(Kind::parse(kind).unwrap())
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: {e}"));
 }
 
 /// Every object of a kind in the namespace, by name (server fields left out).
 async fn objects(ns: &TestNamespace, kind: &str) -> Vec<(String, Value)> {
-    let list = istio_api(ns, kind).list(&Default::default()).await.unwrap();
+    let list = ns.objects(Kind::parse(kind).unwrap()).list(&Default::default()).await.unwrap();
     let mut objects: Vec<(String, Value)> =
         list.items.into_iter().map(|o| (o.metadata.name.clone().unwrap(), serde_json::to_value(o).unwrap())).collect();
     objects.sort_by(|a, b| a.0.cmp(&b.0));
@@ -40,7 +38,7 @@ async fn names(ns: &TestNamespace, kind: &str) -> Vec<String> {
 }
 
 async fn object(ns: &TestNamespace, kind: &str, name: &str) -> Value {
-    serde_json::to_value(istio_api(ns, kind).get(name).await.unwrap()).unwrap()
+    serde_json::to_value(ns.objects(Kind::parse(kind).unwrap()).get(name).await.unwrap()).unwrap()
 }
 
 async fn console_with_two_versions(prefix: &str) -> (TestNamespace, Console) {
@@ -205,7 +203,7 @@ async fn a_virtual_service_for_several_hosts_keeps_everything_around_the_edited_
     // its hosts and keeps the rest.
     let only_preference = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
         "spec": {"http": [before["spec"]["http"][0].clone()]}});
-    istio_api(&ns, "VirtualService")
+    ns.objects(Kind::VirtualService)
         .patch("shared-routes", &PatchParams::default(), &Patch::Merge(&only_preference))
         .await
         .unwrap();

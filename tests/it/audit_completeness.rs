@@ -6,7 +6,7 @@ use crate::support;
 
 use std::time::Duration;
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use signalbox::cluster::Kind;
@@ -99,8 +99,7 @@ impl Run<'_> {
     /// Scales recommendation-v1 directly, to a count signalbox never sets, so it is a change.
     async fn external(&mut self, ns: &TestNamespace) {
         self.external += 1;
-        let deployments: Api<DynamicObject> =
-            Api::namespaced_with(ns.client.clone(), &ns.name, &Kind::Deployment.api_resource());
+        let deployments = ns.objects(Kind::Deployment);
         let params = PatchParams { field_manager: Some(EXTERNAL_MANAGER.into()), ..PatchParams::default() };
         let patch = json!({"spec": {"replicas": 10 + self.external}});
         deployments.patch("recommendation-v1", &params, &Patch::Merge(&patch)).await.unwrap();

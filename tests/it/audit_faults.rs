@@ -8,7 +8,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kube::api::{Api, DynamicObject};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use signalbox::cluster::Kind;
@@ -131,7 +130,7 @@ async fn versions(ns: &TestNamespace) -> Vec<(Kind, i64)> {
         (Kind::DestinationRule, "recommendation"),
         (Kind::Deployment, "recommendation-v1"),
     ] {
-        let api: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &kind.api_resource());
+        let api = ns.objects(kind);
         let object = api.get(name).await.unwrap_or_else(|e| panic!("{kind} {name}: {e}"));
         versions.push((kind, object.metadata.generation.unwrap()));
     }
@@ -172,8 +171,7 @@ async fn changes_are_refused(console: &Console) {
 async fn changes_work_again(console: &Console, ns: &TestNamespace) {
     let (status, body) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(split(50))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(ns.client.clone(), &ns.name, &Kind::VirtualService.api_resource());
+    let api = ns.objects(Kind::VirtualService);
     let live = api.get("recommendation").await.unwrap();
     assert_eq!(live.data["spec"]["http"][0]["route"][0]["weight"], 50);
     let latest = &console.audit().await[0];

@@ -10,10 +10,10 @@ use regex::Regex;
 
 use fantoccini::Locator;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::api::{Api, Patch, PatchParams};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use signalbox::cluster::Kind;
 use support::TestNamespace;
 use support::browser::Browser;
 use support::console::Console;
@@ -277,8 +277,7 @@ async fn hostile_text_in_cluster_objects_is_shown_as_text_and_never_runs() {
     let ns = TestNamespace::new("xss").await;
     let console = Console::start(&ns.name).await;
     let hostile = "<img src=x onerror=alert(1)><script>alert(2)</script>";
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService"));
-    let api: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &resource);
+    let api = ns.objects(Kind::VirtualService);
     let vs = json!({
         "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
         "metadata": {"name": "recommendation", "annotations": {"note": hostile}},
@@ -506,8 +505,7 @@ async fn the_outside_change_badge_is_for_outside_changes_only() {
     browser.click("#apply").await;
     browser.wait_for_text("#route-notice", "applied", READY_WITHIN).await;
 
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService"));
-    let api: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &resource);
+    let api = ns.objects(Kind::VirtualService);
     let vs = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
         "metadata": {"name": "preference"},
         "spec": {"hosts": ["preference"], "http": [{"route": [{"destination": {"host": "preference"}}], "timeout": "2s"}]}});

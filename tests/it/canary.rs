@@ -2,10 +2,10 @@
 //! finish, an abort, concurrent promotes, and who may do what under a team file.
 use crate::support;
 
-use kube::api::{Api, DynamicObject};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::api::Api;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use signalbox::cluster::Kind;
 use support::TestNamespace;
 use support::console::Console;
 
@@ -28,8 +28,7 @@ fn firefox_then_v1() -> Value {
 }
 
 async fn live_vs(ns: &TestNamespace) -> Value {
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService"));
-    let api: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &resource);
+    let api = ns.objects(Kind::VirtualService);
     serde_json::to_value(api.get("recommendation").await.unwrap()).unwrap()
 }
 

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
+use signalbox::cluster::Kind;
 use support::fixtures::fixture_documents;
 use support::{TestNamespace, eventually};
 
@@ -44,7 +45,7 @@ async fn a_tutorial_virtual_service_is_stored_as_v1alpha3_and_read_back_as_v1() 
     let ns = TestNamespace::new("crd").await;
     let object: DynamicObject = serde_json::from_value(tutorial_file_90_10()).unwrap();
     virtual_services_at(&ns, "v1alpha3").create(&PostParams::default(), &object).await.expect("created");
-    let stored = serde_json::to_value(ns.virtual_services().get("recommendation").await.unwrap()).unwrap();
+    let stored = serde_json::to_value(ns.objects(Kind::VirtualService).get("recommendation").await.unwrap()).unwrap();
     assert_eq!(stored["apiVersion"], "networking.istio.io/v1");
     assert_eq!(weights(&stored), [90, 10]);
     assert_eq!(stored["spec"]["http"][0]["route"][1]["destination"]["subset"], "version-v2");
@@ -53,7 +54,7 @@ async fn a_tutorial_virtual_service_is_stored_as_v1alpha3_and_read_back_as_v1() 
 #[tokio::test]
 async fn the_crd_schema_refuses_a_string_weight_and_strict_validation_an_unknown_field() {
     let ns = TestNamespace::new("crd").await;
-    let api = ns.virtual_services();
+    let api = ns.objects(Kind::VirtualService);
 
     let mut string_weight = tutorial_90_10();
     string_weight["spec"]["http"][0]["route"][0]["weight"] = json!("ninety");
@@ -79,7 +80,7 @@ async fn the_crd_schema_refuses_a_string_weight_and_strict_validation_an_unknown
 #[tokio::test]
 async fn two_field_managers_conflict_unless_forced() {
     let ns = TestNamespace::new("crd").await;
-    let api = ns.virtual_services();
+    let api = ns.objects(Kind::VirtualService);
     let ninety_ten = tutorial_90_10();
     api.patch("recommendation", &PatchParams::apply("team-a"), &Patch::Apply(&ninety_ten)).await.unwrap();
 
@@ -99,7 +100,7 @@ async fn two_field_managers_conflict_unless_forced() {
 #[tokio::test]
 async fn a_dry_run_answers_with_the_object_but_stores_nothing() {
     let ns = TestNamespace::new("crd").await;
-    let api = ns.virtual_services();
+    let api = ns.objects(Kind::VirtualService);
     let mut params = PatchParams::apply("signalbox");
     params.dry_run = true;
     let answered = api.patch("recommendation", &params, &Patch::Apply(&tutorial_90_10())).await.unwrap();

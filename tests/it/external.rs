@@ -8,6 +8,7 @@ use std::time::Duration;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use signalbox::cluster::Kind;
 use support::console::Console;
 use support::{TestNamespace, eventually};
 
@@ -32,7 +33,7 @@ async fn kubectl_changes_are_audited_as_external_with_their_field_manager() {
         {"destination": {"host": "recommendation", "subset": "version-v1"}, "weight": 50},
         {"destination": {"host": "recommendation", "subset": "version-v2"}, "weight": 50}]}]}});
     let params = PatchParams { field_manager: Some("kubectl-edit".into()), ..PatchParams::default() };
-    ns.virtual_services().patch("recommendation", &params, &Patch::Merge(&patch)).await.unwrap();
+    ns.objects(Kind::VirtualService).patch("recommendation", &params, &Patch::Merge(&patch)).await.unwrap();
 
     let entry = eventually(Duration::from_secs(10), "an external entry", || async {
         console.external_entries().await.into_iter().find(|e| e["kind"] == "VirtualService")
@@ -68,7 +69,7 @@ async fn kubectl_changes_are_audited_as_external_with_their_field_manager() {
             .collect::<Vec<_>>()
     );
 
-    ns.virtual_services().delete("recommendation", &DeleteParams::default()).await.unwrap();
+    ns.objects(Kind::VirtualService).delete("recommendation", &DeleteParams::default()).await.unwrap();
     eventually(Duration::from_secs(10), "the external deletion", || async {
         console.external_entries().await.into_iter().find(|e| e["action"] == "external.delete")
     })

@@ -4,7 +4,7 @@ use crate::support;
 
 use std::time::Duration;
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use signalbox::cluster::Kind;
@@ -38,8 +38,7 @@ async fn a_change_made_while_down_is_recorded_once_at_startup() {
     assert_eq!(status, StatusCode::OK, "{body}");
     console.stop().await;
 
-    let deployments: Api<DynamicObject> =
-        Api::namespaced_with(ns.client.clone(), &ns.name, &Kind::Deployment.api_resource());
+    let deployments = ns.objects(Kind::Deployment);
     let params = PatchParams { field_manager: Some("kubectl-scale".into()), ..PatchParams::default() };
     deployments.patch("recommendation-v1", &params, &Patch::Merge(&json!({"spec": {"replicas": 3}}))).await.unwrap();
 

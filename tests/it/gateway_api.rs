@@ -13,15 +13,11 @@ use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use signalbox::cluster::Kind;
 use support::TestNamespace;
 use support::console::Console;
 use support::private_cluster::PrivateCluster;
 use support::xds::{eventually_routed, running_pod};
-
-fn http_routes(ns: &TestNamespace) -> Api<DynamicObject> {
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"));
-    Api::namespaced_with(ns.client.clone(), &ns.name, &resource)
-}
 
 async fn create_version_services(ns: &TestNamespace) {
     let services = Api::<Service>::namespaced(ns.client.clone(), &ns.name);
@@ -53,7 +49,7 @@ async fn create_route(ns: &TestNamespace) {
         }
     }))
     .unwrap();
-    http_routes(ns).create(&PostParams::default(), &route).await.unwrap();
+    ns.objects(Kind::HTTPRoute).create(&PostParams::default(), &route).await.unwrap();
 }
 
 /// The weights of the sidecar's catch-all route for recommendation, by cluster.
@@ -94,7 +90,7 @@ async fn an_http_route_is_read_edited_in_place_refused_for_what_it_cannot_say_an
     desired["rules"][0]["route"] = json!({"recommendation-v1": 90, "recommendation-v2": 10});
     let (status, body) = console.send_json(Method::PUT, &routes, Some(desired.clone())).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let written = http_routes(&ns).get("reco-mesh").await.unwrap();
+    let written = ns.objects(Kind::HTTPRoute).get("reco-mesh").await.unwrap();
     let spec = &written.data["spec"];
     assert_eq!(spec["parentRefs"], json!([{"group": "", "kind": "Service", "name": "recommendation", "port": 8080}]));
     assert_eq!(spec["rules"][0]["name"], "main");
@@ -113,7 +109,7 @@ async fn an_http_route_is_read_edited_in_place_refused_for_what_it_cannot_say_an
     // istiod accepts it, for the current generation.
     let generation = written.metadata.generation;
     support::eventually(Duration::from_secs(30), "istiod's Accepted condition for this generation", || async {
-        let route = http_routes(&ns).get("reco-mesh").await.ok()?;
+        let route = ns.objects(Kind::HTTPRoute).get("reco-mesh").await.ok()?;
         let parents = route.data["status"]["parents"].as_array()?.clone();
         let accepted = parents.iter().flat_map(|p| p["conditions"].as_array().cloned().unwrap_or_default()).any(|c| {
             c["type"] == "Accepted" && c["status"] == "True" && c["observedGeneration"].as_i64() == generation
@@ -192,8 +188,7 @@ async fn an_http_route_is_read_edited_in_place_refused_for_what_it_cannot_say_an
     let vs = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
                     "metadata": {"name": "legacy"}, "spec": {"hosts": ["recommendation"],
                     "http": [{"route": [{"destination": {"host": "recommendation"}}]}]}});
-    let vs_resource = ApiResource::from_gvk(&GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService"));
-    let vs_api: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &vs_resource);
+    let vs_api = ns.objects(Kind::VirtualService);
     vs_api.create(&PostParams::default(), &serde_json::from_value(vs).unwrap()).await.unwrap();
     let (status, body) = console.send_json(Method::PUT, &routes, Some(desired)).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
@@ -257,7 +252,7 @@ async fn the_walkthrough_and_a_canary_on_an_http_route() {
     assert_eq!(status, StatusCode::OK, "{tested}");
     assert_eq!(tested["rule"], 0);
     assert_eq!(tested["why"], "rule 1 wins over rule 2: more header matches (1 against 0)");
-    let route = http_routes(&ns).get("recommendation").await.expect("a new HTTPRoute named after the host");
+    let route = ns.objects(Kind::HTTPRoute).get("recommendation").await.expect("a new HTTPRoute named after the host");
     assert_eq!(route.data["spec"]["parentRefs"][0]["name"], "recommendation");
     assert_eq!(route.data["spec"]["rules"][0]["matches"][0]["headers"][0]["value"], ".*Firefox.*");
 
@@ -268,7 +263,7 @@ async fn the_walkthrough_and_a_canary_on_an_http_route() {
     let (status, promoted) = console.send_json(Method::POST, &format!("{canaries}/promote"), Some(json!({}))).await;
     assert_eq!(status, StatusCode::OK, "{promoted}");
     assert_eq!(promoted["weight"], 25);
-    let route = http_routes(&ns).get("recommendation").await.unwrap();
+    let route = ns.objects(Kind::HTTPRoute).get("recommendation").await.unwrap();
     let annotation = route.metadata.annotations.as_ref().and_then(|a| a.get("signalbox.io/canary")).cloned();
     assert!(annotation.is_some_and(|a| a.contains("\"step\":1")), "the canary's state is on the HTTPRoute");
     let default_rule = &route.data["spec"]["rules"][1]["backendRefs"];
@@ -289,7 +284,7 @@ async fn the_walkthrough_and_a_canary_on_an_http_route() {
 
     let (status, removed) = console.send_json(Method::DELETE, &routes, None).await;
     assert_eq!(status, StatusCode::OK, "{removed}");
-    assert!(http_routes(&ns).get_opt("recommendation").await.unwrap().is_none(), "the HTTPRoute is deleted");
+    assert!(ns.objects(Kind::HTTPRoute).get_opt("recommendation").await.unwrap().is_none(), "the HTTPRoute is deleted");
     let (status, _) = console.get_json(&routes).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     console.stop().await;
@@ -355,7 +350,10 @@ async fn a_virtual_service_host_migrates_to_an_http_route_and_back() {
     let (_, back) = console.get_json(&routes).await;
     assert_eq!(back["kind"], "VirtualService", "{back}");
     assert_eq!(back["rules"][1]["route"], json!({"version-v1": 90, "version-v2": 10}));
-    assert!(http_routes(&ns).get_opt("recommendation").await.unwrap().is_none(), "the HTTPRoute is gone again");
+    assert!(
+        ns.objects(Kind::HTTPRoute).get_opt("recommendation").await.unwrap().is_none(),
+        "the HTTPRoute is gone again"
+    );
     console.stop().await;
 }
 
@@ -379,7 +377,7 @@ async fn an_ingress_http_route_is_edited_when_nothing_else_routes_the_host() {
         }
     }))
     .unwrap();
-    http_routes(&ns).create(&PostParams::default(), &ingress).await.unwrap();
+    ns.objects(Kind::HTTPRoute).create(&PostParams::default(), &ingress).await.unwrap();
     let routes = console.api("/routes/recommendation");
 
     let (status, policy) = console.get_json(&routes).await;
@@ -392,7 +390,7 @@ async fn an_ingress_http_route_is_edited_when_nothing_else_routes_the_host() {
     desired["rules"][0]["route"] = json!({"recommendation-v1": 75, "recommendation-v2": 25});
     let (status, body) = console.send_json(Method::PUT, &routes, Some(desired)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let written = http_routes(&ns).get("reco-public").await.unwrap();
+    let written = ns.objects(Kind::HTTPRoute).get("reco-public").await.unwrap();
     assert_eq!(written.data["spec"]["parentRefs"][0]["name"], "public");
     assert_eq!(written.data["spec"]["parentRefs"][0]["namespace"], "istio-system");
     assert_eq!(written.data["spec"]["hostnames"], json!(["reco.example.com"]));
@@ -460,7 +458,7 @@ async fn only_the_owning_team_edits_an_http_route() {
         let (status, body) = as_user("bob", method.clone(), path, body).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "bob (web) {method} {path}: {body}");
     }
-    let untouched = http_routes(&ns).get("reco-mesh").await.unwrap();
+    let untouched = ns.objects(Kind::HTTPRoute).get("reco-mesh").await.unwrap();
     let backends = untouched.data["spec"]["rules"][0]["backendRefs"].as_array().cloned().unwrap_or_default();
     let backends: Vec<_> = backends.iter().map(|b| b["name"].as_str()).collect();
     assert_eq!(backends, [Some("recommendation-v1")], "bob's refused edits left the route as it was");
@@ -474,7 +472,7 @@ async fn only_the_owning_team_edits_an_http_route() {
         let (status, body) = as_user("bob", Method::POST, path, canary.clone()).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "bob (web) POST {path}: {body}");
     }
-    let edited = http_routes(&ns).get("reco-mesh").await.unwrap();
+    let edited = ns.objects(Kind::HTTPRoute).get("reco-mesh").await.unwrap();
     assert_eq!(edited.data["spec"]["rules"][0]["name"], "main", "edited in place");
     assert!(edited.metadata.annotations.clone().unwrap_or_default().contains_key("signalbox.io/canary"), "{edited:?}");
 
@@ -497,7 +495,7 @@ async fn only_the_owning_team_edits_an_http_route() {
         }
     }))
     .unwrap();
-    http_routes(&ns).create(&PostParams::default(), &ingress).await.unwrap();
+    ns.objects(Kind::HTTPRoute).create(&PostParams::default(), &ingress).await.unwrap();
     let (status, policy) = console.get_json(&console.api("/routes/preference")).await;
     assert_eq!((status, policy["kind"].as_str()), (StatusCode::OK, Some("HTTPRoute")), "{policy}");
     let mut timed = policy.clone();

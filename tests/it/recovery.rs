@@ -4,7 +4,7 @@ use crate::support;
 
 use std::time::Duration;
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 use signalbox::audit::{AuditStore, NewEntry, Outcome, Source};
 use signalbox::cluster::{Kind, ObjectRef, Operation};
@@ -51,8 +51,7 @@ async fn startup_resolves_pending_entries_by_comparing_with_the_cluster() {
     // The first change reached the cluster before the crash; the second did not.
     let mut applied = Workload::RecommendationV1.deployment(1);
     applied["metadata"]["namespace"] = json!(ns.name);
-    let resource = Kind::Deployment.api_resource();
-    let api: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &resource);
+    let api = ns.objects(Kind::Deployment);
     api.patch("recommendation-v1", &PatchParams::apply("signalbox"), &Patch::Apply(&applied)).await.unwrap();
 
     let console = Console::start_with(&ns.name, |config| config.database = database.clone()).await;

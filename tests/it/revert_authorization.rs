@@ -5,9 +5,10 @@ use crate::support;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use signalbox::cluster::Kind;
 use support::TestNamespace;
 use support::console::Console;
 
@@ -80,11 +81,6 @@ async fn namespace_exists(ns: &TestNamespace) -> bool {
     Api::<Namespace>::all(ns.client.clone()).get_opt(&ns.name).await.unwrap().is_some()
 }
 
-fn istio_api(ns: &TestNamespace, kind: &str) -> Api<DynamicObject> {
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("networking.istio.io", "v1", kind));
-    Api::namespaced_with(ns.client.clone(), &ns.name, &resource)
-}
-
 /// The newest audit entry with `action` by `actor`.
 async fn latest(console: &Console, actor: &str, action: &str) -> Value {
     let audit = console.audit().await;
@@ -135,7 +131,7 @@ async fn a_revert_is_authorized_for_every_object_it_would_change() {
         "spec": {"hosts": ["recommendation", "preference"],
                  "http": [{"route": [{"destination": {"host": "recommendation"}}]}]}
     });
-    istio_api(&ns, "VirtualService")
+    ns.objects(Kind::VirtualService)
         .patch("reco-routes", &PatchParams::apply("kubectl"), &Patch::Apply(&shared))
         .await
         .unwrap();
@@ -157,7 +153,7 @@ async fn a_revert_is_authorized_for_every_object_it_would_change() {
         error.contains(&format!("VirtualService {}/reco-routes", ns.name)) && error.contains("preference"),
         "{error}"
     );
-    let live = istio_api(&ns, "VirtualService").get("reco-routes").await.unwrap();
+    let live = ns.objects(Kind::VirtualService).get("reco-routes").await.unwrap();
     let subset = &serde_json::to_value(live).unwrap()["spec"]["http"][0]["route"][0]["destination"]["subset"];
     assert_eq!(subset, "version-v1", "the admin's routing stays");
 

@@ -3,23 +3,18 @@
 //! tester and dry runs.
 use crate::support;
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::api::{DynamicObject, Patch, PatchParams};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use signalbox::cluster::Kind;
 use support::TestNamespace;
 use support::console::Console;
 use support::fixtures::fixture_documents;
 
 const ISTIOFILES: &str = "istio-tutorial/istiofiles";
 
-fn istio_api(ns: &TestNamespace, kind: &str) -> Api<DynamicObject> {
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("networking.istio.io", "v1", kind));
-    Api::namespaced_with(ns.client.clone(), &ns.name, &resource)
-}
-
 async fn live_spec(ns: &TestNamespace, kind: &str) -> Option<Value> {
-    let object = istio_api(ns, kind).get_opt("recommendation").await.unwrap()?;
+    let object = ns.objects(Kind::parse(kind).unwrap()).get_opt("recommendation").await.unwrap()?;
     Some(normalized(serde_json::to_value(object).unwrap()["spec"].clone()))
 }
 
@@ -137,7 +132,7 @@ async fn fields_the_console_does_not_model_survive_a_weight_change() {
     let mut dr = dr;
     dr["apiVersion"] = json!("networking.istio.io/v1");
     dr["spec"]["trafficPolicy"] = json!({"connectionPool": {"tcp": {"maxConnections": 7}}});
-    istio_api(&ns, "DestinationRule")
+    ns.objects(Kind::DestinationRule)
         .patch("recommendation", &PatchParams::apply("kubectl"), &Patch::Apply(&dr))
         .await
         .unwrap();
@@ -155,7 +150,7 @@ async fn fields_the_console_does_not_model_survive_a_weight_change() {
                        {"destination": {"host": "recommendation", "subset": "version-v2"}, "weight": 10}]}
         ]}
     });
-    istio_api(&ns, "VirtualService")
+    ns.objects(Kind::VirtualService)
         .patch("recommendation", &PatchParams::apply("kubectl"), &Patch::Apply(&vs))
         .await
         .unwrap();
@@ -166,14 +161,14 @@ async fn fields_the_console_does_not_model_survive_a_weight_change() {
     let (status, answer) = put_policy(&console, policy).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
 
-    let live = serde_json::to_value(istio_api(&ns, "VirtualService").get("recommendation").await.unwrap()).unwrap();
+    let live = serde_json::to_value(ns.objects(Kind::VirtualService).get("recommendation").await.unwrap()).unwrap();
     let mut expected = vs["spec"].clone();
     expected["http"][1]["route"][0]["weight"] = json!(75);
     expected["http"][1]["route"][1]["weight"] = json!(25);
     assert_eq!(live["spec"], expected, "only the weights changed");
     assert_eq!(live["metadata"]["labels"]["team"], "reco");
     assert_eq!(live["metadata"]["annotations"]["owner"], "reco@example.com");
-    let live_dr = serde_json::to_value(istio_api(&ns, "DestinationRule").get("recommendation").await.unwrap()).unwrap();
+    let live_dr = serde_json::to_value(ns.objects(Kind::DestinationRule).get("recommendation").await.unwrap()).unwrap();
     assert_eq!(live_dr["spec"]["trafficPolicy"]["connectionPool"]["tcp"]["maxConnections"], 7);
     console.stop().await;
 }
@@ -362,7 +357,7 @@ async fn retry_conditions_istio_refuses_are_refused_by_both_layers() {
             "retries": {"attempts": 3, "retryOn": "5xx,not-a-condition"}}]}}))
     .unwrap();
     let params = kube::api::PostParams { dry_run: true, field_manager: None };
-    let refused = istio_api(&ns, "VirtualService").create(&params, &object).await.unwrap_err();
+    let refused = ns.objects(Kind::VirtualService).create(&params, &object).await.unwrap_err();
     let refused = refused.to_string();
     assert!(refused.contains("validation.istio.io") && refused.contains("not-a-condition"), "{refused}");
     console.stop().await;

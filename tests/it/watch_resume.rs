@@ -8,7 +8,7 @@ use crate::support;
 
 use std::time::Duration;
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use signalbox::cluster::Kind;
@@ -20,10 +20,6 @@ use support::{TestNamespace, eventually, kubeconfig_path};
 /// How long the network stays cut: several watch retries are turned away meanwhile.
 const OUTAGE: Duration = Duration::from_secs(5);
 
-fn api(ns: &TestNamespace, kind: Kind) -> Api<DynamicObject> {
-    Api::namespaced_with(ns.client.clone(), &ns.name, &kind.api_resource())
-}
-
 fn params(manager: &str) -> PatchParams {
     PatchParams { field_manager: Some(manager.into()), ..PatchParams::default() }
 }
@@ -34,7 +30,7 @@ async fn change_behind_its_back(ns: &TestNamespace) {
     let patch = json!({"spec": {"http": [{"route": [
         {"destination": {"host": "recommendation", "subset": "version-v1"}, "weight": 50},
         {"destination": {"host": "recommendation", "subset": "version-v2"}, "weight": 50}]}]}});
-    api(ns, Kind::VirtualService)
+    ns.objects(Kind::VirtualService)
         .patch("recommendation", &params("kubectl-edit"), &Patch::Merge(&patch))
         .await
         .unwrap();
@@ -43,10 +39,10 @@ async fn change_behind_its_back(ns: &TestNamespace) {
     deployment["metadata"]["namespace"] = json!(ns.name);
     let deployment: DynamicObject = serde_json::from_value(deployment).unwrap();
     let create = PostParams { field_manager: Some("kubectl-create".into()), ..PostParams::default() };
-    api(ns, Kind::Deployment).create(&create, &deployment).await.unwrap();
+    ns.objects(Kind::Deployment).create(&create, &deployment).await.unwrap();
 
     let scale = json!({"spec": {"replicas": 3}});
-    api(ns, Kind::Deployment)
+    ns.objects(Kind::Deployment)
         .patch("recommendation-v1", &params("kubectl-scale"), &Patch::Merge(&scale))
         .await
         .unwrap();

@@ -16,9 +16,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+use signalbox::cluster::Kind;
 
 /// The admin kubeconfig of the dev cluster `make test` starts (or `SIGNALBOX_TEST_KUBECONFIG`).
 pub fn kubeconfig_path() -> PathBuf {
@@ -107,10 +108,9 @@ impl TestNamespace {
         Self { name, client }
     }
 
-    /// The namespace's VirtualServices, read as the API server stores them (`networking.istio.io/v1`).
-    pub fn virtual_services(&self) -> Api<DynamicObject> {
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService"));
-        Api::namespaced_with(self.client.clone(), &self.name, &resource)
+    /// The namespace's objects of `kind`, in the version signalbox reads and writes.
+    pub fn objects(&self, kind: Kind) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), &self.name, &kind.api_resource())
     }
 
     /// A name for a namespace that does not exist yet (deleted at the end if created).
