@@ -142,6 +142,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         observed_edges: prometheus.clone().map(ObservedEdges::new),
         graphs: Default::default(),
         service_facts: Default::default(),
+        rendered_services: Default::default(),
         prometheus,
     });
     let autopilot = state.prometheus.clone().map(|prometheus| {

@@ -30,6 +30,12 @@ impl VersionSummary {
             _ => "progressing",
         }
     }
+
+    /// The Deployment's name when it is not the usual `<app>-<version>`: pages name it then.
+    pub fn unusual_deployment(&self) -> Option<&str> {
+        let usual = self.deployment.strip_prefix(self.app.as_str()).and_then(|rest| rest.strip_prefix('-'));
+        (usual != Some(self.version.as_str())).then_some(self.deployment.as_str())
+    }
 }
 
 /// A service (by `app` label) and its versions.
@@ -145,6 +151,16 @@ mod tests {
         assert_eq!(summary[1].versions[0].name, "preference", "tutorial workload name");
         assert!(!summary[1].has_service);
         assert!(summary[0].versions.is_empty());
+    }
+
+    #[test]
+    fn only_an_unusual_deployment_name_is_worth_naming() {
+        let name = |name, app, version| {
+            version_of(&deployment(name, app, version, 1, 1)).unusual_deployment().map(str::to_owned)
+        };
+        assert_eq!(name("reviews-v2", "reviews", "v2"), None);
+        assert_eq!(name("reviews-canary", "reviews", "v2").as_deref(), Some("reviews-canary"));
+        assert_eq!(name("reviews-v2", "review", "s-v2").as_deref(), Some("reviews-v2"), "not split elsewhere");
     }
 
     #[test]

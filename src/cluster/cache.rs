@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -32,6 +32,16 @@ pub struct NamespaceCache {
     pub destination_rules: Store<DestinationRule>,
     pub gateways: Store<Gateway>,
     pub http_routes: Store<HTTPRoute>,
+    /// Moves after every watch event applied to any of these stores.
+    revision: Arc<AtomicU64>,
+}
+
+impl NamespaceCache {
+    /// A number that moves whenever any of this namespace's stores changed: the same
+    /// number means the same objects, so what was derived from them still holds.
+    pub fn revision(&self) -> u64 {
+        self.revision.load(Ordering::Acquire)
+    }
 }
 
 /// All caches, plus when they last heard from the API server.
@@ -62,11 +72,13 @@ impl Caches {
     /// [`Caches::is_synced`].
     pub fn start(client: &Client, managed_namespaces: &[String], outside: Option<OutsideChanges>) -> Self {
         let activity = Activity::default();
-        let watch = Watch { client, activity: &activity, outside: outside.as_ref() };
+        let watch = Watch { client, activity: &activity, outside: outside.as_ref(), revision: None };
         let managed = managed_namespaces
             .iter()
             .map(|namespace| {
                 let at = Some(namespace.as_str());
+                let revision = Arc::new(AtomicU64::new(0));
+                let watch = Watch { revision: Some(&revision), ..watch };
                 let cache = NamespaceCache {
                     deployments: watch.reflect(Kind::Deployment, at),
                     services: watch.reflect(Kind::Service, at),
@@ -74,12 +86,13 @@ impl Caches {
                     destination_rules: watch.reflect(Kind::DestinationRule, at),
                     gateways: watch.reflect(Kind::Gateway, at),
                     http_routes: watch.reflect(Kind::HTTPRoute, at),
+                    revision: revision.clone(),
                 };
                 (namespace.clone(), cache)
             })
             .collect();
         // Outside changes are recorded only in the managed namespaces.
-        let unrecorded = Watch { outside: None, ..watch };
+        let unrecorded = Watch { outside: None, revision: None, ..watch };
         let caches = Self {
             managed,
             namespaces: unrecorded.reflect(Kind::Namespace, None),
@@ -136,6 +149,8 @@ struct Watch<'a> {
     client: &'a Client,
     activity: &'a Activity,
     outside: Option<&'a OutsideChanges>,
+    /// The namespace's revision, moved after each event is applied.
+    revision: Option<&'a Arc<AtomicU64>>,
 }
 
 impl Watch<'_> {
@@ -156,7 +171,7 @@ impl Watch<'_> {
             Some(namespace) => Api::namespaced_with(self.client.clone(), namespace, &resource),
             None => Api::all_with(self.client.clone(), &resource),
         };
-        let (activity, outside) = (self.activity.clone(), self.outside.cloned());
+        let (activity, outside, revision) = (self.activity.clone(), self.outside.cloned(), self.revision.cloned());
         let namespace = namespace.unwrap_or_default().to_owned();
         tokio::spawn(async move {
             // The baseline is read before the first listing, which is compared with it; the
@@ -177,6 +192,9 @@ impl Watch<'_> {
                 activity.touch();
                 if let Some(typed) = typed_event::<K>(kind, &event) {
                     writer.apply_watcher_event(&typed);
+                    if let Some(revision) = &revision {
+                        revision.fetch_add(1, Ordering::Release);
+                    }
                 }
                 if let Some(detector) = &mut detector {
                     detector.observe(event);

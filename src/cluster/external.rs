@@ -72,12 +72,16 @@ impl ExternalActivity {
         }
     }
 
-    /// Whether `host`'s routing changed outside signalbox within the last `within_ms`.
-    pub fn routing_changed_recently(&self, namespace: &str, host: &str, within_ms: i64) -> bool {
+    /// The hosts of `namespace` whose routing changed outside signalbox within the last
+    /// `within_ms`: one look for a whole page of services (usually none).
+    pub fn routing_changed_recently(&self, namespace: &str, within_ms: i64) -> Vec<String> {
         let changes = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        changes
-            .get(&(namespace.to_owned(), host.to_owned()))
-            .is_some_and(|at| jiff::Timestamp::now().as_millisecond() - at <= within_ms)
+        if changes.is_empty() {
+            return Vec::new();
+        }
+        let now = jiff::Timestamp::now().as_millisecond();
+        let recent = changes.iter().filter(|((ns, _), at)| ns == namespace && now - **at <= within_ms);
+        recent.map(|((_, host), _)| host.clone()).collect()
     }
 }
 
@@ -337,7 +341,9 @@ mod tests {
             author: Author::new("kubectl", "Update"),
             resource_version: Some("1".into()),
         });
-        assert!(activity.routing_changed_recently("tutorial", "preference", 60_000));
-        assert!(!activity.routing_changed_recently("tutorial", "reco-routes", 60_000));
+        let mut changed = activity.routing_changed_recently("tutorial", 60_000);
+        changed.sort();
+        assert_eq!(changed, ["preference", "recommendation"], "by the hosts routed, not the object's name");
+        assert!(activity.routing_changed_recently("otherns", 60_000).is_empty());
     }
 }

@@ -16,6 +16,9 @@ const LABEL_CHARS: usize = 23;
 const CHAR_WIDTH: i32 = 6;
 /// Starts an edge's observed-rate line.
 const OBSERVED: &str = "observed";
+/// A collapsed service lists this many versions beside its box; the words (and the
+/// services table) name them all.
+const LISTED_VERSIONS: usize = 4;
 
 /// How a service's traffic is routed, as the overview found it.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +44,7 @@ pub struct ServiceInput {
 pub struct ServiceGraph {
     pub width: i32,
     pub height: i32,
-    /// Everything the picture shows, in words (its `aria-label` and `<title>`).
+    /// Everything the picture shows, in words (its `<title>`, which names it).
     pub words: String,
     pub nodes: Vec<Node>,
     pub edges: Vec<Edge>,
@@ -58,9 +61,20 @@ pub struct Node {
     pub detail: Option<String>,
     pub text_x: i32,
     pub text_y: i32,
-    pub title: String,
+    /// The box's tooltip; none on a service that lists its versions, which the caption
+    /// explains and the words describe (fifty such boxes would repeat one sentence).
+    pub title: Option<String>,
     /// A service links to its routing page.
     pub href: Option<String>,
+    /// A collapsed service's versions, written beside its box instead of drawn as boxes.
+    pub listed: Vec<ListedVersion>,
+}
+
+/// `v1 1/1`, coloured by its state (the table's status colours).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedVersion {
+    pub text: String,
+    pub state: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -89,13 +103,24 @@ pub fn graph(namespace: &str, services: &[ServiceInput], observed: Option<&Obser
     let calls = known_calls(services);
     let (layers, loose) = layers(services, &calls);
     let labels: Vec<Vec<(Vec<String>, &'static str)>> =
-        services.iter().map(|service| version_labels(service, observed)).collect();
+        services
+            .iter()
+            .enumerate()
+            .map(|(index, service)| {
+                if fans_out(index, service, &calls, observed) { version_labels(service, observed) } else { Vec::new() }
+            })
+            .collect();
     let lines: Vec<Vec<usize>> = labels.iter().map(|v| v.iter().map(|(l, _)| l.len()).collect()).collect();
     let placed = layout::place(&layers, &loose, &lines);
     let mut nodes = Vec::new();
     let mut edges = Vec::new();
     for ((service, labels), at) in services.iter().zip(&labels).zip(&placed.placed) {
-        nodes.push(service_node(namespace, service, &at.service));
+        let mut node = service_node(namespace, service, &at.service);
+        if labels.is_empty() && !service.versions.is_empty() {
+            node.listed = listed_versions(service);
+            node.title = None;
+        }
+        nodes.push(node);
         let straight = straight_run(labels);
         for ((version, (lines, class)), rect) in service.versions.iter().zip(labels).zip(&at.versions) {
             nodes.push(version_node(service, version, rect));
@@ -106,11 +131,43 @@ pub fn graph(namespace: &str, services: &[ServiceInput], observed: Option<&Obser
         let (from, to) = (&placed.placed[caller], &placed.placed[callee]);
         edges.extend(call_edges(&services[caller], from, &services[callee], to, observed));
     }
-    let mut words = words(namespace, services, &calls);
+    let listed: Vec<bool> = services.iter().zip(&labels).map(|(s, l)| l.is_empty() && !s.versions.is_empty()).collect();
+    let mut words = words(namespace, services, &calls, &listed);
     if observed.is_some() {
         words.push_str(&observed_words(&edges));
     }
     ServiceGraph { width: placed.width, height: placed.height, words, nodes, edges }
+}
+
+/// Whether a service's versions are drawn as boxes with an edge each: when its routing or
+/// its observed traffic tells them apart, or a call starts from them. A service that
+/// spreads requests over all pods, with no call and nothing observed, is one box that
+/// lists its versions: edges that all say `round-robin` tell nothing, and fifty such
+/// services would make the picture four times as tall (Kiali hides such idle nodes).
+fn fans_out(index: usize, service: &ServiceInput, calls: &[(usize, usize)], observed: Option<&Observed>) -> bool {
+    let round_robin = match &service.routing {
+        Routing::None => true,
+        Routing::Policy(policy) => policy.rules.is_empty(),
+        Routing::Unknown => false,
+    };
+    let called = calls.iter().any(|&(caller, callee)| caller == index || callee == index);
+    let seen = observed
+        .is_some_and(|o| service.versions.iter().any(|v| o.to_version(&service.app, &v.version).requests > 0.0));
+    !round_robin || called || seen
+}
+
+fn listed_versions(service: &ServiceInput) -> Vec<ListedVersion> {
+    let shown = if service.versions.len() > LISTED_VERSIONS { LISTED_VERSIONS - 1 } else { LISTED_VERSIONS };
+    let mut listed: Vec<ListedVersion> = service
+        .versions
+        .iter()
+        .take(shown)
+        .map(|v| ListedVersion { text: format!("{} {}/{}", cut(&v.version, 8), v.ready, v.desired), state: v.state() })
+        .collect();
+    if service.versions.len() > shown {
+        listed.push(ListedVersion { text: format!("+{} more", service.versions.len() - shown), state: "more" });
+    }
+    listed
 }
 
 /// The tutorial's calls between services that are both present, as indices.
@@ -203,8 +260,9 @@ fn service_node(namespace: &str, service: &ServiceInput, rect: &Rect) -> Node {
         detail: None,
         text_x: rect.x + rect.width / 2,
         text_y: rect.middle() + 5,
-        title: format!("{}: {}", service.app, service.summary),
+        title: Some(format!("{}: {}", service.app, service.summary)),
         href: Some(format!("/ns/{namespace}/routes/{}", service.app)),
+        listed: Vec::new(),
     }
 }
 
@@ -217,8 +275,9 @@ fn version_node(service: &ServiceInput, version: &VersionSummary, rect: &Rect) -
         detail: Some(format!("{}/{}", version.ready, version.desired)),
         text_x: rect.x + 8,
         text_y: rect.middle() + 4,
-        title: format!("Deployment {}: {}/{} ready", version.deployment, version.ready, version.desired),
+        title: Some(format!("Deployment {}: {}/{} ready", version.deployment, version.ready, version.desired)),
         href: None,
+        listed: Vec::new(),
     }
 }
 
@@ -324,18 +383,29 @@ fn cut(text: &str, max: usize) -> String {
     format!("{kept}…")
 }
 
-/// The picture in words: the calls, then each service with its versions and its routing.
-fn words(namespace: &str, services: &[ServiceInput], calls: &[(usize, usize)]) -> String {
+/// The picture in words: the calls, then each service with its versions and its routing;
+/// the services drawn as one box (`listed`, by index) together at the end.
+fn words(namespace: &str, services: &[ServiceInput], calls: &[(usize, usize)], listed: &[bool]) -> String {
     if services.is_empty() {
         return format!("No services in {namespace}.");
     }
     let mut sentences = vec![format!("Services of {namespace}")];
     sentences.extend(calls.iter().map(|&(a, b)| format!("{} calls {}", services[a].app, services[b].app)));
-    for service in services {
+    let mut round_robin = Vec::new();
+    for (service, &listed) in services.iter().zip(listed) {
+        if listed {
+            let versions: Vec<String> =
+                service.versions.iter().map(|v| format!("{} {}/{} ready", v.version, v.ready, v.desired)).collect();
+            round_robin.push(format!("{} ({})", service.app, versions.join(", ")));
+            continue;
+        }
         let versions: Vec<String> =
             service.versions.iter().map(|v| format!("{} ({}/{} ready)", v.version, v.ready, v.desired)).collect();
         let versions = if versions.is_empty() { "no versions".to_owned() } else { versions.join(", ") };
         sentences.push(format!("{}: {versions}; {}", service.app, service.summary));
+    }
+    if !round_robin.is_empty() {
+        sentences.push(format!("Round-robin over all pods: {}", round_robin.join("; ")));
     }
     sentences.join(". ") + "."
 }
@@ -503,11 +573,74 @@ mod tests {
     fn fifty_services_stay_three_blocks_wide() {
         let mut services = tutorial(Routing::None);
         let apps: Vec<String> = (0..47).map(|i| format!("svc-{i:02}")).collect();
-        services.extend(apps.iter().map(|app| service(app, &["v1", "v2"], Routing::None)));
+        services.extend(apps.iter().map(|app| service(app, &["v1", "v2"], split_policy(app))));
         let graph = graph("t", &services, None);
         assert_eq!(graph.nodes.len(), 2 + 2 + 4 + 47 * 3, "a node per service and per version");
         assert!(graph.width < 1300, "readable on a laptop without scrolling sideways: {}", graph.width);
         assert!(graph.nodes.iter().all(|n| n.rect.right() <= graph.width && n.rect.y + n.rect.height <= graph.height));
+    }
+
+    fn split_policy(app: &str) -> Routing {
+        Routing::Policy(
+            serde_json::from_value(json!({"host": app,
+                "subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
+                "rules": [{"route": {"version-v1": 50, "version-v2": 50}}]}))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_round_robin_service_without_calls_is_one_box_listing_its_versions() {
+        let mut services = tutorial(Routing::None);
+        let mut billing = service("billing", &["v1", "v2"], Routing::None);
+        billing.versions[1].ready = 0;
+        services.push(billing);
+        services.push(service("ledger", &["v1", "v2", "v3", "v4", "v5"], Routing::None));
+        let graph = graph("t", &services, None);
+        let node = |id: &str| graph.nodes.iter().find(|n| n.id == id).unwrap_or_else(|| panic!("no {id}"));
+        let listed = |id: &str| node(id).listed.iter().map(|v| (v.text.as_str(), v.state)).collect::<Vec<_>>();
+        assert_eq!(listed("node-billing"), [("v1 1/1", "ready"), ("v2 0/1", "progressing")]);
+        assert_eq!(
+            listed("node-ledger"),
+            [("v1 1/1", "ready"), ("v2 1/1", "ready"), ("v3 1/1", "ready"), ("+2 more", "more")]
+        );
+        assert!(graph.nodes.iter().all(|n| !n.id.starts_with("node-billing-")), "no version boxes");
+        assert!(graph.edges.iter().all(|e| !e.id.contains("billing")), "no edges");
+        assert!(
+            graph.words.ends_with(
+                "Round-robin over all pods: billing (v1 1/1 ready, v2 0/1 ready); \
+                 ledger (v1 1/1 ready, v2 1/1 ready, v3 1/1 ready, v4 1/1 ready, v5 1/1 ready)."
+            ),
+            "{}",
+            graph.words
+        );
+        // The tutorial's services call each other: their versions stay boxes, calls start there.
+        assert!(node("node-customer").listed.is_empty() && node("node-customer-v1").rect.width > 0);
+        assert_eq!(label_texts(edge(&graph, "edge-customer-v1")), ["round-robin"]);
+    }
+
+    #[test]
+    fn routing_or_observed_traffic_draws_the_versions_apart() {
+        let routed = service("billing", &["v1", "v2"], split_policy("billing"));
+        let graph = graph("t", &[routed], None);
+        assert_eq!(label_texts(edge(&graph, "edge-billing-v2")), ["50%"]);
+        let sample = crate::traffic::Sample {
+            labels: [
+                ("source_workload", "gateway"),
+                ("destination_service_name", "ledger"),
+                ("destination_version", "v2"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            value: 2.0,
+        };
+        let observed = Observed::from_samples(&[sample], &[]);
+        let ledger = service("ledger", &["v1", "v2"], Routing::None);
+        let graph = super::graph("t", std::slice::from_ref(&ledger), Some(&observed));
+        assert_eq!(label_texts(edge(&graph, "edge-ledger-v2")), ["round-robin", "observed 2.0/s"]);
+        let quiet = super::graph("t", &[ledger], Some(&Observed::default()));
+        assert!(quiet.edges.is_empty(), "nothing observed: one box");
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct Shared {
     pub graphs: crate::pictures::drawn::DrawnGraphs,
     /// The overview's services, derived once per change of the watch caches.
     pub service_facts: super::pages::overview::ServiceFactsMemo,
+    /// The overview's services partial, rendered once per distinct content.
+    pub rendered_services: super::pages::overview::RenderedServices,
 }
 
 impl AppState {

@@ -55,9 +55,11 @@ async fn with_the_api_server_down_pages_serve_the_cache_and_changes_fail_audited
         (status == StatusCode::OK).then_some(())
     })
     .await;
+    // recommendation's row in the services table lists the new version.
+    let v2_listed = regex::Regex::new(r"<strong>recommendation</strong></td><td>[^\n]*>v2 <small>").unwrap();
     eventually(Duration::from_secs(10), "the overview resynced, without the banner", || async {
         let html = console.http.get(&overview).send().await.ok()?.text().await.ok()?;
-        (!html.contains("Cluster unreachable since") && html.contains("recommendation-v2")).then_some(())
+        (!html.contains("Cluster unreachable since") && v2_listed.is_match(&html)).then_some(())
     })
     .await;
     let recovery = returned.elapsed();
