@@ -40,8 +40,12 @@ build_control_plane() {
 # `istioctl version`-style output and the xDS ISTIO_VERSION say what runs.
 build_istiod() {
   local start=$SECONDS module version commit
+  # `go list -m` names the module's directory only once it is in the module cache; on a
+  # fresh machine it is not yet.
+  (cd "$here/istiod" && go mod download istio.io/istio)
   module="$(cd "$here/istiod" && go list -mod=mod -m -f '{{.Dir}}' istio.io/istio)"
   commit="$(cd "$here/istiod" && go list -mod=mod -m -f '{{.Version}}' istio.io/istio)"
+  [[ -f "$module/VERSION" ]] || { echo "devcluster: istio.io/istio not in the module cache (dir '$module')" >&2; exit 1; }
   version="$(cat "$module/VERSION")-dev+${commit##*-}"
   echo "devcluster: building istiod $version (istio.io/istio/pilot/cmd/pilot-discovery)" >&2
   (cd "$here/istiod" && CGO_ENABLED=0 go build -mod=mod -trimpath \
