@@ -19,6 +19,11 @@ const OBSERVED: &str = "observed";
 /// A collapsed service lists this many versions beside its box; the words (and the
 /// services table) name them all.
 const LISTED_VERSIONS: usize = 4;
+/// At most this many idle services (one box each, see [`fans_out`]) are drawn; past it the
+/// first few are, and one box counts the rest, which the services table lists.
+const IDLE_SERVICES_DRAWN: usize = 6;
+/// The id of the services table on the overview, where the box of folded services links.
+const SERVICE_TABLE: &str = "#service-table";
 
 /// How a service's traffic is routed, as the overview found it.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,20 +106,29 @@ pub struct EdgeLabel {
 /// with the traffic Prometheus observed on each edge when there is a Prometheus.
 pub fn graph(namespace: &str, services: &[ServiceInput], observed: Option<&Observed>) -> ServiceGraph {
     let calls = known_calls(services);
-    let (layers, loose) = layers(services, &calls);
-    let labels: Vec<Vec<(Vec<String>, &'static str)>> =
-        services
-            .iter()
-            .enumerate()
-            .map(|(index, service)| {
-                if fans_out(index, service, &calls, observed) { version_labels(service, observed) } else { Vec::new() }
-            })
-            .collect();
-    let lines: Vec<Vec<usize>> = labels.iter().map(|v| v.iter().map(|(l, _)| l.len()).collect()).collect();
+    let (layers, mut loose) = layers(services, &calls);
+    let fanned: Vec<bool> =
+        services.iter().enumerate().map(|(index, service)| fans_out(index, service, &calls, observed)).collect();
+    let labels: Vec<Vec<(Vec<String>, &'static str)>> = services
+        .iter()
+        .zip(&fanned)
+        .map(|(service, &fanned)| if fanned { version_labels(service, observed) } else { Vec::new() })
+        .collect();
+    let folded = folded_idle_services(&fanned);
+    let mut lines: Vec<Vec<usize>> = labels.iter().map(|v| v.iter().map(|(l, _)| l.len()).collect()).collect();
+    if !folded.is_empty() {
+        // The box that counts them takes the place of the first, as one more loose service.
+        loose.retain(|s| !folded.contains(s));
+        loose.push(services.len());
+        lines.push(Vec::new());
+    }
     let placed = layout::place(&layers, &loose, &lines);
     let mut nodes = Vec::new();
     let mut edges = Vec::new();
-    for ((service, labels), at) in services.iter().zip(&labels).zip(&placed.placed) {
+    for (index, ((service, labels), at)) in services.iter().zip(&labels).zip(&placed.placed).enumerate() {
+        if folded.contains(&index) {
+            continue;
+        }
         let mut node = service_node(namespace, service, &at.service);
         if labels.is_empty() && !service.versions.is_empty() {
             node.listed = listed_versions(service);
@@ -131,8 +145,11 @@ pub fn graph(namespace: &str, services: &[ServiceInput], observed: Option<&Obser
         let (from, to) = (&placed.placed[caller], &placed.placed[callee]);
         edges.extend(call_edges(&services[caller], from, &services[callee], to, observed));
     }
+    if let Some(at) = placed.placed.get(services.len()) {
+        nodes.push(folded_node(folded.len(), &at.service));
+    }
     let listed: Vec<bool> = services.iter().zip(&labels).map(|(s, l)| l.is_empty() && !s.versions.is_empty()).collect();
-    let mut words = words(namespace, services, &calls, &listed);
+    let mut words = words(namespace, services, &calls, &listed, &folded);
     if observed.is_some() {
         words.push_str(&observed_words(&edges));
     }
@@ -154,6 +171,33 @@ fn fans_out(index: usize, service: &ServiceInput, calls: &[(usize, usize)], obse
     let seen = observed
         .is_some_and(|o| service.versions.iter().any(|v| o.to_version(&service.app, &v.version).requests > 0.0));
     !round_robin || called || seen
+}
+
+/// The idle services (not fanned out) that are not drawn: none when there are few, else all
+/// but the first `IDLE_SERVICES_DRAWN - 1`. Kiali hides idle nodes; a few stay here so that a
+/// small namespace is pictured whole, and fifty do not bury the services that route.
+fn folded_idle_services(fanned: &[bool]) -> Vec<usize> {
+    let idle: Vec<usize> = (0..fanned.len()).filter(|&i| !fanned[i]).collect();
+    if idle.len() <= IDLE_SERVICES_DRAWN {
+        return Vec::new();
+    }
+    idle[IDLE_SERVICES_DRAWN - 1..].to_vec()
+}
+
+/// One box for the `count` idle services not drawn, linking to the table that lists them.
+fn folded_node(count: usize, rect: &Rect) -> Node {
+    Node {
+        id: "node-more-services".into(),
+        class: "service more".into(),
+        rect: *rect,
+        label: format!("+{count} services"),
+        detail: None,
+        text_x: rect.x + rect.width / 2,
+        text_y: rect.middle() + 5,
+        title: None,
+        href: Some(SERVICE_TABLE.into()),
+        listed: vec![ListedVersion { text: "round-robin, no calls seen: see the table".into(), state: "more" }],
+    }
 }
 
 fn listed_versions(service: &ServiceInput) -> Vec<ListedVersion> {
@@ -384,15 +428,25 @@ fn cut(text: &str, max: usize) -> String {
 }
 
 /// The picture in words: the calls, then each service with its versions and its routing;
-/// the services drawn as one box (`listed`, by index) together at the end.
-fn words(namespace: &str, services: &[ServiceInput], calls: &[(usize, usize)], listed: &[bool]) -> String {
+/// the services drawn as one box (`listed`, by index) together at the end, and how many more
+/// (`folded`) the table lists.
+fn words(
+    namespace: &str,
+    services: &[ServiceInput],
+    calls: &[(usize, usize)],
+    listed: &[bool],
+    folded: &[usize],
+) -> String {
     if services.is_empty() {
         return format!("No services in {namespace}.");
     }
     let mut sentences = vec![format!("Services of {namespace}")];
     sentences.extend(calls.iter().map(|&(a, b)| format!("{} calls {}", services[a].app, services[b].app)));
     let mut round_robin = Vec::new();
-    for (service, &listed) in services.iter().zip(listed) {
+    for (index, (service, &listed)) in services.iter().zip(listed).enumerate() {
+        if folded.contains(&index) {
+            continue;
+        }
         if listed {
             let versions: Vec<String> =
                 service.versions.iter().map(|v| format!("{} {}/{} ready", v.version, v.ready, v.desired)).collect();
@@ -406,6 +460,12 @@ fn words(namespace: &str, services: &[ServiceInput], calls: &[(usize, usize)], l
     }
     if !round_robin.is_empty() {
         sentences.push(format!("Round-robin over all pods: {}", round_robin.join("; ")));
+    }
+    if !folded.is_empty() {
+        sentences.push(format!(
+            "{} more services round-robin over all pods with no call seen; the services table lists them",
+            folded.len()
+        ));
     }
     sentences.join(". ") + "."
 }
@@ -617,6 +677,35 @@ mod tests {
         // The tutorial's services call each other: their versions stay boxes, calls start there.
         assert!(node("node-customer").listed.is_empty() && node("node-customer-v1").rect.width > 0);
         assert_eq!(label_texts(edge(&graph, "edge-customer-v1")), ["round-robin"]);
+    }
+
+    #[test]
+    fn past_six_idle_services_one_box_counts_the_rest_and_links_to_the_table() {
+        let idle = |count: usize| -> Vec<ServiceInput> {
+            let mut services = tutorial(split_policy("recommendation"));
+            services.extend((0..count).map(|i| service(&format!("svc-{i:02}"), &["v1", "v2"], Routing::None)));
+            services
+        };
+        let ids = |graph: &ServiceGraph| graph.nodes.iter().map(|n| n.id.clone()).collect::<Vec<_>>();
+        let six = graph("t", &idle(6), None);
+        assert!((0..6).all(|i| ids(&six).contains(&format!("node-svc-{i:02}"))), "six are all drawn");
+        assert!(!ids(&six).contains(&"node-more-services".to_owned()));
+
+        let fifty = graph("t", &idle(50), None);
+        let drawn: Vec<String> = ids(&fifty).into_iter().filter(|id| id.starts_with("node-svc-")).collect();
+        assert_eq!(drawn, ["node-svc-00", "node-svc-01", "node-svc-02", "node-svc-03", "node-svc-04"]);
+        let more = fifty.nodes.iter().find(|n| n.id == "node-more-services").expect("a box for the rest");
+        assert_eq!((more.label.as_str(), more.href.as_deref()), ("+45 services", Some("#service-table")));
+        // The routed and called services are still drawn whole.
+        assert_eq!(label_texts(edge(&fifty, "edge-recommendation-v2")), ["50%"]);
+        assert!(fifty.words.contains("svc-04 (v1 1/1 ready, v2 1/1 ready)."), "{}", fifty.words);
+        assert!(!fifty.words.contains("svc-05"), "{}", fifty.words);
+        assert!(
+            fifty.words.ends_with(
+                "45 more services round-robin over all pods with no call seen; the services table lists them."
+            )
+        );
+        assert!(fifty.height < six.height + 60, "the rest take one row: {} vs {}", fifty.height, six.height);
     }
 
     #[test]

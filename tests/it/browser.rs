@@ -415,7 +415,7 @@ async fn pages_render_on_the_server_and_carry_no_inline_script() {
         html.contains("v1").then_some(html)
     })
     .await;
-    assert!(html.contains(r#"<table class="table services">"#), "{html}");
+    assert!(html.contains(r#"<table class="table services" id="service-table">"#), "{html}");
     assert!(html.contains("<strong>recommendation</strong>"), "{html}");
 
     let inline_handler = Regex::new(r#"(?i)<[a-z][^>]*\son[a-z]+\s*="#).unwrap();
