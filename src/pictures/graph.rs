@@ -123,6 +123,8 @@ pub fn graph(namespace: &str, services: &[ServiceInput], observed: Option<&Obser
         lines.push(Vec::new());
     }
     let placed = layout::place(&layers, &loose, &lines);
+    // Services drawn as one box that lists their versions beside it.
+    let listed: Vec<bool> = services.iter().zip(&labels).map(|(s, l)| l.is_empty() && !s.versions.is_empty()).collect();
     let mut nodes = Vec::new();
     let mut edges = Vec::new();
     for (index, ((service, labels), at)) in services.iter().zip(&labels).zip(&placed.placed).enumerate() {
@@ -130,7 +132,7 @@ pub fn graph(namespace: &str, services: &[ServiceInput], observed: Option<&Obser
             continue;
         }
         let mut node = service_node(namespace, service, &at.service);
-        if labels.is_empty() && !service.versions.is_empty() {
+        if listed[index] {
             node.listed = listed_versions(service);
             node.title = None;
         }
@@ -148,7 +150,6 @@ pub fn graph(namespace: &str, services: &[ServiceInput], observed: Option<&Obser
     if let Some(at) = placed.placed.get(services.len()) {
         nodes.push(folded_node(folded.len(), &at.service));
     }
-    let listed: Vec<bool> = services.iter().zip(&labels).map(|(s, l)| l.is_empty() && !s.versions.is_empty()).collect();
     let mut words = words(namespace, services, &calls, &listed, &folded);
     if observed.is_some() {
         words.push_str(&observed_words(&edges));
@@ -188,7 +189,8 @@ fn folded_idle_services(fanned: &[bool]) -> Vec<usize> {
 fn folded_node(count: usize, rect: &Rect) -> Node {
     Node {
         id: "node-more-services".into(),
-        class: "service more".into(),
+        // A service box's size, like any other, comes from the stylesheet.
+        class: "service".into(),
         rect: *rect,
         label: format!("+{count} services"),
         detail: None,
