@@ -12,13 +12,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::audit::{AnchorKey, ArchiveWitness, AuditStore, NewEntry, Outcome, Source};
+use crate::audit_anchor::AuditAnchor;
 use crate::authz::Authorizer;
 use crate::autopilot::{self, Autopilot};
 use crate::change::events::ChangeEvents;
 use crate::change::reads::Reads;
 use crate::change::rollout::Rollouts;
 use crate::change::{ChangePath, resolve_pending};
-use crate::cluster::anchor::AuditAnchor;
 use crate::cluster::external::{ExternalActivity, ExternalChange, OutsideChanges};
 use crate::cluster::{self, Cluster};
 use crate::config::ServeConfig;
@@ -173,7 +173,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
     Ok(Server { addr, state, autopilot, anchor_writer, stop, task })
 }
 
-/// The audit anchor (`cluster::anchor`): in the configured namespace, else the pod's own;
+/// The audit anchor (`audit_anchor`): in the configured namespace, else the pod's own;
 /// none outside a pod without `--audit-anchor-namespace`.
 fn audit_anchor(config: &ServeConfig, cluster: &Cluster) -> anyhow::Result<Option<AuditAnchor>> {
     let args = &config.audit_anchor;

@@ -124,7 +124,7 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
 }
 
-/// Where the audit chain's anchor is kept outside the database (`cluster::anchor`), and
+/// Where the audit chain's anchor is kept outside the database (`audit_anchor`), and
 /// the key that signs it. Shared by the server (which writes it) and `audit verify`.
 #[derive(Debug, Clone, Args)]
 pub struct AnchorArgs {
@@ -133,7 +133,7 @@ pub struct AnchorArgs {
     #[arg(long, env = "SIGNALBOX_AUDIT_ANCHOR_NAMESPACE")]
     pub audit_anchor_namespace: Option<String>,
     /// Name of the anchor ConfigMap.
-    #[arg(long, env = "SIGNALBOX_AUDIT_ANCHOR_NAME", default_value = crate::cluster::anchor::DEFAULT_NAME)]
+    #[arg(long, env = "SIGNALBOX_AUDIT_ANCHOR_NAME", default_value = crate::audit_anchor::DEFAULT_NAME)]
     pub audit_anchor_name: String,
     /// File holding the HMAC-SHA256 key that signs the anchor (e.g. a mounted Secret). With
     /// it, an unsigned or otherwise signed anchor fails verification.
@@ -174,7 +174,7 @@ impl AnchorArgs {
     pub fn unset() -> Self {
         Self {
             audit_anchor_namespace: None,
-            audit_anchor_name: crate::cluster::anchor::DEFAULT_NAME.to_owned(),
+            audit_anchor_name: crate::audit_anchor::DEFAULT_NAME.to_owned(),
             audit_anchor_key_file: None,
         }
     }

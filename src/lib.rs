@@ -13,6 +13,7 @@
 //! - [`autopilot`]: the background task that auto-advances canaries on that analysis.
 pub mod app;
 pub mod audit;
+pub mod audit_anchor;
 pub mod authz;
 pub mod autopilot;
 pub mod change;

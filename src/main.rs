@@ -1,6 +1,6 @@
 use clap::Parser;
 use signalbox::audit::{AnchorKey, AnchorReading, AuditStore, VerifyReport};
-use signalbox::cluster::anchor::AuditAnchor;
+use signalbox::audit_anchor::AuditAnchor;
 use signalbox::config::{AnchorArgs, AuditCommand, Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
 
@@ -58,7 +58,7 @@ async fn verify(
 /// cluster is a reading too (verification goes on, and says the anchor was not checked).
 async fn read_anchor(kubeconfig: Option<&std::path::Path>, args: &AnchorArgs) -> (AnchorReading, String) {
     let Some(namespace) = args.namespace() else { return (AnchorReading::Off, String::new()) };
-    match signalbox::cluster::anchor::client(kubeconfig).await {
+    match signalbox::audit_anchor::client(kubeconfig).await {
         Ok(client) => {
             // Only read here: the key is used by the comparison, not by the reader.
             let anchor = AuditAnchor::new(client, &namespace, &args.audit_anchor_name, None);

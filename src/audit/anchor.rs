@@ -3,7 +3,7 @@
 //! head back: the chain alone proves only that the database agrees with itself. So
 //! signalbox writes the chain head (sequence and hash) now and then to a place that
 //! editor cannot rewrite unnoticed (an annotation on a ConfigMap in its own namespace,
-//! `cluster::anchor`), optionally HMAC-signed, and verification compares the database
+//! `audit_anchor`), optionally HMAC-signed, and verification compares the database
 //! with it. This module is the comparison, pure, plus the few database reads it needs.
 //!
 //! Archives: an `audit_archives` row tells verification where the database's records

@@ -144,29 +144,6 @@ impl Checker {
     }
 }
 
-/// What verification found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct VerifyReport {
-    pub records_checked: u64,
-    /// The first entry whose record does not match its hash (a resolution names its entry).
-    pub first_mismatch: Option<i64>,
-    /// Other evidence of tampering, in words: records an archive row claims were archived,
-    /// and what the comparison with the anchor found (removed newest records, a rewritten
-    /// chain, an archive row the anchor does not know, a bad signature).
-    #[serde(default)]
-    pub problems: Vec<String>,
-    /// Whether the database was compared with the anchor kept outside it; absent when
-    /// only the database was verified (the history page).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub anchor: Option<super::anchor::AnchorCheck>,
-}
-
-impl VerifyReport {
-    pub fn is_intact(&self) -> bool {
-        self.first_mismatch.is_none() && self.problems.is_empty()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,10 +19,11 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use anchor::{Anchor, AnchorCheck, AnchorKey, AnchorReading, ChainState, Position};
-pub use chain::{ChainedRecord, Checker, GENESIS as CHAIN_GENESIS, VerifyReport};
+pub use chain::{ChainedRecord, Checker, GENESIS as CHAIN_GENESIS};
 pub use entry::{Entry, NewEntry, Outcome, Source, format_time_ms};
 use entry::{EntryRow, SUMMARY_ROW_COLUMNS, SummaryRow};
 pub use retention::{ArchiveError, ArchiveReport, ArchiveWitness, verify_archives};
+pub use verify::VerifyReport;
 
 use chain::{EntryContent, GENESIS, PropagationContent, ResolutionContent};
 use kept::{Kept, Revision};

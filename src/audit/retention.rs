@@ -12,7 +12,7 @@ use super::chain::Checker;
 use super::{AuditError, AuditStore, finish, immediate};
 
 /// Hears of a new archive boundary before any record leaves the database: the anchor
-/// (`cluster::anchor`), so that an `audit_archives` row it never heard of is evidence of an
+/// (`audit_anchor`), so that an `audit_archives` row it never heard of is evidence of an
 /// insertion. When it fails, the archive run stops and nothing is deleted.
 pub trait ArchiveWitness: Send + Sync {
     fn witness<'a>(

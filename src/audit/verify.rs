@@ -1,12 +1,11 @@
 //! Reading the chain back and checking it: in full (CLI, API) or from the last verified
 //! record on (the history page, which must stay fast at a million entries).
 use futures::TryStreamExt;
+use serde::Serialize;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::chain::{
-    ChainedRecord, Checker, EntryContent, GENESIS, PropagationContent, ResolutionContent, VerifyReport,
-};
+use super::chain::{ChainedRecord, Checker, EntryContent, GENESIS, PropagationContent, ResolutionContent};
 use super::{AuditError, AuditStore};
 
 /// Every record (entries, resolutions, propagation records) with `from < chain_seq <= through`,
@@ -221,5 +220,27 @@ fn chained_record(row: &SqliteRow) -> ChainedRecord {
         prev_hash: row.get("prev_hash"),
         hash: row.get("hash"),
         content,
+    }
+}
+/// What verification found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub records_checked: u64,
+    /// The first entry whose record does not match its hash (a resolution names its entry).
+    pub first_mismatch: Option<i64>,
+    /// Other evidence of tampering, in words: records an archive row claims were archived,
+    /// and what the comparison with the anchor found (removed newest records, a rewritten
+    /// chain, an archive row the anchor does not know, a bad signature).
+    #[serde(default)]
+    pub problems: Vec<String>,
+    /// Whether the database was compared with the anchor kept outside it; absent when
+    /// only the database was verified (the history page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<super::anchor::AnchorCheck>,
+}
+
+impl VerifyReport {
+    pub fn is_intact(&self) -> bool {
+        self.first_mismatch.is_none() && self.problems.is_empty()
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 pub use teams::{Members, Team, Teams};
-pub use view::ViewScope;
+pub use view::{ViewScope, VisibleObjects};
 
 /// The person (or pipeline) behind a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

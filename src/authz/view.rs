@@ -1,8 +1,6 @@
 //! What an actor may see: whole namespaces, and single hosts of others.
 use std::collections::BTreeSet;
 
-use crate::audit::VisibleNamespace;
-
 /// The part of the managed namespaces an actor may view, in the managed order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ViewScope {
@@ -10,6 +8,14 @@ pub struct ViewScope {
     /// No team file: everything is visible to everyone, audit entries of namespaces no
     /// longer managed included (as before the View rule).
     unrestricted: bool,
+}
+
+/// The objects of one namespace an actor may view: all of them, or those of these names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisibleObjects {
+    pub namespace: String,
+    /// None: every object of the namespace; Some: the objects of these names.
+    pub names: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,17 +85,17 @@ impl ViewScope {
         }
     }
 
-    /// The same rule as [`Self::object`], as the audit store filters by it: per namespace,
-    /// every entry, or the entries about the names of the visible hosts' objects (None:
-    /// every entry).
-    pub fn audit_filter(&self) -> Option<Vec<VisibleNamespace>> {
+    /// The same rule as [`Self::object`], as a store of records about objects filters by
+    /// it: per namespace, every object (None), or the names of the visible hosts' objects.
+    /// None for the whole: everything is visible.
+    pub fn visible_objects(&self) -> Option<Vec<VisibleObjects>> {
         if self.unrestricted {
             return None;
         }
         let visible =
             self.namespaces
                 .iter()
-                .map(|view| VisibleNamespace {
+                .map(|view| VisibleObjects {
                     namespace: view.namespace.clone(),
                     names: view.hosts.as_ref().map(|hosts| {
                         hosts.iter().flat_map(|host| crate::tutorial::object_names_of_host(host)).collect()
@@ -124,7 +130,7 @@ mod tests {
         assert!(!scope.everything(&["shop".into(), "tutorial".into()]));
         assert!(scope.everything(&["shop".into()]));
         let open = ViewScope::unrestricted(&["tutorial".into()]);
-        assert!(open.object("retired", "Namespace", "retired") && open.audit_filter().is_none());
+        assert!(open.object("retired", "Namespace", "retired") && open.visible_objects().is_none());
         assert_eq!(open.namespaces(), ["tutorial"]);
     }
 
@@ -137,7 +143,7 @@ mod tests {
         assert!(!scope.object("tutorial", "Deployment", "preference-v1"));
         assert!(!scope.object("tutorial", "Namespace", "tutorial"), "namespace-level needs the whole namespace");
         assert!(scope.object("shop", "Namespace", "shop"));
-        let filter = scope.audit_filter().unwrap();
+        let filter = scope.visible_objects().unwrap();
         assert_eq!(filter[0].names, None);
         let names = filter[1].names.clone().unwrap();
         assert!(names.contains(&"recommendation".to_owned()) && names.contains(&"recommendation-v3".to_owned()));

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::authz::Permission;
 use crate::cluster::{Kind, ObjectRef, Operation};
-use crate::policy::{self, FieldError, Removal, RoutingPolicy, Severity};
+use crate::policy::{self, Removal};
 use crate::problem::FieldProblem;
 
 use super::routes::{LiveRouting, RouteRequest, RoutingApi, to_json};
@@ -128,31 +128,6 @@ fn service_ports(service: &Value) -> Value {
         Value::Object(kept.collect())
     });
     Value::Array(written.collect())
-}
-
-/// What an HTTPRoute cannot say, and versions that are no per-version Service: HTTPRoute
-/// has no subsets, so each version must be a Service before a rule can name it.
-pub(super) fn problems(request: &RouteRequest, desired: &RoutingPolicy) -> Vec<FieldError> {
-    let mut problems = policy::gateway_api::inexpressible(desired, request.context.gateway_api_retries);
-    let live = request.live;
-    for subset in &desired.subsets {
-        let service = live.versions.iter().find(|v| v.name == subset.name);
-        if service.is_none_or(|service| service.labels != subset.labels) {
-            problems.push(FieldError {
-                field: format!("subsets.{}", subset.name),
-                message: format!(
-                    "no Service {} in {} selects app={} and {}; an HTTPRoute's versions are per-version Services: \
-                     create them first",
-                    subset.name,
-                    request.namespace,
-                    desired.host,
-                    subset.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
-                ),
-                severity: Severity::Error,
-            });
-        }
-    }
-    problems
 }
 
 #[cfg(test)]

@@ -196,7 +196,7 @@ pub fn update(request: &RouteRequest, action: &str, desired: &RoutingPolicy) -> 
     }
     if request.live.api == RoutingApi::HTTPRoute {
         change.subject.kind = Kind::HTTPRoute;
-        let problems = super::http_routes::problems(request, desired);
+        let problems = http_route_problems(request, desired);
         change.problems.extend(problems.into_iter().map(|e| FieldProblem::new(e.field, e.message)));
     }
     change.field_hints = policy::field_hints(desired);
@@ -205,6 +205,31 @@ pub fn update(request: &RouteRequest, action: &str, desired: &RoutingPolicy) -> 
         change.operations = operations(request, desired);
     }
     (change, warnings)
+}
+
+/// What an HTTPRoute cannot say, and versions that are no per-version Service: HTTPRoute
+/// has no subsets, so each version must be a Service before a rule can name it.
+fn http_route_problems(request: &RouteRequest, desired: &RoutingPolicy) -> Vec<FieldError> {
+    let mut problems = policy::gateway_api::inexpressible(desired, request.context.gateway_api_retries);
+    let live = request.live;
+    for subset in &desired.subsets {
+        let service = live.versions.iter().find(|v| v.name == subset.name);
+        if service.is_none_or(|service| service.labels != subset.labels) {
+            problems.push(FieldError {
+                field: format!("subsets.{}", subset.name),
+                message: format!(
+                    "no Service {} in {} selects app={} and {}; an HTTPRoute's versions are per-version Services: \
+                     create them first",
+                    subset.name,
+                    request.namespace,
+                    desired.host,
+                    subset.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                ),
+                severity: Severity::Error,
+            });
+        }
+    }
+    problems
 }
 
 /// A change that removes the host's routing: its DestinationRule, and its VirtualService —

@@ -1,5 +1,4 @@
 //! The Kubernetes side: client, watch caches, health and object writes.
-pub mod anchor;
 mod backoff;
 mod cache;
 pub mod external;

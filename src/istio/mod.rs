@@ -5,12 +5,14 @@
 mod destination_rule;
 mod gateway;
 mod ordered_map;
+mod telemetry;
 mod virtual_service;
 mod yaml;
 
 pub use destination_rule::{DestinationRule, DestinationRuleSpec, DestinationSubset};
 pub use gateway::{Gateway, GatewayPort, GatewayServer, GatewaySpec};
 pub use ordered_map::OrderedMap;
+pub use telemetry::Sample;
 pub(crate) use virtual_service::serialize_number;
 pub use virtual_service::{
     Destination, FaultAbort, FaultDelay, HttpFaultInjection, HttpMatchRequest, HttpRetry, HttpRewrite, HttpRoute,

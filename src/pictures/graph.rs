@@ -602,7 +602,7 @@ mod tests {
 
     #[test]
     fn observed_rates_label_versions_and_calls_and_are_said_in_words() {
-        let sample = |source: &str, service: &str, version: &str, value: f64| crate::traffic::Sample {
+        let sample = |source: &str, service: &str, version: &str, value: f64| crate::istio::Sample {
             labels: [
                 ("source_workload", source),
                 ("destination_service_name", service),
@@ -715,7 +715,7 @@ mod tests {
         let routed = service("billing", &["v1", "v2"], split_policy("billing"));
         let graph = graph("t", &[routed], None);
         assert_eq!(label_texts(edge(&graph, "edge-billing-v2")), ["50%"]);
-        let sample = crate::traffic::Sample {
+        let sample = crate::istio::Sample {
             labels: [
                 ("source_workload", "gateway"),
                 ("destination_service_name", "ledger"),

@@ -3,7 +3,7 @@
 //! destination service and version).
 use std::collections::BTreeMap;
 
-use crate::traffic::Sample;
+use crate::istio::Sample;
 
 /// Requests and failed (5xx) requests per second.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

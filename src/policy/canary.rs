@@ -4,9 +4,9 @@
 //! is shared by every signalbox replica, and `kubectl` users can read it.
 use serde::{Deserialize, Serialize};
 
+use super::Thresholds;
 use super::model::{RoutingPolicy, Rule, Share};
 use super::validate::FieldError;
-use crate::traffic::Thresholds;
 
 /// The VirtualService annotation holding the canary as JSON.
 pub const ANNOTATION: &str = "signalbox.io/canary";

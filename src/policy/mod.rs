@@ -17,6 +17,7 @@ pub mod lookup;
 mod model;
 mod reach;
 mod summary;
+mod thresholds;
 mod to_istio;
 pub mod user_regex;
 mod validate;
@@ -30,6 +31,7 @@ pub use model::{
 };
 pub use reach::{Reach, reaches};
 pub use summary::{audience, change_summary, condition, summary};
+pub use thresholds::Thresholds;
 pub use validate::{
     FieldError, Severity, ValidationContext, has_errors, parse_duration_seconds, regex_problem, validate,
 };

@@ -4,6 +4,7 @@
 //! proxy, a truncated body, `NaN`, a matrix instead of a vector — becomes a typed
 //! [`TrafficError`], never a panic: a canary page must render, and an automatic decision must
 //! fail closed, whatever Prometheus says.
+pub use crate::istio::Sample;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,14 +35,6 @@ pub enum TrafficError {
 pub struct InvalidPrometheusUrl {
     pub url: String,
     pub reason: String,
-}
-
-/// One element of a vector result: its labels and its value (which may be `NaN` or `±Inf`:
-/// `histogram_quantile` answers `NaN` when a version had no requests in the window).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Sample {
-    pub labels: BTreeMap<String, String>,
-    pub value: f64,
 }
 
 /// One series of a range query: its labels and its `(unix seconds, value)` points.

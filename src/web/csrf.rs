@@ -8,6 +8,8 @@
 //! Content-Type, no Content-Length or 0), like `curl -X POST "$C/promote?step=0"`: a
 //! cross-site form always sends a body type, and a body-less cross-site `fetch` carries
 //! `Origin`, so it is judged as a browser's.
+use std::sync::Arc;
+
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
@@ -18,8 +20,8 @@ use sha2::Sha256;
 
 use super::BODY_LIMIT_BYTES;
 use super::error::AppError;
+use super::identity::IdentityPolicy;
 use super::identity::actor_of;
-use super::state::AppState;
 
 pub const TOKEN_HEADER: &str = "x-csrf-token";
 pub const TOKEN_FIELD: &str = "csrf_token";
@@ -54,7 +56,12 @@ impl CsrfTokens {
     }
 }
 
-pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn guard(
+    State(tokens): State<Arc<CsrfTokens>>,
+    State(identity): State<Arc<IdentityPolicy>>,
+    request: Request,
+    next: Next,
+) -> Response {
     if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(request).await;
     }
@@ -72,9 +79,9 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     if !is_same_origin(headers) {
         return refuse("cross-site request refused");
     }
-    let actor = actor_of(&parts, &state).name;
+    let actor = actor_of(&parts, &identity).name;
     if let Some(token) = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()) {
-        return if state.csrf.is_valid(&actor, token) {
+        return if tokens.is_valid(&actor, token) {
             next.run(Request::from_parts(parts, body)).await
         } else {
             refuse("the CSRF token is not valid; reload the page")
@@ -86,9 +93,7 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     };
     let form_token = form_urlencoded::parse(&bytes).find(|(key, _)| key == TOKEN_FIELD).map(|(_, v)| v);
     match form_token {
-        Some(token) if state.csrf.is_valid(&actor, &token) => {
-            next.run(Request::from_parts(parts, Body::from(bytes))).await
-        }
+        Some(token) if tokens.is_valid(&actor, &token) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
         Some(_) => refuse("the CSRF token is not valid; reload the page"),
         None => refuse("the CSRF token is missing; reload the page"),
     }

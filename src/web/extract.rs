@@ -10,9 +10,7 @@ use crate::problem::{FieldProblem, check_dns_label};
 
 use super::BODY_LIMIT_BYTES;
 use super::error::AppError;
-use super::identity::actor_of;
 use super::state::AppState;
-use super::view::ensure_visible;
 
 /// A JSON body; a malformed one is a 400 (syntax) or 422 (shape) naming the field.
 pub struct ApiJson<T>(pub T);
@@ -44,12 +42,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     })
 }
 
-/// A managed namespace from the path (`{ns}`); others are 404. Reads need view of it (of
-/// the path's host or workload, when it names one).
+/// A managed namespace from the path (`{ns}`); others are 404. Whether the actor may view
+/// it (or the path's host) is the View gate's to say ([`super::view::gate`]).
 pub struct ManagedNamespace(pub String);
 
 /// A managed namespace and a host from the path (`{ns}`, `{host}`): the host must be a DNS
-/// label (400 naming `host`), and reads need view of it.
+/// label (400 naming `host`).
 pub struct ManagedHost {
     pub namespace: String,
     pub host: String,
@@ -61,11 +59,7 @@ impl FromRequestParts<AppState> for ManagedNamespace {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let params = path_params(parts, state).await?;
         let namespace = managed_namespace(state, &params)?;
-        let host = match host_param(&params)? {
-            Some(host) => Some(host),
-            None => param(&params, "workload").and_then(workload_host),
-        };
-        check_view(parts, state, &namespace, host.as_deref())?;
+        host_param(&params)?;
         Ok(ManagedNamespace(namespace))
     }
 }
@@ -77,7 +71,6 @@ impl FromRequestParts<AppState> for ManagedHost {
         let params = path_params(parts, state).await?;
         let namespace = managed_namespace(state, &params)?;
         let host = host_param(&params)?.ok_or_else(|| AppError::invalid("host", "the path names no host"))?;
-        check_view(parts, state, &namespace, Some(&host))?;
         Ok(ManagedHost { namespace, host })
     }
 }
@@ -108,15 +101,6 @@ fn host_param(params: &[(String, String)]) -> Result<Option<String>, AppError> {
     Ok(Some(host.to_owned()))
 }
 
-/// Reads show only what the actor may view; changes are the change path's to refuse (and
-/// audit).
-fn check_view(parts: &Parts, state: &AppState, namespace: &str, host: Option<&str>) -> Result<(), AppError> {
-    if !parts.method.is_safe() {
-        return Ok(());
-    }
-    ensure_visible(state, &actor_of(parts, state), namespace, host)
-}
-
 /// A tutorial workload by name; another name is a 404 listing the known ones.
 pub fn parse_workload(name: &str) -> Result<crate::tutorial::Workload, AppError> {
     use crate::tutorial::Workload;
@@ -124,11 +108,6 @@ pub fn parse_workload(name: &str) -> Result<crate::tutorial::Workload, AppError>
         let known: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
         AppError::NotFound(format!("{name} is not a tutorial workload; one of {}", known.join(", ")))
     })
-}
-
-/// The host a workload of the path belongs to (an unknown one is the handler's to refuse).
-fn workload_host(name: &str) -> Option<String> {
-    crate::tutorial::Workload::parse(name).map(|workload| workload.app().to_owned())
 }
 
 pub use super::htmx::Htmx;

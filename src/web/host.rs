@@ -13,6 +13,7 @@
 //! (`POD_NAMESPACE`), and every `--allowed-host`. `/healthz` and `/readyz` answer any Host:
 //! the kubelet probes with `Host: <pod IP>:<port>`, and they show nothing worth stealing.
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -20,7 +21,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::AppError;
-use super::state::AppState;
 
 /// The Service name the in-cluster defaults are derived from (deploy/base/service.yaml).
 const SERVICE_NAME: &str = "signalbox";
@@ -71,7 +71,7 @@ impl AllowedHosts {
 }
 
 /// Refuses requests addressed to a name that is not ours with 421 and a plain message.
-pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn guard(State(allowed): State<Arc<AllowedHosts>>, request: Request, next: Next) -> Response {
     if PROBE_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
@@ -81,7 +81,7 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         .get(header::HOST)
         .and_then(|value| value.to_str().ok())
         .or_else(|| request.uri().authority().map(|authority| authority.as_str()));
-    if host.is_some_and(|host| state.allowed_hosts.allows(host)) {
+    if host.is_some_and(|host| allowed.allows(host)) {
         return next.run(request).await;
     }
     AppError::MisdirectedRequest(

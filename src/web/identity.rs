@@ -2,8 +2,9 @@
 //! proxy, the local OS user on a loopback console without a proxy, anonymous otherwise.
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts, Request, State};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::middleware::Next;
@@ -14,7 +15,6 @@ use crate::authz::Actor;
 use crate::problem::FieldProblem;
 
 use super::error::AppError;
-use super::state::AppState;
 
 const USER_HEADER: &str = "x-forwarded-user";
 const GROUPS_HEADER: &str = "x-forwarded-groups";
@@ -116,9 +116,9 @@ fn check_name(header: &str, name: &str) -> Result<(), FieldProblem> {
 
 /// Resolves the actor once per request and keeps it in the request's extensions; a trusted
 /// proxy's unusable identity headers get 400.
-pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn guard(State(identity): State<Arc<IdentityPolicy>>, mut request: Request, next: Next) -> Response {
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
-    match state.identity.resolve(peer, request.headers()) {
+    match identity.resolve(peer, request.headers()) {
         Ok(actor) => {
             request.extensions_mut().insert(actor);
             next.run(request).await
@@ -130,22 +130,25 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
 /// The actor behind the current request.
 pub struct Identity(pub Actor);
 
-impl FromRequestParts<AppState> for Identity {
+impl<S: Send + Sync> FromRequestParts<S> for Identity
+where
+    Arc<IdentityPolicy>: FromRef<S>,
+{
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(Identity(actor_of(parts, state)))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Identity(actor_of(parts, &Arc::<IdentityPolicy>::from_ref(state))))
     }
 }
 
 /// The actor [`guard`] resolved; outside it (the error pages, which also render the guard's
 /// own 400) resolved here, anonymous when the headers are refused.
-pub fn actor_of(parts: &Parts, state: &AppState) -> Actor {
+pub fn actor_of(parts: &Parts, identity: &IdentityPolicy) -> Actor {
     if let Some(actor) = parts.extensions.get::<Actor>() {
         return actor.clone();
     }
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
-    state.identity.resolve(peer, &parts.headers).unwrap_or_else(|_| Actor::anonymous())
+    identity.resolve(peer, &parts.headers).unwrap_or_else(|_| Actor::anonymous())
 }
 
 #[cfg(test)]

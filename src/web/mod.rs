@@ -3,6 +3,7 @@ mod api;
 mod audit_query;
 mod csrf;
 mod error;
+mod error_pages;
 mod extract;
 mod host;
 mod htmx;
@@ -23,10 +24,11 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::handler::Handler;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -53,61 +55,112 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-/// Every route of signalbox, in one place.
+/// One route of the router: its method and path template, as registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+}
+
+/// The router being built together with the list of what it serves, so that tests can walk
+/// every route without a list of their own to keep in step.
+struct Routes {
+    router: Router<AppState>,
+    listed: Vec<RouteSpec>,
+}
+
+impl Routes {
+    fn new() -> Self {
+        Self { router: Router::new(), listed: Vec::new() }
+    }
+
+    fn add(mut self, method: Method, path: &'static str, route: MethodRouter<AppState>) -> Self {
+        self.listed.push(RouteSpec { method, path });
+        // axum merges the method routers of one path.
+        self.router = self.router.route(path, route);
+        self
+    }
+
+    fn get<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add(Method::GET, path, get(handler))
+    }
+
+    fn post<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add(Method::POST, path, post(handler))
+    }
+
+    fn put<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add(Method::PUT, path, put(handler))
+    }
+
+    fn delete<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add(Method::DELETE, path, delete(handler))
+    }
+}
+
+/// Every route of signalbox, in one place: pages and their partials, the JSON API, probes.
+fn every_route() -> Routes {
+    Routes::new()
+        .get("/", pages::home)
+        .get("/ns/{ns}", pages::overview::page)
+        .get("/ns/{ns}/partials/services", pages::overview::services)
+        .get("/ns/{ns}/deploy", pages::deploy::page)
+        .get("/ns/{ns}/partials/workload-status", pages::deploy::status)
+        .post("/ns/{ns}/deploy/namespace", pages::deploy::create_namespace)
+        .post("/ns/{ns}/deploy/reset", pages::deploy::reset)
+        .post("/ns/{ns}/deploy/walkthrough", pages::walkthrough::apply)
+        .post("/ns/{ns}/deploy/walkthrough/preview", pages::walkthrough::preview)
+        .post("/ns/{ns}/deploy/{workload}", pages::deploy::deploy)
+        .post("/ns/{ns}/deploy/{workload}/scale", pages::deploy::scale)
+        .post("/ns/{ns}/deploy/{workload}/remove", pages::deploy::remove)
+        .get("/ns/{ns}/routes", pages::routes::index)
+        .get("/ns/{ns}/routes/{host}", pages::routes::page)
+        .post("/ns/{ns}/routes/{host}/preview", pages::routes::preview)
+        .post("/ns/{ns}/routes/{host}/apply", pages::routes::apply)
+        .post("/ns/{ns}/routes/{host}/test", pages::routes::test)
+        .get("/ns/{ns}/routes/{host}/sync", pages::proxy_sync::partial)
+        .get("/ns/{ns}/canaries/{host}", pages::canary::page)
+        .post("/ns/{ns}/canaries/{host}", pages::canary::start)
+        .post("/ns/{ns}/canaries/{host}/{step}", pages::canary::step)
+        .get("/audit", pages::audit::page)
+        .get("/audit/{id}", pages::audit::entry)
+        .post("/audit/{id}/revert/preview", pages::audit::revert_preview)
+        .post("/audit/{id}/revert", pages::audit::revert)
+        .get("/partials/audit", pages::audit::rows)
+        .get("/partials/banner", pages::banner)
+        .get("/api/v1/namespaces/{ns}/workloads", api::workloads::list)
+        .put("/api/v1/namespaces/{ns}/workloads/{name}", api::workloads::put)
+        .delete("/api/v1/namespaces/{ns}/workloads/{name}", api::workloads::remove)
+        .put("/api/v1/namespaces/{ns}/tutorial", api::workloads::walkthrough)
+        .delete("/api/v1/namespaces/{ns}/tutorial", api::workloads::reset)
+        .get("/api/v1/namespaces/{ns}/routes/{host}", api::routes::get)
+        .put("/api/v1/namespaces/{ns}/routes/{host}", api::routes::put)
+        .delete("/api/v1/namespaces/{ns}/routes/{host}", api::routes::remove)
+        .post("/api/v1/namespaces/{ns}/routes/{host}/test", api::routes::test)
+        .post("/api/v1/namespaces/{ns}/routes/{host}/version-services", api::routes::create_version_services)
+        .post("/api/v1/namespaces/{ns}/routes/{host}/migrate", api::routes::migrate)
+        .get("/api/v1/namespaces/{ns}/routes/{host}/sync", api::routes::sync)
+        .get("/api/v1/namespaces/{ns}/canaries/{host}", api::canaries::get)
+        .post("/api/v1/namespaces/{ns}/canaries/{host}", api::canaries::start)
+        .post("/api/v1/namespaces/{ns}/canaries/{host}/{step}", api::canaries::step)
+        .get("/api/v1/audit", api::audit::list)
+        .get("/api/v1/audit/verify", api::audit::verify)
+        .get("/api/v1/audit/export", api::audit_export::export)
+        .get("/api/v1/audit/{id}", api::audit::one)
+        .post("/api/v1/audit/{id}/revert", api::audit::revert)
+        .get("/healthz", ops::healthz)
+        .get("/readyz", ops::readyz)
+        .get("/metrics", ops::metrics)
+}
+
+/// Every route the router serves, as it registers them (method and path template).
+pub fn routes() -> Vec<RouteSpec> {
+    every_route().listed
+}
+
+/// The whole application: every route, behind the View gate, CSRF, identity, the Host
+/// allow-list and the request limits.
 pub fn router(state: AppState, static_files: StaticFiles) -> Router {
-    let pages = Router::new()
-        .route("/", get(pages::home))
-        .route("/ns/{ns}", get(pages::overview::page))
-        .route("/ns/{ns}/partials/services", get(pages::overview::services))
-        .route("/ns/{ns}/deploy", get(pages::deploy::page))
-        .route("/ns/{ns}/partials/workload-status", get(pages::deploy::status))
-        .route("/ns/{ns}/deploy/namespace", post(pages::deploy::create_namespace))
-        .route("/ns/{ns}/deploy/reset", post(pages::deploy::reset))
-        .route("/ns/{ns}/deploy/walkthrough", post(pages::walkthrough::apply))
-        .route("/ns/{ns}/deploy/walkthrough/preview", post(pages::walkthrough::preview))
-        .route("/ns/{ns}/deploy/{workload}", post(pages::deploy::deploy))
-        .route("/ns/{ns}/deploy/{workload}/scale", post(pages::deploy::scale))
-        .route("/ns/{ns}/deploy/{workload}/remove", post(pages::deploy::remove))
-        .route("/ns/{ns}/routes", get(pages::routes::index))
-        .route("/ns/{ns}/routes/{host}", get(pages::routes::page))
-        .route("/ns/{ns}/routes/{host}/preview", post(pages::routes::preview))
-        .route("/ns/{ns}/routes/{host}/apply", post(pages::routes::apply))
-        .route("/ns/{ns}/routes/{host}/test", post(pages::routes::test))
-        .route("/ns/{ns}/routes/{host}/sync", get(pages::proxy_sync::partial))
-        .route("/ns/{ns}/canaries/{host}", get(pages::canary::page).post(pages::canary::start))
-        .route("/ns/{ns}/canaries/{host}/{step}", post(pages::canary::step))
-        .route("/audit", get(pages::audit::page))
-        .route("/audit/{id}", get(pages::audit::entry))
-        .route("/audit/{id}/revert/preview", post(pages::audit::revert_preview))
-        .route("/audit/{id}/revert", post(pages::audit::revert))
-        .route("/partials/audit", get(pages::audit::rows))
-        .route("/partials/banner", get(pages::banner));
-
-    let api = Router::new()
-        .route("/api/v1/namespaces/{ns}/workloads", get(api::workloads::list))
-        .route("/api/v1/namespaces/{ns}/workloads/{name}", put(api::workloads::put).delete(api::workloads::remove))
-        .route("/api/v1/namespaces/{ns}/tutorial", put(api::workloads::walkthrough).delete(api::workloads::reset))
-        .route(
-            "/api/v1/namespaces/{ns}/routes/{host}",
-            get(api::routes::get).put(api::routes::put).delete(api::routes::remove),
-        )
-        .route("/api/v1/namespaces/{ns}/routes/{host}/test", post(api::routes::test))
-        .route("/api/v1/namespaces/{ns}/routes/{host}/version-services", post(api::routes::create_version_services))
-        .route("/api/v1/namespaces/{ns}/routes/{host}/migrate", post(api::routes::migrate))
-        .route("/api/v1/namespaces/{ns}/routes/{host}/sync", get(api::routes::sync))
-        .route("/api/v1/namespaces/{ns}/canaries/{host}", get(api::canaries::get).post(api::canaries::start))
-        .route("/api/v1/namespaces/{ns}/canaries/{host}/{step}", post(api::canaries::step))
-        .route("/api/v1/audit", get(api::audit::list))
-        .route("/api/v1/audit/verify", get(api::audit::verify))
-        .route("/api/v1/audit/export", get(api::audit_export::export))
-        .route("/api/v1/audit/{id}", get(api::audit::one))
-        .route("/api/v1/audit/{id}/revert", post(api::audit::revert));
-
-    let operations = Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics));
-
     let static_files = ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
@@ -115,10 +168,10 @@ pub fn router(state: AppState, static_files: StaticFiles) -> Router {
         ))
         .service(static_files);
 
-    Router::new()
-        .merge(pages)
-        .merge(api)
-        .merge(operations)
+    every_route()
+        .router
+        // Innermost, after routing: the View gate reads the path's namespace, host or entry.
+        .route_layer(middleware::from_fn_with_state(state.clone(), view::gate))
         .route_layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .nest_service("/static", static_files)
         .fallback(not_found)
@@ -126,7 +179,7 @@ pub fn router(state: AppState, static_files: StaticFiles) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), csrf::guard))
         // Inside the error pages, so a refused identity gets a readable 400.
         .layer(middleware::from_fn_with_state(state.clone(), identity::guard))
-        .layer(middleware::from_fn_with_state(state.clone(), error::render_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), error_pages::render_errors))
         // Outside the error pages: a refused Host gets a plain 421 and no page or token.
         .layer(middleware::from_fn_with_state(state.clone(), host::guard))
         .layer(

@@ -1,6 +1,8 @@
 //! What every handler can reach.
 use std::sync::Arc;
 
+use axum::extract::FromRef;
+
 use crate::audit::AuditStore;
 use crate::change::ChangePath;
 use crate::change::reads::Reads;
@@ -28,7 +30,7 @@ pub struct Shared {
     pub rollouts: Rollouts,
     pub audit: AuditStore,
     /// Where the audit chain is anchored outside the database, when configured.
-    pub anchor: Option<crate::cluster::anchor::AuditAnchor>,
+    pub anchor: Option<crate::audit_anchor::AuditAnchor>,
     pub metrics: Arc<Metrics>,
     pub identity: Arc<IdentityPolicy>,
     /// The Host names requests may be addressed to.
@@ -42,9 +44,9 @@ pub struct Shared {
     /// The overview's service graph, drawn once per distinct picture.
     pub graphs: crate::pictures::drawn::DrawnGraphs,
     /// The overview's services, derived once per change of the watch caches.
-    pub service_facts: super::pages::overview::ServiceFactsMemo,
+    pub service_facts: super::pages::overview::memo::ServiceFactsMemo,
     /// The overview's services partial, rendered once per distinct content.
-    pub rendered_services: super::pages::overview::RenderedServices,
+    pub rendered_services: super::pages::overview::memo::RenderedServices,
 }
 
 impl AppState {
@@ -62,5 +64,25 @@ impl std::ops::Deref for AppState {
 
     fn deref(&self) -> &Shared {
         &self.0
+    }
+}
+
+// The guards take only the part of the state they need, so that their modules need not know
+// `AppState` (which knows them).
+impl FromRef<AppState> for Arc<IdentityPolicy> {
+    fn from_ref(state: &AppState) -> Self {
+        state.identity.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<AllowedHosts> {
+    fn from_ref(state: &AppState) -> Self {
+        state.allowed_hosts.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<CsrfTokens> {
+    fn from_ref(state: &AppState) -> Self {
+        state.csrf.clone()
     }
 }

@@ -1,12 +1,14 @@
 //! The View rule: with a team file, every page, partial and API answer shows only the
 //! namespaces and hosts the actor may view, and anonymous visitors only a sign-in hint.
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::Method;
+use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::audit::{Entry, Filter};
+use crate::audit::{Entry, Filter, VisibleNamespace};
 use crate::authz::{Actor, ViewScope};
+use crate::problem::check_dns_label;
 
 use super::error::AppError;
 use super::identity::actor_of;
@@ -25,12 +27,79 @@ pub async fn sign_in_guard(State(state): State<AppState>, request: Request, next
     let reads = matches!(*request.method(), Method::GET | Method::HEAD);
     if reads && !state.changes.authorizer().is_open() && !open_to_anyone(request.uri().path()) {
         let (parts, body) = request.into_parts();
-        if !actor_of(&parts, &state).authenticated {
+        if !actor_of(&parts, &state.identity).authenticated {
             return AppError::Unauthenticated(SIGN_IN.into()).into_response();
         }
         return next.run(Request::from_parts(parts, body)).await;
     }
     next.run(request).await
+}
+
+/// Where a matched route's path points, for the View rule.
+#[derive(Debug, PartialEq, Eq)]
+enum Sight {
+    /// A managed namespace, or one host of it (`{host}`, or the host of a tutorial workload
+    /// named by `{workload}` or `{name}`).
+    Namespace { namespace: String, host: Option<String> },
+    /// An audit entry (`{id}`).
+    Entry(i64),
+    /// Nothing the path restricts: lists filter what they show, and a malformed or unmanaged
+    /// namespace is the extractors' 400/404, which say nothing about it.
+    Nothing,
+}
+
+/// The View rule, decided once for every route, method and outcome: an actor who may not
+/// view what the path names hears only that (401 or 403; 404 for an audit entry), never a
+/// page, a form error or a conflict about it. A read stops here. A change still goes on to
+/// the change path, which refuses and audits it, but its answer is replaced by the same
+/// refusal a read gets.
+pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let refusal = refusal(&state, &mut parts).await;
+    let request = Request::from_parts(parts, body);
+    match refusal {
+        None => next.run(request).await,
+        Some(refusal) if request.method().is_safe() => refusal.into_response(),
+        Some(refusal) => {
+            drop(next.run(request).await);
+            refusal.into_response()
+        }
+    }
+}
+
+async fn refusal(state: &AppState, parts: &mut Parts) -> Option<AppError> {
+    let actor = actor_of(parts, &state.identity);
+    if !state.changes.authorizer().is_open() && !actor.authenticated && !open_to_anyone(parts.uri.path()) {
+        return Some(AppError::Unauthenticated(SIGN_IN.into()));
+    }
+    match sight(parts, state).await {
+        Sight::Namespace { namespace, host } => ensure_visible(state, &actor, &namespace, host.as_deref()).err(),
+        Sight::Entry(id) => state.visible_entry(&actor, id).await.err(),
+        Sight::Nothing => None,
+    }
+}
+
+async fn sight(parts: &mut Parts, state: &AppState) -> Sight {
+    let Ok(params) = RawPathParams::from_request_parts(parts, state).await else { return Sight::Nothing };
+    let param = |name: &str| params.iter().find(|(key, _)| *key == name).map(|(_, value)| value.to_owned());
+    if let Some(id) = param("id") {
+        return id.parse().map(Sight::Entry).unwrap_or(Sight::Nothing);
+    }
+    let Some(namespace) = param("ns") else { return Sight::Nothing };
+    if check_dns_label("namespace", &namespace).is_err() || !state.changes.authorizer().is_managed(&namespace) {
+        return Sight::Nothing;
+    }
+    let host = match param("host") {
+        Some(host) if check_dns_label("host", &host).is_err() => return Sight::Nothing,
+        Some(host) => Some(host),
+        None => param("workload").or_else(|| param("name")).and_then(|name| workload_host(&name)),
+    };
+    Sight::Namespace { namespace, host }
+}
+
+/// The host a tutorial workload belongs to (an unknown one is the handler's to refuse).
+fn workload_host(name: &str) -> Option<String> {
+    crate::tutorial::Workload::parse(name).map(|workload| workload.app().to_owned())
 }
 
 /// `?change=<id>`: the audit entry of the change a form just made, named on the page it
@@ -47,7 +116,13 @@ impl AppState {
 
     /// The history filter narrowed to what the actor may view.
     pub fn visible_filter(&self, actor: &Actor, mut filter: Filter) -> Filter {
-        filter.visible = self.view_scope(actor).audit_filter();
+        let visible = self.view_scope(actor).visible_objects();
+        filter.visible = visible.map(|namespaces| {
+            namespaces
+                .into_iter()
+                .map(|view| VisibleNamespace { namespace: view.namespace, names: view.names })
+                .collect()
+        });
         filter
     }
 
@@ -86,12 +161,6 @@ pub fn ensure_visible(state: &AppState, actor: &Actor, namespace: &str, host: Op
             None => format!("{} may not view namespace {namespace}", actor.name),
         })),
     }
-}
-
-/// An actor who may not view the host hears only that, whatever refused the request (the
-/// change path's denial, which it audits, comes before any conflict about the host's state).
-pub fn unless_hidden(state: &AppState, actor: &Actor, namespace: &str, host: &str, error: AppError) -> AppError {
-    ensure_visible(state, actor, namespace, Some(host)).err().unwrap_or(error)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use signalbox::audit::{Anchor, AnchorKey, AuditStore, NewEntry, Outcome, Position};
-use signalbox::cluster::anchor::{ANNOTATION, AnchorError, AuditAnchor, DEFAULT_NAME};
+use signalbox::audit_anchor::{ANNOTATION, AnchorError, AuditAnchor, DEFAULT_NAME};
 use support::console::Console;
 use support::{TestNamespace, eventually, kubeconfig_path};
 

@@ -222,7 +222,7 @@ async fn the_base_deploys_with_least_privilege_and_runs_the_tutorial_with_its_ow
     assert!(!allowed("delete", "", "namespaces", None).await);
     assert!(!allowed("create", "rbac.authorization.k8s.io", "rolebindings", Some(&managed)).await);
     // The audit anchor: read and patch its one ConfigMap, nothing else of ConfigMaps.
-    let anchor = Some(signalbox::cluster::anchor::DEFAULT_NAME);
+    let anchor = Some(signalbox::audit_anchor::DEFAULT_NAME);
     for verb in ["get", "patch"] {
         assert!(allowed_named(verb, "", "configmaps", Some("signalbox"), anchor).await, "{verb} the anchor");
         assert!(!allowed_named(verb, "", "configmaps", Some("signalbox"), Some("other")).await, "{verb} another");
@@ -275,8 +275,8 @@ async fn the_base_deploys_with_least_privilege_and_runs_the_tutorial_with_its_ow
     // shipped ConfigMap), and verifies against that anchor.
     let config_maps: Api<ConfigMap> = Api::namespaced(client().await, "signalbox");
     eventually(Duration::from_secs(10), "the audit anchor written by the ServiceAccount's signalbox", || async {
-        let anchor = config_maps.get_opt(signalbox::cluster::anchor::DEFAULT_NAME).await.ok()??;
-        anchor.metadata.annotations?.get(signalbox::cluster::anchor::ANNOTATION).cloned()
+        let anchor = config_maps.get_opt(signalbox::audit_anchor::DEFAULT_NAME).await.ok()??;
+        anchor.metadata.annotations?.get(signalbox::audit_anchor::ANNOTATION).cloned()
     })
     .await;
     let (status, report) = console.get_json(&console.url("/api/v1/audit/verify")).await;

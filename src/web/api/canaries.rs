@@ -101,7 +101,7 @@ async fn transition(
     step: Step,
 ) -> Result<Response, AppError> {
     let ran = state.rollouts.run(request_id.origin(actor.clone(), Source::Api), namespace, host, step).await;
-    match ran.map_err(|error| super::super::view::unless_hidden(state, &actor, namespace, host, error.into())) {
+    match ran.map_err(AppError::from) {
         Ok((canary, audit_id)) => {
             let mut body = canary_json(host, &canary);
             body["auditId"] = json!(audit_id);

@@ -23,7 +23,7 @@ use super::super::extract::{Htmx, ManagedHost, RequestId};
 use super::super::identity::Identity;
 use super::super::layout::Layout;
 use super::super::state::AppState;
-use super::super::view::{ChangeQuery, unless_hidden};
+use super::super::view::ChangeQuery;
 use super::proxy_sync::SyncPanel;
 use crate::change::rollout::Step;
 
@@ -305,7 +305,7 @@ async fn transition(
 ) -> Result<Response, AppError> {
     let origin = request_id.origin(actor.clone(), Source::Ui);
     let ran = state.rollouts.run(origin, namespace, host, step).await;
-    match ran.map_err(|error| unless_hidden(state, actor, namespace, host, error.into())) {
+    match ran.map_err(AppError::from) {
         Ok((_, audit_id)) => {
             let target = format!("/ns/{namespace}/canaries/{host}?change={audit_id}");
             Ok(htmx.redirect(&target))

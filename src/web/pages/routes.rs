@@ -23,7 +23,6 @@ use super::super::layout::Layout;
 use super::super::route_test;
 use super::super::state::AppState;
 use super::super::view::ChangeQuery;
-use super::super::view::{ensure_visible, unless_hidden};
 use super::proxy_sync::SyncPanel;
 use super::render;
 use super::route_forms::RouteForm;
@@ -155,8 +154,6 @@ pub async fn preview(
     ManagedHost { namespace, host }: ManagedHost,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    // A preview shows the live routing and is not a change (nothing is audited): it is a read.
-    ensure_visible(&state, &actor, &namespace, Some(&host))?;
     let form = RouteForm::parse(&body);
     let live = state.reads.live_routing(&namespace, &host).await?;
     let mut view = view_of(&state, &actor, &namespace, &host, &live);
@@ -240,15 +237,13 @@ pub async fn apply(
     let origin = request_id.origin(actor.clone(), Source::Ui);
     let attempt = routes::attempt(&origin, &namespace, &host, plan.audit_action());
     let authorized = state.changes.authorize_first(&attempt, false).await.map_err(AppError::from);
-    authorized.map_err(|error| unless_hidden(&state, &actor, &namespace, &host, error))?;
+    authorized?;
     let live = state.reads.live_routing(&namespace, &host).await?;
     let action = form.action.clone();
-    let planned = plan
-        .change(&state, (&namespace, &host), &live, &origin, &expected)
-        .await
-        .map_err(|conflict| unless_hidden(&state, &actor, &namespace, &host, AppError::Conflict(conflict)))?;
+    let planned =
+        plan.change(&state, (&namespace, &host), &live, &origin, &expected).await.map_err(AppError::Conflict)?;
     let executed = state.changes.execute(planned.change).await.map_err(AppError::from);
-    match executed.map_err(|error| unless_hidden(&state, &actor, &namespace, &host, error)) {
+    match executed {
         Ok(applied) => {
             let target = format!("/ns/{namespace}/routes/{host}?change={}", applied.audit_id);
             Ok(htmx.redirect(&target))
@@ -294,7 +289,6 @@ pub async fn test(
     ManagedHost { namespace, host }: ManagedHost,
     axum::Form(form): axum::Form<TestForm>,
 ) -> Result<Response, AppError> {
-    ensure_visible(&state, &actor, &namespace, Some(&host))?;
     let mut view = view_from_cache(&state, &actor, &namespace, &host);
     let text = if form.preset_headers.is_empty() { form.headers } else { form.preset_headers };
     let headers: BTreeMap<String, String> = text

@@ -15,8 +15,8 @@ use crate::pictures::graph::{Routing, ServiceInput};
 use crate::pictures::observed::Observed;
 use crate::policy;
 
-use super::super::super::state::AppState;
 use super::{ServiceFacts, ServiceRow};
+use crate::web::links::Links;
 
 /// The [`ServiceFacts`] of each managed namespace, kept with the revision of the watch
 /// caches they were derived from: the same revision means the same objects, so nothing to
@@ -56,7 +56,7 @@ impl Snapshot {
 
 impl ServiceFactsMemo {
     /// Every service of `namespace`, sorted by app.
-    pub(super) fn of(&self, state: &AppState, cache: &NamespaceCache, namespace: &str) -> Arc<[Arc<ServiceFacts>]> {
+    pub(super) fn of(&self, links: &Links, cache: &NamespaceCache, namespace: &str) -> Arc<[Arc<ServiceFacts>]> {
         // Read before the objects: a change in between moves it again, so the facts kept
         // under this revision are never older than it.
         let revision = cache.revision();
@@ -70,8 +70,8 @@ impl ServiceFactsMemo {
             .map(|service| {
                 let (routing, summary) = routing_of(&now, namespace, &service.app);
                 Arc::new(ServiceFacts {
-                    kiali: state.links.kiali_service(namespace, &service.app),
-                    jaeger: state.links.jaeger_traces(namespace, &service.app),
+                    kiali: links.kiali_service(namespace, &service.app),
+                    jaeger: links.jaeger_traces(namespace, &service.app),
                     has_service: service.has_service,
                     service: ServiceInput { app: service.app, versions: service.versions, routing, summary },
                 })

@@ -1,5 +1,5 @@
 //! The overview: services, versions, readiness, routing and where to look next.
-mod memo;
+pub mod memo;
 mod spliced;
 
 use std::sync::Arc;
@@ -12,8 +12,6 @@ use axum::response::{Html, IntoResponse, Response};
 use crate::authz::Actor;
 use crate::inventory;
 use crate::pictures::graph::ServiceInput;
-
-pub use memo::{RenderedServices, ServiceFactsMemo};
 
 use super::super::error::AppError;
 use super::super::extract::ManagedNamespace;
@@ -123,7 +121,7 @@ pub fn service_rows(state: &AppState, actor: &Actor, namespace: &str) -> Vec<Ser
     };
     let scope = state.view_scope(actor);
     let changed_outside = state.cluster.external.routing_changed_recently(namespace, ONE_HOUR_MS);
-    let facts = state.service_facts.of(state, cache, namespace);
+    let facts = state.service_facts.of(&state.links, cache, namespace);
     let mut rows = Vec::with_capacity(facts.len());
     for facts in facts.iter().filter(|facts| scope.host(namespace, &facts.service.app)) {
         let changed_outside = changed_outside.contains(&facts.service.app);

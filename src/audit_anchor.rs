@@ -175,7 +175,7 @@ impl ArchiveWitness for AuditAnchor {
 /// A client for reading the anchor from the command line: the kubeconfig (or in-cluster
 /// configuration), with short timeouts so an unreachable cluster is reported quickly.
 pub async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<Client> {
-    let (mut config, _) = super::load_config(kubeconfig).await?;
+    let (mut config, _) = crate::cluster::load_config(kubeconfig).await?;
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(10));
     Ok(Client::try_from(config)?)
