@@ -16,3 +16,4 @@ cargo bench --locked --bench overview
 cargo bench --locked --bench audit
 cargo bench --locked --bench propagation
 cargo bench --locked --bench floor
+cargo bench --locked --bench route_change

@@ -354,17 +354,26 @@ impl ChangePath {
             .map_err(ChangeError::Denied)
     }
 
+    /// The live objects the operations write, read at once (they are independent reads).
     async fn read_before(&self, change: &Change) -> Result<Documents, ClusterError> {
-        let mut before = Vec::with_capacity(change.operations.len());
-        for operation in &change.operations {
-            before.push(self.objects.get(operation.target()).await?);
-        }
-        Ok(Documents::new(before))
+        let reads = change.operations.iter().map(|operation| self.objects.get(operation.target()));
+        Ok(Documents::new(futures::future::try_join_all(reads).await?))
     }
 
     /// Runs the operations in order; stops at the first that fails, saying how many were
-    /// applied before it.
+    /// applied before it. A dry run of objects in existing namespaces runs them all at once:
+    /// nothing persists, so no dry run depends on another.
     async fn run_all(&self, change: &Change, dry_run: bool) -> Result<Documents, Halted> {
+        let creates_namespace = change.operations.iter().any(|op| op.target().kind == Kind::Namespace);
+        if dry_run && !creates_namespace {
+            let runs = change.operations.iter().map(|operation| self.objects.run(operation, true));
+            let results = futures::future::join_all(runs).await;
+            let mut after = Vec::with_capacity(results.len());
+            for (index, result) in results.into_iter().enumerate() {
+                after.push(result.map_err(|error| Halted { applied: index, error })?);
+            }
+            return Ok(Documents::new(after));
+        }
         let mut after = Vec::with_capacity(change.operations.len());
         let mut created_namespaces = Vec::new();
         for (index, operation) in change.operations.iter().enumerate() {
