@@ -74,11 +74,8 @@ async fn main() {
     }
     let first = http.put(format!("{base}/routes/recommendation")).json(&policy(10)).send().await.unwrap();
     assert!(first.status().is_success(), "the first routing: {}", first.text().await.unwrap());
-    let virtual_services = Api::<DynamicObject>::namespaced_with(
-        client.clone(),
-        &namespace,
-        &Kind::VirtualService.api_resource(),
-    );
+    let virtual_services =
+        Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, &Kind::VirtualService.api_resource());
     let live = virtual_services.get("recommendation").await.unwrap();
     let raw_apply = PatchParams::apply("bench-raw-client").force();
 

@@ -3,6 +3,12 @@
 //! share one fsync instead of paying one each. Each caller still gets its own id, and only
 //! once the transaction holding its record has committed (with `synchronous=FULL`: is on
 //! disk). Records are chained in the order they were queued.
+//!
+//! One fsync'd record per change: a transaction of follow-ups only (an outcome, when the
+//! proxies had a change) commits without waiting for the disk (`synchronous=NORMAL`); the
+//! next entry's commit syncs them with it. The entry they follow was on disk before its
+//! change was applied, and startup resolves an entry whose outcome a crash lost by comparing
+//! with the cluster (`change::recover`), so a lost follow-up is never a lost change.
 use std::sync::Arc;
 
 use sqlx::SqlitePool;
@@ -136,15 +142,35 @@ async fn try_batch(
 ) -> Result<(Vec<Result<i64, AuditError>>, i64), BatchFailure> {
     let _turn = turn.lock().await;
     let mut conn = pool.acquire().await.map_err(BatchFailure::whole)?;
-    immediate(&mut conn).await.map_err(BatchFailure::whole)?;
+    let follow_ups_only = requests.iter().all(|request| !matches!(request.record, Record::Entry(_)));
+    if follow_ups_only {
+        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await.map_err(BatchFailure::whole)?;
+    }
+    let written = write_all(&mut conn, requests).await;
+    if follow_ups_only {
+        // Every other transaction on this pooled connection waits for the disk again.
+        if let Err(error) = sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await {
+            conn.detach();
+            tracing::error!(%error, "the audit writer's connection could not be set back to synchronous=FULL; dropped");
+        }
+    }
+    written
+}
+
+async fn write_all(
+    conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    requests: &[Request],
+) -> Result<(Vec<Result<i64, AuditError>>, i64), BatchFailure> {
+    let conn = &mut **conn;
+    immediate(&mut *conn).await.map_err(BatchFailure::whole)?;
     let appended = async {
-        let mut tip = Tip::read(&mut conn).await.map_err(BatchFailure::whole)?;
+        let mut tip = Tip::read(&mut *conn).await.map_err(BatchFailure::whole)?;
         let mut results = Vec::with_capacity(requests.len());
         for (index, request) in requests.iter().enumerate() {
             let result = match &request.record {
-                Record::Entry(content) => insert_entry(&mut conn, &mut tip, content).await,
-                Record::Resolution(content) => insert_resolution(&mut conn, &mut tip, content).await,
-                Record::Propagation(content) => insert_propagation(&mut conn, &mut tip, content).await,
+                Record::Entry(content) => insert_entry(&mut *conn, &mut tip, content).await,
+                Record::Resolution(content) => insert_resolution(&mut *conn, &mut tip, content).await,
+                Record::Propagation(content) => insert_propagation(&mut *conn, &mut tip, content).await,
             };
             match result {
                 Ok(id) => results.push(Ok(id)),
@@ -152,14 +178,14 @@ async fn try_batch(
                 Err(Refusal::Failed(error)) => return Err(BatchFailure { culprit: Some(index), error }),
             }
         }
-        tip.store(&mut conn).await.map_err(BatchFailure::whole)?;
+        tip.store(&mut *conn).await.map_err(BatchFailure::whole)?;
         Ok((results, tip.seq))
     }
     .await;
     match appended {
-        Ok(results) => finish(&mut conn, Ok(results)).await.map_err(BatchFailure::whole),
+        Ok(results) => finish(&mut *conn, Ok(results)).await.map_err(BatchFailure::whole),
         Err(failure) => {
-            let _ = finish::<()>(&mut conn, Err(failure.error.clone())).await;
+            let _ = finish::<()>(&mut *conn, Err(failure.error.clone())).await;
             Err(failure)
         }
     }

@@ -211,7 +211,7 @@ impl ChangePath {
         self.authorize_and_validate(change)?;
         let before = self.read_before(change).await.map_err(ChangeError::Cluster)?;
         self.authorize_operations(change, &before)?;
-        let after = self.run_all(change, true).await.map_err(|halted| judged(change, halted.error))?;
+        let after = self.run_all(change, &before, true).await.map_err(|halted| judged(change, halted.error))?;
         Ok(Preview { before, after })
     }
 
@@ -267,7 +267,7 @@ impl ChangePath {
             self.record_refusal(&change, Outcome::Denied, Some(&before), &error).await;
             return Err(error);
         }
-        let planned = match self.run_all(&change, true).await {
+        let planned = match self.run_all(&change, &before, true).await {
             Ok(planned) => planned,
             Err(halted) => return Err(self.refused_by_cluster(&change, Some(&before), halted.error).await),
         };
@@ -286,7 +286,7 @@ impl ChangePath {
             Some(_) if self.propagation.istiod().is_some() => Some(self.propagation.baseline(&change.namespace).await),
             _ => None,
         };
-        let result = match self.run_all(&change, false).await {
+        let result = match self.run_all(&change, &before, false).await {
             Ok(after) => Ok(after),
             Err(halted) if halted.applied > 0 => Err(self.roll_back(&change, &before, halted).await),
             Err(halted) => Err(halted.error),
@@ -361,12 +361,21 @@ impl ChangePath {
     }
 
     /// Runs the operations in order; stops at the first that fails, saying how many were
-    /// applied before it. A dry run of objects in existing namespaces runs them all at once:
-    /// nothing persists, so no dry run depends on another.
-    async fn run_all(&self, change: &Change, dry_run: bool) -> Result<Documents, Halted> {
+    /// applied before it. An apply that would leave its object as it is (`before`) is neither
+    /// dry-run nor written: a weights change leaves the DestinationRule, and its round trips
+    /// through istiod's webhook were most of a change's time; the record still shows the
+    /// object. A dry run of objects in existing namespaces runs them all at once: nothing
+    /// persists, so no dry run depends on another.
+    async fn run_all(&self, change: &Change, before: &Documents, dry_run: bool) -> Result<Documents, Halted> {
+        let operations = change.operations.iter().zip(before.objects());
         let creates_namespace = change.operations.iter().any(|op| op.target().kind == Kind::Namespace);
         if dry_run && !creates_namespace {
-            let runs = change.operations.iter().map(|operation| self.objects.run(operation, true));
+            let runs = operations.map(|(operation, was)| async move {
+                match left_as_is(operation, was.as_ref()) {
+                    Some(live) => Ok(Some(live.clone())),
+                    None => self.objects.run(operation, true).await,
+                }
+            });
             let results = futures::future::join_all(runs).await;
             let mut after = Vec::with_capacity(results.len());
             for (index, result) in results.into_iter().enumerate() {
@@ -376,11 +385,15 @@ impl ChangePath {
         }
         let mut after = Vec::with_capacity(change.operations.len());
         let mut created_namespaces = Vec::new();
-        for (index, operation) in change.operations.iter().enumerate() {
+        for (index, (operation, was)) in operations.enumerate() {
             let halted = |error: ClusterError| Halted { applied: index, error };
             if !dry_run && index > 0 && self.failpoint == Some(Failpoint::FailAfterFirstWrite) {
                 let error = "failpoint fail-after-first-write: the API server stopped answering".to_owned();
                 return Err(halted(ClusterError::Unreachable(error)));
+            }
+            if let Some(live) = left_as_is(operation, was.as_ref()) {
+                after.push(Some(live.clone()));
+                continue;
             }
             let target = operation.target();
             let in_new_namespace = target.namespace.as_ref().is_some_and(|ns| created_namespaces.contains(ns));
@@ -528,6 +541,25 @@ impl ChangePath {
     }
 }
 
+/// The live object, when `operation` is an apply that would leave it as it is: every field
+/// it sets but its metadata equal, every label and annotation it sets already there, and the
+/// resourceVersion it is conditional on (if any) the live one. Creates and deletes always run.
+fn left_as_is<'a>(operation: &Operation, live: Option<&'a Value>) -> Option<&'a Value> {
+    let (Operation::Apply { object, .. }, Some(live)) = (operation, live) else { return None };
+    let (Some(wanted), Some(existing)) = (object.as_object(), live.as_object()) else { return None };
+    let fields_equal = wanted
+        .iter()
+        .filter(|(field, _)| !matches!(field.as_str(), "metadata" | "apiVersion" | "kind"))
+        .all(|(field, value)| existing.get(field) == Some(value));
+    let metadata_kept = |field: &str| match object["metadata"][field].as_object() {
+        None => true,
+        Some(wanted) => wanted.iter().all(|(key, value)| &live["metadata"][field][key] == value),
+    };
+    let version = &object["metadata"]["resourceVersion"];
+    let version_holds = version.is_null() || version == &live["metadata"]["resourceVersion"];
+    (fields_equal && metadata_kept("labels") && metadata_kept("annotations") && version_holds).then_some(live)
+}
+
 /// Why the operations of a change stopped: the error, and how many were applied before it.
 struct Halted {
     applied: usize,
@@ -570,4 +602,43 @@ fn log_outcome(change: &Change, outcome: &str, error: Option<&str>) {
         "change {outcome}: {}",
         change.summary
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn apply(object: Value) -> Operation {
+        let target = ObjectRef::namespaced(Kind::DestinationRule, "tutorial", "recommendation");
+        Operation::Apply { target, object }
+    }
+
+    #[test]
+    fn an_apply_that_changes_nothing_is_left_out_and_any_other_runs() {
+        let live = json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+            "metadata": {"name": "recommendation", "resourceVersion": "7", "labels": {"team": "reco", "app": "x"}},
+            "spec": {"host": "recommendation", "subsets": [{"name": "v1", "labels": {"version": "v1"}}]},
+            "status": {"conditions": []}});
+        let same = json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+            "metadata": {"name": "recommendation", "labels": {"team": "reco"}},
+            "spec": {"host": "recommendation", "subsets": [{"name": "v1", "labels": {"version": "v1"}}]}});
+        assert!(left_as_is(&apply(same.clone()), Some(&live)).is_some());
+        let mut other_subsets = same.clone();
+        other_subsets["spec"]["subsets"][0]["labels"]["version"] = json!("v2");
+        let mut other_label = same.clone();
+        other_label["metadata"]["labels"]["team"] = json!("shop");
+        let mut stale = same.clone();
+        stale["metadata"]["resourceVersion"] = json!("6");
+        for changed in [other_subsets, other_label, stale] {
+            assert!(left_as_is(&apply(changed), Some(&live)).is_none());
+        }
+        let mut current = same.clone();
+        current["metadata"]["resourceVersion"] = json!("7");
+        assert!(left_as_is(&apply(current), Some(&live)).is_some(), "conditional on the live version");
+        assert!(left_as_is(&apply(same.clone()), None).is_none(), "a missing object is created");
+        let create = Operation::Create { target: apply(json!({})).target().clone(), object: same };
+        assert!(left_as_is(&create, Some(&live)).is_none(), "a create always runs (409 when it exists)");
+    }
 }

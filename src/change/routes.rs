@@ -310,37 +310,18 @@ fn operations(request: &RouteRequest, desired: &RoutingPolicy) -> Vec<Operation>
     }
     let (vs, dr) = desired.to_istio(namespace, live.virtual_service.as_ref(), live.destination_rule.as_ref());
     let expected = request.expected;
-    // (operation, whether it leaves its object as it is)
-    let mut planned = Vec::new();
+    let mut operations = Vec::new();
     if !desired.subsets.is_empty() || live.destination_rule.is_some() {
         let target = named(Kind::DestinationRule, namespace, &dr.metadata.name, host);
         let version = expected.map(|e| e.destination_rule.clone());
-        let object = to_json(&dr);
-        let unchanged = live.destination_rule.as_ref().is_some_and(|live| leaves_as_is(&to_json(live), &object));
-        planned.push((write(target, object, live.destination_rule.is_some(), version), unchanged));
+        operations.push(write(target, to_json(&dr), live.destination_rule.is_some(), version));
     }
     if !desired.rules.is_empty() || live.virtual_service.is_some() {
         let target = named(Kind::VirtualService, namespace, &vs.metadata.name, host);
         let version = expected.map(|e| e.virtual_service.clone());
-        let object = to_json(&vs);
-        let unchanged = live.virtual_service.as_ref().is_some_and(|live| leaves_as_is(&to_json(live), &object));
-        planned.push((write(target, object, live.virtual_service.is_some(), version), unchanged));
+        operations.push(write(target, to_json(&vs), live.virtual_service.is_some(), version));
     }
-    // An object the change leaves as it is costs a dry run and a write through istiod's
-    // webhook for nothing (a weights change leaves the DestinationRule): only when the whole
-    // change is a no-op are its writes kept, so that it is still made and audited as asked.
-    let changes_something = planned.iter().any(|(_, unchanged)| !unchanged);
-    planned.into_iter().filter(|(_, unchanged)| !changes_something || !unchanged).map(|(op, _)| op).collect()
-}
-
-/// Whether writing `desired` would leave `live` as it is: the same spec, and every label and
-/// annotation it sets already there with the same value.
-fn leaves_as_is(live: &Value, desired: &Value) -> bool {
-    let metadata_kept = |field: &str| match desired["metadata"][field].as_object() {
-        None => true,
-        Some(wanted) => wanted.iter().all(|(key, value)| &live["metadata"][field][key] == value),
-    };
-    live["spec"] == desired["spec"] && metadata_kept("labels") && metadata_kept("annotations")
+    operations
 }
 
 /// Server-side apply of an object that exists, made conditional when the client said what
@@ -480,7 +461,6 @@ spec:
         let (live, ctx, origin) = (live(SHARED, Some(DR)), context(), origin());
         let mut desired = live.policy("recommendation").unwrap();
         desired.rules[0].route = vec![Share::new("version-v1", 75), Share::new("version-v2", 25)];
-        desired.subsets.push(Subset { name: "version-v3".into(), labels: [("version".into(), "v3".into())].into() });
         let (change, _) = update(&request(&live, None, &ctx, &origin), "route.update", &desired);
         assert!(change.problems.is_empty(), "{:?}", change.problems);
         let names: Vec<&str> = change.operations.iter().map(|op| op.target().name.as_str()).collect();
@@ -494,20 +474,6 @@ spec:
         assert_eq!(vs["spec"]["http"][0]["name"], "default");
         assert_eq!(vs["spec"]["http"][0]["route"][1]["weight"], 25);
         assert_eq!(vs["spec"]["http"][0]["route"][1]["destination"]["port"]["number"], 8080);
-    }
-
-    #[test]
-    fn a_change_writes_only_the_objects_it_changes_unless_it_changes_none() {
-        let (live, ctx, origin) = (live(SHARED, Some(DR)), context(), origin());
-        let mut desired = live.policy("recommendation").unwrap();
-        desired.rules[0].route = vec![Share::new("version-v1", 75), Share::new("version-v2", 25)];
-        let (change, _) = update(&request(&live, None, &ctx, &origin), "route.update", &desired);
-        let names: Vec<&str> = change.operations.iter().map(|op| op.target().name.as_str()).collect();
-        assert_eq!(names, ["reco-routes"], "a weights change leaves the DestinationRule alone");
-        let same = live.policy("recommendation").unwrap();
-        let (change, _) = update(&request(&live, None, &ctx, &origin), "route.update", &same);
-        let names: Vec<&str> = change.operations.iter().map(|op| op.target().name.as_str()).collect();
-        assert_eq!(names, ["reco-dr", "reco-routes"], "a change of nothing is still made as asked");
     }
 
     #[test]
