@@ -24,6 +24,7 @@ use crate::cluster::{self, Cluster};
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use crate::propagation::{Istiod, Propagation};
+use crate::routing::Routing;
 use crate::web::{self, AllowedHosts, AppState, CsrfTokens, IdentityPolicy, Links, ObservedEdges, Shared};
 
 /// How long shutdown waits for in-flight requests and changes: below Kubernetes' default
@@ -129,6 +130,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
     };
     let state = AppState::new(Shared {
         rollouts: Rollouts::new(reads.clone(), changes.clone()),
+        routing: Routing::new(reads.clone(), changes.clone()),
         reads,
         cluster,
         changes,

@@ -27,6 +27,7 @@ pub mod pictures;
 pub mod policy;
 pub mod problem;
 pub mod propagation;
+pub mod routing;
 pub mod traffic;
 pub mod tutorial;
 pub mod web;

@@ -32,6 +32,7 @@ const RINGS: &[(&str, u8)] = &[
     ("change", 2),
     ("autopilot", 2),
     ("audit_anchor", 2),
+    ("routing", 2),
     ("web", 3),
     ("config", 3),
     ("app", 4),

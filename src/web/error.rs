@@ -141,6 +141,19 @@ impl From<crate::change::rollout::RolloutError> for AppError {
     }
 }
 
+impl From<crate::routing::RoutingError> for AppError {
+    fn from(error: crate::routing::RoutingError) -> Self {
+        use crate::routing::RoutingError;
+        match error {
+            RoutingError::Change(error) => error.into(),
+            RoutingError::Conflict(message) => AppError::Conflict(message),
+            RoutingError::NotFound(message) => AppError::NotFound(message),
+            RoutingError::Invalid(problems) => AppError::Invalid(problems),
+            RoutingError::Cluster(error) => error.into(),
+        }
+    }
+}
+
 impl From<crate::policy::PolicyError> for AppError {
     /// Live routing signalbox cannot take as one policy is a state conflict, not bad input.
     fn from(error: crate::policy::PolicyError) -> Self {

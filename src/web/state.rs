@@ -28,6 +28,8 @@ pub struct Shared {
     pub reads: Reads,
     pub changes: ChangePath,
     pub rollouts: Rollouts,
+    /// The routing use case: what the routing page and API plan, preview and apply.
+    pub routing: crate::routing::Routing,
     pub audit: AuditStore,
     /// Where the audit chain is anchored outside the database, when configured.
     pub anchor: Option<crate::audit_anchor::AuditAnchor>,

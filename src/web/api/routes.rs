@@ -8,10 +8,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::audit::Source;
-use crate::change::routes::{self, ResourceVersions, RouteRequest, RoutingApi};
-use crate::change::{Change, http_routes};
+use crate::change::Origin;
+use crate::change::routes::{ResourceVersions, RoutingApi};
 use crate::policy::{self, RoutingPolicy};
 use crate::problem::FieldProblem;
+use crate::routing::{Host, Intent, Proposal, routes_nothing};
 
 use super::super::error::AppError;
 use super::super::extract::{ApiJson, ManagedHost, RequestId};
@@ -76,14 +77,6 @@ fn get_method() -> String {
     "GET".into()
 }
 
-/// 404 for a host nothing in the namespace routes, naming it.
-fn routes_nothing(host: &str, namespace: &str) -> AppError {
-    AppError::NotFound(format!(
-        "{host} routes nothing in {namespace}: no VirtualService names it in spec.hosts, no DestinationRule in \
-         spec.host and no HTTPRoute has its Service as a parentRef"
-    ))
-}
-
 /// `GET`: the policy; 404 when nothing routes the host; 409 naming the objects when its
 /// routing is spread over several VirtualServices or DestinationRules, or delegated.
 pub async fn get(
@@ -92,7 +85,7 @@ pub async fn get(
 ) -> Result<Json<Value>, AppError> {
     let live = state.reads.live_routing(&namespace, &host).await?;
     if !live.exists() {
-        return Err(routes_nothing(&host, &namespace));
+        return Err(AppError::NotFound(routes_nothing(&host, &namespace)));
     }
     let policy = live.policy(&host)?;
     let mut body = serde_json::to_value(&policy).map_err(|e| AppError::Internal(e.to_string()))?;
@@ -112,49 +105,26 @@ pub async fn put(
 ) -> Result<Response, AppError> {
     let wait = wait_for_proxies(options.wait_for_proxies.as_deref())?;
     let origin = request_id.origin(actor, Source::Api);
-    state
-        .changes
-        .authorize_first(&routes::attempt(&origin, &namespace, &host, "route.update"), options.dry_run)
-        .await?;
-    let mut desired = body.policy;
-    if desired.host.is_empty() {
-        desired.host = host.clone();
-    } else if desired.host != host {
-        return Err(AppError::invalid("host", format!("must be {host}, the host in the URL")));
-    }
-    let mut live = state.reads.live_routing(&namespace, &host).await?;
-    if let Some(reason) = live.write_conflict(body.resource_version.as_ref()) {
-        return Err(AppError::Conflict(reason));
-    }
-    match body.kind {
-        Some(kind) if !live.exists() => live.api = kind,
-        Some(kind) if kind != live.api => {
-            let message =
-                format!("{host} is routed by a {:?}; this API edits it in place and does not switch APIs", live.api);
-            return Err(AppError::invalid("kind", message));
-        }
-        _ => {}
-    }
-    let context = state.reads.validation_context(&namespace, &host);
-    let request = RouteRequest {
-        origin: &origin,
-        namespace: &namespace,
-        live: &live,
-        expected: body.resource_version.as_ref(),
-        context: &context,
-    };
-    let (change, warnings) = routes::update(&request, "route.update", &desired);
+    let proposal = Proposal::Update { policy: body.policy, api: body.kind };
+    let target = Host { namespace: &namespace, name: &host };
+    let seen = body.resource_version.as_ref();
+    let plan = state.routing.plan(&origin, target, proposal, seen, intent(options.dry_run)).await?;
+    let warnings = plan.warnings.clone();
     if options.dry_run {
-        let preview = state.changes.preview(&change).await?;
+        let preview = state.routing.preview(&plan).await?;
         let objects: Vec<Value> = preview.after.objects().iter().flatten().cloned().collect();
         return Ok(Json(json!({"objects": objects, "diff": preview.diff(), "warnings": warnings})).into_response());
     }
-    let applied = state.changes.execute(change).await?;
+    let applied = state.routing.apply(plan).await?;
     let mut body = json!({"auditId": applied.audit_id, "objects": applied.after.objects(), "warnings": warnings});
     if let Some(wait) = wait {
         body["sync"] = json!(state.changes.propagation().wait(&namespace, &host, wait).await);
     }
     Ok(Json(body).into_response())
+}
+
+fn intent(dry_run: bool) -> Intent {
+    if dry_run { Intent::Preview } else { Intent::Apply }
 }
 
 /// `POST …/version-services`: creates a per-version Service for each deployed version of the
@@ -168,21 +138,12 @@ pub async fn create_version_services(
     Query(DryRun { dry_run }): Query<DryRun>,
 ) -> Result<Response, AppError> {
     let origin = request_id.origin(actor, Source::Api);
-    state
-        .changes
-        .authorize_first(&routes::attempt(&origin, &namespace, &host, "route.version-services"), dry_run)
-        .await?;
-    let live = state.reads.live_routing(&namespace, &host).await?;
-    let host_service = state.reads.host_service(&namespace, &host).await?;
-    let deployed = state.reads.versions(&namespace);
-    let change =
-        http_routes::create_version_services(&origin, &namespace, &host, &live, &deployed, host_service.as_ref())
-            .map_err(AppError::Conflict)?;
-    preview_or_apply(&state, change, dry_run).await
+    let target = Host { namespace: &namespace, name: &host };
+    preview_or_apply(&state, &origin, target, Proposal::VersionServices, dry_run).await
 }
 
 /// `POST …/migrate`: moves the host from its VirtualService to an equivalent HTTPRoute in
-/// one audited change (see [`http_routes::migrate`]); `?dryRun=true` previews.
+/// one audited change (see [`crate::change::http_routes::migrate`]); `?dryRun=true` previews.
 /// 422 lists what the Gateway API cannot say; revert the audit entry to undo.
 pub async fn migrate(
     State(state): State<AppState>,
@@ -192,29 +153,32 @@ pub async fn migrate(
     Query(DryRun { dry_run }): Query<DryRun>,
 ) -> Result<Response, AppError> {
     let origin = request_id.origin(actor, Source::Api);
-    state.changes.authorize_first(&routes::attempt(&origin, &namespace, &host, "route.migrate"), dry_run).await?;
-    let live = state.reads.live_routing(&namespace, &host).await?;
-    let host_service = state.reads.host_service(&namespace, &host).await?;
-    let context = state.reads.validation_context(&namespace, &host);
-    let request =
-        RouteRequest { origin: &origin, namespace: &namespace, live: &live, expected: None, context: &context };
-    let change = http_routes::migrate(&request, &host, host_service.as_ref()).map_err(AppError::Conflict)?;
-    preview_or_apply(&state, change, dry_run).await
+    let target = Host { namespace: &namespace, name: &host };
+    preview_or_apply(&state, &origin, target, Proposal::Migrate, dry_run).await
 }
 
 /// With `dryRun`, the change's summary, planned objects and diff; else the change applied.
-async fn preview_or_apply(state: &AppState, change: Change, dry_run: bool) -> Result<Response, AppError> {
+async fn preview_or_apply(
+    state: &AppState,
+    origin: &Origin,
+    target: Host<'_>,
+    proposal: Proposal,
+    dry_run: bool,
+) -> Result<Response, AppError> {
+    let plan = state.routing.plan(origin, target, proposal, None, intent(dry_run)).await?;
     if dry_run {
-        let preview = state.changes.preview(&change).await?;
+        let preview = state.routing.preview(&plan).await?;
         let objects: Vec<Value> = preview.after.objects().iter().flatten().cloned().collect();
-        return Ok(Json(json!({"summary": change.summary, "objects": objects, "diff": preview.diff()})).into_response());
+        let summary = &plan.change.summary;
+        return Ok(Json(json!({"summary": summary, "objects": objects, "diff": preview.diff()})).into_response());
     }
-    let applied = state.changes.execute(change).await?;
+    let applied = state.routing.apply(plan).await?;
     Ok(Json(json!({"auditId": applied.audit_id, "objects": applied.after.objects()})).into_response())
 }
 
-/// `DELETE`: removes what routes the host (see [`routes::delete`]); 409 naming the object
-/// when that would change other hosts' routing, or the routing is ambiguous.
+/// `DELETE`: removes what routes the host (see [`crate::change::routes::delete`]); 409
+/// naming the object when that would change other hosts' routing, or the routing is
+/// ambiguous.
 pub async fn remove(
     State(state): State<AppState>,
     Identity(actor): Identity,
@@ -222,16 +186,9 @@ pub async fn remove(
     ManagedHost { namespace, host }: ManagedHost,
 ) -> Result<Response, AppError> {
     let origin = request_id.origin(actor, Source::Api);
-    state.changes.authorize_first(&routes::attempt(&origin, &namespace, &host, "route.delete"), false).await?;
-    let live = state.reads.live_routing(&namespace, &host).await?;
-    if !live.exists() {
-        return Err(routes_nothing(&host, &namespace));
-    }
-    let context = Default::default();
-    let request =
-        RouteRequest { origin: &origin, namespace: &namespace, live: &live, expected: None, context: &context };
-    let change = routes::delete(&request, &host).map_err(AppError::Conflict)?;
-    let applied = state.changes.execute(change).await?;
+    let target = Host { namespace: &namespace, name: &host };
+    let plan = state.routing.plan(&origin, target, Proposal::Delete, None, Intent::Apply).await?;
+    let applied = state.routing.apply(plan).await?;
     Ok(Json(json!({"auditId": applied.audit_id})).into_response())
 }
 
@@ -251,7 +208,7 @@ pub async fn test(
 ) -> Result<Json<Value>, AppError> {
     let live = state.reads.live_routing(&namespace, &host).await?;
     if !live.exists() {
-        return Err(routes_nothing(&host, &namespace));
+        return Err(AppError::NotFound(routes_nothing(&host, &namespace)));
     }
     let policy = live.policy(&host)?;
     let request = policy::Request { path: body.path, method: body.method, headers: body.headers };

@@ -5,7 +5,6 @@ pub mod deploy;
 pub mod overview;
 pub mod proxy_sync;
 mod route_forms;
-mod route_plans;
 pub(super) mod route_view;
 pub mod routes;
 pub mod walkthrough;

@@ -11,10 +11,11 @@ use serde::Deserialize;
 
 use crate::audit::Source;
 use crate::authz::{Actor, Permission};
-use crate::change::Origin;
-use crate::change::routes::{self, LiveRouting, ResourceVersions};
+use crate::change::routes::{LiveRouting, ResourceVersions};
+use crate::change::{ChangeError, Origin};
 use crate::policy::{self, RoutingPolicy};
 use crate::problem::FieldProblem;
+use crate::routing::{Host, Intent, Proposal, RoutingError};
 
 use super::super::error::AppError;
 use super::super::extract::{Htmx, ManagedHost, ManagedNamespace, RequestId};
@@ -26,7 +27,6 @@ use super::super::view::ChangeQuery;
 use super::proxy_sync::SyncPanel;
 use super::render;
 use super::route_forms::RouteForm;
-use super::route_plans::Plan;
 use super::route_view::{PreviewView, RoutesView, TestResultView};
 
 #[derive(Template)]
@@ -155,20 +155,21 @@ pub async fn preview(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let form = RouteForm::parse(&body);
-    let live = state.reads.live_routing(&namespace, &host).await?;
+    let target = Host { namespace: &namespace, name: &host };
+    let live = state.routing.read(target).await?;
     let mut view = view_of(&state, &actor, &namespace, &host, &live);
     let origin = request_id.origin(actor.clone(), Source::Ui);
-    let plan = match form.action.as_str() {
-        "delete" => Ok(Plan::Delete),
-        "version-services" => Ok(Plan::VersionServices),
-        "migrate" => Ok(Plan::Migrate),
-        "http-route" => Plan::start_http_route(&live, &host),
+    let proposal = match form.action.as_str() {
+        "delete" => Ok(Proposal::Delete),
+        "version-services" => Ok(Proposal::VersionServices),
+        "migrate" => Ok(Proposal::Migrate),
+        "http-route" => Proposal::start_http_route(&live, &host),
         _ => live_policy(&live, &host)
             .and_then(|current| form.desired(&current, &deployed_versions(&state, &namespace, &host)))
-            .map(Plan::Update),
+            .map(|policy| Proposal::Update { policy, api: None }),
     };
-    let status = match plan {
-        Ok(plan) => show_preview(&state, (&namespace, &host), &live, &origin, plan, &mut view).await,
+    let status = match proposal {
+        Ok(proposal) => show_preview(&state, target, live, &origin, proposal, &mut view).await,
         Err(problems) => {
             view.set_problems(problems);
             StatusCode::UNPROCESSABLE_ENTITY
@@ -181,33 +182,36 @@ fn live_policy(live: &LiveRouting, host: &str) -> Result<RoutingPolicy, Vec<Fiel
     live.policy(host).map_err(|e| vec![FieldProblem::new("", AppError::from(e).to_string())])
 }
 
-/// Dry-runs the change into `view.preview`; problems and refusals are shown, not thrown.
+/// Plans and dry-runs the change into `view.preview`; problems and refusals are shown, not
+/// thrown.
 async fn show_preview(
     state: &AppState,
-    (namespace, host): (&str, &str),
-    live: &LiveRouting,
+    target: Host<'_>,
+    live: LiveRouting,
     origin: &Origin,
-    plan: Plan,
+    proposal: Proposal,
     view: &mut RoutesView,
 ) -> StatusCode {
-    let expected = live.resource_versions();
-    let action = plan.action();
-    let planned = match plan.change(state, (namespace, host), live, origin, &expected).await {
-        Ok(planned) => planned,
-        Err(refusal) => {
-            view.error = Some(refusal);
-            return StatusCode::CONFLICT;
-        }
+    let action = proposal.action();
+    let before = live.exists().then(|| live.policy(target.name).ok()).flatten();
+    let planned = state.routing.plan_on(origin, target, live, proposal, Intent::Preview).await;
+    let previewed = match planned {
+        Ok(plan) => state.routing.preview(&plan).await.map(|preview| (plan, preview)).map_err(RoutingError::from),
+        Err(refusal) => Err(refusal),
     };
-    match state.changes.preview(&planned.change).await {
-        Ok(preview) => {
-            let before = live.exists().then(|| live.policy(host).ok()).flatten();
-            let (change, after) = (&planned.change, planned.after.as_ref());
-            let shown = PreviewView::new(change, before.as_ref(), after, &preview, &planned.warnings, &expected);
+    match previewed {
+        Ok((plan, preview)) => {
+            let (change, after) = (&plan.change, plan.after.as_ref());
+            let shown =
+                PreviewView::new(change, before.as_ref(), after, &preview, &plan.warnings, &plan.planned_against);
             view.preview = Some(PreviewView { action: action.into(), ..shown });
             StatusCode::OK
         }
-        Err(crate::change::ChangeError::Invalid(problems)) => {
+        Err(RoutingError::Conflict(refusal)) => {
+            view.error = Some(refusal);
+            StatusCode::CONFLICT
+        }
+        Err(RoutingError::Invalid(problems) | RoutingError::Change(ChangeError::Invalid(problems))) => {
             view.set_problems(problems);
             StatusCode::UNPROCESSABLE_ENTITY
         }
@@ -228,22 +232,16 @@ pub async fn apply(
     ManagedHost { namespace, host }: ManagedHost,
     axum::Form(form): axum::Form<ApplyForm>,
 ) -> Result<Response, AppError> {
-    let plan = Plan::from_apply(&form.action, &form.policy)?;
-    let expected = ResourceVersions {
+    let proposal = Proposal::from_form(&form.action, &form.policy).map_err(AppError::Invalid)?;
+    let seen = ResourceVersions {
         virtual_service: non_empty(form.rv_vs),
         destination_rule: non_empty(form.rv_dr),
         http_route: non_empty(form.rv_hr),
     };
     let origin = request_id.origin(actor.clone(), Source::Ui);
-    let attempt = routes::attempt(&origin, &namespace, &host, plan.audit_action());
-    let authorized = state.changes.authorize_first(&attempt, false).await.map_err(AppError::from);
-    authorized?;
-    let live = state.reads.live_routing(&namespace, &host).await?;
-    let action = form.action.clone();
-    let planned =
-        plan.change(&state, (&namespace, &host), &live, &origin, &expected).await.map_err(AppError::Conflict)?;
-    let executed = state.changes.execute(planned.change).await.map_err(AppError::from);
-    match executed {
+    let target = Host { namespace: &namespace, name: &host };
+    let plan = state.routing.plan(&origin, target, proposal.clone(), Some(&seen), Intent::Apply).await?;
+    match state.routing.apply(plan).await.map_err(AppError::from) {
         Ok(applied) => {
             let target = format!("/ns/{namespace}/routes/{host}?change={}", applied.audit_id);
             Ok(htmx.redirect(&target))
@@ -251,10 +249,10 @@ pub async fn apply(
         Err(AppError::Conflict(_)) => {
             // Someone changed the objects since the preview: show the new state and how the
             // previewed change compares with it, to confirm again.
+            let live = state.routing.read(target).await?;
             let mut view = view_of(&state, &actor, &namespace, &host, &live);
             view.conflict = Some("The routing changed since you previewed this change. Below: the live state now, and your change against it. Apply again to confirm.".into());
-            let plan = Plan::from_apply(&action, &form.policy)?;
-            show_preview(&state, (&namespace, &host), &live, &origin, plan, &mut view).await;
+            show_preview(&state, target, live, &origin, proposal, &mut view).await;
             respond(&state, &actor, htmx, StatusCode::CONFLICT, view)
         }
         Err(other) => Err(other),
