@@ -291,6 +291,7 @@ async fn main() {
         ("/healthz", "`/healthz` (floor)", &WRK),
         ("/ns/bench-floor", "overview, 150 Deployments", &WRK),
         ("/ns/bench-floor/routes/recommendation", "routing page (recommendation, 90/10)", &WRK),
+        ("/ns/bench-floor/canaries/recommendation", "canary page (recommendation, 90/10, no canary)", &WRK),
         ("/audit", "`/audit` (first 50 of 10,000)", &WRK),
         ("/static/app.css", "`/static/app.css`", &WRK),
         ("/api/v1/audit/export?format=ndjson", "NDJSON export, 10,000 entries", &WRK_EXPORT),
@@ -318,7 +319,7 @@ async fn main() {
         if path == "/healthz" {
             floor = run.requests_per_second;
         }
-        if path.starts_with("/ns/bench-floor") && !path.contains("routes") {
+        if path == "/ns/bench-floor" {
             // The server's CPU per overview: the bench process does nothing else meanwhile.
             overview_cpu = (cpu_time() - cpu_before).div_f64(run.requests_per_second * 8.0);
         }

@@ -5,10 +5,10 @@ use serde::Serialize;
 
 use crate::audit::Entry;
 
-use super::super::audit_query::HistoryQuery;
-use super::super::error::AppError;
-use super::super::identity::Identity;
-use super::super::state::AppState;
+use crate::web::audit_query::HistoryQuery;
+use crate::web::error::AppError;
+use crate::web::identity::Identity;
+use crate::web::state::AppState;
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 1000;
@@ -94,14 +94,14 @@ pub struct DryRun {
 /// `POST /api/v1/audit/{id}/revert` (`?dryRun=true` previews): restores the entry's before state.
 pub async fn revert(
     State(state): State<AppState>,
-    super::super::identity::Identity(actor): super::super::identity::Identity,
-    request_id: super::super::extract::RequestId,
+    crate::web::identity::Identity(actor): crate::web::identity::Identity,
+    request_id: crate::web::extract::RequestId,
     Path(id): Path<i64>,
     Query(DryRun { dry_run }): Query<DryRun>,
-    super::super::extract::ApiJson(body): super::super::extract::ApiJson<RevertBody>,
+    crate::web::extract::ApiJson(body): crate::web::extract::ApiJson<RevertBody>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let origin = request_id.origin(actor, crate::audit::Source::Api);
-    let change = super::super::reverts::build(&state, &origin, id, body.force).await?;
+    let change = crate::web::reverts::build(&state, &origin, id, body.force).await?;
     if dry_run {
         let preview = state.changes.preview(&change).await?;
         let objects = preview.after.objects();

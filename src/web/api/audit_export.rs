@@ -10,10 +10,10 @@ use futures::{StreamExt, stream};
 use crate::audit::export::{CSV_HEADER, push_csv_row, push_ndjson_line};
 use crate::audit::{AuditError, AuditStore, Filter};
 
-use super::super::audit_query::HistoryQuery;
-use super::super::error::AppError;
-use super::super::identity::Identity;
-use super::super::state::AppState;
+use crate::web::audit_query::HistoryQuery;
+use crate::web::error::AppError;
+use crate::web::identity::Identity;
+use crate::web::state::AppState;
 
 /// Most entries read per database query while streaming.
 const BATCH: u32 = 1000;

@@ -10,11 +10,11 @@ use crate::audit::Source;
 use crate::policy::canary::Canary;
 use crate::traffic::Thresholds;
 
-use super::super::error::AppError;
-use super::super::extract::{ApiJson, ManagedHost, RequestId};
-use super::super::identity::Identity;
-use super::super::state::AppState;
 use crate::change::rollout::Step;
+use crate::web::error::AppError;
+use crate::web::extract::{ApiJson, ManagedHost, RequestId};
+use crate::web::identity::Identity;
+use crate::web::state::AppState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

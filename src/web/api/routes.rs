@@ -14,11 +14,11 @@ use crate::policy::{self, RoutingPolicy};
 use crate::problem::FieldProblem;
 use crate::routing::{Host, Intent, Proposal, routes_nothing};
 
-use super::super::error::AppError;
-use super::super::extract::{ApiJson, ManagedHost, RequestId};
-use super::super::identity::Identity;
-use super::super::state::AppState;
 use super::audit::DryRun;
+use crate::web::error::AppError;
+use crate::web::extract::{ApiJson, ManagedHost, RequestId};
+use crate::web::identity::Identity;
+use crate::web::state::AppState;
 
 /// The body of GET and PUT: the policy and the resourceVersions it was read at.
 #[derive(Deserialize)]
@@ -212,7 +212,7 @@ pub async fn test(
     }
     let policy = live.policy(&host)?;
     let request = policy::Request { path: body.path, method: body.method, headers: body.headers };
-    let evaluation = super::super::route_test::evaluate(policy, request, live.precedence()).await?;
+    let evaluation = crate::web::route_test::evaluate(policy, request, live.precedence()).await?;
     let shares: Map<String, Value> =
         evaluation.shares.into_iter().map(|(subset, weight)| (subset, json!(weight))).collect();
     let mut answer = json!({"rule": evaluation.rule, "shares": shares});

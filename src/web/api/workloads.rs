@@ -10,11 +10,11 @@ use crate::audit::Source;
 use crate::change::workloads;
 use crate::change::{Applied, Change};
 
-use super::super::error::AppError;
-use super::super::extract::{ApiJson, ManagedNamespace, RequestId, parse_workload};
-use super::super::identity::Identity;
-use super::super::state::AppState;
 use super::audit::DryRun;
+use crate::web::error::AppError;
+use crate::web::extract::{ApiJson, ManagedNamespace, RequestId, parse_workload};
+use crate::web::identity::Identity;
+use crate::web::state::AppState;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -13,17 +13,17 @@ use crate::change::diff_labeled;
 use crate::change::documents::Documents;
 use crate::problem::FieldProblem;
 
-use super::super::audit_query::HistoryQuery;
-use super::super::error::AppError;
-use super::super::extract::RequestId;
-use super::super::identity::Identity;
-use super::super::layout::Layout;
-use super::super::reverts;
-use super::super::state::AppState;
 use super::render;
 use super::route_view::DiffLine;
 use crate::pictures::bars::BarSet;
 use crate::pictures::change_bars;
+use crate::web::audit_query::HistoryQuery;
+use crate::web::error::AppError;
+use crate::web::extract::RequestId;
+use crate::web::identity::Identity;
+use crate::web::layout::Layout;
+use crate::web::reverts;
+use crate::web::state::AppState;
 
 const PAGE_SIZE: u32 = 50;
 /// How far around a change the trace links look.

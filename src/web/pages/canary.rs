@@ -18,14 +18,14 @@ use crate::policy::RoutingPolicy;
 use crate::policy::canary::{Canary, DEFAULT_STEPS};
 use crate::traffic::Thresholds;
 
-use super::super::error::AppError;
-use super::super::extract::{Htmx, ManagedHost, RequestId};
-use super::super::identity::Identity;
-use super::super::layout::Layout;
-use super::super::state::AppState;
-use super::super::view::ChangeQuery;
 use super::proxy_sync::SyncPanel;
 use crate::change::rollout::Step;
+use crate::web::error::AppError;
+use crate::web::extract::{Htmx, ManagedHost, RequestId};
+use crate::web::identity::Identity;
+use crate::web::layout::Layout;
+use crate::web::state::AppState;
+use crate::web::view::ChangeQuery;
 
 const HISTORY: u32 = 50;
 

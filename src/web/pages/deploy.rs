@@ -15,13 +15,13 @@ use crate::inventory;
 use crate::problem::FieldProblem;
 use crate::tutorial::Workload;
 
-use super::super::error::AppError;
-use super::super::extract::{Htmx, ManagedNamespace, RequestId, parse_workload};
-use super::super::identity::Identity;
-use super::super::layout::Layout;
-use super::super::state::AppState;
-use super::super::view::ChangeQuery;
 use super::render;
+use crate::web::error::AppError;
+use crate::web::extract::{Htmx, ManagedNamespace, RequestId, parse_workload};
+use crate::web::identity::Identity;
+use crate::web::layout::Layout;
+use crate::web::state::AppState;
+use crate::web::view::ChangeQuery;
 
 pub struct WorkloadRow {
     pub name: &'static str,

@@ -6,10 +6,10 @@ use axum::response::Response;
 
 use crate::propagation::{ProxyReport, SyncView};
 
-use super::super::error::AppError;
-use super::super::extract::ManagedHost;
-use super::super::state::AppState;
 use super::render;
+use crate::web::error::AppError;
+use crate::web::extract::ManagedHost;
+use crate::web::state::AppState;
 
 /// The panel's data: the host's last change on its way to the proxies.
 pub struct SyncPanel {

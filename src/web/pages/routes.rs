@@ -17,17 +17,17 @@ use crate::policy::{self, RoutingPolicy};
 use crate::problem::FieldProblem;
 use crate::routing::{Host, Intent, Proposal, RoutingError};
 
-use super::super::error::AppError;
-use super::super::extract::{Htmx, ManagedHost, ManagedNamespace, RequestId};
-use super::super::identity::Identity;
-use super::super::layout::Layout;
-use super::super::route_test;
-use super::super::state::AppState;
-use super::super::view::ChangeQuery;
 use super::proxy_sync::SyncPanel;
 use super::render;
 use super::route_forms::RouteForm;
 use super::route_view::{PreviewView, RoutesView, TestResultView};
+use crate::web::error::AppError;
+use crate::web::extract::{Htmx, ManagedHost, ManagedNamespace, RequestId};
+use crate::web::identity::Identity;
+use crate::web::layout::Layout;
+use crate::web::route_test;
+use crate::web::state::AppState;
+use crate::web::view::ChangeQuery;
 
 #[derive(Template)]
 #[template(path = "routes.html")]

@@ -8,13 +8,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use crate::audit::Source;
 use crate::change::workloads;
 
-use super::super::error::AppError;
-use super::super::extract::{ManagedNamespace, RequestId};
-use super::super::identity::Identity;
-use super::super::layout::Layout;
-use super::super::state::AppState;
 use super::render;
 use super::route_view::DiffLine;
+use crate::web::error::AppError;
+use crate::web::extract::{ManagedNamespace, RequestId};
+use crate::web::identity::Identity;
+use crate::web::layout::Layout;
+use crate::web::state::AppState;
 
 #[derive(Template)]
 #[template(path = "deploy_walkthrough.html")]

@@ -13,11 +13,11 @@ use crate::authz::Actor;
 use crate::inventory;
 use crate::pictures::graph::ServiceInput;
 
-use super::super::error::AppError;
-use super::super::extract::ManagedNamespace;
-use super::super::identity::Identity;
-use super::super::layout::Layout;
-use super::super::state::AppState;
+use crate::web::error::AppError;
+use crate::web::extract::ManagedNamespace;
+use crate::web::identity::Identity;
+use crate::web::layout::Layout;
+use crate::web::state::AppState;
 
 const ONE_HOUR_MS: i64 = 60 * 60 * 1000;
 

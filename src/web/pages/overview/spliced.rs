@@ -11,7 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::super::super::error::AppError;
+use crate::web::error::AppError;
 
 /// Marks where the kept part goes. Rendered data cannot contain it: templates escape `<`.
 pub const HOLE: &str = "<!--kept-part-->";
