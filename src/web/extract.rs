@@ -1,15 +1,17 @@
 //! Extractors that turn bad input into [`AppError`]s with field paths.
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::audit::Source;
-use crate::authz::Actor;
 use crate::change::Origin;
 use crate::problem::{FieldProblem, check_dns_label};
 
 use super::BODY_LIMIT_BYTES;
 use super::error::AppError;
+use super::identity::{IdentityPolicy, actor_of};
 use super::state::AppState;
 
 /// A JSON body; a malformed one is a 400 (syntax) or 422 (shape) naming the field.
@@ -112,21 +114,21 @@ pub fn parse_workload(name: &str) -> Result<crate::tutorial::Workload, AppError>
 
 pub use super::htmx::Htmx;
 
-/// The request id set by the request-id layer, for the audit log.
-pub struct RequestId(pub Option<String>);
+/// Who asks for a change, through which door (the JSON API under `/api/`, else the pages),
+/// under the request id the request-id layer set (for the audit log).
+pub struct Asked(pub Origin);
 
-impl RequestId {
-    /// Who asked for a change, through which door, under this request id.
-    pub fn origin(self, actor: Actor, source: Source) -> Origin {
-        Origin { actor, source, request_id: self.0 }
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+impl<S: Send + Sync> FromRequestParts<S> for Asked
+where
+    Arc<IdentityPolicy>: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(RequestId(parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(String::from)))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let actor = actor_of(parts, &Arc::<IdentityPolicy>::from_ref(state));
+        let source = if parts.uri.path().starts_with("/api/") { Source::Api } else { Source::Ui };
+        let request_id = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(String::from);
+        Ok(Asked(Origin { actor, source, request_id }))
     }
 }
 

@@ -94,13 +94,11 @@ pub struct DryRun {
 /// `POST /api/v1/audit/{id}/revert` (`?dryRun=true` previews): restores the entry's before state.
 pub async fn revert(
     State(state): State<AppState>,
-    crate::web::identity::Identity(actor): crate::web::identity::Identity,
-    request_id: crate::web::extract::RequestId,
+    crate::web::extract::Asked(origin): crate::web::extract::Asked,
     Path(id): Path<i64>,
     Query(DryRun { dry_run }): Query<DryRun>,
     crate::web::extract::ApiJson(body): crate::web::extract::ApiJson<RevertBody>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let origin = request_id.origin(actor, crate::audit::Source::Api);
     let change = crate::web::reverts::build(&state, &origin, id, body.force).await?;
     if dry_run {
         let preview = state.changes.preview(&change).await?;

@@ -6,14 +6,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::audit::Source;
 use crate::policy::canary::Canary;
 use crate::traffic::Thresholds;
 
 use crate::change::rollout::Step;
 use crate::web::error::AppError;
-use crate::web::extract::{ApiJson, ManagedHost, RequestId};
-use crate::web::identity::Identity;
+use crate::web::extract::{ApiJson, Asked, ManagedHost};
 use crate::web::state::AppState;
 
 #[derive(Deserialize)]
@@ -67,13 +65,12 @@ pub async fn get(
 /// `POST {"stable","canary","steps"}`: starts a canary at its first step.
 pub async fn start(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     ManagedHost { namespace, host }: ManagedHost,
     ApiJson(body): ApiJson<StartBody>,
 ) -> Result<Response, AppError> {
     let step = Step::Start { stable: body.stable, canary: body.canary, steps: body.steps, analysis: body.analysis };
-    transition(&state, actor, request_id, &namespace, &host, step).await
+    transition(&state, origin, &namespace, &host, step).await
 }
 
 /// `POST .../{promote|pause|resume|abort|finish}` (`promote?full=true` goes to 100%;
@@ -81,26 +78,24 @@ pub async fn start(
 /// stable version to 0).
 pub async fn step(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     ManagedHost { namespace, host }: ManagedHost,
     Path((_, _, name)): Path<(String, String, String)>,
     Query(query): Query<PromoteQuery>,
 ) -> Result<Response, AppError> {
     let step = Step::named(&name, query.full, query.step, query.scale_down)
         .ok_or_else(|| AppError::NotFound(format!("no canary operation {name:?}")))?;
-    transition(&state, actor, request_id, &namespace, &host, step).await
+    transition(&state, origin, &namespace, &host, step).await
 }
 
 async fn transition(
     state: &AppState,
-    actor: crate::authz::Actor,
-    request_id: RequestId,
+    origin: crate::change::Origin,
     namespace: &str,
     host: &str,
     step: Step,
 ) -> Result<Response, AppError> {
-    let ran = state.rollouts.run(request_id.origin(actor.clone(), Source::Api), namespace, host, step).await;
+    let ran = state.rollouts.run(origin, namespace, host, step).await;
     match ran.map_err(AppError::from) {
         Ok((canary, audit_id)) => {
             let mut body = canary_json(host, &canary);

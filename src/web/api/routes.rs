@@ -7,7 +7,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::audit::Source;
 use crate::change::Origin;
 use crate::change::routes::{ResourceVersions, RoutingApi};
 use crate::policy::{self, RoutingPolicy};
@@ -16,8 +15,7 @@ use crate::routing::{Host, Intent, Proposal, routes_nothing};
 
 use super::audit::DryRun;
 use crate::web::error::AppError;
-use crate::web::extract::{ApiJson, ManagedHost, RequestId};
-use crate::web::identity::Identity;
+use crate::web::extract::{ApiJson, Asked, ManagedHost};
 use crate::web::state::AppState;
 
 /// The body of GET and PUT: the policy and the resourceVersions it was read at.
@@ -97,14 +95,12 @@ pub async fn get(
 /// `PUT`: makes the body the host's policy; `?dryRun=true` previews without changing anything.
 pub async fn put(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     ManagedHost { namespace, host }: ManagedHost,
     Query(options): Query<PutOptions>,
     ApiJson(body): ApiJson<PolicyBody>,
 ) -> Result<Response, AppError> {
     let wait = wait_for_proxies(options.wait_for_proxies.as_deref())?;
-    let origin = request_id.origin(actor, Source::Api);
     let proposal = Proposal::Update { policy: body.policy, api: body.kind };
     let target = Host { namespace: &namespace, name: &host };
     let seen = body.resource_version.as_ref();
@@ -132,12 +128,10 @@ fn intent(dry_run: bool) -> Intent {
 /// version has one.
 pub async fn create_version_services(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     ManagedHost { namespace, host }: ManagedHost,
     Query(DryRun { dry_run }): Query<DryRun>,
 ) -> Result<Response, AppError> {
-    let origin = request_id.origin(actor, Source::Api);
     let target = Host { namespace: &namespace, name: &host };
     preview_or_apply(&state, &origin, target, Proposal::VersionServices, dry_run).await
 }
@@ -147,12 +141,10 @@ pub async fn create_version_services(
 /// 422 lists what the Gateway API cannot say; revert the audit entry to undo.
 pub async fn migrate(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     ManagedHost { namespace, host }: ManagedHost,
     Query(DryRun { dry_run }): Query<DryRun>,
 ) -> Result<Response, AppError> {
-    let origin = request_id.origin(actor, Source::Api);
     let target = Host { namespace: &namespace, name: &host };
     preview_or_apply(&state, &origin, target, Proposal::Migrate, dry_run).await
 }
@@ -181,11 +173,9 @@ async fn preview_or_apply(
 /// ambiguous.
 pub async fn remove(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     ManagedHost { namespace, host }: ManagedHost,
 ) -> Result<Response, AppError> {
-    let origin = request_id.origin(actor, Source::Api);
     let target = Host { namespace: &namespace, name: &host };
     let plan = state.routing.plan(&origin, target, Proposal::Delete, None, Intent::Apply).await?;
     let applied = state.routing.apply(plan).await?;

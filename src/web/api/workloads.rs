@@ -6,13 +6,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::audit::Source;
 use crate::change::workloads;
 use crate::change::{Applied, Change};
 
 use super::audit::DryRun;
 use crate::web::error::AppError;
-use crate::web::extract::{ApiJson, ManagedNamespace, RequestId, parse_workload};
+use crate::web::extract::{ApiJson, Asked, ManagedNamespace, parse_workload};
 use crate::web::identity::Identity;
 use crate::web::state::AppState;
 
@@ -37,53 +36,48 @@ pub async fn list(
 /// `PUT {"replicas": N}`: deploys the workload, or scales it.
 pub async fn put(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     ManagedNamespace(namespace): ManagedNamespace,
     Path((_, name)): Path<(String, String)>,
     ApiJson(body): ApiJson<WorkloadBody>,
 ) -> Result<Response, AppError> {
     let workload = parse_workload(&name)?;
     let current = state.reads.namespace_state(&namespace);
-    let change =
-        workloads::deploy(&request_id.origin(actor, Source::Api), &namespace, workload, body.replicas, &current);
+    let change = workloads::deploy(&origin, &namespace, workload, body.replicas, &current);
     applied(&state, change).await
 }
 
 /// `DELETE`: removes the workload.
 pub async fn remove(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     ManagedNamespace(namespace): ManagedNamespace,
     Path((_, name)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
     let workload = parse_workload(&name)?;
     let current = state.reads.namespace_state(&namespace);
-    applied(&state, workloads::remove(&request_id.origin(actor, Source::Api), &namespace, workload, &current)).await
+    applied(&state, workloads::remove(&origin, &namespace, workload, &current)).await
 }
 
 /// `DELETE /tutorial`: removes every tutorial object from the namespace.
 pub async fn reset(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
-    applied(&state, workloads::reset(&request_id.origin(actor, Source::Api), &namespace)).await
+    applied(&state, workloads::reset(&origin, &namespace)).await
 }
 
 /// `PUT /tutorial`: deploys the walkthrough's set (customer, preference, recommendation v1
 /// and v2) as one change; `?dryRun=true` answers its summary and diff without applying.
 pub async fn walkthrough(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     ManagedNamespace(namespace): ManagedNamespace,
     Query(DryRun { dry_run }): Query<DryRun>,
 ) -> Result<Response, AppError> {
     let current = state.reads.namespace_state(&namespace);
-    let change = workloads::deploy_walkthrough(&request_id.origin(actor, Source::Api), &namespace, &current);
+    let change = workloads::deploy_walkthrough(&origin, &namespace, &current);
     if dry_run {
         let preview = state.changes.preview(&change).await?;
         let body = json!({"summary": change.summary, "diff": preview.diff(), "objects": preview.after.objects()});

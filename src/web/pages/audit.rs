@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
-use crate::audit::{Entry, Filter, Source, VerifyReport};
+use crate::audit::{Entry, Filter, VerifyReport};
 use crate::authz::Actor;
 use crate::change::diff_labeled;
 use crate::change::documents::Documents;
@@ -19,7 +19,7 @@ use crate::pictures::bars::BarSet;
 use crate::pictures::change_bars;
 use crate::web::audit_query::HistoryQuery;
 use crate::web::error::AppError;
-use crate::web::extract::RequestId;
+use crate::web::extract::Asked;
 use crate::web::identity::Identity;
 use crate::web::layout::Layout;
 use crate::web::reverts;
@@ -152,13 +152,11 @@ pub async fn entry(
 /// `POST /audit/{id}/revert/preview`: the revert's diff and dry run, to confirm.
 pub async fn revert_preview(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     Path(id): Path<i64>,
     Form(form): Form<RevertForm>,
 ) -> Result<Response, AppError> {
     let force = form.force.is_some();
-    let origin = request_id.origin(actor.clone(), Source::Ui);
     let (change, conflict) = match reverts::build(&state, &origin, id, force).await {
         Ok(change) => (change, None),
         // Changed since: the preview shows the conflict and offers to revert anyway.
@@ -179,7 +177,7 @@ pub async fn revert_preview(
             (status, preview)
         }
     };
-    let mut response = render(&entry_page(&state, &actor, id, Some(preview)).await?)?;
+    let mut response = render(&entry_page(&state, &origin.actor, id, Some(preview)).await?)?;
     *response.status_mut() = status;
     Ok(response)
 }
@@ -193,12 +191,10 @@ impl RevertPreview {
 /// `POST /audit/{id}/revert`: applies the revert (with `force` after a conflict was shown).
 pub async fn revert(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     Path(id): Path<i64>,
     Form(form): Form<RevertForm>,
 ) -> Result<Response, AppError> {
-    let origin = request_id.origin(actor, Source::Ui);
     let change = reverts::build(&state, &origin, id, form.force.is_some()).await?;
     let applied = state.changes.execute(change).await?;
     Ok(Redirect::to(&format!("/audit/{}", applied.audit_id)).into_response())

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::audit::{Entry, Source};
+use crate::audit::Entry;
 use crate::authz::{Actor, Permission};
 use crate::change::canary;
 use crate::pictures::sparkline::{Limit, Measure, Sparkline, sparkline};
@@ -21,7 +21,7 @@ use crate::traffic::Thresholds;
 use super::proxy_sync::SyncPanel;
 use crate::change::rollout::Step;
 use crate::web::error::AppError;
-use crate::web::extract::{Htmx, ManagedHost, RequestId};
+use crate::web::extract::{Asked, Htmx, ManagedHost};
 use crate::web::identity::Identity;
 use crate::web::layout::Layout;
 use crate::web::state::AppState;
@@ -264,8 +264,7 @@ async fn view(
 
 pub async fn start(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     htmx: Htmx,
     ManagedHost { namespace, host }: ManagedHost,
     Form(form): Form<StartForm>,
@@ -273,17 +272,17 @@ pub async fn start(
     let (steps, analysis) = match (form.steps(), form.analysis()) {
         (Ok(steps), Ok(analysis)) => (steps, analysis),
         (Err(message), _) | (_, Err(message)) => {
-            return refused(&state, &actor, htmx, &namespace, &host, StatusCode::UNPROCESSABLE_ENTITY, message).await;
+            return refused(&state, &origin.actor, htmx, &namespace, &host, StatusCode::UNPROCESSABLE_ENTITY, message)
+                .await;
         }
     };
     let step = Step::Start { stable: form.stable, canary: form.canary, steps, analysis };
-    transition(&state, &actor, request_id, htmx, &namespace, &host, step).await
+    transition(&state, origin, htmx, &namespace, &host, step).await
 }
 
 pub async fn step(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     htmx: Htmx,
     ManagedHost { namespace, host }: ManagedHost,
     Path((_, _, name)): Path<(String, String, String)>,
@@ -291,19 +290,18 @@ pub async fn step(
 ) -> Result<Response, AppError> {
     let step = Step::named(&name, form.full.is_some(), form.step, form.scale_down.is_some())
         .ok_or_else(|| AppError::NotFound(format!("no canary operation {name:?}")))?;
-    transition(&state, &actor, request_id, htmx, &namespace, &host, step).await
+    transition(&state, origin, htmx, &namespace, &host, step).await
 }
 
 async fn transition(
     state: &AppState,
-    actor: &Actor,
-    request_id: RequestId,
+    origin: crate::change::Origin,
     htmx: Htmx,
     namespace: &str,
     host: &str,
     step: Step,
 ) -> Result<Response, AppError> {
-    let origin = request_id.origin(actor.clone(), Source::Ui);
+    let actor = &origin.actor.clone();
     let ran = state.rollouts.run(origin, namespace, host, step).await;
     match ran.map_err(AppError::from) {
         Ok((_, audit_id)) => {

@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use crate::audit::Source;
 use crate::authz::{Actor, Permission};
 use crate::change::workloads;
 use crate::change::{Applied, Change};
@@ -17,7 +16,7 @@ use crate::tutorial::Workload;
 
 use super::render;
 use crate::web::error::AppError;
-use crate::web::extract::{Htmx, ManagedNamespace, RequestId, parse_workload};
+use crate::web::extract::{Asked, Htmx, ManagedNamespace, parse_workload};
 use crate::web::identity::Identity;
 use crate::web::layout::Layout;
 use crate::web::state::AppState;
@@ -140,33 +139,30 @@ fn parse_replicas(text: &str) -> Result<i32, FieldProblem> {
 
 pub async fn create_namespace(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     htmx: Htmx,
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
-    let change = workloads::create_namespace(&request_id.origin(actor.clone(), Source::Ui), &namespace);
-    respond(&state, &actor, &namespace, htmx, None, execute(&state, change).await).await
+    let change = workloads::create_namespace(&origin, &namespace);
+    respond(&state, &origin.actor, &namespace, htmx, None, execute(&state, change).await).await
 }
 
 pub async fn deploy(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     htmx: Htmx,
     ManagedNamespace(namespace): ManagedNamespace,
     Path((_, name)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
     let workload = parse_workload(&name)?;
     let current = state.reads.namespace_state(&namespace);
-    let change = workloads::deploy(&request_id.origin(actor.clone(), Source::Ui), &namespace, workload, None, &current);
-    respond(&state, &actor, &namespace, htmx, Some(workload), execute(&state, change).await).await
+    let change = workloads::deploy(&origin, &namespace, workload, None, &current);
+    respond(&state, &origin.actor, &namespace, htmx, Some(workload), execute(&state, change).await).await
 }
 
 pub async fn scale(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     htmx: Htmx,
     ManagedNamespace(namespace): ManagedNamespace,
     Path((_, name)): Path<(String, String)>,
@@ -176,43 +172,35 @@ pub async fn scale(
     let result = match parse_replicas(&form.replicas) {
         Ok(replicas) => {
             let current = state.reads.namespace_state(&namespace);
-            let change = workloads::scale(
-                &request_id.origin(actor.clone(), Source::Ui),
-                &namespace,
-                workload,
-                replicas,
-                &current,
-            );
+            let change = workloads::scale(&origin, &namespace, workload, replicas, &current);
             execute(&state, change).await
         }
         Err(problem) => Err(AppError::Invalid(vec![problem])),
     };
-    respond(&state, &actor, &namespace, htmx, Some(workload), result).await
+    respond(&state, &origin.actor, &namespace, htmx, Some(workload), result).await
 }
 
 pub async fn remove(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     htmx: Htmx,
     ManagedNamespace(namespace): ManagedNamespace,
     Path((_, name)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
     let workload = parse_workload(&name)?;
     let current = state.reads.namespace_state(&namespace);
-    let change = workloads::remove(&request_id.origin(actor.clone(), Source::Ui), &namespace, workload, &current);
-    respond(&state, &actor, &namespace, htmx, Some(workload), execute(&state, change).await).await
+    let change = workloads::remove(&origin, &namespace, workload, &current);
+    respond(&state, &origin.actor, &namespace, htmx, Some(workload), execute(&state, change).await).await
 }
 
 pub async fn reset(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     htmx: Htmx,
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
-    let change = workloads::reset(&request_id.origin(actor.clone(), Source::Ui), &namespace);
-    respond(&state, &actor, &namespace, htmx, None, execute(&state, change).await).await
+    let change = workloads::reset(&origin, &namespace);
+    respond(&state, &origin.actor, &namespace, htmx, None, execute(&state, change).await).await
 }
 
 /// In a row the field is known: invalid input's messages without their field paths.

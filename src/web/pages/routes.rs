@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::audit::Source;
 use crate::authz::{Actor, Permission};
 use crate::change::routes::{LiveRouting, ResourceVersions};
 use crate::change::{ChangeError, Origin};
@@ -22,7 +21,7 @@ use super::render;
 use super::route_forms::RouteForm;
 use super::route_view::{PreviewView, RoutesView, TestResultView};
 use crate::web::error::AppError;
-use crate::web::extract::{Htmx, ManagedHost, ManagedNamespace, RequestId};
+use crate::web::extract::{Asked, Htmx, ManagedHost, ManagedNamespace};
 use crate::web::identity::Identity;
 use crate::web::layout::Layout;
 use crate::web::route_test;
@@ -148,8 +147,7 @@ fn deployed_versions(state: &AppState, namespace: &str, host: &str) -> Vec<Strin
 /// `POST .../preview`: the change a form asks for, dry-run but not applied.
 pub async fn preview(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     htmx: Htmx,
     ManagedHost { namespace, host }: ManagedHost,
     body: Bytes,
@@ -157,8 +155,7 @@ pub async fn preview(
     let form = RouteForm::parse(&body);
     let target = Host { namespace: &namespace, name: &host };
     let live = state.routing.read(target).await?;
-    let mut view = view_of(&state, &actor, &namespace, &host, &live);
-    let origin = request_id.origin(actor.clone(), Source::Ui);
+    let mut view = view_of(&state, &origin.actor, &namespace, &host, &live);
     let proposal = match form.action.as_str() {
         "delete" => Ok(Proposal::Delete),
         "version-services" => Ok(Proposal::VersionServices),
@@ -175,7 +172,7 @@ pub async fn preview(
             StatusCode::UNPROCESSABLE_ENTITY
         }
     };
-    respond(&state, &actor, htmx, status, view)
+    respond(&state, &origin.actor, htmx, status, view)
 }
 
 fn live_policy(live: &LiveRouting, host: &str) -> Result<RoutingPolicy, Vec<FieldProblem>> {
@@ -226,8 +223,7 @@ async fn show_preview(
 /// `POST .../apply`: applies exactly what was previewed, unless the objects changed since.
 pub async fn apply(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     htmx: Htmx,
     ManagedHost { namespace, host }: ManagedHost,
     axum::Form(form): axum::Form<ApplyForm>,
@@ -238,7 +234,6 @@ pub async fn apply(
         destination_rule: non_empty(form.rv_dr),
         http_route: non_empty(form.rv_hr),
     };
-    let origin = request_id.origin(actor.clone(), Source::Ui);
     let target = Host { namespace: &namespace, name: &host };
     let plan = state.routing.plan(&origin, target, proposal.clone(), Some(&seen), Intent::Apply).await?;
     match state.routing.apply(plan).await.map_err(AppError::from) {
@@ -250,10 +245,10 @@ pub async fn apply(
             // Someone changed the objects since the preview: show the new state and how the
             // previewed change compares with it, to confirm again.
             let live = state.routing.read(target).await?;
-            let mut view = view_of(&state, &actor, &namespace, &host, &live);
+            let mut view = view_of(&state, &origin.actor, &namespace, &host, &live);
             view.conflict = Some("The routing changed since you previewed this change. Below: the live state now, and your change against it. Apply again to confirm.".into());
             show_preview(&state, target, live, &origin, proposal, &mut view).await;
-            respond(&state, &actor, htmx, StatusCode::CONFLICT, view)
+            respond(&state, &origin.actor, htmx, StatusCode::CONFLICT, view)
         }
         Err(other) => Err(other),
     }

@@ -5,14 +5,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use crate::audit::Source;
 use crate::change::workloads;
 
 use super::render;
 use super::route_view::DiffLine;
 use crate::web::error::AppError;
-use crate::web::extract::{ManagedNamespace, RequestId};
-use crate::web::identity::Identity;
+use crate::web::extract::{Asked, ManagedNamespace};
 use crate::web::layout::Layout;
 use crate::web::state::AppState;
 
@@ -32,12 +30,11 @@ struct WalkthroughPreview {
 /// `POST /ns/{ns}/deploy/walkthrough/preview`: what deploying the set would write, dry-run.
 pub async fn preview(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
     let current = state.reads.namespace_state(&namespace);
-    let change = workloads::deploy_walkthrough(&request_id.origin(actor.clone(), Source::Ui), &namespace, &current);
+    let change = workloads::deploy_walkthrough(&origin, &namespace, &current);
     let objects = change.operations.iter().map(|op| format!("{} {}", op.target().kind, op.target().name)).collect();
     let (status, diff, error) = match state.changes.preview(&change).await {
         Ok(preview) => (StatusCode::OK, DiffLine::parse(&preview.diff()), None),
@@ -47,7 +44,7 @@ pub async fn preview(
         }
     };
     let page = WalkthroughPreview {
-        layout: Layout::new(&state, &actor, Some(&namespace)),
+        layout: Layout::new(&state, &origin.actor, Some(&namespace)),
         namespace,
         summary: change.summary,
         objects,
@@ -63,12 +60,11 @@ pub async fn preview(
 /// to the deploy page with the change's notice.
 pub async fn apply(
     State(state): State<AppState>,
-    Identity(actor): Identity,
-    request_id: RequestId,
+    Asked(origin): Asked,
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
     let current = state.reads.namespace_state(&namespace);
-    let change = workloads::deploy_walkthrough(&request_id.origin(actor, Source::Ui), &namespace, &current);
+    let change = workloads::deploy_walkthrough(&origin, &namespace, &current);
     let applied = state.changes.execute(change).await.map_err(AppError::from)?;
     Ok(Redirect::to(&format!("/ns/{namespace}/deploy?change={}", applied.audit_id)).into_response())
 }
