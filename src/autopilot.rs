@@ -198,11 +198,11 @@ impl Pilot {
         let action = step.action();
         match self.rollouts.run_automatic(namespace, host, step, reason).await {
             Ok((next, audit_id)) => {
-                tracing::info!(%namespace, %host, action, %reason, audit_id, weight = next.weight(), "canary analysis acted");
+                tracing::info!(%namespace, %host, %action, %reason, audit_id, weight = next.weight(), "canary analysis acted");
             }
             // Someone moved the canary meanwhile (409) or the cluster refused: the next
             // round judges the canary as it is then.
-            Err(error) => tracing::warn!(%namespace, %host, action, %error, "canary analysis could not act"),
+            Err(error) => tracing::warn!(%namespace, %host, %action, %error, "canary analysis could not act"),
         }
         self.progress.remove(&(namespace.to_owned(), host.to_owned()));
     }

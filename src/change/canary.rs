@@ -2,6 +2,7 @@
 //! header rules and unmodelled fields stay), and the canary's state rides on the
 //! annotation of the object holding the rules (VirtualService or HTTPRoute), written in the
 //! same apply.
+use super::Action;
 use crate::authz::Permission;
 use crate::cluster::{Kind, Operation};
 use crate::policy::canary::{ANNOTATION, Canary};
@@ -23,7 +24,7 @@ pub fn current(live: &LiveRouting) -> Option<Canary> {
 /// The change that moves the host to `next` (`action` is `canary.start`, `canary.promote`, ...).
 pub fn transition(
     request: &RouteRequest,
-    action: &str,
+    action: Action,
     policy: &RoutingPolicy,
     next: &Canary,
 ) -> (Change, Vec<FieldError>) {
@@ -70,7 +71,7 @@ mod tests {
             ValidationContext { services: ["recommendation".to_string()].into(), ..ValidationContext::default() };
         let request =
             RouteRequest { origin: &origin, namespace: "tutorial", live: &live, expected: None, context: &context };
-        let (change, _) = transition(&request, "canary.start", &policy, &canary);
+        let (change, _) = transition(&request, Action::CanaryStart, &policy, &canary);
         assert!(change.problems.is_empty(), "{:?}", change.problems);
         assert_eq!(change.permission, Permission::Canary);
         assert_eq!(change.summary, "recommendation: canary v2 progressing (v1 90% · v2 10%)");

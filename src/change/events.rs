@@ -43,9 +43,9 @@ fn event(change: &Change, audit_id: i64) -> Event {
     let note = format!("signalbox: {} by {}: {} (audit #{audit_id})", change.action, change.actor.name, change.summary);
     Event {
         type_: EventType::Normal,
-        reason: truncate(&pascal_case(&change.action), MAX_SHORT),
+        reason: truncate(&pascal_case(change.action.as_str()), MAX_SHORT),
         note: Some(truncate(&note, MAX_NOTE)),
-        action: truncate(&change.action, MAX_SHORT),
+        action: truncate(change.action.as_str(), MAX_SHORT),
         secondary: None,
     }
 }

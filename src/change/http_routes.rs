@@ -1,5 +1,6 @@
 //! Changes that only a host routed by a Gateway API HTTPRoute needs: its per-version
 //! Services, what an HTTPRoute cannot say, and the migration from a VirtualService.
+use super::Action;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -36,7 +37,7 @@ pub fn create_version_services(
     let names: Vec<String> = missing.iter().map(|version| format!("{host}-{version}")).collect();
     let summary = format!("{host}: per-version Services {}", names.join(", "));
     let subject = ObjectRef::namespaced(Kind::Service, namespace, host);
-    let mut change = Change::new(origin, "route.version-services", Permission::Route, namespace, subject, summary);
+    let mut change = Change::new(origin, Action::RouteVersionServices, Permission::Route, namespace, subject, summary);
     change.host = Some(host.to_owned());
     for (name, version) in names.iter().zip(missing) {
         let labels = [("version".to_owned(), version.to_owned())].into();
@@ -65,7 +66,7 @@ pub fn migrate(request: &RouteRequest, host: &str, host_service: Option<&Value>)
     let summary = format!("{host}: migrated from VirtualService {vs_name} to HTTPRoute {host}");
     let subject = ObjectRef::namespaced(Kind::HTTPRoute, request.namespace, host);
     let mut change =
-        Change::new(request.origin, "route.migrate", Permission::Route, request.namespace, subject, summary);
+        Change::new(request.origin, Action::RouteMigrate, Permission::Route, request.namespace, subject, summary);
     change.host = Some(host.to_owned());
     change.problems = policy::gateway_api::inexpressible(&policy, request.context.gateway_api_retries)
         .into_iter()

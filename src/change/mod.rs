@@ -1,6 +1,7 @@
 //! The one path every cluster mutation takes:
 //! authorize → validate → server-side dry run → audit `pending` → apply → audit outcome.
 //! If the audit record cannot be written, nothing is applied.
+mod action;
 pub mod canary;
 pub mod documents;
 pub mod events;
@@ -28,6 +29,7 @@ use crate::policy::{self, FieldHint, Reach};
 use crate::problem::{FieldProblem, describe};
 use crate::propagation::{Baseline, OnSettled, Propagation};
 
+pub use action::Action;
 pub use documents::{Documents, diff, diff_labeled};
 use failpoint::Failpoint;
 pub use recover::resolve_pending;
@@ -46,8 +48,7 @@ pub struct Change {
     pub actor: Actor,
     pub source: Source,
     pub request_id: Option<String>,
-    /// `workload.deploy`, `workload.scale`, `route.update`, ...
-    pub action: String,
+    pub action: Action,
     pub permission: Permission,
     pub namespace: String,
     /// The host (service) the change concerns, for team ownership; None: namespace-wide.
@@ -72,7 +73,7 @@ impl Change {
     /// reverts) starts here and adds its operations, host and checks.
     pub fn new(
         origin: &Origin,
-        action: &str,
+        action: Action,
         permission: Permission,
         namespace: &str,
         subject: ObjectRef,
@@ -82,7 +83,7 @@ impl Change {
             actor: origin.actor.clone(),
             source: origin.source,
             request_id: origin.request_id.clone(),
-            action: action.to_owned(),
+            action,
             permission,
             namespace: namespace.to_owned(),
             host: None,
@@ -277,7 +278,7 @@ impl ChangePath {
         // Held until the outcome is recorded, so that shutdown waits for this change.
         let _in_flight = self.in_flight.clone().read_owned().await;
         let audit_id = self.audit.record(&pending).await.map_err(|error| {
-            self.metrics.observe_change(&change.action, "refused");
+            self.metrics.observe_change(change.action.as_str(), "refused");
             ChangeError::AuditUnavailable(error.to_string())
         })?;
         Failpoint::reached(self.failpoint, Failpoint::AfterAuditWrite, audit_id).await;
@@ -321,7 +322,7 @@ impl ChangePath {
             return Ok(());
         }
         self.refusals.admit(&change.actor.name).inspect_err(|_| {
-            self.metrics.observe_change(&change.action, "rate-limited");
+            self.metrics.observe_change(change.action.as_str(), "rate-limited");
             tracing::warn!(actor = %change.actor.name, action = %change.action, "refused attempt not recorded: over the rate limit");
         })
     }
@@ -478,7 +479,7 @@ impl ChangePath {
             // The entry stays pending; startup resolves it by comparing with the cluster.
             tracing::error!(audit_id, %audit_error, "could not record the outcome of a change");
         }
-        self.metrics.observe_change(&change.action, outcome.as_str());
+        self.metrics.observe_change(change.action.as_str(), outcome.as_str());
         log_outcome(change, outcome.as_str(), error.as_deref());
         if let (Ok(_), Some(events)) = (&result, &self.events) {
             events.applied(change, audit_id);
@@ -509,7 +510,7 @@ impl ChangePath {
         if let Err(audit_error) = self.audit.record(&entry).await {
             tracing::error!(%audit_error, action = %change.action, "could not audit a refused change");
         }
-        self.metrics.observe_change(&change.action, outcome.as_str());
+        self.metrics.observe_change(change.action.as_str(), outcome.as_str());
         log_outcome(change, outcome.as_str(), Some(&error.to_string()));
     }
 
@@ -525,7 +526,7 @@ impl ChangePath {
             actor: change.actor.name.clone(),
             groups: change.actor.groups.clone(),
             source: change.source,
-            action: change.action.clone(),
+            action: change.action.to_string(),
             namespace: change.namespace.clone(),
             kind: change.subject.kind.to_string(),
             name: change.subject.name.clone(),

@@ -1,5 +1,6 @@
 //! Reverting an audited change: each object it touched goes back to its `before` state
 //! (deleted if it did not exist), as a new change through the same path.
+use super::Action;
 use serde_json::Value;
 
 use crate::audit::Entry;
@@ -70,7 +71,7 @@ pub fn revert(
         .unwrap_or_else(|| ObjectRef::namespaced(Kind::Namespace, &entry.namespace, &entry.name));
     let subject = ObjectRef { kind: subject.kind, namespace: subject.namespace, name: entry.name.clone() };
     let summary = format!("revert #{}: {}{}", entry.id, entry.summary, kept_text(&kept));
-    let change = Change::new(origin, "revert", permission_for(&entry.action), &entry.namespace, subject, summary);
+    let change = Change::new(origin, Action::Revert, permission_for(&entry.action), &entry.namespace, subject, summary);
     Ok(Change { host: host_of(entry), operations, reverts: Some(entry.id), ..change })
 }
 
@@ -142,14 +143,10 @@ fn kept_text(kept: &[Kept]) -> String {
         .collect()
 }
 
-/// Reverting needs the permission the original change needed.
+/// Reverting needs the permission the original change needed; what signalbox did not do
+/// (an outside change, a revert) needs admin.
 fn permission_for(action: &str) -> Permission {
-    match action.split('.').next() {
-        Some("route") => Permission::Route,
-        Some("canary") => Permission::Canary,
-        Some("workload" | "namespace" | "tutorial") => Permission::Deploy,
-        _ => Permission::Admin,
-    }
+    Action::parse(action).map_or(Permission::Admin, Action::permission)
 }
 
 /// The host the entry's object belongs to (None: the namespace itself).
@@ -216,7 +213,7 @@ mod tests {
         let entry = entry(Some(vs(90)), Some(vs(75)));
         let change = revert(&entry, &[Some(vs(75))], &[], &bob(), false).unwrap();
         assert_eq!(change.reverts, Some(7));
-        assert_eq!(change.action, "revert");
+        assert_eq!(change.action, Action::Revert);
         assert_eq!(change.permission, Permission::Route);
         assert_eq!(change.operations[0].object().unwrap()["spec"]["http"][0]["route"][0]["weight"], 90);
     }

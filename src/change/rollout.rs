@@ -1,5 +1,6 @@
 //! Canary rollouts, for the API, the page and the autopilot alike: read the live state,
 //! decide the next step, and send it through the change path.
+use super::Action;
 use crate::audit::Source;
 use crate::authz::{Actor, Permission};
 use crate::cluster::ClusterError;
@@ -67,14 +68,14 @@ pub enum Step {
 }
 
 impl Step {
-    pub fn action(&self) -> &'static str {
+    pub fn action(&self) -> Action {
         match self {
-            Step::Start { .. } => "canary.start",
-            Step::Promote { .. } => "canary.promote",
-            Step::Pause => "canary.pause",
-            Step::Resume => "canary.resume",
-            Step::Abort => "canary.abort",
-            Step::Finish { .. } => "canary.finish",
+            Step::Start { .. } => Action::CanaryStart,
+            Step::Promote { .. } => Action::CanaryPromote,
+            Step::Pause => Action::CanaryPause,
+            Step::Resume => Action::CanaryResume,
+            Step::Abort => Action::CanaryAbort,
+            Step::Finish { .. } => Action::CanaryFinish,
         }
     }
 
@@ -174,7 +175,7 @@ impl Rollouts {
             })?;
         let current = self.reads.namespace_state(namespace);
         let mut change = workloads::scale(origin, namespace, workload, 0, &current);
-        change.action = "canary.scale-down".into();
+        change.action = Action::CanaryScaleDown;
         change.permission = Permission::Canary;
         change.summary = format!("{} after the canary finished", change.summary);
         Ok(self.changes.execute(change).await?.audit_id)

@@ -1,5 +1,6 @@
 //! Changes to a host's routing: its DestinationRule subsets and VirtualService rules, or
 //! its Gateway API HTTPRoute.
+use super::Action;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -181,7 +182,7 @@ pub struct RouteRequest<'a> {
 
 /// A change that makes `desired` the host's routing. Returns the change and the
 /// validation warnings (which do not block it).
-pub fn update(request: &RouteRequest, action: &str, desired: &RoutingPolicy) -> (Change, Vec<FieldError>) {
+pub fn update(request: &RouteRequest, action: Action, desired: &RoutingPolicy) -> (Change, Vec<FieldError>) {
     let context =
         ValidationContext { gateway_api: request.live.api == RoutingApi::HTTPRoute, ..request.context.clone() };
     let findings = policy::validate(desired, &context);
@@ -241,7 +242,7 @@ pub fn delete(request: &RouteRequest, host: &str) -> Result<Change, String> {
         return Err(reason.to_owned());
     }
     let mut change =
-        route_change(request, "route.delete", host, format!("{host}: routing removed; round-robin over all pods"));
+        route_change(request, Action::RouteDelete, host, format!("{host}: routing removed; round-robin over all pods"));
     if let Some(vs) = &live.virtual_service {
         let target = named(Kind::VirtualService, request.namespace, &vs.metadata.name, host);
         match policy::lookup::remove_host(vs, host, request.namespace) {
@@ -283,14 +284,14 @@ fn named(kind: Kind, namespace: &str, name: &Option<String>, host: &str) -> Obje
     ObjectRef::namespaced(kind, namespace, name.as_deref().unwrap_or(host))
 }
 
-fn route_change(request: &RouteRequest, action: &str, host: &str, summary: String) -> Change {
+fn route_change(request: &RouteRequest, action: Action, host: &str, summary: String) -> Change {
     Change { summary, ..attempt(request.origin, request.namespace, host, action) }
 }
 
 /// A routing change to `host` before it is built: what [`super::ChangePath::authorize_first`]
 /// checks, so that who may not change the host hears so before any conflict found while
 /// building the change.
-pub fn attempt(origin: &Origin, namespace: &str, host: &str, action: &str) -> Change {
+pub fn attempt(origin: &Origin, namespace: &str, host: &str, action: Action) -> Change {
     let subject = ObjectRef::namespaced(Kind::VirtualService, namespace, host);
     let change = Change::new(origin, action, Permission::Route, namespace, subject, format!("{host}: {action}"));
     Change { host: Some(host.to_owned()), ..change }
@@ -386,7 +387,7 @@ mod tests {
     #[test]
     fn a_new_split_writes_the_destination_rule_then_the_virtual_service() {
         let (live, ctx, origin) = (LiveRouting::default(), context(), origin());
-        let (change, warnings) = update(&request(&live, None, &ctx, &origin), "route.update", &split(90, 10));
+        let (change, warnings) = update(&request(&live, None, &ctx, &origin), Action::RouteUpdate, &split(90, 10));
         assert!(change.problems.is_empty() && warnings.is_empty());
         let kinds: Vec<Kind> = change.operations.iter().map(|op| op.target().kind).collect();
         assert_eq!(kinds, [Kind::DestinationRule, Kind::VirtualService]);
@@ -402,7 +403,7 @@ mod tests {
         let (live, ctx, origin) = (LiveRouting::default(), context(), origin());
         let mut subsets_only = split(90, 10);
         subsets_only.rules.clear();
-        let (change, _) = update(&request(&live, None, &ctx, &origin), "route.update", &subsets_only);
+        let (change, _) = update(&request(&live, None, &ctx, &origin), Action::RouteUpdate, &subsets_only);
         assert_eq!(change.operations.len(), 1);
         assert_eq!(change.operations[0].target().kind, Kind::DestinationRule);
     }
@@ -411,7 +412,7 @@ mod tests {
     fn what_the_client_saw_becomes_a_precondition() {
         let (live, ctx, origin) = (LiveRouting::default(), context(), origin());
         let seen = ResourceVersions { virtual_service: Some("42".into()), destination_rule: None, http_route: None };
-        let (change, _) = update(&request(&live, Some(&seen), &ctx, &origin), "route.update", &split(75, 25));
+        let (change, _) = update(&request(&live, Some(&seen), &ctx, &origin), Action::RouteUpdate, &split(75, 25));
         assert!(matches!(&change.operations[0], Operation::Create { .. }), "DR seen absent: create-only");
         let Operation::Apply { object, .. } = &change.operations[1] else { panic!("apply expected") };
         assert_eq!(object["metadata"]["resourceVersion"], "42");
@@ -420,7 +421,7 @@ mod tests {
     #[test]
     fn invalid_policies_carry_problems_and_no_operations() {
         let (live, ctx, origin) = (LiveRouting::default(), context(), origin());
-        let (change, _) = update(&request(&live, None, &ctx, &origin), "route.update", &split(90, 11));
+        let (change, _) = update(&request(&live, None, &ctx, &origin), Action::RouteUpdate, &split(90, 11));
         assert!(change.operations.is_empty());
         assert!(change.problems.iter().any(|p| p.field.starts_with("rules[0]")), "{:?}", change.problems);
     }
@@ -461,7 +462,7 @@ spec:
         let (live, ctx, origin) = (live(SHARED, Some(DR)), context(), origin());
         let mut desired = live.policy("recommendation").unwrap();
         desired.rules[0].route = vec![Share::new("version-v1", 75), Share::new("version-v2", 25)];
-        let (change, _) = update(&request(&live, None, &ctx, &origin), "route.update", &desired);
+        let (change, _) = update(&request(&live, None, &ctx, &origin), Action::RouteUpdate, &desired);
         assert!(change.problems.is_empty(), "{:?}", change.problems);
         let names: Vec<&str> = change.operations.iter().map(|op| op.target().name.as_str()).collect();
         assert_eq!(names, ["reco-dr", "reco-routes"]);
@@ -479,7 +480,7 @@ spec:
     #[test]
     fn a_host_without_objects_gets_new_ones_created_named_after_it() {
         let (live, ctx, origin) = (LiveRouting::default(), context(), origin());
-        let (change, _) = update(&request(&live, None, &ctx, &origin), "route.update", &split(50, 50));
+        let (change, _) = update(&request(&live, None, &ctx, &origin), Action::RouteUpdate, &split(50, 50));
         assert!(change.operations.iter().all(|op| matches!(op, Operation::Create { .. })), "never overwrite");
         assert!(change.operations.iter().all(|op| op.target().name == "recommendation"));
     }
@@ -489,7 +490,7 @@ spec:
         let own = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reco, namespace: tutorial}\nspec: {hosts: [recommendation]}\n";
         let (live, ctx, origin) = (live(own, Some(DR)), context(), origin());
         let change = delete(&request(&live, None, &ctx, &origin), "recommendation").unwrap();
-        assert_eq!(change.action, "route.delete");
+        assert_eq!(change.action, Action::RouteDelete);
         let deleted: Vec<(Kind, &str)> = change
             .operations
             .iter()
@@ -537,7 +538,7 @@ spec:
         let live =
             LiveRouting::found("recommendation", policy::lookup::find("tutorial", "recommendation", [&a, &b], []));
         assert!(live.exists() && live.policy("recommendation").is_err());
-        let (change, _) = update(&request(&live, None, &ctx, &origin), "route.update", &split(90, 10));
+        let (change, _) = update(&request(&live, None, &ctx, &origin), Action::RouteUpdate, &split(90, 10));
         assert!(change.operations.is_empty());
         assert!(change.problems[0].message.contains("reco-a, reco-b"), "{:?}", change.problems);
         let why = delete(&request(&live, None, &ctx, &origin), "recommendation").unwrap_err();

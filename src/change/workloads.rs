@@ -1,4 +1,5 @@
 //! Changes that deploy, scale, remove and reset the tutorial's workloads.
+use super::Action;
 use crate::authz::Permission;
 use crate::cluster::{Kind, ObjectRef, Operation};
 use crate::inventory::VersionSummary;
@@ -28,7 +29,7 @@ impl NamespaceState {
     }
 }
 
-fn change(origin: &Origin, action: &str, namespace: &str, subject: ObjectRef, summary: String) -> Change {
+fn change(origin: &Origin, action: Action, namespace: &str, subject: ObjectRef, summary: String) -> Change {
     let host = match subject.kind {
         Kind::Namespace => None,
         _ => Workload::ALL.iter().find(|w| w.deployment_name() == subject.name).map(|w| w.app().to_owned()),
@@ -65,7 +66,7 @@ pub fn create_namespace(origin: &Origin, namespace: &str) -> Change {
     let subject = ObjectRef::cluster_scoped(Kind::Namespace, namespace);
     let mut change = change(
         origin,
-        "namespace.create",
+        Action::NamespaceCreate,
         namespace,
         subject,
         format!("create namespace {namespace} with sidecar injection"),
@@ -88,10 +89,10 @@ pub fn deploy(
     let subject = ObjectRef::namespaced(Kind::Deployment, namespace, workload.deployment_name());
     let (action, summary) = match current {
         Some(before) if before != replicas => {
-            ("workload.scale", format!("scale {}: {before} → {replicas} replicas", workload.name()))
+            (Action::WorkloadScale, format!("scale {}: {before} → {replicas} replicas", workload.name()))
         }
-        Some(_) => ("workload.deploy", format!("redeploy {} ({})", workload.name(), replicas_text(replicas))),
-        None => ("workload.deploy", format!("deploy {} ({})", workload.name(), replicas_text(replicas))),
+        Some(_) => (Action::WorkloadDeploy, format!("redeploy {} ({})", workload.name(), replicas_text(replicas))),
+        None => (Action::WorkloadDeploy, format!("deploy {} ({})", workload.name(), replicas_text(replicas))),
     };
     let mut change = change(origin, action, namespace, subject, summary);
     change.problems = check_replicas(replicas);
@@ -114,7 +115,7 @@ pub fn deploy_walkthrough(origin: &Origin, namespace: &str, state: &NamespaceSta
     let subject = ObjectRef::cluster_scoped(Kind::Namespace, namespace);
     let names: Vec<&str> = WALKTHROUGH.iter().map(|w| w.name()).collect();
     let summary = format!("deploy the walkthrough: {}", names.join(", "));
-    let mut change = change(origin, "tutorial.deploy", namespace, subject, summary);
+    let mut change = change(origin, Action::TutorialDeploy, namespace, subject, summary);
     if !state.exists {
         change.operations.push(apply_object(namespace, tutorial::namespace(namespace)));
     }
@@ -132,7 +133,7 @@ pub fn deploy_walkthrough(origin: &Origin, namespace: &str, state: &NamespaceSta
 /// Scales a deployed workload.
 pub fn scale(origin: &Origin, namespace: &str, workload: Workload, replicas: i32, state: &NamespaceState) -> Change {
     let mut change = deploy(origin, namespace, workload, Some(replicas), state);
-    change.action = "workload.scale".into();
+    change.action = Action::WorkloadScale;
     if state.replicas_of(workload).is_none() {
         change
             .problems
@@ -146,7 +147,7 @@ pub fn scale(origin: &Origin, namespace: &str, workload: Workload, replicas: i32
 pub fn remove(origin: &Origin, namespace: &str, workload: Workload, state: &NamespaceState) -> Change {
     let deployment = ObjectRef::namespaced(Kind::Deployment, namespace, workload.deployment_name());
     let mut change =
-        change(origin, "workload.remove", namespace, deployment.clone(), format!("remove {}", workload.name()));
+        change(origin, Action::WorkloadRemove, namespace, deployment.clone(), format!("remove {}", workload.name()));
     change.operations.push(Operation::Delete { target: deployment });
     if !state.app_has_other_versions(workload) {
         let shared = [(Kind::Service, workload.app()), (Kind::ServiceAccount, workload.app())];
@@ -163,7 +164,8 @@ pub fn remove(origin: &Origin, namespace: &str, workload: Workload, state: &Name
 /// ServiceAccounts, the ingress, and the routing of the tutorial's hosts.
 pub fn reset(origin: &Origin, namespace: &str) -> Change {
     let subject = ObjectRef::cluster_scoped(Kind::Namespace, namespace);
-    let mut change = change(origin, "tutorial.reset", namespace, subject, format!("reset the tutorial in {namespace}"));
+    let mut change =
+        change(origin, Action::TutorialReset, namespace, subject, format!("reset the tutorial in {namespace}"));
     for workload in Workload::ALL {
         change.operations.push(delete(Kind::Deployment, namespace, workload.deployment_name()));
     }
@@ -228,7 +230,7 @@ mod tests {
         let Operation::Apply { object, .. } = &redeploy.operations[2] else { panic!("apply expected") };
         assert_eq!(object["spec"]["replicas"], 2);
         let scaled = scale(&origin(), "tutorial", Workload::RecommendationV2, 3, &state);
-        assert_eq!(scaled.action, "workload.scale");
+        assert_eq!(scaled.action, Action::WorkloadScale);
         assert_eq!(scaled.summary, "scale recommendation-v2: 2 → 3 replicas");
     }
 
@@ -256,7 +258,7 @@ mod tests {
     #[test]
     fn the_walkthrough_is_one_change_applying_each_object_once() {
         let change = deploy_walkthrough(&origin(), "t", &NamespaceState::default());
-        assert_eq!(change.action, "tutorial.deploy");
+        assert_eq!(change.action, Action::TutorialDeploy);
         assert_eq!(change.host, None, "namespace-wide: it may create the namespace");
         let targets = kinds(&change);
         assert_eq!(targets[0], "Namespace t");

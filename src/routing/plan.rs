@@ -3,6 +3,7 @@
 //! VirtualService), and the [`Plan`] made of it against the live objects: the change the
 //! change path will validate, dry-run, audit and apply, the warnings, the policy the host has
 //! after it and the resourceVersions it was planned against.
+use crate::change::Action;
 use crate::change::reads::Reads;
 use crate::change::routes::{self, LiveRouting, ResourceVersions, RouteRequest, RoutingApi};
 use crate::change::{Change, Origin, http_routes};
@@ -65,12 +66,12 @@ impl Proposal {
     }
 
     /// The audited action of the change.
-    pub fn audit_action(&self) -> &'static str {
+    pub fn audit_action(&self) -> Action {
         match self {
-            Proposal::Update { .. } | Proposal::StartHttpRoute(_) => "route.update",
-            Proposal::Delete => "route.delete",
-            Proposal::VersionServices => "route.version-services",
-            Proposal::Migrate => "route.migrate",
+            Proposal::Update { .. } | Proposal::StartHttpRoute(_) => Action::RouteUpdate,
+            Proposal::Delete => Action::RouteDelete,
+            Proposal::VersionServices => Action::RouteVersionServices,
+            Proposal::Migrate => Action::RouteMigrate,
         }
     }
 
@@ -105,7 +106,7 @@ pub(super) async fn build(
             let desired = for_host(desired, name)?;
             choose_api(&mut live, api, name)?;
             let request = RouteRequest { origin, namespace, live: &live, expected: seen, context: &context };
-            let (change, warnings) = routes::update(&request, "route.update", &desired);
+            let (change, warnings) = routes::update(&request, Action::RouteUpdate, &desired);
             (change, warnings, Some(desired))
         }
         Proposal::Delete => {
@@ -129,7 +130,7 @@ pub(super) async fn build(
             }
             live.api = RoutingApi::HTTPRoute;
             let request = RouteRequest { origin, namespace, live: &live, expected: seen, context: &context };
-            let (change, warnings) = routes::update(&request, "route.update", &desired);
+            let (change, warnings) = routes::update(&request, Action::RouteUpdate, &desired);
             (change, warnings, Some(desired))
         }
         Proposal::Migrate => {
