@@ -448,3 +448,46 @@ async fn with_teams_each_actor_sees_only_what_it_may_view() {
     assert_eq!(since, [(Some("alice"), Some("canary.promote"), Some("denied"))], "every entry, her refusal too");
     console.stop().await;
 }
+
+/// The attacker sends 50 requests with made-up, 10 KB method names (to pages, the API, the
+/// metrics and paths that do not exist). Each must be 405 before any work, and `/metrics`
+/// must neither hold such a name nor grow by more than a few hundred bytes.
+#[tokio::test]
+async fn made_up_methods_are_refused_and_never_become_metric_labels() {
+    let ns = TestNamespace::new("methods").await;
+    let console = Console::start(&ns.name).await;
+    let metrics = || async {
+        let response = console.http.get(console.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
+    };
+    metrics().await;
+    let before = metrics().await;
+    let mut state = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let mut letter = move || {
+        // xorshift: enough randomness for names nobody would guess
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        b'A' + (state % 26) as u8
+    };
+    let paths = ["/", "/metrics", "/api/v1/audit", "/no/such/page", "/static/app.css"];
+    let mut sent = Vec::new();
+    for attempt in 0..50 {
+        let name: Vec<u8> = (0..10 * 1024).map(|_| letter()).collect();
+        let method = Method::from_bytes(&name).unwrap();
+        let path = paths[attempt % paths.len()];
+        let response = console.http.request(method, console.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert!(response.headers().get("allow").is_some_and(|allow| allow.to_str().unwrap().contains("GET")));
+        sent.push(String::from_utf8(name).unwrap());
+    }
+    let after = metrics().await;
+    let grown = after.len().saturating_sub(before.len());
+    assert!(grown <= 400, "/metrics grew by {grown} bytes:\n{after}");
+    for name in &sent {
+        assert!(!after.contains(&name[..32]), "a made-up method became a label");
+    }
+    assert!(after.contains(r#"method="other""#), "refused methods are counted as other:\n{after}");
+    console.stop().await;
+}
