@@ -489,10 +489,7 @@ impl ChangePath {
 
     /// Records a refused attempt with an excerpt of what it asked for (`refusals.rs`).
     async fn record_refusal(&self, change: &Change, outcome: Outcome, before: Option<&Documents>, error: &ChangeError) {
-        let mut entry = self.entry(change, outcome, before, None, Some(error.to_string()));
-        entry.operations = refusals::excerpt(entry.operations);
-        entry.summary = refusals::truncate(&entry.summary, refusals::EXCERPT_BYTES);
-        entry.error = entry.error.map(|error| refusals::truncate(&error, refusals::EXCERPT_BYTES));
+        let entry = refusals::bounded(self.entry(change, outcome, before, None, Some(error.to_string())));
         if let Err(audit_error) = self.audit.record(&entry).await {
             tracing::error!(%audit_error, action = %change.action, "could not audit a refused change");
         }

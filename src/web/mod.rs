@@ -14,6 +14,7 @@ mod methods;
 mod observed;
 mod ops;
 mod pages;
+mod request_id;
 mod reverts;
 mod route_test;
 mod serve;
@@ -185,6 +186,8 @@ pub fn router(state: AppState, static_files: StaticFiles) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), host::guard))
         .layer(
             ServiceBuilder::new()
+                // A client's X-Request-Id only when it is short and visible ASCII, else a UUID.
+                .layer(middleware::from_fn(request_id::assign))
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::x_request_id())
