@@ -2,10 +2,12 @@
 //! object it would create, overwrite or delete — not only for the host the change is about —
 //! so a change (a revert above all, which replays whatever an entry touched) cannot reach
 //! another host's objects or the namespace itself through a permission for one host.
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::authz::{Actor, Authorizer, Denial, Permission};
 use crate::cluster::{Kind, ObjectRef, Operation};
+use crate::gateway_api::ParentReference;
 use crate::tutorial::Workload;
 
 /// Who must permit writing one object.
@@ -102,18 +104,23 @@ fn owners_of(target: &ObjectRef, object: &Value) -> Vec<Owner> {
     }
 }
 
-/// An HTTPRoute belongs to the Services it attaches to (the hosts it routes); one attached
-/// to no Service of this namespace (a Gateway's) to the whole namespace.
+/// An HTTPRoute belongs to the Services of this namespace it attaches to (the hosts it
+/// routes). Any other parent — a Gateway above all, which serves other hosts too — makes it
+/// the whole namespace's as well, and so does a route with no parent.
 fn http_route_owners(object: &Value, namespace: &str) -> Vec<Owner> {
     let parents = object["spec"]["parentRefs"].as_array().into_iter().flatten();
-    let services = parents.filter(|parent| {
-        parent["group"] == ""
-            && parent["kind"] == "Service"
-            && parent["namespace"].as_str().is_none_or(|ns| ns == namespace)
-    });
-    let hosts: Vec<Owner> =
-        services.filter_map(|parent| parent["name"].as_str()).map(|name| Owner::Host(name.to_owned())).collect();
-    if hosts.is_empty() { vec![Owner::Namespace] } else { hosts }
+    let mut owners: Vec<Owner> = parents
+        .map(|parent| match ParentReference::deserialize(parent) {
+            Ok(parent) if !parent.is_gateway() && parent.is_service(&parent.name, namespace, namespace) => {
+                Owner::Host(parent.name)
+            }
+            _ => Owner::Namespace,
+        })
+        .collect();
+    if owners.is_empty() {
+        owners.push(Owner::Namespace);
+    }
+    owners
 }
 
 /// An object absent both before and after (deleting it deletes nothing): what an object of
@@ -381,5 +388,22 @@ mod tests {
             denial.to_string().contains("VirtualService t/reco-routes") && denial.to_string().contains("preference"),
             "{denial}"
         );
+    }
+
+    #[test]
+    fn an_http_route_with_a_gateway_parent_needs_the_whole_namespace() {
+        let both = json!({"spec": {"parentRefs": [
+            {"group": "", "kind": "Service", "name": "recommendation"},
+            {"name": "public", "namespace": "istio-system"}]}});
+        let operation = apply(Kind::HTTPRoute, "reco-mesh", both);
+        assert_eq!(owners(&operation, None), [host("recommendation"), Owner::Namespace]);
+        let (authz, alice) = (authorizer(), Actor::user("alice", vec![]));
+        let denial = authorize(&authz, &alice, Permission::Route, &[operation], &[None]).unwrap_err();
+        assert!(denial.to_string().contains("HTTPRoute t/reco-mesh"), "{denial}");
+        let explicit = json!({"spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "recommendation"},
+            {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public"}]}});
+        assert!(owners(&apply(Kind::HTTPRoute, "r", explicit), None).contains(&Owner::Namespace));
+        let elsewhere = json!({"spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "reviews", "namespace": "other"}]}});
+        assert_eq!(owners(&apply(Kind::HTTPRoute, "r", elsewhere), None), [Owner::Namespace]);
     }
 }

@@ -519,6 +519,76 @@ async fn only_the_owning_team_edits_an_http_route() {
     console.stop().await;
 }
 
+/// A team file where alice may route recommendation only and carol (group admins) may do
+/// everything.
+const ONE_HOST_TEAMS: &str = "teams:
+  - name: recommendation
+    members: {users: [alice]}
+    namespaces: [{ns}]
+    hosts: [recommendation]
+    actions: [route]
+  - name: platform
+    members: {groups: [admins]}
+    namespaces: ['*']
+    actions: [admin]
+";
+
+/// `(status, body)` of a JSON request as `user` (and the groups of the platform admin when
+/// it is carol) through the trusted proxy.
+async fn send_as(console: &Console, user: &str, method: Method, path: &str, body: &Value) -> (StatusCode, Value) {
+    let groups = if user == "carol" { "admins" } else { "" };
+    let request = console.http.request(method, console.api(path)).json(body);
+    let request = request.header("x-forwarded-user", user).header("x-forwarded-groups", groups);
+    let response = request.send().await.unwrap();
+    (response.status(), response.json().await.unwrap_or(Value::Null))
+}
+
+/// The attacker is alice (recommendation only). An HTTPRoute attached both to the
+/// recommendation Service and to a Gateway routes the Gateway's ingress traffic too, which
+/// serves other hosts: her PUT of that route must be 403, audited as denied, and leave the
+/// route as it was; the platform admin may edit it.
+#[tokio::test]
+async fn an_http_route_with_a_gateway_parent_needs_the_whole_namespace() {
+    let ns = TestNamespace::new("gammaparents").await;
+    let console = Console::start_with_teams(&ns.name, ONE_HOST_TEAMS, ("carol", "admins")).await;
+    console.deploy(&["recommendation-v1", "recommendation-v2"]).await;
+    create_version_services(&ns).await;
+    let route: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "reco-both"},
+        "spec": {
+            "parentRefs": [{"group": "", "kind": "Service", "name": "recommendation", "port": 8080},
+                           {"name": "public", "namespace": "istio-system"}],
+            "rules": [{"backendRefs": [{"name": "recommendation-v1", "port": 8080}]}]
+        }
+    }))
+    .unwrap();
+    ns.objects(Kind::HTTPRoute).create(&PostParams::default(), &route).await.unwrap();
+    let (status, policy) = console.get_json(&console.api("/routes/recommendation")).await;
+    assert_eq!((status, policy["kind"].as_str()), (StatusCode::OK, Some("HTTPRoute")), "{policy}");
+    let mut split = policy.clone();
+    split["rules"][0]["route"] = json!({"recommendation-v1": 90, "recommendation-v2": 10});
+
+    let (status, body) = send_as(&console, "alice", Method::PUT, "/routes/recommendation", &split).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a Gateway parent needs the whole namespace: {body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("HTTPRoute") && e.contains("reco-both")), "{body}");
+    let untouched = ns.objects(Kind::HTTPRoute).get("reco-both").await.unwrap();
+    assert_eq!(untouched.data["spec"]["rules"][0]["backendRefs"].as_array().map(Vec::len), Some(1), "unchanged");
+    let audit = console.audit().await;
+    let denied = audit.iter().find(|e| e["outcome"] == "denied" && e["actor"] == "alice");
+    assert!(
+        denied.is_some_and(|e| e["action"] == "route.update" && e["name"] == "recommendation"),
+        "audited as denied: {audit:?}"
+    );
+
+    let (status, body) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(split)).await;
+    assert_eq!(status, StatusCode::OK, "the platform admin may: {body}");
+    let edited = ns.objects(Kind::HTTPRoute).get("reco-both").await.unwrap();
+    assert_eq!(edited.data["spec"]["rules"][0]["backendRefs"].as_array().map(Vec::len), Some(2), "{edited:?}");
+    assert_eq!(edited.data["spec"]["parentRefs"].as_array().map(Vec::len), Some(2), "both parents kept");
+    console.stop().await;
+}
+
 /// On a cluster whose HTTPRoute CRD is the Gateway API's experimental channel (it has
 /// `retry`), retries on status codes are written into the HTTPRoute and read back; a per-try
 /// timeout, which an HTTPRoute cannot say, is still 422. Runs on a private cluster with the
