@@ -210,7 +210,7 @@ impl ChangePath {
     pub async fn preview(&self, change: &Change) -> Result<Preview, ChangeError> {
         self.authorize_and_validate(change)?;
         let before = self.read_before(change).await.map_err(ChangeError::Cluster)?;
-        self.authorize_operations(change, &before)?;
+        self.authorize_operations(change, &before).await?;
         let after = self.run_all(change, true).await.map_err(|halted| judged(change, halted.error))?;
         Ok(Preview { before, after })
     }
@@ -260,7 +260,10 @@ impl ChangePath {
             Ok(before) => before,
             Err(error) => return Err(self.refused_by_cluster(&change, None, error).await),
         };
-        if let Err(error) = self.authorize_operations(&change, &before) {
+        if let Err(error) = self.authorize_operations(&change, &before).await {
+            if let ChangeError::Cluster(error) = error {
+                return Err(self.refused_by_cluster(&change, Some(&before), error).await);
+            }
             if let Err(retry_after) = self.admit_refusal(&change) {
                 return Err(ChangeError::TooManyRefusals(retry_after));
             }
@@ -348,9 +351,15 @@ impl ChangePath {
 
     /// Each operation needs the change's permission for the objects it writes, replaces or
     /// deletes (`owners.rs`): read after the live objects, since what a delete removes, or an
-    /// apply overwrites, is known only from them.
-    fn authorize_operations(&self, change: &Change, before: &Documents) -> Result<(), ChangeError> {
-        owners::authorize(&self.authorizer, &change.actor, change.permission, &change.operations, before.objects())
+    /// apply overwrites, is known only from them. The Services an HTTPRoute sends traffic to
+    /// are read too: whose they are is known only from their selectors.
+    async fn authorize_operations(&self, change: &Change, before: &Documents) -> Result<(), ChangeError> {
+        let services = owners::services_to_read(&change.operations, before.objects());
+        let reads = services.iter().map(|service| self.objects.get(service));
+        let services: Vec<Value> =
+            futures::future::try_join_all(reads).await.map_err(ChangeError::Cluster)?.into_iter().flatten().collect();
+        let (operations, live) = (&change.operations, before.objects());
+        owners::authorize(&self.authorizer, &change.actor, change.permission, operations, live, &services)
             .map_err(ChangeError::Denied)
     }
 
