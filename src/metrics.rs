@@ -52,11 +52,28 @@ impl Default for Metrics {
     }
 }
 
+/// The HTTP methods that are labels of their own; any other is `other`, so that a client
+/// cannot add a series (and grow the exposition) per method name it makes up.
+pub const KNOWN_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+
+/// The `method` label of a request's method: one of [`KNOWN_METHODS`], else `other`.
+pub fn method_label(method: &str) -> &'static str {
+    KNOWN_METHODS.into_iter().find(|known| *known == method).unwrap_or("other")
+}
+
 impl Metrics {
+    /// A request that reached a route (`route` is its template, or `unmatched`).
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let labels = RequestLabels { method: method.to_owned(), route: route.to_owned(), status };
+        let labels = RequestLabels { method: method_label(method).to_owned(), route: route.to_owned(), status };
         self.requests.get_or_create(&labels).inc();
         self.latency.get_or_create(&RouteLabels { route: route.to_owned() }).observe(seconds);
+    }
+
+    /// A request refused for its method before any route saw it: counted once, under
+    /// `method="other"`, with no latency series of its own.
+    pub fn observe_refused_method(&self, status: u16) {
+        let labels = RequestLabels { method: "other".into(), route: "unmatched".into(), status };
+        self.requests.get_or_create(&labels).inc();
     }
 
     pub fn observe_change(&self, action: &str, outcome: &str) {
@@ -71,5 +88,26 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &self.registry);
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_known_methods_are_labels_of_their_own() {
+        let metrics = Metrics::default();
+        for method in ["GET", "DELETE", "PATCH"] {
+            assert_eq!(method_label(method), method);
+        }
+        let invented = "X".repeat(10_000);
+        assert_eq!(method_label(&invented), "other");
+        assert_eq!(method_label("get"), "other", "methods are case-sensitive");
+        metrics.observe_request(&invented, "/", 405, 0.001);
+        metrics.observe_refused_method(405);
+        let text = metrics.render(None);
+        assert!(!text.contains("XXXX"), "{text}");
+        assert!(text.contains(r#"method="other""#), "{text}");
     }
 }

@@ -211,7 +211,7 @@ impl ChangePath {
     pub async fn preview(&self, change: &Change) -> Result<Preview, ChangeError> {
         self.authorize_and_validate(change)?;
         let before = self.read_before(change).await.map_err(ChangeError::Cluster)?;
-        self.authorize_operations(change, &before)?;
+        self.authorize_operations(change, &before).await?;
         let after = self.run_all(change, &before, true).await.map_err(|halted| judged(change, halted.error))?;
         Ok(Preview { before, after })
     }
@@ -261,7 +261,10 @@ impl ChangePath {
             Ok(before) => before,
             Err(error) => return Err(self.refused_by_cluster(&change, None, error).await),
         };
-        if let Err(error) = self.authorize_operations(&change, &before) {
+        if let Err(error) = self.authorize_operations(&change, &before).await {
+            if let ChangeError::Cluster(error) = error {
+                return Err(self.refused_by_cluster(&change, Some(&before), error).await);
+            }
             if let Err(retry_after) = self.admit_refusal(&change) {
                 return Err(ChangeError::TooManyRefusals(retry_after));
             }
@@ -349,9 +352,15 @@ impl ChangePath {
 
     /// Each operation needs the change's permission for the objects it writes, replaces or
     /// deletes (`owners.rs`): read after the live objects, since what a delete removes, or an
-    /// apply overwrites, is known only from them.
-    fn authorize_operations(&self, change: &Change, before: &Documents) -> Result<(), ChangeError> {
-        owners::authorize(&self.authorizer, &change.actor, change.permission, &change.operations, before.objects())
+    /// apply overwrites, is known only from them. The Services an HTTPRoute sends traffic to
+    /// are read too: whose they are is known only from their selectors.
+    async fn authorize_operations(&self, change: &Change, before: &Documents) -> Result<(), ChangeError> {
+        let services = owners::services_to_read(&change.operations, before.objects());
+        let reads = services.iter().map(|service| self.objects.get(service));
+        let services: Vec<Value> =
+            futures::future::try_join_all(reads).await.map_err(ChangeError::Cluster)?.into_iter().flatten().collect();
+        let (operations, live) = (&change.operations, before.objects());
+        owners::authorize(&self.authorizer, &change.actor, change.permission, operations, live, &services)
             .map_err(ChangeError::Denied)
     }
 
@@ -503,10 +512,7 @@ impl ChangePath {
 
     /// Records a refused attempt with an excerpt of what it asked for (`refusals.rs`).
     async fn record_refusal(&self, change: &Change, outcome: Outcome, before: Option<&Documents>, error: &ChangeError) {
-        let mut entry = self.entry(change, outcome, before, None, Some(error.to_string()));
-        entry.operations = refusals::excerpt(entry.operations);
-        entry.summary = refusals::truncate(&entry.summary, refusals::EXCERPT_BYTES);
-        entry.error = entry.error.map(|error| refusals::truncate(&error, refusals::EXCERPT_BYTES));
+        let entry = refusals::bounded(self.entry(change, outcome, before, None, Some(error.to_string())));
         if let Err(audit_error) = self.audit.record(&entry).await {
             tracing::error!(%audit_error, action = %change.action, "could not audit a refused change");
         }

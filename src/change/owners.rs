@@ -2,10 +2,13 @@
 //! object it would create, overwrite or delete — not only for the host the change is about —
 //! so a change (a revert above all, which replays whatever an entry touched) cannot reach
 //! another host's objects or the namespace itself through a permission for one host.
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::authz::{Actor, Authorizer, Denial, Permission};
 use crate::cluster::{Kind, ObjectRef, Operation};
+use crate::gateway_api::ParentReference;
+use crate::policy::{FilterTarget, backend_target, filter_targets};
 use crate::tutorial::Workload;
 
 /// Who must permit writing one object.
@@ -15,25 +18,33 @@ pub enum Owner {
     Namespace,
     /// A host (Service) of the namespace.
     Host(String),
+    /// Whoever owns the Service of this name in the namespace, which the object sends
+    /// traffic to (an HTTPRoute's backend or mirror): known only from the Service itself, as
+    /// a per-version Service (`recommendation-v2`) belongs to the app it selects. Resolved by
+    /// [`authorize`] from the Services [`services_to_read`] names.
+    Service(String),
 }
 
-/// Checks every operation of a change, given the live objects (in operation order): each
-/// needs `permission` for the owners of the object it writes and of the object it replaces
-/// or deletes. The first refusal names the object.
+/// Checks every operation of a change, given the live objects (in operation order) and the
+/// live Services of [`services_to_read`]: each needs `permission` for the owners of the
+/// object it writes and of the object it replaces or deletes. The first refusal names the
+/// object.
 pub fn authorize(
     authorizer: &Authorizer,
     actor: &Actor,
     permission: Permission,
     operations: &[Operation],
     live: &[Option<Value>],
+    services: &[Value],
 ) -> Result<(), Denial> {
     for (index, operation) in operations.iter().enumerate() {
         let target = operation.target();
         let namespace = target.namespace.as_deref().unwrap_or(&target.name);
         for owner in owners(operation, live.get(index).and_then(Option::as_ref)) {
+            let owner = resolved(owner, namespace, services);
             let host = match &owner {
                 Owner::Namespace => None,
-                Owner::Host(host) => Some(host.as_str()),
+                Owner::Host(host) | Owner::Service(host) => Some(host.as_str()),
             };
             match authorizer.check(actor, permission, namespace, host) {
                 Ok(()) => {}
@@ -56,9 +67,46 @@ fn forbidden(actor: &Actor, permission: Permission, operation: &Operation, owner
             format!("the namespace itself needs {permission:?} on the whole namespace, not on one host")
         }
         Owner::Namespace => format!("it belongs to no one host, so it needs {permission:?} on the whole namespace"),
-        Owner::Host(host) => format!("it belongs to host {host}, so it needs {permission:?} on {host}"),
+        Owner::Host(host) | Owner::Service(host) => {
+            format!("it belongs to (or sends traffic to) host {host}, so it needs {permission:?} on {host}")
+        }
     };
     Denial::Operation { actor: actor.name.clone(), action: format!("{verb} {target}"), reason: why }
+}
+
+/// `owner` with a Service resolved to the owner of the live Service of that name among
+/// `services` (the app it selects when it is named after it); a Service that does not
+/// exist is judged by its name.
+fn resolved(owner: Owner, namespace: &str, services: &[Value]) -> Owner {
+    let Owner::Service(name) = owner else { return owner };
+    let live = services.iter().find(|service| {
+        service["metadata"]["name"] == *name
+            && service["metadata"]["namespace"].as_str().is_none_or(|ns| ns == namespace)
+    });
+    let target = ObjectRef::namespaced(Kind::Service, namespace, &name);
+    let owners = live.map(|service| owners_of(&target, service)).unwrap_or_else(|| owners_by_name(&target));
+    owners.into_iter().next().unwrap_or(Owner::Namespace)
+}
+
+/// The Services whose owners decide who may write `operations` (given the live objects, in
+/// operation order): those the HTTPRoutes written or replaced send traffic to.
+pub fn services_to_read(operations: &[Operation], live: &[Option<Value>]) -> Vec<ObjectRef> {
+    let mut found: Vec<ObjectRef> = Vec::new();
+    for (index, operation) in operations.iter().enumerate() {
+        let target = operation.target();
+        let Some(namespace) = target.namespace.as_deref().filter(|_| target.kind == Kind::HTTPRoute) else {
+            continue;
+        };
+        for owner in owners(operation, live.get(index).and_then(Option::as_ref)) {
+            if let Owner::Service(name) = owner {
+                let service = ObjectRef::namespaced(Kind::Service, namespace, &name);
+                if !found.contains(&service) {
+                    found.push(service);
+                }
+            }
+        }
+    }
+    found
 }
 
 /// The owners of what `operation` writes and of the live object it replaces or deletes; an
@@ -102,18 +150,44 @@ fn owners_of(target: &ObjectRef, object: &Value) -> Vec<Owner> {
     }
 }
 
-/// An HTTPRoute belongs to the Services it attaches to (the hosts it routes); one attached
-/// to no Service of this namespace (a Gateway's) to the whole namespace.
+/// An HTTPRoute belongs to the Services of this namespace it attaches to (the hosts it
+/// routes). Any other parent — a Gateway above all, which serves other hosts too — makes it
+/// the whole namespace's as well, and so does a route with no parent. It also belongs to
+/// what its rules send traffic to: each backend's and mirror's Service ([`Owner::Service`]),
+/// a redirect's or rewrite's host name (the namespace when that is no Service of it), the
+/// namespace for an `ExtensionRef`, a backend elsewhere or a filter signalbox cannot judge.
 fn http_route_owners(object: &Value, namespace: &str) -> Vec<Owner> {
-    let parents = object["spec"]["parentRefs"].as_array().into_iter().flatten();
-    let services = parents.filter(|parent| {
-        parent["group"] == ""
-            && parent["kind"] == "Service"
-            && parent["namespace"].as_str().is_none_or(|ns| ns == namespace)
-    });
-    let hosts: Vec<Owner> =
-        services.filter_map(|parent| parent["name"].as_str()).map(|name| Owner::Host(name.to_owned())).collect();
-    if hosts.is_empty() { vec![Owner::Namespace] } else { hosts }
+    let spec = &object["spec"];
+    let parents = spec["parentRefs"].as_array().into_iter().flatten();
+    let mut owners: Vec<Owner> = parents
+        .map(|parent| match ParentReference::deserialize(parent) {
+            Ok(parent) if !parent.is_gateway() && parent.is_service(&parent.name, namespace, namespace) => {
+                Owner::Host(parent.name)
+            }
+            _ => Owner::Namespace,
+        })
+        .collect();
+    if owners.is_empty() {
+        owners.push(Owner::Namespace);
+    }
+    for rule in spec["rules"].as_array().into_iter().flatten() {
+        let mut targets = Vec::new();
+        for backend in rule["backendRefs"].as_array().into_iter().flatten() {
+            targets.push(backend_target("backendRefs", backend, namespace));
+            let filters = backend["filters"].as_array().into_iter().flatten();
+            targets.extend(filters.flat_map(|filter| filter_targets("filters", filter, namespace)));
+        }
+        let filters = rule["filters"].as_array().into_iter().flatten();
+        targets.extend(filters.flat_map(|filter| filter_targets("filters", filter, namespace)));
+        owners.extend(targets.into_iter().map(|target| match target {
+            FilterTarget::Service { name, .. } => Owner::Service(name),
+            FilterTarget::Hostname { hostname, .. } => {
+                service_name(&hostname, namespace).map_or(Owner::Namespace, Owner::Host)
+            }
+            FilterTarget::Namespace { .. } | FilterTarget::Unjudged { .. } => Owner::Namespace,
+        }));
+    }
+    owners
 }
 
 /// An object absent both before and after (deleting it deletes nothing): what an object of
@@ -310,7 +384,10 @@ mod tests {
         assert_eq!(owners(&apply(Kind::HTTPRoute, "reco-mesh", mesh), None), [host("recommendation")]);
         let ingress = json!({"spec": {"parentRefs": [{"name": "public", "namespace": "istio-system"}],
                                       "rules": [{"backendRefs": [{"name": "recommendation-v1", "port": 8080}]}]}});
-        assert_eq!(owners(&apply(Kind::HTTPRoute, "reco-public", ingress), None), [Owner::Namespace]);
+        assert_eq!(
+            owners(&apply(Kind::HTTPRoute, "reco-public", ingress), None),
+            [Owner::Namespace, Owner::Service("recommendation-v1".into())]
+        );
         let version = json!({"spec": {"selector": {"app": "recommendation", "version": "v2"}}});
         assert_eq!(
             owners(&apply(Kind::Service, "recommendation-v2", version), None),
@@ -365,21 +442,113 @@ mod tests {
                 apply(kind, &name, object)
             })
             .collect();
-        assert_eq!(authorize(&authz, &alice, Permission::Deploy, &own, &[None, None, None]), Ok(()));
+        assert_eq!(authorize(&authz, &alice, Permission::Deploy, &own, &[None, None, None], &[]), Ok(()));
 
         let with_namespace = [apply(Kind::Namespace, "t", crate::tutorial::namespace("t"))];
-        let denial = authorize(&authz, &alice, Permission::Deploy, &with_namespace, &[None]).unwrap_err();
+        let denial = authorize(&authz, &alice, Permission::Deploy, &with_namespace, &[None], &[]).unwrap_err();
         assert!(denial.to_string().contains("write Namespace t"), "{denial}");
         assert!(
-            authorize(&authorizer(), &Actor::user("bob", vec![]), Permission::Deploy, &with_namespace, &[None]).is_ok()
+            authorize(&authorizer(), &Actor::user("bob", vec![]), Permission::Deploy, &with_namespace, &[None], &[])
+                .is_ok()
         );
 
         let shared =
             [apply(Kind::VirtualService, "reco-routes", json!({"spec": {"hosts": ["recommendation", "preference"]}}))];
-        let denial = authorize(&authz, &alice, Permission::Route, &shared, &[None]).unwrap_err();
+        let denial = authorize(&authz, &alice, Permission::Route, &shared, &[None], &[]).unwrap_err();
         assert!(
             denial.to_string().contains("VirtualService t/reco-routes") && denial.to_string().contains("preference"),
             "{denial}"
         );
+    }
+
+    fn mesh_route(rule: Value) -> Operation {
+        let parent = json!({"group": "", "kind": "Service", "name": "recommendation", "port": 8080});
+        apply(Kind::HTTPRoute, "reco-mesh", json!({"spec": {"parentRefs": [parent], "rules": [rule]}}))
+    }
+
+    fn version_service(name: &str, app: &str) -> Value {
+        json!({"metadata": {"name": name, "namespace": "t"}, "spec": {"selector": {"app": app, "version": "v1"}}})
+    }
+
+    #[test]
+    fn an_http_route_with_a_gateway_parent_needs_the_whole_namespace() {
+        let both = json!({"spec": {"parentRefs": [
+            {"group": "", "kind": "Service", "name": "recommendation"},
+            {"name": "public", "namespace": "istio-system"}]}});
+        let operation = apply(Kind::HTTPRoute, "reco-mesh", both);
+        assert_eq!(owners(&operation, None), [host("recommendation"), Owner::Namespace]);
+        let (authz, alice) = (authorizer(), Actor::user("alice", vec![]));
+        let denial = authorize(&authz, &alice, Permission::Route, &[operation], &[None], &[]).unwrap_err();
+        assert!(denial.to_string().contains("HTTPRoute t/reco-mesh"), "{denial}");
+        let explicit = json!({"spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "recommendation"},
+            {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public"}]}});
+        assert!(owners(&apply(Kind::HTTPRoute, "r", explicit), None).contains(&Owner::Namespace));
+        let elsewhere = json!({"spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "reviews", "namespace": "other"}]}});
+        assert_eq!(owners(&apply(Kind::HTTPRoute, "r", elsewhere), None), [Owner::Namespace]);
+    }
+
+    #[test]
+    fn an_http_route_belongs_to_what_its_filters_send_traffic_to() {
+        let filter = |filter: Value| {
+            mesh_route(json!({"filters": [filter], "backendRefs": [{"name": "recommendation", "port": 8080}]}))
+        };
+        let cases = [
+            (
+                json!({"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "preference", "port": 8080}}}),
+                Owner::Service("preference".into()),
+            ),
+            (
+                json!({"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "billing", "namespace": "payments", "port": 8080}}}),
+                Owner::Namespace,
+            ),
+            (
+                json!({"type": "RequestRedirect", "requestRedirect": {"hostname": "preference.t.svc.cluster.local"}}),
+                host("preference"),
+            ),
+            (json!({"type": "URLRewrite", "urlRewrite": {"hostname": "evil.example.com"}}), Owner::Namespace),
+            (
+                json!({"type": "ExtensionRef", "extensionRef": {"group": "x.io", "kind": "Lua", "name": "l"}}),
+                Owner::Namespace,
+            ),
+            (json!({"type": "ExternalAuth", "externalAuth": {"backendRef": {"name": "auth"}}}), Owner::Namespace),
+        ];
+        for (written, reached) in cases {
+            let found = owners(&filter(written.clone()), None);
+            assert!(found.contains(&reached), "{written}: {found:?}");
+        }
+        let headers =
+            json!({"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "a", "value": "b"}]}});
+        assert_eq!(owners(&filter(headers), None), [host("recommendation"), Owner::Service("recommendation".into())]);
+    }
+
+    #[test]
+    fn a_backend_or_mirror_service_belongs_to_the_app_it_selects() {
+        let (authz, alice) = (authorizer(), Actor::user("alice", vec![]));
+        let mirror = |name: &str| {
+            mesh_route(json!({"backendRefs": [{"name": "recommendation-v1", "port": 8080}],
+                "filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": {"name": name, "port": 8080}}}]}))
+        };
+        let own = [mirror("recommendation-v2")];
+        let services = [
+            version_service("recommendation-v1", "recommendation"),
+            version_service("recommendation-v2", "recommendation"),
+        ];
+        assert_eq!(
+            services_to_read(&own, &[None]),
+            [
+                ObjectRef::namespaced(Kind::Service, "t", "recommendation-v1"),
+                ObjectRef::namespaced(Kind::Service, "t", "recommendation-v2")
+            ]
+        );
+        assert_eq!(authorize(&authz, &alice, Permission::Route, &own, &[None], &services), Ok(()));
+        let missing = authorize(&authz, &alice, Permission::Route, &own, &[None], &services[..1]).unwrap_err();
+        assert!(
+            missing.to_string().contains("recommendation-v2"),
+            "a Service that is not there is judged by its name: {missing}"
+        );
+        let elsewhere = [mirror("preference-v1")];
+        let services = [services[0].clone(), version_service("preference-v1", "preference")];
+        let denial = authorize(&authz, &alice, Permission::Route, &elsewhere, &[None], &services).unwrap_err();
+        assert!(denial.to_string().contains("host preference"), "{denial}");
     }
 }

@@ -1,15 +1,25 @@
 //! Refused attempts are audited, so without bounds an anonymous or refused actor could fill
 //! the disk: each refusal keeps only an excerpt of what was asked ([`excerpt`]), and refusals
 //! are rate limited per actor and overall ([`RefusalLimiter`]); beyond the limit a refused
-//! attempt is answered 429 with `Retry-After` and not recorded.
+//! attempt is answered 429 with `Retry-After` and not recorded. Every string a refusal
+//! stores is bounded ([`bounded`]): what a refused client sent must not decide how much is
+//! written.
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// The most of a refused attempt's operations, summary or error the audit log keeps.
+use crate::audit::NewEntry;
+
+/// The most of a refused attempt's operations, documents, summary or error the audit log keeps.
 pub const EXCERPT_BYTES: usize = 4 * 1024;
+/// The most bytes of a name a refusal records (actor, action, namespace, kind, object).
+const NAME_BYTES: usize = 256;
+/// The most bytes of a request id a refusal records (the web layer keeps 64 already).
+const REQUEST_ID_BYTES: usize = 64;
+/// The most bytes of the actor's group names a refusal records; the rest are counted.
+const GROUPS_BYTES: usize = 1024;
 
 /// Refusals one actor may have recorded at once, and how fast that allowance comes back.
 const PER_ACTOR: Rate = Rate { burst: 60.0, per_second: 0.5 };
@@ -102,6 +112,53 @@ impl RefusalLimiter {
     }
 }
 
+/// `entry`, a refused attempt, as it is recorded: operations and documents as excerpts,
+/// summary and error cut at [`EXCERPT_BYTES`], names at 256 bytes, the request id at 64, and
+/// the actor's groups at 1 KiB (the ones left out counted in a last `… N more groups`).
+pub fn bounded(mut entry: NewEntry) -> NewEntry {
+    entry.operations = excerpt(entry.operations);
+    entry.before = entry.before.map(excerpt_document);
+    entry.after = entry.after.map(excerpt_document);
+    entry.summary = truncate(&entry.summary, EXCERPT_BYTES);
+    entry.error = entry.error.map(|error| truncate(&error, EXCERPT_BYTES));
+    for name in [&mut entry.actor, &mut entry.action, &mut entry.namespace, &mut entry.kind, &mut entry.name] {
+        *name = truncate(name, NAME_BYTES);
+    }
+    entry.request_id = entry.request_id.map(|id| cut(&id, REQUEST_ID_BYTES).to_owned());
+    entry.groups = bounded_groups(entry.groups);
+    entry
+}
+
+/// The first groups that fit in [`GROUPS_BYTES`] (each cut at 256 bytes), and a count of
+/// the others.
+fn bounded_groups(groups: Vec<String>) -> Vec<String> {
+    let total = groups.len();
+    let mut kept = Vec::new();
+    let mut bytes = 0;
+    for group in groups {
+        let group = truncate(&group, NAME_BYTES);
+        if bytes + group.len() > GROUPS_BYTES {
+            break;
+        }
+        bytes += group.len();
+        kept.push(group);
+    }
+    if kept.len() < total {
+        kept.push(format!("… {} more groups", total - kept.len()));
+    }
+    kept
+}
+
+/// A document (`before` or `after`) as recorded for a refused attempt: as it is when small,
+/// else its first [`EXCERPT_BYTES`] of JSON and its full size.
+fn excerpt_document(document: Value) -> Value {
+    let text = document.to_string();
+    if text.len() <= EXCERPT_BYTES {
+        return document;
+    }
+    json!({"excerpt": truncate(&text, EXCERPT_BYTES), "bytes": text.len(), "truncated": true})
+}
+
 /// `operations` as recorded for a refused attempt: as they are when small, else one record
 /// with the first [`EXCERPT_BYTES`] of their JSON and their full size.
 pub fn excerpt(operations: Value) -> Value {
@@ -117,11 +174,19 @@ pub fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
     }
+    format!("{}…", cut(text, max))
+}
+
+/// The longest start of `text` of at most `max` bytes that ends at a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
     let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &text[..end])
+    &text[..end]
 }
 
 #[cfg(test)]
@@ -174,5 +239,54 @@ mod tests {
         assert_eq!(kept[0]["truncated"], true);
         assert!(kept[0]["bytes"].as_u64().unwrap() > 200_000);
         assert_eq!(truncate("aé", 2), "a…");
+    }
+
+    fn refused(padding: &str) -> NewEntry {
+        NewEntry {
+            actor: format!("alice{padding}"),
+            groups: (0..256).map(|i| format!("group-{i}-{padding}")).collect(),
+            source: crate::audit::Source::Api,
+            action: "route.update".into(),
+            namespace: format!("tutorial{padding}"),
+            kind: "VirtualService".into(),
+            name: format!("recommendation{padding}"),
+            summary: format!("summary{padding}"),
+            before: Some(json!({"kind": "VirtualService", "spec": {"padding": padding}})),
+            after: None,
+            operations: json!([{"apply": {"padding": padding}}]),
+            outcome: crate::audit::Outcome::Denied,
+            error: Some(format!("error{padding}")),
+            request_id: Some(format!("id{padding}")),
+            reverts: None,
+        }
+    }
+
+    #[test]
+    fn every_string_of_a_refusal_is_bounded_and_small_ones_are_kept_whole() {
+        let padding = "é".repeat(50_000);
+        let entry = bounded(refused(&padding));
+        for (field, text) in [
+            ("actor", &entry.actor),
+            ("namespace", &entry.namespace),
+            ("name", &entry.name),
+            ("summary", &entry.summary),
+            ("error", entry.error.as_ref().unwrap()),
+        ] {
+            assert!(text.len() <= EXCERPT_BYTES + 3, "{field}: {} bytes", text.len());
+        }
+        assert!(entry.request_id.as_ref().unwrap().len() <= REQUEST_ID_BYTES);
+        let before = entry.before.unwrap();
+        assert_eq!(before["truncated"], true);
+        assert!(before.to_string().len() < EXCERPT_BYTES + 200, "{}", before.to_string().len());
+        let groups: usize = entry.groups.iter().map(String::len).sum();
+        assert!(groups <= GROUPS_BYTES + 64, "{groups} bytes of groups");
+        assert_eq!(entry.groups.last().map(String::as_str), Some("… 253 more groups"), "{:?}", entry.groups);
+
+        let small = refused("");
+        let kept = bounded(small.clone());
+        assert_eq!((kept.actor, kept.summary, kept.before), (small.actor, small.summary, small.before));
+        assert_eq!(kept.request_id.as_deref(), Some("id"));
+        let few: Vec<String> = small.groups.into_iter().take(3).collect();
+        assert_eq!(bounded_groups(few.clone()), few);
     }
 }

@@ -106,10 +106,10 @@ fn new_route(host: &str, namespace: &str, port: Option<i32>) -> HTTPRoute {
 /// What of `policy` an HTTPRoute cannot express, by field path: fault injection, retries
 /// (in the standard channel; `retries_allowed` for the experimental one, which retries on
 /// status codes, without a per-try timeout), prefix matches on headers, query parameters or
-/// the method, fractional mirror percentages, and match fields signalbox keeps but does not
-/// model.
+/// the method, fractional mirror percentages, match fields signalbox keeps but does not
+/// model, and filters whose reach it cannot judge ([`super::unjudged_filters`]).
 pub fn inexpressible(policy: &RoutingPolicy, retries_allowed: bool) -> Vec<FieldError> {
-    let mut problems = Vec::new();
+    let mut problems = super::reach::unjudged_filters(policy);
     let mut refuse = |field: String, message: &str| {
         problems.push(FieldError { field, message: message.to_owned(), severity: Severity::Error })
     };

@@ -29,7 +29,7 @@ pub use lookup::{HostObjects, Removal};
 pub use model::{
     ALL_PODS, Abort, Delay, Fault, Match, Mirror, Retries, RoutingPolicy, Rule, Share, StringMatch, Subset, Weight,
 };
-pub use reach::{Reach, reaches};
+pub use reach::{FilterTarget, Reach, backend_target, filter_targets, reaches, unjudged_filters};
 pub use summary::{audience, change_summary, condition, summary};
 pub use thresholds::Thresholds;
 pub use validate::{

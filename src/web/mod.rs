@@ -10,9 +10,11 @@ mod htmx;
 mod identity;
 mod layout;
 mod links;
+mod methods;
 mod observed;
 mod ops;
 mod pages;
+mod request_id;
 mod reverts;
 mod route_test;
 mod serve;
@@ -184,6 +186,8 @@ pub fn router(state: AppState, static_files: StaticFiles) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), host::guard))
         .layer(
             ServiceBuilder::new()
+                // A client's X-Request-Id only when it is short and visible ASCII, else a UUID.
+                .layer(middleware::from_fn(request_id::assign))
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::x_request_id())
@@ -191,6 +195,8 @@ pub fn router(state: AppState, static_files: StaticFiles) -> Router {
                 .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
                 .layer(security_header(header::REFERRER_POLICY, "same-origin"))
                 .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
+                // A made-up method gets 405 before any work, and is never a metrics label.
+                .layer(middleware::from_fn_with_state(state.clone(), methods::refuse_unknown))
                 .layer(CompressionLayer::new())
                 .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
                 .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
@@ -205,19 +211,20 @@ fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLa
 
 fn request_span(request: &Request) -> tracing::Span {
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+    let method = methods::logged(request);
+    tracing::info_span!("request", method, path = %request.uri().path(), request_id)
 }
 
 async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = crate::metrics::method_label(request.method().as_str());
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|path| path.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
     let response = next.run(request).await;
-    state.metrics.observe_request(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    state.metrics.observe_request(method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
 }
 

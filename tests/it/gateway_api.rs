@@ -519,6 +519,177 @@ async fn only_the_owning_team_edits_an_http_route() {
     console.stop().await;
 }
 
+/// A team file where alice may route recommendation only and carol (group admins) may do
+/// everything.
+const ONE_HOST_TEAMS: &str = "teams:
+  - name: recommendation
+    members: {users: [alice]}
+    namespaces: [{ns}]
+    hosts: [recommendation]
+    actions: [route]
+  - name: platform
+    members: {groups: [admins]}
+    namespaces: ['*']
+    actions: [admin]
+";
+
+/// `(status, body)` of a JSON request as `user` (and the groups of the platform admin when
+/// it is carol) through the trusted proxy.
+async fn send_as(console: &Console, user: &str, method: Method, path: &str, body: &Value) -> (StatusCode, Value) {
+    let groups = if user == "carol" { "admins" } else { "" };
+    let request = console.http.request(method, console.api(path)).json(body);
+    let request = request.header("x-forwarded-user", user).header("x-forwarded-groups", groups);
+    let response = request.send().await.unwrap();
+    (response.status(), response.json().await.unwrap_or(Value::Null))
+}
+
+/// The attacker is alice, whose team may route recommendation and nothing else. Through
+/// the routing API she PUTs recommendation's HTTPRoute policy with a filter that sends
+/// traffic beyond her host: a RequestMirror copying every request to preference (or to a
+/// Service of another namespace), a RequestRedirect or URLRewrite to another host name, an
+/// ExtensionRef. Each must be 403 naming the filter's field, audited as denied, and the
+/// HTTPRoute must not change; a filter signalbox cannot judge is 422 at its `type`. A mirror
+/// to her own per-version Service is hers to write, and the platform admin may mirror to
+/// preference.
+#[tokio::test]
+async fn http_route_filters_cannot_send_a_host_teams_traffic_to_another_host() {
+    let ns = TestNamespace::new("gammafilters").await;
+    let console = Console::start_with_teams(&ns.name, ONE_HOST_TEAMS, ("carol", "admins")).await;
+    console.deploy(&["preference", "recommendation-v1", "recommendation-v2"]).await;
+    create_version_services(&ns).await;
+    create_route(&ns).await;
+    let (status, policy) = console.get_json(&console.api("/routes/recommendation")).await;
+    assert_eq!((status, policy["kind"].as_str()), (StatusCode::OK, Some("HTTPRoute")), "{policy}");
+    assert_eq!(policy["rules"][0]["filters"].as_array().map(Vec::len), Some(1), "the header filter: {policy}");
+    let with_filter = |filter: Value| {
+        let mut sent = policy.clone();
+        sent["rules"][0]["filters"].as_array_mut().unwrap().push(filter);
+        sent
+    };
+    let mirror = |backend: Value| json!({"type": "RequestMirror", "requestMirror": {"backendRef": backend}});
+    let attacks = [
+        (mirror(json!({"name": "preference", "port": 8080})), "rules[0].filters[1].requestMirror.backendRef"),
+        (
+            mirror(json!({"name": "preference", "namespace": "kube-system", "port": 8080})),
+            "rules[0].filters[1].requestMirror.backendRef.namespace",
+        ),
+        (
+            json!({"type": "RequestRedirect", "requestRedirect": {"hostname": "preference", "statusCode": 302}}),
+            "rules[0].filters[1].requestRedirect.hostname",
+        ),
+        (
+            json!({"type": "URLRewrite", "urlRewrite": {"hostname": "evil.example.com"}}),
+            "rules[0].filters[1].urlRewrite.hostname",
+        ),
+        (
+            json!({"type": "ExtensionRef", "extensionRef": {"group": "networking.istio.io", "kind": "EnvoyFilter", "name": "tap"}}),
+            "rules[0].filters[1].extensionRef",
+        ),
+    ];
+    for (filter, field) in &attacks {
+        let (status, body) =
+            send_as(&console, "alice", Method::PUT, "/routes/recommendation", &with_filter(filter.clone())).await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "alice may not send traffic beyond recommendation: {filter} -> {body}"
+        );
+        assert!(body["error"].as_str().is_some_and(|e| e.contains(field)), "names {field}: {body}");
+    }
+    let untouched = ns.objects(Kind::HTTPRoute).get("reco-mesh").await.unwrap();
+    let filters = untouched.data["spec"]["rules"][0]["filters"].to_string();
+    assert!(!filters.contains("preference") && !filters.contains("evil") && !filters.contains("Mirror"), "{filters}");
+    let denied: Vec<Value> = console
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e["outcome"] == "denied" && e["actor"] == "alice" && e["action"] == "route.update")
+        .collect();
+    for (_, field) in &attacks {
+        assert!(
+            denied
+                .iter()
+                .any(|e| e["error"].as_str().is_some_and(|error| error.ends_with(&format!("as {field} would")))),
+            "a denied entry names {field}: {denied:?}"
+        );
+    }
+
+    let external_auth = json!({"type": "ExternalAuth", "externalAuth": {"protocol": "HTTP",
+        "backendRef": {"name": "preference", "port": 8080}}});
+    for user in ["alice", "carol"] {
+        let (status, body) =
+            send_as(&console, user, Method::PUT, "/routes/recommendation", &with_filter(external_auth.clone())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{user}: a filter signalbox cannot judge: {body}");
+        assert_eq!(body["field"], "rules[0].filters[1].type", "{body}");
+    }
+
+    let own = mirror(json!({"name": "recommendation-v2", "port": 8080}));
+    let (status, body) = send_as(&console, "alice", Method::PUT, "/routes/recommendation", &with_filter(own)).await;
+    assert_eq!(status, StatusCode::OK, "alice may mirror to her own v2: {body}");
+    let (_, mirrored) = console.get_json(&console.api("/routes/recommendation")).await;
+    assert_eq!(mirrored["rules"][0]["mirror"]["subset"], "recommendation-v2", "{mirrored}");
+
+    let mut to_preference = mirrored.clone();
+    to_preference["rules"][0].as_object_mut().unwrap().remove("mirror");
+    to_preference["rules"][0]["filters"]
+        .as_array_mut()
+        .unwrap()
+        .push(mirror(json!({"name": "preference", "port": 8080})));
+    let (status, body) =
+        console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(to_preference)).await;
+    assert_eq!(status, StatusCode::OK, "the platform admin may mirror to preference: {body}");
+    let written = ns.objects(Kind::HTTPRoute).get("reco-mesh").await.unwrap();
+    let filters = written.data["spec"]["rules"][0]["filters"].to_string();
+    assert!(filters.contains(r#""name":"preference""#), "{filters}");
+    console.stop().await;
+}
+
+/// The attacker is alice again (recommendation only). An HTTPRoute attached both to the
+/// recommendation Service and to a Gateway routes the Gateway's ingress traffic too, which
+/// serves other hosts: her PUT of that route must be 403, audited as denied, and leave the
+/// route as it was; the platform admin may edit it.
+#[tokio::test]
+async fn an_http_route_with_a_gateway_parent_needs_the_whole_namespace() {
+    let ns = TestNamespace::new("gammaparents").await;
+    let console = Console::start_with_teams(&ns.name, ONE_HOST_TEAMS, ("carol", "admins")).await;
+    console.deploy(&["recommendation-v1", "recommendation-v2"]).await;
+    create_version_services(&ns).await;
+    let route: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "reco-both"},
+        "spec": {
+            "parentRefs": [{"group": "", "kind": "Service", "name": "recommendation", "port": 8080},
+                           {"name": "public", "namespace": "istio-system"}],
+            "rules": [{"backendRefs": [{"name": "recommendation-v1", "port": 8080}]}]
+        }
+    }))
+    .unwrap();
+    ns.objects(Kind::HTTPRoute).create(&PostParams::default(), &route).await.unwrap();
+    let (status, policy) = console.get_json(&console.api("/routes/recommendation")).await;
+    assert_eq!((status, policy["kind"].as_str()), (StatusCode::OK, Some("HTTPRoute")), "{policy}");
+    let mut split = policy.clone();
+    split["rules"][0]["route"] = json!({"recommendation-v1": 90, "recommendation-v2": 10});
+
+    let (status, body) = send_as(&console, "alice", Method::PUT, "/routes/recommendation", &split).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a Gateway parent needs the whole namespace: {body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("HTTPRoute") && e.contains("reco-both")), "{body}");
+    let untouched = ns.objects(Kind::HTTPRoute).get("reco-both").await.unwrap();
+    assert_eq!(untouched.data["spec"]["rules"][0]["backendRefs"].as_array().map(Vec::len), Some(1), "unchanged");
+    let audit = console.audit().await;
+    let denied = audit.iter().find(|e| e["outcome"] == "denied" && e["actor"] == "alice");
+    assert!(
+        denied.is_some_and(|e| e["action"] == "route.update" && e["name"] == "recommendation"),
+        "audited as denied: {audit:?}"
+    );
+
+    let (status, body) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(split)).await;
+    assert_eq!(status, StatusCode::OK, "the platform admin may: {body}");
+    let edited = ns.objects(Kind::HTTPRoute).get("reco-both").await.unwrap();
+    assert_eq!(edited.data["spec"]["rules"][0]["backendRefs"].as_array().map(Vec::len), Some(2), "{edited:?}");
+    assert_eq!(edited.data["spec"]["parentRefs"].as_array().map(Vec::len), Some(2), "both parents kept");
+    console.stop().await;
+}
+
 /// On a cluster whose HTTPRoute CRD is the Gateway API's experimental channel (it has
 /// `retry`), retries on status codes are written into the HTTPRoute and read back; a per-try
 /// timeout, which an HTTPRoute cannot say, is still 422. Runs on a private cluster with the

@@ -448,3 +448,107 @@ async fn with_teams_each_actor_sees_only_what_it_may_view() {
     assert_eq!(since, [(Some("alice"), Some("canary.promote"), Some("denied"))], "every entry, her refusal too");
     console.stop().await;
 }
+
+/// The attackers choose their `X-Request-Id`: anonymous and signed-in clients send a 50 KB
+/// one (and other ids no log should hold) with changes that are refused, hence audited. No
+/// audit entry may store more than 64 bytes of request id, and the response's
+/// `x-request-id` must be the id the audit entry holds; a normal id is kept as sent.
+#[tokio::test]
+async fn a_client_chosen_request_id_is_kept_only_when_short_and_visible() {
+    let ns = TestNamespace::new("requestid").await;
+    let teams = "teams:
+  - {name: reco, members: {users: [alice]}, namespaces: [{ns}], hosts: [recommendation], actions: [route]}
+  - {name: platform, members: {groups: [admins]}, namespaces: ['*'], actions: [admin]}
+";
+    let console = Console::start_with_teams(&ns.name, teams, ("carol", "admins")).await;
+    let long = "r".repeat(50 * 1024);
+    let attempts = [
+        (None, Method::DELETE, long.clone(), StatusCode::UNAUTHORIZED),
+        (None, Method::PUT, long.clone(), StatusCode::UNAUTHORIZED),
+        (Some("alice"), Method::DELETE, long.clone(), StatusCode::FORBIDDEN),
+        (Some("alice"), Method::PUT, long.clone(), StatusCode::FORBIDDEN),
+        (Some("alice"), Method::PUT, "a".repeat(65), StatusCode::FORBIDDEN),
+        (Some("alice"), Method::PUT, "two words".into(), StatusCode::FORBIDDEN),
+        (None, Method::DELETE, "ünïcode".into(), StatusCode::UNAUTHORIZED),
+        (Some("alice"), Method::DELETE, "trace-0001".into(), StatusCode::FORBIDDEN),
+        (None, Method::PUT, "b".repeat(64), StatusCode::UNAUTHORIZED),
+    ];
+    let kept = |id: &[u8]| (1..=64).contains(&id.len()) && id.iter().all(|b| (0x21..=0x7e).contains(b));
+    let mut answered = Vec::new();
+    for (user, method, id, expected) in &attempts {
+        let mut request = console
+            .http
+            .request(method.clone(), console.api("/workloads/recommendation-v1"))
+            .header("x-request-id", id.as_bytes());
+        if let Some(user) = user {
+            request = request.header("x-forwarded-user", *user);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), *expected, "{user:?} {method} with a {}-byte id", id.len());
+        let ids: Vec<&[u8]> = response.headers().get_all("x-request-id").iter().map(|v| v.as_bytes()).collect();
+        assert_eq!(ids.len(), 1, "one x-request-id, not {}", ids.len());
+        assert!(
+            kept(ids[0]),
+            "the response's x-request-id is {} bytes: {}",
+            ids[0].len(),
+            String::from_utf8_lossy(ids[0])
+        );
+        let answer = String::from_utf8_lossy(ids[0]).into_owned();
+        assert_eq!(&answer == id, kept(id.as_bytes()), "a client id is kept exactly when it is acceptable: {answer}");
+        answered.push(answer);
+    }
+    let audit = console.audit().await;
+    assert!(!audit.is_empty());
+    for entry in &audit {
+        let id = entry["request_id"].as_str().unwrap_or_default();
+        assert!(id.len() <= 64, "the audit log stored a {}-byte request id", id.len());
+    }
+    let mut recorded: Vec<String> =
+        audit.iter().rev().filter_map(|e| e["request_id"].as_str().map(String::from)).collect();
+    recorded.retain(|id| answered.contains(id));
+    assert_eq!(recorded, answered, "each refusal's entry holds the id its response gave, in order");
+    console.stop().await;
+}
+
+/// The attacker sends 50 requests with made-up, 10 KB method names (to pages, the API, the
+/// metrics and paths that do not exist). Each must be 405 before any work, and `/metrics`
+/// must neither hold such a name nor grow by more than a few hundred bytes.
+#[tokio::test]
+async fn made_up_methods_are_refused_and_never_become_metric_labels() {
+    let ns = TestNamespace::new("methods").await;
+    let console = Console::start(&ns.name).await;
+    let metrics = || async {
+        let response = console.http.get(console.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
+    };
+    metrics().await;
+    let before = metrics().await;
+    let mut state = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let mut letter = move || {
+        // xorshift: enough randomness for names nobody would guess
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        b'A' + (state % 26) as u8
+    };
+    let paths = ["/", "/metrics", "/api/v1/audit", "/no/such/page", "/static/app.css"];
+    let mut sent = Vec::new();
+    for attempt in 0..50 {
+        let name: Vec<u8> = (0..10 * 1024).map(|_| letter()).collect();
+        let method = Method::from_bytes(&name).unwrap();
+        let path = paths[attempt % paths.len()];
+        let response = console.http.request(method, console.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert!(response.headers().get("allow").is_some_and(|allow| allow.to_str().unwrap().contains("GET")));
+        sent.push(String::from_utf8(name).unwrap());
+    }
+    let after = metrics().await;
+    let grown = after.len().saturating_sub(before.len());
+    assert!(grown <= 400, "/metrics grew by {grown} bytes:\n{after}");
+    for name in &sent {
+        assert!(!after.contains(&name[..32]), "a made-up method became a label");
+    }
+    assert!(after.contains(r#"method="other""#), "refused methods are counted as other:\n{after}");
+    console.stop().await;
+}

@@ -87,7 +87,7 @@ pub async fn walkthrough(
 }
 
 async fn applied(state: &AppState, change: Change) -> Result<Response, AppError> {
-    let action = change.action.clone();
+    let action = change.action;
     let Applied { audit_id, after } = state.changes.execute(change).await?;
     let body = json!({"auditId": audit_id, "action": action, "objects": after.objects()});
     Ok((StatusCode::OK, Json(body)).into_response())
