@@ -144,6 +144,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         observed_edges: prometheus.clone().map(ObservedEdges::new),
         graphs: Default::default(),
         service_facts: Default::default(),
+        routes_views: Default::default(),
         rendered_services: Default::default(),
         prometheus,
     });

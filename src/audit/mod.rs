@@ -72,6 +72,9 @@ pub struct VisibleNamespace {
 /// A page of the history: its filter, the id it starts before, and its length.
 type PageQuestion = (Filter, Option<i64>, u32);
 
+/// An object's entries whose action starts with a prefix: namespace, kind, name, prefix, limit.
+type ObjectQuestion = (String, String, String, String, u32);
+
 /// Shared (`Arc`) because one failed group commit fails every append in it.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("audit store: {0}")]
@@ -98,6 +101,8 @@ pub struct AuditStore {
     /// [`Self::verify_incremental`] keep is used again only while it stands still.
     revision: Revision,
     summaries: Arc<Kept<PageQuestion, Arc<Vec<Entry>>>>,
+    /// An object's recent entries of one kind of action (the canary page's history).
+    object_histories: Arc<Kept<ObjectQuestion, Arc<Vec<Entry>>>>,
     verdict: Arc<Kept<(), VerifyReport>>,
 }
 
@@ -141,8 +146,8 @@ impl AuditStore {
     }
 
     fn new(pool: SqlitePool, turn: Arc<tokio::sync::Mutex<()>>, writer: Writer, revision: Revision) -> Self {
-        let (summaries, verdict) = Default::default();
-        Self { pool, checkpoint: Default::default(), turn, writer, revision, summaries, verdict }
+        let (summaries, object_histories, verdict) = Default::default();
+        Self { pool, checkpoint: Default::default(), turn, writer, revision, summaries, object_histories, verdict }
     }
 
     /// Chains entries written before the chain existed (migration 0002), in id order.
@@ -329,7 +334,10 @@ impl AuditStore {
         Ok(rows.into_iter().map(Entry::from).collect())
     }
 
-    /// The newest entries about one object whose action starts with `action_prefix`.
+    /// The newest `limit` entries about one object whose action starts with
+    /// `action_prefix` (`canary.`), newest first. The prefix is a range of the action index,
+    /// so an object with a long history of other actions costs no scan of it; an answer read
+    /// since this process last committed, less than a second ago, is used again.
     pub async fn for_object(
         &self,
         namespace: &str,
@@ -337,19 +345,37 @@ impl AuditStore {
         name: &str,
         action_prefix: &str,
         limit: u32,
-    ) -> Result<Vec<Entry>, AuditError> {
-        let rows: Vec<EntryRow> = sqlx::query_as(
-            "SELECT * FROM audit_view WHERE namespace = ? AND kind = ? AND name = ? AND action LIKE ? || '%'
+    ) -> Result<Arc<Vec<Entry>>, AuditError> {
+        let key = (namespace.to_owned(), kind.to_owned(), name.to_owned(), action_prefix.to_owned(), limit);
+        let revision = self.revision.current();
+        if let Some(entries) = self.object_histories.get(&key, revision) {
+            return Ok(entries);
+        }
+        // Every action that starts with the prefix sorts before the prefix with its last
+        // character moved one up (`canary.` .. `canary/`).
+        let mut after_prefix = action_prefix.to_owned();
+        let last = after_prefix.pop().map_or('\u{0}', |c| char::from_u32(c as u32 + 1).unwrap_or(char::MAX));
+        after_prefix.push(last);
+        let ids: Vec<(i64,)> = sqlx::query_as(
+            "SELECT id FROM audit_entries INDEXED BY audit_entries_by_action
+             WHERE action >= ? AND action < ? AND namespace = ? AND kind = ? AND name = ?
              ORDER BY id DESC LIMIT ?",
         )
+        .bind(action_prefix)
+        .bind(&after_prefix)
         .bind(namespace)
         .bind(kind)
         .bind(name)
-        .bind(action_prefix)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(Entry::from).collect())
+        let mut entries = Vec::with_capacity(ids.len());
+        for (id,) in ids {
+            entries.extend(self.get(id).await?);
+        }
+        let entries = Arc::new(entries);
+        self.object_histories.keep(key, revision, entries.clone());
+        Ok(entries)
     }
 
     /// Entries whose change may or may not have been applied (a crash between record and apply).

@@ -454,3 +454,26 @@ async fn a_full_verification_replaces_the_kept_verdict() {
     assert_eq!(store.verify().await.unwrap().first_mismatch, Some(id));
     assert_eq!(store.verify_incremental().await.unwrap().first_mismatch, Some(id), "the page shows it at once");
 }
+
+#[tokio::test]
+async fn an_objects_history_of_one_kind_of_action_is_its_newest_entries_and_follows_new_ones() {
+    let (_dir, store) = store().await;
+    let at = |action: &str, name: &str| NewEntry {
+        action: action.into(),
+        kind: "VirtualService".into(),
+        name: name.into(),
+        ..entry(Outcome::Applied)
+    };
+    for action in ["canary.start", "route.update", "canary.promote", "canary/other", "canaryx", "route.update"] {
+        store.record(&at(action, "recommendation")).await.unwrap();
+    }
+    store.record(&at("canary.abort", "preference")).await.unwrap();
+    let history = store.for_object("tutorial", "VirtualService", "recommendation", "canary.", 10).await.unwrap();
+    let actions: Vec<&str> = history.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["canary.promote", "canary.start"], "newest first, only this object's canary steps");
+    let newest = store.for_object("tutorial", "VirtualService", "recommendation", "canary.", 1).await.unwrap();
+    assert_eq!(newest.len(), 1);
+    store.record(&at("canary.finish", "recommendation")).await.unwrap();
+    let history = store.for_object("tutorial", "VirtualService", "recommendation", "canary.", 10).await.unwrap();
+    assert_eq!(history[0].action, "canary.finish", "a kept answer gives way to a new entry");
+}

@@ -66,6 +66,12 @@ pub struct Change {
     pub reaches: Vec<Reach>,
     /// The audit entry this change reverts.
     pub reverts: Option<i64>,
+    /// Set when the change was planned from the watch caches: per operation, the
+    /// resourceVersion of its object as planned (None: planned as absent). The path reads
+    /// the live objects before anything else and, when one differs, answers
+    /// [`ChangeError::Stale`] without recording anything, for the planner to plan again
+    /// from a live read.
+    pub planned_against: Option<Vec<Option<String>>>,
 }
 
 impl Change {
@@ -94,6 +100,7 @@ impl Change {
             field_hints: Vec::new(),
             reaches: Vec::new(),
             reverts: None,
+            planned_against: None,
         }
     }
 }
@@ -109,6 +116,10 @@ pub enum ChangeError {
     Cluster(ClusterError),
     #[error("the audit log cannot be written, so nothing was changed: {0}")]
     AuditUnavailable(String),
+    /// Planned from a cache that was behind the live objects (see [`Change::planned_against`]):
+    /// nothing was recorded or changed.
+    #[error("{0} changed since the change was planned; plan it again")]
+    Stale(String),
     /// Refused, and too many refusals were recorded for this actor (or overall) lately:
     /// not recorded either.
     #[error("too many refused attempts lately; try again later (see Retry-After)")]
@@ -210,9 +221,11 @@ impl ChangePath {
     /// Authorizes, validates and dry-runs the change; changes nothing and writes no audit entry.
     pub async fn preview(&self, change: &Change) -> Result<Preview, ChangeError> {
         self.authorize_and_validate(change)?;
-        let before = self.read_before(change).await.map_err(ChangeError::Cluster)?;
+        let (before, versions) = self.read_before(change).await.map_err(ChangeError::Cluster)?;
+        stale_plan(change, &versions)?;
         self.authorize_operations(change, &before).await?;
-        let after = self.run_all(change, &before, true).await.map_err(|halted| judged(change, halted.error))?;
+        let after =
+            self.run_all(change, (&before, &versions), true).await.map_err(|halted| judged(change, halted.error))?;
         Ok(Preview { before, after })
     }
 
@@ -257,10 +270,11 @@ impl ChangePath {
             self.record_refusal(&change, outcome, None, &error).await;
             return Err(error);
         }
-        let before = match self.read_before(&change).await {
-            Ok(before) => before,
+        let (before, versions) = match self.read_before(&change).await {
+            Ok(read) => read,
             Err(error) => return Err(self.refused_by_cluster(&change, None, error).await),
         };
+        stale_plan(&change, &versions)?;
         if let Err(error) = self.authorize_operations(&change, &before).await {
             if let ChangeError::Cluster(error) = error {
                 return Err(self.refused_by_cluster(&change, Some(&before), error).await);
@@ -271,7 +285,7 @@ impl ChangePath {
             self.record_refusal(&change, Outcome::Denied, Some(&before), &error).await;
             return Err(error);
         }
-        let planned = match self.run_all(&change, &before, true).await {
+        let planned = match self.run_all(&change, (&before, &versions), true).await {
             Ok(planned) => planned,
             Err(halted) => return Err(self.refused_by_cluster(&change, Some(&before), halted.error).await),
         };
@@ -290,7 +304,7 @@ impl ChangePath {
             Some(_) if self.propagation.istiod().is_some() => Some(self.propagation.baseline(&change.namespace).await),
             _ => None,
         };
-        let result = match self.run_all(&change, &before, false).await {
+        let result = match self.run_all(&change, (&before, &versions), false).await {
             Ok(after) => Ok(after),
             Err(halted) if halted.applied > 0 => Err(self.roll_back(&change, &before, halted).await),
             Err(halted) => Err(halted.error),
@@ -364,10 +378,14 @@ impl ChangePath {
             .map_err(ChangeError::Denied)
     }
 
-    /// The live objects the operations write, read at once (they are independent reads).
-    async fn read_before(&self, change: &Change) -> Result<Documents, ClusterError> {
+    /// The live objects the operations write, read at once (they are independent reads),
+    /// and their resourceVersions (which the documents leave out).
+    async fn read_before(&self, change: &Change) -> Result<(Documents, Vec<Option<String>>), ClusterError> {
         let reads = change.operations.iter().map(|operation| self.objects.get(operation.target()));
-        Ok(Documents::new(futures::future::try_join_all(reads).await?))
+        let objects = futures::future::try_join_all(reads).await?;
+        let version = |object: &Value| object["metadata"]["resourceVersion"].as_str().map(String::from);
+        let versions = objects.iter().map(|object| object.as_ref().and_then(version)).collect();
+        Ok((Documents::new(objects), versions))
     }
 
     /// Runs the operations in order; stops at the first that fails, saying how many were
@@ -376,12 +394,18 @@ impl ChangePath {
     /// through istiod's webhook were most of a change's time; the record still shows the
     /// object. A dry run of objects in existing namespaces runs them all at once: nothing
     /// persists, so no dry run depends on another.
-    async fn run_all(&self, change: &Change, before: &Documents, dry_run: bool) -> Result<Documents, Halted> {
-        let operations = change.operations.iter().zip(before.objects());
+    async fn run_all(
+        &self,
+        change: &Change,
+        (before, versions): (&Documents, &[Option<String>]),
+        dry_run: bool,
+    ) -> Result<Documents, Halted> {
+        let live = before.objects().iter().zip(versions).map(|(object, version)| (object.as_ref(), version.as_deref()));
+        let operations = change.operations.iter().zip(live);
         let creates_namespace = change.operations.iter().any(|op| op.target().kind == Kind::Namespace);
         if dry_run && !creates_namespace {
             let runs = operations.map(|(operation, was)| async move {
-                match left_as_is(operation, was.as_ref()) {
+                match left_as_is(operation, was) {
                     Some(live) => Ok(Some(live.clone())),
                     None => self.objects.run(operation, true).await,
                 }
@@ -401,7 +425,7 @@ impl ChangePath {
                 let error = "failpoint fail-after-first-write: the API server stopped answering".to_owned();
                 return Err(halted(ClusterError::Unreachable(error)));
             }
-            if let Some(live) = left_as_is(operation, was.as_ref()) {
+            if let Some(live) = left_as_is(operation, was) {
                 after.push(Some(live.clone()));
                 continue;
             }
@@ -551,7 +575,7 @@ impl ChangePath {
 /// The live object, when `operation` is an apply that would leave it as it is: every field
 /// it sets but its metadata equal, every label and annotation it sets already there, and the
 /// resourceVersion it is conditional on (if any) the live one. Creates and deletes always run.
-fn left_as_is<'a>(operation: &Operation, live: Option<&'a Value>) -> Option<&'a Value> {
+fn left_as_is<'a>(operation: &Operation, (live, live_version): (Option<&'a Value>, Option<&str>)) -> Option<&'a Value> {
     let (Operation::Apply { object, .. }, Some(live)) = (operation, live) else { return None };
     let (Some(wanted), Some(existing)) = (object.as_object(), live.as_object()) else { return None };
     let fields_equal = wanted
@@ -562,9 +586,21 @@ fn left_as_is<'a>(operation: &Operation, live: Option<&'a Value>) -> Option<&'a 
         None => true,
         Some(wanted) => wanted.iter().all(|(key, value)| &live["metadata"][field][key] == value),
     };
-    let version = &object["metadata"]["resourceVersion"];
-    let version_holds = version.is_null() || version == &live["metadata"]["resourceVersion"];
+    let version = object["metadata"]["resourceVersion"].as_str();
+    let version_holds = version.is_none() || version == live_version;
     (fields_equal && metadata_kept("labels") && metadata_kept("annotations") && version_holds).then_some(live)
+}
+
+/// [`ChangeError::Stale`] naming the first object whose live resourceVersion is not the one
+/// the change was planned against.
+fn stale_plan(change: &Change, live: &[Option<String>]) -> Result<(), ChangeError> {
+    let Some(planned) = &change.planned_against else { return Ok(()) };
+    for ((operation, planned), live) in change.operations.iter().zip(planned).zip(live) {
+        if planned != live {
+            return Err(ChangeError::Stale(operation.target().to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// Why the operations of a change stopped: the error, and how many were applied before it.
@@ -623,6 +659,24 @@ mod tests {
     }
 
     #[test]
+    fn a_change_planned_against_other_versions_than_the_live_ones_is_stale() {
+        let origin =
+            Origin { actor: crate::authz::Actor::system(), source: crate::audit::Source::System, request_id: None };
+        let target = ObjectRef::namespaced(Kind::VirtualService, "tutorial", "recommendation");
+        let mut change =
+            Change::new(&origin, Action::RouteUpdate, Permission::Route, "tutorial", target.clone(), "s".into());
+        change.operations = vec![Operation::Apply { target, object: json!({}) }];
+        let live = [Some("8".to_owned())];
+        assert!(stale_plan(&change, &live).is_ok(), "planned from a live read: nothing to compare");
+        change.planned_against = Some(vec![Some("8".into())]);
+        assert!(stale_plan(&change, &live).is_ok());
+        change.planned_against = Some(vec![Some("7".into())]);
+        assert!(matches!(stale_plan(&change, &live), Err(ChangeError::Stale(_))));
+        change.planned_against = Some(vec![None]);
+        assert!(matches!(stale_plan(&change, &live), Err(ChangeError::Stale(_))), "planned as absent");
+    }
+
+    #[test]
     fn an_apply_that_changes_nothing_is_left_out_and_any_other_runs() {
         let live = json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
             "metadata": {"name": "recommendation", "resourceVersion": "7", "labels": {"team": "reco", "app": "x"}},
@@ -631,7 +685,8 @@ mod tests {
         let same = json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
             "metadata": {"name": "recommendation", "labels": {"team": "reco"}},
             "spec": {"host": "recommendation", "subsets": [{"name": "v1", "labels": {"version": "v1"}}]}});
-        assert!(left_as_is(&apply(same.clone()), Some(&live)).is_some());
+        let live_at = |version| (Some(&live), Some(version));
+        assert!(left_as_is(&apply(same.clone()), live_at("7")).is_some());
         let mut other_subsets = same.clone();
         other_subsets["spec"]["subsets"][0]["labels"]["version"] = json!("v2");
         let mut other_label = same.clone();
@@ -639,13 +694,13 @@ mod tests {
         let mut stale = same.clone();
         stale["metadata"]["resourceVersion"] = json!("6");
         for changed in [other_subsets, other_label, stale] {
-            assert!(left_as_is(&apply(changed), Some(&live)).is_none());
+            assert!(left_as_is(&apply(changed), live_at("7")).is_none());
         }
         let mut current = same.clone();
         current["metadata"]["resourceVersion"] = json!("7");
-        assert!(left_as_is(&apply(current), Some(&live)).is_some(), "conditional on the live version");
-        assert!(left_as_is(&apply(same.clone()), None).is_none(), "a missing object is created");
+        assert!(left_as_is(&apply(current), live_at("7")).is_some(), "conditional on the live version");
+        assert!(left_as_is(&apply(same.clone()), (None, None)).is_none(), "a missing object is created");
         let create = Operation::Create { target: apply(json!({})).target().clone(), object: same };
-        assert!(left_as_is(&create, Some(&live)).is_none(), "a create always runs (409 when it exists)");
+        assert!(left_as_is(&create, live_at("7")).is_none(), "a create always runs (409 when it exists)");
     }
 }

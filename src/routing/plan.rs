@@ -7,6 +7,7 @@ use crate::change::Action;
 use crate::change::reads::Reads;
 use crate::change::routes::{self, LiveRouting, ResourceVersions, RouteRequest, RoutingApi};
 use crate::change::{Change, Origin, http_routes};
+use crate::cluster::Kind;
 use crate::policy::{self, RoutingPolicy, Rule, Share, Subset};
 use crate::problem::FieldProblem;
 
@@ -39,6 +40,9 @@ pub struct Plan {
     pub live: LiveRouting,
     /// The resourceVersions of the objects it was planned against.
     pub planned_against: ResourceVersions,
+    /// For a plan made from the caches: what to plan again from a live read if they were
+    /// behind.
+    pub(super) replan: Option<(Proposal, Option<ResourceVersions>)>,
 }
 
 impl Proposal {
@@ -142,7 +146,21 @@ pub(super) async fn build(
         }
     };
     let planned_against = live.resource_versions();
-    Ok(Plan { change, warnings, after, live, planned_against })
+    Ok(Plan { change, warnings, after, live, planned_against, replan: None })
+}
+
+/// Per operation of `change`, the resourceVersion of its object in `live` (None: absent).
+pub(super) fn planned_versions(live: &LiveRouting, change: &Change) -> Vec<Option<String>> {
+    let version_of = |kind, name: &str| {
+        let meta = match kind {
+            Kind::VirtualService => live.virtual_service.as_ref().map(|o| &o.metadata),
+            Kind::DestinationRule => live.destination_rule.as_ref().map(|o| &o.metadata),
+            Kind::HTTPRoute => live.http_route.as_ref().map(|o| &o.metadata),
+            _ => None,
+        };
+        meta.filter(|meta| meta.name.as_deref() == Some(name)).and_then(|meta| meta.resource_version.clone())
+    };
+    change.operations.iter().map(|op| version_of(op.target().kind, &op.target().name)).collect()
 }
 
 /// The policy for the host in the path: a body naming no host gets it, another host is 422.

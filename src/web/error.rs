@@ -118,6 +118,7 @@ impl From<ChangeError> for AppError {
             ChangeError::Invalid(problems) => AppError::Invalid(problems),
             ChangeError::Cluster(error) => error.into(),
             ChangeError::AuditUnavailable(_) => AppError::Unavailable(error.to_string()),
+            ChangeError::Stale(_) => AppError::Conflict(error.to_string()),
             ChangeError::TooManyRefusals(wait) => AppError::TooManyRequests {
                 message: error.to_string(),
                 // Whole seconds, rounded up: a client waiting this long finds a token.

@@ -47,6 +47,8 @@ pub struct Shared {
     pub graphs: crate::pictures::drawn::DrawnGraphs,
     /// The overview's services, derived once per change of the watch caches.
     pub service_facts: super::pages::overview::memo::ServiceFactsMemo,
+    /// Each host's routing page, derived once per change of the watch caches.
+    pub routes_views: super::pages::kept_views::KeptRoutesViews,
     /// The overview's services partial, rendered once per distinct content.
     pub rendered_services: super::pages::overview::memo::RenderedServices,
 }

@@ -436,3 +436,37 @@ mod generated {
         drop(ns);
     }
 }
+
+/// A weights change is planned from the watch caches; an edit made with kubectl just before
+/// it (which the caches may not hold yet) is neither overwritten nor answered with a
+/// conflict: the change is planned again from a live read. Repeated, so that some rounds
+/// find the caches behind.
+#[tokio::test]
+async fn an_outside_edit_just_before_a_change_is_kept_whatever_the_caches_hold() {
+    let (ns, console) = console_with_two_versions().await;
+    let (status, _) =
+        put_policy(&console, json!({"subsets": subsets(), "rules": [{"route": {"version-v1": 90, "version-v2": 10}}]}))
+            .await;
+    assert_eq!(status, StatusCode::OK);
+    let vs = ns.objects(Kind::VirtualService);
+    for round in 0..8 {
+        let timeout = format!("{}s", round + 2);
+        let mut live = serde_json::to_value(vs.get("recommendation").await.unwrap()).unwrap();
+        live["spec"]["http"][0]["timeout"] = json!(timeout);
+        let outside = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": {"name": "recommendation"}, "spec": live["spec"].clone()});
+        vs.patch("recommendation", &PatchParams::apply("kubectl").force(), &Patch::Apply(&outside)).await.unwrap();
+        let v1 = 80 - round * 5;
+        let body = json!({"subsets": subsets(), "rules": [{"route": {"version-v1": v1, "version-v2": 100 - v1}, "timeout": timeout}]});
+        let (status, answer) = put_policy(&console, body).await;
+        assert_eq!(status, StatusCode::OK, "round {round}: {answer}");
+        let after = serde_json::to_value(vs.get("recommendation").await.unwrap()).unwrap();
+        assert_eq!(after["spec"]["http"][0]["timeout"], json!(timeout), "round {round}: {after}");
+        assert_eq!(after["spec"]["http"][0]["route"][0]["weight"], json!(v1), "round {round}: {after}");
+    }
+    let entries = console.audit().await;
+    let ours: Vec<_> = entries.iter().filter(|e| e["source"] == "api" && e["action"] == "route.update").collect();
+    assert_eq!(ours.len(), 9, "one entry per change, none for a plan made again");
+    assert!(ours.iter().all(|e| e["outcome"] == "applied"), "{ours:?}");
+    console.stop().await;
+}

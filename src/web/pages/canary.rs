@@ -51,7 +51,7 @@ struct CanaryPage {
     analysis_without_prometheus: bool,
     stable_name: String,
     canary_name: String,
-    history: Vec<Entry>,
+    history: std::sync::Arc<Vec<Entry>>,
     observed: Observed,
     notice: Option<String>,
     error: Option<String>,

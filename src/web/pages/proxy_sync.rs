@@ -12,6 +12,7 @@ use crate::web::extract::ManagedHost;
 use crate::web::state::AppState;
 
 /// The panel's data: the host's last change on its way to the proxies.
+#[derive(Clone)]
 pub struct SyncPanel {
     pub view: SyncView,
     /// Where htmx reads the panel again while it is not settled.

@@ -8,6 +8,7 @@ use crate::pictures::bars::BarSet;
 use crate::policy::{self, FieldError, RoutingPolicy};
 use crate::problem::FieldProblem;
 
+#[derive(Clone)]
 pub struct SubsetRow {
     pub name: String,
     pub labels: String,
@@ -15,11 +16,13 @@ pub struct SubsetRow {
     pub weight: u32,
 }
 
+#[derive(Clone)]
 pub struct RuleRow {
     pub index: usize,
     pub description: String,
 }
 
+#[derive(Clone)]
 pub struct DiffLine {
     pub class: &'static str,
     pub text: String,
@@ -42,6 +45,7 @@ impl DiffLine {
     }
 }
 
+#[derive(Clone)]
 pub struct PreviewView {
     pub action: String,
     pub summary: String,
@@ -57,6 +61,7 @@ pub struct PreviewView {
     pub rv_hr: String,
 }
 
+#[derive(Clone)]
 pub struct TestResultView {
     pub headers: String,
     pub matched: Option<String>,
@@ -66,6 +71,7 @@ pub struct TestResultView {
 }
 
 /// A status condition istiod wrote on the HTTPRoute, for its current generation.
+#[derive(Clone)]
 pub struct ConditionRow {
     pub parent: String,
     pub kind: String,
@@ -91,6 +97,7 @@ impl ConditionRow {
 
 /// One object of routing signalbox shows but does not edit (several VirtualServices for a
 /// host, or delegation): what it is, what it does in words, and its YAML.
+#[derive(Clone)]
 pub struct RoutingObjectView {
     pub kind: &'static str,
     pub name: String,
@@ -100,11 +107,13 @@ pub struct RoutingObjectView {
 }
 
 /// Why the host's routing is shown but not edited, and every object involved.
+#[derive(Clone)]
 pub struct AmbiguousView {
     pub reason: String,
     pub objects: Vec<RoutingObjectView>,
 }
 
+#[derive(Clone)]
 pub struct RoutesView {
     pub namespace: String,
     pub host: String,

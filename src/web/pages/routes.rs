@@ -118,21 +118,41 @@ pub async fn page(
     render(&RoutesPage { layout: Layout::new(&state, &actor, Some(&namespace)), view })
 }
 
+/// The page from the watch caches, derived once per change of them (`kept_views`).
 fn view_from_cache(state: &AppState, actor: &Actor, namespace: &str, host: &str) -> RoutesView {
-    view_of(state, actor, namespace, host, &state.reads.cached_routing(namespace, host))
+    let derive = || derived_view(state, namespace, host, &state.reads.cached_routing(namespace, host));
+    let view = match state.cluster.caches.namespace(namespace) {
+        Some(cache) => state.routes_views.get_or(namespace, host, cache.revision(), derive).as_ref().clone(),
+        None => derive(),
+    };
+    for_actor(view, state, actor)
 }
 
 fn view_of(state: &AppState, actor: &Actor, namespace: &str, host: &str, live: &LiveRouting) -> RoutesView {
+    for_actor(derived_view(state, namespace, host, live), state, actor)
+}
+
+/// What the page shows every actor alike.
+fn derived_view(state: &AppState, namespace: &str, host: &str, live: &LiveRouting) -> RoutesView {
     let view = RoutesView::new(
         namespace,
         host,
         live,
         deployed_versions(state, namespace, host),
-        state.csrf.token_for(&actor.name),
-        state.changes.authorizer().allows(actor, Permission::Route, namespace, Some(host)),
+        String::new(),
+        false,
         (state.links.kiali_service(namespace, host), state.links.jaeger_traces(namespace, host)),
     );
     RoutesView { http_route_retries: state.cluster.http_route_retries, ..view }
+}
+
+/// The actor's own: their form token, and forms only for who may route (never for
+/// ambiguous routing, which is shown, not edited).
+fn for_actor(mut view: RoutesView, state: &AppState, actor: &Actor) -> RoutesView {
+    view.csrf_token = state.csrf.token_for(&actor.name);
+    let allowed = state.changes.authorizer().allows(actor, Permission::Route, &view.namespace, Some(&view.host));
+    view.can_route = allowed && view.ambiguous.is_none();
+    view
 }
 
 /// The `version` labels of the host's Deployments, sorted.
