@@ -7,6 +7,7 @@ mod kept;
 mod last_state;
 mod retention;
 mod verify;
+mod writability;
 mod writer;
 
 use std::path::Path;
@@ -28,6 +29,7 @@ pub use verify::VerifyReport;
 use chain::{EntryContent, GENESIS, PropagationContent, ResolutionContent};
 use kept::{Kept, Revision};
 use verify::Checkpoint;
+use writability::Writability;
 use writer::{Record, Writer};
 
 /// How long a write waits for another writer before giving up.
@@ -99,6 +101,8 @@ pub struct AuditStore {
     revision: Revision,
     summaries: Arc<Kept<PageQuestion, Arc<Vec<Entry>>>>,
     verdict: Arc<Kept<(), VerifyReport>>,
+    /// Whether the database takes writes, kept for `/readyz` (`writability.rs`).
+    writability: Writability,
 }
 
 impl AuditStore {
@@ -123,9 +127,11 @@ impl AuditStore {
         sqlx::migrate!("./migrations").run(&pool).await.map_err(sqlx::Error::from)?;
         let turn = Arc::<tokio::sync::Mutex<()>>::default();
         let revision = Revision::default();
-        let writer = Writer::start(pool.clone(), turn.clone(), revision.clone());
-        let store = Self::new(pool, turn, writer, revision);
+        let writability = Writability::default();
+        let writer = Writer::start(pool.clone(), turn.clone(), revision.clone(), writability.clone());
+        let store = Self::new(pool, turn, writer, revision, writability.clone());
         store.chain_unchained_entries().await?;
+        writability.spawn_checker(store.clone());
         Ok(store)
     }
 
@@ -136,13 +142,20 @@ impl AuditStore {
         let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
         let turn = Arc::<tokio::sync::Mutex<()>>::default();
         let revision = Revision::default();
-        let writer = Writer::start(pool.clone(), turn.clone(), revision.clone());
-        Ok(Self::new(pool, turn, writer, revision))
+        let writability = Writability::default();
+        let writer = Writer::start(pool.clone(), turn.clone(), revision.clone(), writability.clone());
+        Ok(Self::new(pool, turn, writer, revision, writability))
     }
 
-    fn new(pool: SqlitePool, turn: Arc<tokio::sync::Mutex<()>>, writer: Writer, revision: Revision) -> Self {
+    fn new(
+        pool: SqlitePool,
+        turn: Arc<tokio::sync::Mutex<()>>,
+        writer: Writer,
+        revision: Revision,
+        writability: Writability,
+    ) -> Self {
         let (summaries, verdict) = Default::default();
-        Self { pool, checkpoint: Default::default(), turn, writer, revision, summaries, verdict }
+        Self { pool, checkpoint: Default::default(), turn, writer, revision, summaries, verdict, writability }
     }
 
     /// Chains entries written before the chain existed (migration 0002), in id order.
@@ -365,30 +378,6 @@ impl AuditStore {
         let row: Option<EntryRow> =
             sqlx::query_as("SELECT * FROM audit_view WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
         Ok(row.map(Entry::from))
-    }
-
-    /// Succeeds when a write could be made now (takes and releases the write lock).
-    ///
-    /// Runs in a task of its own, so that its caller (a `/readyz` request, dropped when the
-    /// client goes away) cannot stop it between `BEGIN IMMEDIATE` and `ROLLBACK` and leave
-    /// the write lock held by a pooled connection (writes then fail with "database is
-    /// locked"; `a_writability_check_dropped_midway_...` in tests.rs). An sqlx `Transaction`
-    /// begun with `BEGIN IMMEDIATE` is not enough: sqlx 0.8 awaits the connection's handle
-    /// after that BEGIN and before the `Transaction` exists, and a drop there leaves the
-    /// transaction open just the same. A connection that could not roll back is closed
-    /// rather than returned to the pool.
-    pub async fn check_writable(&self) -> Result<(), AuditError> {
-        let pool = self.pool.clone();
-        let check = tokio::spawn(async move {
-            let mut conn = pool.acquire().await?;
-            immediate(&mut conn).await?;
-            let rolled_back = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            if rolled_back.is_err() {
-                conn.close_on_drop();
-            }
-            rolled_back.map(|_| ()).map_err(AuditError::from)
-        });
-        check.await.map_err(|_| AuditError::from(sqlx::Error::WorkerCrashed))?
     }
 
     /// Writes a consistent copy of the whole log to `path` (which must not exist).

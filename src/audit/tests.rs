@@ -368,26 +368,31 @@ async fn resolving_an_entry_that_was_never_pending_fails_without_breaking_the_ch
     assert!(store.verify().await.unwrap().is_intact());
 }
 
+/// An unauthenticated client asks `/readyz` as often as it likes: each answer is the kept
+/// verdict, and none of them takes SQLite's write lock (which changes need). The verdict
+/// still follows the database: a commit the writer could not make says "not writable".
 #[tokio::test]
-async fn a_writability_check_dropped_midway_leaves_no_write_lock_behind() {
-    let (_dir, store) = store().await;
-    // Dropped after 1, 2, ... polls, a few times over: some drops land between taking the
-    // lock and giving it back. A write right after each must not find the lock held.
-    for round in 0..5 {
-        for polls in 1..=6 {
-            {
-                let mut check = std::pin::pin!(store.check_writable());
-                for _ in 0..polls {
-                    if futures::poll!(check.as_mut()).is_ready() {
-                        break;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-            }
-            let appended = store.record(&entry(Outcome::Applied)).await;
-            assert!(appended.is_ok(), "round {round}, dropped after {polls} polls: {appended:?}");
-        }
+async fn readiness_questions_take_no_write_lock_and_the_verdict_follows_the_writer() {
+    let (dir, store) = store().await;
+    let probes = store.writability_probes();
+    for _ in 0..10_000 {
+        assert_eq!(store.writability(), Ok(()));
     }
+    assert_eq!(store.writability_probes(), probes, "no probe per question");
+
+    // Another process holds the write lock: the writer's failed transaction is the verdict.
+    let other =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("audit.db").display())).await.unwrap();
+    let mut holder = other.acquire().await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE").execute(&mut *holder).await.unwrap();
+    assert!(store.record(&entry(Outcome::Applied)).await.is_err());
+    let verdict = store.writability();
+    assert!(verdict.as_ref().is_err_and(|why| why.contains("locked")), "{verdict:?}");
+    sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+    drop(holder);
+    store.record(&entry(Outcome::Applied)).await.unwrap();
+    assert_eq!(store.writability(), Ok(()));
+    assert_eq!(store.writability_probes(), probes, "the writer's commits are the evidence, no probe needed");
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use super::chain::{self, EntryContent, PropagationContent, ResolutionContent};
 use super::kept::Revision;
+use super::writability::Writability;
 use super::{AuditError, finish, head, immediate, set_head};
 
 /// Most records in one transaction: bounds how long one commit holds SQLite's write lock.
@@ -50,13 +51,15 @@ pub(super) struct Writer {
 impl Writer {
     /// Starts the writer task. It takes `turn` for each transaction, so other writers in
     /// this process (retention, startup chaining) never interleave with a batch.
-    pub(super) fn start(pool: SqlitePool, turn: Arc<Mutex<()>>, revision: Revision) -> Self {
+    /// Each transaction's outcome is what `/readyz` reports (`writability`).
+    pub(super) fn start(pool: SqlitePool, turn: Arc<Mutex<()>>, revision: Revision, writability: Writability) -> Self {
         let (queue, mut requests) = mpsc::channel::<Request>(QUEUE);
         let (head, committed) = watch::channel(0);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                if let Some(seq) = write_batch(&pool, &turn, &revision, std::mem::take(&mut batch)).await {
+                let batch = std::mem::take(&mut batch);
+                if let Some(seq) = write_batch(&pool, &turn, &revision, &writability, batch).await {
                     head.send_replace(seq);
                 }
             }
@@ -106,6 +109,7 @@ async fn write_batch(
     pool: &SqlitePool,
     turn: &Mutex<()>,
     revision: &Revision,
+    writability: &Writability,
     mut requests: Vec<Request>,
 ) -> Option<i64> {
     while !requests.is_empty() {
@@ -113,6 +117,7 @@ async fn write_batch(
             Ok((results, seq)) => {
                 // Before anyone hears Ok: a page read after that must not be an older one kept.
                 revision.bump();
+                writability.observed(Ok(()));
                 for (request, result) in requests.into_iter().zip(results) {
                     // The caller may have stopped waiting; its record is written all the same.
                     let _ = request.reply.send(result);
@@ -123,6 +128,7 @@ async fn write_batch(
                 let _ = requests.remove(index).reply.send(Err(error));
             }
             Err(BatchFailure { culprit: None, error }) => {
+                writability.observed(Err(error.to_string()));
                 for request in requests {
                     let _ = request.reply.send(Err(error.clone()));
                 }
