@@ -6,6 +6,7 @@ pub mod export;
 mod kept;
 mod last_state;
 mod retention;
+mod schema;
 mod verify;
 mod writability;
 mod writer;
@@ -31,6 +32,25 @@ use kept::{Kept, Revision};
 use verify::Checkpoint;
 use writability::Writability;
 use writer::{Record, Writer};
+
+/// Each entry with its outcome, resolved or not, and when the proxies had it: the join
+/// readers see, written here rather than read from the `audit_view` the file defines
+/// (whoever edits the file could redefine that view; `schema.rs`). A subquery, so SQLite
+/// plans it as it planned the view.
+macro_rules! entries {
+    () => {
+        "(SELECT e.id, e.time_ms, e.actor, e.actor_groups, e.source, e.action, e.namespace, e.kind, e.name, \
+                 e.summary, e.before_doc, e.operations, e.request_id, e.reverts, \
+                 COALESCE(r.outcome, e.outcome) AS outcome, \
+                 CASE WHEN r.entry_id IS NULL THEN e.after_doc ELSE r.after_doc END AS after_doc, \
+                 CASE WHEN r.entry_id IS NULL THEN e.error ELSE r.error END AS error, \
+                 p.summary AS propagation \
+          FROM audit_entries e \
+          LEFT JOIN audit_resolutions r ON r.entry_id = e.id \
+          LEFT JOIN audit_propagations p ON p.entry_id = e.id)"
+    };
+}
+pub(crate) use entries;
 
 /// How long a write waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -103,6 +123,8 @@ pub struct AuditStore {
     verdict: Arc<Kept<(), VerifyReport>>,
     /// Whether the database takes writes, kept for `/readyz` (`writability.rs`).
     writability: Writability,
+    /// The schema signalbox's migrations create (`schema.rs`), built once.
+    expected: Arc<tokio::sync::OnceCell<schema::Schema>>,
 }
 
 impl AuditStore {
@@ -124,7 +146,7 @@ impl AuditStore {
             .test_before_acquire(false)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await.map_err(sqlx::Error::from)?;
+        schema::MIGRATOR.run(&pool).await.map_err(sqlx::Error::from)?;
         let turn = Arc::<tokio::sync::Mutex<()>>::default();
         let revision = Revision::default();
         let writability = Writability::default();
@@ -132,6 +154,10 @@ impl AuditStore {
         let store = Self::new(pool, turn, writer, revision, writability.clone());
         store.chain_unchained_entries().await?;
         writability.spawn_checker(store.clone());
+        let problems = store.schema_problems().await?;
+        if !problems.is_empty() {
+            tracing::error!(?problems, database = %path.display(), "the audit database was tampered with");
+        }
         Ok(store)
     }
 
@@ -155,7 +181,8 @@ impl AuditStore {
         writability: Writability,
     ) -> Self {
         let (summaries, verdict) = Default::default();
-        Self { pool, checkpoint: Default::default(), turn, writer, revision, summaries, verdict, writability }
+        let expected = Arc::default();
+        Self { pool, checkpoint: Default::default(), turn, writer, revision, summaries, verdict, writability, expected }
     }
 
     /// Chains entries written before the chain existed (migration 0002), in id order.
@@ -284,7 +311,8 @@ impl AuditStore {
         // history page more than the query itself (BENCHMARKS.md, issue 15 §3).
         let mut query = sqlx::QueryBuilder::new(format!(
             "SELECT json_group_array(json_array({SUMMARY_ROW_COLUMNS})) FROM \
-             (SELECT {SUMMARY_ROW_COLUMNS} FROM audit_view WHERE 1 = 1"
+             (SELECT {SUMMARY_ROW_COLUMNS} FROM {} WHERE 1 = 1",
+            entries!()
         ));
         push_conditions(&mut query, filter, before);
         query.push(" ORDER BY id DESC LIMIT ").push_bind(limit).push(")");
@@ -303,7 +331,7 @@ impl AuditStore {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<Entry>, AuditError> {
-        let mut query = sqlx::QueryBuilder::new(format!("SELECT {columns} FROM audit_view WHERE 1 = 1"));
+        let mut query = sqlx::QueryBuilder::new(format!("SELECT {columns} FROM {} WHERE 1 = 1", entries!()));
         push_conditions(&mut query, filter, before);
         query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
         let rows: Vec<EntryRow> = query.build_query_as().fetch_all(&self.pool).await?;
@@ -321,11 +349,13 @@ impl AuditStore {
         limit: u32,
         budget: usize,
     ) -> Result<u32, AuditError> {
-        let mut query = sqlx::QueryBuilder::new(
+        let mut query = sqlx::QueryBuilder::new(concat!(
             "SELECT COUNT(*) FROM (SELECT SUM(size) OVER (ORDER BY id DESC) - size AS preceding FROM (\
              SELECT id, COALESCE(length(CAST(before_doc AS BLOB)), 0) + COALESCE(length(CAST(after_doc AS BLOB)), 0) \
-             + COALESCE(length(CAST(operations AS BLOB)), 0) AS size FROM audit_view WHERE 1 = 1",
-        );
+             + COALESCE(length(CAST(operations AS BLOB)), 0) AS size FROM ",
+            entries!(),
+            " WHERE 1 = 1"
+        ));
         push_conditions(&mut query, filter, before);
         query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
         query.push(")) WHERE preceding < ").push_bind(i64::try_from(budget).unwrap_or(i64::MAX));
@@ -335,7 +365,7 @@ impl AuditStore {
 
     /// The newest entries first.
     pub async fn recent(&self, limit: u32) -> Result<Vec<Entry>, AuditError> {
-        let rows: Vec<EntryRow> = sqlx::query_as("SELECT * FROM audit_view ORDER BY id DESC LIMIT ?")
+        let rows: Vec<EntryRow> = sqlx::query_as(concat!("SELECT * FROM ", entries!(), " ORDER BY id DESC LIMIT ?"))
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
@@ -351,10 +381,11 @@ impl AuditStore {
         action_prefix: &str,
         limit: u32,
     ) -> Result<Vec<Entry>, AuditError> {
-        let rows: Vec<EntryRow> = sqlx::query_as(
-            "SELECT * FROM audit_view WHERE namespace = ? AND kind = ? AND name = ? AND action LIKE ? || '%'
-             ORDER BY id DESC LIMIT ?",
-        )
+        let rows: Vec<EntryRow> = sqlx::query_as(concat!(
+            "SELECT * FROM ",
+            entries!(),
+            " WHERE namespace = ? AND kind = ? AND name = ? AND action LIKE ? || '%' ORDER BY id DESC LIMIT ?"
+        ))
         .bind(namespace)
         .bind(kind)
         .bind(name)
@@ -367,16 +398,19 @@ impl AuditStore {
 
     /// Entries whose change may or may not have been applied (a crash between record and apply).
     pub async fn pending(&self) -> Result<Vec<Entry>, AuditError> {
-        let rows: Vec<EntryRow> = sqlx::query_as("SELECT * FROM audit_view WHERE outcome = 'pending' ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<EntryRow> =
+            sqlx::query_as(concat!("SELECT * FROM ", entries!(), " WHERE outcome = 'pending' ORDER BY id"))
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.into_iter().map(Entry::from).collect())
     }
 
     /// One entry by id.
     pub async fn get(&self, id: i64) -> Result<Option<Entry>, AuditError> {
-        let row: Option<EntryRow> =
-            sqlx::query_as("SELECT * FROM audit_view WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row: Option<EntryRow> = sqlx::query_as(concat!("SELECT * FROM ", entries!(), " WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(Entry::from))
     }
 

@@ -459,3 +459,27 @@ async fn a_full_verification_replaces_the_kept_verdict() {
     assert_eq!(store.verify().await.unwrap().first_mismatch, Some(id));
     assert_eq!(store.verify_incremental().await.unwrap().first_mismatch, Some(id), "the page shows it at once");
 }
+
+/// A log signalbox created has exactly the migrations' schema; one whose view was
+/// redefined in the file is reported, and readers still see every entry.
+#[tokio::test]
+async fn the_files_schema_is_compared_with_the_migrations_and_readers_ignore_its_view() {
+    let (dir, store) = store().await;
+    store.record(&entry(Outcome::Applied)).await.unwrap();
+    assert_eq!(store.schema_problems().await.unwrap(), Vec::<String>::new());
+    assert!(store.verify().await.unwrap().is_intact());
+
+    let other =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("audit.db").display())).await.unwrap();
+    sqlx::raw_sql(
+        "DROP VIEW audit_view; CREATE VIEW audit_view AS SELECT * FROM audit_entries WHERE actor <> 'alice';",
+    )
+    .execute(&other)
+    .await
+    .unwrap();
+    other.close().await;
+    assert_eq!(store.search(&Filter::default(), None, 10).await.unwrap().len(), 1, "read from the base tables");
+    let report = store.verify().await.unwrap();
+    assert!(!report.is_intact(), "{report:?}");
+    assert!(report.problems.iter().any(|p| p.contains("view audit_view")), "{report:?}");
+}

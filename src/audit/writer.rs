@@ -323,7 +323,8 @@ async fn insert_propagation(
     let inserted = sqlx::query(
         "INSERT INTO audit_propagations (entry_id, time_ms, summary, detail, chain_seq, prev_hash, hash)
          SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
-         WHERE EXISTS (SELECT 1 FROM audit_view WHERE id = ?1 AND outcome = 'applied')
+         WHERE EXISTS (SELECT 1 FROM audit_entries e LEFT JOIN audit_resolutions r ON r.entry_id = e.id
+                       WHERE e.id = ?1 AND COALESCE(r.outcome, e.outcome) = 'applied')
            AND NOT EXISTS (SELECT 1 FROM audit_propagations WHERE entry_id = ?1)",
     )
     .bind(content.entry_id)
