@@ -20,7 +20,7 @@ use serde_json::Value;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub use anchor::{Anchor, AnchorCheck, AnchorKey, AnchorReading, ChainState, Position};
+pub use anchor::{Anchor, AnchorCheck, AnchorKey, AnchorReading, Anchoring, ChainState, Position};
 pub use chain::{ChainedRecord, Checker, GENESIS as CHAIN_GENESIS};
 pub use entry::{Entry, NewEntry, Outcome, Source, format_time_ms};
 use entry::{EntryRow, SUMMARY_ROW_COLUMNS, SummaryRow};
