@@ -153,7 +153,7 @@ impl AuditStore {
         let writer = Writer::start(pool.clone(), turn.clone(), revision.clone(), writability.clone());
         let store = Self::new(pool, turn, writer, revision, writability.clone());
         store.chain_unchained_entries().await?;
-        writability.spawn_checker(store.clone());
+        writability.spawn_checker(store.pool.clone(), store.writer.liveness());
         let problems = store.schema_problems().await?;
         if !problems.is_empty() {
             tracing::error!(?problems, database = %path.display(), "the audit database was tampered with");

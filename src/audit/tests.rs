@@ -483,3 +483,24 @@ async fn the_files_schema_is_compared_with_the_migrations_and_readers_ignore_its
     assert!(!report.is_intact(), "{report:?}");
     assert!(report.problems.iter().any(|p| p.contains("view audit_view")), "{report:?}");
 }
+
+/// With nothing written, the one background checker finds out: a database another process
+/// keeps locked is reported not writable within a probe interval (and a busy timeout).
+#[tokio::test]
+async fn with_no_writes_the_background_checker_probes_once_per_interval() {
+    let (dir, store) = store().await;
+    let other =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("audit.db").display())).await.unwrap();
+    let mut holder = other.acquire().await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE").execute(&mut *holder).await.unwrap();
+    let started = std::time::Instant::now();
+    let deadline = writability::CHECK_EVERY * 2 + BUSY_TIMEOUT;
+    while store.writability().is_ok() && started.elapsed() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let verdict = store.writability();
+    assert!(verdict.as_ref().is_err_and(|why| why.contains("locked")), "{verdict:?} after {:?}", started.elapsed());
+    let probes = store.writability_probes();
+    assert!((1..=2).contains(&probes), "one probe per interval, not a loop: {probes}");
+    sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+}

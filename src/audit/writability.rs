@@ -56,19 +56,19 @@ impl Writability {
     }
 
     /// Probes the database whenever the verdict is [`CHECK_EVERY`] old, until the pool is
-    /// closed. One task: concurrent readers never add probes.
-    pub(super) fn spawn_checker(&self, store: AuditStore) {
+    /// closed or the store dropped (`alive`). One task: concurrent readers never add probes.
+    pub(super) fn spawn_checker(&self, pool: SqlitePool, alive: impl Fn() -> bool + Send + 'static) {
         let this = self.clone();
         tokio::spawn(async move {
             loop {
                 let wait = CHECK_EVERY.saturating_sub(this.age());
                 tokio::time::sleep(wait.max(Duration::from_millis(100))).await;
-                if store.pool.is_closed() {
+                if pool.is_closed() || !alive() {
                     return;
                 }
                 if this.age() >= CHECK_EVERY {
                     this.probes.fetch_add(1, Ordering::Relaxed);
-                    let verdict = probe(&store.pool).await;
+                    let verdict = probe(&pool).await;
                     this.observed(verdict.map_err(|error| error.to_string()));
                 }
             }

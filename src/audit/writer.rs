@@ -67,6 +67,13 @@ impl Writer {
         Self { queue, committed }
     }
 
+    /// Whether any handle of this writer (any clone of its store) is still held: background
+    /// tasks that must not keep the store alive ask this.
+    pub(super) fn liveness(&self) -> impl Fn() -> bool + Send + 'static {
+        let queue = self.queue.downgrade();
+        move || queue.upgrade().is_some()
+    }
+
     /// Follows the chain position of the last committed record (the anchor writer waits on it).
     pub(super) fn committed(&self) -> watch::Receiver<i64> {
         self.committed.clone()
