@@ -5,7 +5,12 @@
 //! a key the anchor is HMAC-signed, so rewriting it unnoticed also takes the key.
 //!
 //! The writer never moves an anchor the database contradicts (a shorter or rewritten
-//! chain, an archive it does not know): overwriting it would erase the evidence.
+//! chain, an archive it does not know): overwriting it would erase the evidence. Nor does
+//! it write one where the anchor was removed: the database records that the log was
+//! anchored (`audit_anchorings`), so a missing anchor is a contradiction too, or whoever may
+//! edit ConfigMaps there could have signalbox anchor (and sign) an edited database by
+//! deleting the annotation. Re-anchoring is the operator's explicit, audited
+//! `signalbox audit anchor --reset` ([`AuditAnchor::reset`]).
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +18,10 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 
-use crate::audit::{Anchor, AnchorKey, AnchorReading, ArchiveWitness, AuditError, AuditStore, Position, anchor};
+use crate::audit::{
+    Anchor, AnchorKey, AnchorReading, ArchiveWitness, AuditError, AuditStore, NewEntry, Outcome, Position, Source,
+    anchor,
+};
 
 /// The ConfigMap's default name.
 pub const DEFAULT_NAME: &str = "signalbox-audit-anchor";
@@ -21,6 +29,10 @@ pub const DEFAULT_NAME: &str = "signalbox-audit-anchor";
 pub const ANNOTATION: &str = "signalbox.io/audit-anchor";
 /// Its own field manager, so server-side apply of the anchor never touches other fields.
 const FIELD_MANAGER: &str = "signalbox-audit-anchor";
+/// Who writes a log's first anchor.
+const SYSTEM_ACTOR: &str = "system:signalbox";
+/// The audit action of `signalbox audit anchor --reset`.
+pub const RESET_ACTION: &str = "audit.anchor.reset";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnchorError {
@@ -107,21 +119,87 @@ impl AuditAnchor {
             if !problems.is_empty() {
                 return Err(AnchorError::Contradicted(problems.join("; ")));
             }
+        } else if state.anchored.is_some() {
+            // Removed: writing one now would anchor whatever the database holds.
+            return Err(AnchorError::Contradicted(anchor::removed(&self.location(), &state)));
         }
         // A first anchor trusts the database as it is (an existing log gets anchored from now on).
         if existing.is_none() && state.head.seq > 0 {
             tracing::warn!(
                 anchor = %self.location(),
                 seq = state.head.seq,
-                "no audit anchor yet: anchoring the log as it is now (if there was an anchor, it was removed)"
+                "no audit anchor yet: anchoring the log as it is now (the database records no earlier anchor)"
             );
         }
         let archived = archived.or_else(|| existing.map(Anchor::archived)).unwrap_or_else(|| state.archived.clone());
         let anchor = Anchor::new(&state.head, &archived, self.key());
         if let Some(existing) = existing.filter(|e| e.same_positions(&anchor)) {
+            self.note_anchored(store, &state, existing).await?;
             return Ok(existing.clone());
         }
         self.write(&anchor).await?;
+        self.note_anchored(store, &state, &anchor).await?;
+        Ok(anchor)
+    }
+
+    /// Records in the database that the log is anchored, the first time (a log anchored by
+    /// a signalbox older than `audit_anchorings` is recorded when its anchor is next seen).
+    async fn note_anchored(
+        &self,
+        store: &AuditStore,
+        state: &crate::audit::ChainState,
+        anchor: &Anchor,
+    ) -> Result<(), AuditError> {
+        if state.anchored.is_some() {
+            return Ok(());
+        }
+        store.record_anchoring(&self.location(), &anchor.head(), SYSTEM_ACTOR, false).await
+    }
+
+    /// `signalbox audit anchor --reset`: the operator's explicit re-anchoring, after the
+    /// anchor was removed or contradicts the database (once the evidence was looked at).
+    /// Records an audit entry (`audit.anchor.reset`, by `actor`, with the anchor it replaces
+    /// as `before`), anchors the chain head including that entry, whatever is there, and
+    /// records the reset in `audit_anchorings`.
+    pub async fn reset(&self, store: &AuditStore, actor: &str) -> Result<Anchor, AnchorError> {
+        let _turn = self.turn.lock().await;
+        let (before, was) = match self.read().await {
+            AnchorReading::Unreachable(why) => return Err(AnchorError::Unreachable(why)),
+            AnchorReading::Found(anchor) => {
+                let was = format!("it named record {} (written {})", anchor.seq, anchor.time);
+                (serde_json::to_value(&anchor).ok(), was)
+            }
+            AnchorReading::Garbled(why) => (None, format!("it held no anchor ({why})")),
+            AnchorReading::Missing | AnchorReading::Off => (None, "there was none".to_owned()),
+        };
+        let entry = NewEntry {
+            actor: actor.to_owned(),
+            groups: Vec::new(),
+            source: Source::System,
+            action: RESET_ACTION.to_owned(),
+            namespace: self.namespace.clone(),
+            kind: "ConfigMap".to_owned(),
+            name: self.name.clone(),
+            summary: format!("{actor} reset the audit anchor at {}: {was}", self.location()),
+            before,
+            after: None,
+            operations: serde_json::json!([]),
+            outcome: Outcome::Pending,
+            error: None,
+            request_id: None,
+            reverts: None,
+        };
+        let id = store.record(&entry).await?;
+        let state = store.chain_state(None).await?;
+        let archived = state.archived.clone();
+        let anchor = Anchor::new(&state.head, &archived, self.key());
+        if let Err(error) = self.write(&anchor).await {
+            store.resolve(id, Outcome::Failed, None, Some(&error.to_string())).await?;
+            return Err(error);
+        }
+        store.record_anchoring(&self.location(), &anchor.head(), actor, true).await?;
+        store.resolve(id, Outcome::Applied, serde_json::to_value(&anchor).ok().as_ref(), None).await?;
+        tracing::warn!(%actor, anchor = %self.location(), seq = anchor.seq, "the audit anchor was reset");
         Ok(anchor)
     }
 

@@ -43,6 +43,22 @@ pub enum AuditCommand {
         #[command(flatten)]
         anchor: AnchorArgs,
     },
+    /// Re-anchor the audit chain (`--reset`): write a fresh anchor over the database as it
+    /// is now, whatever the anchor ConfigMap holds, and record in the log who did. Once a log
+    /// was anchored, signalbox never writes a missing anchor on its own.
+    Anchor {
+        /// Required: re-anchoring accepts the database as it is, so it is never implied.
+        #[arg(long, required = true)]
+        reset: bool,
+        /// The SQLite audit log.
+        #[arg(long, env = "SIGNALBOX_DATABASE", default_value = "./signalbox.db")]
+        database: PathBuf,
+        /// The cluster holding the anchor; by default inferred like kubectl.
+        #[arg(long, env = "SIGNALBOX_KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
+        #[command(flatten)]
+        anchor: AnchorArgs,
+    },
     /// Write a consistent copy of the audit log while signalbox runs (SQLite `VACUUM INTO`).
     Backup {
         /// The SQLite audit log.

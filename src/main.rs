@@ -13,6 +13,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Audit { command: AuditCommand::Verify { database, archives, kubeconfig, anchor } } => {
             verify(&database, &archives, kubeconfig.as_deref(), &anchor).await
         }
+        Command::Audit { command: AuditCommand::Anchor { reset: _, database, kubeconfig, anchor } } => {
+            reset_anchor(&database, kubeconfig.as_deref(), &anchor).await
+        }
         Command::Audit { command: AuditCommand::Backup { database, to } } => {
             anyhow::ensure!(database.exists(), "no audit log at {}", database.display());
             AuditStore::open(&database).await?.backup(&to).await?;
@@ -51,6 +54,32 @@ async fn verify(
     }
     println!("audit log intact: {} records verified", report.records_checked);
     print_anchor(&report);
+    Ok(())
+}
+
+/// `audit anchor --reset`: a fresh anchor over the database as it is, recorded in the log
+/// as done by the OS user who ran it.
+async fn reset_anchor(
+    database: &std::path::Path,
+    kubeconfig: Option<&std::path::Path>,
+    args: &AnchorArgs,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(database.exists(), "no audit log at {}", database.display());
+    let namespace = args
+        .namespace()
+        .ok_or_else(|| anyhow::anyhow!("no anchor configured: give --audit-anchor-namespace (or POD_NAMESPACE)"))?;
+    let key = match &args.audit_anchor_key_file {
+        Some(path) => Some(AnchorKey::from_file(path)?),
+        None => None,
+    };
+    let client = signalbox::audit_anchor::client(kubeconfig).await?;
+    let anchor = AuditAnchor::new(client, &namespace, &args.audit_anchor_name, key);
+    let store = AuditStore::open(database).await?;
+    let actor = format!("local:{}", whoami::username());
+    let written = anchor.reset(&store, &actor).await;
+    store.close().await;
+    let written = written?;
+    println!("audit anchor reset by {actor}: {} now names record {}", anchor.location(), written.seq);
     Ok(())
 }
 

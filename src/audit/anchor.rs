@@ -131,6 +131,21 @@ pub enum AnchorReading {
     Found(Anchor),
 }
 
+/// The database's record that the chain was anchored (table `audit_anchorings`): once
+/// there is one, a missing anchor is a contradiction, not a log to anchor afresh.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Anchoring {
+    pub time_ms: i64,
+    /// Where the anchor was written, in words.
+    pub location: String,
+    /// The chain head the anchor named then.
+    pub seq: i64,
+    pub hash: String,
+    /// Who wrote it: `system:signalbox` for the first anchor, the operator for a reset.
+    pub actor: String,
+    pub reset: bool,
+}
+
 /// The database's side of the comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainState {
@@ -142,6 +157,8 @@ pub struct ChainState {
     pub at_anchor: Option<String>,
     /// The database's hash at the anchored archive boundary, when that record is in the database.
     pub at_anchored_archive: Option<String>,
+    /// The newest record that the chain was anchored, if it ever was.
+    pub anchored: Option<Anchoring>,
 }
 
 /// Whether the anchor was compared and what came of it, in words.
@@ -165,6 +182,10 @@ pub fn compare(
     let anchor = match reading {
         AnchorReading::Off => return not_checked("no anchor configured: the database was verified on its own".into()),
         AnchorReading::Unreachable(why) => return not_checked(format!("NOT checked: {location}: {why}")),
+        AnchorReading::Missing if db.anchored.is_some() => {
+            let problem = removed(location, db);
+            return (vec![problem], AnchorCheck { checked: true, detail: format!("no anchor at {location}") });
+        }
         AnchorReading::Missing => {
             let problem = format!(
                 "no anchor at {location}: it was removed, or signalbox never anchored this log (the database ends at record {})",
@@ -194,6 +215,20 @@ pub fn compare(
         anchor.seq, anchor.time, anchor.archived_seq
     );
     (problems, checked(detail))
+}
+
+/// The anchor is missing although the database says the chain was anchored.
+pub fn removed(location: &str, db: &ChainState) -> String {
+    let Some(anchoring) = &db.anchored else { return format!("no anchor at {location}") };
+    format!(
+        "the anchor was removed: the database says {} anchored this log at {} from record {} on ({}), \
+         but {location} holds no anchor; signalbox writes no new one on its own \
+         (`signalbox audit anchor --reset` re-anchors, recorded in the log)",
+        anchoring.actor,
+        anchoring.location,
+        anchoring.seq,
+        super::format_time_ms(anchoring.time_ms)
+    )
 }
 
 /// With a key, an anchor must carry its signature: otherwise whoever may edit the
@@ -309,7 +344,51 @@ impl AuditStore {
             Some(anchor) => (self.hash_at(anchor.seq).await?, self.hash_at(anchor.archived_seq).await?),
             None => (None, None),
         };
-        Ok(ChainState { archived, head, at_anchor, at_anchored_archive })
+        let anchored = self.anchoring().await?;
+        Ok(ChainState { archived, head, at_anchor, at_anchored_archive, anchored })
+    }
+
+    /// The newest record that the chain was anchored (None: never, or a log older than the
+    /// `audit_anchorings` table, read by a newer `audit verify`).
+    pub async fn anchoring(&self) -> Result<Option<Anchoring>, AuditError> {
+        let has_table: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_anchorings')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if !has_table {
+            return Ok(None);
+        }
+        let anchoring = sqlx::query_as(
+            "SELECT time_ms, location, seq, hash, actor, reset FROM audit_anchorings ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(anchoring)
+    }
+
+    /// Records that `actor` anchored the chain at `head` at `location` (a reset when `reset`).
+    pub async fn record_anchoring(
+        &self,
+        location: &str,
+        head: &Position,
+        actor: &str,
+        reset: bool,
+    ) -> Result<(), AuditError> {
+        let _turn = self.turn.lock().await;
+        sqlx::query(
+            "INSERT INTO audit_anchorings (time_ms, location, seq, hash, actor, reset) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(jiff::Timestamp::now().as_millisecond())
+        .bind(location)
+        .bind(head.seq)
+        .bind(&head.hash)
+        .bind(actor)
+        .bind(reset)
+        .execute(&self.pool)
+        .await?;
+        self.revision.bump();
+        Ok(())
     }
 
     /// The stored hash of the record at `seq`, when it is in the database.
@@ -342,6 +421,7 @@ mod tests {
             head: at(head, &format!("h{head}")),
             at_anchor: hash_of(anchor.seq),
             at_anchored_archive: hash_of(anchor.archived_seq),
+            anchored: None,
         }
     }
 
@@ -428,5 +508,21 @@ mod tests {
         assert!(found.len() == 1 && check.checked, "{found:?}");
         let (found, check) = compare(&AnchorReading::Off, "", None, &state);
         assert!(found.is_empty() && !check.checked);
+    }
+
+    #[test]
+    fn a_missing_anchor_of_a_log_that_was_anchored_is_a_removal() {
+        let mut state = db(0, 2, &anchor(at(2, "h2"), Position::genesis()));
+        state.anchored = Some(Anchoring {
+            time_ms: 0,
+            location: "ConfigMap ns/a".into(),
+            seq: 1,
+            hash: "h1".into(),
+            actor: "system:signalbox".into(),
+            reset: false,
+        });
+        let (found, check) = compare(&AnchorReading::Missing, "ConfigMap ns/a", None, &state);
+        assert!(check.checked, "{check:?}");
+        assert!(found.len() == 1 && found[0].starts_with("the anchor was removed") && found[0].contains("record 1"));
     }
 }

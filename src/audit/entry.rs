@@ -124,7 +124,7 @@ impl Entry {
     }
 }
 
-/// An `audit_view` row as SQLite holds it; documents are JSON text, read leniently (a
+/// An entry row (the `entries!` join) as SQLite holds it; documents are JSON text, read leniently (a
 /// document that does not parse is shown as absent, not a failed page).
 #[derive(sqlx::FromRow)]
 pub(super) struct EntryRow {

@@ -12,12 +12,14 @@ impl AuditStore {
     /// or None when that entry deleted it. Objects changed only as part of another
     /// object's change (a workload's Service) are not tracked here.
     pub async fn last_states(&self, namespace: &str, kind: &str) -> Result<HashMap<String, Option<Value>>, AuditError> {
-        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
-            "SELECT v.name, v.after_doc FROM audit_view v
-             JOIN (SELECT name, MAX(id) AS id FROM audit_view
-                   WHERE namespace = ?1 AND kind = ?2 AND outcome = 'applied' GROUP BY name) newest
-               ON newest.id = v.id",
-        )
+        // The entries' join as the code writes it, not the file's `audit_view` (`schema.rs`).
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(concat!(
+            "SELECT v.name, v.after_doc FROM ",
+            super::entries!(),
+            " v JOIN (SELECT name, MAX(id) AS id FROM ",
+            super::entries!(),
+            " WHERE namespace = ?1 AND kind = ?2 AND outcome = 'applied' GROUP BY name) newest ON newest.id = v.id"
+        ))
         .bind(namespace)
         .bind(kind)
         .fetch_all(&self.pool)

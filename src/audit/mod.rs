@@ -6,7 +6,9 @@ pub mod export;
 mod kept;
 mod last_state;
 mod retention;
+mod schema;
 mod verify;
+mod writability;
 mod writer;
 
 use std::path::Path;
@@ -18,7 +20,7 @@ use serde_json::Value;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub use anchor::{Anchor, AnchorCheck, AnchorKey, AnchorReading, ChainState, Position};
+pub use anchor::{Anchor, AnchorCheck, AnchorKey, AnchorReading, Anchoring, ChainState, Position};
 pub use chain::{ChainedRecord, Checker, GENESIS as CHAIN_GENESIS};
 pub use entry::{Entry, NewEntry, Outcome, Source, format_time_ms};
 use entry::{EntryRow, SUMMARY_ROW_COLUMNS, SummaryRow};
@@ -28,7 +30,27 @@ pub use verify::VerifyReport;
 use chain::{EntryContent, GENESIS, PropagationContent, ResolutionContent};
 use kept::{Kept, Revision};
 use verify::Checkpoint;
+use writability::Writability;
 use writer::{Record, Writer};
+
+/// Each entry with its outcome, resolved or not, and when the proxies had it: the join
+/// readers see, written here rather than read from the `audit_view` the file defines
+/// (whoever edits the file could redefine that view; `schema.rs`). A subquery, so SQLite
+/// plans it as it planned the view.
+macro_rules! entries {
+    () => {
+        "(SELECT e.id, e.time_ms, e.actor, e.actor_groups, e.source, e.action, e.namespace, e.kind, e.name, \
+                 e.summary, e.before_doc, e.operations, e.request_id, e.reverts, \
+                 COALESCE(r.outcome, e.outcome) AS outcome, \
+                 CASE WHEN r.entry_id IS NULL THEN e.after_doc ELSE r.after_doc END AS after_doc, \
+                 CASE WHEN r.entry_id IS NULL THEN e.error ELSE r.error END AS error, \
+                 p.summary AS propagation \
+          FROM audit_entries e \
+          LEFT JOIN audit_resolutions r ON r.entry_id = e.id \
+          LEFT JOIN audit_propagations p ON p.entry_id = e.id)"
+    };
+}
+pub(crate) use entries;
 
 /// How long a write waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -104,6 +126,10 @@ pub struct AuditStore {
     /// An object's recent entries of one kind of action (the canary page's history).
     object_histories: Arc<Kept<ObjectQuestion, Arc<Vec<Entry>>>>,
     verdict: Arc<Kept<(), VerifyReport>>,
+    /// Whether the database takes writes, kept for `/readyz` (`writability.rs`).
+    writability: Writability,
+    /// The schema signalbox's migrations create (`schema.rs`), built once.
+    expected: Arc<tokio::sync::OnceCell<schema::Schema>>,
 }
 
 impl AuditStore {
@@ -125,12 +151,18 @@ impl AuditStore {
             .test_before_acquire(false)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await.map_err(sqlx::Error::from)?;
+        schema::MIGRATOR.run(&pool).await.map_err(sqlx::Error::from)?;
         let turn = Arc::<tokio::sync::Mutex<()>>::default();
         let revision = Revision::default();
-        let writer = Writer::start(pool.clone(), turn.clone(), revision.clone());
-        let store = Self::new(pool, turn, writer, revision);
+        let writability = Writability::default();
+        let writer = Writer::start(pool.clone(), turn.clone(), revision.clone(), writability.clone());
+        let store = Self::new(pool, turn, writer, revision, writability.clone());
         store.chain_unchained_entries().await?;
+        writability.spawn_checker(store.pool.clone(), store.writer.liveness());
+        let problems = store.schema_problems().await?;
+        if !problems.is_empty() {
+            tracing::error!(?problems, database = %path.display(), "the audit database was tampered with");
+        }
         Ok(store)
     }
 
@@ -141,13 +173,22 @@ impl AuditStore {
         let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
         let turn = Arc::<tokio::sync::Mutex<()>>::default();
         let revision = Revision::default();
-        let writer = Writer::start(pool.clone(), turn.clone(), revision.clone());
-        Ok(Self::new(pool, turn, writer, revision))
+        let writability = Writability::default();
+        let writer = Writer::start(pool.clone(), turn.clone(), revision.clone(), writability.clone());
+        Ok(Self::new(pool, turn, writer, revision, writability))
     }
 
-    fn new(pool: SqlitePool, turn: Arc<tokio::sync::Mutex<()>>, writer: Writer, revision: Revision) -> Self {
+    fn new(
+        pool: SqlitePool,
+        turn: Arc<tokio::sync::Mutex<()>>,
+        writer: Writer,
+        revision: Revision,
+        writability: Writability,
+    ) -> Self {
         let (summaries, object_histories, verdict) = Default::default();
-        Self { pool, checkpoint: Default::default(), turn, writer, revision, summaries, object_histories, verdict }
+        let expected = Arc::default();
+        let checkpoint = Default::default();
+        Self { pool, checkpoint, turn, writer, revision, summaries, object_histories, verdict, writability, expected }
     }
 
     /// Chains entries written before the chain existed (migration 0002), in id order.
@@ -276,7 +317,8 @@ impl AuditStore {
         // history page more than the query itself (BENCHMARKS.md, issue 15 §3).
         let mut query = sqlx::QueryBuilder::new(format!(
             "SELECT json_group_array(json_array({SUMMARY_ROW_COLUMNS})) FROM \
-             (SELECT {SUMMARY_ROW_COLUMNS} FROM audit_view WHERE 1 = 1"
+             (SELECT {SUMMARY_ROW_COLUMNS} FROM {} WHERE 1 = 1",
+            entries!()
         ));
         push_conditions(&mut query, filter, before);
         query.push(" ORDER BY id DESC LIMIT ").push_bind(limit).push(")");
@@ -295,7 +337,7 @@ impl AuditStore {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<Entry>, AuditError> {
-        let mut query = sqlx::QueryBuilder::new(format!("SELECT {columns} FROM audit_view WHERE 1 = 1"));
+        let mut query = sqlx::QueryBuilder::new(format!("SELECT {columns} FROM {} WHERE 1 = 1", entries!()));
         push_conditions(&mut query, filter, before);
         query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
         let rows: Vec<EntryRow> = query.build_query_as().fetch_all(&self.pool).await?;
@@ -313,11 +355,13 @@ impl AuditStore {
         limit: u32,
         budget: usize,
     ) -> Result<u32, AuditError> {
-        let mut query = sqlx::QueryBuilder::new(
+        let mut query = sqlx::QueryBuilder::new(concat!(
             "SELECT COUNT(*) FROM (SELECT SUM(size) OVER (ORDER BY id DESC) - size AS preceding FROM (\
              SELECT id, COALESCE(length(CAST(before_doc AS BLOB)), 0) + COALESCE(length(CAST(after_doc AS BLOB)), 0) \
-             + COALESCE(length(CAST(operations AS BLOB)), 0) AS size FROM audit_view WHERE 1 = 1",
-        );
+             + COALESCE(length(CAST(operations AS BLOB)), 0) AS size FROM ",
+            entries!(),
+            " WHERE 1 = 1"
+        ));
         push_conditions(&mut query, filter, before);
         query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
         query.push(")) WHERE preceding < ").push_bind(i64::try_from(budget).unwrap_or(i64::MAX));
@@ -327,7 +371,7 @@ impl AuditStore {
 
     /// The newest entries first.
     pub async fn recent(&self, limit: u32) -> Result<Vec<Entry>, AuditError> {
-        let rows: Vec<EntryRow> = sqlx::query_as("SELECT * FROM audit_view ORDER BY id DESC LIMIT ?")
+        let rows: Vec<EntryRow> = sqlx::query_as(concat!("SELECT * FROM ", entries!(), " ORDER BY id DESC LIMIT ?"))
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
@@ -380,41 +424,20 @@ impl AuditStore {
 
     /// Entries whose change may or may not have been applied (a crash between record and apply).
     pub async fn pending(&self) -> Result<Vec<Entry>, AuditError> {
-        let rows: Vec<EntryRow> = sqlx::query_as("SELECT * FROM audit_view WHERE outcome = 'pending' ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<EntryRow> =
+            sqlx::query_as(concat!("SELECT * FROM ", entries!(), " WHERE outcome = 'pending' ORDER BY id"))
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.into_iter().map(Entry::from).collect())
     }
 
     /// One entry by id.
     pub async fn get(&self, id: i64) -> Result<Option<Entry>, AuditError> {
-        let row: Option<EntryRow> =
-            sqlx::query_as("SELECT * FROM audit_view WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row: Option<EntryRow> = sqlx::query_as(concat!("SELECT * FROM ", entries!(), " WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(Entry::from))
-    }
-
-    /// Succeeds when a write could be made now (takes and releases the write lock).
-    ///
-    /// Runs in a task of its own, so that its caller (a `/readyz` request, dropped when the
-    /// client goes away) cannot stop it between `BEGIN IMMEDIATE` and `ROLLBACK` and leave
-    /// the write lock held by a pooled connection (writes then fail with "database is
-    /// locked"; `a_writability_check_dropped_midway_...` in tests.rs). An sqlx `Transaction`
-    /// begun with `BEGIN IMMEDIATE` is not enough: sqlx 0.8 awaits the connection's handle
-    /// after that BEGIN and before the `Transaction` exists, and a drop there leaves the
-    /// transaction open just the same. A connection that could not roll back is closed
-    /// rather than returned to the pool.
-    pub async fn check_writable(&self) -> Result<(), AuditError> {
-        let pool = self.pool.clone();
-        let check = tokio::spawn(async move {
-            let mut conn = pool.acquire().await?;
-            immediate(&mut conn).await?;
-            let rolled_back = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            if rolled_back.is_err() {
-                conn.close_on_drop();
-            }
-            rolled_back.map(|_| ()).map_err(AuditError::from)
-        });
-        check.await.map_err(|_| AuditError::from(sqlx::Error::WorkerCrashed))?
     }
 
     /// Writes a consistent copy of the whole log to `path` (which must not exist).

@@ -368,26 +368,31 @@ async fn resolving_an_entry_that_was_never_pending_fails_without_breaking_the_ch
     assert!(store.verify().await.unwrap().is_intact());
 }
 
+/// An unauthenticated client asks `/readyz` as often as it likes: each answer is the kept
+/// verdict, and none of them takes SQLite's write lock (which changes need). The verdict
+/// still follows the database: a commit the writer could not make says "not writable".
 #[tokio::test]
-async fn a_writability_check_dropped_midway_leaves_no_write_lock_behind() {
-    let (_dir, store) = store().await;
-    // Dropped after 1, 2, ... polls, a few times over: some drops land between taking the
-    // lock and giving it back. A write right after each must not find the lock held.
-    for round in 0..5 {
-        for polls in 1..=6 {
-            {
-                let mut check = std::pin::pin!(store.check_writable());
-                for _ in 0..polls {
-                    if futures::poll!(check.as_mut()).is_ready() {
-                        break;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-            }
-            let appended = store.record(&entry(Outcome::Applied)).await;
-            assert!(appended.is_ok(), "round {round}, dropped after {polls} polls: {appended:?}");
-        }
+async fn readiness_questions_take_no_write_lock_and_the_verdict_follows_the_writer() {
+    let (dir, store) = store().await;
+    let probes = store.writability_probes();
+    for _ in 0..10_000 {
+        assert_eq!(store.writability(), Ok(()));
     }
+    assert_eq!(store.writability_probes(), probes, "no probe per question");
+
+    // Another process holds the write lock: the writer's failed transaction is the verdict.
+    let other =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("audit.db").display())).await.unwrap();
+    let mut holder = other.acquire().await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE").execute(&mut *holder).await.unwrap();
+    assert!(store.record(&entry(Outcome::Applied)).await.is_err());
+    let verdict = store.writability();
+    assert!(verdict.as_ref().is_err_and(|why| why.contains("locked")), "{verdict:?}");
+    sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+    drop(holder);
+    store.record(&entry(Outcome::Applied)).await.unwrap();
+    assert_eq!(store.writability(), Ok(()));
+    assert_eq!(store.writability_probes(), probes, "the writer's commits are the evidence, no probe needed");
 }
 
 #[tokio::test]
@@ -476,4 +481,49 @@ async fn an_objects_history_of_one_kind_of_action_is_its_newest_entries_and_foll
     store.record(&at("canary.finish", "recommendation")).await.unwrap();
     let history = store.for_object("tutorial", "VirtualService", "recommendation", "canary.", 10).await.unwrap();
     assert_eq!(history[0].action, "canary.finish", "a kept answer gives way to a new entry");
+}
+
+/// A log signalbox created has exactly the migrations' schema; one whose view was
+/// redefined in the file is reported, and readers still see every entry.
+#[tokio::test]
+async fn the_files_schema_is_compared_with_the_migrations_and_readers_ignore_its_view() {
+    let (dir, store) = store().await;
+    store.record(&entry(Outcome::Applied)).await.unwrap();
+    assert_eq!(store.schema_problems().await.unwrap(), Vec::<String>::new());
+    assert!(store.verify().await.unwrap().is_intact());
+
+    let other =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("audit.db").display())).await.unwrap();
+    sqlx::raw_sql(
+        "DROP VIEW audit_view; CREATE VIEW audit_view AS SELECT * FROM audit_entries WHERE actor <> 'alice';",
+    )
+    .execute(&other)
+    .await
+    .unwrap();
+    other.close().await;
+    assert_eq!(store.search(&Filter::default(), None, 10).await.unwrap().len(), 1, "read from the base tables");
+    let report = store.verify().await.unwrap();
+    assert!(!report.is_intact(), "{report:?}");
+    assert!(report.problems.iter().any(|p| p.contains("view audit_view")), "{report:?}");
+}
+
+/// With nothing written, the one background checker finds out: a database another process
+/// keeps locked is reported not writable within a probe interval (and a busy timeout).
+#[tokio::test]
+async fn with_no_writes_the_background_checker_probes_once_per_interval() {
+    let (dir, store) = store().await;
+    let other =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("audit.db").display())).await.unwrap();
+    let mut holder = other.acquire().await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE").execute(&mut *holder).await.unwrap();
+    let started = std::time::Instant::now();
+    let deadline = writability::CHECK_EVERY * 2 + BUSY_TIMEOUT;
+    while store.writability().is_ok() && started.elapsed() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let verdict = store.writability();
+    assert!(verdict.as_ref().is_err_and(|why| why.contains("locked")), "{verdict:?} after {:?}", started.elapsed());
+    let probes = store.writability_probes();
+    assert!((1..=2).contains(&probes), "one probe per interval, not a loop: {probes}");
+    sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
 }

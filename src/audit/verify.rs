@@ -36,7 +36,8 @@ pub(super) struct Checkpoint {
 
 impl AuditStore {
     /// Recomputes the whole chain (from the last archive's hash, or the genesis hash) and
-    /// names the first entry whose record does not match.
+    /// names the first entry whose record does not match; compares the file's schema with
+    /// the migrations' (`schema.rs`).
     pub async fn verify(&self) -> Result<VerifyReport, AuditError> {
         let mut checkpoint = self.checkpoint.lock().await;
         let (seq, hash) = self.archived_through().await?;
@@ -45,6 +46,7 @@ impl AuditStore {
         let mut report = report(&checkpoint);
         report.first_mismatch = report.first_mismatch.or(self.first_unchained().await?);
         report.problems.extend(self.archived_yet_present(seq).await?);
+        report.problems.extend(self.schema_problems().await?);
         // The checkpoint moved: the history page's next verdict starts from it.
         self.verdict.clear();
         Ok(report)
@@ -93,6 +95,7 @@ impl AuditStore {
         let mut report = report(&self.continue_from(start).await?);
         report.first_mismatch = report.first_mismatch.or(self.first_unchained().await?);
         report.problems.extend(self.archived_yet_present(through).await?);
+        report.problems.extend(self.schema_problems().await?);
         Ok(report)
     }
 

@@ -16,6 +16,7 @@ use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use super::chain::{self, EntryContent, PropagationContent, ResolutionContent};
 use super::kept::Revision;
+use super::writability::Writability;
 use super::{AuditError, finish, head, immediate, set_head};
 
 /// Most records in one transaction: bounds how long one commit holds SQLite's write lock.
@@ -50,18 +51,27 @@ pub(super) struct Writer {
 impl Writer {
     /// Starts the writer task. It takes `turn` for each transaction, so other writers in
     /// this process (retention, startup chaining) never interleave with a batch.
-    pub(super) fn start(pool: SqlitePool, turn: Arc<Mutex<()>>, revision: Revision) -> Self {
+    /// Each transaction's outcome is what `/readyz` reports (`writability`).
+    pub(super) fn start(pool: SqlitePool, turn: Arc<Mutex<()>>, revision: Revision, writability: Writability) -> Self {
         let (queue, mut requests) = mpsc::channel::<Request>(QUEUE);
         let (head, committed) = watch::channel(0);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                if let Some(seq) = write_batch(&pool, &turn, &revision, std::mem::take(&mut batch)).await {
+                let batch = std::mem::take(&mut batch);
+                if let Some(seq) = write_batch(&pool, &turn, &revision, &writability, batch).await {
                     head.send_replace(seq);
                 }
             }
         });
         Self { queue, committed }
+    }
+
+    /// Whether any handle of this writer (any clone of its store) is still held: background
+    /// tasks that must not keep the store alive ask this.
+    pub(super) fn liveness(&self) -> impl Fn() -> bool + Send + 'static {
+        let queue = self.queue.downgrade();
+        move || queue.upgrade().is_some()
     }
 
     /// Follows the chain position of the last committed record (the anchor writer waits on it).
@@ -106,6 +116,7 @@ async fn write_batch(
     pool: &SqlitePool,
     turn: &Mutex<()>,
     revision: &Revision,
+    writability: &Writability,
     mut requests: Vec<Request>,
 ) -> Option<i64> {
     while !requests.is_empty() {
@@ -113,6 +124,7 @@ async fn write_batch(
             Ok((results, seq)) => {
                 // Before anyone hears Ok: a page read after that must not be an older one kept.
                 revision.bump();
+                writability.observed(Ok(()));
                 for (request, result) in requests.into_iter().zip(results) {
                     // The caller may have stopped waiting; its record is written all the same.
                     let _ = request.reply.send(result);
@@ -123,6 +135,7 @@ async fn write_batch(
                 let _ = requests.remove(index).reply.send(Err(error));
             }
             Err(BatchFailure { culprit: None, error }) => {
+                writability.observed(Err(error.to_string()));
                 for request in requests {
                     let _ = request.reply.send(Err(error.clone()));
                 }
@@ -317,7 +330,8 @@ async fn insert_propagation(
     let inserted = sqlx::query(
         "INSERT INTO audit_propagations (entry_id, time_ms, summary, detail, chain_seq, prev_hash, hash)
          SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
-         WHERE EXISTS (SELECT 1 FROM audit_view WHERE id = ?1 AND outcome = 'applied')
+         WHERE EXISTS (SELECT 1 FROM audit_entries e LEFT JOIN audit_resolutions r ON r.entry_id = e.id
+                       WHERE e.id = ?1 AND COALESCE(r.outcome, e.outcome) = 'applied')
            AND NOT EXISTS (SELECT 1 FROM audit_propagations WHERE entry_id = ?1)",
     )
     .bind(content.entry_id)

@@ -10,10 +10,11 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the watch caches are synced and the audit database takes writes.
+/// Ready when the watch caches are synced and the audit database takes writes. Reads kept
+/// verdicts only: a probe costs no database work and takes no lock (`audit::writability`).
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let caches = state.cluster.caches.is_synced();
-    let database = state.audit.check_writable().await;
+    let database = state.audit.writability();
     let body = format!(
         "caches: {}\ndatabase: {}\n",
         if caches { "synced" } else { "syncing" },

@@ -63,10 +63,13 @@ async fn the_newest_records_cut_off_with_the_head_set_back_are_found_against_the
     );
 
     // Records 3 and 4 removed, and the head row set back to record 2: the chain that is
-    // left is perfect, and only the anchor knows there was more.
+    // left is perfect, and only the anchor knows there was more. (The delete goes past the
+    // append-only trigger by its archiving flag: a dropped trigger would change the schema,
+    // which verification finds on its own.)
     sqlite3(
         &database,
-        "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE chain_seq > 2;
+        "UPDATE audit_archive_guard SET archiving = 1; DELETE FROM audit_entries WHERE chain_seq > 2;
+         UPDATE audit_archive_guard SET archiving = 0;
          UPDATE audit_chain_head SET seq = 2, hash = (SELECT hash FROM audit_entries WHERE chain_seq = 2);",
     );
     let (ok, text) = verify(&database, None, &[]);
@@ -182,7 +185,10 @@ async fn an_inserted_audit_archives_row_is_found() {
     // anchor does not know that archive.
     sqlite3(
         &database,
-        &format!("DROP TRIGGER audit_entries_no_delete; {fake_row} DELETE FROM audit_entries WHERE chain_seq <= 8;"),
+        &format!(
+            "UPDATE audit_archive_guard SET archiving = 1; {fake_row} DELETE FROM audit_entries WHERE chain_seq <= 8;
+             UPDATE audit_archive_guard SET archiving = 0;"
+        ),
     );
     let (ok, text) = verify(&database, None, &[]);
     assert!(ok && text.contains("intact: 2 records"), "the database alone cannot tell: {text}");
@@ -244,4 +250,69 @@ fn unreachable_kubeconfig(dir: &Path) -> PathBuf {
     )
     .unwrap();
     path
+}
+
+/// The attacker may edit ConfigMaps in signalbox's namespace (namespace `edit`), not the
+/// anchor key: they delete the anchor annotation, hoping signalbox writes — and signs — a
+/// fresh anchor over the database as it is now (which someone may have edited). What must
+/// not happen: a new anchor within the writer's interval, or verify calling the log intact.
+/// Re-anchoring is the operator's `signalbox audit anchor --reset`, which the log records.
+#[tokio::test]
+async fn a_removed_anchor_is_reported_and_only_an_audited_reset_writes_a_new_one() {
+    let ns = TestNamespace::new("anchor-removed").await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("anchor.key");
+    std::fs::write(&key_file, "operator's secret").unwrap();
+    let every = Duration::from_secs(1);
+    let console = Console::start_with(&ns.name, |config| {
+        config.audit_anchor.audit_anchor_namespace = Some(ns.name.clone());
+        config.audit_anchor.audit_anchor_key_file = Some(key_file.clone());
+        config.audit_anchor_every_records = 1;
+        config.audit_anchor_every_seconds = every.as_secs();
+    })
+    .await;
+    console.deploy(&["recommendation-v1"]).await;
+    let config_maps: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
+    let anchored = || async {
+        let annotations = config_maps.get_opt(DEFAULT_NAME).await.ok()??.metadata.annotations?;
+        serde_json::from_str::<Anchor>(annotations.get(ANNOTATION)?).ok()
+    };
+    eventually(Duration::from_secs(10), "the deploy anchored", || async { anchored().await.filter(|a| a.seq >= 2) })
+        .await;
+
+    // The attacker removes the annotation, and changes keep coming.
+    let patch = json!({"metadata": {"annotations": {ANNOTATION: null}}});
+    config_maps.patch(DEFAULT_NAME, &PatchParams::default(), &Patch::Merge(patch)).await.unwrap();
+    let (status, body) = console
+        .send_json(reqwest::Method::PUT, &console.api("/workloads/recommendation-v1"), Some(json!({"replicas": 2})))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    tokio::time::sleep(every * 4).await;
+    assert_eq!(anchored().await, None, "signalbox wrote no anchor of its own after the removal");
+    let (_, report) = console.get_json(&console.url("/api/v1/audit/verify")).await;
+    assert!(report["problems"].to_string().contains("the anchor was removed"), "{report}");
+
+    // The operator looked at the evidence and re-anchors, on record.
+    let store = AuditStore::open(&console.database).await.unwrap();
+    let key = AnchorKey::from_file(&key_file).unwrap();
+    let reset = AuditAnchor::new(ns.client.clone(), &ns.name, DEFAULT_NAME, Some(key));
+    let written = reset.reset(&store, "local:operator").await.unwrap();
+    store.close().await;
+    assert_eq!(anchored().await.map(|a| a.seq), Some(written.seq));
+    let (_, report) = console.get_json(&console.url("/api/v1/audit/verify")).await;
+    assert_eq!((&report["problems"], &report["anchor"]["checked"]), (&json!([]), &json!(true)), "{report}");
+    let entries = console.audit().await;
+    let entry = entries.iter().find(|e| e["action"] == "audit.anchor.reset").expect("the reset is in the log");
+    assert_eq!((&entry["actor"], &entry["outcome"]), (&json!("local:operator"), &json!("applied")), "{entry}");
+
+    // The writer follows the log again from the new anchor.
+    let (status, body) = console
+        .send_json(reqwest::Method::PUT, &console.api("/workloads/recommendation-v1"), Some(json!({"replicas": 1})))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    eventually(Duration::from_secs(10), "the next changes anchored", || async {
+        anchored().await.filter(|a| a.seq > written.seq)
+    })
+    .await;
+    console.stop().await;
 }

@@ -195,3 +195,60 @@ async fn a_change_reverts_to_its_before_state_and_a_changed_object_needs_force()
     assert_eq!(status, reqwest::StatusCode::OK);
     assert_eq!(weights().await, json!({"version-v1": 90, "version-v2": 10}));
 }
+
+/// The attacker can write the volume holding the audit file (not the cluster): they
+/// redefine the `audit_view` the file's schema holds so that their own entries disappear
+/// (and could feed a chosen `before` into a revert), and slip in a trigger. The hashes of
+/// the rows are untouched, so the chain alone still verifies. What must not happen: the
+/// API's history losing those entries, or verify calling the log intact.
+#[tokio::test]
+async fn a_view_redefined_in_the_file_hides_nothing_and_verify_names_it() {
+    let ns = TestNamespace::new("schema-view").await;
+    let console = Console::start(&ns.name).await;
+    console.deploy(&["recommendation-v1"]).await;
+    let before = console.audit().await;
+    let actor = before[0]["actor"].as_str().unwrap().to_owned();
+    assert!(before.iter().any(|e| e["actor"] == actor.as_str() && e["action"] == "workload.deploy"), "{before:?}");
+    let (_, report) = console.get_json(&console.url("/api/v1/audit/verify")).await;
+    assert_eq!(report["problems"], json!([]), "intact before the edit: {report}");
+
+    let attacker = sqlx::SqlitePool::connect(&format!("sqlite://{}", console.database.display())).await.unwrap();
+    sqlx::raw_sql(
+        "DROP VIEW audit_view;
+         CREATE VIEW audit_view AS
+         SELECT e.id, e.time_ms, e.actor, e.actor_groups, e.source, e.action, e.namespace, e.kind, e.name,
+                e.summary, '{\"spec\":{\"replicas\":0}}' AS before_doc, e.operations, e.request_id, e.reverts,
+                COALESCE(r.outcome, e.outcome) AS outcome,
+                CASE WHEN r.entry_id IS NULL THEN e.after_doc ELSE r.after_doc END AS after_doc,
+                CASE WHEN r.entry_id IS NULL THEN e.error ELSE r.error END AS error,
+                p.summary AS propagation
+         FROM audit_entries e
+         LEFT JOIN audit_resolutions r ON r.entry_id = e.id
+         LEFT JOIN audit_propagations p ON p.entry_id = e.id
+         WHERE e.actor NOT LIKE 'local:%';
+         CREATE TRIGGER mallory_was_here AFTER INSERT ON audit_entries BEGIN SELECT 1; END;",
+    )
+    .execute(&attacker)
+    .await
+    .unwrap();
+    let hidden: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_view WHERE actor = ?")
+        .bind(&actor)
+        .fetch_one(&attacker)
+        .await
+        .unwrap();
+    assert_eq!(hidden, 0, "through the file's view the actor is gone");
+    attacker.close().await;
+
+    let after = console.audit().await;
+    let ours: Vec<_> = after.iter().filter(|e| e["actor"] == actor.as_str()).collect();
+    assert_eq!(ours.len(), before.iter().filter(|e| e["actor"] == actor.as_str()).count(), "{after:?}");
+    let id = ours[0]["id"].as_i64().unwrap();
+    let (_, entry) = console.get_json(&console.url(&format!("/api/v1/audit/{id}"))).await;
+    assert_ne!(entry["before"], json!({"spec": {"replicas": 0}}), "a revert's before state is not the view's: {entry}");
+
+    let (_, report) = console.get_json(&console.url("/api/v1/audit/verify")).await;
+    let problems = report["problems"].to_string();
+    assert!(problems.contains("view audit_view is not defined as signalbox's migrations define it"), "{report}");
+    assert!(problems.contains("trigger mallory_was_here (on audit_entries) is not one"), "{report}");
+    console.stop().await;
+}

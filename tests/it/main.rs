@@ -29,6 +29,7 @@ mod lease;
 mod outage;
 mod policy_fixtures;
 mod propagation;
+mod readiness;
 mod recovery;
 mod revert_authorization;
 mod routing;

@@ -18,7 +18,7 @@ use crate::policy::RoutingPolicy;
 use crate::policy::canary::{Canary, DEFAULT_STEPS};
 use crate::traffic::Thresholds;
 
-use super::proxy_sync::SyncPanel;
+use super::sync_panel::SyncPanel;
 use crate::change::rollout::Step;
 use crate::web::error::AppError;
 use crate::web::extract::{Asked, Htmx, ManagedHost};
@@ -218,7 +218,7 @@ pub async fn page(
     let notice = state.change_notice(&actor, notice.change).await?;
     let mut page = view(&state, &actor, &namespace, &host, notice, None).await?;
     if page.notice.is_some() {
-        page.sync = Some(SyncPanel::read(&state, &namespace, &host).await);
+        page.sync = Some(super::proxy_sync::panel(&state, &namespace, &host).await);
     }
     Ok(Html(page.render()?).into_response())
 }

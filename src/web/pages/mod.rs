@@ -8,6 +8,7 @@ pub mod proxy_sync;
 mod route_forms;
 pub(super) mod route_view;
 pub mod routes;
+mod sync_panel;
 pub mod walkthrough;
 
 use askama::Template;

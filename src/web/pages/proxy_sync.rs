@@ -4,43 +4,16 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 
-use crate::propagation::{ProxyReport, SyncView};
-
 use super::render;
+pub use super::sync_panel::SyncPanel;
 use crate::web::error::AppError;
 use crate::web::extract::ManagedHost;
 use crate::web::state::AppState;
 
-/// The panel's data: the host's last change on its way to the proxies.
-#[derive(Clone)]
-pub struct SyncPanel {
-    pub view: SyncView,
-    /// Where htmx reads the panel again while it is not settled.
-    pub url: String,
-}
-
-impl SyncPanel {
-    pub async fn read(state: &AppState, namespace: &str, host: &str) -> Self {
-        let view = state.changes.propagation().status(namespace, host).await;
-        Self { view, url: format!("/ns/{namespace}/routes/{host}/sync") }
-    }
-
-    /// `synced`, `stale`, `not-sent` or `error`, for the proxy's line and its style.
-    pub fn state_of(&self, proxy: &ProxyReport) -> &'static str {
-        proxy.state().as_str()
-    }
-
-    /// The panel's tone: done, on its way, or a proxy rejected the change / no answer.
-    pub fn tone(&self) -> &'static str {
-        let view = &self.view;
-        if view.unavailable.is_some() || view.report.proxies.iter().any(|p| p.error.is_some()) {
-            "warn"
-        } else if view.report.complete() {
-            "ok"
-        } else {
-            "pending"
-        }
-    }
+/// The host's last change on its way to the proxies, as istiod says now.
+pub async fn panel(state: &AppState, namespace: &str, host: &str) -> SyncPanel {
+    let view = state.changes.propagation().status(namespace, host).await;
+    SyncPanel { view, url: format!("/ns/{namespace}/routes/{host}/sync") }
 }
 
 #[derive(Template)]
@@ -54,5 +27,5 @@ pub async fn partial(
     State(state): State<AppState>,
     ManagedHost { namespace, host }: ManagedHost,
 ) -> Result<Response, AppError> {
-    render(&SyncPartial { sync: SyncPanel::read(&state, &namespace, &host).await })
+    render(&SyncPartial { sync: panel(&state, &namespace, &host).await })
 }

@@ -154,7 +154,7 @@ pub struct RoutesView {
     pub error: Option<String>,
     pub notice: Option<String>,
     /// After a change: how far it got to the proxies.
-    pub sync: Option<super::proxy_sync::SyncPanel>,
+    pub sync: Option<super::sync_panel::SyncPanel>,
     pub conflict: Option<String>,
     pub preview: Option<PreviewView>,
     pub test_result: Option<TestResultView>,

@@ -16,7 +16,6 @@ use crate::policy::{self, RoutingPolicy};
 use crate::problem::FieldProblem;
 use crate::routing::{Host, Intent, Proposal, RoutingError};
 
-use super::proxy_sync::SyncPanel;
 use super::render;
 use super::route_forms::RouteForm;
 use super::route_view::{PreviewView, RoutesView, TestResultView};
@@ -113,7 +112,7 @@ pub async fn page(
     };
     if let Some(id) = notice.change {
         view.notice = state.change_notice(&actor, Some(id)).await?;
-        view.sync = Some(SyncPanel::read(&state, &namespace, &host).await);
+        view.sync = Some(super::proxy_sync::panel(&state, &namespace, &host).await);
     }
     render(&RoutesPage { layout: Layout::new(&state, &actor, Some(&namespace)), view })
 }
