@@ -25,7 +25,8 @@ use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use crate::propagation::{Istiod, Propagation};
 use crate::routing::Routing;
-use crate::web::{self, AllowedHosts, AppState, CsrfTokens, IdentityPolicy, Links, ObservedEdges, Shared};
+use crate::traffic::ObservedEdges;
+use crate::web::{self, AllowedHosts, AppState, CsrfTokens, IdentityPolicy, Links, Shared};
 
 /// How long shutdown waits for in-flight requests and changes: below Kubernetes' default
 /// 30 s termination grace period, above what one change normally takes.

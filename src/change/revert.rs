@@ -18,6 +18,33 @@ pub enum RevertRefused {
     ChangedSince(String),
 }
 
+/// Why a revert was not planned: refused, or the live objects could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RevertError {
+    #[error(transparent)]
+    Refused(#[from] RevertRefused),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+}
+
+impl super::ChangePath {
+    /// The change reverting `entry` (which the caller may view), read against the live
+    /// objects and the namespace's Deployments as the API server has them now (which of
+    /// them use a Service decides whether a revert may delete it).
+    pub async fn plan_revert(&self, entry: &Entry, origin: &Origin, force: bool) -> Result<Change, RevertError> {
+        let reads = targets(entry).into_iter().map(|target| async move { self.objects.get(&target).await });
+        let live = futures::future::try_join_all(reads).await?;
+        // A revert in a namespace no longer managed is refused by the change path anyway.
+        let deployments = if self.authorizer.is_managed(&entry.namespace) {
+            let listed = self.objects.list::<k8s_openapi::api::apps::v1::Deployment>(&entry.namespace).await?;
+            listed.iter().filter_map(|d| serde_json::to_value(d).ok()).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(revert(entry, &live, &deployments, origin, force)?)
+    }
+}
+
 /// The objects an entry touched, in order (an external entry: its one object).
 pub fn targets(entry: &Entry) -> Vec<ObjectRef> {
     let recorded: Vec<ObjectRef> = entry

@@ -6,6 +6,7 @@
 //! since the caller saw them, and builds the change the change path then validates,
 //! dry-runs, audits and applies.
 mod plan;
+pub mod tester;
 
 use crate::change::reads::Reads;
 use crate::change::routes::{self, LiveRouting, ResourceVersions, RoutingApi};

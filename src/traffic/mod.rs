@@ -9,11 +9,13 @@
 //! - [`analysis`]: thresholds and [`decide`] (pure): promote, abort or wait.
 pub mod analysis;
 pub mod history;
+mod observed_edges;
 pub mod prometheus;
 pub mod promql;
 pub mod report;
 
 pub use analysis::{Decision, Thresholds, Verdict, decide};
 pub use history::VersionHistory;
+pub use observed_edges::ObservedEdges;
 pub use prometheus::{InvalidPrometheusUrl, Prometheus, QUERY_TIMEOUT, RangeSeries, Sample, TrafficError};
 pub use report::{TrafficReport, VersionTraffic};

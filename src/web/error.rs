@@ -142,6 +142,19 @@ impl From<crate::change::rollout::RolloutError> for AppError {
     }
 }
 
+impl From<crate::change::revert::RevertError> for AppError {
+    fn from(error: crate::change::revert::RevertError) -> Self {
+        use crate::change::revert::{RevertError, RevertRefused};
+        match error {
+            RevertError::Refused(refused @ RevertRefused::ChangedSince(_)) => AppError::Conflict(refused.to_string()),
+            RevertError::Refused(refused @ RevertRefused::NotApplied(_)) => {
+                AppError::invalid("id", refused.to_string())
+            }
+            RevertError::Cluster(error) => error.into(),
+        }
+    }
+}
+
 impl From<crate::routing::RoutingError> for AppError {
     fn from(error: crate::routing::RoutingError) -> Self {
         use crate::routing::RoutingError;

@@ -42,7 +42,7 @@ pub struct Shared {
     /// Istio's metrics, when `--prometheus-url` is set.
     pub prometheus: Option<Arc<crate::traffic::Prometheus>>,
     /// The service graph's observed rates, when there is a Prometheus.
-    pub observed_edges: Option<Arc<super::ObservedEdges>>,
+    pub observed_edges: Option<Arc<crate::traffic::ObservedEdges>>,
     /// The overview's service graph, drawn once per distinct picture.
     pub graphs: crate::pictures::drawn::DrawnGraphs,
     /// The overview's services, derived once per change of the watch caches.

@@ -99,7 +99,8 @@ pub async fn revert(
     Query(DryRun { dry_run }): Query<DryRun>,
     crate::web::extract::ApiJson(body): crate::web::extract::ApiJson<RevertBody>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let change = crate::web::reverts::build(&state, &origin, id, body.force).await?;
+    let entry = state.visible_entry(&origin.actor, id).await?;
+    let change = state.changes.plan_revert(&entry, &origin, body.force).await?;
     if dry_run {
         let preview = state.changes.preview(&change).await?;
         let objects = preview.after.objects();

@@ -202,7 +202,7 @@ pub async fn test(
     }
     let policy = live.policy(&host)?;
     let request = policy::Request { path: body.path, method: body.method, headers: body.headers };
-    let evaluation = crate::web::route_test::evaluate(policy, request, live.precedence()).await?;
+    let evaluation = crate::routing::tester::evaluate(policy, request, live.precedence()).await;
     let shares: Map<String, Value> =
         evaluation.shares.into_iter().map(|(subset, weight)| (subset, json!(weight))).collect();
     let mut answer = json!({"rule": evaluation.rule, "shares": shares});

@@ -22,7 +22,6 @@ use crate::web::error::AppError;
 use crate::web::extract::Asked;
 use crate::web::identity::Identity;
 use crate::web::layout::Layout;
-use crate::web::reverts;
 use crate::web::state::AppState;
 
 const PAGE_SIZE: u32 = 50;
@@ -157,10 +156,11 @@ pub async fn revert_preview(
     Form(form): Form<RevertForm>,
 ) -> Result<Response, AppError> {
     let force = form.force.is_some();
-    let (change, conflict) = match reverts::build(&state, &origin, id, force).await {
+    let entry = state.visible_entry(&origin.actor, id).await?;
+    let (change, conflict) = match state.changes.plan_revert(&entry, &origin, force).await.map_err(AppError::from) {
         Ok(change) => (change, None),
         // Changed since: the preview shows the conflict and offers to revert anyway.
-        Err(AppError::Conflict(message)) => (reverts::build(&state, &origin, id, true).await?, Some(message)),
+        Err(AppError::Conflict(message)) => (state.changes.plan_revert(&entry, &origin, true).await?, Some(message)),
         Err(other) => return Err(other),
     };
     let (status, preview) = match state.changes.preview(&change).await {
@@ -195,7 +195,8 @@ pub async fn revert(
     Path(id): Path<i64>,
     Form(form): Form<RevertForm>,
 ) -> Result<Response, AppError> {
-    let change = reverts::build(&state, &origin, id, form.force.is_some()).await?;
+    let entry = state.visible_entry(&origin.actor, id).await?;
+    let change = state.changes.plan_revert(&entry, &origin, form.force.is_some()).await?;
     let applied = state.changes.execute(change).await?;
     Ok(Redirect::to(&format!("/audit/{}", applied.audit_id)).into_response())
 }

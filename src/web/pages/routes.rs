@@ -23,7 +23,6 @@ use crate::web::error::AppError;
 use crate::web::extract::{Asked, Htmx, ManagedHost, ManagedNamespace};
 use crate::web::identity::Identity;
 use crate::web::layout::Layout;
-use crate::web::route_test;
 use crate::web::state::AppState;
 use crate::web::view::ChangeQuery;
 
@@ -314,7 +313,7 @@ pub async fn test(
         method: if form.method.trim().is_empty() { "GET".into() } else { form.method.trim().to_ascii_uppercase() },
         headers,
     };
-    let evaluation = route_test::evaluate(view.policy.clone(), request, view.precedence).await?;
+    let evaluation = crate::routing::tester::evaluate(view.policy.clone(), request, view.precedence).await;
     let result = TestResultView::new(&view.policy, evaluation, text.clone());
     if htmx.0 {
         return render(&TestResultPartial { result });

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::{Prometheus, TrafficError, promql};
 use crate::pictures::observed::Observed;
-use crate::traffic::{Prometheus, TrafficError, promql};
 
 /// How long a namespace's rates are shown before they are asked for again.
 const FRESH_FOR: Duration = Duration::from_secs(5);
