@@ -1,12 +1,15 @@
 //! `make bench`: the audit store's durable append rate, and the history at a million
 //! entries — the first page and filtered pages, through HTTP from an in-process signalbox
 //! (the dev cluster must answer; the pages themselves read only SQLite).
-use std::path::PathBuf;
+#[path = "support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use signalbox::audit::{AuditStore, NewEntry, Outcome, Source};
 use signalbox::config::ServeConfig;
+use support::kubeconfig;
 
 #[path = "../tests/support/bulk_audit.rs"]
 mod bulk_audit;
@@ -57,12 +60,6 @@ async fn append_rate(dir: &std::path::Path) -> f64 {
     assert!(store.verify().await.unwrap().is_intact());
     store.close().await;
     rate
-}
-
-fn kubeconfig() -> PathBuf {
-    std::env::var_os("SIGNALBOX_TEST_KUBECONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/devcluster/.state/admin.kubeconfig"))
 }
 
 async fn timings(http: &reqwest::Client, url: &str) -> (Duration, Duration, usize) {

@@ -8,6 +8,9 @@
 //! measured apart: the CPU time the server spends per overview under load, against the
 //! time a view of the unchanged namespace spends on the graph in this process (finding the
 //! kept drawing), and the time to lay out and draw it afresh (once per change).
+#[path = "support/mod.rs"]
+mod support;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -17,13 +20,13 @@ use askama::Template;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 use signalbox::audit::{AuditStore, NewEntry, Outcome, Source};
 use signalbox::config::ServeConfig;
 use signalbox::pictures::drawn::DrawnGraphs;
 use signalbox::pictures::graph::{self, Routing, ServiceGraph, ServiceInput};
 use signalbox::policy::{self, RoutingPolicy};
+use support::{client, kubeconfig};
 
 const NAMESPACE: &str = "bench-floor";
 /// Deployments in the namespace: the tutorial's five and filler up to this many.
@@ -72,18 +75,6 @@ async fn fill_audit(database: &std::path::Path) {
         writer.await.unwrap();
     }
     store.close().await;
-}
-
-fn kubeconfig() -> PathBuf {
-    std::env::var_os("SIGNALBOX_TEST_KUBECONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/devcluster/.state/admin.kubeconfig"))
-}
-
-async fn kube_client() -> kube::Client {
-    let kubeconfig = Kubeconfig::read_from(kubeconfig()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap();
-    kube::Client::try_from(config).unwrap()
 }
 
 /// Filler services of three versions each (`svc-00-v1` …), as many Deployments as make
@@ -245,7 +236,7 @@ fn load_average() -> String {
 
 #[tokio::main]
 async fn main() {
-    let client = kube_client().await;
+    let client = client().await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let _ = namespaces
         .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).unwrap())

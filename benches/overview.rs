@@ -1,14 +1,16 @@
 //! `make bench`: the overview of a namespace with 50 services × 3 versions, served from the
 //! watch cache by a release build of signalbox, under load from this process on loopback.
 //! Prints requests/s, p50/p99 latency at a fixed 500 requests/s and idle RSS.
-use std::path::PathBuf;
+#[path = "support/mod.rs"]
+mod support;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 use signalbox::cluster::Kind;
+use support::{client, root};
 
 const SERVICES: usize = 50;
 const VERSIONS: usize = 3;
@@ -17,21 +19,6 @@ const FIXED_RATE_SECONDS: u64 = 10;
 const SATURATION_SECONDS: u64 = 5;
 const SATURATION_CONNECTIONS: usize = 16;
 const PORT: u16 = 18089;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-async fn client() -> kube::Client {
-    let path = std::env::var_os("SIGNALBOX_TEST_KUBECONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("deploy/devcluster/.state/admin.kubeconfig"));
-    let config =
-        kube::Config::from_custom_kubeconfig(Kubeconfig::read_from(path).unwrap(), &KubeConfigOptions::default())
-            .await
-            .unwrap();
-    kube::Client::try_from(config).unwrap()
-}
 
 /// 50 services, each with a Service and 3 versioned Deployments.
 async fn populate(client: &kube::Client, namespace: &str) {

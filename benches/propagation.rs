@@ -1,37 +1,24 @@
 //! `make bench`: how long after a route PUT's answer every in-scope proxy has ACKed the
 //! change, with 10 and 100 simulated sidecars connected to the dev cluster's real istiod.
 //! Prints p50/p99 over 50 changes each, and istiod's and signalbox's resident memory.
+#[path = "support/mod.rs"]
+mod support;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 use signalbox::config::ServeConfig;
+use support::{client, kubeconfig, root};
 
 const CHANGES: usize = 50;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn kubeconfig() -> PathBuf {
-    std::env::var_os("SIGNALBOX_TEST_KUBECONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("deploy/devcluster/.state/admin.kubeconfig"))
-}
 
 fn devcluster(verb: &str) -> String {
     let output = Command::new(root().join("deploy/devcluster/devcluster")).arg(verb).output().unwrap();
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-async fn client() -> kube::Client {
-    let file = Kubeconfig::read_from(kubeconfig()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default()).await.unwrap();
-    kube::Client::try_from(config).unwrap()
 }
 
 /// Resident memory of a process, in MiB.

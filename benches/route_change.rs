@@ -4,29 +4,19 @@
 //! authorizes, reads the live routing, dry-runs, writes its audit record (fsync'd) and records
 //! the outcome. Median (and p90) of 24 each, interleaved so that both see the same cluster.
 //! Target (issue "One road per use case"): the PUT at most 2x the PATCH.
-use std::path::PathBuf;
+#[path = "support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 use signalbox::cluster::Kind;
 use signalbox::config::ServeConfig;
+use support::{client, kubeconfig};
 
 const CHANGES: usize = 24;
-
-fn kubeconfig() -> PathBuf {
-    std::env::var_os("SIGNALBOX_TEST_KUBECONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/devcluster/.state/admin.kubeconfig"))
-}
-
-async fn client() -> kube::Client {
-    let file = Kubeconfig::read_from(kubeconfig()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default()).await.unwrap();
-    kube::Client::try_from(config).unwrap()
-}
 
 fn policy(canary: u32) -> Value {
     json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
