@@ -77,10 +77,10 @@ impl Routing {
     }
 
     /// Plans `proposal` against the live objects. A policy update to apply to a host a
-    /// VirtualService routes is planned from the watch caches, each write conditional on
-    /// the resourceVersion it was planned against: the change path reads the live objects
-    /// anyway, and [`Self::apply`] plans again from a live read when one moved. That saves
-    /// the four LISTs of a live read on the road every weight change takes.
+    /// VirtualService routes is planned from the watch caches, with the resourceVersions it
+    /// was planned against: the change path reads the live objects anyway and compares them
+    /// before anything else, and [`Self::apply`] plans again from a live read when one moved.
+    /// That saves the four LISTs of a live read on the road every weight change takes.
     pub async fn plan(
         &self,
         origin: &Origin,
