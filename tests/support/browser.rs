@@ -191,10 +191,24 @@ impl Browser {
         element.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
+    /// Types `value` into the field, waiting (like [`Self::click`]) for it to be there: htmx
+    /// swaps the rows that hold fields while it polls, so a field found an instant earlier
+    /// may be replaced before it is typed into; that is tried again with the new one.
     pub async fn fill(&self, css: &str, value: &str) {
-        let element = self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
-        element.clear().await.unwrap();
-        element.send_keys(value).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let element = self.client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await;
+            let element = element.unwrap_or_else(|e| panic!("{css}: {e}"));
+            let typed = match element.clear().await {
+                Ok(()) => element.send_keys(value).await,
+                Err(error) => Err(error),
+            };
+            match typed {
+                Ok(()) => return,
+                Err(error) if tokio::time::Instant::now() >= deadline => panic!("fill {css}: {error}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 
     /// The URL the page is at now (to prove htmx updated it in place).
