@@ -144,7 +144,25 @@ pub async fn create_namespace(
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
     let change = workloads::create_namespace(&origin, &namespace);
-    respond(&state, &origin.actor, &namespace, htmx, None, execute(&state, change).await).await
+    let result = execute(&state, change).await;
+    if result.is_ok() {
+        namespace_cached(&state, &namespace).await;
+    }
+    respond(&state, &origin.actor, &namespace, htmx, None, result).await
+}
+
+/// Waits (at most 2 s) until the watch caches hold the namespace just created, so that the
+/// table drawn next says it exists: the rows follow through their poll, the namespace's line
+/// does not.
+async fn namespace_cached(state: &AppState, namespace: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    let injected = || {
+        let object = state.cluster.caches.namespace_object(namespace);
+        object.is_some() && inventory::sidecar_injection(object.as_deref())
+    };
+    while !injected() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 pub async fn deploy(
