@@ -14,6 +14,7 @@ use crate::change::{Applied, ChangeError, ChangePath, Origin, Preview};
 use crate::cluster::ClusterError;
 use crate::problem::FieldProblem;
 
+use plan::Replan;
 pub use plan::{Plan, Proposal, routes_nothing};
 
 /// Whether a plan is only to be looked at (a refusal is not audited, as a dry run changes
@@ -95,7 +96,9 @@ impl Routing {
             if plannable_from_cache(&cached, seen) {
                 let mut plan = self.plan_against(origin, host, cached, proposal.clone(), seen).await?;
                 plan.change.planned_against = Some(plan::planned_versions(&plan.live, &plan.change));
-                plan.replan = Some((proposal, seen.cloned()));
+                let (namespace, host_name) = (host.namespace.to_owned(), host.name.to_owned());
+                let seen = seen.cloned();
+                plan.replan = Some(Replan { origin: origin.clone(), namespace, host: host_name, proposal, seen });
                 return Ok(plan);
             }
         }
@@ -127,12 +130,9 @@ impl Routing {
     /// plan made from the caches that were behind is made again from a live read first.
     pub async fn apply(&self, plan: Plan) -> Result<Applied, RoutingError> {
         let Plan { change, replan, .. } = plan;
-        let origin =
-            Origin { actor: change.actor.clone(), source: change.source, request_id: change.request_id.clone() };
-        let (namespace, name) = (change.namespace.clone(), change.host.clone().unwrap_or_default());
         match (self.changes.execute(change).await, replan) {
-            (Err(ChangeError::Stale(_)), Some((proposal, seen))) => {
-                let host = Host { namespace: &namespace, name: &name };
+            (Err(ChangeError::Stale(_)), Some(Replan { origin, namespace, host, proposal, seen })) => {
+                let host = Host { namespace: &namespace, name: &host };
                 let live = self.read(host).await?;
                 let plan = self.plan_against(&origin, host, live, proposal, seen.as_ref()).await?;
                 Ok(self.changes.execute(plan.change).await?)

@@ -29,6 +29,16 @@ pub enum Proposal {
     Migrate,
 }
 
+/// What a plan made from the caches is made again from, when they were behind.
+#[derive(Debug, Clone)]
+pub(super) struct Replan {
+    pub origin: Origin,
+    pub namespace: String,
+    pub host: String,
+    pub proposal: Proposal,
+    pub seen: Option<ResourceVersions>,
+}
+
 /// A change planned against the live objects.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -42,7 +52,7 @@ pub struct Plan {
     pub planned_against: ResourceVersions,
     /// For a plan made from the caches: what to plan again from a live read if they were
     /// behind.
-    pub(super) replan: Option<(Proposal, Option<ResourceVersions>)>,
+    pub(super) replan: Option<Replan>,
 }
 
 impl Proposal {
