@@ -22,6 +22,12 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DryRunLabels {
+    /// `ran`, or `previewed` when an apply took the dry run of its preview.
+    pub verdict: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ChangeLabels {
     pub action: String,
     pub outcome: String,
@@ -32,6 +38,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     changes: Family<ChangeLabels, Counter>,
+    dry_runs: Family<DryRunLabels, Counter>,
     cache_age: Gauge<f64, AtomicU64>,
 }
 
@@ -43,12 +50,14 @@ impl Default for Metrics {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
         });
         let changes = Family::<ChangeLabels, Counter>::default();
+        let dry_runs = Family::<DryRunLabels, Counter>::default();
         let cache_age = Gauge::<f64, AtomicU64>::default();
         registry.register("http_requests", "HTTP requests by method, route and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
         registry.register("changes", "Cluster changes by action and outcome", changes.clone());
+        registry.register("change_dry_runs", "Dry runs of changes: ran, or taken from their preview", dry_runs.clone());
         registry.register("cache_age_seconds", "Seconds since the last watch event", cache_age.clone());
-        Self { registry, requests, latency, changes, cache_age }
+        Self { registry, requests, latency, changes, dry_runs, cache_age }
     }
 }
 
@@ -79,6 +88,11 @@ impl Metrics {
     pub fn observe_change(&self, action: &str, outcome: &str) {
         let labels = ChangeLabels { action: action.to_owned(), outcome: outcome.to_owned() };
         self.changes.get_or_create(&labels).inc();
+    }
+
+    /// A change's dry run: `ran` against the API server, or `previewed` (its preview's).
+    pub fn observe_dry_run(&self, verdict: &str) {
+        self.dry_runs.get_or_create(&DryRunLabels { verdict: verdict.to_owned() }).inc();
     }
 
     /// The Prometheus text exposition, with the cache age as of now.

@@ -1,6 +1,7 @@
 //! The one path every cluster mutation takes:
 //! authorize → validate → server-side dry run → audit `pending` → apply → audit outcome.
-//! If the audit record cannot be written, nothing is applied.
+//! If the audit record cannot be written, nothing is applied. The dry run of a change that
+//! was just previewed, unchanged and against unmoved objects, is its preview's (`verdicts.rs`).
 mod action;
 pub mod canary;
 pub mod documents;
@@ -15,6 +16,7 @@ pub mod refusals;
 pub mod revert;
 pub mod rollout;
 pub mod routes;
+mod verdicts;
 pub mod workloads;
 
 use std::sync::Arc;
@@ -166,6 +168,8 @@ pub struct ChangePath {
     events: Option<events::ChangeEvents>,
     /// How many refused attempts are recorded (`refusals.rs`).
     refusals: Arc<refusals::RefusalLimiter>,
+    /// Previews' dry runs, standing for the apply of exactly what was previewed.
+    verdicts: Arc<verdicts::DryRunVerdicts>,
 }
 
 impl ChangePath {
@@ -181,6 +185,7 @@ impl ChangePath {
             propagation: Propagation::default(),
             events: None,
             refusals: Default::default(),
+            verdicts: Default::default(),
         }
     }
 
@@ -226,6 +231,8 @@ impl ChangePath {
         self.authorize_operations(change, &before).await?;
         let after =
             self.run_all(change, (&before, &versions), true).await.map_err(|halted| judged(change, halted.error))?;
+        self.metrics.observe_dry_run("ran");
+        self.verdicts.keep(&change.operations, &versions, &after);
         Ok(Preview { before, after })
     }
 
@@ -285,7 +292,7 @@ impl ChangePath {
             self.record_refusal(&change, Outcome::Denied, Some(&before), &error).await;
             return Err(error);
         }
-        let planned = match self.run_all(&change, (&before, &versions), true).await {
+        let planned = match self.dry_run(&change, (&before, &versions)).await {
             Ok(planned) => planned,
             Err(halted) => return Err(self.refused_by_cluster(&change, Some(&before), halted.error).await),
         };
@@ -315,6 +322,19 @@ impl ChangePath {
             self.follow_to_proxies(&change, host, applied.audit_id, baseline);
         }
         applied
+    }
+
+    /// The API server's dry run of the change, or the one a preview made of exactly these
+    /// operations on the objects as they are now (read live just before): applying what was
+    /// previewed does not pay the same round trips through istiod's webhook twice.
+    async fn dry_run(&self, change: &Change, live: (&Documents, &[Option<String>])) -> Result<Documents, Halted> {
+        if let Some(previewed) = self.verdicts.take(&change.operations, live.1) {
+            self.metrics.observe_dry_run("previewed");
+            return Ok(previewed);
+        }
+        let planned = self.run_all(change, live, true).await?;
+        self.metrics.observe_dry_run("ran");
+        Ok(planned)
     }
 
     /// Follows an applied routing change until the proxies have it, then records when (a

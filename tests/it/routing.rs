@@ -470,3 +470,85 @@ async fn an_outside_edit_just_before_a_change_is_kept_whatever_the_caches_hold()
     assert!(ours.iter().all(|e| e["outcome"] == "applied"), "{ours:?}");
     console.stop().await;
 }
+
+/// How many dry runs the console counted with this verdict (`ran`, or `previewed` when an
+/// apply took its preview's).
+async fn dry_runs(console: &Console, verdict: &str) -> u64 {
+    let text = console.http.get(console.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let series = format!("signalbox_change_dry_runs_total{{verdict=\"{verdict}\"}} ");
+    text.lines().find_map(|line| line.strip_prefix(&series)).map_or(0, |count| count.trim().parse().unwrap())
+}
+
+/// The value of a hidden field of the page's Apply form, as the browser would send it.
+fn hidden_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no field {name}")) + marker.len();
+    let value = &html[start..start + html[start..].find('"').unwrap()];
+    [("&#34;", "\""), ("&#39;", "'"), ("&#60;", "<"), ("&#62;", ">"), ("&#38;", "&")]
+        .iter()
+        .fold(value.to_owned(), |value, (entity, text)| value.replace(entity, text))
+}
+
+/// Applying exactly what was previewed takes the preview's dry run (through the page and
+/// through the API's `dryRun`), and nothing else does: other weights, or the same weights
+/// after the VirtualService moved, are dry-run again before they are written.
+#[tokio::test]
+async fn applying_what_was_previewed_takes_the_previews_dry_run_and_nothing_else_does() {
+    let (ns, console) = console_with_two_versions().await;
+    let split =
+        |v1: u32| json!({"subsets": subsets(), "rules": [{"route": {"version-v1": v1, "version-v2": 100 - v1}}]});
+    let (status, _) = put_policy(&console, split(90)).await;
+    assert_eq!(status, StatusCode::OK);
+    let weight = |vs: Value| vs["spec"]["http"][0]["route"][0]["weight"].clone();
+    let vs = ns.objects(Kind::VirtualService);
+    let live_weight = || async { weight(serde_json::to_value(vs.get("recommendation").await.unwrap()).unwrap()) };
+
+    // The page: Preview, then the Apply form's hidden fields.
+    let page = format!("/ns/{}/routes/recommendation", ns.name);
+    let fields = [("action", "split"), ("weight.version-v1", "75"), ("weight.version-v2", "25")];
+    let (status, html) = console.post_form(&format!("{page}/preview"), &fields).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let apply: Vec<(String, String)> = ["action", "policy", "rv_vs", "rv_dr", "rv_hr"]
+        .into_iter()
+        .map(|name| (name.to_owned(), hidden_field(&html, name)))
+        .collect();
+    let apply: Vec<(&str, &str)> = apply.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+    let (ran, previewed) = (dry_runs(&console, "ran").await, dry_runs(&console, "previewed").await);
+    let (status, html) = console.post_form(&format!("{page}/apply"), &apply).await;
+    assert!(status.is_success() || status.is_redirection(), "{status}: {html}");
+    assert_eq!(live_weight().await, json!(75));
+    assert_eq!(dry_runs(&console, "previewed").await, previewed + 1, "the page's apply took its preview's dry run");
+    assert_eq!(dry_runs(&console, "ran").await, ran, "and ran none");
+
+    // The API: `dryRun`, then the same body.
+    let dry_run = console.api("/routes/recommendation?dryRun=true");
+    let (status, answer) = console.send_json(Method::PUT, &dry_run, Some(split(50))).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (ran, previewed) = (dry_runs(&console, "ran").await, dry_runs(&console, "previewed").await);
+    assert_eq!(put_policy(&console, split(50)).await.0, StatusCode::OK);
+    assert_eq!(live_weight().await, json!(50));
+    assert_eq!((dry_runs(&console, "ran").await, dry_runs(&console, "previewed").await), (ran, previewed + 1));
+
+    // Other weights than the preview's: dry-run again.
+    console.send_json(Method::PUT, &dry_run, Some(split(60))).await;
+    let (ran, previewed) = (dry_runs(&console, "ran").await, dry_runs(&console, "previewed").await);
+    assert_eq!(put_policy(&console, split(70)).await.0, StatusCode::OK);
+    assert_eq!((dry_runs(&console, "ran").await, dry_runs(&console, "previewed").await), (ran + 1, previewed));
+
+    // The previewed weights, but the VirtualService moved since (kubectl added a timeout):
+    // the change is planned again on the live object and dry-run again; the timeout stays.
+    console.send_json(Method::PUT, &dry_run, Some(split(40))).await;
+    let mut live = serde_json::to_value(vs.get("recommendation").await.unwrap()).unwrap();
+    live["spec"]["http"][0]["timeout"] = json!("3s");
+    let outside = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "recommendation"}, "spec": live["spec"].clone()});
+    vs.patch("recommendation", &PatchParams::apply("kubectl").force(), &Patch::Apply(&outside)).await.unwrap();
+    let (ran, previewed) = (dry_runs(&console, "ran").await, dry_runs(&console, "previewed").await);
+    let with_timeout =
+        json!({"subsets": subsets(), "rules": [{"route": {"version-v1": 40, "version-v2": 60}, "timeout": "3s"}]});
+    let (status, answer) = put_policy(&console, with_timeout).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(dry_runs(&console, "previewed").await, previewed, "the preview saw another object");
+    assert!(dry_runs(&console, "ran").await > ran);
+    console.stop().await;
+}
