@@ -80,11 +80,15 @@ pub fn revert(
     }
     let targets = targets(entry);
     let mut operations = Vec::with_capacity(targets.len());
+    let mut overwrites_later_changes = false;
     for (target, live) in targets.iter().zip(live) {
         let left = find(entry.after.as_ref(), target);
         let now = live.clone().map(without_server_fields);
-        if !force && now.as_ref() != left.as_ref() {
-            return Err(RevertRefused::ChangedSince(target.to_string()));
+        if now.as_ref() != left.as_ref() {
+            if !force {
+                return Err(RevertRefused::ChangedSince(target.to_string()));
+            }
+            overwrites_later_changes = true;
         }
         operations.push(match find(entry.before.as_ref(), target) {
             Some(object) => Operation::Apply { target: target.clone(), object },
@@ -98,7 +102,8 @@ pub fn revert(
         .unwrap_or_else(|| ObjectRef::namespaced(Kind::Namespace, &entry.namespace, &entry.name));
     let subject = ObjectRef { kind: subject.kind, namespace: subject.namespace, name: entry.name.clone() };
     let summary = format!("revert #{}: {}{}", entry.id, entry.summary, kept_text(&kept));
-    let change = Change::new(origin, Action::Revert, permission_for(&entry.action), &entry.namespace, subject, summary);
+    let permission = permission_for(&entry.action, overwrites_later_changes);
+    let change = Change::new(origin, Action::Revert, permission, &entry.namespace, subject, summary);
     Ok(Change { host: host_of(entry), operations, reverts: Some(entry.id), ..change })
 }
 
@@ -171,9 +176,14 @@ fn kept_text(kept: &[Kept]) -> String {
 }
 
 /// Reverting needs the permission the original change needed; what signalbox did not do
-/// (an outside change, a revert) needs admin.
-fn permission_for(action: &str) -> Permission {
-    Action::parse(action).map_or(Permission::Admin, Action::permission)
+/// (an outside change, a revert) needs admin. A forced revert restores whole documents over
+/// whatever changed since: for a canary step that is a routing change (timeouts, rules,
+/// other people's weights), so it needs the routing permission, not the canary one.
+fn permission_for(action: &str, overwrites_later_changes: bool) -> Permission {
+    match Action::parse(action).map_or(Permission::Admin, Action::permission) {
+        Permission::Canary if overwrites_later_changes => Permission::Route,
+        permission => permission,
+    }
 }
 
 /// The host the entry's object belongs to (None: the namespace itself).
@@ -287,6 +297,20 @@ mod tests {
         );
         let alone = revert(&deploy, &live, &deployments[2..], &bob(), false);
         assert_eq!(alone.unwrap().operations.len(), 3, "with v3 alone, its Service and ServiceAccount go too");
+    }
+
+    /// A member who may only run canaries reverts an old canary step after the routing
+    /// moved on: forced, it would restore the whole VirtualService of then, so it takes the
+    /// routing permission; the same revert of an unmoved object stays a canary change.
+    #[test]
+    fn a_forced_revert_of_a_canary_step_needs_the_routing_permission() {
+        let step = Entry { action: "canary.promote".into(), ..entry(Some(vs(90)), Some(vs(75))) };
+        let unmoved = revert(&step, &[Some(vs(75))], &[], &bob(), false).unwrap();
+        assert_eq!(unmoved.permission, Permission::Canary);
+        let forced = revert(&step, &[Some(vs(50))], &[], &bob(), true).unwrap();
+        assert_eq!(forced.permission, Permission::Route);
+        let forced_unmoved = revert(&step, &[Some(vs(75))], &[], &bob(), true).unwrap();
+        assert_eq!(forced_unmoved.permission, Permission::Canary, "force on an unmoved object overwrites nothing");
     }
 
     #[test]

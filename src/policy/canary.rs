@@ -160,9 +160,18 @@ impl Canary {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// Reads the annotation; a malformed one is no canary.
+    /// Reads the annotation; a malformed one is no canary. Anyone who may edit the
+    /// VirtualService writes it, so its numbers are checked like a start's: steps from 1 to
+    /// 100, increasing, ending at 100; a step inside them; thresholds in their ranges.
     pub fn from_annotation(text: &str) -> Option<Canary> {
-        serde_json::from_str::<Canary>(text).ok().filter(|c| !c.steps.is_empty() && c.step < c.steps.len())
+        serde_json::from_str::<Canary>(text).ok().filter(Canary::is_well_formed)
+    }
+
+    fn is_well_formed(&self) -> bool {
+        let steps_valid = self.steps.iter().all(|step| (1..=100).contains(step))
+            && self.steps.windows(2).all(|pair| pair[0] < pair[1])
+            && self.steps.last() == Some(&100);
+        steps_valid && self.step < self.steps.len() && self.analysis.as_ref().is_none_or(|t| t.problems().is_empty())
     }
 
     /// The policy with this canary's weights on every rule that matches all requests
@@ -350,5 +359,27 @@ mod tests {
             Canary::from_annotation(r#"{"stable":"a","canary":"b","steps":[10],"step":3,"state":"paused"}"#),
             None
         );
+    }
+
+    /// A VirtualService editor writes the annotation by hand: numbers that would overflow
+    /// `100 - weight` (a panic in a debug build) or steps out of order are no canary.
+    #[test]
+    fn an_annotation_with_numbers_out_of_range_is_no_canary() {
+        let written = |steps: &str, step: &str| {
+            format!(r#"{{"stable":"a","canary":"b","steps":{steps},"step":{step},"state":"progressing"}}"#)
+        };
+        for (steps, step) in
+            [("[500]", "0"), ("[4294967295]", "0"), ("[0,100]", "0"), ("[50,25,100]", "0"), ("[10,50]", "0")]
+        {
+            assert_eq!(Canary::from_annotation(&written(steps, step)), None, "steps {steps}");
+        }
+        assert_eq!(Canary::from_annotation(&written("[10,100]", "18446744073709551615")), None);
+        let bad_thresholds = written("[10,100]", "0").replace(
+            "\"state\"",
+            r#""analysis":{"minSuccessPercent":500,"maxP99Ms":1,"minRequests":1,"windowSeconds":60,"dwellSeconds":0},"state""#,
+        );
+        assert_eq!(Canary::from_annotation(&bad_thresholds), None);
+        let fine = Canary::from_annotation(&written("[10,100]", "1")).expect("a well-formed canary");
+        assert_eq!(fine.weight(), 100);
     }
 }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use crate::audit::{Entry, Filter, VisibleNamespace};
 use crate::authz::{Actor, ViewScope};
 use crate::problem::check_dns_label;
+use crate::propagation::SyncView;
 
 use super::error::AppError;
 use super::identity::actor_of;
@@ -173,5 +174,57 @@ mod tests {
         for path in ["/", "/metrics", "/audit", "/api/v1/audit/verify", "/ns/tutorial", "/healthz/x", "/staticx"] {
             assert!(!open_to_anyone(path), "{path}");
         }
+    }
+}
+
+/// A proxy of a service the actor may not view, as a host-limited viewer sees it: counted,
+/// with its state, but neither its pod's name nor its NACK message.
+pub const HIDDEN_PROXY: &str = "a proxy of a service you cannot view";
+
+impl AppState {
+    /// The sync report of a host's change as `actor` may see it: whoever views the whole
+    /// namespace sees every proxy; a viewer of some hosts sees the names of their proxies
+    /// only (a pod belongs to a Deployment `<name>-<hash>-<suffix>`, whose `app` is its host).
+    pub fn sync_for(&self, actor: &Actor, namespace: &str, mut view: SyncView) -> SyncView {
+        let scope = self.view_scope(actor);
+        if scope.whole_namespace(namespace) {
+            return view;
+        }
+        let visible: Vec<String> = self
+            .reads
+            .versions(namespace)
+            .into_iter()
+            .filter(|version| scope.host(namespace, &version.app))
+            .map(|version| version.deployment)
+            .collect();
+        for proxy in &mut view.report.proxies {
+            if !visible.iter().any(|deployment| pod_of(&proxy.name, deployment)) {
+                proxy.name = HIDDEN_PROXY.to_owned();
+                proxy.error = proxy.error.as_ref().map(|_| "rejected the change".to_owned());
+            }
+        }
+        view
+    }
+}
+
+/// Whether the proxy `<pod>.<namespace>` runs in a pod of `deployment`: the pod's name is the
+/// Deployment's with two more segments (the ReplicaSet's hash and the pod's own suffix).
+fn pod_of(proxy: &str, deployment: &str) -> bool {
+    let pod = proxy.split('.').next().unwrap_or_default();
+    pod.strip_prefix(deployment)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|rest| rest.split('-').count() == 2 && rest.split('-').all(|part| !part.is_empty()))
+}
+
+#[cfg(test)]
+mod proxy_tests {
+    use super::pod_of;
+
+    #[test]
+    fn a_proxy_belongs_to_the_deployment_whose_pods_it_names() {
+        assert!(pod_of("recommendation-v1-6d4f9c7b8-x2k9p.tutorial", "recommendation-v1"));
+        assert!(!pod_of("recommendation-v1-6d4f9c7b8-x2k9p.tutorial", "recommendation"), "another Deployment's pod");
+        assert!(!pod_of("recommendation-secret-v1-6d4f9c7b8-x2k9p.tutorial", "recommendation"));
+        assert!(!pod_of("customer-6d4f9c7b8-x2k9p.tutorial", "recommendation-v1"));
     }
 }

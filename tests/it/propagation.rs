@@ -136,3 +136,43 @@ async fn an_unreachable_istiod_is_said_plainly() {
     assert!(read["unavailable"].is_string(), "{read}");
     console.stop().await;
 }
+
+/// A viewer of one host (victor, who may view recommendation only) reads the sync report of
+/// its change: the recommendation proxies by name, every other proxy of the namespace only
+/// counted, never named (their pod names say which other services run there).
+#[tokio::test]
+async fn a_viewer_of_one_host_sees_the_proxies_of_other_services_only_counted() {
+    let teams = "teams:
+  - {name: platform, members: {groups: [admins]}, namespaces: ['*'], actions: [admin]}
+  - {name: reco-viewers, members: {users: [victor]}, namespaces: [{ns}], hosts: [recommendation], actions: [view]}
+";
+    let ns = TestNamespace::new("syncview").await;
+    let console = Console::start_with_teams_and(&ns.name, teams, ("carol", "admins"), |config| {
+        config.istiod_url = Some(istiod_monitoring_url())
+    })
+    .await;
+    console.deploy(&["customer", "recommendation-v1", "recommendation-v2"]).await;
+    let _sidecars = SimulatedSidecars::start(&ns.name);
+    connected(&console.http, &ns.name, 3).await;
+    let answer = put_and_wait(&console, policy(90, 10), "10s").await;
+    assert_eq!(answer["sync"]["total"], 3, "{answer}");
+    let admin_names = answer["sync"]["proxies"].to_string();
+    assert!(admin_names.contains("customer-"), "the admin sees every proxy: {admin_names}");
+
+    let sync_path = format!("/api/v1/namespaces/{}/routes/recommendation/sync", ns.name);
+    let (status, read) = console.get_as(Some(("victor", "")), &sync_path).await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    let read: Value = serde_json::from_str(&read).unwrap();
+    assert_eq!((read["synced"].as_u64(), read["total"].as_u64()), (Some(3), Some(3)), "{read}");
+    let names: Vec<&str> = read["proxies"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert!(!read.to_string().contains("customer"), "{read}");
+    assert_eq!(names.iter().filter(|name| name.starts_with("recommendation-v")).count(), 2, "{names:?}");
+    assert_eq!(names.iter().filter(|name| **name == "a proxy of a service you cannot view").count(), 1, "{names:?}");
+
+    let id = answer["auditId"].as_i64().unwrap();
+    let path = format!("/ns/{}/routes/recommendation?change={id}", ns.name);
+    let (status, html) = console.get_as(Some(("victor", "")), &path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"proxy-sync\"") && !html.contains("customer-"), "{html}");
+    console.stop().await;
+}

@@ -16,6 +16,7 @@ use crate::routing::{Host, Intent, Proposal, routes_nothing};
 use super::audit::DryRun;
 use crate::web::error::AppError;
 use crate::web::extract::{ApiJson, Asked, ManagedHost};
+use crate::web::identity::Identity;
 use crate::web::state::AppState;
 
 /// The body of GET and PUT: the policy and the resourceVersions it was read at.
@@ -114,7 +115,8 @@ pub async fn put(
     let applied = state.routing.apply(plan).await?;
     let mut body = json!({"auditId": applied.audit_id, "objects": applied.after.objects(), "warnings": warnings});
     if let Some(wait) = wait {
-        body["sync"] = json!(state.changes.propagation().wait(&namespace, &host, wait).await);
+        let sync = state.changes.propagation().wait(&namespace, &host, wait).await;
+        body["sync"] = json!(state.sync_for(&origin.actor, &namespace, sync));
     }
     Ok(Json(body).into_response())
 }
@@ -185,9 +187,11 @@ pub async fn remove(
 /// `GET .../sync`: whether the proxies have the host's last change, per proxy.
 pub async fn sync(
     State(state): State<AppState>,
+    Identity(actor): Identity,
     ManagedHost { namespace, host }: ManagedHost,
 ) -> Result<Json<Value>, AppError> {
-    Ok(Json(json!(state.changes.propagation().status(&namespace, &host).await)))
+    let sync = state.changes.propagation().status(&namespace, &host).await;
+    Ok(Json(json!(state.sync_for(&actor, &namespace, sync))))
 }
 
 /// `POST .../test`: which rule a request would match, and the subsets' shares.

@@ -218,7 +218,7 @@ pub async fn page(
     let notice = state.change_notice(&actor, notice.change).await?;
     let mut page = view(&state, &actor, &namespace, &host, notice, None).await?;
     if page.notice.is_some() {
-        page.sync = Some(super::proxy_sync::panel(&state, &namespace, &host).await);
+        page.sync = Some(super::proxy_sync::panel(&state, &actor, &namespace, &host).await);
     }
     Ok(Html(page.render()?).into_response())
 }

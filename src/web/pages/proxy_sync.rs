@@ -6,13 +6,15 @@ use axum::response::Response;
 
 use super::render;
 pub use super::sync_panel::SyncPanel;
+use crate::authz::Actor;
 use crate::web::error::AppError;
 use crate::web::extract::ManagedHost;
+use crate::web::identity::Identity;
 use crate::web::state::AppState;
 
-/// The host's last change on its way to the proxies, as istiod says now.
-pub async fn panel(state: &AppState, namespace: &str, host: &str) -> SyncPanel {
-    let view = state.changes.propagation().status(namespace, host).await;
+/// The host's last change on its way to the proxies, as istiod says now and `actor` may see.
+pub async fn panel(state: &AppState, actor: &Actor, namespace: &str, host: &str) -> SyncPanel {
+    let view = state.sync_for(actor, namespace, state.changes.propagation().status(namespace, host).await);
     SyncPanel { view, url: format!("/ns/{namespace}/routes/{host}/sync") }
 }
 
@@ -25,7 +27,8 @@ struct SyncPartial {
 /// `GET /ns/{ns}/routes/{host}/sync`: the panel alone (htmx polls it).
 pub async fn partial(
     State(state): State<AppState>,
+    Identity(actor): Identity,
     ManagedHost { namespace, host }: ManagedHost,
 ) -> Result<Response, AppError> {
-    render(&SyncPartial { sync: panel(&state, &namespace, &host).await })
+    render(&SyncPartial { sync: panel(&state, &actor, &namespace, &host).await })
 }

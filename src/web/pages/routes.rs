@@ -111,7 +111,7 @@ pub async fn page(
     };
     if let Some(id) = notice.change {
         view.notice = state.change_notice(&actor, Some(id)).await?;
-        view.sync = Some(super::proxy_sync::panel(&state, &namespace, &host).await);
+        view.sync = Some(super::proxy_sync::panel(&state, &actor, &namespace, &host).await);
     }
     render(&RoutesPage { layout: Layout::new(&state, &actor, Some(&namespace)), view })
 }
