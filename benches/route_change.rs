@@ -71,9 +71,9 @@ async fn main() {
         Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, &Kind::VirtualService.api_resource());
     let live = virtual_services.get("recommendation").await.unwrap();
     let raw_apply = PatchParams::apply("bench-raw-client").force();
+    let raw_dry_run = PatchParams { dry_run: true, ..raw_apply.clone() };
 
-    let (mut console, mut previewed, mut raw) =
-        (Vec::with_capacity(CHANGES), Vec::with_capacity(CHANGES), Vec::with_capacity(CHANGES));
+    let [mut console, mut previewed, mut raw, mut checked] = std::array::from_fn(|_| Vec::with_capacity(CHANGES));
     for change in 0..CHANGES {
         let canary = (change % 9 + 1) as u32 * 10;
         let put = || async {
@@ -100,6 +100,14 @@ async fn main() {
             virtual_services.patch("recommendation", &raw_apply, &Patch::Apply(&object)).await.unwrap();
             started.elapsed()
         };
+        // What any path that dry-runs before it writes pays at least, without signalbox.
+        let checked_patch = || async {
+            let object = raw_virtual_service(&live, canary + 5);
+            let started = Instant::now();
+            virtual_services.patch("recommendation", &raw_dry_run, &Patch::Apply(&object)).await.unwrap();
+            virtual_services.patch("recommendation", &raw_apply, &Patch::Apply(&object)).await.unwrap();
+            started.elapsed()
+        };
         // Apart, so that neither pays for the other's echo (signalbox records the raw PATCH as
         // an outside change).
         let settle = || tokio::time::sleep(Duration::from_millis(200));
@@ -109,7 +117,11 @@ async fn main() {
             raw.push(patch().await);
             settle().await;
             previewed.push(preview_then_put().await);
+            settle().await;
+            checked.push(checked_patch().await);
         } else {
+            checked.push(checked_patch().await);
+            settle().await;
             previewed.push(preview_then_put().await);
             settle().await;
             raw.push(patch().await);
@@ -124,15 +136,21 @@ async fn main() {
         ms(raw_median),
         ms(p90(&raw))
     );
-    for (what, times) in [("console PUT", &mut console), ("console PUT of what was previewed", &mut previewed)] {
+    let rows = [
+        ("raw dry-run PATCH then PATCH, no signalbox", &mut checked),
+        ("console PUT", &mut console),
+        ("console PUT of what was previewed", &mut previewed),
+    ];
+    for (what, times) in rows {
         let console_median = median(times);
         println!(
-            "route change, {what}: median {:.1} ms (p90 {:.1}); ratio to the raw PATCH {:.2} (target <= 2)",
+            "route change, {what}: median {:.1} ms (p90 {:.1}); ratio to the raw PATCH {:.2}",
             ms(console_median),
             ms(p90(times)),
             console_median.as_secs_f64() / raw_median.as_secs_f64(),
         );
     }
+    println!("target (issue \"One road per use case\"): a route change at most 2x the raw PATCH");
     server.shutdown().await.unwrap();
     let _ = Api::<Namespace>::all(client).delete(&namespace, &DeleteParams::background()).await;
 }
