@@ -2,14 +2,20 @@
 //! them (its `apiserver_longrunning_requests{verb="WATCH"}` gauge): the watch that fills a
 //! cache also feeds the outside-change detection, so none is opened twice.
 //!
-//! The gauge counts every client of the dev cluster, so this test binary holds this one
-//! test (cargo runs test binaries one after another) and compares the counts before and
-//! after the console starts; the cluster's own components (controllers, istiod) keep
-//! theirs open meanwhile.
+//! Readers of a host's routing do not make the console LIST the namespace's objects on every
+//! request (`apiserver_request_total{verb="LIST"}`).
+//!
+//! The API server's figures count every client of the dev cluster, so this test binary
+//! holds only these tests (cargo runs test binaries one after another), one at a time, and
+//! compares the counts before and after; the cluster's own components (controllers, istiod)
+//! keep theirs open meanwhile.
 mod support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
 
 use support::TestNamespace;
 use support::console::Console;
@@ -55,8 +61,12 @@ fn added(before: &WatchCounts, after: &WatchCounts) -> WatchCounts {
         .collect()
 }
 
+/// The tests of this binary take turns: each counts what every client asks of the API server.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn the_console_opens_one_watch_per_kind_and_namespace() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let ns = TestNamespace::new("watches").await;
     let before = settled_watches(&ns).await;
     let console = Console::start(&ns.name).await;
@@ -86,5 +96,53 @@ async fn the_console_opens_one_watch_per_kind_and_namespace() {
         opened.values().sum::<i64>()
     );
     assert_eq!(opened, expected, "one watch per kind and namespace");
+    console.stop().await;
+}
+
+/// LISTs of VirtualServices the API server has answered so far, to every client.
+async fn virtual_service_lists(ns: &TestNamespace) -> f64 {
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let metrics = ns.client.request_text(request).await.expect("the API server's /metrics");
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("apiserver_request_total{"))
+        .filter(|line| line.contains(r#"verb="LIST""#) && line.contains(r#"resource="virtualservices""#))
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// A reader (the routing API's GET, the page shown after a change) is served from the watch
+/// caches once they hold the console's own writes: forty reads make no LIST of the
+/// namespace's VirtualServices (each made one before). The client still reads its own
+/// write right after making it.
+#[tokio::test]
+async fn readers_of_a_hosts_routing_are_served_from_the_caches() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let ns = TestNamespace::new("lists").await;
+    let console = Console::start(&ns.name).await;
+    console.deploy(&["recommendation-v1", "recommendation-v2"]).await;
+    let routes = console.api("/routes/recommendation");
+    let mut last_change = 0;
+    for v1 in [90, 75, 50] {
+        let body = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
+                          "rules": [{"route": {"version-v1": v1, "version-v2": 100 - v1}}]});
+        let (status, answer) = console.send_json(Method::PUT, &routes, Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        last_change = answer["auditId"].as_i64().unwrap();
+        let (status, read) = console.get_json(&routes).await;
+        assert_eq!(status, StatusCode::OK, "{read}");
+        assert_eq!(read["rules"][0]["route"]["version-v1"], json!(v1), "the client reads its own write: {read}");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await; // the caches take the last write's echo
+    let before = virtual_service_lists(&ns).await;
+    let page = format!("/ns/{}/routes/recommendation?change={last_change}", ns.name);
+    for _ in 0..20 {
+        let (status, read) = console.get_json(&routes).await;
+        assert_eq!((status, &read["rules"][0]["route"]["version-v1"]), (StatusCode::OK, &json!(50)), "{read}");
+        assert!(console.page(&page).await.contains("version-v1"), "the routing page after the change");
+    }
+    let listed = virtual_service_lists(&ns).await - before;
+    println!("LISTs of VirtualServices during 40 reads: {listed}");
+    assert!(listed <= 2.0, "{listed} LISTs for 40 reads (the cluster's own components may make one or two)");
     console.stop().await;
 }

@@ -212,6 +212,15 @@ impl ChangePath {
         tokio::time::timeout(within, self.in_flight.write()).await.is_ok()
     }
 
+    /// Whether `holds(target, version)` — do the watch caches hold this object at this
+    /// version (None: absent) — is true of every write signalbox made in `namespace` lately:
+    /// then a read from the caches shows a client its own writes.
+    pub fn caches_hold_own_writes(&self, namespace: &str, holds: impl Fn(&ObjectRef, Option<&str>) -> bool) -> bool {
+        self.own_writes
+            .recent_in(namespace)
+            .is_some_and(|writes| writes.iter().all(|(target, version)| holds(target, version.as_deref())))
+    }
+
     /// Whether a change to `target` seen by a watch was signalbox's own; waits for a write
     /// to it still in flight to answer first.
     pub async fn wrote(&self, target: &ObjectRef, resource_version: Option<&str>) -> bool {

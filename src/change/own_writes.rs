@@ -90,6 +90,26 @@ impl OwnWrites {
         }
     }
 
+    /// signalbox's writes in `namespace` within the own-write window, each with the version
+    /// it left (None: deleted); None when a write there is still in flight.
+    pub fn recent_in(&self, namespace: &str) -> Option<Vec<(ObjectRef, Option<String>)>> {
+        let state = self.lock();
+        let here = |target: &ObjectRef| target.namespace.as_deref() == Some(namespace);
+        if state.writing.keys().any(here) {
+            return None;
+        }
+        let recent =
+            state.recent.iter().filter(|(target, write)| here(target) && write.at.elapsed() < OWN_WRITE_WINDOW);
+        Some(
+            recent
+                .map(|(target, write)| {
+                    let version = if write.deleted { None } else { write.versions.last().cloned() };
+                    (target.clone(), version)
+                })
+                .collect(),
+        )
+    }
+
     /// Whether a change to `target` seen by a watch was signalbox's own: the version its
     /// write produced, or (for a deletion, which has no version) its own deletion lately.
     pub fn wrote(&self, target: &ObjectRef, resource_version: Option<&str>) -> bool {
@@ -125,5 +145,25 @@ mod tests {
         assert!(writes.wrote(&target, Some("7")), "settled only after the write answered");
         assert!(!writes.wrote(&target, Some("8")));
         answer.await.unwrap();
+    }
+
+    #[test]
+    fn recent_writes_of_a_namespace_name_the_version_each_left_and_none_while_one_is_in_flight() {
+        let writes = OwnWrites::default();
+        let vs = ObjectRef::namespaced(Kind::VirtualService, "tutorial", "recommendation");
+        let dr = ObjectRef::namespaced(Kind::DestinationRule, "tutorial", "recommendation");
+        let elsewhere = ObjectRef::namespaced(Kind::VirtualService, "shop", "ledger");
+        let answered = |version: &str| serde_json::json!({"metadata": {"resourceVersion": version}});
+        for (target, version) in [(&vs, "7"), (&vs, "9"), (&elsewhere, "3")] {
+            let object = serde_json::json!({});
+            writes.note(&Operation::Apply { target: target.clone(), object }, Some(&answered(version)));
+        }
+        writes.note(&Operation::Delete { target: dr.clone() }, None);
+        let mut recent = writes.recent_in("tutorial").unwrap();
+        recent.sort_by_key(|(target, _)| target.to_string());
+        assert_eq!(recent, [(dr, None), (vs.clone(), Some("9".to_owned()))]);
+        let _writing = writes.begin(&vs);
+        assert_eq!(writes.recent_in("tutorial"), None, "a write in flight: nothing can be said yet");
+        assert!(writes.recent_in("shop").is_some());
     }
 }

@@ -71,6 +71,23 @@ impl Reads {
         LiveRouting::lookup(namespace, host, objects)
     }
 
+    /// Whether the caches hold `target` at `version` (None: absent), for the objects a
+    /// host's routing is read from. Other kinds are not judged (true): a Deployment's
+    /// version moves with every status update its controller makes.
+    pub fn cache_holds(&self, target: &ObjectRef, version: Option<&str>) -> bool {
+        let Some(namespace) = target.namespace.as_deref() else { return true };
+        let Some(cache) = self.cluster.caches.namespace(namespace) else { return false };
+        let name = target.name.as_str();
+        let cached = match target.kind {
+            Kind::VirtualService => version_in(&cache.virtual_services, namespace, name),
+            Kind::DestinationRule => version_in(&cache.destination_rules, namespace, name),
+            Kind::HTTPRoute => version_in(&cache.http_routes, namespace, name),
+            Kind::Service => version_in(&cache.services, namespace, name),
+            _ => return true,
+        };
+        cached.as_deref() == version
+    }
+
     /// What the namespace holds, from the caches.
     pub fn namespace_state(&self, namespace: &str) -> NamespaceState {
         NamespaceState {
@@ -105,4 +122,13 @@ impl Reads {
         let gateway_api_retries = self.cluster.http_route_retries;
         ValidationContext { services, deployed_versions, gateway_api: false, gateway_api_retries }
     }
+}
+
+/// The resourceVersion of the object `namespace/name` in `store` (None: not there).
+fn version_in<K>(store: &kube::runtime::reflector::Store<K>, namespace: &str, name: &str) -> Option<String>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    let found = store.get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))?;
+    Some(found.meta().resource_version.clone().unwrap_or_default())
 }

@@ -77,6 +77,18 @@ impl Routing {
         Ok(self.reads.live_routing(host.namespace, host.name).await?)
     }
 
+    /// The host's routing for a reader: as the watch caches hold it once they hold every
+    /// write signalbox made in the namespace lately (a client then sees its own change),
+    /// else from the API server. Readers do not make signalbox LIST the namespace's routing
+    /// objects on every request.
+    pub async fn read_current(&self, host: Host<'_>) -> Result<LiveRouting, RoutingError> {
+        let holds = |target: &crate::cluster::ObjectRef, version: Option<&str>| self.reads.cache_holds(target, version);
+        if self.changes.caches_hold_own_writes(host.namespace, holds) {
+            return Ok(self.reads.cached_routing(host.namespace, host.name));
+        }
+        self.read(host).await
+    }
+
     /// Plans `proposal` against the live objects. A policy update to apply to a host a
     /// VirtualService routes is planned from the watch caches, with the resourceVersions it
     /// was planned against: the change path reads the live objects anyway and compares them

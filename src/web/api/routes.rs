@@ -82,7 +82,7 @@ pub async fn get(
     State(state): State<AppState>,
     ManagedHost { namespace, host }: ManagedHost,
 ) -> Result<Json<Value>, AppError> {
-    let live = state.reads.live_routing(&namespace, &host).await?;
+    let live = state.routing.read_current(Host { namespace: &namespace, name: &host }).await?;
     if !live.exists() {
         return Err(AppError::NotFound(routes_nothing(&host, &namespace)));
     }
@@ -200,7 +200,7 @@ pub async fn test(
     ManagedHost { namespace, host }: ManagedHost,
     ApiJson(body): ApiJson<TestRequest>,
 ) -> Result<Json<Value>, AppError> {
-    let live = state.reads.live_routing(&namespace, &host).await?;
+    let live = state.routing.read_current(Host { namespace: &namespace, name: &host }).await?;
     if !live.exists() {
         return Err(AppError::NotFound(routes_nothing(&host, &namespace)));
     }

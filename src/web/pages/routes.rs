@@ -101,9 +101,10 @@ pub async fn page(
     Query(notice): Query<ChangeQuery>,
 ) -> Result<Response, AppError> {
     let mut view = match notice.change {
-        // Right after a change the watch caches may not have its echo yet: read what was
-        // applied from the API server, so the page never shows the state before it.
-        Some(_) => match state.reads.live_routing(&namespace, &host).await {
+        // Right after a change the watch caches may not have its echo yet: until they do,
+        // read what was applied from the API server, so the page never shows the state
+        // before it.
+        Some(_) => match state.routing.read_current(Host { namespace: &namespace, name: &host }).await {
             Ok(live) => view_of(&state, &actor, &namespace, &host, &live),
             Err(_) => view_from_cache(&state, &actor, &namespace, &host),
         },
