@@ -68,12 +68,18 @@ pub struct Change {
     pub reaches: Vec<Reach>,
     /// The audit entry this change reverts.
     pub reverts: Option<i64>,
-    /// Set when the change was planned from the watch caches: per operation, the
-    /// resourceVersion of its object as planned (None: planned as absent). The path reads
-    /// the live objects before anything else and, when one differs, answers
-    /// [`ChangeError::Stale`] without recording anything, for the planner to plan again
-    /// from a live read.
-    pub planned_against: Option<Vec<Option<String>>>,
+    /// Set when the change was planned from the watch caches: per operation, its object as
+    /// planned and its resourceVersion (None: planned as absent). The path reads the live
+    /// objects and, when one differs, answers [`ChangeError::Stale`] without recording
+    /// anything, for the planner to plan again from a live read.
+    pub planned_against: Option<PlannedOn>,
+}
+
+/// The objects a change was planned on (from the watch caches), in operation order.
+#[derive(Debug, Clone)]
+pub struct PlannedOn {
+    pub objects: Documents,
+    pub versions: Vec<Option<String>>,
 }
 
 impl Change {
@@ -286,22 +292,11 @@ impl ChangePath {
             self.record_refusal(&change, outcome, None, &error).await;
             return Err(error);
         }
-        let (before, versions) = match self.read_before(&change).await {
-            Ok(read) => read,
-            Err(error) => return Err(self.refused_by_cluster(&change, None, error).await),
+        let (before, versions, dry_run) = match self.read_while_dry_running(&change).await {
+            Some(read) => read?,
+            None => self.read_then_dry_run(&change).await?,
         };
-        stale_plan(&change, &versions)?;
-        if let Err(error) = self.authorize_operations(&change, &before).await {
-            if let ChangeError::Cluster(error) = error {
-                return Err(self.refused_by_cluster(&change, Some(&before), error).await);
-            }
-            if let Err(retry_after) = self.admit_refusal(&change) {
-                return Err(ChangeError::TooManyRefusals(retry_after));
-            }
-            self.record_refusal(&change, Outcome::Denied, Some(&before), &error).await;
-            return Err(error);
-        }
-        let planned = match self.dry_run(&change, (&before, &versions)).await {
+        let planned = match dry_run {
             Ok(planned) => planned,
             Err(halted) => return Err(self.refused_by_cluster(&change, Some(&before), halted.error).await),
         };
@@ -331,6 +326,48 @@ impl ChangePath {
             self.follow_to_proxies(&change, host, applied.audit_id, baseline);
         }
         applied
+    }
+
+    /// The live objects, checked against the plan and authorized, then the dry run.
+    async fn read_then_dry_run(&self, change: &Change) -> Result<LiveThenDryRun, ChangeError> {
+        let (before, versions) = match self.read_before(change).await {
+            Ok(read) => read,
+            Err(error) => return Err(self.refused_by_cluster(change, None, error).await),
+        };
+        stale_plan(change, &versions)?;
+        if let Err(error) = self.authorize_operations(change, &before).await {
+            if let ChangeError::Cluster(error) = error {
+                return Err(self.refused_by_cluster(change, Some(&before), error).await);
+            }
+            if let Err(retry_after) = self.admit_refusal(change) {
+                return Err(ChangeError::TooManyRefusals(retry_after));
+            }
+            self.record_refusal(change, Outcome::Denied, Some(&before), &error).await;
+            return Err(error);
+        }
+        let dry_run = self.dry_run(change, (&before, &versions)).await;
+        Ok((before, versions, dry_run))
+    }
+
+    /// For a change planned from the caches, whose operations are authorized on the objects
+    /// it was planned on: the dry run of those objects runs while the live ones are read,
+    /// and counts only when every live object is at the version it was planned on (then
+    /// they are the same objects, so the authorization and the dry run hold for them too).
+    /// None: not such a change, or not authorized on the planned objects; the path then
+    /// reads first and judges the live objects.
+    async fn read_while_dry_running(&self, change: &Change) -> Option<Result<LiveThenDryRun, ChangeError>> {
+        let planned = change.planned_against.as_ref()?;
+        self.authorize_operations(change, &planned.objects).await.ok()?;
+        let (read, dry_run) =
+            tokio::join!(self.read_before(change), self.dry_run(change, (&planned.objects, &planned.versions)));
+        let (before, versions) = match read {
+            Ok(read) => read,
+            Err(error) => return Some(Err(self.refused_by_cluster(change, None, error).await)),
+        };
+        if let Err(stale) = stale_plan(change, &versions) {
+            return Some(Err(stale));
+        }
+        Some(Ok((before, versions, dry_run)))
     }
 
     /// The API server's dry run of the change, or the one a preview made of exactly these
@@ -624,13 +661,16 @@ fn left_as_is<'a>(operation: &Operation, (live, live_version): (Option<&'a Value
 /// the change was planned against.
 fn stale_plan(change: &Change, live: &[Option<String>]) -> Result<(), ChangeError> {
     let Some(planned) = &change.planned_against else { return Ok(()) };
-    for ((operation, planned), live) in change.operations.iter().zip(planned).zip(live) {
+    for ((operation, planned), live) in change.operations.iter().zip(&planned.versions).zip(live) {
         if planned != live {
             return Err(ChangeError::Stale(operation.target().to_string()));
         }
     }
     Ok(())
 }
+
+/// The live objects a change writes, their resourceVersions, and its dry run.
+type LiveThenDryRun = (Documents, Vec<Option<String>>, Result<Documents, Halted>);
 
 /// Why the operations of a change stopped: the error, and how many were applied before it.
 struct Halted {
@@ -697,11 +737,15 @@ mod tests {
         change.operations = vec![Operation::Apply { target, object: json!({}) }];
         let live = [Some("8".to_owned())];
         assert!(stale_plan(&change, &live).is_ok(), "planned from a live read: nothing to compare");
-        change.planned_against = Some(vec![Some("8".into())]);
+        let planned_at = |version: Option<&str>| PlannedOn {
+            objects: Documents::new(vec![version.map(|_| json!({}))]),
+            versions: vec![version.map(str::to_owned)],
+        };
+        change.planned_against = Some(planned_at(Some("8")));
         assert!(stale_plan(&change, &live).is_ok());
-        change.planned_against = Some(vec![Some("7".into())]);
+        change.planned_against = Some(planned_at(Some("7")));
         assert!(matches!(stale_plan(&change, &live), Err(ChangeError::Stale(_))));
-        change.planned_against = Some(vec![None]);
+        change.planned_against = Some(planned_at(None));
         assert!(matches!(stale_plan(&change, &live), Err(ChangeError::Stale(_))), "planned as absent");
     }
 

@@ -107,7 +107,7 @@ impl Routing {
             let cached = self.reads.cached_routing(host.namespace, host.name);
             if plannable_from_cache(&cached, seen) {
                 let mut plan = self.plan_against(origin, host, cached, proposal.clone(), seen).await?;
-                plan.change.planned_against = Some(plan::planned_versions(&plan.live, &plan.change));
+                plan.change.planned_against = Some(plan::planned_on(&plan.live, &plan.change));
                 let (namespace, host_name) = (host.namespace.to_owned(), host.name.to_owned());
                 let seen = seen.cloned();
                 plan.replan = Some(Replan { origin: origin.clone(), namespace, host: host_name, proposal, seen });

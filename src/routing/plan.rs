@@ -6,10 +6,11 @@
 use crate::change::Action;
 use crate::change::reads::Reads;
 use crate::change::routes::{self, LiveRouting, ResourceVersions, RouteRequest, RoutingApi};
-use crate::change::{Change, Origin, http_routes};
+use crate::change::{Change, Documents, Origin, PlannedOn, http_routes};
 use crate::cluster::Kind;
 use crate::policy::{self, RoutingPolicy, Rule, Share, Subset};
 use crate::problem::FieldProblem;
+use serde_json::Value;
 
 use super::{Host, RoutingError};
 
@@ -159,18 +160,27 @@ pub(super) async fn build(
     Ok(Plan { change, warnings, after, live, planned_against, replan: None })
 }
 
-/// Per operation of `change`, the resourceVersion of its object in `live` (None: absent).
-pub(super) fn planned_versions(live: &LiveRouting, change: &Change) -> Vec<Option<String>> {
-    let version_of = |kind, name: &str| {
-        let meta = match kind {
-            Kind::VirtualService => live.virtual_service.as_ref().map(|o| &o.metadata),
-            Kind::DestinationRule => live.destination_rule.as_ref().map(|o| &o.metadata),
-            Kind::HTTPRoute => live.http_route.as_ref().map(|o| &o.metadata),
+/// Per operation of `change`, its object in `live` and that object's resourceVersion (None:
+/// absent).
+pub(super) fn planned_on(live: &LiveRouting, change: &Change) -> PlannedOn {
+    let object_of = |kind, name: &str| -> Option<(Value, Option<String>)> {
+        let found = match kind {
+            Kind::VirtualService => live.virtual_service.as_ref().map(|o| (serde_json::to_value(o).ok(), &o.metadata)),
+            Kind::DestinationRule => {
+                live.destination_rule.as_ref().map(|o| (serde_json::to_value(o).ok(), &o.metadata))
+            }
+            Kind::HTTPRoute => live.http_route.as_ref().map(|o| (serde_json::to_value(o).ok(), &o.metadata)),
             _ => None,
         };
-        meta.filter(|meta| meta.name.as_deref() == Some(name)).and_then(|meta| meta.resource_version.clone())
+        let (object, meta) = found.filter(|(_, meta)| meta.name.as_deref() == Some(name))?;
+        Some((object?, meta.resource_version.clone()))
     };
-    change.operations.iter().map(|op| version_of(op.target().kind, &op.target().name)).collect()
+    let (objects, versions) = change
+        .operations
+        .iter()
+        .map(|op| object_of(op.target().kind, &op.target().name).map_or((None, None), |(o, v)| (Some(o), v)))
+        .unzip();
+    PlannedOn { objects: Documents::new(objects), versions }
 }
 
 /// The policy for the host in the path: a body naming no host gets it, another host is 422.

@@ -82,7 +82,9 @@ pub async fn get(
     State(state): State<AppState>,
     ManagedHost { namespace, host }: ManagedHost,
 ) -> Result<Json<Value>, AppError> {
-    let live = state.routing.read_current(Host { namespace: &namespace, name: &host }).await?;
+    // Read from the API server, as `kubectl get` is: a script that edits with kubectl and
+    // then reads here sees its edit (the caches may not hold it yet).
+    let live = state.routing.read(Host { namespace: &namespace, name: &host }).await?;
     if !live.exists() {
         return Err(AppError::NotFound(routes_nothing(&host, &namespace)));
     }
@@ -200,7 +202,9 @@ pub async fn test(
     ManagedHost { namespace, host }: ManagedHost,
     ApiJson(body): ApiJson<TestRequest>,
 ) -> Result<Json<Value>, AppError> {
-    let live = state.routing.read_current(Host { namespace: &namespace, name: &host }).await?;
+    // Read from the API server, as `kubectl get` is: a script that edits with kubectl and
+    // then reads here sees its edit (the caches may not hold it yet).
+    let live = state.routing.read(Host { namespace: &namespace, name: &host }).await?;
     if !live.exists() {
         return Err(AppError::NotFound(routes_nothing(&host, &namespace)));
     }
