@@ -1,7 +1,9 @@
 //! The one path every cluster mutation takes:
 //! authorize → validate → server-side dry run → audit `pending` → apply → audit outcome.
 //! If the audit record cannot be written, nothing is applied. The dry run of a change that
-//! was just previewed, unchanged and against unmoved objects, is its preview's (`verdicts.rs`).
+//! was just previewed, unchanged and against unmoved objects, is its preview's (`verdicts.rs`);
+//! a change planned from the watch caches is dry-run while its live objects are read, and
+//! that dry run counts only if they are the objects it was planned on.
 mod action;
 pub mod canary;
 pub mod documents;
