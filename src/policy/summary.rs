@@ -166,16 +166,63 @@ fn rule_changes(policy: &RoutingPolicy, old: &Rule, new: &Rule) -> Vec<String> {
             changes.push(format!("{} {was}%→{is}%", policy.display_name(subset)));
         }
     }
-    let fields = [
-        ("match", old.matches != new.matches),
-        ("timeout", old.timeout != new.timeout),
-        ("retries", old.retries != new.retries),
-        ("fault", old.fault != new.fault),
-        ("mirror", old.mirror != new.mirror),
-        ("other settings", old.other != new.other),
-    ];
-    changes.extend(fields.iter().filter(|(_, changed)| *changed).map(|(name, _)| format!("{name} changed")));
+    if old.matches != new.matches {
+        changes.push("match changed".to_owned());
+    }
+    for (name, describe) in SETTINGS {
+        if let Some(change) = setting_change(name, describe(policy, old), describe(policy, new)) {
+            changes.push(change);
+        }
+    }
+    if old.other != new.other {
+        changes.push("other settings changed".to_owned());
+    }
     changes
+}
+
+/// A rule's settings in words (None: not set), for saying how each changed.
+type Describe = fn(&RoutingPolicy, &Rule) -> Option<String>;
+
+const SETTINGS: [(&str, Describe); 5] =
+    [
+        ("timeout", |_, rule| rule.timeout.clone()),
+        ("retries", |_, rule| rule.retries.as_ref().map(describe_retries)),
+        ("delay", |_, rule| {
+            rule.fault.as_ref()?.delay.as_ref().map(|delay| {
+                format!("{} for {}", delay.fixed_delay.as_deref().unwrap_or("?"), percent(delay.percentage))
+            })
+        }),
+        ("abort", |_, rule| {
+            rule.fault.as_ref()?.abort.as_ref().map(|abort| {
+                let status = abort.http_status.map_or("an error".to_owned(), |status| status.to_string());
+                format!("{status} for {}", percent(abort.percentage))
+            })
+        }),
+        ("mirror", |policy, rule| {
+            rule.mirror.as_ref().map(|m| format!("to {} ({})", policy.display_name(&m.subset), percent(m.percentage)))
+        }),
+    ];
+
+/// `timeout 1s → 3s`, `timeout 1s → removed`, `add abort 503 for 10%`; None when unchanged.
+fn setting_change(name: &str, was: Option<String>, is: Option<String>) -> Option<String> {
+    match (was, is) {
+        (Some(was), Some(is)) if was == is => None,
+        (Some(was), Some(is)) => Some(format!("{name} {was} → {is}")),
+        (Some(was), None) => Some(format!("{name} {was} → removed")),
+        (None, Some(is)) => Some(format!("add {name} {is}")),
+        (None, None) => None,
+    }
+}
+
+fn describe_retries(retries: &super::model::Retries) -> String {
+    let attempts = match retries.attempts {
+        Some(0) => "none".to_owned(),
+        Some(attempts) => format!("{attempts} attempts"),
+        None => "default attempts".to_owned(),
+    };
+    let per_try = retries.per_try_timeout.as_ref().map(|t| format!(", {t} per try")).unwrap_or_default();
+    let on = retries.retry_on.as_ref().map(|on| format!(", on {on}")).unwrap_or_default();
+    format!("{attempts}{per_try}{on}")
 }
 
 #[cfg(test)]
@@ -241,7 +288,29 @@ mod tests {
         after.subsets.remove(1);
         assert_eq!(
             change_summary(&before, &after),
-            "recommendation: subset version-v2 removed, rule 1: timeout changed, rule 2 added"
+            "recommendation: subset version-v2 removed, rule 1: add timeout 2s, rule 2 added"
+        );
+    }
+
+    /// Each setting says what it was and what it becomes: a form that removes one says so.
+    #[test]
+    fn settings_changes_say_from_what_to_what() {
+        let before = policy(
+            json!({"host": "recommendation", "subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
+            "rules": [{"route": {"version-v1": 100}, "timeout": "1s", "retries": {"attempts": 3, "perTryTimeout": "2s"},
+                       "mirror": {"subset": "version-v2"}}]}),
+        );
+        let mut after = before.clone();
+        after.rules[0].timeout = None;
+        after.rules[0].retries.as_mut().unwrap().attempts = Some(5);
+        after.rules[0].fault = Some(crate::policy::Fault {
+            abort: Some(crate::policy::Abort { http_status: Some(503), percentage: Some(10.0), ..Default::default() }),
+            ..Default::default()
+        });
+        assert_eq!(
+            change_summary(&before, &after),
+            "recommendation: timeout 1s → removed, retries 3 attempts, 2s per try → 5 attempts, 2s per try, \
+             add abort 503 for 10%"
         );
     }
 }

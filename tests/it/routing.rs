@@ -552,3 +552,101 @@ async fn applying_what_was_previewed_takes_the_previews_dry_run_and_nothing_else
     assert!(dry_runs(&console, "ran").await > ran);
     console.stop().await;
 }
+
+/// The value a page's input shows, found by its id.
+fn input_value(html: &str, id: &str) -> String {
+    let start = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no input {id}"));
+    let tag = &html[html[..start].rfind('<').unwrap()..start + html[start..].find('>').unwrap()];
+    let value = tag.split("value=\"").nth(1).map_or("", |rest| &rest[..rest.find('"').unwrap()]);
+    value.replace("&#46;", ".").replace("&#42;", "*").replace("&#91;", "[")
+}
+
+/// A refused form shows what was typed next to its error, not the live values: weights that
+/// add up to 99, an empty header name beside the regex typed.
+#[tokio::test]
+async fn a_refused_form_keeps_what_was_typed() {
+    let (ns, console) = console_with_two_versions().await;
+    let (status, _) =
+        put_policy(&console, json!({"subsets": subsets(), "rules": [{"route": {"version-v1": 100}}]})).await;
+    assert_eq!(status, StatusCode::OK);
+    let preview = format!("/ns/{}/routes/recommendation/preview", ns.name);
+    let split = [("action", "split"), ("weight.version-v1", "50"), ("weight.version-v2", "49")];
+    let (status, html) = console.post_form(&preview, &split).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("weights add up to 99"), "{html}");
+    assert_eq!(
+        (input_value(&html, "weight-version-v1"), input_value(&html, "weight-version-v2")),
+        ("50".into(), "49".into())
+    );
+
+    let header = [
+        ("action", "header"),
+        ("header", ""),
+        ("regex", "Chrome"),
+        ("matched_subset", "version-v1"),
+        ("other_subset", "version-v2"),
+    ];
+    let (status, html) = console.post_form(&preview, &header).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("id=\"header-error\""), "{html}");
+    assert_eq!(
+        (input_value(&html, "header-name"), input_value(&html, "header-regex")),
+        (String::new(), "Chrome".into())
+    );
+    assert!(
+        html.contains("<option value=\"version-v2\" selected>version-v2</option></select></label>\n      <button"),
+        "everyone else stays v2"
+    );
+    console.stop().await;
+}
+
+/// The timeouts/retries/faults form is filled in from the rule it edits; entering only an
+/// abort keeps the rule's timeout and retries (the preview says only the abort is added), and
+/// a setting goes only when its "remove" box is ticked, which the preview says in words.
+#[tokio::test]
+async fn the_settings_form_starts_from_the_rule_and_removes_only_what_is_ticked() {
+    let (ns, console) = console_with_two_versions().await;
+    let rule = json!({"route": {"version-v1": 100}, "timeout": "1s", "retries": {"attempts": 3, "perTryTimeout": "2s", "retryOn": "5xx"}});
+    let (status, _) = put_policy(&console, json!({"subsets": subsets(), "rules": [rule]})).await;
+    assert_eq!(status, StatusCode::OK);
+    let page = format!("/ns/{}/routes/recommendation", ns.name);
+    let html = console.page(&page).await;
+    let form = &html[html.find("id=\"resilience-form-0\"").expect("the form of rule 1")..];
+    assert!(form.contains("name=\"timeout\" placeholder=\"1s\" size=\"6\" value=\"1s\""), "{form}");
+    assert!(form.contains("name=\"retry_attempts\" placeholder=\"3\" size=\"4\" value=\"3\""), "{form}");
+
+    // Only the abort typed, as the browser sends the filled form (timeout and retries as shown).
+    let abort = [
+        ("action", "resilience"),
+        ("rule", "0"),
+        ("timeout", "1s"),
+        ("retry_attempts", "3"),
+        ("per_try_timeout", "2s"),
+        ("abort_status", "503"),
+        ("abort_percent", "10"),
+    ];
+    let (status, html) = console.post_form(&format!("{page}/preview"), &abort).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("recommendation: add abort 503 for 10%</strong>"), "{html}");
+    let apply: Vec<(String, String)> = ["action", "policy", "rv_vs", "rv_dr", "rv_hr"]
+        .into_iter()
+        .map(|name| (name.to_owned(), hidden_field(&html, name)))
+        .collect();
+    let apply: Vec<(&str, &str)> = apply.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+    let (status, _) = console.post_form(&format!("{page}/apply"), &apply).await;
+    assert!(status.is_success() || status.is_redirection());
+    let live = live_spec(&ns, "VirtualService").await.unwrap();
+    let live_rule = &live["http"][0];
+    assert_eq!(
+        (&live_rule["timeout"], &live_rule["retries"]["attempts"], &live_rule["retries"]["retryOn"]),
+        (&json!("1s"), &json!(3), &json!("5xx"))
+    );
+    assert_eq!(live_rule["fault"]["abort"]["httpStatus"], 503);
+
+    // Emptied fields keep; the ticked box removes.
+    let remove = [("action", "resilience"), ("rule", "0"), ("remove", "timeout")];
+    let (status, html) = console.post_form(&format!("{page}/preview"), &remove).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("recommendation: timeout 1s → removed</strong>"), "{html}");
+    console.stop().await;
+}

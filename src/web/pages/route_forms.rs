@@ -1,7 +1,7 @@
 //! The routing page's forms, turned into the desired policy. Pure: no I/O.
 use std::collections::BTreeMap;
 
-use crate::policy::{Abort, Delay, Fault, Match, Mirror, Retries, RoutingPolicy, Rule, Share, StringMatch, Subset};
+use crate::policy::{Abort, Delay, Match, Mirror, Retries, RoutingPolicy, Rule, Share, StringMatch, Subset};
 use crate::problem::FieldProblem;
 
 /// Every field of every routing form; `action` says which form was sent.
@@ -17,7 +17,7 @@ pub struct RouteForm {
     pub regex: String,
     pub matched_subset: String,
     pub other_subset: String,
-    /// `resilience`: which rule (index), and its settings; empty fields remove the setting.
+    /// `resilience`: which rule (index), and its settings (see `set_resilience`).
     pub rule: String,
     pub timeout: String,
     pub retry_attempts: String,
@@ -28,6 +28,9 @@ pub struct RouteForm {
     pub abort_percent: String,
     pub mirror_subset: String,
     pub mirror_percent: String,
+    /// `resilience`: the settings to remove (`timeout`, `retries`, `delay`, `abort`,
+    /// `mirror`), from the ticked `remove` boxes.
+    pub removes: Vec<String>,
     /// `split`: `weight.<subset>` fields, gathered from the raw form.
     pub weights: BTreeMap<String, String>,
 }
@@ -41,6 +44,7 @@ impl RouteForm {
             .iter()
             .filter_map(|(key, value)| key.strip_prefix("weight.").map(|subset| (subset.to_owned(), value.clone())))
             .collect();
+        form.removes = pairs.iter().filter(|(key, _)| key == "remove").map(|(_, value)| value.clone()).collect();
         form
     }
 
@@ -118,16 +122,12 @@ impl RouteForm {
         Ok(())
     }
 
+    /// The rule's settings as the form asks: a filled field sets its value, an empty one
+    /// keeps what the rule has, and a ticked `remove_*` box removes the setting (the form
+    /// is filled in from the rule, so an empty field is not taken for "remove").
     fn set_resilience(&self, policy: &mut RoutingPolicy) -> Result<(), Vec<FieldProblem>> {
         let index: usize = self.rule.trim().parse().map_err(|_| vec![FieldProblem::new("rule", "choose a rule")])?;
         let mut problems = Vec::new();
-        let number = |field: &str, text: &str, problems: &mut Vec<FieldProblem>| -> Option<f64> {
-            let text = text.trim();
-            if text.is_empty() {
-                return None;
-            }
-            text.parse::<f64>().map_err(|_| problems.push(FieldProblem::new(field, "must be a number"))).ok()
-        };
         let attempts = number("retry_attempts", &self.retry_attempts, &mut problems);
         let delay_percent = number("delay_percent", &self.delay_percent, &mut problems);
         let abort_status = number("abort_status", &self.abort_status, &mut problems);
@@ -140,26 +140,61 @@ impl RouteForm {
         if !problems.is_empty() {
             return Err(problems);
         }
-        rule.timeout = non_empty(&self.timeout);
-        rule.retries = attempts.map(|attempts| Retries {
-            attempts: Some(attempts as i32),
-            per_try_timeout: non_empty(&self.per_try_timeout),
-            ..Retries::default()
-        });
-        let delay = non_empty(&self.delay).map(|fixed_delay| Delay {
-            fixed_delay: Some(fixed_delay),
-            percentage: delay_percent,
-            ..Delay::default()
-        });
-        let abort = abort_status.map(|status| Abort {
-            http_status: Some(status as i32),
-            percentage: abort_percent,
-            ..Abort::default()
-        });
-        rule.fault = (delay.is_some() || abort.is_some()).then(|| Fault { delay, abort, ..Fault::default() });
-        rule.mirror = non_empty(&self.mirror_subset).map(|subset| Mirror { subset, percentage: mirror_percent });
-        Ok(())
+        let removes = |setting: &str| self.removes.iter().any(|removed| removed == setting);
+        if removes("timeout") {
+            rule.timeout = None;
+        } else if let Some(timeout) = non_empty(&self.timeout) {
+            rule.timeout = Some(timeout);
+        }
+        if removes("retries") {
+            rule.retries = None;
+        } else if attempts.is_some() || non_empty(&self.per_try_timeout).is_some() {
+            let retries = rule.retries.get_or_insert_with(Retries::default);
+            retries.attempts = attempts.map(|attempts| attempts as i32).or(retries.attempts);
+            retries.per_try_timeout = non_empty(&self.per_try_timeout).or(retries.per_try_timeout.take());
+        }
+        let mut fault = rule.fault.take().unwrap_or_default();
+        if removes("delay") {
+            fault.delay = None;
+        } else if non_empty(&self.delay).is_some() || delay_percent.is_some() {
+            let delay = fault.delay.get_or_insert_with(Delay::default);
+            delay.fixed_delay = non_empty(&self.delay).or(delay.fixed_delay.take());
+            delay.percentage = delay_percent.or(delay.percentage);
+            if delay.fixed_delay.is_none() {
+                problems.push(FieldProblem::new("delay", "say how long, e.g. 7s"));
+            }
+        }
+        if removes("abort") {
+            fault.abort = None;
+        } else if abort_status.is_some() || abort_percent.is_some() {
+            let abort = fault.abort.get_or_insert_with(Abort::default);
+            abort.http_status = abort_status.map(|status| status as i32).or(abort.http_status);
+            abort.percentage = abort_percent.or(abort.percentage);
+            if abort.http_status.is_none() && abort.other.is_empty() {
+                problems.push(FieldProblem::new("abort_status", "say which status, e.g. 503"));
+            }
+        }
+        let keeps_fault = fault.delay.is_some() || fault.abort.is_some() || !fault.other.is_empty();
+        rule.fault = keeps_fault.then_some(fault);
+        if removes("mirror") {
+            rule.mirror = None;
+        } else if let Some(subset) = non_empty(&self.mirror_subset) {
+            let percentage = mirror_percent.or(rule.mirror.as_ref().and_then(|mirror| mirror.percentage));
+            rule.mirror = Some(Mirror { subset, percentage });
+        } else if let (Some(mirror), Some(percentage)) = (rule.mirror.as_mut(), mirror_percent) {
+            mirror.percentage = Some(percentage);
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
+}
+
+/// A number field: None when empty; a problem at the field when it is not a number.
+fn number(field: &str, text: &str, problems: &mut Vec<FieldProblem>) -> Option<f64> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    text.parse::<f64>().map_err(|_| problems.push(FieldProblem::new(field, "must be a number"))).ok()
 }
 
 /// `version-v1`, `version-v2`, ... selecting each deployed version, as the tutorial names them.
@@ -205,6 +240,7 @@ fn from_pairs(pairs: &[(String, String)]) -> RouteForm {
         abort_percent: field("abort_percent"),
         mirror_subset: field("mirror_subset"),
         mirror_percent: field("mirror_percent"),
+        removes: Vec::new(),
         weights: BTreeMap::new(),
     }
 }
@@ -222,6 +258,10 @@ mod tests {
 
     fn desired(body: &str) -> Result<RoutingPolicy, Vec<FieldProblem>> {
         RouteForm::parse(body.as_bytes()).desired(&live(), &["v1".into(), "v2".into(), "v3".into()])
+    }
+
+    fn desired_from(live: &RoutingPolicy, body: &str) -> Result<RoutingPolicy, Vec<FieldProblem>> {
+        RouteForm::parse(body.as_bytes()).desired(live, &["v1".into(), "v2".into()])
     }
 
     fn shares(policy: &RoutingPolicy, rule: usize) -> Vec<(String, u32)> {
@@ -257,15 +297,29 @@ mod tests {
     }
 
     #[test]
-    fn resilience_settings_land_on_the_chosen_rule_and_empty_fields_clear_them() {
+    fn resilience_settings_land_on_the_chosen_rule_empty_fields_keep_them_and_remove_boxes_remove_them() {
         let policy = desired("action=resilience&rule=0&timeout=1s&retry_attempts=3&per_try_timeout=2s&delay=7s&delay_percent=50&abort_status=503&abort_percent=10&mirror_subset=version-v2&mirror_percent=100").unwrap();
         let rule = &policy.rules[0];
         assert_eq!(rule.timeout.as_deref(), Some("1s"));
         assert_eq!(rule.retries.as_ref().unwrap().attempts, Some(3));
         assert_eq!(rule.fault.as_ref().unwrap().abort.as_ref().unwrap().http_status, Some(503));
         assert_eq!(rule.mirror.as_ref().unwrap().subset, "version-v2");
-        let cleared = desired("action=resilience&rule=0").unwrap();
-        assert!(cleared.rules[0].timeout.is_none() && cleared.rules[0].fault.is_none());
+        let kept = desired_from(&policy, "action=resilience&rule=0&abort_status=500").unwrap();
+        let kept_rule = &kept.rules[0];
+        assert_eq!(kept_rule.timeout.as_deref(), Some("1s"), "an empty field keeps the setting");
+        assert_eq!(kept_rule.retries, rule.retries);
+        let abort = kept_rule.fault.as_ref().unwrap().abort.as_ref().unwrap();
+        assert_eq!((abort.http_status, abort.percentage), (Some(500), Some(10.0)), "only the status changed");
+        let removed =
+            desired_from(&policy, "action=resilience&rule=0&remove=timeout&remove=abort&remove=mirror").unwrap();
+        let removed_rule = &removed.rules[0];
+        assert!(removed_rule.timeout.is_none() && removed_rule.mirror.is_none());
+        assert!(
+            removed_rule.fault.as_ref().unwrap().abort.is_none()
+                && removed_rule.fault.as_ref().unwrap().delay.is_some()
+        );
+        assert_eq!(removed_rule.retries, rule.retries, "what is not removed stays");
+        assert_eq!(desired("action=resilience&rule=0&abort_percent=10").unwrap_err()[0].field, "abort_status");
         assert_eq!(desired("action=resilience&rule=5").unwrap_err()[0].field, "rule");
         assert_eq!(desired("action=resilience&rule=0&retry_attempts=many").unwrap_err()[0].field, "retry_attempts");
     }

@@ -16,10 +16,48 @@ pub struct SubsetRow {
     pub weight: u32,
 }
 
-#[derive(Clone)]
+/// A rule, and its settings as the timeouts/retries/faults form shows them (empty: unset).
+#[derive(Clone, Default)]
 pub struct RuleRow {
     pub index: usize,
     pub description: String,
+    pub timeout: String,
+    pub retry_attempts: String,
+    pub per_try_timeout: String,
+    pub delay: String,
+    pub delay_percent: String,
+    pub abort_status: String,
+    pub abort_percent: String,
+    pub mirror_subset: String,
+    pub mirror_percent: String,
+}
+
+impl RuleRow {
+    fn of(policy: &RoutingPolicy, index: usize, rule: &policy::Rule) -> Self {
+        let single = RoutingPolicy { rules: vec![rule.clone()], ..policy.clone() };
+        let text = |value: Option<String>| value.unwrap_or_default();
+        let number = |value: Option<f64>| value.map(|v| v.to_string()).unwrap_or_default();
+        let delay = rule.fault.as_ref().and_then(|fault| fault.delay.as_ref());
+        let abort = rule.fault.as_ref().and_then(|fault| fault.abort.as_ref());
+        RuleRow {
+            index,
+            description: policy::summary(&single),
+            timeout: text(rule.timeout.clone()),
+            retry_attempts: text(rule.retries.as_ref().and_then(|r| r.attempts).map(|a| a.to_string())),
+            per_try_timeout: text(rule.retries.as_ref().and_then(|r| r.per_try_timeout.clone())),
+            delay: text(delay.and_then(|d| d.fixed_delay.clone())),
+            delay_percent: number(delay.and_then(|d| d.percentage)),
+            abort_status: text(abort.and_then(|a| a.http_status).map(|s| s.to_string())),
+            abort_percent: number(abort.and_then(|a| a.percentage)),
+            mirror_subset: text(rule.mirror.as_ref().map(|m| m.subset.clone())),
+            mirror_percent: number(rule.mirror.as_ref().and_then(|m| m.percentage)),
+        }
+    }
+
+    /// The form's key for [`RoutesView::typed`].
+    pub fn form(&self) -> String {
+        format!("resilience-{}", self.index)
+    }
 }
 
 #[derive(Clone)]
@@ -151,6 +189,9 @@ pub struct RoutesView {
     pub kiali: Option<String>,
     pub jaeger: Option<String>,
     pub errors: BTreeMap<String, String>,
+    /// What was typed into a refused form, shown again in it instead of the live values:
+    /// its fields by name, under the key `form` (`split`, `header`, `resilience-1`, ...).
+    pub typed: BTreeMap<String, String>,
     pub error: Option<String>,
     pub notice: Option<String>,
     /// After a change: how far it got to the proxies.
@@ -228,6 +269,7 @@ impl RoutesView {
             kiali,
             jaeger,
             errors: BTreeMap::new(),
+            typed: BTreeMap::new(),
             error,
             notice: None,
             sync: None,
@@ -254,6 +296,51 @@ impl RoutesView {
         if !general.is_empty() {
             self.error = Some(general.join("; "));
         }
+    }
+
+    /// Keeps what a refused form sent (a urlencoded body), to show it again.
+    pub fn keep_typed(&mut self, body: &[u8]) {
+        let mut typed: BTreeMap<String, String> = BTreeMap::new();
+        for (key, value) in form_urlencoded::parse(body).into_owned() {
+            match key.as_str() {
+                "csrf_token" => {}
+                "remove" => {
+                    typed.insert(format!("remove:{value}"), "on".into());
+                }
+                _ => {
+                    typed.insert(key, value);
+                }
+            }
+        }
+        let action = typed.get("action").cloned().unwrap_or_default();
+        let form = match action.as_str() {
+            "resilience" => format!("resilience-{}", typed.get("rule").map(String::as_str).unwrap_or_default()),
+            _ => action,
+        };
+        typed.insert("form".into(), form);
+        self.typed = typed;
+    }
+
+    /// The value a field of `form` shows: what was typed when that form was refused, else
+    /// `live` (what the rule has).
+    pub fn typed_or(&self, form: impl AsRef<str>, field: impl AsRef<str>, live: impl AsRef<str>) -> String {
+        match self.typed.get("form") {
+            Some(typed_form) if typed_form == form.as_ref() => {
+                self.typed.get(field.as_ref()).cloned().unwrap_or_default()
+            }
+            _ => live.as_ref().to_owned(),
+        }
+    }
+
+    /// Whether a form's `remove` box for `setting` was ticked when it was refused.
+    pub fn typed_removes(&self, form: impl AsRef<str>, setting: &str) -> bool {
+        self.typed.get("form").is_some_and(|typed_form| typed_form == form.as_ref())
+            && self.typed.contains_key(&format!("remove:{setting}"))
+    }
+
+    /// Whether the field errors belong to this form (the one that was refused).
+    pub fn refused_form(&self, form: impl AsRef<str>) -> bool {
+        self.typed.get("form").is_some_and(|typed_form| typed_form == form.as_ref())
     }
 
     pub fn error_for(&self, field: &str) -> Option<&str> {
@@ -322,15 +409,7 @@ fn subset_rows(policy: &RoutingPolicy) -> Vec<SubsetRow> {
 }
 
 fn rule_rows(policy: &RoutingPolicy) -> Vec<RuleRow> {
-    policy
-        .rules
-        .iter()
-        .enumerate()
-        .map(|(index, rule)| {
-            let single = RoutingPolicy { rules: vec![rule.clone()], ..policy.clone() };
-            RuleRow { index, description: policy::summary(&single) }
-        })
-        .collect()
+    policy.rules.iter().enumerate().map(|(index, rule)| RuleRow::of(policy, index, rule)).collect()
 }
 
 impl PreviewView {

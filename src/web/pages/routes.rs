@@ -191,6 +191,9 @@ pub async fn preview(
             StatusCode::UNPROCESSABLE_ENTITY
         }
     };
+    if status != StatusCode::OK {
+        view.keep_typed(&body);
+    }
     respond(&state, &origin.actor, htmx, status, view)
 }
 
