@@ -135,10 +135,12 @@ async fn a_change_under_the_name_signalbox_is_pinned_on_that_name_not_on_the_man
         }
     };
     patch("kubectl-edit", weights(50)).await;
-    eventually(Duration::from_secs(10), "the innocent edit", || async {
-        console.external_entries().await.into_iter().find(|e| e["actor"] == "field manager kubectl-edit (unverified)")
+    let innocent = eventually(Duration::from_secs(10), "the innocent edit", || async {
+        let entries = console.external_entries().await;
+        entries.into_iter().find(|e| e["after"]["spec"]["http"][0]["route"][0]["weight"] == 50)
     })
     .await;
+    assert_eq!(innocent["actor"], "field manager kubectl-edit (unverified)", "{innocent}");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     patch("signalbox", weights(0)).await;
 
@@ -147,7 +149,7 @@ async fn a_change_under_the_name_signalbox_is_pinned_on_that_name_not_on_the_man
         entries.into_iter().find(|e| e["after"]["spec"]["http"][0]["route"][0]["weight"] == 0)
     })
     .await;
-    assert_eq!(entry["actor"], "field manager signalbox (unverified)", "{entry}");
+    assert_eq!(entry["actor"], "field manager signalbox (unverified)", "not kubectl-edit, nor signalbox: {entry}");
     let (_, page) = console.get_as(None, &format!("/audit/{}", entry["id"])).await;
     assert!(page.contains("field manager signalbox (unverified)"), "{page}");
     console.stop().await;
