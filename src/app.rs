@@ -11,15 +11,15 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::audit::{AnchorKey, ArchiveWitness, AuditStore, NewEntry, Outcome, Source};
+use crate::audit::{AnchorKey, ArchiveWitness, AuditStore};
 use crate::audit_anchor::AuditAnchor;
 use crate::authz::Authorizer;
 use crate::autopilot::{self, Autopilot};
 use crate::change::events::ChangeEvents;
 use crate::change::reads::Reads;
 use crate::change::rollout::Rollouts;
-use crate::change::{ChangePath, resolve_pending};
-use crate::cluster::external::{ExternalActivity, ExternalChange, OutsideChanges};
+use crate::change::{ChangePath, outside, resolve_pending};
+use crate::cluster::external::{ExternalChange, OutsideChanges};
 use crate::cluster::{self, Cluster};
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
@@ -122,7 +122,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         anchor.spawn_writer(audit.clone(), config.audit_anchor_every_records, every)
     });
     spawn_audit_upkeep(audit.clone(), anchor.clone(), retention(&config));
-    record_external_changes(outside_seen, cluster.external.clone(), audit.clone(), changes.clone());
+    outside::spawn_recorder(outside_seen, cluster.external.clone(), audit.clone(), changes.clone());
 
     let reads = Reads::new(cluster.clone());
     let prometheus = match config.prometheus_url.as_deref() {
@@ -218,16 +218,12 @@ async fn istiod(config: &ServeConfig, cluster: &Cluster) -> anyhow::Result<Optio
     }
 }
 
-/// How long a change seen by a watch waits before it is compared with signalbox's own
-/// writes: our own write's response may arrive after its watch event.
-const OWN_WRITE_GRACE: Duration = Duration::from_millis(500);
-
 /// Outside changes as the watches see them, each with when it was seen.
 type SeenOutsideChanges = UnboundedReceiver<(Instant, ExternalChange)>;
 
 /// The detection of changes made outside signalbox (kubectl, GitOps), for the caches'
 /// watches to feed: it compares the first listings with what the audit log last recorded,
-/// and queues each change it finds for [`record_external_changes`].
+/// and queues each change it finds for [`outside::spawn_recorder`].
 fn outside_changes(audit: &AuditStore) -> (OutsideChanges, SeenOutsideChanges) {
     let audit = audit.clone();
     let baseline = move |kind: cluster::Kind, namespace: String| {
@@ -241,73 +237,21 @@ fn outside_changes(audit: &AuditStore) -> (OutsideChanges, SeenOutsideChanges) {
     (OutsideChanges::new(record, baseline), seen)
 }
 
-/// Records the outside changes seen as `external` audit entries, attributed to their field
-/// manager, leaving out the echoes of signalbox's own writes.
-fn record_external_changes(
-    mut seen: SeenOutsideChanges,
-    activity: ExternalActivity,
-    audit: AuditStore,
-    changes: ChangePath,
-) {
-    // Each change waits out its grace period from when it was seen, in order, in one task:
-    // waiting inside the watch loop instead added 500 ms per event, so under a burst of
-    // writes the log fell further and further behind the cluster.
-    tokio::spawn(async move {
-        while let Some((at, change)) = seen.recv().await {
-            tokio::time::sleep_until(at + OWN_WRITE_GRACE).await;
-            if changes.wrote(&change.target, change.resource_version.as_deref()).await {
-                continue;
-            }
-            activity.note(&change);
-            if let Err(error) = audit.record(&external_entry(&change)).await {
-                tracing::error!(%error, object = %change.target, "could not audit an external change");
-            }
-        }
-    });
-}
-
-/// What the audit log last recorded for each existing object of `kind` in `namespace`,
-/// without server-maintained fields, as the watcher keeps them.
+/// What the audit log last recorded for each object of `kind` in `namespace` it ever
+/// recorded (None: deleted), without server-maintained fields, as the watcher keeps them.
 async fn last_recorded_states(
     audit: &AuditStore,
     kind: cluster::Kind,
     namespace: &str,
-) -> std::collections::HashMap<String, serde_json::Value> {
+) -> std::collections::HashMap<String, Option<serde_json::Value>> {
     match audit.last_states(namespace, kind.as_str()).await {
-        Ok(states) => states
-            .into_iter()
-            .filter_map(|(name, state)| Some((name, cluster::without_server_fields(state?))))
-            .collect(),
+        Ok(states) => {
+            states.into_iter().map(|(name, state)| (name, state.map(cluster::without_server_fields))).collect()
+        }
         Err(error) => {
             tracing::error!(%error, %kind, namespace, "cannot read the last recorded states; changes made while signalbox was down are not compared");
             Default::default()
         }
-    }
-}
-
-fn external_entry(change: &ExternalChange) -> NewEntry {
-    let verb = match (&change.before, &change.after) {
-        (None, Some(_)) => "create",
-        (Some(_), None) => "delete",
-        _ => "update",
-    };
-    let target = &change.target;
-    NewEntry {
-        actor: change.author.manager.clone(),
-        groups: Vec::new(),
-        source: Source::External,
-        action: format!("external.{verb}"),
-        namespace: target.namespace.clone().unwrap_or_default(),
-        kind: target.kind.to_string(),
-        name: target.name.clone(),
-        summary: format!("{} {} {verb}d outside signalbox by {}", target.kind, target.name, change.author),
-        before: change.before.clone(),
-        after: change.after.clone(),
-        operations: serde_json::json!([]),
-        outcome: Outcome::Applied,
-        error: None,
-        request_id: None,
-        reverts: None,
     }
 }
 

@@ -111,11 +111,15 @@ pub struct Entry {
     pub propagation: Option<String>,
 }
 
+/// The action of an entry that counts outside changes over the rate limit instead of
+/// recording each: it changed nothing itself, so there is nothing to revert.
+pub const UNRECORDED_ACTION: &str = "external.unrecorded";
+
 impl Entry {
     /// Whether the entry's change is in the cluster to be undone: applied by signalbox, or
-    /// made outside it.
+    /// made outside it (not a count of outside changes).
     pub fn is_revertible(&self) -> bool {
-        self.outcome == Outcome::Applied || self.source == Source::External
+        (self.outcome == Outcome::Applied || self.source == Source::External) && self.action != UNRECORDED_ACTION
     }
 
     /// The entry's time as RFC 3339 UTC with milliseconds.

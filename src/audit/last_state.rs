@@ -7,18 +7,27 @@ use serde_json::Value;
 use super::{AuditError, AuditStore};
 
 impl AuditStore {
-    /// For each object of `kind` in `namespace` with an applied entry filed under it (its
-    /// own changes and external ones), the state after the newest such entry: the object,
-    /// or None when that entry deleted it. Objects changed only as part of another
-    /// object's change (a workload's Service) are not tracked here.
+    /// For each object of `kind` in `namespace` that an applied entry touched — filed under
+    /// it (its own changes and external ones) or among another change's operations (the
+    /// DestinationRule of a routing change, the Service of a deploy) — the state after the
+    /// newest such entry: the object, or None when that entry deleted it.
     pub async fn last_states(&self, namespace: &str, kind: &str) -> Result<HashMap<String, Option<Value>>, AuditError> {
         // The entries' join as the code writes it, not the file's `audit_view` (`schema.rs`).
+        // Operations are `[{kind, namespace, name, apply, create}]`; a refusal's are an
+        // excerpt that need not parse, so they are read only when they are valid JSON.
         let rows: Vec<(String, Option<String>)> = sqlx::query_as(concat!(
-            "SELECT v.name, v.after_doc FROM ",
+            "SELECT touched.name, v.after_doc FROM (SELECT name, MAX(id) AS id FROM (",
+            "SELECT e.name AS name, e.id AS id FROM ",
             super::entries!(),
-            " v JOIN (SELECT name, MAX(id) AS id FROM ",
+            " e WHERE e.namespace = ?1 AND e.kind = ?2 AND e.outcome = 'applied' ",
+            "UNION ALL SELECT json_extract(op.value, '$.name'), e.id FROM ",
             super::entries!(),
-            " WHERE namespace = ?1 AND kind = ?2 AND outcome = 'applied' GROUP BY name) newest ON newest.id = v.id"
+            " e, json_each(CASE WHEN json_valid(e.operations) THEN e.operations ELSE '[]' END) op ",
+            "WHERE e.namespace = ?1 AND e.outcome = 'applied' AND json_extract(op.value, '$.kind') = ?2 ",
+            "AND json_extract(op.value, '$.namespace') = ?1",
+            ") WHERE name IS NOT NULL GROUP BY name) touched JOIN ",
+            super::entries!(),
+            " v ON v.id = touched.id"
         ))
         .bind(namespace)
         .bind(kind)
@@ -36,8 +45,12 @@ impl AuditStore {
 }
 
 /// The object `kind`/`name` in a document: the document itself, or an item of a `v1/List`.
+/// An object without `kind` counts as of `kind`: an outside change's documents come from a
+/// watch's listing, whose items lack it (reading one as "not there" made the next start
+/// report the object as created).
 fn object_in(document: Value, kind: &str, name: &str) -> Option<Value> {
-    let is_it = |object: &Value| object["kind"] == kind && object["metadata"]["name"] == name;
+    let is_it =
+        |object: &Value| (object["kind"] == kind || object["kind"].is_null()) && object["metadata"]["name"] == name;
     if document["kind"] == "List" {
         document["items"].as_array()?.iter().find(|item| is_it(item)).cloned()
     } else {
@@ -57,5 +70,56 @@ mod tests {
         assert_eq!(object_in(list.clone(), "Deployment", "reco-v1"), Some(deployment.clone()));
         assert_eq!(object_in(list, "Deployment", "other"), None);
         assert_eq!(object_in(deployment.clone(), "Deployment", "reco-v1"), Some(deployment));
+        let listed = json!({"metadata": {"name": "reco"}, "spec": {}});
+        assert_eq!(object_in(listed.clone(), "Service", "reco"), Some(listed), "a listed item has no kind");
+    }
+
+    fn routing_change(after: Value, operations: Value) -> crate::audit::NewEntry {
+        crate::audit::NewEntry {
+            actor: "alice".into(),
+            groups: vec![],
+            source: crate::audit::Source::Api,
+            action: "route.update".into(),
+            namespace: "t".into(),
+            kind: "VirtualService".into(),
+            name: "reco".into(),
+            summary: "route".into(),
+            before: None,
+            after: Some(after),
+            operations,
+            outcome: crate::audit::Outcome::Applied,
+            error: None,
+            request_id: None,
+            reverts: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_object_written_as_part_of_another_objects_change_has_a_last_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AuditStore::open(&dir.path().join("audit.db")).await.unwrap();
+        let dr =
+            |subsets: u32| json!({"kind": "DestinationRule", "metadata": {"name": "reco-dr"}, "spec": {"n": subsets}});
+        let vs = json!({"kind": "VirtualService", "metadata": {"name": "reco"}});
+        let op = |kind: &str, name: &str, apply: Value| json!({"kind": kind, "namespace": "t", "name": name, "apply": apply});
+        let first = json!({"kind": "List", "items": [dr(1), vs.clone()]});
+        let ops = json!([op("DestinationRule", "reco-dr", dr(1)), op("VirtualService", "reco", vs.clone())]);
+        store.record(&routing_change(first, ops)).await.unwrap();
+        let second = json!({"kind": "List", "items": [dr(2), vs.clone()]});
+        let ops = json!([
+            op("DestinationRule", "reco-dr", dr(2)),
+            op("VirtualService", "reco", vs.clone()),
+            op("DestinationRule", "gone", Value::Null)
+        ]);
+        store.record(&routing_change(second, ops)).await.unwrap();
+        let mut refused = routing_change(Value::Null, json!([{"excerpt": "[{\"kind\": \"Dest", "truncated": true}]));
+        refused.outcome = crate::audit::Outcome::Denied;
+        store.record(&refused).await.unwrap();
+
+        let states = store.last_states("t", "DestinationRule").await.unwrap();
+        assert_eq!(states.get("reco-dr"), Some(&Some(dr(2))), "the newest change that wrote it: {states:?}");
+        assert_eq!(states.get("gone"), Some(&None), "deleted by its last change");
+        assert_eq!(store.last_states("t", "VirtualService").await.unwrap().get("reco"), Some(&Some(vs)));
+        assert!(store.last_states("other", "DestinationRule").await.unwrap().is_empty());
     }
 }

@@ -10,6 +10,7 @@ pub mod documents;
 pub mod events;
 pub mod failpoint;
 pub mod http_routes;
+pub mod outside;
 mod own_writes;
 pub mod owners;
 pub mod reads;

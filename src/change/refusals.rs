@@ -28,25 +28,26 @@ const OVERALL: Rate = Rate { burst: 300.0, per_second: 5.0 };
 /// Buckets kept before full (idle) ones are forgotten.
 const MAX_TRACKED_ACTORS: usize = 1024;
 
+/// How many at once, and how fast that allowance comes back (also for outside changes).
 #[derive(Debug, Clone, Copy)]
-struct Rate {
-    burst: f64,
-    per_second: f64,
+pub(super) struct Rate {
+    pub(super) burst: f64,
+    pub(super) per_second: f64,
 }
 
 /// A token bucket: `tokens` refills at the rate's speed up to its burst.
 #[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
+pub(super) struct Bucket {
+    pub(super) tokens: f64,
     updated: Instant,
 }
 
 impl Bucket {
-    fn full(rate: Rate, now: Instant) -> Self {
+    pub(super) fn full(rate: Rate, now: Instant) -> Self {
         Self { tokens: rate.burst, updated: now }
     }
 
-    fn refill(&mut self, rate: Rate, now: Instant) {
+    pub(super) fn refill(&mut self, rate: Rate, now: Instant) {
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
         self.tokens = (self.tokens + elapsed * rate.per_second).min(rate.burst);
         self.updated = now;

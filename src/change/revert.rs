@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::audit::Entry;
 use crate::authz::Permission;
+use crate::cluster::bounded::is_not_stored;
 use crate::cluster::{Kind, ObjectRef, Operation, without_server_fields};
 
 use super::{Change, Origin};
@@ -16,6 +17,29 @@ pub enum RevertRefused {
     NotApplied(String),
     #[error("{0} changed since this entry; look at the diff and confirm to revert anyway")]
     ChangedSince(String),
+    #[error(
+        "this entry's {0} document was over the size limit and not stored, so it cannot be put back; change the object directly"
+    )]
+    NotStored(&'static str),
+}
+
+/// Why `entry` cannot be reverted whatever the cluster holds now, if it cannot: not applied
+/// (or only a count of outside changes), or a document replaced by a marker because it was
+/// too large (a revert would apply the marker, or could not tell what it replaces).
+pub fn refusal(entry: &Entry) -> Option<RevertRefused> {
+    if !entry.is_revertible() {
+        let what = if entry.outcome == crate::audit::Outcome::Applied {
+            "a count of outside changes"
+        } else {
+            entry.outcome.as_str()
+        };
+        return Some(RevertRefused::NotApplied(what.to_owned()));
+    }
+    let not_stored = |document: &Option<Value>| document.as_ref().is_some_and(is_not_stored);
+    if not_stored(&entry.before) {
+        return Some(RevertRefused::NotStored("before"));
+    }
+    not_stored(&entry.after).then_some(RevertRefused::NotStored("after"))
 }
 
 /// Why a revert was not planned: refused, or the live objects could not be read.
@@ -32,6 +56,9 @@ impl super::ChangePath {
     /// objects and the namespace's Deployments as the API server has them now (which of
     /// them use a Service decides whether a revert may delete it).
     pub async fn plan_revert(&self, entry: &Entry, origin: &Origin, force: bool) -> Result<Change, RevertError> {
+        if let Some(refused) = refusal(entry) {
+            return Err(refused.into());
+        }
         let reads = targets(entry).into_iter().map(|target| async move { self.objects.get(&target).await });
         let live = futures::future::try_join_all(reads).await?;
         // A revert in a namespace no longer managed is refused by the change path anyway.
@@ -75,8 +102,8 @@ pub fn revert(
     origin: &Origin,
     force: bool,
 ) -> Result<Change, RevertRefused> {
-    if !entry.is_revertible() {
-        return Err(RevertRefused::NotApplied(entry.outcome.to_string()));
+    if let Some(refused) = refusal(entry) {
+        return Err(refused);
     }
     let targets = targets(entry);
     let mut operations = Vec::with_capacity(targets.len());

@@ -1,7 +1,7 @@
 //! Changes made behind signalbox's back (kubectl, GitOps controllers): found in the events
 //! of the caches' watches of the managed namespaces and attributed to their field manager
 //! from `managedFields`.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -11,6 +11,7 @@ use kube::api::DynamicObject;
 use kube::runtime::watcher::Event;
 use serde_json::Value;
 
+use super::bounded::same_content;
 use super::kinds::{Kind, ObjectRef};
 use super::objects::{FIELD_MANAGER, without_server_fields};
 
@@ -30,25 +31,66 @@ pub struct ExternalChange {
     pub resource_version: Option<String>,
 }
 
-/// Who made an outside change: a field manager and its operation.
+/// Who made an outside change, as far as the object tells: a field manager and its
+/// operation. A field manager is whatever name the client chose (`kubectl --field-manager=
+/// alice@example.com` is allowed), so it is never shown as a user: see [`Author::actor`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Author {
-    /// e.g. `kubectl-client-side-apply`; `unknown` for a deletion, which names none.
-    pub manager: String,
+    /// e.g. `kubectl-client-side-apply`; None for a deletion, which names none.
+    pub manager: Option<String>,
     /// `Update`, `Apply` or `Delete`.
     pub operation: String,
 }
 
+/// The most bytes of a field manager's name kept (the API server allows 128).
+const MANAGER_BYTES: usize = 128;
+
 impl Author {
     fn new(manager: &str, operation: &str) -> Self {
-        Self { manager: manager.to_owned(), operation: operation.to_owned() }
+        Self { manager: Some(clean_manager(manager)), operation: operation.to_owned() }
+    }
+
+    /// The author of a deletion: the API server names nobody.
+    fn deletion() -> Self {
+        Self { manager: None, operation: "Delete".to_owned() }
+    }
+
+    /// The actor an audit entry names: `field manager alice@example.com (unverified)`, so a
+    /// client-chosen name can never read as a signed-in user or as signalbox itself;
+    /// `unknown (a deletion names no field manager)` for a deletion.
+    pub fn actor(&self) -> String {
+        match &self.manager {
+            Some(manager) => format!("field manager {manager} (unverified)"),
+            None if self.operation == "Delete" => "unknown (a deletion names no field manager)".to_owned(),
+            None => "unknown (no field manager)".to_owned(),
+        }
+    }
+
+    /// The name changes are counted under for the rate limit (deletions together).
+    pub fn manager_or_unknown(&self) -> &str {
+        self.manager.as_deref().unwrap_or("unknown")
     }
 }
 
-/// `kubectl-client-side-apply (Update)`.
+/// A manager name as shown: at most [`MANAGER_BYTES`], without control characters (the API
+/// server refuses them today; a page or a log line must not depend on that).
+fn clean_manager(manager: &str) -> String {
+    let mut clean: String = manager.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+    if clean.len() > MANAGER_BYTES {
+        let mut end = MANAGER_BYTES;
+        while !clean.is_char_boundary(end) {
+            end -= 1;
+        }
+        clean.truncate(end);
+        clean.push('…');
+    }
+    clean
+}
+
+/// `field manager kubectl-edit (unverified), Update`.
 impl std::fmt::Display for Author {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.manager, self.operation)
+        write!(f, "{}, {}", self.actor(), self.operation)
     }
 }
 
@@ -117,8 +159,9 @@ pub fn routed_hosts(kind: Kind, object: &Value, namespace: &str) -> Vec<String> 
 
 /// Takes each outside change found.
 type Record = Arc<dyn Fn(ExternalChange) + Send + Sync>;
-/// The last recorded state of each object of a kind in a namespace, by name.
-type Baseline = Arc<dyn Fn(Kind, String) -> BoxFuture<'static, HashMap<String, Value>> + Send + Sync>;
+/// The last recorded state of each object of a kind in a namespace, by name (None: its
+/// last recorded change deleted it).
+type Baseline = Arc<dyn Fn(Kind, String) -> BoxFuture<'static, HashMap<String, Option<Value>>> + Send + Sync>;
 
 /// Where outside changes go, and what they are compared with at startup.
 ///
@@ -133,11 +176,12 @@ pub struct OutsideChanges {
 
 impl OutsideChanges {
     /// `record` gets each outside change, in the order they were seen. `baseline` gives the
-    /// last recorded state of each object of a kind in a namespace (from the audit log).
+    /// last recorded state of each object of a kind in a namespace (from the audit log; None
+    /// for an object whose last recorded change deleted it).
     pub fn new<B, BFut>(record: impl Fn(ExternalChange) + Send + Sync + 'static, baseline: B) -> Self
     where
         B: Fn(Kind, String) -> BFut + Send + Sync + 'static,
-        BFut: Future<Output = HashMap<String, Value>> + Send + 'static,
+        BFut: Future<Output = HashMap<String, Option<Value>>> + Send + 'static,
     {
         Self { record: Arc::new(record), baseline: Arc::new(move |kind, namespace| baseline(kind, namespace).boxed()) }
     }
@@ -148,11 +192,14 @@ impl OutsideChanges {
         if !WATCHED.contains(&kind) {
             return None;
         }
-        let seen = (self.baseline)(kind, namespace.to_owned()).await;
+        let baseline = (self.baseline)(kind, namespace.to_owned()).await;
+        let deleted = baseline.iter().filter(|(_, state)| state.is_none()).map(|(name, _)| name.clone()).collect();
+        let seen = baseline.into_iter().filter_map(|(name, state)| Some((name, state?))).collect();
         Some(Detector {
             kind,
             namespace: namespace.to_owned(),
             seen,
+            deleted,
             listed: None,
             first_listing: true,
             record: self.record.clone(),
@@ -170,6 +217,8 @@ pub struct Detector {
     namespace: String,
     /// The last state of each object, as signalbox knows it.
     seen: HashMap<String, Value>,
+    /// The objects whose last recorded change deleted them, until the first listing.
+    deleted: HashSet<String>,
     /// A listing in progress (between `Init` and `InitDone`).
     listed: Option<HashMap<String, DynamicObject>>,
     first_listing: bool,
@@ -191,7 +240,8 @@ impl Detector {
             }
             Event::InitDone => {
                 let listing = self.listed.take().unwrap_or_default();
-                let changes = relisted(&mut self.seen, kind, namespace, listing, self.first_listing);
+                let deleted = if self.first_listing { std::mem::take(&mut self.deleted) } else { HashSet::new() };
+                let changes = relisted(&mut self.seen, &deleted, kind, namespace, listing, self.first_listing);
                 self.first_listing = false;
                 changes
             }
@@ -206,11 +256,12 @@ impl Detector {
 
 /// A full listing: every object that differs from what was seen before (or recorded before
 /// signalbox started), and every object seen before that is gone. On the first listing an
-/// object the audit log never recorded under its own name (one that predates signalbox, or
-/// a workload's Service filed under its Deployment) is only remembered: its author cannot
-/// be told from a creation signalbox missed.
+/// object the audit log recorded as deleted (`deleted`) was created again while signalbox
+/// was down; one the log never recorded at all (it predates signalbox) is only
+/// remembered: its author cannot be told from a creation signalbox missed.
 fn relisted(
     seen: &mut HashMap<String, Value>,
+    deleted: &HashSet<String>,
     kind: Kind,
     namespace: &str,
     listed: HashMap<String, DynamicObject>,
@@ -218,7 +269,7 @@ fn relisted(
 ) -> Vec<ExternalChange> {
     let mut changes = Vec::new();
     for (name, object) in &listed {
-        if first && !seen.contains_key(name) {
+        if first && !seen.contains_key(name) && !deleted.contains(name) {
             seen.insert(name.clone(), state_of(object));
         } else {
             changes.extend(applied(seen, kind, namespace, object));
@@ -231,7 +282,7 @@ fn relisted(
             target: ObjectRef::namespaced(kind, namespace, &name),
             before,
             after: None,
-            author: Author::new("unknown", "Delete"),
+            author: Author::deletion(),
             resource_version: None,
         });
     }
@@ -244,20 +295,6 @@ fn name_of(object: &DynamicObject) -> String {
 
 fn state_of(object: &DynamicObject) -> Value {
     without_server_fields(serde_json::to_value(object).unwrap_or(Value::Null))
-}
-
-/// Whether two states are the same object content, `apiVersion`/`kind` aside (list items
-/// lack them; recorded documents carry them).
-fn same_content(a: &Value, b: &Value) -> bool {
-    let content = |value: &Value| {
-        let mut value = value.clone();
-        if let Some(fields) = value.as_object_mut() {
-            fields.remove("apiVersion");
-            fields.remove("kind");
-        }
-        value
-    };
-    content(a) == content(b)
 }
 
 fn applied(
@@ -274,7 +311,7 @@ fn applied(
     }
     // Whether signalbox wrote this version is decided by the caller (it knows the
     // resourceVersions its writes produced); the author named is the newest other manager.
-    let author = latest_author(object).unwrap_or_else(|| Author::new("unknown", "Update"));
+    let author = latest_author(object).unwrap_or_else(|| Author { manager: None, operation: "Update".to_owned() });
     Some(ExternalChange {
         target: ObjectRef::namespaced(kind, namespace, &name),
         before,
@@ -298,12 +335,16 @@ fn deleted(
         target: ObjectRef::namespaced(kind, namespace, &name),
         before,
         after: None,
-        author: Author::new("unknown", "Delete"),
+        author: Author::deletion(),
         resource_version: None,
     })
 }
 
-/// The manager other than signalbox whose latest non-status write is newest.
+/// The manager whose latest non-status write is newest; on a tie (`time` has seconds),
+/// one other than signalbox's, whose own writes the caller has already left out by the
+/// resourceVersions they produced. A change that reaches here and names `signalbox` as
+/// its newest manager was made by someone using that name: they are named, not skipped
+/// (skipping them pinned the change on whichever manager wrote before).
 fn latest_author(object: &DynamicObject) -> Option<Author> {
     object
         .metadata
@@ -311,11 +352,9 @@ fn latest_author(object: &DynamicObject) -> Option<Author> {
         .iter()
         .flatten()
         .filter(|entry| entry.subresource.as_deref().unwrap_or("").is_empty())
-        .filter(|entry| entry.manager.as_deref() != Some(FIELD_MANAGER))
-        .max_by_key(|entry| entry.time.as_ref().map(|t| t.0))
-        .map(|entry| Author {
-            manager: entry.manager.clone().unwrap_or_default(),
-            operation: entry.operation.clone().unwrap_or_default(),
+        .max_by_key(|entry| (entry.time.as_ref().map(|t| t.0), entry.manager.as_deref() != Some(FIELD_MANAGER)))
+        .map(|entry| {
+            Author::new(entry.manager.as_deref().unwrap_or_default(), entry.operation.as_deref().unwrap_or_default())
         })
 }
 
@@ -345,5 +384,62 @@ mod tests {
         changed.sort();
         assert_eq!(changed, ["preference", "recommendation"], "by the hosts routed, not the object's name");
         assert!(activity.routing_changed_recently("otherns", 60_000).is_empty());
+    }
+
+    fn object(name: &str, managers: &[(&str, &str, &str)]) -> DynamicObject {
+        let managed: Vec<Value> = managers
+            .iter()
+            .map(|(manager, operation, time)| {
+                json!({"manager": manager, "operation": operation, "time": time, "apiVersion": "networking.istio.io/v1"})
+            })
+            .collect();
+        serde_json::from_value(json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": {"name": name, "namespace": "t", "resourceVersion": "9", "managedFields": managed},
+            "spec": {"hosts": [name]}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_change_under_signalboxs_name_is_pinned_on_that_name_not_on_an_earlier_manager() {
+        let spoofed = object(
+            "reco",
+            &[("kubectl-edit", "Update", "2026-01-01T10:00:00Z"), (FIELD_MANAGER, "Apply", "2026-01-01T10:05:00Z")],
+        );
+        let author = latest_author(&spoofed).unwrap();
+        assert_eq!(author.actor(), "field manager signalbox (unverified)");
+        let tie = object(
+            "reco",
+            &[(FIELD_MANAGER, "Apply", "2026-01-01T10:00:00Z"), ("kubectl-edit", "Update", "2026-01-01T10:00:00Z")],
+        );
+        assert_eq!(latest_author(&tie).unwrap().manager.as_deref(), Some("kubectl-edit"), "a tie is not signalbox's");
+    }
+
+    #[test]
+    fn a_field_manager_is_shown_as_unverified_never_as_a_user() {
+        for name in ["alice@example.com", "system:signalbox", "local:root"] {
+            let author = Author::new(name, "Apply");
+            assert_eq!(author.actor(), format!("field manager {name} (unverified)"));
+            assert_eq!(author.to_string(), format!("field manager {name} (unverified), Apply"));
+        }
+        assert_eq!(Author::deletion().actor(), "unknown (a deletion names no field manager)");
+        let long = Author::new(&format!("a\nb{}", "x".repeat(300)), "Update");
+        let manager = long.manager.unwrap();
+        assert!(manager.starts_with("a?b") && manager.len() <= MANAGER_BYTES + 3, "{manager}");
+    }
+
+    #[test]
+    fn an_object_recorded_as_deleted_and_listed_at_start_was_created_while_down() {
+        let mut seen = HashMap::new();
+        let deleted: HashSet<String> = ["reco".to_owned()].into();
+        let listed: HashMap<String, DynamicObject> = [
+            ("reco".to_owned(), object("reco", &[("kubectl-create", "Update", "2026-01-01T10:00:00Z")])),
+            ("older".to_owned(), object("older", &[("helm", "Update", "2026-01-01T10:00:00Z")])),
+        ]
+        .into();
+        let changes = relisted(&mut seen, &deleted, Kind::VirtualService, "t", listed, true);
+        assert_eq!(changes.len(), 1, "the never-recorded object is only remembered: {changes:?}");
+        assert_eq!((changes[0].target.name.as_str(), changes[0].before.is_none()), ("reco", true));
+        assert_eq!(changes[0].author.manager.as_deref(), Some("kubectl-create"));
+        assert!(seen.contains_key("older"));
     }
 }

@@ -1,5 +1,6 @@
 //! The Kubernetes side: client, watch caches, health and object writes.
 mod backoff;
+pub mod bounded;
 mod cache;
 pub mod external;
 mod health;

@@ -147,7 +147,7 @@ impl From<crate::change::revert::RevertError> for AppError {
         use crate::change::revert::{RevertError, RevertRefused};
         match error {
             RevertError::Refused(refused @ RevertRefused::ChangedSince(_)) => AppError::Conflict(refused.to_string()),
-            RevertError::Refused(refused @ RevertRefused::NotApplied(_)) => {
+            RevertError::Refused(refused @ (RevertRefused::NotApplied(_) | RevertRefused::NotStored(_))) => {
                 AppError::invalid("id", refused.to_string())
             }
             RevertError::Cluster(error) => error.into(),

@@ -152,7 +152,11 @@ async fn every_attempt_leaves_exactly_one_entry_and_the_chain_verifies() {
     for entry in &outside {
         assert_eq!(
             (entry["actor"].as_str(), entry["kind"].as_str(), entry["outcome"].as_str()),
-            (Some(EXTERNAL_MANAGER), Some("Deployment"), Some("applied")),
+            (
+                Some(format!("field manager {EXTERNAL_MANAGER} (unverified)").as_str()),
+                Some("Deployment"),
+                Some("applied")
+            ),
             "{entry}"
         );
     }

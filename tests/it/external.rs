@@ -39,8 +39,11 @@ async fn kubectl_changes_are_audited_as_external_with_their_field_manager() {
         console.external_entries().await.into_iter().find(|e| e["kind"] == "VirtualService")
     })
     .await;
-    assert_eq!((entry["actor"].as_str(), entry["action"].as_str()), (Some("kubectl-edit"), Some("external.update")));
-    assert!(entry["summary"].as_str().unwrap().contains("kubectl-edit (Update)"), "{entry}");
+    assert_eq!(
+        (entry["actor"].as_str(), entry["action"].as_str()),
+        (Some("field manager kubectl-edit (unverified)"), Some("external.update"))
+    );
+    assert!(entry["summary"].as_str().unwrap().contains("field manager kubectl-edit (unverified), Update"), "{entry}");
     assert_eq!(entry["before"]["spec"]["http"][0]["route"][0]["weight"], 90);
     assert_eq!(entry["after"]["spec"]["http"][0]["route"][0]["weight"], 50);
     let overview = console.page(&format!("/ns/{}/partials/services", ns.name)).await;

@@ -49,7 +49,7 @@ async fn a_change_made_while_down_is_recorded_once_at_startup() {
     .await;
     assert_eq!(
         (entry["kind"].as_str(), entry["name"].as_str(), entry["actor"].as_str()),
-        (Some("Deployment"), Some("recommendation-v1"), Some("kubectl-scale")),
+        (Some("Deployment"), Some("recommendation-v1"), Some("field manager kubectl-scale (unverified)")),
         "{entry}"
     );
     assert_eq!(

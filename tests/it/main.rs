@@ -22,6 +22,7 @@ mod deploy;
 mod devcluster;
 mod every_route;
 mod external;
+mod external_abuse;
 mod external_restart;
 mod gateway_api;
 mod hardening;

@@ -121,9 +121,24 @@ async fn after_a_dropped_connection_the_watches_resume_and_miss_nothing() {
     .await;
 
     let expected = vec![
-        ("Deployment".into(), "recommendation-v1".into(), "kubectl-scale".into(), "external.update".into()),
-        ("Deployment".into(), "recommendation-v3".into(), "kubectl-create".into(), "external.create".into()),
-        ("VirtualService".into(), "recommendation".into(), "kubectl-edit".into(), "external.update".into()),
+        (
+            "Deployment".into(),
+            "recommendation-v1".into(),
+            "field manager kubectl-scale (unverified)".into(),
+            "external.update".into(),
+        ),
+        (
+            "Deployment".into(),
+            "recommendation-v3".into(),
+            "field manager kubectl-create (unverified)".into(),
+            "external.create".into(),
+        ),
+        (
+            "VirtualService".into(),
+            "recommendation".into(),
+            "field manager kubectl-edit (unverified)".into(),
+            "external.update".into(),
+        ),
     ];
     eventually(Duration::from_secs(15), "the outside changes audited", || async {
         (described(&console.external_entries().await).len() >= expected.len()).then_some(())

@@ -221,7 +221,7 @@ async fn entry_page(
         .zip(end)
         .and_then(|(start, end)| state.links.jaeger_traces_between(&entry.namespace, &service, start, end));
     let kiali = state.links.kiali_service(&entry.namespace, &service);
-    let revertible = actor.authenticated && entry.is_revertible();
+    let revertible = actor.authenticated && crate::change::revert::refusal(&entry).is_none();
     Ok(EntryPage {
         layout: Layout::new(state, actor, Some(&entry.namespace)),
         entry,
