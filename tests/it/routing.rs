@@ -650,3 +650,16 @@ async fn the_settings_form_starts_from_the_rule_and_removes_only_what_is_ticked(
     assert!(html.contains("recommendation: timeout 1s → removed</strong>"), "{html}");
     console.stop().await;
 }
+
+/// The route tester names a line it cannot read instead of answering for the other headers.
+#[tokio::test]
+async fn the_route_tester_names_a_line_that_is_not_a_header() {
+    let (ns, console) = console_with_two_versions().await;
+    put_policy(&console, json!({"subsets": subsets(), "rules": [{"route": {"version-v1": 100}}]})).await;
+    let test = format!("/ns/{}/routes/recommendation/test", ns.name);
+    let (status, html) = console.post_form(&test, &[("path", "/"), ("headers", "x-team: reco\nFirefox")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("line 2 is not a header (name: value): Firefox"), "{html}");
+    assert!(html.contains(">x-team: reco\nFirefox</textarea>"), "what was typed stays: {html}");
+    console.stop().await;
+}

@@ -199,6 +199,8 @@ pub struct RoutesView {
     pub conflict: Option<String>,
     pub preview: Option<PreviewView>,
     pub test_result: Option<TestResultView>,
+    /// The route tester's refusal of the headers typed, and them.
+    pub test_error: Option<(String, String)>,
     /// Set instead of the forms when the routing is spread over several objects.
     pub ambiguous: Option<AmbiguousView>,
 }
@@ -276,6 +278,7 @@ impl RoutesView {
             conflict: None,
             preview: None,
             test_result: None,
+            test_error: None,
             ambiguous,
             policy,
         }

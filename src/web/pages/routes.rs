@@ -45,6 +45,13 @@ struct TestResultPartial {
     result: TestResultView,
 }
 
+/// The route tester's answer to headers it could not read.
+#[derive(Template)]
+#[template(path = "partials/route_test_error.html")]
+struct TestErrorPartial {
+    error: String,
+}
+
 #[derive(Template)]
 #[template(path = "routes_index.html")]
 struct RoutesIndex {
@@ -306,12 +313,18 @@ pub async fn test(
 ) -> Result<Response, AppError> {
     let mut view = view_from_cache(&state, &actor, &namespace, &host);
     let text = if form.preset_headers.is_empty() { form.headers } else { form.preset_headers };
-    let headers: BTreeMap<String, String> = text
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-        .filter(|(name, _)| !name.is_empty())
-        .collect();
+    let headers = match parse_headers(&text) {
+        Ok(headers) => headers,
+        Err(problem) => {
+            let error = TestErrorPartial { error: problem };
+            if htmx.0 {
+                return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(error.render()?)).into_response());
+            }
+            view.test_error = Some((error.error, text));
+            let page = RoutesPage { layout: Layout::new(&state, &actor, Some(&namespace)), view };
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response());
+        }
+    };
     let request = policy::Request {
         path: if form.path.trim().is_empty() { "/".into() } else { form.path.trim().to_owned() },
         method: if form.method.trim().is_empty() { "GET".into() } else { form.method.trim().to_ascii_uppercase() },
@@ -324,4 +337,38 @@ pub async fn test(
     }
     view.test_result = Some(result);
     render(&RoutesPage { layout: Layout::new(&state, &actor, Some(&namespace)), view })
+}
+
+/// The route tester's headers, one `name: value` per line (blank lines skipped); a line it
+/// cannot read is named rather than skipped, so the answer is never for other headers than
+/// the ones typed.
+fn parse_headers(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut headers = BTreeMap::new();
+    for (number, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
+        let unread = || format!("line {} is not a header (name: value): {}", number + 1, line.trim());
+        let (name, value) = line.split_once(':').ok_or_else(unread)?;
+        let name = name.trim().to_ascii_lowercase();
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(unread());
+        }
+        headers.insert(name, value.trim().to_owned());
+    }
+    Ok(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_headers;
+
+    #[test]
+    fn the_tester_names_the_line_it_cannot_read() {
+        let headers = parse_headers("User-Agent: Firefox\n\nx-team: reco").unwrap();
+        assert_eq!(headers.get("user-agent").map(String::as_str), Some("Firefox"));
+        assert_eq!(
+            parse_headers("x-team: reco\nFirefox").unwrap_err(),
+            "line 2 is not a header (name: value): Firefox"
+        );
+        assert!(parse_headers(": empty name").unwrap_err().starts_with("line 1 "));
+        assert!(parse_headers("user agent: x").is_err(), "a header name has no spaces");
+    }
 }
