@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
 
-use crate::authz::Actor;
+use crate::authz::{Actor, GROUP_SEPARATOR};
 use crate::problem::FieldProblem;
 
 use super::error::AppError;
@@ -23,8 +23,6 @@ const MAX_NAME_LENGTH: usize = 256;
 /// The longest groups header: room for a user in many groups, not for a flood.
 const MAX_GROUPS_LENGTH: usize = 8 * 1024;
 const MAX_GROUPS: usize = 256;
-/// The separator of `X-Forwarded-Groups`, as oauth2-proxy joins a user's groups.
-const GROUP_SEPARATOR: char = ',';
 
 #[derive(Debug, Clone)]
 pub struct IdentityPolicy {
