@@ -156,6 +156,8 @@ async fn no_request_in_time(first_request: &Notify, limit: Duration) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -193,6 +195,19 @@ mod tests {
         String::from_utf8_lossy(&answer).into_owned()
     }
 
+    /// How long until the server closes the connection (None: still open after `limit`).
+    async fn closed_within(stream: &mut (impl AsyncRead + Unpin), limit: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        let mut buffer = [0u8; 1024];
+        loop {
+            match tokio::time::timeout(limit.saturating_sub(started.elapsed()), stream.read(&mut buffer)).await {
+                Err(_) => return None,
+                Ok(Ok(0) | Err(_)) => return Some(started.elapsed()),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
     const GET_PEER: &[u8] = b"GET /peer HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
     #[tokio::test]
@@ -217,5 +232,37 @@ mod tests {
         })
         .await
         .expect("the socket file is removed at shutdown");
+    }
+
+    #[tokio::test]
+    async fn a_kept_alive_connection_that_goes_idle_is_closed_after_the_header_timeout() {
+        let (bound, _stop) = start(&[Listen::Tcp("127.0.0.1:0".parse().unwrap())]).await;
+        let Listen::Tcp(addr) = bound[0] else { panic!("{bound:?}") };
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        exchange(&mut stream, GET_PEER, "Tcp(").await;
+        // Idle between requests, then a second request in time: still served.
+        tokio::time::sleep(SHORT / 2).await;
+        exchange(&mut stream, GET_PEER, "Tcp(").await;
+        let closed = closed_within(&mut stream, SHORT * 5).await.expect("an idle kept-alive connection is closed");
+        assert!(closed >= SHORT - Duration::from_millis(50), "closed early, after {closed:?}");
+    }
+
+    /// HTTP/2 is not compiled in, so no HTTP/2 connection can sit idle with no timeout
+    /// (hyper's HTTP/1 header timeout does not apply to it). If hyper's `http2` feature ever
+    /// comes in (say, through another crate's features), this fails: give HTTP/2 connections
+    /// an idle limit (keep-alive pings, a cap on idle time) before letting it.
+    #[tokio::test]
+    async fn an_http2_prior_knowledge_client_is_not_served_http2() {
+        let (bound, _stop) = start(&[Listen::Tcp("127.0.0.1:0".parse().unwrap())]).await;
+        let Listen::Tcp(addr) = bound[0] else { panic!("{bound:?}") };
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // The connection preface, then an empty SETTINGS frame.
+        stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+        stream.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+        let mut answer = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+        assert!(closed.is_ok(), "the connection is closed");
+        // An HTTP/2 server's first frame is its SETTINGS (type 4): a 9-byte header, type at 3.
+        assert!(answer.get(3) != Some(&4) || answer.starts_with(b"HTTP/1.1"), "answered as HTTP/2: {answer:?}");
     }
 }
