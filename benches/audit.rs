@@ -90,7 +90,7 @@ async fn main() {
 
     let config = ServeConfig::local(kubeconfig(), vec!["bench-audit".into()], database);
     let server = signalbox::app::start(config).await.unwrap();
-    let base = format!("http://{}", server.addr);
+    let base = format!("http://{}", server.addr());
     let http = reqwest::Client::new();
     println!("| page | p50 | max | bytes |");
     println!("| --- | --- | --- | --- |");

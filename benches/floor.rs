@@ -252,7 +252,7 @@ async fn main() {
         ..ServeConfig::local(kubeconfig(), vec![NAMESPACE.into()], database)
     };
     let server = signalbox::app::start(config).await.unwrap();
-    let base = format!("http://{}", server.addr);
+    let base = format!("http://{}", server.addr());
     let http = reqwest::Client::new();
     let started = Instant::now();
     while !matches!(http.get(format!("{base}/readyz")).send().await, Ok(r) if r.status().is_success()) {

@@ -68,7 +68,7 @@ async fn run(proxies: usize) {
         ..ServeConfig::local(kubeconfig(), vec![namespace.clone()], dir.path().join("audit.db"))
     };
     let server = signalbox::app::start(config).await.unwrap();
-    let base = format!("http://{}/api/v1/namespaces/{namespace}", server.addr);
+    let base = format!("http://{}/api/v1/namespaces/{namespace}", server.addr());
     let http = reqwest::Client::new();
     for workload in ["recommendation-v1", "recommendation-v2"] {
         http.put(format!("{base}/workloads/{workload}")).json(&json!({})).send().await.unwrap();

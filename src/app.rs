@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -26,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::propagation::{Istiod, Propagation};
 use crate::routing::Routing;
 use crate::traffic::ObservedEdges;
-use crate::web::{self, AllowedHosts, AppState, CsrfTokens, IdentityPolicy, Links, Shared};
+use crate::web::{self, AllowedHosts, AppState, CsrfTokens, IdentityPolicy, Links, Listen, Listener, Shared};
 
 /// How long shutdown waits for in-flight requests and changes: below Kubernetes' default
 /// 30 s termination grace period, above what one change normally takes.
@@ -34,7 +33,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// A running console.
 pub struct Server {
-    pub addr: SocketAddr,
+    /// Where it listens, in `--listen` order, with the ports the system chose.
+    pub listening: Vec<Listen>,
     pub state: AppState,
     /// Canary auto-advance, when Prometheus is configured.
     autopilot: Option<Autopilot>,
@@ -45,6 +45,20 @@ pub struct Server {
 }
 
 impl Server {
+    /// The first TCP address it listens on (tests and benchmarks always have one).
+    ///
+    /// # Panics
+    /// When it listens on Unix sockets only.
+    pub fn addr(&self) -> SocketAddr {
+        self.listening
+            .iter()
+            .find_map(|listen| match listen {
+                Listen::Tcp(addr) => Some(*addr),
+                Listen::Unix(_) => None,
+            })
+            .expect("the console listens on a TCP address")
+    }
+
     /// Stops accepting, lets in-flight requests and changes finish within [`SHUTDOWN_GRACE`],
     /// closes the database.
     pub async fn shutdown(self) -> anyhow::Result<()> {
@@ -138,8 +152,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         audit,
         anchor,
         metrics,
-        identity: Arc::new(IdentityPolicy::new(config.trusted_proxies.clone(), config.listen)),
-        allowed_hosts: Arc::new(AllowedHosts::from_env(config.listen, &config.allowed_hosts)),
+        identity: Arc::new(IdentityPolicy::new(config.trusted_proxies.clone(), &config.listen)),
+        allowed_hosts: Arc::new(AllowedHosts::from_env(&config.listen, &config.allowed_hosts)),
         csrf: Arc::new(CsrfTokens::default()),
         links: Arc::new(Links::new(config.kiali_url.clone(), config.jaeger_url.clone())),
         observed_edges: prometheus.clone().map(ObservedEdges::new),
@@ -158,23 +172,39 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
     let static_files = web::StaticFiles::load(&static_dir)
         .with_context(|| format!("reading the static files in {}", static_dir.display()))?;
     let router = web::router(state.clone(), static_files);
-    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
-    let addr = listener.local_addr()?;
+    for caution in IdentityPolicy::cautions(&config.trusted_proxies, &config.listen) {
+        tracing::warn!("{caution}");
+    }
+    let listeners = bind(&config.listen).await?;
+    let listening = listeners.iter().map(Listener::local).collect::<std::io::Result<Vec<_>>>()?;
+    let shown: Vec<String> = listening.iter().map(ToString::to_string).collect();
     tracing::info!(
-        %addr,
+        listen = ?shown,
+        trusted_proxies = ?config.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
         cluster = %state.cluster.description,
         namespaces = ?config.namespaces,
         database = %config.database.display(),
-        "signalbox serving on http://{addr}"
+        "signalbox serving on {}",
+        shown.join(", ")
     );
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        web::serve(listener, router, async {
+        web::serve(listeners, router, async {
             let _ = stopped.await;
         })
         .await
     });
-    Ok(Server { addr, state, autopilot, anchor_writer, stop, task })
+    Ok(Server { listening, state, autopilot, anchor_writer, stop, task })
+}
+
+/// Binds every `--listen` value, before anything is served: one that cannot be bound stops
+/// the start (a Unix socket's listener removes its file again when dropped).
+async fn bind(listen: &[Listen]) -> anyhow::Result<Vec<Listener>> {
+    let mut listeners = Vec::with_capacity(listen.len());
+    for value in listen {
+        listeners.push(Listener::bind(value).await.with_context(|| format!("listening on {value}"))?);
+    }
+    Ok(listeners)
 }
 
 /// The audit anchor (`audit_anchor`): in the configured namespace, else the pod's own;

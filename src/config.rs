@@ -3,7 +3,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ipnet::IpNet;
+
+use crate::web::{Listen, TrustedProxy};
 
 /// signalbox: a console for Istio routing, canaries and audit.
 #[derive(Debug, Parser)]
@@ -73,9 +74,10 @@ pub enum AuditCommand {
 /// Everything the server needs to start.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
-    /// Address to listen on.
-    #[arg(long, env = "SIGNALBOX_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    /// Where to listen (repeatable): `host:port`, or `unix:/path` for a Unix socket (mode
+    /// 0660; a stale socket file is replaced, and the file removed at shutdown).
+    #[arg(long, env = "SIGNALBOX_LISTEN", value_delimiter = ',', default_value = "127.0.0.1:8080")]
+    pub listen: Vec<Listen>,
     /// Kubeconfig file; by default inferred like kubectl (KUBECONFIG, ~/.kube/config, in-cluster).
     #[arg(long, env = "SIGNALBOX_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
@@ -102,9 +104,10 @@ pub struct ServeConfig {
     #[arg(long, env = "SIGNALBOX_ANALYSIS_INTERVAL_SECONDS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub analysis_interval_seconds: u64,
-    /// A proxy allowed to assert identity with X-Forwarded-User/-Groups (CIDR, repeatable).
+    /// A proxy allowed to assert identity with X-Forwarded-User/-Groups (repeatable): a
+    /// CIDR, or `unix` for whoever connects over the `--listen unix:` sockets.
     #[arg(long = "trusted-proxy", env = "SIGNALBOX_TRUSTED_PROXY", value_delimiter = ',')]
-    pub trusted_proxies: Vec<IpNet>,
+    pub trusted_proxies: Vec<TrustedProxy>,
     /// A host name the console answers to besides loopback names and its in-cluster
     /// defaults (repeatable), e.g. the Gateway's `signalbox.example.com`. Requests for any
     /// other Host are refused (421): a defence against DNS rebinding.
@@ -162,7 +165,7 @@ impl ServeConfig {
     /// with every optional integration off (what tests, benchmarks and embedders start from).
     pub fn local(kubeconfig: PathBuf, namespaces: Vec<String>, database: PathBuf) -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen: vec![Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 0)))],
             kubeconfig: Some(kubeconfig),
             namespaces,
             database,

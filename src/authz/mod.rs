@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-pub use teams::{Members, Team, Teams};
+pub use teams::{GROUP_SEPARATOR, Members, Team, Teams};
 pub use view::{ViewScope, VisibleObjects};
 
 /// The person (or pipeline) behind a request.

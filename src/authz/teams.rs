@@ -45,10 +45,28 @@ pub struct Members {
     pub groups: Vec<String>,
 }
 
+/// How the login proxy joins a user's groups in `X-Forwarded-Groups` (oauth2-proxy: a
+/// comma), so a group name holding it could never be matched: signalbox splits the header
+/// there, and `a,b` arrives as the two groups `a` and `b`.
+pub const GROUP_SEPARATOR: char = ',';
+
 impl Teams {
+    /// Reads and checks the team file; a group name the proxy's header cannot carry is an
+    /// error, not a team that silently never matches.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)?;
-        Ok(serde_yaml_ng::from_str(&text)?)
+        Self::parse(&text)
+    }
+
+    fn parse(text: &str) -> anyhow::Result<Self> {
+        let teams: Self = serde_yaml_ng::from_str(text)?;
+        for team in &teams.teams {
+            for group in &team.members.groups {
+                check_group_name(group)
+                    .map_err(|why| anyhow::anyhow!("team {:?}: group {group:?} {why}", team.name))?;
+            }
+        }
+        Ok(teams)
     }
 
     /// Whether some team of the actor grants `permission` on `namespace` (and `host`, for
@@ -70,6 +88,21 @@ impl Teams {
             .flat_map(|team| team.hosts.iter().cloned())
             .collect()
     }
+}
+
+/// Why the proxy could never send this group name: the header is split at commas and each
+/// name trimmed, empty ones skipped.
+fn check_group_name(group: &str) -> Result<(), &'static str> {
+    if group.contains(GROUP_SEPARATOR) {
+        return Err("contains a comma, which separates groups in X-Forwarded-Groups; it could never match");
+    }
+    if group.trim().is_empty() {
+        return Err("is empty; it could never match");
+    }
+    if group.trim() != group {
+        return Err("has spaces around it, which are trimmed from X-Forwarded-Groups; it could never match");
+    }
+    Ok(())
 }
 
 impl Team {
@@ -154,5 +187,18 @@ teams:
         assert!(
             serde_yaml_ng::from_str::<Teams>("teams: [{name: a, namespaces: [x], actions: [view], owner: b}]").is_err()
         );
+    }
+
+    #[test]
+    fn group_names_the_proxy_header_cannot_carry_are_refused() {
+        let file = |group: &str| {
+            format!("teams: [{{name: a, members: {{groups: ['{group}']}}, namespaces: [x], actions: [view]}}]")
+        };
+        let error = Teams::parse(&file("eng,admins")).unwrap_err().to_string();
+        assert!(error.contains("team \"a\": group \"eng,admins\" contains a comma"), "{error}");
+        for group in ["", " ", " eng", "eng "] {
+            assert!(Teams::parse(&file(group)).is_err(), "{group:?}");
+        }
+        assert!(Teams::parse(&file("cn=eng admins/platform")).is_ok(), "other characters are fine");
     }
 }

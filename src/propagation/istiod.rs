@@ -4,6 +4,10 @@
 //! elsewhere only to callers that authenticate like a proxy (a ServiceAccount token for the
 //! `istio-ca` audience, sent as a bearer token: [`TOKEN_FILE`]) and whose namespace is
 //! istiod's own or listed in its `DEBUG_ENDPOINT_AUTH_ALLOWED_NAMESPACES` (docs/deploy.md).
+//! That port is plain HTTP, so the token goes only to an istiod off this machine, which
+//! needs it. istiod's TLS port (15012) offers the same status only as an xDS debug request
+//! over gRPC, which signalbox has no client for (README, "istiod's token travels in
+//! plaintext").
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -36,6 +40,10 @@ pub struct IstiodUnreachable {
 pub struct Istiod {
     base: String,
     http: reqwest::Client,
+    /// Whether the `istio-ca` token goes along: not to a loopback istiod, which answers
+    /// without one, so the token crosses no network it need not (istiod's monitoring port
+    /// is plain HTTP).
+    sends_token: bool,
 }
 
 /// One element of `/debug/syncz` (pilot/pkg/xds/debug.go `SyncStatus`), the fields used.
@@ -71,7 +79,8 @@ impl Istiod {
             .connect_timeout(READ_TIMEOUT)
             .build()
             .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
-        Ok(Self { base: base_url.trim_end_matches('/').to_owned(), http })
+        let sends_token = !is_loopback(&url);
+        Ok(Self { base: base_url.trim_end_matches('/').to_owned(), http, sends_token })
     }
 
     pub fn url(&self) -> &str {
@@ -82,7 +91,9 @@ impl Istiod {
     pub async fn snapshot(&self, namespace: &str) -> Result<Snapshot, IstiodUnreachable> {
         let unreachable = |reason: String| IstiodUnreachable { url: self.base.clone(), reason };
         let mut request = self.http.get(format!("{}/debug/syncz", self.base)).query(&[("namespace", namespace)]);
-        if let Ok(token) = tokio::fs::read_to_string(TOKEN_FILE).await {
+        if self.sends_token
+            && let Ok(token) = tokio::fs::read_to_string(TOKEN_FILE).await
+        {
             request = request.bearer_auth(token.trim());
         }
         let response = request.send().await.map_err(|e| unreachable(e.without_url().to_string()))?;
@@ -95,6 +106,12 @@ impl Istiod {
         let body = response.bytes().await.map_err(|e| unreachable(e.without_url().to_string()))?;
         parse_syncz(&body).map_err(|e| unreachable(format!("/debug/syncz is not sync status: {e}")))
     }
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else { return false };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// istiod's sync status as a snapshot of the sidecars it lists.
@@ -128,6 +145,16 @@ fn xds_state(status: Option<ResourceStatus>) -> XdsState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_goes_only_to_an_istiod_off_this_machine() {
+        for local in ["http://127.0.0.1:15014", "http://localhost:15014", "http://[::1]:15014", "http://127.3.2.1"] {
+            assert!(!Istiod::new(local).unwrap().sends_token, "{local}");
+        }
+        for remote in ["http://istiod.istio-system.svc:15014", "http://10.0.0.5:15014", "http://localhost.example"] {
+            assert!(Istiod::new(remote).unwrap().sends_token, "{remote}");
+        }
+    }
 
     #[test]
     fn syncz_becomes_a_snapshot_of_sidecars() {

@@ -8,11 +8,11 @@
 //! of ours is refused before identity, pages or tokens are looked at.
 //!
 //! Allowed, with any port: the loopback names (`localhost`, `127.x.x.x`, `[::1]`: only a
-//! browser whose page is on loopback sends them), the listener's own address when it is not
-//! a wildcard, the pod's IP (`POD_IP`), the Service's names in the pod's namespace
+//! browser whose page is on loopback sends them), each TCP listener's own address when it is
+//! not a wildcard, the pod's IP (`POD_IP`), the Service's names in the pod's namespace
 //! (`POD_NAMESPACE`), and every `--allowed-host`. `/healthz` and `/readyz` answer any Host:
 //! the kubelet probes with `Host: <pod IP>:<port>`, and they show nothing worth stealing.
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -21,6 +21,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::AppError;
+use super::listen::Listen;
 
 /// The Service name the in-cluster defaults are derived from (deploy/base/service.yaml).
 const SERVICE_NAME: &str = "signalbox";
@@ -36,10 +37,14 @@ pub struct AllowedHosts {
 impl AllowedHosts {
     /// `configured` are the `--allowed-host` values; `pod_namespace` and `pod_ip` come from
     /// the downward API (`POD_NAMESPACE`, `POD_IP`) when running in a cluster.
-    pub fn new(listen: SocketAddr, configured: &[String], pod_namespace: Option<&str>, pod_ip: Option<&str>) -> Self {
+    pub fn new(listen: &[Listen], configured: &[String], pod_namespace: Option<&str>, pod_ip: Option<&str>) -> Self {
         let mut names: Vec<String> = configured.iter().map(|name| normalize(name)).collect();
-        if !listen.ip().is_unspecified() {
-            names.push(normalize(&authority_of(listen.ip())));
+        for listen in listen {
+            if let Listen::Tcp(addr) = listen
+                && !addr.ip().is_unspecified()
+            {
+                names.push(normalize(&authority_of(addr.ip())));
+            }
         }
         if let Some(ip) = pod_ip.and_then(|ip| ip.parse::<IpAddr>().ok()) {
             names.push(normalize(&authority_of(ip)));
@@ -57,7 +62,7 @@ impl AllowedHosts {
     }
 
     /// From the process environment (`POD_NAMESPACE`, `POD_IP`).
-    pub fn from_env(listen: SocketAddr, configured: &[String]) -> Self {
+    pub fn from_env(listen: &[Listen], configured: &[String]) -> Self {
         let namespace = std::env::var("POD_NAMESPACE").ok();
         let ip = std::env::var("POD_IP").ok();
         Self::new(listen, configured, namespace.as_deref(), ip.as_deref())
@@ -126,7 +131,7 @@ mod tests {
     use super::*;
 
     fn loopback() -> AllowedHosts {
-        AllowedHosts::new("127.0.0.1:8080".parse().unwrap(), &[], None, None)
+        AllowedHosts::new(&["127.0.0.1:8080".parse().unwrap()], &[], None, None)
     }
 
     #[test]
@@ -158,7 +163,8 @@ mod tests {
 
     #[test]
     fn configured_names_are_allowed_case_insensitively() {
-        let hosts = AllowedHosts::new("127.0.0.1:8080".parse().unwrap(), &["Console.Example.com".into()], None, None);
+        let hosts =
+            AllowedHosts::new(&["127.0.0.1:8080".parse().unwrap()], &["Console.Example.com".into()], None, None);
         assert!(hosts.allows("console.example.com"));
         assert!(hosts.allows("console.example.com.:443"));
         assert!(!hosts.allows("evil.console.example.com"));
@@ -166,7 +172,7 @@ mod tests {
 
     #[test]
     fn in_cluster_defaults_are_the_service_names_the_listener_and_the_pod_ip() {
-        let hosts = AllowedHosts::new("0.0.0.0:8080".parse().unwrap(), &[], Some("signalbox"), Some("10.1.2.3"));
+        let hosts = AllowedHosts::new(&["0.0.0.0:8080".parse().unwrap()], &[], Some("signalbox"), Some("10.1.2.3"));
         for host in [
             "signalbox",
             "signalbox.signalbox",
@@ -178,7 +184,7 @@ mod tests {
         }
         assert!(!hosts.allows("0.0.0.0:8080"), "a wildcard listener is not a name");
         assert!(!hosts.allows("signalbox.other.svc"));
-        let specific = AllowedHosts::new("192.0.2.7:8080".parse().unwrap(), &[], None, None);
+        let specific = AllowedHosts::new(&["192.0.2.7:8080".parse().unwrap()], &[], None, None);
         assert!(specific.allows("192.0.2.7:8080"));
     }
 }

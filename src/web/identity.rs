@@ -1,7 +1,15 @@
 //! Identity only from trusted sources: the login proxy's headers when the peer is a trusted
 //! proxy, the local OS user on a loopback console without a proxy, anonymous otherwise.
+//!
+//! A trusted proxy is a network (`--trusted-proxy 10.0.0.0/8`) or the console's Unix
+//! sockets (`--trusted-proxy unix`). Trusting loopback would trust `kubectl port-forward`
+//! and every process in the pod's network namespace; a Unix socket is reachable only by
+//! processes that can open its file, so behind a sidecar proxy the socket is the one peer
+//! that can only be the proxy.
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts, Request, State};
@@ -11,10 +19,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
 
-use crate::authz::Actor;
+use crate::authz::{Actor, GROUP_SEPARATOR};
 use crate::problem::FieldProblem;
 
 use super::error::AppError;
+use super::listen::{Listen, Peer};
 
 const USER_HEADER: &str = "x-forwarded-user";
 const GROUPS_HEADER: &str = "x-forwarded-groups";
@@ -23,28 +32,89 @@ const MAX_NAME_LENGTH: usize = 256;
 /// The longest groups header: room for a user in many groups, not for a flood.
 const MAX_GROUPS_LENGTH: usize = 8 * 1024;
 const MAX_GROUPS: usize = 256;
-/// The separator of `X-Forwarded-Groups`, as oauth2-proxy joins a user's groups.
-const GROUP_SEPARATOR: char = ',';
+
+/// One `--trusted-proxy` value: a network, or `unix` for whoever connects over the
+/// console's Unix sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustedProxy {
+    Network(IpNet),
+    UnixSocket,
+}
+
+impl TrustedProxy {
+    fn covers(&self, peer: Peer) -> bool {
+        match (self, peer) {
+            (TrustedProxy::Network(net), Peer::Tcp(addr)) => net.contains(&addr.ip()),
+            (TrustedProxy::UnixSocket, Peer::Unix) => true,
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for TrustedProxy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "unix" {
+            return Ok(TrustedProxy::UnixSocket);
+        }
+        text.parse()
+            .map(TrustedProxy::Network)
+            .map_err(|_| format!("{text:?}: expected a CIDR such as 10.0.0.0/8, or unix"))
+    }
+}
+
+impl fmt::Display for TrustedProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrustedProxy::Network(net) => net.fmt(f),
+            TrustedProxy::UnixSocket => f.write_str("unix"),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct IdentityPolicy {
-    trusted_proxies: Vec<IpNet>,
-    /// Set when no proxy is trusted and the console listens on loopback only.
+    trusted_proxies: Vec<TrustedProxy>,
+    /// Set when no proxy is trusted and only this machine can connect (loopback addresses
+    /// and Unix sockets).
     local_user: Option<String>,
 }
 
 impl IdentityPolicy {
-    pub fn new(trusted_proxies: Vec<IpNet>, listen: SocketAddr) -> Self {
-        let local_user =
-            (trusted_proxies.is_empty() && listen.ip().is_loopback()).then(|| format!("local:{}", whoami::username()));
+    pub fn new(trusted_proxies: Vec<TrustedProxy>, listen: &[Listen]) -> Self {
+        let local_only = listen.iter().all(Listen::is_local);
+        let local_user = (trusted_proxies.is_empty() && local_only).then(|| format!("local:{}", whoami::username()));
         Self { trusted_proxies, local_user }
+    }
+
+    /// What in this configuration trusts more, or less, than it probably means to: logged
+    /// at startup.
+    pub fn cautions(trusted_proxies: &[TrustedProxy], listen: &[Listen]) -> Vec<String> {
+        let mut cautions = Vec::new();
+        let localhost: [IpAddr; 2] = [Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()];
+        let loopback = |net: &IpNet| localhost.iter().any(|ip| net.contains(ip));
+        if let Some(net) = trusted_proxies.iter().find_map(|proxy| match proxy {
+            TrustedProxy::Network(net) if loopback(net) => Some(net),
+            _ => None,
+        }) {
+            cautions.push(format!(
+                "--trusted-proxy {net} trusts loopback: `kubectl port-forward` and any local process may then send \
+                 X-Forwarded-User; put the proxy on a Unix socket (--listen unix:PATH --trusted-proxy unix) instead"
+            ));
+        }
+        let unix_listener = listen.iter().any(|listen| matches!(listen, Listen::Unix(_)));
+        if trusted_proxies.contains(&TrustedProxy::UnixSocket) && !unix_listener {
+            cautions.push("--trusted-proxy unix without a --listen unix:PATH: no peer can be that proxy".to_owned());
+        }
+        cautions
     }
 
     /// Who sent a request that arrived from `peer` with these headers. A trusted proxy's
     /// headers that cannot be taken as they are (repeated, too long, a reserved name) are
     /// refused rather than read in part: a guessed identity is worse than none.
-    pub fn resolve(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Result<Actor, FieldProblem> {
-        let from_trusted_proxy = peer.is_some_and(|ip| self.trusted_proxies.iter().any(|net| net.contains(&ip)));
+    pub fn resolve(&self, peer: Option<Peer>, headers: &HeaderMap) -> Result<Actor, FieldProblem> {
+        let from_trusted_proxy = peer.is_some_and(|peer| self.trusted_proxies.iter().any(|proxy| proxy.covers(peer)));
         if from_trusted_proxy {
             return match single_value(headers, USER_HEADER)?.map(str::trim).filter(|user| !user.is_empty()) {
                 Some(user) => Ok(Actor::user(user_name(user)?, groups(single_value(headers, GROUPS_HEADER)?)?)),
@@ -52,7 +122,7 @@ impl IdentityPolicy {
             };
         }
         Ok(match (&self.local_user, peer) {
-            (Some(user), Some(ip)) if ip.is_loopback() => Actor::user(user.clone(), Vec::new()),
+            (Some(user), Some(peer)) if peer.is_local() => Actor::user(user.clone(), Vec::new()),
             _ => Actor::anonymous(),
         })
     }
@@ -117,7 +187,7 @@ fn check_name(header: &str, name: &str) -> Result<(), FieldProblem> {
 /// Resolves the actor once per request and keeps it in the request's extensions; a trusted
 /// proxy's unusable identity headers get 400.
 pub async fn guard(State(identity): State<Arc<IdentityPolicy>>, mut request: Request, next: Next) -> Response {
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+    let peer = request.extensions().get::<ConnectInfo<Peer>>().map(|info| info.0);
     match identity.resolve(peer, request.headers()) {
         Ok(actor) => {
             request.extensions_mut().insert(actor);
@@ -147,7 +217,7 @@ pub fn actor_of(parts: &Parts, identity: &IdentityPolicy) -> Actor {
     if let Some(actor) = parts.extensions.get::<Actor>() {
         return actor.clone();
     }
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+    let peer = parts.extensions.get::<ConnectInfo<Peer>>().map(|info| info.0);
     identity.resolve(peer, &parts.headers).unwrap_or_else(|_| Actor::anonymous())
 }
 
@@ -162,12 +232,16 @@ mod tests {
         headers
     }
 
-    fn ip(text: &str) -> Option<IpAddr> {
-        Some(text.parse().unwrap())
+    fn ip(text: &str) -> Option<Peer> {
+        Some(Peer::Tcp(std::net::SocketAddr::new(text.parse().unwrap(), 40000)))
+    }
+
+    fn listen(values: &[&str]) -> Vec<Listen> {
+        values.iter().map(|value| value.parse().unwrap()).collect()
     }
 
     fn behind_proxy() -> IdentityPolicy {
-        IdentityPolicy::new(vec!["10.0.0.0/8".parse().unwrap()], "0.0.0.0:8080".parse().unwrap())
+        IdentityPolicy::new(vec!["10.0.0.0/8".parse().unwrap()], &listen(&["0.0.0.0:8080"]))
     }
 
     fn refused_header(headers: &HeaderMap) -> String {
@@ -232,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_loopback_console_without_proxy_acts_as_the_local_user() {
-        let policy = IdentityPolicy::new(vec![], "127.0.0.1:8080".parse().unwrap());
+        let policy = IdentityPolicy::new(vec![], &listen(&["127.0.0.1:8080"]));
         let actor = policy.resolve(ip("127.0.0.1"), &headers("admin", "")).unwrap();
         assert!(actor.authenticated);
         assert!(actor.name.starts_with("local:"), "{}", actor.name);
@@ -240,7 +314,52 @@ mod tests {
 
     #[test]
     fn a_public_listener_without_proxy_is_read_only() {
-        let policy = IdentityPolicy::new(vec![], "0.0.0.0:8080".parse().unwrap());
+        let policy = IdentityPolicy::new(vec![], &listen(&["0.0.0.0:8080"]));
         assert_eq!(policy.resolve(ip("127.0.0.1"), &HeaderMap::new()), Ok(Actor::anonymous()));
+    }
+
+    #[test]
+    fn a_proxy_on_the_unix_socket_is_trusted_and_loopback_is_not() {
+        let policy = IdentityPolicy::new(
+            vec![TrustedProxy::UnixSocket],
+            &listen(&["unix:/run/signalbox/sock", "127.0.0.1:8080"]),
+        );
+        let alice = Actor::user("alice", vec!["team-reco".into()]);
+        assert_eq!(policy.resolve(Some(Peer::Unix), &headers("alice", "team-reco")), Ok(alice));
+        // kubectl port-forward arrives from loopback: not the proxy, and no local user either.
+        assert_eq!(policy.resolve(ip("127.0.0.1"), &headers("alice", "team-reco")), Ok(Actor::anonymous()));
+        assert_eq!(policy.resolve(ip("127.0.0.1"), &HeaderMap::new()), Ok(Actor::anonymous()));
+    }
+
+    #[test]
+    fn the_unix_socket_is_trusted_only_when_configured() {
+        let networks = IdentityPolicy::new(vec!["10.0.0.0/8".parse().unwrap()], &listen(&["unix:/s", "0.0.0.0:8080"]));
+        assert_eq!(networks.resolve(Some(Peer::Unix), &headers("alice", "")), Ok(Actor::anonymous()));
+        // Without a proxy, a console reachable only locally acts as the local user there too.
+        let local = IdentityPolicy::new(vec![], &listen(&["unix:/s"]));
+        assert!(local.resolve(Some(Peer::Unix), &headers("admin", "")).unwrap().name.starts_with("local:"));
+        let public = IdentityPolicy::new(vec![], &listen(&["unix:/s", "0.0.0.0:8080"]));
+        assert_eq!(public.resolve(Some(Peer::Unix), &HeaderMap::new()), Ok(Actor::anonymous()));
+    }
+
+    #[test]
+    fn trusted_proxy_values_are_networks_or_unix() {
+        assert_eq!("unix".parse(), Ok(TrustedProxy::UnixSocket));
+        assert_eq!("10.0.0.0/8".parse(), Ok(TrustedProxy::Network("10.0.0.0/8".parse().unwrap())));
+        assert!("10.0.0.1".parse::<TrustedProxy>().is_err(), "a network needs its prefix length");
+        assert!("unix:/s".parse::<TrustedProxy>().is_err());
+    }
+
+    #[test]
+    fn trusting_loopback_or_an_absent_socket_is_cautioned() {
+        let cautions = |trusted: &[&str], listening: &[&str]| {
+            let trusted: Vec<TrustedProxy> = trusted.iter().map(|value| value.parse().unwrap()).collect();
+            IdentityPolicy::cautions(&trusted, &listen(listening))
+        };
+        assert!(cautions(&["127.0.0.1/32"], &["127.0.0.1:8080"])[0].contains("kubectl port-forward"));
+        assert!(cautions(&["::1/128"], &["[::1]:8080"])[0].contains("kubectl port-forward"));
+        assert!(cautions(&["unix"], &["127.0.0.1:8080"])[0].contains("no peer can be that proxy"));
+        assert!(cautions(&["unix", "10.0.0.0/8"], &["unix:/s", "0.0.0.0:8080"]).is_empty());
+        assert!(cautions(&[], &["127.0.0.1:8080"]).is_empty());
     }
 }

@@ -29,7 +29,7 @@ fn root() -> PathBuf {
 }
 
 fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    let mut child = Command::new(root().join("deploy/devcluster/.bin/kubectl"))
+    let mut child = Command::new(support::kubectl_path())
         .arg("--kubeconfig")
         .arg(kubeconfig_path())
         .args(args)

@@ -304,7 +304,7 @@ async fn hostile_json_forms_and_paths_never_get_a_server_error() {
 #[tokio::test]
 async fn a_client_sending_its_headers_byte_by_byte_is_cut_off() {
     let console = Console::start("slow-client").await;
-    let mut stream = tokio::net::TcpStream::connect(console.server.addr).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(console.server.addr()).await.unwrap();
     let request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
     let started = Instant::now();
     let mut cut_off = None;
@@ -342,7 +342,7 @@ async fn oversized_bodies_are_refused_with_413() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
 
     // Without a Content-Length (chunked) the limit applies while the body streams in.
-    let mut stream = tokio::net::TcpStream::connect(console.server.addr).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(console.server.addr()).await.unwrap();
     let head = format!(
         "PUT /api/v1/namespaces/{}/workloads/customer HTTP/1.1\r\nHost: 127.0.0.1\r\n\
          Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -394,8 +394,8 @@ async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> O
 async fn connections_that_send_nothing_or_half_an_http2_preface_are_closed_after_the_header_timeout() {
     let console = Console::start("idle-client").await;
     let limit = signalbox::web::HEADER_READ_TIMEOUT;
-    let mut silent = tokio::net::TcpStream::connect(console.server.addr).await.unwrap();
-    let mut preface = tokio::net::TcpStream::connect(console.server.addr).await.unwrap();
+    let mut silent = tokio::net::TcpStream::connect(console.server.addr()).await.unwrap();
+    let mut preface = tokio::net::TcpStream::connect(console.server.addr()).await.unwrap();
     preface.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
     let (silent, preface) = tokio::join!(
         closed_within(&mut silent, limit + Duration::from_secs(3)),

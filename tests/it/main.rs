@@ -30,6 +30,7 @@ mod lease;
 mod outage;
 mod policy_fixtures;
 mod propagation;
+mod proxy_socket;
 mod readiness;
 mod recovery;
 mod revert_authorization;

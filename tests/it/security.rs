@@ -150,7 +150,7 @@ async fn requests_for_a_host_name_that_is_not_the_consoles_are_refused_with_421(
     assert_eq!(replicas(&ns, "recommendation-v1").await, Some(1), "the Deployment is unchanged");
 
     // The console's own names are served, and the kubelet's probes answer whatever the Host.
-    let port = console.server.addr.port();
+    let port = console.server.addr().port();
     for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), "127.0.0.1".into()] {
         let response = console.http.get(console.api("/workloads")).header("host", &host).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{host}");

@@ -42,7 +42,7 @@ impl Console {
         adjust(&mut config);
         let database = config.database.clone();
         let server = app::start(config).await.expect("signalbox starts");
-        let base = format!("http://{}", server.addr);
+        let base = format!("http://{}", server.addr());
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
         let console = Self {
             server,

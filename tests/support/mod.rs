@@ -11,7 +11,7 @@ pub mod prometheus;
 pub mod sidecars;
 pub mod xds;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -26,6 +26,15 @@ pub fn kubeconfig_path() -> PathBuf {
     std::env::var_os("SIGNALBOX_TEST_KUBECONFIG")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/devcluster/.state/admin.kubeconfig"))
+}
+
+/// The dev cluster's kubectl: beside the kubeconfig in use (`.state/` and `.bin/` of the
+/// same devcluster, so a worktree uses the running cluster's), else the checkout's.
+pub fn kubectl_path() -> PathBuf {
+    let beside = kubeconfig_path().parent().and_then(Path::parent).map(|devcluster| devcluster.join(".bin/kubectl"));
+    beside
+        .filter(|path| path.is_file())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/devcluster/.bin/kubectl"))
 }
 
 /// A client for the dev cluster; fails the test with what to do when it is not running.
