@@ -127,6 +127,24 @@ impl Rollouts {
         self.execute(&origin, namespace, host, step, Some(reason)).await
     }
 
+    /// A start whose request could not be read (steps that are not numbers): refused and
+    /// audited on the change path like any invalid change (denied first when the actor may
+    /// not run canaries here).
+    pub async fn refuse_start(
+        &self,
+        origin: &Origin,
+        namespace: &str,
+        host: &str,
+        problem: FieldProblem,
+    ) -> ChangeError {
+        let attempt = routes::attempt(origin, namespace, host, Action::CanaryStart);
+        let attempt = Change { permission: Permission::Canary, problems: vec![problem], ..attempt };
+        match self.changes.execute(attempt).await {
+            Err(refused) => refused,
+            Ok(_) => ChangeError::Invalid(Vec::new()),
+        }
+    }
+
     async fn execute(
         &self,
         origin: &Origin,

@@ -334,3 +334,28 @@ async fn fields_that_reach_other_hosts_need_permission_for_those_hosts() {
     assert_eq!(denied, 2, "both refusals are audited");
     console.stop().await;
 }
+
+/// A canary start whose steps are not numbers is refused next to the field and audited as a
+/// failed `canary.start`, as invalid scaling is; nothing is written.
+#[tokio::test]
+async fn an_unreadable_canary_start_is_refused_and_audited() {
+    let ns = TestNamespace::new("canary-bad").await;
+    let console = Console::start(&ns.name).await;
+    deploy_two_versions(&console, &[]).await;
+    let body = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
+                      "rules": [{"route": {"version-v1": 100}}]});
+    let (status, _) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(body)).await;
+    assert_eq!(status, StatusCode::OK);
+    let before = live_vs(&ns).await;
+    let start = format!("/ns/{}/canaries/recommendation", ns.name);
+    let fields = [("stable", "version-v1"), ("canary", "version-v2"), ("steps", "10, oops, 100")];
+    let (status, html) = console.post_form(&start, &fields).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("oops&#34; is not a whole number"), "the message next to the form: {html}");
+    let entries = console.audit().await;
+    let entry = &entries[0];
+    assert_eq!((entry["action"].as_str(), entry["outcome"].as_str()), (Some("canary.start"), Some("failed")), "{entry}");
+    assert!(entry["error"].as_str().unwrap().contains("oops"), "{entry}");
+    assert_eq!(live_vs(&ns).await["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"]);
+    console.stop().await;
+}

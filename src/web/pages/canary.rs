@@ -11,11 +11,13 @@ use serde::Deserialize;
 
 use crate::audit::Entry;
 use crate::authz::{Actor, Permission};
+use crate::change::ChangeError;
 use crate::change::canary;
 use crate::pictures::sparkline::{Limit, Measure, Sparkline, sparkline};
 use crate::pictures::steps::StepStrip;
 use crate::policy::RoutingPolicy;
 use crate::policy::canary::{Canary, DEFAULT_STEPS};
+use crate::problem::FieldProblem;
 use crate::traffic::Thresholds;
 
 use super::sync_panel::SyncPanel;
@@ -272,8 +274,15 @@ pub async fn start(
     let (steps, analysis) = match (form.steps(), form.analysis()) {
         (Ok(steps), Ok(analysis)) => (steps, analysis),
         (Err(message), _) | (_, Err(message)) => {
-            return refused(&state, &origin.actor, htmx, &namespace, &host, StatusCode::UNPROCESSABLE_ENTITY, message)
-                .await;
+            let field = if message.starts_with("steps") { "steps" } else { "analysis" };
+            let problem = FieldProblem::new(field, message.clone());
+            return match state.rollouts.refuse_start(&origin, &namespace, &host, problem).await {
+                ChangeError::Invalid(_) => {
+                    let status = StatusCode::UNPROCESSABLE_ENTITY;
+                    refused(&state, &origin.actor, htmx, &namespace, &host, status, message).await
+                }
+                other => Err(AppError::from(other)),
+            };
         }
     };
     let step = Step::Start { stable: form.stable, canary: form.canary, steps, analysis };
