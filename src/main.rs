@@ -5,7 +5,19 @@ use signalbox::config::{AnchorArgs, AuditCommand, Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    // One line naming what failed and why (a team file's path, field and line), not a
+    // stack backtrace: RUST_BACKTRACE is for panics, which keep theirs.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("signalbox: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.serve.log_format);
     match cli.command.unwrap_or(Command::Serve) {

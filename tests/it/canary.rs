@@ -354,7 +354,11 @@ async fn an_unreadable_canary_start_is_refused_and_audited() {
     assert!(html.contains("oops&#34; is not a whole number"), "the message next to the form: {html}");
     let entries = console.audit().await;
     let entry = &entries[0];
-    assert_eq!((entry["action"].as_str(), entry["outcome"].as_str()), (Some("canary.start"), Some("failed")), "{entry}");
+    assert_eq!(
+        (entry["action"].as_str(), entry["outcome"].as_str()),
+        (Some("canary.start"), Some("failed")),
+        "{entry}"
+    );
     assert!(entry["error"].as_str().unwrap().contains("oops"), "{entry}");
     assert_eq!(live_vs(&ns).await["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"]);
     console.stop().await;

@@ -438,3 +438,33 @@ async fn responses_on_one_kept_alive_connection_do_not_wait_for_delayed_acks() {
     assert!(slow < 10, "{slow} of 100 requests waited as long as a delayed ACK: {times:?}");
     console.stop().await;
 }
+
+/// A newcomer's team file with a typo stops the start with one line naming the file, the
+/// field and the line, even with `RUST_BACKTRACE=1` set (as `make run` shells often have),
+/// not a stack backtrace.
+#[test]
+fn a_bad_team_file_stops_the_start_with_one_line_naming_file_field_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let teams = dir.path().join("teams.yaml");
+    std::fs::write(&teams, "teams:\n  - {name: a, members: {users: [x]}, namespaces: [t], actions: [fly]}\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_signalbox"))
+        .env("RUST_BACKTRACE", "1")
+        .args(["--listen", "127.0.0.1:0", "--namespace", "t", "--teams"])
+        .arg(&teams)
+        .arg("--database")
+        .arg(dir.path().join("audit.db"))
+        .arg("--kubeconfig")
+        .arg(crate::support::kubeconfig_path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|line| !line.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    let line = lines[0];
+    assert!(
+        line.starts_with("signalbox: reading the team file ") && line.contains(&teams.display().to_string()),
+        "{line}"
+    );
+    assert!(line.contains("teams[0].actions[0]") && line.contains("line 2"), "{line}");
+}
