@@ -1,6 +1,7 @@
 //! What changes (and the pages that offer them) are built from: a host's routing objects,
 //! live from the API server or as the watch caches hold them, the namespace's versions and
 //! what validating a policy needs.
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 
 use crate::cluster::{Cluster, ClusterError, Kind, ObjectRef};
@@ -86,6 +87,18 @@ impl Reads {
             _ => return true,
         };
         cached.as_deref() == version
+    }
+
+    /// What the namespace holds, read from the API server: what a workload change is built
+    /// from (deploy or scale, the namespace to create or not), so that a change right after
+    /// another is never built from caches that do not hold that one yet.
+    pub async fn live_namespace_state(&self, namespace: &str) -> Result<NamespaceState, ClusterError> {
+        let objects = &self.cluster.objects;
+        let namespace_ref = ObjectRef::cluster_scoped(Kind::Namespace, namespace);
+        let (namespace_object, deployments) =
+            tokio::try_join!(objects.get(&namespace_ref), objects.list::<Deployment>(namespace))?;
+        let deployments: Vec<std::sync::Arc<Deployment>> = deployments.into_iter().map(std::sync::Arc::new).collect();
+        Ok(NamespaceState { exists: namespace_object.is_some(), versions: crate::inventory::versions(&deployments) })
     }
 
     /// What the namespace holds, from the caches.

@@ -191,7 +191,7 @@ impl Rollouts {
                     finished.stable
                 ))
             })?;
-        let current = self.reads.namespace_state(namespace);
+        let current = self.reads.live_namespace_state(namespace).await?;
         let mut change = workloads::scale(origin, namespace, workload, 0, &current);
         change.action = Action::CanaryScaleDown;
         change.permission = Permission::Canary;

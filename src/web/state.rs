@@ -54,6 +54,23 @@ pub struct Shared {
 }
 
 impl AppState {
+    /// What a workload change of `actor` is built from: the namespace as the API server has
+    /// it when they may deploy there (`app`: the workload's host; None: namespace-wide),
+    /// else the caches — the change path refuses them anyway, and a refused request should
+    /// not cost the API server a LIST.
+    pub async fn workload_state(
+        &self,
+        actor: &crate::authz::Actor,
+        namespace: &str,
+        app: Option<&str>,
+    ) -> Result<crate::change::workloads::NamespaceState, super::error::AppError> {
+        if self.changes.authorizer().allows(actor, crate::authz::Permission::Deploy, namespace, app) {
+            Ok(self.reads.live_namespace_state(namespace).await?)
+        } else {
+            Ok(self.reads.namespace_state(namespace))
+        }
+    }
+
     pub fn new(shared: Shared) -> Self {
         Self(Arc::new(shared))
     }

@@ -94,6 +94,10 @@ async fn the_api_reports_the_chain_of_a_running_console() {
     assert_eq!(report["anchor"]["checked"], json!(false), "no anchor configured here: {report}");
     let page = console.page("/audit").await;
     assert!(page.contains("chain verified"), "the history page shows the verified state");
+    assert!(
+        page.contains("2 records in the whole log") && page.contains("a change is one record, its outcome"),
+        "the count says why it is not the number of entries listed: {page}"
+    );
     console.stop().await;
 }
 
@@ -115,7 +119,7 @@ async fn the_history_filters_pages_by_key_and_shows_each_entrys_diff() {
     assert_eq!(page["entries"][0]["summary"], "scale recommendation-v1: 2 → 3 replicas");
     let next = page["next"].as_i64().expect("a next page");
     let (_, older) = list(format!("action=workload.scale&limit=1&before={next}")).await;
-    assert_eq!(older["entries"][0]["summary"], "scale recommendation-v1: 1 → 2 replicas");
+    assert_eq!(older["entries"][0]["summary"], "scale recommendation-v1: 1 → 2 replicas", "{older} after {page}");
     let (_, last) = list(format!("action=workload.scale&limit=1&before={}", older["next"])).await;
     assert_eq!(last["entries"], json!([]));
     assert_eq!(last["next"], serde_json::Value::Null);
