@@ -1,6 +1,7 @@
 //! The one path every cluster mutation takes:
-//! authorize → validate → server-side dry run → audit `pending` → apply → audit outcome.
-//! If the audit record cannot be written, nothing is applied. The dry run of a change that
+//! authorize → validate → server-side dry run, while the `pending` audit record is written
+//! → apply → audit outcome. Nothing is applied unless the dry run passed and the record is
+//! written: if the audit record cannot be written, nothing is applied. The dry run of a change that
 //! was just previewed, unchanged and against unmoved objects, is its preview's (`verdicts.rs`);
 //! a change planned from the watch caches is dry-run while its live objects are read, and
 //! that dry run counts only if they are the objects it was planned on.
@@ -295,23 +296,19 @@ impl ChangePath {
             self.record_refusal(&change, outcome, None, &error).await;
             return Err(error);
         }
-        let (before, versions, dry_run) = match self.read_while_dry_running(&change).await {
-            Some(read) => read?,
+        let Ready { before, versions, dry_run, pending } = match self.read_while_dry_running(&change).await {
+            Some(ready) => ready?,
             None => self.read_then_dry_run(&change).await?,
         };
-        let planned = match dry_run {
-            Ok(planned) => planned,
-            Err(halted) => return Err(self.refused_by_cluster(&change, Some(&before), halted.error).await),
+        // The guard is held until the outcome is recorded, so that shutdown waits for it.
+        let (audit_id, _in_flight) = match (dry_run, pending) {
+            (Ok(_), Ok(pending)) => pending,
+            (Err(halted), Ok((audit_id, _))) => {
+                return Err(self.refused_after_recording(&change, audit_id, halted.error).await);
+            }
+            (Err(halted), Err(_)) => return Err(judged(&change, halted.error)),
+            (Ok(_), Err(unrecorded)) => return Err(unrecorded),
         };
-        // The pending entry holds the operations, so that after a crash startup can tell
-        // whether the change reached the cluster.
-        let pending = self.entry(&change, Outcome::Pending, Some(&before), Some(&planned), None);
-        // Held until the outcome is recorded, so that shutdown waits for this change.
-        let _in_flight = self.in_flight.clone().read_owned().await;
-        let audit_id = self.audit.record(&pending).await.map_err(|error| {
-            self.metrics.observe_change(change.action.as_str(), "refused");
-            ChangeError::AuditUnavailable(error.to_string())
-        })?;
         Failpoint::reached(self.failpoint, Failpoint::AfterAuditWrite, audit_id).await;
         // Taken just before the apply: what istiod had sent each proxy until now.
         let baseline = match routed_host(&change) {
@@ -331,8 +328,9 @@ impl ChangePath {
         applied
     }
 
-    /// The live objects, checked against the plan and authorized, then the dry run.
-    async fn read_then_dry_run(&self, change: &Change) -> Result<LiveThenDryRun, ChangeError> {
+    /// The live objects, checked against the plan and authorized; then the dry run, while
+    /// the pending entry is written.
+    async fn read_then_dry_run(&self, change: &Change) -> Result<Ready, ChangeError> {
         let (before, versions) = match self.read_before(change).await {
             Ok(read) => read,
             Err(error) => return Err(self.refused_by_cluster(change, None, error).await),
@@ -348,29 +346,59 @@ impl ChangePath {
             self.record_refusal(change, Outcome::Denied, Some(&before), &error).await;
             return Err(error);
         }
-        let dry_run = self.dry_run(change, (&before, &versions)).await;
-        Ok((before, versions, dry_run))
+        let (dry_run, pending) =
+            tokio::join!(self.dry_run(change, (&before, &versions)), self.record_pending(change, &before));
+        Ok(Ready { before, versions, dry_run, pending })
     }
 
     /// For a change planned from the caches, whose operations are authorized on the objects
-    /// it was planned on: the dry run of those objects runs while the live ones are read,
-    /// and counts only when every live object is at the version it was planned on (then
-    /// they are the same objects, so the authorization and the dry run hold for them too).
-    /// None: not such a change, or not authorized on the planned objects; the path then
-    /// reads first and judges the live objects.
-    async fn read_while_dry_running(&self, change: &Change) -> Option<Result<LiveThenDryRun, ChangeError>> {
+    /// it was planned on: the dry run of those objects runs while the live ones are read and
+    /// the pending entry written, and counts only when every live object is at the version
+    /// it was planned on (then they are the same objects, so the authorization and the dry
+    /// run hold for them too). None: not such a change, or not authorized on the planned
+    /// objects; the path then reads first and judges the live objects.
+    async fn read_while_dry_running(&self, change: &Change) -> Option<Result<Ready, ChangeError>> {
         let planned = change.planned_against.as_ref()?;
         self.authorize_operations(change, &planned.objects).await.ok()?;
-        let (read, dry_run) =
-            tokio::join!(self.read_before(change), self.dry_run(change, (&planned.objects, &planned.versions)));
-        let (before, versions) = match read {
-            Ok(read) => read,
-            Err(error) => return Some(Err(self.refused_by_cluster(change, None, error).await)),
+        let read_and_record = async {
+            let (before, versions) = self.read_before(change).await.map_err(Err)?;
+            stale_plan(change, &versions).map_err(Ok)?;
+            let pending = self.record_pending(change, &before).await;
+            Ok::<_, Result<ChangeError, ClusterError>>((before, versions, pending))
         };
-        if let Err(stale) = stale_plan(change, &versions) {
-            return Some(Err(stale));
+        let dry_run = self.dry_run(change, (&planned.objects, &planned.versions));
+        let (read, dry_run) = tokio::join!(read_and_record, dry_run);
+        Some(match read {
+            Ok((before, versions, pending)) => Ok(Ready { before, versions, dry_run, pending }),
+            Err(Ok(stale)) => Err(stale),
+            Err(Err(unread)) => Err(self.refused_by_cluster(change, None, unread).await),
+        })
+    }
+
+    /// Writes the pending entry, with the operations, so that after a crash startup can tell
+    /// whether the change reached the cluster; nothing is applied without it. The guard is
+    /// held until the outcome is recorded, so that shutdown waits for the change.
+    async fn record_pending(&self, change: &Change, before: &Documents) -> Result<Pending, ChangeError> {
+        let in_flight = self.in_flight.clone().read_owned().await;
+        let pending = self.entry(change, Outcome::Pending, Some(before), None, None);
+        let audit_id = self.audit.record(&pending).await.map_err(|error| {
+            self.metrics.observe_change(change.action.as_str(), "refused");
+            ChangeError::AuditUnavailable(error.to_string())
+        })?;
+        Ok((audit_id, in_flight))
+    }
+
+    /// The dry run refused a change whose pending entry was written meanwhile: the entry is
+    /// resolved as failed with the API server's (or Istio's) message, as a refusal is.
+    async fn refused_after_recording(&self, change: &Change, audit_id: i64, error: ClusterError) -> ChangeError {
+        let error = judged(change, error);
+        let message = error.to_string();
+        if let Err(audit_error) = self.audit.resolve(audit_id, Outcome::Failed, None, Some(&message)).await {
+            tracing::error!(audit_id, %audit_error, "could not record the outcome of a refused change");
         }
-        Some(Ok((before, versions, dry_run)))
+        self.metrics.observe_change(change.action.as_str(), Outcome::Failed.as_str());
+        log_outcome(change, Outcome::Failed.as_str(), Some(&message));
+        error
     }
 
     /// The API server's dry run of the change, or the one a preview made of exactly these
@@ -672,8 +700,17 @@ fn stale_plan(change: &Change, live: &[Option<String>]) -> Result<(), ChangeErro
     Ok(())
 }
 
-/// The live objects a change writes, their resourceVersions, and its dry run.
-type LiveThenDryRun = (Documents, Vec<Option<String>>, Result<Documents, Halted>);
+/// A change ready to apply, or not: the live objects it writes and their resourceVersions,
+/// its dry run, and its pending entry (written while the dry run ran).
+struct Ready {
+    before: Documents,
+    versions: Vec<Option<String>>,
+    dry_run: Result<Documents, Halted>,
+    pending: Result<Pending, ChangeError>,
+}
+
+/// The pending entry's id, and the guard that keeps shutdown waiting for the change.
+type Pending = (i64, tokio::sync::OwnedRwLockReadGuard<()>);
 
 /// Why the operations of a change stopped: the error, and how many were applied before it.
 struct Halted {

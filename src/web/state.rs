@@ -57,18 +57,17 @@ impl AppState {
     /// What a workload change of `actor` is built from: the namespace as the API server has
     /// it when they may deploy there (`app`: the workload's host; None: namespace-wide),
     /// else the caches — the change path refuses them anyway, and a refused request should
-    /// not cost the API server a LIST.
+    /// not cost the API server a LIST. When the API server does not answer, the caches too:
+    /// the change path's own reads then fail, and the attempt is audited as failed.
     pub async fn workload_state(
         &self,
         actor: &crate::authz::Actor,
         namespace: &str,
         app: Option<&str>,
-    ) -> Result<crate::change::workloads::NamespaceState, super::error::AppError> {
-        if self.changes.authorizer().allows(actor, crate::authz::Permission::Deploy, namespace, app) {
-            Ok(self.reads.live_namespace_state(namespace).await?)
-        } else {
-            Ok(self.reads.namespace_state(namespace))
-        }
+    ) -> crate::change::workloads::NamespaceState {
+        let may_deploy = self.changes.authorizer().allows(actor, crate::authz::Permission::Deploy, namespace, app);
+        let live = if may_deploy { self.reads.live_namespace_state(namespace).await.ok() } else { None };
+        live.unwrap_or_else(|| self.reads.namespace_state(namespace))
     }
 
     pub fn new(shared: Shared) -> Self {

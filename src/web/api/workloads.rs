@@ -42,7 +42,7 @@ pub async fn put(
     ApiJson(body): ApiJson<WorkloadBody>,
 ) -> Result<Response, AppError> {
     let workload = parse_workload(&name)?;
-    let current = state.workload_state(&origin.actor, &namespace, Some(workload.app())).await?;
+    let current = state.workload_state(&origin.actor, &namespace, Some(workload.app())).await;
     let change = workloads::deploy(&origin, &namespace, workload, body.replicas, &current);
     applied(&state, change).await
 }
@@ -55,7 +55,7 @@ pub async fn remove(
     Path((_, name)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
     let workload = parse_workload(&name)?;
-    let current = state.workload_state(&origin.actor, &namespace, Some(workload.app())).await?;
+    let current = state.workload_state(&origin.actor, &namespace, Some(workload.app())).await;
     applied(&state, workloads::remove(&origin, &namespace, workload, &current)).await
 }
 
@@ -76,7 +76,7 @@ pub async fn walkthrough(
     ManagedNamespace(namespace): ManagedNamespace,
     Query(DryRun { dry_run }): Query<DryRun>,
 ) -> Result<Response, AppError> {
-    let current = state.workload_state(&origin.actor, &namespace, None).await?;
+    let current = state.workload_state(&origin.actor, &namespace, None).await;
     let change = workloads::deploy_walkthrough(&origin, &namespace, &current);
     if dry_run {
         let preview = state.changes.preview(&change).await?;

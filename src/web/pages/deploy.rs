@@ -173,7 +173,7 @@ pub async fn deploy(
     Path((_, name)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
     let workload = parse_workload(&name)?;
-    let current = state.workload_state(&origin.actor, &namespace, Some(workload.app())).await?;
+    let current = state.workload_state(&origin.actor, &namespace, Some(workload.app())).await;
     let change = workloads::deploy(&origin, &namespace, workload, None, &current);
     respond(&state, &origin.actor, &namespace, htmx, Some(workload), execute(&state, change).await).await
 }
@@ -188,10 +188,10 @@ pub async fn scale(
 ) -> Result<Response, AppError> {
     let workload = parse_workload(&name)?;
     let result = match parse_replicas(&form.replicas) {
-        Ok(replicas) => match state.workload_state(&origin.actor, &namespace, Some(workload.app())).await {
-            Ok(current) => execute(&state, workloads::scale(&origin, &namespace, workload, replicas, &current)).await,
-            Err(error) => Err(error),
-        },
+        Ok(replicas) => {
+            let current = state.workload_state(&origin.actor, &namespace, Some(workload.app())).await;
+            execute(&state, workloads::scale(&origin, &namespace, workload, replicas, &current)).await
+        }
         Err(problem) => Err(AppError::Invalid(vec![problem])),
     };
     respond(&state, &origin.actor, &namespace, htmx, Some(workload), result).await
@@ -205,7 +205,7 @@ pub async fn remove(
     Path((_, name)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
     let workload = parse_workload(&name)?;
-    let current = state.workload_state(&origin.actor, &namespace, Some(workload.app())).await?;
+    let current = state.workload_state(&origin.actor, &namespace, Some(workload.app())).await;
     let change = workloads::remove(&origin, &namespace, workload, &current);
     respond(&state, &origin.actor, &namespace, htmx, Some(workload), execute(&state, change).await).await
 }

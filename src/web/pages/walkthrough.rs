@@ -33,7 +33,7 @@ pub async fn preview(
     Asked(origin): Asked,
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
-    let current = state.workload_state(&origin.actor, &namespace, None).await?;
+    let current = state.workload_state(&origin.actor, &namespace, None).await;
     let change = workloads::deploy_walkthrough(&origin, &namespace, &current);
     let objects = change.operations.iter().map(|op| format!("{} {}", op.target().kind, op.target().name)).collect();
     let (status, diff, error) = match state.changes.preview(&change).await {
@@ -63,7 +63,7 @@ pub async fn apply(
     Asked(origin): Asked,
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
-    let current = state.workload_state(&origin.actor, &namespace, None).await?;
+    let current = state.workload_state(&origin.actor, &namespace, None).await;
     let change = workloads::deploy_walkthrough(&origin, &namespace, &current);
     let applied = state.changes.execute(change).await.map_err(AppError::from)?;
     Ok(Redirect::to(&format!("/ns/{namespace}/deploy?change={}", applied.audit_id)).into_response())
