@@ -283,7 +283,7 @@ impl ChangePath {
         Err(error)
     }
 
-    async fn run_path(&self, change: Change) -> Result<Applied, ChangeError> {
+    async fn run_path(&self, mut change: Change) -> Result<Applied, ChangeError> {
         if let Err(error) = self.authorize_and_validate(&change) {
             if let Err(retry_after) = self.admit_refusal(&change) {
                 return Err(ChangeError::TooManyRefusals(retry_after));
@@ -300,6 +300,7 @@ impl ChangePath {
             Ok(planned) => planned,
             Err(halted) => return Err(self.refused_by_cluster(&change, Some(&before), halted.error).await),
         };
+        file_under_what_it_changes(&mut change, &before, &planned);
         // The pending entry holds the operations, so that after a crash startup can tell
         // whether the change reached the cluster.
         let pending = self.entry(&change, Outcome::Pending, Some(&before), Some(&planned), None);
@@ -655,6 +656,33 @@ fn left_as_is<'a>(operation: &Operation, (live, live_version): (Option<&'a Value
     let version = object["metadata"]["resourceVersion"].as_str();
     let version_holds = version.is_none() || version == live_version;
     (fields_equal && metadata_kept("labels") && metadata_kept("annotations") && version_holds).then_some(live)
+}
+
+/// Files a routing change (a route change, a canary step, the revert of one: its subject is
+/// a routing object) under the kind of object it actually changes, as its dry run planned
+/// it: the object holding the rules (VirtualService, HTTPRoute) when that changes, else the
+/// first routing object that does — a change that only defines subsets is a DestinationRule
+/// change, a revert that only puts a VirtualService back a VirtualService change. The name
+/// stays the host's, which is what the View rule and the canary history go by. A change
+/// that changes nothing keeps its subject.
+fn file_under_what_it_changes(change: &mut Change, before: &Documents, planned: &Documents) {
+    let routing = |kind: Kind| matches!(kind, Kind::VirtualService | Kind::DestinationRule | Kind::HTTPRoute);
+    if !routing(change.subject.kind) {
+        return;
+    }
+    let clean = |object: &Option<Value>| object.clone().map(without_server_fields);
+    let changed: Vec<Kind> = change
+        .operations
+        .iter()
+        .zip(before.objects().iter().zip(planned.objects()))
+        .filter(|(operation, _)| routing(operation.target().kind))
+        .filter(|(_, (was, will_be))| clean(was) != clean(will_be))
+        .map(|(operation, _)| operation.target().kind)
+        .collect();
+    let holds_rules = |kind: &&Kind| matches!(kind, Kind::VirtualService | Kind::HTTPRoute);
+    if let Some(kind) = changed.iter().find(holds_rules).or(changed.first()) {
+        change.subject.kind = *kind;
+    }
 }
 
 /// [`ChangeError::Stale`] naming the first object whose live resourceVersion is not the one
