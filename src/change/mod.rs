@@ -313,8 +313,12 @@ impl ChangePath {
         Failpoint::reached(self.failpoint, Failpoint::AfterAuditWrite, audit_id).await;
         // Taken just before the apply: what istiod had sent each proxy until now.
         let baseline = match routed_host(&change) {
-            Some(_) if self.propagation.istiod().is_some() => Some(self.propagation.baseline(&change.namespace).await),
-            _ => None,
+            Some(_) if self.propagation.istiod().is_none() => None,
+            Some(_) if !changes_routing_specs(&change, &before, &planned) => {
+                Some(Baseline::unchanged(&change.namespace))
+            }
+            Some(_) => Some(self.propagation.baseline(&change.namespace).await),
+            None => None,
         };
         let result = match self.run_all(&change, (&before, &versions), false).await {
             Ok(after) => Ok(after),
@@ -683,6 +687,19 @@ fn file_under_what_it_changes(change: &mut Change, before: &Documents, planned: 
     if let Some(kind) = changed.iter().find(holds_rules).or(changed.first()) {
         change.subject.kind = *kind;
     }
+}
+
+/// Whether the change, as its dry run planned it, changes what the proxies get: a routing
+/// object created, deleted, or its `spec` changed. A canary's pause, resume, or finish at
+/// 100% changes only the VirtualService's annotation, for which istiod sends nothing.
+fn changes_routing_specs(change: &Change, before: &Documents, planned: &Documents) -> bool {
+    let routing = |kind: Kind| matches!(kind, Kind::VirtualService | Kind::DestinationRule | Kind::HTTPRoute);
+    let spec = |object: &Option<Value>| object.as_ref().map(|object| object.get("spec").cloned());
+    change
+        .operations
+        .iter()
+        .zip(before.objects().iter().zip(planned.objects()))
+        .any(|(operation, (was, will_be))| routing(operation.target().kind) && spec(was) != spec(will_be))
 }
 
 /// [`ChangeError::Stale`] naming the first object whose live resourceVersion is not the one
