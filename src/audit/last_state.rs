@@ -7,27 +7,33 @@ use serde_json::Value;
 use super::{AuditError, AuditStore};
 
 impl AuditStore {
-    /// For each object of `kind` in `namespace` that an applied entry touched — filed under
-    /// it (its own changes and external ones) or among another change's operations (the
-    /// DestinationRule of a routing change, the Service of a deploy) — the state after the
-    /// newest such entry: the object, or None when that entry deleted it.
+    /// For each object of `kind` in `namespace` with an applied entry that recorded its state
+    /// — one that wrote it (its operations name it, whatever object the entry is filed
+    /// under: a routing change writes its DestinationRule and its VirtualService) or an
+    /// external one filed under it — the state after the newest such entry: the object, or
+    /// None when that entry deleted it. Objects changed only as part of another object's
+    /// change without being among its operations are not tracked here.
     pub async fn last_states(&self, namespace: &str, kind: &str) -> Result<HashMap<String, Option<Value>>, AuditError> {
         // The entries' join as the code writes it, not the file's `audit_view` (`schema.rs`).
-        // Operations are `[{kind, namespace, name, apply, create}]`; a refusal's are an
-        // excerpt that need not parse, so they are read only when they are valid JSON.
+        // A refused attempt's operations may be a truncated excerpt, not JSON: only applied
+        // entries are read, and only valid operations are looked into.
         let rows: Vec<(String, Option<String>)> = sqlx::query_as(concat!(
-            "SELECT touched.name, v.after_doc FROM (SELECT name, MAX(id) AS id FROM (",
-            "SELECT e.name AS name, e.id AS id FROM ",
+            "SELECT newest.name, v.after_doc FROM ",
             super::entries!(),
-            " e WHERE e.namespace = ?1 AND e.kind = ?2 AND e.outcome = 'applied' ",
-            "UNION ALL SELECT json_extract(op.value, '$.name'), e.id FROM ",
+            " v JOIN (SELECT name, MAX(id) AS id FROM (",
+            "   SELECT a.name AS name, a.id AS id FROM ",
             super::entries!(),
-            " e, json_each(CASE WHEN json_valid(e.operations) THEN e.operations ELSE '[]' END) op ",
-            "WHERE e.namespace = ?1 AND e.outcome = 'applied' AND json_extract(op.value, '$.kind') = ?2 ",
-            "AND json_extract(op.value, '$.namespace') = ?1",
-            ") WHERE name IS NOT NULL GROUP BY name) touched JOIN ",
+            "   a WHERE a.namespace = ?1 AND a.kind = ?2 AND a.outcome = 'applied' ",
+            "     AND CASE WHEN json_valid(a.operations) AND json_type(a.operations) = 'array' \
+                   THEN json_array_length(a.operations) = 0 ELSE 1 END ",
+            "   UNION ALL ",
+            "   SELECT CASE WHEN op.type = 'object' THEN json_extract(op.value, '$.name') END AS name, w.id AS id FROM ",
             super::entries!(),
-            " v ON v.id = touched.id"
+            "   w, json_each(CASE WHEN json_valid(w.operations) AND json_type(w.operations) = 'array' \
+                        THEN w.operations ELSE '[]' END) op ",
+            "   WHERE w.namespace = ?1 AND w.outcome = 'applied' AND w.operations LIKE '%' || ?2 || '%' \
+              AND CASE WHEN op.type = 'object' THEN json_extract(op.value, '$.kind') END = ?2",
+            " ) GROUP BY name) newest ON newest.id = v.id"
         ))
         .bind(namespace)
         .bind(kind)

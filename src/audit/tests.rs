@@ -527,3 +527,47 @@ async fn with_no_writes_the_background_checker_probes_once_per_interval() {
     assert!((1..=2).contains(&probes), "one probe per interval, not a loop: {probes}");
     sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
 }
+
+#[tokio::test]
+async fn the_last_state_of_an_object_is_from_the_newest_entry_that_wrote_it_whatever_it_is_filed_under() {
+    let (_dir, store) = store().await;
+    let object = |kind: &str, marker: u32| serde_json::json!({"kind": kind, "metadata": {"name": "recommendation"}, "spec": {"marker": marker}});
+    let operation = |kind: &str| serde_json::json!({"kind": kind, "namespace": "tutorial", "name": "recommendation"});
+    let routing = |kind: &str, operations: Vec<&str>, after: Vec<Option<serde_json::Value>>| NewEntry {
+        action: "route.update".into(),
+        kind: kind.into(),
+        name: "recommendation".into(),
+        operations: serde_json::Value::Array(operations.into_iter().map(operation).collect()),
+        after: Some(serde_json::json!({"kind": "List", "items": after})),
+        ..entry(Outcome::Applied)
+    };
+    // Both written, filed under the VirtualService; then the VirtualService alone deleted.
+    let both = vec![Some(object("DestinationRule", 1)), Some(object("VirtualService", 1))];
+    store.record(&routing("VirtualService", vec!["DestinationRule", "VirtualService"], both)).await.unwrap();
+    store.record(&routing("VirtualService", vec!["VirtualService"], vec![None])).await.unwrap();
+    // A refused attempt's excerpt is no JSON and counts for nothing.
+    let refused =
+        NewEntry { operations: serde_json::json!("[{\"kind\": \"DestinationRule\" …"), ..entry(Outcome::Denied) };
+    store.record(&refused).await.unwrap();
+    // An external change is filed under its object and records no operations.
+    let external = NewEntry {
+        source: Source::External,
+        action: "external.update".into(),
+        kind: "Deployment".into(),
+        operations: serde_json::json!([]),
+        after: Some(serde_json::json!({"kind": "Deployment", "metadata": {"name": "recommendation-v2"}})),
+        ..entry(Outcome::Applied)
+    };
+    store.record(&external).await.unwrap();
+
+    let rules = store.last_states("tutorial", "DestinationRule").await.unwrap();
+    assert_eq!(
+        rules.get("recommendation"),
+        Some(&Some(object("DestinationRule", 1))),
+        "written by a VirtualService entry"
+    );
+    let services = store.last_states("tutorial", "VirtualService").await.unwrap();
+    assert_eq!(services.get("recommendation"), Some(&None), "deleted by the newest entry");
+    let deployments = store.last_states("tutorial", "Deployment").await.unwrap();
+    assert!(deployments.get("recommendation-v2").is_some_and(Option::is_some), "{deployments:?}");
+}

@@ -301,8 +301,8 @@ impl ChangePath {
             None => self.read_then_dry_run(&change).await?,
         };
         // The guard is held until the outcome is recorded, so that shutdown waits for it.
-        let (audit_id, _in_flight) = match (dry_run, pending) {
-            (Ok(_), Ok(pending)) => pending,
+        let (planned, (audit_id, _in_flight)) = match (dry_run, pending) {
+            (Ok(planned), Ok(pending)) => (planned, pending),
             (Err(halted), Ok((audit_id, _))) => {
                 return Err(self.refused_after_recording(&change, audit_id, halted.error).await);
             }
@@ -312,8 +312,12 @@ impl ChangePath {
         Failpoint::reached(self.failpoint, Failpoint::AfterAuditWrite, audit_id).await;
         // Taken just before the apply: what istiod had sent each proxy until now.
         let baseline = match routed_host(&change) {
-            Some(_) if self.propagation.istiod().is_some() => Some(self.propagation.baseline(&change.namespace).await),
-            _ => None,
+            Some(_) if self.propagation.istiod().is_none() => None,
+            Some(_) if !changes_routing_specs(&change, &before, &planned) => {
+                Some(Baseline::unchanged(&change.namespace))
+            }
+            Some(_) => Some(self.propagation.baseline(&change.namespace).await),
+            None => None,
         };
         let result = match self.run_all(&change, (&before, &versions), false).await {
             Ok(after) => Ok(after),
@@ -347,7 +351,7 @@ impl ChangePath {
             return Err(error);
         }
         let (dry_run, pending) =
-            tokio::join!(self.dry_run(change, (&before, &versions)), self.record_pending(change, &before));
+            tokio::join!(self.dry_run(change, (&before, &versions)), self.record_pending(change, (&before, &versions)));
         Ok(Ready { before, versions, dry_run, pending })
     }
 
@@ -363,7 +367,7 @@ impl ChangePath {
         let read_and_record = async {
             let (before, versions) = self.read_before(change).await.map_err(Err)?;
             stale_plan(change, &versions).map_err(Ok)?;
-            let pending = self.record_pending(change, &before).await;
+            let pending = self.record_pending(change, (&before, &versions)).await;
             Ok::<_, Result<ChangeError, ClusterError>>((before, versions, pending))
         };
         let dry_run = self.dry_run(change, (&planned.objects, &planned.versions));
@@ -378,9 +382,14 @@ impl ChangePath {
     /// Writes the pending entry, with the operations, so that after a crash startup can tell
     /// whether the change reached the cluster; nothing is applied without it. The guard is
     /// held until the outcome is recorded, so that shutdown waits for the change.
-    async fn record_pending(&self, change: &Change, before: &Documents) -> Result<Pending, ChangeError> {
+    async fn record_pending(
+        &self,
+        change: &Change,
+        (before, versions): (&Documents, &[Option<String>]),
+    ) -> Result<Pending, ChangeError> {
         let in_flight = self.in_flight.clone().read_owned().await;
-        let pending = self.entry(change, Outcome::Pending, Some(before), None, None);
+        let mut pending = self.entry(change, Outcome::Pending, Some(before), None, None);
+        pending.kind = filed_under(change, (before, versions)).to_string();
         let audit_id = self.audit.record(&pending).await.map_err(|error| {
             self.metrics.observe_change(change.action.as_str(), "refused");
             ChangeError::AuditUnavailable(error.to_string())
@@ -686,6 +695,48 @@ fn left_as_is<'a>(operation: &Operation, (live, live_version): (Option<&'a Value
     let version = object["metadata"]["resourceVersion"].as_str();
     let version_holds = version.is_none() || version == live_version;
     (fields_equal && metadata_kept("labels") && metadata_kept("annotations") && version_holds).then_some(live)
+}
+
+/// The kind a routing change (a route change, a canary step, the revert of one: its subject
+/// is a routing object) is filed under: the kind of object it actually changes, judged from
+/// the live objects (an apply that would leave its object as it is changes nothing; the
+/// pending entry is written before the dry run answers): the object holding the rules (VirtualService, HTTPRoute) when that changes, else the
+/// first routing object that does — a change that only defines subsets is a DestinationRule
+/// change, a revert that only puts a VirtualService back a VirtualService change. The name
+/// stays the host's, which is what the View rule and the canary history go by. A change
+/// that changes nothing keeps its subject.
+fn filed_under(change: &Change, (before, versions): (&Documents, &[Option<String>])) -> Kind {
+    let routing = |kind: Kind| matches!(kind, Kind::VirtualService | Kind::DestinationRule | Kind::HTTPRoute);
+    if !routing(change.subject.kind) {
+        return change.subject.kind;
+    }
+    let live = before.objects().iter().zip(versions).map(|(object, version)| (object.as_ref(), version.as_deref()));
+    let changed: Vec<Kind> = change
+        .operations
+        .iter()
+        .zip(live)
+        .filter(|(operation, _)| routing(operation.target().kind))
+        .filter(|(operation, (object, version))| match operation {
+            Operation::Delete { .. } => object.is_some(),
+            _ => left_as_is(operation, (*object, *version)).is_none(),
+        })
+        .map(|(operation, _)| operation.target().kind)
+        .collect();
+    let holds_rules = |kind: &&Kind| matches!(kind, Kind::VirtualService | Kind::HTTPRoute);
+    changed.iter().find(holds_rules).or(changed.first()).copied().unwrap_or(change.subject.kind)
+}
+
+/// Whether the change, as its dry run planned it, changes what the proxies get: a routing
+/// object created, deleted, or its `spec` changed. A canary's pause, resume, or finish at
+/// 100% changes only the VirtualService's annotation, for which istiod sends nothing.
+fn changes_routing_specs(change: &Change, before: &Documents, planned: &Documents) -> bool {
+    let routing = |kind: Kind| matches!(kind, Kind::VirtualService | Kind::DestinationRule | Kind::HTTPRoute);
+    let spec = |object: &Option<Value>| object.as_ref().map(|object| object.get("spec").cloned());
+    change
+        .operations
+        .iter()
+        .zip(before.objects().iter().zip(planned.objects()))
+        .any(|(operation, (was, will_be))| routing(operation.target().kind) && spec(was) != spec(will_be))
 }
 
 /// [`ChangeError::Stale`] naming the first object whose live resourceVersion is not the one

@@ -31,6 +31,22 @@ const BASELINE_TIMEOUT: Duration = Duration::from_millis(500);
 pub struct Baseline {
     namespace: String,
     snapshot: Result<Snapshot, String>,
+    /// The change leaves every routing object's spec as it was (a canary's pause, resume,
+    /// or finish at 100%: its annotation only). istiod sends nothing for it — it pushes an
+    /// Istio object's change only when its spec (or an `istio.io` label or annotation)
+    /// changed — so a proxy has it when it has what it was last sent.
+    unchanged: bool,
+}
+
+impl Baseline {
+    /// For a change that leaves the routing the proxies get as it was: nothing to wait for.
+    pub fn unchanged(namespace: &str) -> Self {
+        Baseline {
+            namespace: namespace.to_owned(),
+            snapshot: Err("the routing did not change".into()),
+            unchanged: true,
+        }
+    }
 }
 
 /// What the propagation of a host's last change looks like now.
@@ -56,6 +72,8 @@ struct Tracked {
     applied: Instant,
     baseline: Option<Snapshot>,
     clusters_changed: bool,
+    /// See [`Baseline::unchanged`].
+    unchanged: bool,
     reached_after: Option<Duration>,
     /// The proxies seen to have the change (they keep it).
     reached: std::collections::BTreeSet<String>,
@@ -90,7 +108,7 @@ impl Propagation {
                 Err(_) => Err(format!("istiod at {} did not answer within {BASELINE_TIMEOUT:?}", istiod.url())),
             },
         };
-        Baseline { namespace: namespace.to_owned(), snapshot }
+        Baseline { namespace: namespace.to_owned(), snapshot, unchanged: false }
     }
 
     /// Follows the change `audit_id` to `host`'s proxies; `on_settled` gets its result once
@@ -101,7 +119,8 @@ impl Propagation {
             audit_id,
             applied: Instant::now(),
             baseline: baseline.snapshot.ok(),
-            clusters_changed,
+            clusters_changed: clusters_changed && !baseline.unchanged,
+            unchanged: baseline.unchanged,
             reached_after: None,
             reached: Default::default(),
         };
@@ -141,7 +160,11 @@ impl Propagation {
         if report.complete() && change.reached_after.is_none() {
             change.reached_after = Some(change.applied.elapsed());
         }
-        view(Some(change.audit_id), report, change.reached_after)
+        let mut view = view(Some(change.audit_id), report, change.reached_after);
+        if change.unchanged && view.report.total > 0 {
+            view.summary.push_str(" (the routing they get did not change: nothing new to send)");
+        }
+        view
     }
 
     /// Waits at most `within` until every proxy has `host`'s last change (or rejected it).

@@ -867,3 +867,41 @@ async fn every_page_shows_its_picture_of_the_live_state() {
     console.stop().await;
     drop(prometheus);
 }
+
+/// A running canary's annotation is one long line in the VirtualService's YAML: the page
+/// must stay as wide as a 1,400 px window, the DestinationRule beside it in view, the long
+/// line scrolling inside its own box.
+#[tokio::test]
+async fn a_running_canary_does_not_make_the_routing_page_wider_than_the_window() {
+    let ns = TestNamespace::new("uiwide").await;
+    let console = Console::start(&ns.name).await;
+    deploy_recommendation_v1_and_v2(&console).await;
+    let body = json!({"stable": "version-v1", "canary": "version-v2", "steps": [10, 25, 50, 75, 100]});
+    let (status, started) = console.send_json(Method::POST, &console.api("/canaries/recommendation"), Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+
+    let browser = Browser::start().await;
+    browser.client.set_window_size(1400, 900).await.unwrap();
+    browser.goto(&console.url(&format!("/ns/{}/routes/recommendation", ns.name))).await;
+    browser.wait_for_text("#live-vs", "signalbox.io/canary", READY_WITHIN).await;
+    let measured = browser
+        .client
+        .execute(
+            "const dr = document.getElementById('live-dr').getBoundingClientRect();
+             return [document.documentElement.scrollWidth, window.innerWidth, dr.left, dr.right, dr.width];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let numbers: Vec<f64> = measured.as_array().unwrap().iter().map(|n| n.as_f64().unwrap()).collect();
+    let [scroll_width, inner_width, dr_left, dr_right, dr_width] = numbers[..] else { panic!("{measured}") };
+    assert!(inner_width >= 1300.0, "the window is about 1,400 px wide: {inner_width}");
+    assert!(scroll_width <= inner_width, "the page is {scroll_width} px wide in a {inner_width} px window");
+    assert!(
+        dr_left >= 0.0 && dr_right <= inner_width && dr_width > 200.0,
+        "the DestinationRule is in view: {measured}"
+    );
+    browser.screenshot("routing-with-canary-1400").await;
+    browser.close().await;
+    console.stop().await;
+}

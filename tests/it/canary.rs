@@ -363,3 +363,72 @@ async fn an_unreadable_canary_start_is_refused_and_audited() {
     assert_eq!(live_vs(&ns).await["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"]);
     console.stop().await;
 }
+
+/// Without `--prometheus-url` nothing could judge an auto-advance canary: the start form's
+/// box is unticked and disabled and says why, and a form that ticks it anyway is refused.
+#[tokio::test]
+async fn without_prometheus_the_start_form_offers_no_auto_advance() {
+    let ns = TestNamespace::new("canary-noprom").await;
+    let console = Console::start(&ns.name).await;
+    deploy_two_versions(&console, &[]).await;
+    let (status, body) =
+        console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(firefox_then_v1())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let path = format!("/ns/{}/canaries/recommendation", ns.name);
+    let html = console.page(&path).await;
+    let checkbox = regex::Regex::new(r#"<input type="checkbox" name="auto_advance"[^>]*>"#).unwrap();
+    let checkbox = checkbox.find(&html).expect("the auto-advance box").as_str();
+    assert!(checkbox.contains(" disabled") && !checkbox.contains("checked"), "{checkbox}");
+    assert!(html.contains("id=\"canary-auto-unavailable\"") && html.contains("--prometheus-url"), "{html}");
+
+    let fields = [("stable", "version-v1"), ("canary", "version-v2"), ("steps", "50, 100"), ("auto_advance", "on")];
+    let (status, html) = console.post_form(&path, &fields).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(
+        html.contains("auto-advance needs Istio&#39;s metrics") || html.contains("auto-advance needs Istio"),
+        "{html}"
+    );
+    assert!(live_vs(&ns).await["metadata"]["annotations"]["signalbox.io/canary"].is_null(), "nothing started");
+    console.stop().await;
+}
+
+/// After the canary's start is reverted the host has no canary, and the page says so in
+/// words that agree with the history under it: not "No canary has run".
+#[tokio::test]
+async fn after_a_revert_the_canary_page_says_the_last_canary_was_reverted() {
+    let ns = TestNamespace::new("canary-reverted").await;
+    let console = Console::start(&ns.name).await;
+    deploy_two_versions(&console, &[]).await;
+    let (status, body) =
+        console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(firefox_then_v1())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let path = format!("/ns/{}/canaries/recommendation", ns.name);
+    assert!(console.page(&path).await.contains("No canary has run for recommendation."));
+
+    let (status, started) =
+        post(&console, "", Some(json!({"stable": "version-v1", "canary": "version-v2", "steps": [50, 100]}))).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let revert = console.url(&format!("/api/v1/audit/{}/revert", started["auditId"]));
+    let (status, reverted) = console.send_json(Method::POST, &revert, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{reverted}");
+
+    let html = support::eventually(std::time::Duration::from_secs(10), "the page without the canary", || async {
+        let html = console.page(&path).await;
+        html.contains("id=\"no-canary\"").then_some(html)
+    })
+    .await;
+    assert!(!html.contains("No canary has run"), "{html}");
+    let expected = format!(
+        "No canary is running for recommendation: the last one was reverted by {}",
+        reverted_actor(&console, &reverted).await
+    );
+    assert!(html.contains(&expected), "{expected}\n{html}");
+    assert!(html.contains(&format!("audit #{}", reverted["auditId"])), "{html}");
+    assert!(html.contains("<code>canary.start</code>"), "the history still shows the start: {html}");
+    console.stop().await;
+}
+
+async fn reverted_actor(console: &Console, reverted: &Value) -> String {
+    let (_, entry) = console.get_json(&console.url(&format!("/api/v1/audit/{}", reverted["auditId"]))).await;
+    entry["actor"].as_str().unwrap().to_owned()
+}

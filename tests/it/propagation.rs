@@ -176,3 +176,49 @@ async fn a_viewer_of_one_host_sees_the_proxies_of_other_services_only_counted() 
     assert!(html.contains("id=\"proxy-sync\"") && !html.contains("customer-"), "{html}");
     console.stop().await;
 }
+
+/// Finishing a canary already at 100% changes only the VirtualService's annotation: istiod
+/// sends the proxies nothing for it, and the sync report says they have it (what they were
+/// sent last), not "0/3, not sent" for a minute, and the audit keeps that.
+#[tokio::test]
+async fn a_canary_finish_that_changes_no_route_has_reached_every_proxy() {
+    let ns = TestNamespace::new("sync-finish").await;
+    let console = console_with_istiod(&ns).await;
+    console.deploy(&["customer", "recommendation-v1", "recommendation-v2"]).await;
+    let _sidecars = SimulatedSidecars::start(&ns.name);
+    connected(&console.http, &ns.name, 3).await;
+    put_and_wait(&console, policy(100, 0), "10s").await;
+
+    let canary = console.api("/canaries/recommendation");
+    let body = json!({"stable": "version-v1", "canary": "version-v2", "steps": [50, 100]});
+    let (status, started) = console.send_json(Method::POST, &canary, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let (status, promoted) = console.send_json(Method::POST, &format!("{canary}/promote?full=true"), None).await;
+    assert_eq!(status, StatusCode::OK, "{promoted}");
+    // As a person finishes: after the promote's push has reached every proxy (finishing
+    // within istiod's debounce would count the promote's push as the finish's).
+    eventually(Duration::from_secs(15), "the promote reported as reached", || async {
+        let (_, sync) = console.get_json(&console.api("/routes/recommendation/sync")).await;
+        (sync["auditId"] == promoted["auditId"] && sync["settled"] == true).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (status, finished) = console.send_json(Method::POST, &format!("{canary}/finish"), None).await;
+    assert_eq!(status, StatusCode::OK, "{finished}");
+    let id = finished["auditId"].as_i64().unwrap();
+
+    let sync = eventually(Duration::from_secs(15), "the finish reported as reached", || async {
+        let (_, sync) = console.get_json(&console.api("/routes/recommendation/sync")).await;
+        (sync["auditId"] == id && sync["settled"] == true).then_some(sync)
+    })
+    .await;
+    assert_eq!((sync["synced"].as_u64(), sync["total"].as_u64()), (Some(3), Some(3)), "{sync}");
+    assert!(sync["summary"].as_str().unwrap().starts_with("reached 3/3 proxies"), "{sync}");
+    let entry = eventually(Duration::from_secs(10), "the finish's propagation record", || async {
+        let (_, entry) = console.get_json(&console.url(&format!("/api/v1/audit/{id}"))).await;
+        entry["propagation"].is_string().then_some(entry)
+    })
+    .await;
+    assert!(entry["propagation"].as_str().unwrap().starts_with("reached 3/3 proxies"), "{entry}");
+    console.stop().await;
+}

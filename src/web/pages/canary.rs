@@ -51,6 +51,11 @@ struct CanaryPage {
     default_thresholds: Thresholds,
     /// Auto-advance is on but nothing can measure: no `--prometheus-url`.
     analysis_without_prometheus: bool,
+    /// Prometheus is configured, so a new canary may auto-advance (else the start form's
+    /// box is unticked and disabled, and says why).
+    can_auto_advance: bool,
+    /// No canary now: why, in words consistent with the history below.
+    no_canary: String,
     stable_name: String,
     canary_name: String,
     history: std::sync::Arc<Vec<Entry>>,
@@ -98,9 +103,14 @@ impl StartForm {
     }
 
     /// The auto-advance thresholds when the box is ticked; empty fields take the defaults.
-    fn analysis(&self) -> Result<Option<Thresholds>, String> {
+    /// Without Prometheus (`measured` false) nothing could judge them: refused, as the form
+    /// offers no box then.
+    fn analysis(&self, measured: bool) -> Result<Option<Thresholds>, String> {
         if self.auto_advance.is_none() {
             return Ok(None);
+        }
+        if !measured {
+            return Err(NO_PROMETHEUS.to_owned());
         }
         let defaults = Thresholds::default();
         let seconds =
@@ -117,6 +127,36 @@ impl StartForm {
             window: seconds(&self.window_seconds, "window", defaults.window)?,
         }))
     }
+}
+
+const NO_PROMETHEUS: &str = "auto-advance needs Istio's metrics, and signalbox has no --prometheus-url: promote each step \
+                             yourself, or start signalbox with --prometheus-url";
+
+/// What the page says when the host has no canary now, consistent with the canary history
+/// below it (`history`, newest first): none has run; or the last one was reverted (by the
+/// newest of `reverts` that undid one of its steps); or which step was the last recorded.
+fn no_canary(host: &str, history: &[Entry], reverts: &[Entry]) -> String {
+    let applied = |entry: &&Entry| entry.outcome == crate::audit::Outcome::Applied;
+    let Some(last) = history.iter().find(applied) else {
+        return format!("No canary has run for {host}.");
+    };
+    let undid_a_step = |revert: &&Entry| revert.reverts.is_some_and(|id| history.iter().any(|step| step.id == id));
+    if let Some(revert) = reverts.iter().filter(applied).filter(|r| r.id > last.id).find(undid_a_step) {
+        return format!(
+            "No canary is running for {host}: the last one was reverted by {} at {} (audit #{}, {}); its steps are in \
+             the history below.",
+            revert.actor,
+            revert.time(),
+            revert.id,
+            revert.summary
+        );
+    }
+    format!(
+        "No canary is running for {host}: the VirtualService no longer records one. The last canary step, at {}, was: \
+         {}.",
+        last.time(),
+        last.summary
+    )
 }
 
 fn number<T: std::str::FromStr>(text: &str, field: &str, default: T) -> Result<T, String> {
@@ -237,6 +277,7 @@ async fn view(
     let policy = live.policy(host).unwrap_or_else(|_| RoutingPolicy::new(host));
     let current = canary::current(&live);
     let name = |subset: Option<&String>| subset.map(|s| policy.display_name(s)).unwrap_or_default();
+    let history = state.audit.for_object(namespace, "VirtualService", host, "canary.", HISTORY).await?;
     Ok(CanaryPage {
         layout: Layout::new(state, actor, Some(namespace)),
         namespace: namespace.to_owned(),
@@ -255,8 +296,16 @@ async fn view(
             Some(c) => canary_sparklines(state, namespace, host, &policy, c).await,
             None => Vec::new(),
         },
+        no_canary: match &current {
+            None if !history.is_empty() => {
+                let reverts = state.audit.for_object(namespace, "VirtualService", host, "revert", HISTORY).await?;
+                no_canary(host, &history, &reverts)
+            }
+            _ => no_canary(host, &[], &[]),
+        },
+        can_auto_advance: state.prometheus.is_some(),
         canary: current,
-        history: state.audit.for_object(namespace, "VirtualService", host, "canary.", HISTORY).await?,
+        history,
         observed: observe(state, namespace, host, &policy).await,
         notice,
         error,
@@ -271,7 +320,7 @@ pub async fn start(
     ManagedHost { namespace, host }: ManagedHost,
     Form(form): Form<StartForm>,
 ) -> Result<Response, AppError> {
-    let (steps, analysis) = match (form.steps(), form.analysis()) {
+    let (steps, analysis) = match (form.steps(), form.analysis(state.prometheus.is_some())) {
         (Ok(steps), Ok(analysis)) => (steps, analysis),
         (Err(message), _) | (_, Err(message)) => {
             let field = if message.starts_with("steps") { "steps" } else { "analysis" };
@@ -370,8 +419,8 @@ mod tests {
     #[test]
     fn the_start_form_reads_steps_and_auto_advance_with_defaults_for_empty_fields() {
         assert_eq!(form(false, "", "").steps(), Ok(vec![10, 25, 100]));
-        assert_eq!(form(false, "5", "x").analysis(), Ok(None), "unticked: the fields are ignored");
-        let thresholds = form(true, "5", "").analysis().unwrap().unwrap();
+        assert_eq!(form(false, "5", "x").analysis(true), Ok(None), "unticked: the fields are ignored");
+        let thresholds = form(true, "5", "").analysis(true).unwrap().unwrap();
         assert_eq!(
             thresholds,
             Thresholds { max_p99_ms: 250.0, min_requests: 5, ..Thresholds::default() },
@@ -381,9 +430,55 @@ mod tests {
 
     #[test]
     fn a_typo_in_the_start_form_names_its_field() {
-        assert_eq!(form(true, "5", "ten").analysis(), Err("dwell: \"ten\" is not a number".to_owned()));
-        assert_eq!(form(true, "-1", "").analysis(), Err("minimum requests: \"-1\" is not a number".to_owned()));
+        assert_eq!(form(true, "5", "ten").analysis(true), Err("dwell: \"ten\" is not a number".to_owned()));
+        assert_eq!(form(true, "-1", "").analysis(true), Err("minimum requests: \"-1\" is not a number".to_owned()));
         let steps = StartForm { steps: "10, x".into(), ..form(false, "", "") };
         assert!(steps.steps().unwrap_err().starts_with("steps:"));
+    }
+
+    #[test]
+    fn without_prometheus_a_ticked_auto_advance_is_refused() {
+        assert_eq!(form(false, "", "").analysis(false), Ok(None));
+        assert_eq!(form(true, "", "").analysis(false), Err(NO_PROMETHEUS.to_owned()));
+    }
+
+    fn entry(id: i64, action: &str, summary: &str, reverts: Option<i64>) -> Entry {
+        Entry {
+            id,
+            time_ms: 1_700_000_000_000 + id * 1000,
+            actor: "alice".into(),
+            groups: Vec::new(),
+            source: crate::audit::Source::Api,
+            action: action.into(),
+            namespace: "tutorial".into(),
+            kind: "VirtualService".into(),
+            name: "recommendation".into(),
+            summary: summary.into(),
+            before: None,
+            after: None,
+            operations: serde_json::Value::Null,
+            outcome: crate::audit::Outcome::Applied,
+            error: None,
+            request_id: None,
+            reverts,
+            propagation: None,
+        }
+    }
+
+    #[test]
+    fn without_a_canary_the_page_says_what_the_history_shows() {
+        assert_eq!(no_canary("recommendation", &[], &[]), "No canary has run for recommendation.");
+        let history =
+            [entry(3, "canary.promote", "v2 progressing (v1 50% · v2 50%)", None), entry(2, "canary.start", "s", None)];
+        let revert = entry(4, "revert", "revert #3: v2 progressing", Some(3));
+        let words = no_canary("recommendation", &history, &[revert]);
+        assert!(
+            words.starts_with("No canary is running for recommendation: the last one was reverted by alice"),
+            "{words}"
+        );
+        assert!(words.contains("audit #4"), "{words}");
+        let words = no_canary("recommendation", &history, &[]);
+        assert!(words.starts_with("No canary is running for recommendation:"), "{words}");
+        assert!(words.contains("v2 progressing (v1 50% · v2 50%)"), "{words}");
     }
 }
