@@ -27,6 +27,18 @@ fn firefox_then_v1() -> Value {
     ]})
 }
 
+/// A console over a fresh namespace with two recommendation versions, routed by
+/// [`firefox_then_v1`].
+async fn routed_console(prefix: &str) -> (TestNamespace, Console) {
+    let ns = TestNamespace::new(prefix).await;
+    let console = Console::start(&ns.name).await;
+    deploy_two_versions(&console, &[]).await;
+    let (status, body) =
+        console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(firefox_then_v1())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (ns, console)
+}
+
 async fn live_vs(ns: &TestNamespace) -> Value {
     let api = ns.objects(Kind::VirtualService);
     serde_json::to_value(api.get("recommendation").await.unwrap()).unwrap()
@@ -339,13 +351,7 @@ async fn fields_that_reach_other_hosts_need_permission_for_those_hosts() {
 /// failed `canary.start`, as invalid scaling is; nothing is written.
 #[tokio::test]
 async fn an_unreadable_canary_start_is_refused_and_audited() {
-    let ns = TestNamespace::new("canary-bad").await;
-    let console = Console::start(&ns.name).await;
-    deploy_two_versions(&console, &[]).await;
-    let body = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
-                      "rules": [{"route": {"version-v1": 100}}]});
-    let (status, _) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(body)).await;
-    assert_eq!(status, StatusCode::OK);
+    let (ns, console) = routed_console("canary-bad").await;
     let before = live_vs(&ns).await;
     let start = format!("/ns/{}/canaries/recommendation", ns.name);
     let fields = [("stable", "version-v1"), ("canary", "version-v2"), ("steps", "10, oops, 100")];
@@ -368,12 +374,7 @@ async fn an_unreadable_canary_start_is_refused_and_audited() {
 /// box is unticked and disabled and says why, and a form that ticks it anyway is refused.
 #[tokio::test]
 async fn without_prometheus_the_start_form_offers_no_auto_advance() {
-    let ns = TestNamespace::new("canary-noprom").await;
-    let console = Console::start(&ns.name).await;
-    deploy_two_versions(&console, &[]).await;
-    let (status, body) =
-        console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(firefox_then_v1())).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let (ns, console) = routed_console("canary-noprom").await;
     let path = format!("/ns/{}/canaries/recommendation", ns.name);
     let html = console.page(&path).await;
     let checkbox = regex::Regex::new(r#"<input type="checkbox" name="auto_advance"[^>]*>"#).unwrap();
@@ -396,12 +397,7 @@ async fn without_prometheus_the_start_form_offers_no_auto_advance() {
 /// words that agree with the history under it: not "No canary has run".
 #[tokio::test]
 async fn after_a_revert_the_canary_page_says_the_last_canary_was_reverted() {
-    let ns = TestNamespace::new("canary-reverted").await;
-    let console = Console::start(&ns.name).await;
-    deploy_two_versions(&console, &[]).await;
-    let (status, body) =
-        console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(firefox_then_v1())).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let (ns, console) = routed_console("canary-reverted").await;
     let path = format!("/ns/{}/canaries/recommendation", ns.name);
     assert!(console.page(&path).await.contains("No canary has run for recommendation."));
 

@@ -19,6 +19,18 @@ pub struct RouteForm {
     pub other_subset: String,
     /// `resilience`: which rule (index), and its settings (see `set_resilience`).
     pub rule: String,
+    pub settings: RuleSettings,
+    /// `resilience`: the settings to remove (`timeout`, `retries`, `delay`, `abort`,
+    /// `mirror`), from the ticked `remove` boxes.
+    pub removes: Vec<String>,
+    /// `split`: `weight.<subset>` fields, gathered from the raw form.
+    pub weights: BTreeMap<String, String>,
+}
+
+/// A rule's timeout, retries, faults and mirror as form fields (empty: unset): what the
+/// form sends, and what the page fills it with.
+#[derive(Debug, Default, Clone)]
+pub struct RuleSettings {
     pub timeout: String,
     pub retry_attempts: String,
     pub per_try_timeout: String,
@@ -28,11 +40,6 @@ pub struct RouteForm {
     pub abort_percent: String,
     pub mirror_subset: String,
     pub mirror_percent: String,
-    /// `resilience`: the settings to remove (`timeout`, `retries`, `delay`, `abort`,
-    /// `mirror`), from the ticked `remove` boxes.
-    pub removes: Vec<String>,
-    /// `split`: `weight.<subset>` fields, gathered from the raw form.
-    pub weights: BTreeMap<String, String>,
 }
 
 impl RouteForm {
@@ -128,11 +135,11 @@ impl RouteForm {
     fn set_resilience(&self, policy: &mut RoutingPolicy) -> Result<(), Vec<FieldProblem>> {
         let index: usize = self.rule.trim().parse().map_err(|_| vec![FieldProblem::new("rule", "choose a rule")])?;
         let mut problems = Vec::new();
-        let attempts = number("retry_attempts", &self.retry_attempts, &mut problems);
-        let delay_percent = number("delay_percent", &self.delay_percent, &mut problems);
-        let abort_status = number("abort_status", &self.abort_status, &mut problems);
-        let abort_percent = number("abort_percent", &self.abort_percent, &mut problems);
-        let mirror_percent = number("mirror_percent", &self.mirror_percent, &mut problems);
+        let attempts = number("retry_attempts", &self.settings.retry_attempts, &mut problems);
+        let delay_percent = number("delay_percent", &self.settings.delay_percent, &mut problems);
+        let abort_status = number("abort_status", &self.settings.abort_status, &mut problems);
+        let abort_percent = number("abort_percent", &self.settings.abort_percent, &mut problems);
+        let mirror_percent = number("mirror_percent", &self.settings.mirror_percent, &mut problems);
         let Some(rule) = policy.rules.get_mut(index) else {
             problems.push(FieldProblem::new("rule", "no such rule; define a route first"));
             return Err(problems);
@@ -143,22 +150,22 @@ impl RouteForm {
         let removes = |setting: &str| self.removes.iter().any(|removed| removed == setting);
         if removes("timeout") {
             rule.timeout = None;
-        } else if let Some(timeout) = non_empty(&self.timeout) {
+        } else if let Some(timeout) = non_empty(&self.settings.timeout) {
             rule.timeout = Some(timeout);
         }
         if removes("retries") {
             rule.retries = None;
-        } else if attempts.is_some() || non_empty(&self.per_try_timeout).is_some() {
+        } else if attempts.is_some() || non_empty(&self.settings.per_try_timeout).is_some() {
             let retries = rule.retries.get_or_insert_with(Retries::default);
             retries.attempts = attempts.map(|attempts| attempts as i32).or(retries.attempts);
-            retries.per_try_timeout = non_empty(&self.per_try_timeout).or(retries.per_try_timeout.take());
+            retries.per_try_timeout = non_empty(&self.settings.per_try_timeout).or(retries.per_try_timeout.take());
         }
         let mut fault = rule.fault.take().unwrap_or_default();
         if removes("delay") {
             fault.delay = None;
-        } else if non_empty(&self.delay).is_some() || delay_percent.is_some() {
+        } else if non_empty(&self.settings.delay).is_some() || delay_percent.is_some() {
             let delay = fault.delay.get_or_insert_with(Delay::default);
-            delay.fixed_delay = non_empty(&self.delay).or(delay.fixed_delay.take());
+            delay.fixed_delay = non_empty(&self.settings.delay).or(delay.fixed_delay.take());
             delay.percentage = delay_percent.or(delay.percentage);
             if delay.fixed_delay.is_none() {
                 problems.push(FieldProblem::new("delay", "say how long, e.g. 7s"));
@@ -178,7 +185,7 @@ impl RouteForm {
         rule.fault = keeps_fault.then_some(fault);
         if removes("mirror") {
             rule.mirror = None;
-        } else if let Some(subset) = non_empty(&self.mirror_subset) {
+        } else if let Some(subset) = non_empty(&self.settings.mirror_subset) {
             let percentage = mirror_percent.or(rule.mirror.as_ref().and_then(|mirror| mirror.percentage));
             rule.mirror = Some(Mirror { subset, percentage });
         } else if let (Some(mirror), Some(percentage)) = (rule.mirror.as_mut(), mirror_percent) {
@@ -231,15 +238,17 @@ fn from_pairs(pairs: &[(String, String)]) -> RouteForm {
         matched_subset: field("matched_subset"),
         other_subset: field("other_subset"),
         rule: field("rule"),
-        timeout: field("timeout"),
-        retry_attempts: field("retry_attempts"),
-        per_try_timeout: field("per_try_timeout"),
-        delay: field("delay"),
-        delay_percent: field("delay_percent"),
-        abort_status: field("abort_status"),
-        abort_percent: field("abort_percent"),
-        mirror_subset: field("mirror_subset"),
-        mirror_percent: field("mirror_percent"),
+        settings: RuleSettings {
+            timeout: field("timeout"),
+            retry_attempts: field("retry_attempts"),
+            per_try_timeout: field("per_try_timeout"),
+            delay: field("delay"),
+            delay_percent: field("delay_percent"),
+            abort_status: field("abort_status"),
+            abort_percent: field("abort_percent"),
+            mirror_subset: field("mirror_subset"),
+            mirror_percent: field("mirror_percent"),
+        },
         removes: Vec::new(),
         weights: BTreeMap::new(),
     }

@@ -8,6 +8,8 @@ use crate::pictures::bars::BarSet;
 use crate::policy::{self, FieldError, RoutingPolicy};
 use crate::problem::FieldProblem;
 
+use super::route_forms::RuleSettings;
+
 #[derive(Clone)]
 pub struct SubsetRow {
     pub name: String,
@@ -21,15 +23,7 @@ pub struct SubsetRow {
 pub struct RuleRow {
     pub index: usize,
     pub description: String,
-    pub timeout: String,
-    pub retry_attempts: String,
-    pub per_try_timeout: String,
-    pub delay: String,
-    pub delay_percent: String,
-    pub abort_status: String,
-    pub abort_percent: String,
-    pub mirror_subset: String,
-    pub mirror_percent: String,
+    pub settings: RuleSettings,
 }
 
 impl RuleRow {
@@ -39,9 +33,7 @@ impl RuleRow {
         let number = |value: Option<f64>| value.map(|v| v.to_string()).unwrap_or_default();
         let delay = rule.fault.as_ref().and_then(|fault| fault.delay.as_ref());
         let abort = rule.fault.as_ref().and_then(|fault| fault.abort.as_ref());
-        RuleRow {
-            index,
-            description: policy::summary(&single),
+        let settings = RuleSettings {
             timeout: text(rule.timeout.clone()),
             retry_attempts: text(rule.retries.as_ref().and_then(|r| r.attempts).map(|a| a.to_string())),
             per_try_timeout: text(rule.retries.as_ref().and_then(|r| r.per_try_timeout.clone())),
@@ -51,7 +43,8 @@ impl RuleRow {
             abort_percent: number(abort.and_then(|a| a.percentage)),
             mirror_subset: text(rule.mirror.as_ref().map(|m| m.subset.clone())),
             mirror_percent: number(rule.mirror.as_ref().and_then(|m| m.percentage)),
-        }
+        };
+        RuleRow { index, description: policy::summary(&single), settings }
     }
 
     /// The form's key for [`RoutesView::typed`].
