@@ -607,10 +607,11 @@ async fn a_refused_form_keeps_what_was_typed() {
 async fn the_settings_form_starts_from_the_rule_and_removes_only_what_is_ticked() {
     let (ns, console) = console_with_two_versions().await;
     let rule = json!({"route": {"version-v1": 100}, "timeout": "1s", "retries": {"attempts": 3, "perTryTimeout": "2s", "retryOn": "5xx"}});
-    let (status, _) = put_policy(&console, json!({"subsets": subsets(), "rules": [rule]})).await;
+    let (status, answer) = put_policy(&console, json!({"subsets": subsets(), "rules": [rule]})).await;
     assert_eq!(status, StatusCode::OK);
     let page = format!("/ns/{}/routes/recommendation", ns.name);
-    let html = console.page(&page).await;
+    // The page after the change, as the browser is sent to it (it shows the change at once).
+    let html = console.page(&format!("{page}?change={}", answer["auditId"])).await;
     let form = &html[html.find("id=\"resilience-form-0\"").expect("the form of rule 1")..];
     assert!(form.contains("name=\"timeout\" placeholder=\"1s\" size=\"6\" value=\"1s\""), "{form}");
     assert!(form.contains("name=\"retry_attempts\" placeholder=\"3\" size=\"4\" value=\"3\""), "{form}");
