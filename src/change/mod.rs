@@ -1,8 +1,8 @@
 //! The one path every cluster mutation takes:
 //! authorize → validate → server-side dry run, while the `pending` audit record is written
 //! → apply → audit outcome. Nothing is applied unless the dry run passed and the record is
-//! written: if the audit record cannot be written, nothing is applied. The dry run of a change that
-//! was just previewed, unchanged and against unmoved objects, is its preview's (`verdicts.rs`);
+//! written: if the audit record cannot be written, nothing is applied. The dry run of a
+//! change just previewed, unchanged and against unmoved objects, is its preview's (`verdicts.rs`);
 //! a change planned from the watch caches is dry-run while its live objects are read, and
 //! that dry run counts only if they are the objects it was planned on.
 mod action;
@@ -700,14 +700,13 @@ fn left_as_is<'a>(operation: &Operation, (live, live_version): (Option<&'a Value
 /// The kind a routing change (a route change, a canary step, the revert of one: its subject
 /// is a routing object) is filed under: the kind of object it actually changes, judged from
 /// the live objects (an apply that would leave its object as it is changes nothing; the
-/// pending entry is written before the dry run answers): the object holding the rules (VirtualService, HTTPRoute) when that changes, else the
-/// first routing object that does — a change that only defines subsets is a DestinationRule
+/// pending entry is written before the dry run answers): the object holding the rules
+/// (VirtualService, HTTPRoute) when that changes, else the first routing object that does — a change that only defines subsets is a DestinationRule
 /// change, a revert that only puts a VirtualService back a VirtualService change. The name
 /// stays the host's, which is what the View rule and the canary history go by. A change
 /// that changes nothing keeps its subject.
 fn filed_under(change: &Change, (before, versions): (&Documents, &[Option<String>])) -> Kind {
-    let routing = |kind: Kind| matches!(kind, Kind::VirtualService | Kind::DestinationRule | Kind::HTTPRoute);
-    if !routing(change.subject.kind) {
+    if !change.subject.kind.is_routing() {
         return change.subject.kind;
     }
     let live = before.objects().iter().zip(versions).map(|(object, version)| (object.as_ref(), version.as_deref()));
@@ -715,7 +714,7 @@ fn filed_under(change: &Change, (before, versions): (&Documents, &[Option<String
         .operations
         .iter()
         .zip(live)
-        .filter(|(operation, _)| routing(operation.target().kind))
+        .filter(|(operation, _)| operation.target().kind.is_routing())
         .filter(|(operation, (object, version))| match operation {
             Operation::Delete { .. } => object.is_some(),
             _ => left_as_is(operation, (*object, *version)).is_none(),
@@ -730,13 +729,12 @@ fn filed_under(change: &Change, (before, versions): (&Documents, &[Option<String
 /// object created, deleted, or its `spec` changed. A canary's pause, resume, or finish at
 /// 100% changes only the VirtualService's annotation, for which istiod sends nothing.
 fn changes_routing_specs(change: &Change, before: &Documents, planned: &Documents) -> bool {
-    let routing = |kind: Kind| matches!(kind, Kind::VirtualService | Kind::DestinationRule | Kind::HTTPRoute);
     let spec = |object: &Option<Value>| object.as_ref().map(|object| object.get("spec").cloned());
     change
         .operations
         .iter()
         .zip(before.objects().iter().zip(planned.objects()))
-        .any(|(operation, (was, will_be))| routing(operation.target().kind) && spec(was) != spec(will_be))
+        .any(|(operation, (was, will_be))| operation.target().kind.is_routing() && spec(was) != spec(will_be))
 }
 
 /// [`ChangeError::Stale`] naming the first object whose live resourceVersion is not the one
@@ -772,8 +770,7 @@ struct Halted {
 /// The host whose routing `change` writes, if it writes routing objects (Istio's or an
 /// HTTPRoute).
 fn routed_host(change: &Change) -> Option<&str> {
-    let routing = |kind| matches!(kind, Kind::VirtualService | Kind::DestinationRule | Kind::HTTPRoute);
-    let routes = change.operations.iter().any(|op| routing(op.target().kind));
+    let routes = change.operations.iter().any(|op| op.target().kind.is_routing());
     change.host.as_deref().filter(|_| routes)
 }
 

@@ -21,6 +21,11 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The objects that route a host's traffic: what the proxies get comes from them.
+    pub fn is_routing(self) -> bool {
+        matches!(self, Kind::VirtualService | Kind::DestinationRule | Kind::HTTPRoute)
+    }
+
     pub fn api_resource(self) -> ApiResource {
         match self {
             Kind::Namespace => ApiResource::erase::<Namespace>(&()),

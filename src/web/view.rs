@@ -164,22 +164,9 @@ pub fn ensure_visible(state: &AppState, actor: &Actor, namespace: &str, host: Op
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_probes_and_static_files_are_open_to_anyone() {
-        assert!(open_to_anyone("/healthz") && open_to_anyone("/readyz") && open_to_anyone("/static/app.css"));
-        for path in ["/", "/metrics", "/audit", "/api/v1/audit/verify", "/ns/tutorial", "/healthz/x", "/staticx"] {
-            assert!(!open_to_anyone(path), "{path}");
-        }
-    }
-}
-
 /// A proxy of a service the actor may not view, as a host-limited viewer sees it: counted,
 /// with its state, but neither its pod's name nor its NACK message.
-pub const HIDDEN_PROXY: &str = "a proxy of a service you cannot view";
+const HIDDEN_PROXY: &str = "a proxy of a service you cannot view";
 
 impl AppState {
     /// The sync report of a host's change as `actor` may see it: whoever views the whole
@@ -217,8 +204,16 @@ fn pod_of(proxy: &str, deployment: &str) -> bool {
 }
 
 #[cfg(test)]
-mod proxy_tests {
-    use super::pod_of;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_probes_and_static_files_are_open_to_anyone() {
+        assert!(open_to_anyone("/healthz") && open_to_anyone("/readyz") && open_to_anyone("/static/app.css"));
+        for path in ["/", "/metrics", "/audit", "/api/v1/audit/verify", "/ns/tutorial", "/healthz/x", "/staticx"] {
+            assert!(!open_to_anyone(path), "{path}");
+        }
+    }
 
     #[test]
     fn a_proxy_belongs_to_the_deployment_whose_pods_it_names() {

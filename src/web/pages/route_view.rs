@@ -320,21 +320,19 @@ impl RoutesView {
     /// The value a field of `form` shows: what was typed when that form was refused, else
     /// `live` (what the rule has).
     pub fn typed_or(&self, form: impl AsRef<str>, field: impl AsRef<str>, live: impl AsRef<str>) -> String {
-        match self.typed.get("form") {
-            Some(typed_form) if typed_form == form.as_ref() => {
-                self.typed.get(field.as_ref()).cloned().unwrap_or_default()
-            }
-            _ => live.as_ref().to_owned(),
+        if self.refused_form(form) {
+            self.typed.get(field.as_ref()).cloned().unwrap_or_default()
+        } else {
+            live.as_ref().to_owned()
         }
     }
 
     /// Whether a form's `remove` box for `setting` was ticked when it was refused.
     pub fn typed_removes(&self, form: impl AsRef<str>, setting: &str) -> bool {
-        self.typed.get("form").is_some_and(|typed_form| typed_form == form.as_ref())
-            && self.typed.contains_key(&format!("remove:{setting}"))
+        self.refused_form(form) && self.typed.contains_key(&format!("remove:{setting}"))
     }
 
-    /// Whether the field errors belong to this form (the one that was refused).
+    /// Whether this form is the one that was refused (its errors and typed values are shown).
     pub fn refused_form(&self, form: impl AsRef<str>) -> bool {
         self.typed.get("form").is_some_and(|typed_form| typed_form == form.as_ref())
     }
