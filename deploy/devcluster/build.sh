@@ -18,6 +18,22 @@ up_to_date() {
   [[ -f "$stamp" && "$(cat "$stamp")" == "$(pins_of "$@")" ]]
 }
 
+# The Kubernetes binaries say the version of their pinned module, as a release build does:
+# built from the module, they would answer `v0.0.0-master+$Format:%H$`, which clients that
+# check the server's version (kubectl's skew warning, Helm, operators) refuse or misread.
+kubernetes_version_flags() {
+  local version major minor flags="" package
+  version="$(cd "$here" && go list -mod=mod -m -f '{{.Version}}' k8s.io/kubernetes)"
+  [[ "$version" =~ ^v([0-9]+)\.([0-9]+)\.[0-9]+ ]] || { echo "devcluster: k8s.io/kubernetes at '$version'" >&2; exit 1; }
+  major="${BASH_REMATCH[1]}" minor="${BASH_REMATCH[2]}"
+  # component-base for the servers, client-go's copy for kubectl's client version.
+  for package in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X $package.gitVersion=$version -X $package.gitMajor=$major -X $package.gitMinor=$minor"
+    flags+=" -X $package.gitTreeState=clean"
+  done
+  echo "$flags"
+}
+
 build_control_plane() {
   declare -A packages=(
     [etcd]=go.etcd.io/etcd/server/v3
@@ -27,11 +43,12 @@ build_control_plane() {
     [kubectl]=k8s.io/kubernetes/cmd/kubectl
     [kwok]=sigs.k8s.io/kwok/cmd/kwok
   )
-  local start=$SECONDS name
+  local start=$SECONDS name stamp
+  stamp="$(kubernetes_version_flags)"
   for name in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok; do
     echo "devcluster: building $name (${packages[$name]})" >&2
     # -trimpath and stripped symbols keep the binaries small; CGO off as upstream releases do.
-    (cd "$here" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags='-s -w' -o "$bin/$name" "${packages[$name]}")
+    (cd "$here" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags="-s -w $stamp" -o "$bin/$name" "${packages[$name]}")
   done
   echo "devcluster: built control plane in $((SECONDS - start))s" >&2
 }

@@ -142,3 +142,65 @@ async fn a_tutorial_deployment_gets_ready_pods_on_the_simulated_nodes() {
     .await;
     assert_eq!(ready, 1);
 }
+
+/// The Kubernetes version the dev cluster pins (`deploy/devcluster/go.mod`).
+fn pinned_kubernetes_version() -> String {
+    let go_mod = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/devcluster/go.mod")).unwrap();
+    let pin = go_mod.lines().find_map(|line| line.trim().strip_prefix("k8s.io/kubernetes "));
+    pin.expect("go.mod requires k8s.io/kubernetes").trim().to_owned()
+}
+
+/// Clients that check the server's version (kubectl's skew warning, Helm, operators) get the
+/// pinned release, not the `v0.0.0-master+$Format:%H$` of an unstamped build.
+#[tokio::test]
+async fn the_dev_cluster_says_the_kubernetes_version_it_was_built_from() {
+    let pinned = pinned_kubernetes_version();
+    let client = support::client().await;
+    let server = client.apiserver_version().await.unwrap();
+    assert_eq!(server.git_version, pinned);
+    let (major, minor) = (pinned[1..].split('.').next().unwrap(), pinned.split('.').nth(1).unwrap());
+    assert_eq!((server.major.as_str(), server.minor.as_str()), (major, minor));
+
+    let output = std::process::Command::new(support::kubectl_path())
+        .args(["version", "-o", "json", "--kubeconfig"])
+        .arg(support::kubeconfig_path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let versions: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(versions["clientVersion"]["gitVersion"], json!(pinned), "{versions}");
+    assert_eq!(versions["serverVersion"]["gitVersion"], json!(pinned), "{versions}");
+}
+
+/// What a change planned from the caches relies on: a read at the planned version comes back
+/// (from the API server's watch cache), and a write carrying a version the object has left is
+/// refused, leaving the other writer's object as it was.
+#[tokio::test]
+async fn a_read_at_a_version_answers_and_a_write_carrying_a_version_the_object_left_is_refused() {
+    use signalbox::cluster::{ObjectRef, Objects, Operation};
+    let ns = TestNamespace::new("precondition").await;
+    let objects = Objects::new(ns.client.clone());
+    let target = ObjectRef::namespaced(Kind::VirtualService, &ns.name, "recommendation");
+    let created = objects.run(&Operation::Apply { target: target.clone(), object: tutorial_90_10() }, false).await;
+    let created = created.unwrap().unwrap();
+    let version = created["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
+    let read = objects.get_not_older_than(&target, Some(&version)).await.unwrap().unwrap();
+    assert_eq!(read["metadata"]["resourceVersion"], json!(version));
+    let absent = ObjectRef::namespaced(Kind::VirtualService, &ns.name, "nothing-here");
+    assert_eq!(objects.get_not_older_than(&absent, Some(&version)).await.unwrap(), None);
+
+    // Someone else moves the object on; a write still carrying the old version is refused.
+    let mut theirs = tutorial_90_10();
+    theirs["spec"]["http"][0]["route"][0]["weight"] = json!(50);
+    theirs["spec"]["http"][0]["route"][1]["weight"] = json!(50);
+    let api = ns.objects(Kind::VirtualService);
+    api.patch("recommendation", &PatchParams::apply("someone-else").force(), &Patch::Apply(&theirs)).await.unwrap();
+    let mut stale = tutorial_90_10();
+    stale["spec"]["http"][0]["route"][0]["weight"] = json!(75);
+    stale["spec"]["http"][0]["route"][1]["weight"] = json!(25);
+    stale["metadata"]["resourceVersion"] = json!(version);
+    let refused = objects.run(&Operation::Apply { target, object: stale }, false).await.unwrap_err();
+    assert_eq!(refused.status_code(), 409, "{refused}");
+    let kept = serde_json::to_value(api.get("recommendation").await.unwrap()).unwrap();
+    assert_eq!(weights(&kept), [50, 50]);
+}
