@@ -8,10 +8,19 @@ use crate::cluster::{Cluster, ClusterError, Kind, ObjectRef};
 use crate::gateway_api::HTTPRoute;
 use crate::inventory::VersionSummary;
 use crate::istio::{DestinationRule, VirtualService};
-use crate::policy::ValidationContext;
+use crate::policy::{Caller, ValidationContext};
 
 use super::routes::{LiveRouting, NamespaceRouting};
 use super::workloads::NamespaceState;
+
+/// A Deployment as the caller of a service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workload {
+    pub deployment: String,
+    /// Its pods' `app` label: the service it belongs to.
+    pub app: String,
+    pub caller: Caller,
+}
 
 #[derive(Clone)]
 pub struct Reads {
@@ -116,6 +125,28 @@ impl Reads {
             .namespace(namespace)
             .map(|cache| crate::inventory::versions(&cache.deployments.state()))
             .unwrap_or_default()
+    }
+
+    /// The namespace's Deployments as callers of a service, by name, from the caches: who the
+    /// route tester may ask "as seen from" (their pods' labels decide `sourceLabels`).
+    pub fn callers(&self, namespace: &str) -> Vec<Workload> {
+        let Some(cache) = self.cluster.caches.namespace(namespace) else { return Vec::new() };
+        let mut workloads: Vec<Workload> = cache
+            .deployments
+            .state()
+            .iter()
+            .map(|deployment| {
+                let template = deployment.spec.as_ref().and_then(|spec| spec.template.metadata.as_ref());
+                let labels = template.and_then(|metadata| metadata.labels.clone()).unwrap_or_default();
+                Workload {
+                    deployment: deployment.metadata.name.clone().unwrap_or_default(),
+                    app: labels.get("app").cloned().unwrap_or_default(),
+                    caller: Caller { namespace: namespace.to_owned(), labels: labels.into_iter().collect() },
+                }
+            })
+            .collect();
+        workloads.sort_by(|a, b| a.deployment.cmp(&b.deployment));
+        workloads
     }
 
     /// What validating a host's policy needs: the namespace's Services and the pod labels

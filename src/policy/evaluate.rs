@@ -3,11 +3,14 @@
 //! Semantics follow Envoy as configured by Istio: the first matching rule wins; entries of
 //! a rule's `match` list are ORed, conditions inside one entry ANDed; a rule without `match`
 //! matches everything; header names compare case-insensitively; a regex must match the whole
-//! value; the query string is not part of the path. Conditions the policy does not model
-//! (e.g. `sourceLabels`) cannot be decided from a request, so such an entry never matches here.
+//! value; the query string is not part of the path; a header or query condition written as
+//! regex `*` asks only that it be present. The conditions the policy keeps verbatim are decided
+//! in [`super::conditions`]; a rule whose match depends on what the request does not say (the
+//! caller, for `sourceLabels`) is passed over and named in the answer's `why`.
 //!
 //! An HTTPRoute's rules are not tried in order: the most specific match wins
 //! ([`Precedence::MostSpecific`]), and its path prefixes match whole path segments.
+use super::conditions::{self, Caller, Context, Decision, MESH};
 use super::model::{Match, RoutingPolicy, StringMatch};
 use super::user_regex::Regexes;
 use crate::istio::OrderedMap;
@@ -22,6 +25,28 @@ pub struct Request {
     pub method: String,
     /// Request headers (any case).
     pub headers: BTreeMap<String, String>,
+    /// `http` when not given.
+    pub scheme: Option<String>,
+    /// The port the request is sent to; None: not said.
+    pub port: Option<u16>,
+    /// Who sends it; None: not said.
+    pub source: Option<Caller>,
+    /// The gateway it passes; None: none, a sidecar's request (`mesh`).
+    pub gateway: Option<String>,
+}
+
+impl Request {
+    /// What the request says beyond its path, method and headers; its authority is its
+    /// `Host` header.
+    fn context(&self) -> Context<'_> {
+        Context {
+            scheme: self.scheme.as_deref().unwrap_or("http"),
+            authority: header(self, "host"),
+            port: self.port,
+            caller: self.source.as_ref(),
+            gateway: self.gateway.as_deref().unwrap_or(MESH),
+        }
+    }
 }
 
 /// How the rule for a request is chosen.
@@ -61,21 +86,57 @@ fn evaluate_with(
     regexes: &mut Regexes,
 ) -> Evaluation {
     let (index, why) = match precedence {
-        Precedence::FirstMatch => {
-            let first = policy.rules.iter().position(|rule| match &rule.matches {
-                None => true,
-                Some(entries) => {
-                    entries.is_empty() || entries.iter().any(|entry| entry_matches(entry, request, regexes, false))
-                }
-            });
-            (first, None)
-        }
+        Precedence::FirstMatch => first_match(policy, request, regexes),
         Precedence::MostSpecific => most_specific(policy, request, regexes),
     };
     let Some(index) = index else { return Evaluation::default() };
     let rule = &policy.rules[index];
     let shares = rule.route.iter().map(|s| (s.subset.clone(), s.weight.percent().unwrap_or(0))).collect();
     Evaluation { why, rule: Some(index), shares }
+}
+
+/// The first rule that takes the request; the rules before it that depend on what the
+/// request does not say are named in `why`, with what they depend on.
+fn first_match(policy: &RoutingPolicy, request: &Request, regexes: &mut Regexes) -> (Option<usize>, Option<String>) {
+    let mut undecided = Vec::new();
+    for (index, rule) in policy.rules.iter().enumerate() {
+        let decision = match rule.matches.as_deref() {
+            None | Some([]) => Decision::Takes,
+            Some(entries) => any_entry(entries, request, regexes, false),
+        };
+        match decision {
+            Decision::Takes => return (Some(index), depends_note(&undecided, Some(index))),
+            Decision::Refuses => {}
+            Decision::Depends(on) => undecided.push((index, on)),
+        }
+    }
+    (None, depends_note(&undecided, None))
+}
+
+/// Entries are ORed: one that takes the request decides; else what one depends on.
+fn any_entry(entries: &[Match], request: &Request, regexes: &mut Regexes, segment_prefixes: bool) -> Decision {
+    let mut depends = None;
+    for entry in entries {
+        match entry_decision(entry, request, regexes, segment_prefixes) {
+            Decision::Takes => return Decision::Takes,
+            Decision::Refuses => {}
+            Decision::Depends(on) => depends = depends.or(Some(on)),
+        }
+    }
+    depends.map_or(Decision::Refuses, Decision::Depends)
+}
+
+fn depends_note(undecided: &[(usize, String)], taken: Option<usize>) -> Option<String> {
+    if undecided.is_empty() {
+        return None;
+    }
+    let rules: Vec<String> =
+        undecided.iter().map(|(index, on)| format!("rule {} depends on {on}", index + 1)).collect();
+    let otherwise = match taken {
+        Some(index) => format!("rule {}", index + 1),
+        None => "no rule (round-robin over all pods)".to_owned(),
+    };
+    Some(format!("{}; a request it does not take gets {otherwise}", rules.join("; ")))
 }
 
 /// How specific a matching entry is, compared field by field in the Gateway API's order.
@@ -133,7 +194,7 @@ fn most_specific(policy: &RoutingPolicy, request: &Request, regexes: &mut Regexe
         };
         let best = entries
             .into_iter()
-            .filter(|entry| entry.is_none_or(|e| entry_matches(e, request, regexes, true)))
+            .filter(|entry| entry.is_none_or(|e| entry_decision(e, request, regexes, true) == Decision::Takes))
             .map(Specificity::of)
             .max();
         candidates.extend(best.map(|specificity| (specificity, index)));
@@ -162,23 +223,50 @@ pub fn regex_source_length(policy: &RoutingPolicy) -> usize {
 
 /// `segment_prefixes`: a path prefix matches whole segments (`/api` matches `/api` and
 /// `/api/v1`, not `/apis`), as the Gateway API's `PathPrefix` does.
-fn entry_matches(entry: &Match, request: &Request, regexes: &mut Regexes, segment_prefixes: bool) -> bool {
+fn entry_decision(entry: &Match, request: &Request, regexes: &mut Regexes, segment_prefixes: bool) -> Decision {
     let (path, query) = request.path.split_once('?').unwrap_or((&request.path, ""));
+    let ignore_case = conditions::ignores_uri_case(&entry.other);
     let path_matches = |m: &StringMatch, regexes: &mut Regexes| match m {
         StringMatch::Prefix(prefix) if segment_prefixes => {
             let prefix = prefix.trim_end_matches('/');
             path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         }
+        // Envoy's `case_sensitive: false` applies to exact paths and prefixes, not to regexes.
+        StringMatch::Exact(exact) if ignore_case => path.eq_ignore_ascii_case(exact),
+        StringMatch::Prefix(prefix) if ignore_case => {
+            path.get(..prefix.len()).is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+        }
         _ => matches_with(m, path, regexes),
     };
-    entry.other.is_empty()
-        && entry.uri.as_ref().is_none_or(|m| path_matches(m, regexes))
+    let typed = entry.uri.as_ref().is_none_or(|m| path_matches(m, regexes))
         && entry.method.as_ref().is_none_or(|m| matches_with(m, &request.method, regexes))
-        && entry.headers.as_ref().is_none_or(|h| all_present_and_match(h, |name| header(request, name), regexes))
         && entry
             .query_params
             .as_ref()
-            .is_none_or(|q| all_present_and_match(q, |name| query_param(query, name), regexes))
+            .is_none_or(|q| all_present_and_match(q, |name| query_param(query, name), regexes));
+    Decision::from_bool(typed)
+        .and(|| headers_decision(entry.headers.as_ref(), request, regexes))
+        .and(|| conditions::decide(&entry.other, request.context(), |name| header(request, name), regexes))
+}
+
+/// Headers named `@request.auth.claims…` are the caller's JWT claims, not headers (Istio
+/// matches them against the request's authentication metadata): not decided here.
+fn headers_decision(
+    conditions: Option<&OrderedMap<StringMatch>>,
+    request: &Request,
+    regexes: &mut Regexes,
+) -> Decision {
+    let Some(conditions) = conditions else { return Decision::Takes };
+    let (claims, headers): (Vec<_>, Vec<_>) =
+        conditions.iter().partition(|(name, _)| name.starts_with("@request.auth.claims"));
+    let headers_met = headers
+        .iter()
+        .all(|(name, m)| header(request, name).is_some_and(|value| present_or_matches(m, value, regexes)));
+    match (headers_met, claims.first()) {
+        (false, _) => Decision::Refuses,
+        (true, None) => Decision::Takes,
+        (true, Some((claim, _))) => Decision::Depends(format!("the caller's JWT claim ({claim})")),
+    }
 }
 
 fn all_present_and_match<'a>(
@@ -186,7 +274,12 @@ fn all_present_and_match<'a>(
     lookup: impl Fn(&str) -> Option<&'a str>,
     regexes: &mut Regexes,
 ) -> bool {
-    conditions.iter().all(|(name, m)| lookup(name).is_some_and(|value| matches_with(m, value, regexes)))
+    conditions.iter().all(|(name, m)| lookup(name).is_some_and(|value| present_or_matches(m, value, regexes)))
+}
+
+/// Istio compiles a header or query condition of regex `*` to "is present".
+fn present_or_matches(m: &StringMatch, value: &str, regexes: &mut Regexes) -> bool {
+    matches!(m, StringMatch::Regex(pattern) if pattern == "*") || matches_with(m, value, regexes)
 }
 
 fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
@@ -207,11 +300,7 @@ pub fn string_matches(m: &StringMatch, value: &str) -> bool {
 }
 
 fn matches_with(m: &StringMatch, value: &str, regexes: &mut Regexes) -> bool {
-    match m {
-        StringMatch::Exact(expected) => value == expected,
-        StringMatch::Prefix(prefix) => value.starts_with(prefix.as_str()),
-        StringMatch::Regex(pattern) => regexes.is_full_match(pattern, value),
-    }
+    m.is_met(value, regexes)
 }
 
 #[cfg(test)]
@@ -236,6 +325,7 @@ mod tests {
             path: path.into(),
             method: method.into(),
             headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..Request::default()
         }
     }
 
@@ -323,11 +413,111 @@ mod tests {
         assert_eq!(evaluate(&p, &request("/", "GET", &[]), Precedence::FirstMatch).rule, Some(0));
     }
 
+    /// Rules 1 and 2 of a policy whose first rule has `entry` as its match, the second none.
+    fn first_rule_with(entry: serde_json::Value) -> RoutingPolicy {
+        policy(json!({"host": "r", "rules": [{"match": [entry], "route": {"a": 100}}, {"route": {"b": 100}}]}))
+    }
+
+    fn rule_for(p: &RoutingPolicy, request: &Request) -> Option<usize> {
+        evaluate(p, request, Precedence::FirstMatch).rule
+    }
+
+    fn from(namespace: &str, labels: &[(&str, &str)]) -> Request {
+        let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Request { source: Some(Caller { namespace: namespace.into(), labels }), ..request("/", "GET", &[]) }
+    }
+
     #[test]
-    fn unmodelled_conditions_never_match() {
-        let p = policy(json!({"host":"r","rules":[
-            {"match":[{"sourceLabels":{"app":"preference"}}],"route":{"a":100}},{"route":{"b":100}}]}));
-        assert_eq!(evaluate(&p, &request("/", "GET", &[]), Precedence::FirstMatch).rule, Some(1));
+    fn a_rule_for_some_callers_depends_on_the_caller_until_the_request_names_one() {
+        let p = first_rule_with(json!({"sourceLabels": {"app": "preference"}}));
+        let unknown = evaluate(&p, &request("/", "GET", &[]), Precedence::FirstMatch);
+        assert_eq!(unknown.rule, Some(1));
+        assert_eq!(
+            unknown.why.as_deref(),
+            Some(
+                "rule 1 depends on the caller (only app=preference get this route); a request it does not take gets rule 2"
+            )
+        );
+        assert_eq!(rule_for(&p, &from("tutorial", &[("app", "preference"), ("version", "v1")])), Some(0));
+        assert_eq!(rule_for(&p, &from("tutorial", &[("app", "customer")])), Some(1));
+        let namespaced = first_rule_with(json!({"sourceNamespace": "shop"}));
+        assert_eq!(rule_for(&namespaced, &from("shop", &[])), Some(0));
+        assert_eq!(rule_for(&namespaced, &from("tutorial", &[])), Some(1));
+        assert!(
+            evaluate(&namespaced, &request("/", "GET", &[]), Precedence::FirstMatch)
+                .why
+                .unwrap()
+                .contains("namespace shop")
+        );
+    }
+
+    #[test]
+    fn gateways_decide_which_proxies_get_the_route_before_source_labels() {
+        let gateway_only = first_rule_with(json!({"gateways": ["istio-system/ingress"], "sourceLabels": {"app": "x"}}));
+        assert_eq!(rule_for(&gateway_only, &request("/", "GET", &[])), Some(1), "a sidecar is the mesh gateway");
+        let through = Request { gateway: Some("istio-system/ingress".into()), ..request("/", "GET", &[]) };
+        assert_eq!(rule_for(&gateway_only, &through), Some(0), "gateways set: sourceLabels are not asked");
+        assert_eq!(rule_for(&first_rule_with(json!({"gateways": ["mesh"]})), &request("/", "GET", &[])), Some(0));
+    }
+
+    #[test]
+    fn ignore_uri_case_applies_to_exact_paths_and_prefixes_not_to_regexes() {
+        let prefix = first_rule_with(json!({"uri": {"prefix": "/Admin"}, "ignoreUriCase": true}));
+        assert_eq!(rule_for(&prefix, &request("/ADMIN/users", "GET", &[])), Some(0));
+        let exact = first_rule_with(json!({"uri": {"exact": "/Login"}, "ignoreUriCase": true}));
+        assert_eq!(rule_for(&exact, &request("/login", "GET", &[])), Some(0));
+        assert_eq!(rule_for(&exact, &request("/login/x", "GET", &[])), Some(1));
+        let regex = first_rule_with(json!({"uri": {"regex": "/Admin/.*"}, "ignoreUriCase": true}));
+        assert_eq!(rule_for(&regex, &request("/ADMIN/users", "GET", &[])), Some(1));
+        let sensitive = first_rule_with(json!({"uri": {"prefix": "/Admin"}}));
+        assert_eq!(rule_for(&sensitive, &request("/ADMIN/users", "GET", &[])), Some(1));
+    }
+
+    #[test]
+    fn without_headers_takes_requests_lacking_the_header_or_its_value() {
+        let p = first_rule_with(json!({"withoutHeaders": {"x-user": {"exact": "bob"}}}));
+        assert_eq!(rule_for(&p, &request("/", "GET", &[])), Some(0), "a missing header is read as empty");
+        assert_eq!(rule_for(&p, &request("/", "GET", &[("X-User", "alice")])), Some(0));
+        assert_eq!(rule_for(&p, &request("/", "GET", &[("x-user", "bob")])), Some(1));
+        let absent = first_rule_with(json!({"withoutHeaders": {"x-canary": {}}}));
+        assert_eq!(rule_for(&absent, &request("/", "GET", &[])), Some(0));
+        assert_eq!(rule_for(&absent, &request("/", "GET", &[("x-canary", "")])), Some(1));
+        let empty_prefix = first_rule_with(json!({"withoutHeaders": {"x-user": {"prefix": ""}}}));
+        assert_eq!(rule_for(&empty_prefix, &request("/", "GET", &[])), Some(1), "empty starts with empty");
+    }
+
+    #[test]
+    fn port_scheme_and_authority_are_decided_when_the_request_says_them() {
+        let port = first_rule_with(json!({"port": 8080}));
+        assert!(evaluate(&port, &request("/", "GET", &[]), Precedence::FirstMatch).why.unwrap().contains("port 8080"));
+        assert_eq!(rule_for(&port, &Request { port: Some(8080), ..request("/", "GET", &[]) }), Some(0));
+        assert_eq!(rule_for(&port, &Request { port: Some(9080), ..request("/", "GET", &[]) }), Some(1));
+        let https = first_rule_with(json!({"scheme": {"exact": "https"}}));
+        assert_eq!(rule_for(&https, &request("/", "GET", &[])), Some(1), "http unless said");
+        assert_eq!(rule_for(&https, &Request { scheme: Some("https".into()), ..request("/", "GET", &[]) }), Some(0));
+        let authority = first_rule_with(json!({"authority": {"prefix": "shop."}}));
+        assert!(
+            evaluate(&authority, &request("/", "GET", &[]), Precedence::FirstMatch).why.unwrap().contains("authority")
+        );
+        assert_eq!(rule_for(&authority, &request("/", "GET", &[("Host", "shop.example")])), Some(0));
+        assert_eq!(rule_for(&authority, &request("/", "GET", &[("Host", "other")])), Some(1));
+    }
+
+    #[test]
+    fn names_change_nothing_presence_is_regex_star_and_claims_and_unknown_fields_are_not_decided() {
+        let named = first_rule_with(json!({"name": "canary", "statPrefix": "x", "uri": {"prefix": "/"}}));
+        assert_eq!(evaluate(&named, &request("/", "GET", &[]), Precedence::FirstMatch).why, None);
+        assert_eq!(rule_for(&named, &request("/", "GET", &[])), Some(0));
+        let present =
+            first_rule_with(json!({"headers": {"x-canary": {"regex": "*"}}, "queryParams": {"v": {"regex": "*"}}}));
+        assert_eq!(rule_for(&present, &request("/?v=", "GET", &[("x-canary", "no")])), Some(0));
+        assert_eq!(rule_for(&present, &request("/", "GET", &[("x-canary", "no")])), Some(1));
+        let claims = first_rule_with(json!({"headers": {"@request.auth.claims.group": {"exact": "beta"}}}));
+        let why = evaluate(&claims, &request("/", "GET", &[]), Precedence::FirstMatch).why.unwrap();
+        assert!(why.starts_with("rule 1 depends on the caller's JWT claim"), "{why}");
+        let unknown = first_rule_with(json!({"futureField": true}));
+        let why = evaluate(&unknown, &request("/", "GET", &[]), Precedence::FirstMatch).why.unwrap();
+        assert!(why.contains("futureField, which the tester does not decide"), "{why}");
     }
 
     fn gateway_rules() -> RoutingPolicy {

@@ -10,6 +10,7 @@
 //! - [`summary`] / [`change_summary`]: plain-words descriptions for pages and the audit log.
 //! - [`canary`]: canary releases as a state machine over the policy's weights.
 pub mod canary;
+mod conditions;
 mod evaluate;
 mod from_istio;
 pub mod gateway_api;
@@ -23,6 +24,7 @@ pub mod user_regex;
 mod validate;
 mod verdict;
 
+pub use conditions::Caller;
 pub use evaluate::{Evaluation, Precedence, Request, evaluate, regex_source_length, string_matches};
 pub use from_istio::{Extraction, PolicyError, extract, refers_to_host};
 pub use lookup::{HostObjects, Removal};

@@ -115,6 +115,7 @@ fn request() -> impl Strategy<Value = Request> {
             path: path.into(),
             method: method.into(),
             headers,
+            ..Request::default()
         })
 }
 

@@ -147,6 +147,35 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The namespace's workloads the route tester offers `actor` as callers: those of the
+    /// services they may view (a host-limited viewer does not learn other services' names).
+    pub fn callers_for(&self, actor: &Actor, namespace: &str) -> Vec<crate::change::reads::Workload> {
+        let scope = self.view_scope(actor);
+        let mut workloads = self.reads.callers(namespace);
+        if !scope.whole_namespace(namespace) {
+            workloads.retain(|workload| scope.host(namespace, &workload.app));
+        }
+        workloads
+    }
+
+    /// The caller a route test names by its workload (a Deployment of the namespace), as
+    /// `actor` may see it; unknown and hidden ones alike are refused at `field`.
+    pub fn caller_named(
+        &self,
+        actor: &Actor,
+        namespace: &str,
+        workload: &str,
+        field: &str,
+    ) -> Result<crate::policy::Caller, AppError> {
+        let found = self.callers_for(actor, namespace).into_iter().find(|w| w.deployment == workload);
+        found.map(|w| w.caller).ok_or_else(|| {
+            let message = format!("no Deployment {workload} in namespace {namespace} (of the services you may view)");
+            AppError::Invalid(vec![crate::problem::FieldProblem::new(field, message)])
+        })
+    }
+}
+
 /// Refuses a read of `host` (None: of the whole namespace) the actor may not view.
 pub fn ensure_visible(state: &AppState, actor: &Actor, namespace: &str, host: Option<&str>) -> Result<(), AppError> {
     let scope = state.view_scope(actor);

@@ -664,3 +664,60 @@ async fn the_route_tester_names_a_line_that_is_not_a_header() {
     assert!(html.contains(">x-team: reco\nFirefox</textarea>"), "what was typed stays: {html}");
     console.stop().await;
 }
+
+/// The match fields Istio compiles beyond path, method and headers, on a VirtualService
+/// someone else wrote: `sourceLabels` is decided once the request names its caller (and
+/// named in `why` until then), `ignoreUriCase` and `withoutHeaders` as Envoy decides them.
+#[tokio::test]
+async fn the_route_tester_decides_callers_missing_headers_and_uri_case_on_a_virtual_service_written_elsewhere() {
+    let (ns, console) = console_with_two_versions().await;
+    put_policy(&console, json!({"subsets": subsets(), "rules": [{"route": {"version-v1": 100}}]})).await;
+    let to = |subset: &str| json!([{"destination": {"host": "recommendation", "subset": subset}}]);
+    let theirs = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "recommendation"},
+        "spec": {"hosts": ["recommendation"], "http": [
+            {"match": [{"sourceLabels": {"version": "v2"}}], "route": to("version-v2")},
+            {"match": [{"uri": {"prefix": "/Admin"}, "ignoreUriCase": true}], "route": to("version-v2")},
+            {"match": [{"withoutHeaders": {"x-stable": {"exact": "yes"}}}], "route": to("version-v2")},
+            {"route": to("version-v1")}]}});
+    let apply = PatchParams::apply("someone-else").force();
+    ns.objects(Kind::VirtualService).patch("recommendation", &apply, &Patch::Apply(&theirs)).await.unwrap();
+
+    let tester = console.api("/routes/recommendation/test");
+    let ask = |body: Value| console.send_json(Method::POST, &tester, Some(body));
+    let (status, unknown_caller) = ask(json!({"path": "/"})).await;
+    assert_eq!(status, StatusCode::OK, "{unknown_caller}");
+    assert_eq!(unknown_caller["rule"], 2, "no x-stable header: the withoutHeaders rule: {unknown_caller}");
+    let why = unknown_caller["why"].as_str().unwrap();
+    assert!(why.starts_with("rule 1 depends on the caller (only version=v2 get this route)"), "{why}");
+    let (_, from_v2) = ask(json!({"path": "/", "source": {"workload": "recommendation-v2"}})).await;
+    assert_eq!(from_v2, json!({"rule": 0, "shares": {"version-v2": 100}}));
+    let (_, by_labels) = ask(json!({"source": {"labels": {"version": "v2", "app": "recommendation"}}})).await;
+    assert_eq!(by_labels["rule"], 0, "{by_labels}");
+    let v1 = json!({"workload": "recommendation-v1"});
+    let (_, admin) = ask(json!({"path": "/ADMIN/users", "source": v1})).await;
+    assert_eq!(admin["rule"], 1, "ignoreUriCase: {admin}");
+    let (_, stable) = ask(json!({"path": "/", "headers": {"X-Stable": "yes"}, "source": v1})).await;
+    assert_eq!(stable, json!({"rule": 3, "shares": {"version-v1": 100}}));
+    let (status, nobody) = ask(json!({"source": {"workload": "nobody"}})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{nobody}");
+    assert_eq!(nobody["field"], "source.workload", "{nobody}");
+    let (status, both) = ask(json!({"source": {"workload": "recommendation-v1", "labels": {"a": "b"}}})).await;
+    assert_eq!((status, &both["field"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("source")), "{both}");
+
+    // The page asks "as seen from" one of the namespace's workloads.
+    let page = format!("/ns/{}/routes/recommendation", ns.name);
+    let listed = support::eventually(std::time::Duration::from_secs(10), "the page from the caches", || async {
+        Some(console.page(&page).await).filter(|html| html.contains("x-stable"))
+    })
+    .await;
+    assert!(listed.contains(r#"<option value="recommendation-v2">recommendation-v2</option>"#), "{listed}");
+    let (status, html) =
+        console.post_form(&format!("{page}/test"), &[("path", "/"), ("source", "recommendation-v2")]).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Sent from a pod of recommendation-v2") && html.contains("Matches rule 1:"), "{html}");
+    let (status, html) = console.post_form(&format!("{page}/test"), &[("path", "/"), ("source", "nobody")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("no Deployment nobody in namespace"), "{html}");
+    console.stop().await;
+}

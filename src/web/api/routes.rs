@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::authz::Actor;
 use crate::change::Origin;
 use crate::change::routes::{ResourceVersions, RoutingApi};
 use crate::policy::{self, RoutingPolicy};
@@ -66,6 +67,48 @@ pub struct TestRequest {
     method: String,
     #[serde(default)]
     headers: std::collections::BTreeMap<String, String>,
+    /// Who sends the request; none: not said (a rule for some callers only is named in `why`).
+    #[serde(default)]
+    source: Option<SourceBody>,
+    /// `http` when not given.
+    #[serde(default)]
+    scheme: Option<String>,
+    /// The port the request is sent to.
+    #[serde(default)]
+    port: Option<u16>,
+    /// The gateway the request passes; none: a sidecar's request (`mesh`).
+    #[serde(default)]
+    gateway: Option<String>,
+}
+
+/// `{"workload": "customer"}` (a Deployment of the namespace: its pods' labels) or
+/// `{"namespace": "shop", "labels": {"app": "web"}}` (the namespace defaults to the host's).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceBody {
+    #[serde(default)]
+    workload: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+impl SourceBody {
+    fn caller(self, state: &AppState, actor: &Actor, namespace: &str) -> Result<policy::Caller, AppError> {
+        match self {
+            SourceBody { workload: Some(workload), namespace: None, labels } if labels.is_empty() => {
+                state.caller_named(actor, namespace, &workload, "source.workload")
+            }
+            SourceBody { workload: Some(_), .. } => Err(AppError::Invalid(vec![FieldProblem::new(
+                "source",
+                "name either a workload or a namespace and labels, not both",
+            )])),
+            SourceBody { workload: None, namespace: source_namespace, labels } => {
+                Ok(policy::Caller { namespace: source_namespace.unwrap_or_else(|| namespace.to_owned()), labels })
+            }
+        }
+    }
 }
 
 fn root_path() -> String {
@@ -199,9 +242,11 @@ pub async fn sync(
 /// `POST .../test`: which rule a request would match, and the subsets' shares.
 pub async fn test(
     State(state): State<AppState>,
+    Identity(actor): Identity,
     ManagedHost { namespace, host }: ManagedHost,
     ApiJson(body): ApiJson<TestRequest>,
 ) -> Result<Json<Value>, AppError> {
+    let source = body.source.map(|source| source.caller(&state, &actor, &namespace)).transpose()?;
     // Read from the API server, as `kubectl get` is: a script that edits with kubectl and
     // then reads here sees its edit (the caches may not hold it yet).
     let live = state.routing.read(Host { namespace: &namespace, name: &host }).await?;
@@ -209,7 +254,15 @@ pub async fn test(
         return Err(AppError::NotFound(routes_nothing(&host, &namespace)));
     }
     let policy = live.policy(&host)?;
-    let request = policy::Request { path: body.path, method: body.method, headers: body.headers };
+    let request = policy::Request {
+        path: body.path,
+        method: body.method,
+        headers: body.headers,
+        scheme: body.scheme,
+        port: body.port,
+        source,
+        gateway: body.gateway,
+    };
     let evaluation = crate::routing::tester::evaluate(policy, request, live.precedence()).await;
     let shares: Map<String, Value> =
         evaluation.shares.into_iter().map(|(subset, weight)| (subset, json!(weight))).collect();

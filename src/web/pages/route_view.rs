@@ -99,7 +99,12 @@ pub struct TestResultView {
     /// Why the rule won over other matching ones (an HTTPRoute's precedence).
     pub why: Option<String>,
     pub shares: Vec<(String, u32)>,
+    /// The workload the request was sent from; empty: not said.
+    pub source: String,
 }
+
+/// More workloads than this and the route tester asks for a name instead of listing them.
+pub const LISTED_CALLERS: usize = 50;
 
 /// A status condition istiod wrote on the HTTPRoute, for its current generation.
 #[derive(Clone)]
@@ -194,6 +199,10 @@ pub struct RoutesView {
     pub test_result: Option<TestResultView>,
     /// The route tester's refusal of the headers typed, and them.
     pub test_error: Option<(String, String)>,
+    /// The workloads the route tester may ask "as seen from" (Deployments of the namespace
+    /// the actor may view), and the one asked as last.
+    pub callers: std::sync::Arc<Vec<(String, String)>>,
+    pub test_source: String,
     /// Set instead of the forms when the routing is spread over several objects.
     pub ambiguous: Option<AmbiguousView>,
 }
@@ -272,6 +281,8 @@ impl RoutesView {
             preview: None,
             test_result: None,
             test_error: None,
+            callers: Default::default(),
+            test_source: String::new(),
             ambiguous,
             policy,
         }
@@ -509,11 +520,11 @@ fn yaml_of<T: serde::Serialize>(object: &T) -> String {
 }
 
 impl TestResultView {
-    pub fn new(policy: &RoutingPolicy, evaluation: policy::Evaluation, headers: String) -> Self {
+    pub fn new(policy: &RoutingPolicy, evaluation: policy::Evaluation, headers: String, source: String) -> Self {
         let matched = evaluation.rule.map(|index| {
             let rule = RoutingPolicy { rules: vec![policy.rules[index].clone()], ..policy.clone() };
             format!("rule {}: {}", index + 1, policy::summary(&rule))
         });
-        Self { headers, matched, why: evaluation.why, shares: evaluation.shares }
+        Self { headers, matched, why: evaluation.why, shares: evaluation.shares, source }
     }
 }

@@ -1,6 +1,7 @@
 //! The routing page of a host: the live policy in words and as YAML, forms that preview
 //! every change (diff and the API server's dry run) before applying it, and a route tester.
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use askama::Template;
 use axum::body::Bytes;
@@ -85,6 +86,9 @@ pub struct TestForm {
     /// A preset button's headers, used instead of the text area.
     #[serde(default)]
     preset_headers: String,
+    /// The workload the request is sent from (a Deployment's name); empty: not said.
+    #[serde(default)]
+    source: String,
 }
 
 /// `/ns/{ns}/routes`: every service and how it is routed.
@@ -149,7 +153,8 @@ fn derived_view(state: &AppState, namespace: &str, host: &str, live: &LiveRoutin
         false,
         (state.links.kiali_service(namespace, host), state.links.jaeger_traces(namespace, host)),
     );
-    RoutesView { http_route_retries: state.cluster.http_route_retries, ..view }
+    let callers = state.reads.callers(namespace).into_iter().map(|w| (w.deployment, w.app)).collect();
+    RoutesView { http_route_retries: state.cluster.http_route_retries, callers: Arc::new(callers), ..view }
 }
 
 /// The actor's own: their form token, and forms only for who may route (never for
@@ -158,6 +163,11 @@ fn for_actor(mut view: RoutesView, state: &AppState, actor: &Actor) -> RoutesVie
     view.csrf_token = state.csrf.token_for(&actor.name);
     let allowed = state.changes.authorizer().allows(actor, Permission::Route, &view.namespace, Some(&view.host));
     view.can_route = allowed && view.ambiguous.is_none();
+    let scope = state.view_scope(actor);
+    if !scope.whole_namespace(&view.namespace) {
+        let visible = view.callers.iter().filter(|(_, app)| scope.host(&view.namespace, app)).cloned().collect();
+        view.callers = Arc::new(visible);
+    }
     view
 }
 
@@ -313,8 +323,18 @@ pub async fn test(
 ) -> Result<Response, AppError> {
     let mut view = view_from_cache(&state, &actor, &namespace, &host);
     let text = if form.preset_headers.is_empty() { form.headers } else { form.preset_headers };
-    let headers = match parse_headers(&text) {
-        Ok(headers) => headers,
+    let source_name = form.source.trim().to_owned();
+    view.test_source = source_name.clone();
+    let source = match source_name.as_str() {
+        "" => Ok(None),
+        name => state.caller_named(&actor, &namespace, name, "source").map(Some).map_err(|error| match error {
+            AppError::Invalid(problems) => problems.into_iter().map(|p| p.message).collect::<Vec<_>>().join("; "),
+            other => other.to_string(),
+        }),
+    };
+    let headers_and_source = parse_headers(&text).and_then(|headers| Ok((headers, source?)));
+    let (headers, source) = match headers_and_source {
+        Ok(read) => read,
         Err(problem) => {
             let error = TestErrorPartial { error: problem };
             if htmx.0 {
@@ -329,9 +349,11 @@ pub async fn test(
         path: if form.path.trim().is_empty() { "/".into() } else { form.path.trim().to_owned() },
         method: if form.method.trim().is_empty() { "GET".into() } else { form.method.trim().to_ascii_uppercase() },
         headers,
+        source,
+        ..Default::default()
     };
     let evaluation = crate::routing::tester::evaluate(view.policy.clone(), request, view.precedence).await;
-    let result = TestResultView::new(&view.policy, evaluation, text.clone());
+    let result = TestResultView::new(&view.policy, evaluation, text.clone(), source_name);
     if htmx.0 {
         return render(&TestResultPartial { result });
     }
