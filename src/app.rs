@@ -160,6 +160,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         graphs: Default::default(),
         service_facts: Default::default(),
         routes_views: Default::default(),
+        audit_rows: Default::default(),
         rendered_services: Default::default(),
         prometheus,
     });

@@ -11,6 +11,12 @@
 //! - [`audit`]: the SQLite audit store.
 //! - [`traffic`]: observed traffic per version from Prometheus, and canary analysis.
 //! - [`autopilot`]: the background task that auto-advances canaries on that analysis.
+/// mimalloc for every binary that links signalbox (the server, its tests and benchmarks, so
+/// they measure what runs): a page view is mostly small allocations, and glibc's malloc and
+/// free were the largest user-space cost under load (BENCHMARKS.md, "One road").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod app;
 pub mod audit;
 pub mod audit_anchor;

@@ -356,16 +356,17 @@ impl ChangePath {
     }
 
     /// For a change planned from the caches, whose operations are authorized on the objects
-    /// it was planned on: the dry run of those objects runs while the live ones are read and
-    /// the pending entry written, and counts only when every live object is at the version
-    /// it was planned on (then they are the same objects, so the authorization and the dry
-    /// run hold for them too). None: not such a change, or not authorized on the planned
+    /// it was planned on: the dry run of those objects runs while the objects are read again
+    /// (at the planned versions or newer, [`Self::read_planned`]) and the pending entry
+    /// written, and counts only when every object read is at the version it was planned on
+    /// (then they are the same objects, so the authorization and the dry run hold for them
+    /// too; the writes carry that version, so the API server refuses them if it moved). None: not such a change, or not authorized on the planned
     /// objects; the path then reads first and judges the live objects.
     async fn read_while_dry_running(&self, change: &Change) -> Option<Result<Ready, ChangeError>> {
         let planned = change.planned_against.as_ref()?;
         self.authorize_operations(change, &planned.objects).await.ok()?;
         let read_and_record = async {
-            let (before, versions) = self.read_before(change).await.map_err(Err)?;
+            let (before, versions) = self.read_planned(change, &planned.versions).await.map_err(Err)?;
             stale_plan(change, &versions).map_err(Ok)?;
             let pending = self.record_pending(change, (&before, &versions)).await;
             Ok::<_, Result<ChangeError, ClusterError>>((before, versions, pending))
@@ -488,10 +489,25 @@ impl ChangePath {
     /// and their resourceVersions (which the documents leave out).
     async fn read_before(&self, change: &Change) -> Result<(Documents, Vec<Option<String>>), ClusterError> {
         let reads = change.operations.iter().map(|operation| self.objects.get(operation.target()));
-        let objects = futures::future::try_join_all(reads).await?;
-        let version = |object: &Value| object["metadata"]["resourceVersion"].as_str().map(String::from);
-        let versions = objects.iter().map(|object| object.as_ref().and_then(version)).collect();
-        Ok((Documents::new(objects), versions))
+        Ok(with_versions(futures::future::try_join_all(reads).await?))
+    }
+
+    /// The objects of a change planned from the caches, at the versions it was planned on or
+    /// newer, from the API server's watch cache: a quorum read from etcd per object cost a
+    /// weights change more than its own dry run waited for. Its writes carry the versions
+    /// read as preconditions ([`preconditioned`]), so none replaces another object than the
+    /// one its record shows.
+    async fn read_planned(
+        &self,
+        change: &Change,
+        planned: &[Option<String>],
+    ) -> Result<(Documents, Vec<Option<String>>), ClusterError> {
+        let reads = change
+            .operations
+            .iter()
+            .zip(planned)
+            .map(|(operation, version)| self.objects.get_not_older_than(operation.target(), version.as_deref()));
+        Ok(with_versions(futures::future::try_join_all(reads).await?))
     }
 
     /// Runs the operations in order; stops at the first that fails, saying how many were
@@ -545,7 +561,8 @@ impl ChangePath {
                 }
                 _ => {
                     let writing = (!dry_run).then(|| self.own_writes.begin(target));
-                    let result = self.objects.run(operation, dry_run).await;
+                    let preconditioned = if dry_run { None } else { preconditioned(change, operation, was.1) };
+                    let result = self.objects.run(preconditioned.as_ref().unwrap_or(operation), dry_run).await;
                     if let Some(_writing) = writing {
                         self.own_writes.note(operation, result.as_ref().ok().and_then(Option::as_ref));
                     }
@@ -681,6 +698,29 @@ impl ChangePath {
 /// The live object, when `operation` is an apply that would leave it as it is: every field
 /// it sets but its metadata equal, every label and annotation it sets already there, and the
 /// resourceVersion it is conditional on (if any) the live one. Creates and deletes always run.
+/// The objects and their resourceVersions (which the documents leave out).
+fn with_versions(objects: Vec<Option<Value>>) -> (Documents, Vec<Option<String>>) {
+    let version = |object: &Value| object["metadata"]["resourceVersion"].as_str().map(String::from);
+    let versions = objects.iter().map(|object| object.as_ref().and_then(version)).collect();
+    (Documents::new(objects), versions)
+}
+
+/// The apply of a change planned from the caches, with the version its object was read at
+/// (see [`ChangePath::read_planned`]) as a precondition: the API server refuses it (409) when
+/// the object moved since. None: no such apply, or it names a version already.
+fn preconditioned(change: &Change, operation: &Operation, read_at: Option<&str>) -> Option<Operation> {
+    let (Some(_), Operation::Apply { target, object }, Some(version)) = (&change.planned_against, operation, read_at)
+    else {
+        return None;
+    };
+    if object["metadata"].get("resourceVersion").is_some() {
+        return None;
+    }
+    let mut object = object.clone();
+    object["metadata"]["resourceVersion"] = Value::String(version.to_owned());
+    Some(Operation::Apply { target: target.clone(), object })
+}
+
 fn left_as_is<'a>(operation: &Operation, (live, live_version): (Option<&'a Value>, Option<&str>)) -> Option<&'a Value> {
     let (Operation::Apply { object, .. }, Some(live)) = (operation, live) else { return None };
     let (Some(wanted), Some(existing)) = (object.as_object(), live.as_object()) else { return None };
@@ -835,6 +875,28 @@ mod tests {
         assert!(matches!(stale_plan(&change, &live), Err(ChangeError::Stale(_))));
         change.planned_against = Some(planned_at(None));
         assert!(matches!(stale_plan(&change, &live), Err(ChangeError::Stale(_))), "planned as absent");
+    }
+
+    #[test]
+    fn only_the_writes_of_a_change_planned_from_the_caches_carry_the_version_they_were_read_at() {
+        let origin =
+            Origin { actor: crate::authz::Actor::system(), source: crate::audit::Source::System, request_id: None };
+        let target = ObjectRef::namespaced(Kind::VirtualService, "tutorial", "recommendation");
+        let mut change =
+            Change::new(&origin, Action::RouteUpdate, Permission::Route, "tutorial", target.clone(), "s".into());
+        let operation = apply(json!({"metadata": {"name": "recommendation"}, "spec": {}}));
+        assert!(preconditioned(&change, &operation, Some("8")).is_none(), "planned from a live read");
+        let planned = PlannedOn { objects: Documents::new(vec![Some(json!({}))]), versions: vec![Some("8".into())] };
+        change.planned_against = Some(planned);
+        let Some(Operation::Apply { object, .. }) = preconditioned(&change, &operation, Some("8")) else {
+            panic!("an apply of a planned change carries its version");
+        };
+        assert_eq!(object["metadata"], json!({"name": "recommendation", "resourceVersion": "8"}));
+        assert!(preconditioned(&change, &operation, None).is_none(), "an object that was absent");
+        let named = apply(json!({"metadata": {"resourceVersion": "5"}}));
+        assert!(preconditioned(&change, &named, Some("8")).is_none(), "the version the client saw stands");
+        let delete = Operation::Delete { target: operation.target().clone() };
+        assert!(preconditioned(&change, &delete, Some("8")).is_none());
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct Shared {
     pub service_facts: super::pages::overview::memo::ServiceFactsMemo,
     /// Each host's routing page, derived once per change of the watch caches.
     pub routes_views: super::pages::kept_views::KeptRoutesViews,
+    /// The audit history's rows, rendered once per page of entries.
+    pub audit_rows: super::pages::kept_views::KeptAuditRows,
     /// The overview's services partial, rendered once per distinct content.
     pub rendered_services: super::pages::overview::memo::RenderedServices,
 }

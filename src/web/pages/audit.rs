@@ -32,7 +32,8 @@ const TRACE_WINDOW_MS: i64 = 5 * 60 * 1000;
 #[template(path = "audit.html")]
 struct AuditPage {
     layout: Layout,
-    entries: Arc<Vec<Entry>>,
+    /// The rendered rows (`partials/audit_rows.html`), kept between views.
+    rows: Arc<str>,
     /// None for an actor who may not view the whole log.
     verified: Option<VerifyReport>,
     query: HistoryQuery,
@@ -117,6 +118,7 @@ pub async fn page(
     };
     let entries = state.audit.search_summaries(&filter, query.before, PAGE_SIZE).await?;
     let older = (entries.len() == PAGE_SIZE as usize).then(|| entries.last().map(|e| e.id)).flatten();
+    let rows = rendered_rows(&state, &entries)?;
     // The verdict is about the whole log: only for those who may view all of it.
     let verified = match state.view_scope(&actor).everything(state.managed_namespaces()) {
         true => Some(state.audit.verify_incremental().await?),
@@ -124,8 +126,7 @@ pub async fn page(
     };
     let filters = query.query_string();
     let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    let page =
-        AuditPage { layout: Layout::new(&state, &actor, None), entries, verified, query, filters, older, problems };
+    let page = AuditPage { layout: Layout::new(&state, &actor, None), rows, verified, query, filters, older, problems };
     Ok((status, Html(page.render()?)).into_response())
 }
 
@@ -136,7 +137,14 @@ pub async fn rows(
     Query(query): Query<HistoryQuery>,
 ) -> Result<Response, AppError> {
     let filter = state.visible_filter(&actor, query.parsed()?);
-    render(&AuditRows { entries: state.audit.search_summaries(&filter, None, PAGE_SIZE).await? })
+    let entries = state.audit.search_summaries(&filter, None, PAGE_SIZE).await?;
+    Ok(Html(rendered_rows(&state, &entries)?.to_string()).into_response())
+}
+
+/// The rows of `entries`, rendered once per page the store hands out.
+fn rendered_rows(state: &AppState, entries: &Arc<Vec<Entry>>) -> Result<Arc<str>, AppError> {
+    let render = || AuditRows { entries: entries.clone() }.render();
+    Ok(state.audit_rows.get_or(entries, render)?)
 }
 
 /// `/audit/{id}`: one entry, its before/after diff, and where to look around that time.
