@@ -126,6 +126,14 @@ impl Entry {
     pub fn time(&self) -> String {
         format_time_ms(self.time_ms)
     }
+
+    /// The time as people read it, in UTC: `2026-12-06 09:03:40 UTC` (the pages' script
+    /// shows it in the reader's zone, keeping this on hover).
+    pub fn time_utc(&self) -> String {
+        jiff::Timestamp::from_millisecond(self.time_ms)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_else(|_| self.time())
+    }
 }
 
 /// An entry row (the `entries!` join) as SQLite holds it; documents are JSON text, read leniently (a

@@ -134,6 +134,11 @@ async fn deploy_and_scale_from_the_deploy_page_without_reloading() {
     assert!(rows.contains("workload.deploy") && rows.contains("namespace.create"), "{rows}");
     assert!(rows.contains("scale recommendation-v2: 1 → 2 replicas"), "{rows}");
     assert_eq!(rows.matches("applied").count(), 3, "{rows}");
+    // Times in the reader's own zone and how long ago, UTC on hover (static/app.js).
+    let time = browser.client.find(Locator::Css("#audit-rows time")).await.unwrap();
+    let (shown, utc) = (time.text().await.unwrap(), time.attr("title").await.unwrap().unwrap_or_default());
+    assert!(shown.ends_with("just now") || shown.ends_with(" min ago"), "{shown}");
+    assert!(utc.ends_with(" UTC") && !shown.contains('Z'), "{shown} / {utc}");
     assert_console_clean(&browser, "audit").await;
     browser.screenshot("audit").await;
     // Newest first: the refused scale to -1 (every attempted change is audited; "abc" never
