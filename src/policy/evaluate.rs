@@ -72,6 +72,9 @@ pub struct Evaluation {
     pub rule: Option<usize>,
     /// (subset, percent) of the matched rule, in order; empty when no rule matched.
     pub shares: Vec<(String, u32)>,
+    /// No rule matched a VirtualService that has rules: Istio adds no default route then,
+    /// so the sidecar answers 404 (`NR`) instead of spreading the request over the pods.
+    pub no_route: bool,
 }
 
 /// Evaluates `request` against `policy`, compiling each distinct regex once.
@@ -89,10 +92,13 @@ fn evaluate_with(
         Precedence::FirstMatch => first_match(policy, request, regexes),
         Precedence::MostSpecific => most_specific(policy, request, regexes),
     };
-    let Some(index) = index else { return Evaluation::default() };
+    let Some(index) = index else {
+        let no_route = precedence == Precedence::FirstMatch && !policy.rules.is_empty();
+        return Evaluation { why, no_route, ..Evaluation::default() };
+    };
     let rule = &policy.rules[index];
     let shares = rule.route.iter().map(|s| (s.subset.clone(), s.weight.percent().unwrap_or(0))).collect();
-    Evaluation { why, rule: Some(index), shares }
+    Evaluation { why, rule: Some(index), shares, no_route: false }
 }
 
 /// The first rule that takes the request; the rules before it that depend on what the
@@ -333,7 +339,10 @@ mod tests {
     fn firefox_goes_to_v2() {
         let ua = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
         let eval = evaluate(&firefox(), &request("/", "GET", &[("Baggage-User-Agent", ua)]), Precedence::FirstMatch);
-        assert_eq!(eval, Evaluation { why: None, rule: Some(0), shares: vec![("version-v2".into(), 100)] });
+        assert_eq!(
+            eval,
+            Evaluation { why: None, rule: Some(0), shares: vec![("version-v2".into(), 100)], no_route: false }
+        );
     }
 
     #[test]
@@ -405,10 +414,15 @@ mod tests {
     }
 
     #[test]
-    fn no_rules_means_round_robin() {
+    fn no_rules_means_round_robin_and_rules_that_all_miss_mean_no_route() {
         let mut p = RoutingPolicy::new("r");
         p.subsets.push(Subset::version("v1", "v1"));
         assert_eq!(evaluate(&p, &request("/", "GET", &[]), Precedence::FirstMatch), Evaluation::default());
+        let only_x =
+            policy(json!({"host": "r", "rules": [{"match": [{"uri": {"exact": "/x"}}], "route": {"a": 100}}]}));
+        let missed = evaluate(&only_x, &request("/", "GET", &[]), Precedence::FirstMatch);
+        assert!(missed.no_route && missed.rule.is_none(), "{missed:?}");
+        assert!(!evaluate(&only_x, &request("/", "GET", &[]), Precedence::MostSpecific).no_route);
         p.rules.push(Rule::weighted(&[("v1", 100)]));
         assert_eq!(evaluate(&p, &request("/", "GET", &[]), Precedence::FirstMatch).rule, Some(0));
     }

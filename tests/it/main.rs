@@ -20,6 +20,7 @@ mod console;
 mod crash;
 mod deploy;
 mod devcluster;
+mod envoy_agreement;
 mod every_route;
 mod external;
 mod external_abuse;

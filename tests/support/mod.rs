@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod console;
+pub mod envoy;
 pub mod fixtures;
 pub mod forwarder;
 pub mod private_cluster;

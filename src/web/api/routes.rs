@@ -267,6 +267,9 @@ pub async fn test(
     let shares: Map<String, Value> =
         evaluation.shares.into_iter().map(|(subset, weight)| (subset, json!(weight))).collect();
     let mut answer = json!({"rule": evaluation.rule, "shares": shares});
+    if evaluation.no_route {
+        answer["noRoute"] = json!(true);
+    }
     if let Some(why) = evaluation.why {
         answer["why"] = json!(why);
     }

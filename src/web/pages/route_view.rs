@@ -101,6 +101,8 @@ pub struct TestResultView {
     pub shares: Vec<(String, u32)>,
     /// The workload the request was sent from; empty: not said.
     pub source: String,
+    /// No rule matched a VirtualService's rules: the sidecar answers 404.
+    pub no_route: bool,
 }
 
 /// More workloads than this and the route tester asks for a name instead of listing them.
@@ -525,6 +527,6 @@ impl TestResultView {
             let rule = RoutingPolicy { rules: vec![policy.rules[index].clone()], ..policy.clone() };
             format!("rule {}: {}", index + 1, policy::summary(&rule))
         });
-        Self { headers, matched, why: evaluation.why, shares: evaluation.shares, source }
+        Self { headers, matched, why: evaluation.why, shares: evaluation.shares, source, no_route: evaluation.no_route }
     }
 }
