@@ -8,6 +8,15 @@ use serde::Serialize;
 
 use crate::tutorial::Workload;
 
+/// Whether the proxy `<pod>.<namespace>` runs in a pod of `deployment`: the pod's name is the
+/// Deployment's with two more segments (the ReplicaSet's hash and the pod's own suffix).
+pub fn runs_in_pod_of(proxy: &str, deployment: &str) -> bool {
+    let pod = proxy.split('.').next().unwrap_or_default();
+    pod.strip_prefix(deployment)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|rest| rest.split('-').count() == 2 && rest.split('-').all(|part| !part.is_empty()))
+}
+
 /// One version of a service: a Deployment labelled `app` and `version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VersionSummary {

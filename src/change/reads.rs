@@ -127,6 +127,15 @@ impl Reads {
             .unwrap_or_default()
     }
 
+    /// The ports of the Service `host`, from the caches (none: no such Service).
+    pub fn service_ports(&self, namespace: &str, host: &str) -> Vec<u16> {
+        let Some(cache) = self.cluster.caches.namespace(namespace) else { return Vec::new() };
+        let services = cache.services.state();
+        let service = services.iter().find(|s| s.metadata.name.as_deref() == Some(host));
+        let ports = service.and_then(|s| s.spec.as_ref()).and_then(|spec| spec.ports.as_ref());
+        ports.into_iter().flatten().filter_map(|port| u16::try_from(port.port).ok()).collect()
+    }
+
     /// The namespace's Deployments as callers of a service, by name, from the caches: who the
     /// route tester may ask "as seen from" (their pods' labels decide `sourceLabels`).
     pub fn callers(&self, namespace: &str) -> Vec<Workload> {

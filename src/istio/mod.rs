@@ -3,6 +3,7 @@
 //! Only the fields signalbox reads or edits are modelled; everything else rides along in
 //! each struct's `other` map so that rendering an object never drops someone else's settings.
 mod destination_rule;
+pub mod envoy_routes;
 mod gateway;
 mod ordered_map;
 mod telemetry;

@@ -77,7 +77,7 @@ pub fn decide<'h>(
     header: impl Fn(&str) -> Option<&'h str>,
     regexes: &mut Regexes,
 ) -> Decision {
-    let mut decision = proxies_given_the_route(other, context);
+    let mut decision = proxies_given_the_route_in(other, context);
     for (field, value) in other {
         let this = match field.as_str() {
             // Decided with the path, and by `proxies_given_the_route`.
@@ -103,7 +103,7 @@ pub fn decide<'h>(
 /// Istio leaves a route out of a proxy's configuration unless one of its `gateways` is the
 /// proxy's (`mesh` for a sidecar), or, without gateways, its `sourceLabels` are among the
 /// proxy's labels and its `sourceNamespace` is the proxy's namespace.
-fn proxies_given_the_route(other: &Unmodelled, context: Context<'_>) -> Decision {
+fn proxies_given_the_route_in(other: &Unmodelled, context: Context<'_>) -> Decision {
     if let Some(gateways) = other.get("gateways").and_then(Value::as_array).filter(|g| !g.is_empty()) {
         return Decision::from_bool(gateways.iter().any(|g| g.as_str() == Some(context.gateway)));
     }
@@ -122,6 +122,13 @@ fn proxies_given_the_route(other: &Unmodelled, context: Context<'_>) -> Decision
     };
     let labels_held = labels.iter().all(|(k, v)| caller.labels.get(*k).map(String::as_str) == Some(*v));
     Decision::from_bool(labels_held && namespace.is_none_or(|ns| ns == caller.namespace))
+}
+
+/// Whether istiod gives the route of a match entry (its verbatim fields `other`) to a
+/// sidecar of `caller`.
+pub(super) fn proxies_given_the_route(other: &Unmodelled, caller: &Caller) -> bool {
+    let context = Context { scheme: "http", authority: None, port: None, caller: Some(caller), gateway: MESH };
+    proxies_given_the_route_in(other, context) == Decision::Takes
 }
 
 /// `withoutHeaders`: each header must not match (a missing header is read as empty), or,

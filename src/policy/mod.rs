@@ -17,6 +17,7 @@ pub mod gateway_api;
 pub mod lookup;
 mod model;
 mod reach;
+mod route_table;
 mod summary;
 mod thresholds;
 mod to_istio;
@@ -32,6 +33,7 @@ pub use model::{
     ALL_PODS, Abort, Delay, Fault, Match, Mirror, Retries, RoutingPolicy, Rule, Share, StringMatch, Subset, Weight,
 };
 pub use reach::{FilterTarget, Reach, backend_target, filter_targets, reaches, unjudged_filters};
+pub use route_table::expected_routes;
 pub use summary::{audience, change_summary, condition, summary};
 pub use thresholds::Thresholds;
 pub use validate::{

@@ -89,22 +89,44 @@ impl Istiod {
 
     /// The sidecars of `namespace` connected to istiod, with their RDS and CDS state.
     pub async fn snapshot(&self, namespace: &str) -> Result<Snapshot, IstiodUnreachable> {
-        let unreachable = |reason: String| IstiodUnreachable { url: self.base.clone(), reason };
-        let mut request = self.http.get(format!("{}/debug/syncz", self.base)).query(&[("namespace", namespace)]);
+        let body = self.read("/debug/syncz", &[("namespace", namespace)]).await?;
+        parse_syncz(&body).map_err(|e| self.unreachable(format!("/debug/syncz is not sync status: {e}")))
+    }
+
+    /// The route configurations istiod sends the proxy `<pod>.<namespace>` now, as Envoy JSON
+    /// (`/debug/config_dump?types=rds`: what it would push, without the rest of the dump).
+    pub async fn route_configurations(&self, proxy: &str) -> Result<Vec<serde_json::Value>, IstiodUnreachable> {
+        let body = self.read("/debug/config_dump", &[("proxyID", proxy), ("types", "rds")]).await?;
+        let dump: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| self.unreachable(format!("/debug/config_dump is not a config dump: {e}")))?;
+        let configs = dump["configs"].as_array().cloned().unwrap_or_default();
+        Ok(configs.into_iter().filter(|config| config["@type"] == ROUTE_TYPE).collect())
+    }
+
+    /// One bounded GET of a debug endpoint (with the `istio-ca` token when it is not on loopback).
+    async fn read(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<u8>, IstiodUnreachable> {
+        let mut request = self.http.get(format!("{}{path}", self.base)).query(query);
         if self.sends_token
             && let Ok(token) = tokio::fs::read_to_string(TOKEN_FILE).await
         {
             request = request.bearer_auth(token.trim());
         }
-        let response = request.send().await.map_err(|e| unreachable(e.without_url().to_string()))?;
+        let response = request.send().await.map_err(|e| self.unreachable(e.without_url().to_string()))?;
         if !response.status().is_success() {
-            return Err(unreachable(format!("/debug/syncz answered {}", response.status())));
+            let status = response.status();
+            let said = response.text().await.unwrap_or_default();
+            let said: String = said.trim().chars().take(200).collect();
+            return Err(self.unreachable(format!("{path} answered {status}: {said}")));
         }
         if response.content_length().is_some_and(|length| length > MAX_ANSWER_BYTES as u64) {
-            return Err(unreachable("/debug/syncz answered more than 16 MiB".into()));
+            return Err(self.unreachable(format!("{path} answered more than 16 MiB")));
         }
-        let body = response.bytes().await.map_err(|e| unreachable(e.without_url().to_string()))?;
-        parse_syncz(&body).map_err(|e| unreachable(format!("/debug/syncz is not sync status: {e}")))
+        let body = response.bytes().await.map_err(|e| self.unreachable(e.without_url().to_string()))?;
+        Ok(body.to_vec())
+    }
+
+    fn unreachable(&self, reason: String) -> IstiodUnreachable {
+        IstiodUnreachable { url: self.base.clone(), reason }
     }
 }
 

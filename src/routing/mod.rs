@@ -5,6 +5,7 @@
 //! is audited —, reads the live objects, refuses a write made against objects that moved
 //! since the caller saw them, and builds the change the change path then validates,
 //! dry-runs, audits and applies.
+mod envoy;
 mod plan;
 pub mod tester;
 
@@ -14,6 +15,7 @@ use crate::change::{Applied, ChangeError, ChangePath, Origin, Preview};
 use crate::cluster::ClusterError;
 use crate::problem::FieldProblem;
 
+pub use envoy::EnvoyView;
 use plan::Replan;
 pub use plan::{Plan, Proposal, routes_nothing};
 
@@ -42,6 +44,9 @@ pub enum RoutingError {
     Invalid(Vec<FieldProblem>),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    /// Something the answer needs does not answer (istiod, 503).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// A namespace and one host in it.

@@ -164,6 +164,7 @@ impl From<crate::routing::RoutingError> for AppError {
             RoutingError::NotFound(message) => AppError::NotFound(message),
             RoutingError::Invalid(problems) => AppError::Invalid(problems),
             RoutingError::Cluster(error) => error.into(),
+            RoutingError::Unavailable(message) => AppError::Unavailable(message),
         }
     }
 }

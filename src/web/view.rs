@@ -1,5 +1,6 @@
 //! The View rule: with a team file, every page, partial and API answer shows only the
 //! namespaces and hosts the actor may view, and anonymous visitors only a sign-in hint.
+use crate::inventory::runs_in_pod_of;
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::Method;
 use axum::http::request::Parts;
@@ -159,6 +160,32 @@ impl AppState {
         workloads
     }
 
+    /// The workload whose sidecar's route table for `host` is shown: the one named, else the
+    /// first that is not one of the host's own (a caller), else any.
+    pub fn envoy_source(
+        &self,
+        actor: &Actor,
+        namespace: &str,
+        host: &str,
+        named: Option<&str>,
+    ) -> Result<crate::change::reads::Workload, AppError> {
+        let callers = self.callers_for(actor, namespace);
+        let chosen = match named.filter(|name| !name.is_empty()) {
+            Some(name) => callers.into_iter().find(|w| w.deployment == name),
+            None => {
+                let caller = callers.iter().find(|w| w.app != host).cloned();
+                caller.or_else(|| callers.into_iter().next())
+            }
+        };
+        chosen.ok_or_else(|| match named {
+            Some(name) => AppError::Invalid(vec![crate::problem::FieldProblem::new(
+                "source",
+                format!("no Deployment {name} in namespace {namespace} (of the services you may view)"),
+            )]),
+            None => AppError::NotFound(format!("no workload in namespace {namespace} to read a sidecar of")),
+        })
+    }
+
     /// The caller a route test names by its workload (a Deployment of the namespace), as
     /// `actor` may see it; unknown and hidden ones alike are refused at `field`.
     pub fn caller_named(
@@ -214,22 +241,13 @@ impl AppState {
             .map(|version| version.deployment)
             .collect();
         for proxy in &mut view.report.proxies {
-            if !visible.iter().any(|deployment| pod_of(&proxy.name, deployment)) {
+            if !visible.iter().any(|deployment| runs_in_pod_of(&proxy.name, deployment)) {
                 proxy.name = HIDDEN_PROXY.to_owned();
                 proxy.error = proxy.error.as_ref().map(|_| "rejected the change".to_owned());
             }
         }
         view
     }
-}
-
-/// Whether the proxy `<pod>.<namespace>` runs in a pod of `deployment`: the pod's name is the
-/// Deployment's with two more segments (the ReplicaSet's hash and the pod's own suffix).
-fn pod_of(proxy: &str, deployment: &str) -> bool {
-    let pod = proxy.split('.').next().unwrap_or_default();
-    pod.strip_prefix(deployment)
-        .and_then(|rest| rest.strip_prefix('-'))
-        .is_some_and(|rest| rest.split('-').count() == 2 && rest.split('-').all(|part| !part.is_empty()))
 }
 
 #[cfg(test)]
@@ -246,9 +264,12 @@ mod tests {
 
     #[test]
     fn a_proxy_belongs_to_the_deployment_whose_pods_it_names() {
-        assert!(pod_of("recommendation-v1-6d4f9c7b8-x2k9p.tutorial", "recommendation-v1"));
-        assert!(!pod_of("recommendation-v1-6d4f9c7b8-x2k9p.tutorial", "recommendation"), "another Deployment's pod");
-        assert!(!pod_of("recommendation-secret-v1-6d4f9c7b8-x2k9p.tutorial", "recommendation"));
-        assert!(!pod_of("customer-6d4f9c7b8-x2k9p.tutorial", "recommendation-v1"));
+        assert!(runs_in_pod_of("recommendation-v1-6d4f9c7b8-x2k9p.tutorial", "recommendation-v1"));
+        assert!(
+            !runs_in_pod_of("recommendation-v1-6d4f9c7b8-x2k9p.tutorial", "recommendation"),
+            "another Deployment's pod"
+        );
+        assert!(!runs_in_pod_of("recommendation-secret-v1-6d4f9c7b8-x2k9p.tutorial", "recommendation"));
+        assert!(!runs_in_pod_of("customer-6d4f9c7b8-x2k9p.tutorial", "recommendation-v1"));
     }
 }

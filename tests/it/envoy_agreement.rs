@@ -3,7 +3,9 @@
 //! sidecar's route table is read from istiod over a real ADS stream, and for a set of
 //! requests the route Envoy would take (tests/support/envoy.rs, written from Envoy's
 //! documentation) is compared with the tester's answer for the same request sent from
-//! `customer`. The tutorial's VirtualServices for recommendation first, then generated ones;
+//! `customer`; and the console's own reading of that table (the routing page's "what a
+//! sidecar has") is held against it, with its prediction of which rule each route comes
+//! from. The tutorial's VirtualServices for recommendation first, then generated ones;
 //! deterministic (proptest's fixed-seed runner) and bounded: 24 requests each.
 use crate::support;
 
@@ -22,6 +24,7 @@ use support::TestNamespace;
 use support::console::Console;
 use support::envoy;
 use support::fixtures::fixture_documents;
+use support::sidecars::{SimulatedSidecars, connected, istiod_monitoring_url};
 use support::xds::{routes_for, running_pod, virtual_host};
 
 const POLICIES: usize = 16;
@@ -198,9 +201,12 @@ fn subset_of(cluster: &str) -> String {
 #[tokio::test]
 async fn the_route_tester_answers_every_generated_request_as_envoys_routes_do() {
     let ns = TestNamespace::new("envoy").await;
-    let console = Console::start(&ns.name).await;
+    let console = Console::start_with(&ns.name, |config| config.istiod_url = Some(istiod_monitoring_url())).await;
     console.deploy(&["customer", "recommendation-v1", "recommendation-v2"]).await;
     let customer = running_pod(&ns, "customer").await;
+    let _sidecars = SimulatedSidecars::start(&ns.name);
+    connected(&console.http, &ns.name, 3).await;
+    let sidecar_table = console.api("/routes/recommendation/envoy?source=customer");
     let domain = format!("recommendation.{}.svc.cluster.local", ns.name);
     let subsets = json!({"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}});
     let body = json!({"subsets": subsets, "rules": [{"route": {"version-v1": 100}}]});
@@ -237,6 +243,45 @@ async fn the_route_tester_answers_every_generated_request_as_envoys_routes_do() 
             routes.iter().any(|r| r["name"].as_str().is_some_and(|n| n.starts_with(&marker))).then(|| host.clone())
         })
         .await;
+        // The routing page's table of the same sidecar, with the console's prediction of it.
+        let routes = host["routes"].as_array().unwrap().len();
+        let view = support::eventually(
+            Duration::from_secs(30),
+            &format!("policy {policy} in the console's table"),
+            || async {
+                let (status, view) = console.get_json(&sidecar_table).await;
+                let names = view["table"]["routes"]
+                    .as_array()?
+                    .iter()
+                    .filter(|r| r["name"].as_str().is_some_and(|n| n.starts_with(&marker)));
+                (status == StatusCode::OK && names.count() == routes).then_some(view)
+            },
+        )
+        .await;
+        let predicted: Vec<usize> = host["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                r["name"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches(&marker)
+                    .split('.')
+                    .next()
+                    .unwrap()
+                    .parse::<usize>()
+                    .unwrap()
+                    + 1
+            })
+            .collect();
+        assert_eq!(
+            view["difference"],
+            Value::Null,
+            "policy {policy}: {}",
+            serde_json::to_string_pretty(&http).unwrap()
+        );
+        assert_eq!(view["rules"], json!(predicted), "policy {policy}: the rule of each route");
         for _ in 0..REQUESTS {
             let (path, method, headers) = request().new_tree(&mut runner).unwrap().current();
             let authority = "recommendation:8080";

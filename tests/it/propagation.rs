@@ -222,3 +222,73 @@ async fn a_canary_finish_that_changes_no_route_has_reached_every_proxy() {
     assert!(entry["propagation"].as_str().unwrap().starts_with("reached 3/3 proxies"), "{entry}");
     console.stop().await;
 }
+
+/// The route table a workload's sidecar has for a host, read from istiod (its config dump
+/// for a connected proxy), route by route with the rule each came from; the routing page
+/// loads the same. A rule istiod leaves out for this caller (sourceLabels of another app)
+/// is what the model predicts too; a rule the console keeps verbatim and does not model (one
+/// that routes to another host) makes the table differ, and the page says so.
+#[tokio::test]
+async fn the_route_table_a_sidecar_has_is_read_from_istiod_and_held_against_the_model() {
+    let ns = TestNamespace::new("envoyrt").await;
+    let console = console_with_istiod(&ns).await;
+    console.deploy(&["customer", "recommendation-v1", "recommendation-v2"]).await;
+    let _sidecars = SimulatedSidecars::start(&ns.name);
+    connected(&console.http, &ns.name, 3).await;
+    let body = json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}}, "rules": [
+        {"match": [{"sourceLabels": {"app": "preference"}}], "route": {"version-v2": 100}},
+        {"match": [{"headers": {"baggage-user-agent": {"regex": ".*Firefox.*"}}}], "route": {"version-v2": 100}},
+        {"route": {"version-v1": 90, "version-v2": 10}}]});
+    put_and_wait(&console, body, "10s").await;
+
+    let url = console.api("/routes/recommendation/envoy?source=customer");
+    let view = eventually(Duration::from_secs(30), "the new routes in customer's sidecar", || async {
+        let (status, view) = console.get_json(&url).await;
+        (status == StatusCode::OK && view["table"]["routes"].as_array()?.len() == 2).then_some(view)
+    })
+    .await;
+    assert_eq!(view["workload"], "customer", "{view}");
+    assert!(view["proxy"].as_str().unwrap().starts_with("customer-"), "{view}");
+    assert_eq!(view["port"], 8080);
+    assert_eq!(view["rules"], json!([2, 3]), "rule 1 is for preference only: {view}");
+    assert!(view["difference"].is_null(), "{view}");
+    let routes = &view["table"]["routes"];
+    assert_eq!(routes[0]["conditions"], json!(["header baggage-user-agent matches .*Firefox.*"]));
+    assert_eq!(routes[1]["destinations"], json!([["version-v1", 90], ["version-v2", 10]]));
+    assert_eq!(routes[1]["from"], format!("VirtualService {}/recommendation", ns.name));
+
+    // The page: its own, and the section the routing page loads.
+    let page = console.page(&format!("/ns/{}/routes/recommendation/envoy?source=customer", ns.name)).await;
+    assert!(
+        page.contains("header baggage-user-agent matches .*Firefox.*")
+            && page.contains("version-v1 90%, version-v2 10%"),
+        "{page}"
+    );
+    let routing = console.page(&format!("/ns/{}/routes/recommendation", ns.name)).await;
+    assert!(routing.contains(&format!(r#"hx-get="/ns/{}/routes/recommendation/envoy""#, ns.name)), "{routing}");
+    let (status, unknown) = console.get_json(&console.api("/routes/recommendation/envoy?source=nobody")).await;
+    assert_eq!((status, &unknown["field"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("source")), "{unknown}");
+
+    // Someone puts a rule to another host first, which the console keeps as written.
+    let to = |host: &str, subset: Option<&str>| json!([{"destination": {"host": host, "subset": subset}}]);
+    let theirs = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "recommendation"},
+        "spec": {"hosts": ["recommendation"], "http": [
+            {"match": [{"uri": {"prefix": "/legacy"}}], "route": [{"destination": {"host": "customer"}}]},
+            {"match": [{"headers": {"baggage-user-agent": {"regex": ".*Firefox.*"}}}], "route": to("recommendation", Some("version-v2"))},
+            {"route": [{"destination": {"host": "recommendation", "subset": "version-v1"}, "weight": 90},
+                       {"destination": {"host": "recommendation", "subset": "version-v2"}, "weight": 10}]}]}});
+    let apply = kube::api::PatchParams::apply("someone-else").force();
+    ns.objects(signalbox::cluster::Kind::VirtualService)
+        .patch("recommendation", &apply, &kube::api::Patch::Apply(&theirs))
+        .await
+        .unwrap();
+    let differs = eventually(Duration::from_secs(30), "the merged routes in customer's sidecar", || async {
+        let (_, view) = console.get_json(&url).await;
+        view["difference"].as_str().map(str::to_owned)
+    })
+    .await;
+    assert!(differs.contains("predicts 2 route(s) for this sidecar, istiod sent 3"), "{differs}");
+    let page = console.page(&format!("/ns/{}/routes/recommendation/envoy?source=customer", ns.name)).await;
+    assert!(page.contains("Not what the console predicts"), "{page}");
+}

@@ -229,6 +229,32 @@ pub async fn remove(
     Ok(Json(json!({"auditId": applied.audit_id})).into_response())
 }
 
+#[derive(Deserialize)]
+pub struct EnvoyQuery {
+    /// The workload whose sidecar is read (a Deployment of the namespace).
+    #[serde(default)]
+    source: Option<String>,
+}
+
+impl EnvoyQuery {
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref().filter(|source| !source.is_empty())
+    }
+}
+
+/// `GET .../envoy?source=customer`: the route table istiod sends a sidecar of that workload
+/// for the host, route by route, and whether it is what the console's model predicts.
+pub async fn envoy(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    ManagedHost { namespace, host }: ManagedHost,
+    Query(query): Query<EnvoyQuery>,
+) -> Result<Json<Value>, AppError> {
+    let workload = state.envoy_source(&actor, &namespace, &host, query.source())?;
+    let view = state.routing.envoy_view(Host { namespace: &namespace, name: &host }, &workload).await?;
+    Ok(Json(json!(view)))
+}
+
 /// `GET .../sync`: whether the proxies have the host's last change, per proxy.
 pub async fn sync(
     State(state): State<AppState>,

@@ -2,6 +2,7 @@
 pub mod audit;
 pub mod canary;
 pub mod deploy;
+pub mod envoy_routes;
 pub mod kept_views;
 pub mod overview;
 pub mod proxy_sync;

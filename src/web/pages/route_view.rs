@@ -205,6 +205,8 @@ pub struct RoutesView {
     /// the actor may view), and the one asked as last.
     pub callers: std::sync::Arc<Vec<(String, String)>>,
     pub test_source: String,
+    /// Whether istiod is known: the page then loads what a sidecar has (`envoy_routes`).
+    pub istiod: bool,
     /// Set instead of the forms when the routing is spread over several objects.
     pub ambiguous: Option<AmbiguousView>,
 }
@@ -285,6 +287,7 @@ impl RoutesView {
             test_error: None,
             callers: Default::default(),
             test_source: String::new(),
+            istiod: false,
             ambiguous,
             policy,
         }

@@ -154,7 +154,8 @@ fn derived_view(state: &AppState, namespace: &str, host: &str, live: &LiveRoutin
         (state.links.kiali_service(namespace, host), state.links.jaeger_traces(namespace, host)),
     );
     let callers = state.reads.callers(namespace).into_iter().map(|w| (w.deployment, w.app)).collect();
-    RoutesView { http_route_retries: state.cluster.http_route_retries, callers: Arc::new(callers), ..view }
+    let istiod = state.changes.propagation().istiod().is_some();
+    RoutesView { http_route_retries: state.cluster.http_route_retries, callers: Arc::new(callers), istiod, ..view }
 }
 
 /// The actor's own: their form token, and forms only for who may route (never for
