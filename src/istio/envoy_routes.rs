@@ -10,6 +10,7 @@ pub type Destinations = Vec<(String, u64)>;
 
 /// One route of the virtual host.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct EnvoyRoute {
     /// Envoy's route name: the VirtualService rule's `name` (and its match's), when set.
     pub name: String,
@@ -22,6 +23,7 @@ pub struct EnvoyRoute {
 
 /// The virtual host for `fqdn` in the route configuration named after `port`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RouteTable {
     pub configuration: String,
     pub virtual_host: String,

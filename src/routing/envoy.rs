@@ -11,6 +11,7 @@ use super::{Host, Routing, RoutingError};
 
 /// What a workload's sidecar has for a host.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct EnvoyView {
     pub workload: String,
     /// The sidecar read (`<pod>.<namespace>`).

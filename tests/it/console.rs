@@ -291,7 +291,9 @@ fn readme_blocks() -> Vec<(Vec<String>, Vec<String>)> {
 #[tokio::test]
 async fn every_readme_curl_example_works_as_written() {
     let ns = TestNamespace::unborn("readme").await;
-    let console = Console::start(&ns.name).await;
+    // As `make run` starts it: with the dev cluster's istiod.
+    let istiod = support::sidecars::istiod_monitoring_url();
+    let console = Console::start_with(&ns.name, |config| config.istiod_url = Some(istiod)).await;
     let blocks = readme_blocks();
     assert!(blocks.iter().map(|(_, commands)| commands.len()).sum::<usize>() >= 20, "the examples were found");
     let mut variables: Vec<String> = Vec::new();
