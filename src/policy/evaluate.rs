@@ -72,8 +72,9 @@ pub struct Evaluation {
     pub rule: Option<usize>,
     /// (subset, percent) of the matched rule, in order; empty when no rule matched.
     pub shares: Vec<(String, u32)>,
-    /// No rule matched a VirtualService that has rules: Istio adds no default route then,
-    /// so the sidecar answers 404 (`NR`) instead of spreading the request over the pods.
+    /// No rule matched a VirtualService or HTTPRoute that has rules: Istio adds no default
+    /// route then, so the sidecar answers 404 (`NR`) instead of spreading the request over
+    /// the pods.
     pub no_route: bool,
 }
 
@@ -93,7 +94,7 @@ fn evaluate_with(
         Precedence::MostSpecific => most_specific(policy, request, regexes),
     };
     let Some(index) = index else {
-        let no_route = precedence == Precedence::FirstMatch && !policy.rules.is_empty();
+        let no_route = !policy.rules.is_empty();
         return Evaluation { why, no_route, ..Evaluation::default() };
     };
     let rule = &policy.rules[index];
@@ -145,27 +146,37 @@ fn depends_note(undecided: &[(usize, String)], taken: Option<usize>) -> Option<S
     Some(format!("{}; a request it does not take gets {otherwise}", rules.join("; ")))
 }
 
-/// How specific a matching entry is, compared field by field in the Gateway API's order.
+/// How specific a matching entry is, compared field by field in the Gateway API's order as
+/// istiod sorts an HTTPRoute's routes (`sortHTTPRoutes`): the kind of path (exact, prefix,
+/// regex), then its length, a method, the number of headers, of query parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Specificity {
-    exact_path: bool,
-    prefix_length: usize,
+    path: PathKind,
+    path_length: usize,
     method: bool,
     headers: usize,
     query_params: usize,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum PathKind {
+    Regex,
+    Prefix,
+    Exact,
+}
+
 impl Specificity {
     fn of(entry: Option<&Match>) -> Self {
-        let uri = entry.and_then(|e| e.uri.as_ref());
+        // No path condition is the API server's default, a prefix of `/`.
+        let (path, path_length) = match entry.and_then(|e| e.uri.as_ref()) {
+            Some(StringMatch::Exact(path)) => (PathKind::Exact, path.len()),
+            Some(StringMatch::Prefix(prefix)) => (PathKind::Prefix, prefix.len()),
+            Some(StringMatch::Regex(regex)) => (PathKind::Regex, regex.len()),
+            None => (PathKind::Prefix, 1),
+        };
         Specificity {
-            exact_path: matches!(uri, Some(StringMatch::Exact(_))),
-            // No path condition is the API server's default, a prefix of `/`.
-            prefix_length: match uri {
-                Some(StringMatch::Prefix(prefix)) => prefix.len(),
-                None => 1,
-                _ => 0,
-            },
+            path,
+            path_length,
             method: entry.is_some_and(|e| e.method.is_some()),
             headers: entry.and_then(|e| e.headers.as_ref()).map_or(0, OrderedMap::len),
             query_params: entry.and_then(|e| e.query_params.as_ref()).map_or(0, OrderedMap::len),
@@ -174,10 +185,18 @@ impl Specificity {
 
     /// What makes `self` win over `other`, in words.
     fn beats(&self, other: &Specificity) -> String {
-        if self.exact_path != other.exact_path {
-            "an exact path beats a path prefix".into()
-        } else if self.prefix_length != other.prefix_length {
-            format!("a longer path prefix ({} characters against {})", self.prefix_length, other.prefix_length)
+        if self.path != other.path {
+            match (self.path, other.path) {
+                (PathKind::Exact, _) => "an exact path beats a path prefix or regex".into(),
+                _ => "a path prefix beats a path regex".into(),
+            }
+        } else if self.path_length != other.path_length {
+            let what = match self.path {
+                PathKind::Regex => "path regex",
+                PathKind::Exact => "exact path",
+                PathKind::Prefix => "path prefix",
+            };
+            format!("a longer {what} ({} characters against {})", self.path_length, other.path_length)
         } else if self.method != other.method {
             "a method match beats none".into()
         } else if self.headers != other.headers {
@@ -422,7 +441,7 @@ mod tests {
             policy(json!({"host": "r", "rules": [{"match": [{"uri": {"exact": "/x"}}], "route": {"a": 100}}]}));
         let missed = evaluate(&only_x, &request("/", "GET", &[]), Precedence::FirstMatch);
         assert!(missed.no_route && missed.rule.is_none(), "{missed:?}");
-        assert!(!evaluate(&only_x, &request("/", "GET", &[]), Precedence::MostSpecific).no_route);
+        assert!(evaluate(&only_x, &request("/", "GET", &[]), Precedence::MostSpecific).no_route);
         p.rules.push(Rule::weighted(&[("v1", 100)]));
         assert_eq!(evaluate(&p, &request("/", "GET", &[]), Precedence::FirstMatch).rule, Some(0));
     }
@@ -557,7 +576,7 @@ mod tests {
         );
         let exact = most_specific("/api/login", &[]);
         assert_eq!(exact.rule, Some(2));
-        assert_eq!(exact.why.as_deref(), Some("rule 3 wins over rule 2: an exact path beats a path prefix"));
+        assert_eq!(exact.why.as_deref(), Some("rule 3 wins over rule 2: an exact path beats a path prefix or regex"));
         let headers = most_specific("/", &[("x-user", "alice")]);
         assert_eq!(headers.rule, Some(3));
         assert_eq!(headers.why.as_deref(), Some("rule 4 wins over rule 1: more header matches (1 against 0)"));
@@ -565,6 +584,17 @@ mod tests {
         // Istio's VirtualService takes the first match instead.
         let first = evaluate(&gateway_rules(), &request("/api/users", "GET", &[]), Precedence::FirstMatch);
         assert_eq!((first.rule, first.why), (Some(0), None));
+    }
+
+    #[test]
+    fn of_two_http_route_regexes_the_longer_wins_as_istiod_sorts_them() {
+        let p = policy(json!({"host": "h", "rules": [
+            {"match": [{"uri": {"regex": "/a.*"}}], "route": {"v1": 100}},
+            {"match": [{"uri": {"regex": "/api/.*"}}], "route": {"v2": 100}},
+            {"match": [{"uri": {"prefix": "/zzz"}}], "route": {"v3": 100}}]}));
+        let eval = evaluate(&p, &request("/api/users", "GET", &[]), Precedence::MostSpecific);
+        assert_eq!(eval.rule, Some(1));
+        assert_eq!(eval.why.as_deref(), Some("rule 2 wins over rule 1: a longer path regex (7 characters against 4)"));
     }
 
     #[test]

@@ -325,3 +325,151 @@ async fn the_route_tester_answers_every_generated_request_as_envoys_routes_do() 
     assert_eq!(compared, (fixtures.len() + POLICIES) * REQUESTS);
     console.stop().await;
 }
+
+/// One HTTPRoute match: a path (exact, prefix or regex), maybe a method, headers, query
+/// parameters; the API server fills in what is left out.
+fn gateway_match() -> BoxedStrategy<Value> {
+    let path = one_of(vec![
+        json!({"type": "Exact", "value": "/api"}),
+        json!({"type": "Exact", "value": "/api/v1"}),
+        json!({"type": "PathPrefix", "value": "/"}),
+        json!({"type": "PathPrefix", "value": "/api"}),
+        json!({"type": "PathPrefix", "value": "/api/"}),
+        json!({"type": "PathPrefix", "value": "/v1"}),
+        json!({"type": "RegularExpression", "value": "/api/.*"}),
+        json!({"type": "RegularExpression", "value": "/a.*"}),
+    ]);
+    let method = one_of(vec![json!("GET"), json!("POST")]);
+    let headers = one_of(vec![
+        json!([{"type": "Exact", "name": "x-user", "value": "bob"}]),
+        json!([{"type": "RegularExpression", "name": "baggage-user-agent", "value": ".*Firefox.*"}]),
+        json!([{"type": "Exact", "name": "x-user", "value": "alice"}, {"type": "Exact", "name": "x-canary", "value": "yes"}]),
+    ]);
+    let query = one_of(vec![
+        json!([{"type": "Exact", "name": "v", "value": "1"}]),
+        json!([{"type": "RegularExpression", "name": "v", "value": "[0-9]+"}]),
+    ]);
+    (maybe(path), maybe(method), maybe(headers), maybe(query))
+        .prop_map(|(path, method, headers, query)| {
+            let mut entry = serde_json::Map::new();
+            for (field, value) in [("path", path), ("method", method), ("headers", headers), ("queryParams", query)] {
+                if let Some(value) = value {
+                    entry.insert(field.to_owned(), value);
+                }
+            }
+            Value::Object(entry)
+        })
+        .boxed()
+}
+
+/// An HTTPRoute's rules, each named `p<policy>r<rule>`, sending to the per-version Services.
+fn gateway_rules(policy: usize) -> BoxedStrategy<Vec<Value>> {
+    let backends = one_of(vec![
+        json!([{"name": "recommendation-v1", "port": 8080}]),
+        json!([{"name": "recommendation-v2", "port": 8080}]),
+        json!([{"name": "recommendation-v1", "port": 8080, "weight": 90}, {"name": "recommendation-v2", "port": 8080, "weight": 10}]),
+    ]);
+    let rule = move |index: usize| {
+        (prop::collection::vec(gateway_match(), 0..=2), backends.clone()).prop_map(move |(matches, backends)| {
+            let mut rule = json!({"name": format!("p{policy}r{index}"), "backendRefs": backends});
+            if !matches.is_empty() {
+                rule["matches"] = json!(matches);
+            }
+            rule
+        })
+    };
+    (1..=4usize).prop_flat_map(move |count| (0..count).map(&rule).collect::<Vec<_>>()).boxed()
+}
+
+/// `outbound|8080||recommendation-v2.<ns>.svc.cluster.local` → `recommendation-v2`.
+fn service_of(cluster: &str) -> String {
+    cluster.split('|').nth(3).and_then(|host| host.split('.').next()).unwrap_or_default().to_owned()
+}
+
+/// The same for a mesh HTTPRoute (attached to the host's Service, per-version Services as
+/// backends): Envoy's route table against the tester's Gateway API precedence.
+#[tokio::test]
+async fn the_route_tester_answers_every_generated_request_as_envoys_routes_do_for_an_http_route() {
+    use k8s_openapi::api::core::v1::Service;
+    let ns = TestNamespace::new("envoygw").await;
+    let console = Console::start(&ns.name).await;
+    console.deploy(&["customer", "recommendation-v1", "recommendation-v2"]).await;
+    let services = kube::api::Api::<Service>::namespaced(ns.client.clone(), &ns.name);
+    for version in ["v1", "v2"] {
+        let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": format!("recommendation-{version}")},
+            "spec": {"selector": {"app": "recommendation", "version": version}, "ports": [{"name": "http", "port": 8080}]}});
+        services
+            .patch(&format!("recommendation-{version}"), &PatchParams::apply("test"), &Patch::Apply(&service))
+            .await
+            .unwrap();
+    }
+    let customer = running_pod(&ns, "customer").await;
+    let domain = format!("recommendation.{}.svc.cluster.local", ns.name);
+    let mut runner = TestRunner::deterministic();
+    let routes = ns.objects(Kind::HTTPRoute);
+    let tester = console.api("/routes/recommendation/test");
+    let mut compared = 0;
+    for policy in 0..POLICIES {
+        let rules = gateway_rules(policy).new_tree(&mut runner).unwrap().current();
+        let object = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "reco-mesh"},
+            "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "recommendation", "port": 8080}], "rules": rules}});
+        routes
+            .patch("reco-mesh", &PatchParams::apply("generated-client").force(), &Patch::Apply(&object))
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "the API server refused generated HTTPRoute {policy}: {error}\n{}",
+                    serde_json::to_string_pretty(&rules).unwrap()
+                )
+            });
+        let marker = format!("p{policy}r");
+        let host =
+            support::eventually(Duration::from_secs(30), &format!("HTTPRoute {policy} in the sidecar"), || async {
+                let configs = routes_for(&customer).await.ok()?;
+                let table = configs.iter().find(|config| config["name"] == "8080")?;
+                let host = virtual_host(std::slice::from_ref(table), &domain)?;
+                let names: Vec<&str> = host["routes"].as_array()?.iter().filter_map(|r| r["name"].as_str()).collect();
+                names.iter().all(|n| n.starts_with(&marker)).then(|| host.clone())
+            })
+            .await;
+        // The console reads the HTTPRoute from the API server for each test, as it is now.
+        for _ in 0..REQUESTS {
+            let (path, method, headers) = request().new_tree(&mut runner).unwrap().current();
+            let sent = envoy::Request {
+                path: path.clone(),
+                method: method.clone(),
+                authority: "recommendation:8080".into(),
+                scheme: "http".into(),
+                headers: headers.clone(),
+            };
+            let question =
+                json!({"path": path, "method": method, "headers": headers, "source": {"workload": "customer"}});
+            let (status, tested) = console.send_json(Method::POST, &tester, Some(question.clone())).await;
+            assert_eq!(status, StatusCode::OK, "{tested}");
+            let envoy_answer = envoy::route_for(&host, &sent).map(|(index, clusters)| {
+                let name = host["routes"][index]["name"].as_str().unwrap_or_default().to_owned();
+                let rule: usize = name.trim_start_matches(&marker).split('.').next().unwrap().parse().unwrap();
+                let shares: BTreeMap<String, u64> = clusters.iter().map(|(c, w)| (service_of(c), *w)).collect();
+                (rule, shares)
+            });
+            let tester_answer = tested["rule"].as_u64().map(|rule| {
+                let shares = tested["shares"].as_object().unwrap();
+                (rule as usize, shares.iter().map(|(s, w)| (s.clone(), w.as_u64().unwrap())).collect())
+            });
+            assert_eq!(
+                tester_answer,
+                envoy_answer,
+                "HTTPRoute {policy}:\n{}\nrequest {question}\ntester {tested}\nEnvoy's routes:\n{}",
+                serde_json::to_string_pretty(&rules).unwrap(),
+                serde_json::to_string_pretty(&host["routes"]).unwrap()
+            );
+            if envoy_answer.is_none() {
+                assert_eq!(tested["noRoute"], true, "Envoy answers 404: {tested}");
+            }
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, POLICIES * REQUESTS);
+    console.stop().await;
+}
