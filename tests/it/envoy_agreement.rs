@@ -25,7 +25,7 @@ use support::console::Console;
 use support::envoy;
 use support::fixtures::fixture_documents;
 use support::sidecars::{SimulatedSidecars, connected, istiod_monitoring_url};
-use support::xds::{routes_for, running_pod, virtual_host};
+use support::xds::{ProxyPod, routes_for, running_pod, virtual_host};
 
 const POLICIES: usize = 16;
 const REQUESTS: usize = 24;
@@ -198,6 +198,45 @@ fn subset_of(cluster: &str) -> String {
     }
 }
 
+/// A route's answer: the rule it was compiled from and its destinations with their weights.
+type Answer = Option<(usize, BTreeMap<String, u64>)>;
+
+/// The virtual host for `domain` in the `customer` sidecar's route table for port 8080 (istiod
+/// also lists the host under other ports' tables, without the routes that match on 8080),
+/// once the names of its routes satisfy `ready`.
+async fn sidecar_table(customer: &ProxyPod, domain: &str, what: &str, ready: impl Fn(&[&str]) -> bool) -> Value {
+    support::eventually(Duration::from_secs(30), what, || async {
+        let configs = routes_for(customer).await.ok()?;
+        let table = configs.iter().find(|config| config["name"] == "8080")?;
+        let host = virtual_host(std::slice::from_ref(table), domain)?;
+        let names: Vec<&str> = host["routes"].as_array()?.iter().filter_map(|r| r["name"].as_str()).collect();
+        ready(&names).then(|| host.clone())
+    })
+    .await
+}
+
+/// Envoy's answer: the route `sent` takes, its rule read from its name (`p<policy>r<rule>`
+/// after `marker`), its clusters named by `destination`.
+fn envoy_answer(host: &Value, sent: &envoy::Request, marker: &str, destination: fn(&str) -> String) -> Answer {
+    envoy::route_for(host, sent).map(|(index, clusters)| {
+        let name = host["routes"][index]["name"].as_str().unwrap_or_default();
+        let rule: usize = name.trim_start_matches(marker).split('.').next().unwrap().parse().unwrap();
+        (rule, clusters.iter().map(|(cluster, weight)| (destination(cluster), *weight)).collect())
+    })
+}
+
+/// The tester's answer to `question`, and all it said.
+async fn tester_answer(console: &Console, question: &Value) -> (Answer, Value) {
+    let tester = console.api("/routes/recommendation/test");
+    let (status, tested) = console.send_json(Method::POST, &tester, Some(question.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    let answer = tested["rule"].as_u64().map(|rule| {
+        let shares = tested["shares"].as_object().unwrap();
+        (rule as usize, shares.iter().map(|(s, w)| (s.clone(), w.as_u64().unwrap())).collect())
+    });
+    (answer, tested)
+}
+
 #[tokio::test]
 async fn the_route_tester_answers_every_generated_request_as_envoys_routes_do() {
     let ns = TestNamespace::new("envoy").await;
@@ -206,7 +245,7 @@ async fn the_route_tester_answers_every_generated_request_as_envoys_routes_do() 
     let customer = running_pod(&ns, "customer").await;
     let _sidecars = SimulatedSidecars::start(&ns.name);
     connected(&console.http, &ns.name, 3).await;
-    let sidecar_table = console.api("/routes/recommendation/envoy?source=customer");
+    let console_table = console.api("/routes/recommendation/envoy?source=customer");
     let domain = format!("recommendation.{}.svc.cluster.local", ns.name);
     let subsets = json!({"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}});
     let body = json!({"subsets": subsets, "rules": [{"route": {"version-v1": 100}}]});
@@ -215,7 +254,6 @@ async fn the_route_tester_answers_every_generated_request_as_envoys_routes_do() 
 
     let mut runner = TestRunner::deterministic();
     let virtual_services = ns.objects(Kind::VirtualService);
-    let tester = console.api("/routes/recommendation/test");
     let mut compared = 0;
     let fixtures = tutorial_virtual_services();
     for policy in 0..fixtures.len() + POLICIES {
@@ -233,23 +271,15 @@ async fn the_route_tester_answers_every_generated_request_as_envoys_routes_do() 
             )
         });
         let marker = format!("p{policy}r");
-        // The route table of the port the requests are sent to: istiod also lists the host
-        // under other ports' tables (without the routes that match on port 8080).
-        let host = support::eventually(Duration::from_secs(30), &format!("policy {policy} in the sidecar"), || async {
-            let configs = routes_for(&customer).await.ok()?;
-            let table = configs.iter().find(|config| config["name"] == "8080")?;
-            let host = virtual_host(std::slice::from_ref(table), &domain)?;
-            let routes = host["routes"].as_array()?;
-            routes.iter().any(|r| r["name"].as_str().is_some_and(|n| n.starts_with(&marker))).then(|| host.clone())
-        })
-        .await;
+        let what = format!("policy {policy} in the sidecar");
+        let host = sidecar_table(&customer, &domain, &what, |names| names.iter().any(|n| n.starts_with(&marker))).await;
         // The routing page's table of the same sidecar, with the console's prediction of it.
         let routes = host["routes"].as_array().unwrap().len();
         let view = support::eventually(
             Duration::from_secs(30),
             &format!("policy {policy} in the console's table"),
             || async {
-                let (status, view) = console.get_json(&sidecar_table).await;
+                let (status, view) = console.get_json(&console_table).await;
                 let names = view["table"]["routes"]
                     .as_array()?
                     .iter()
@@ -296,18 +326,8 @@ async fn the_route_tester_answers_every_generated_request_as_envoys_routes_do() 
             asked_headers.insert("host".into(), authority.into());
             let question = json!({"path": path, "method": method, "headers": asked_headers, "port": 8080,
                                   "source": {"workload": "customer"}});
-            let (status, tested) = console.send_json(Method::POST, &tester, Some(question.clone())).await;
-            assert_eq!(status, StatusCode::OK, "{tested}");
-            let envoy_answer = envoy::route_for(&host, &sent).map(|(index, clusters)| {
-                let name = host["routes"][index]["name"].as_str().unwrap_or_default().to_owned();
-                let rule: usize = name.trim_start_matches(&marker).split('.').next().unwrap().parse().unwrap();
-                let shares: BTreeMap<String, u64> = clusters.iter().map(|(c, w)| (subset_of(c), *w)).collect();
-                (rule, shares)
-            });
-            let tester_answer = tested["rule"].as_u64().map(|rule| {
-                let shares = tested["shares"].as_object().unwrap();
-                (rule as usize, shares.iter().map(|(s, w)| (s.clone(), w.as_u64().unwrap())).collect())
-            });
+            let (tester_answer, tested) = tester_answer(&console, &question).await;
+            let envoy_answer = envoy_answer(&host, &sent, &marker, subset_of);
             let context = || {
                 format!(
                     "policy {policy}:\n{}\nrequest {question}\ntester {tested}\nEnvoy's routes:\n{}",
@@ -407,7 +427,6 @@ async fn the_route_tester_answers_every_generated_request_as_envoys_routes_do_fo
     let domain = format!("recommendation.{}.svc.cluster.local", ns.name);
     let mut runner = TestRunner::deterministic();
     let routes = ns.objects(Kind::HTTPRoute);
-    let tester = console.api("/routes/recommendation/test");
     let mut compared = 0;
     for policy in 0..POLICIES {
         let rules = gateway_rules(policy).new_tree(&mut runner).unwrap().current();
@@ -424,15 +443,8 @@ async fn the_route_tester_answers_every_generated_request_as_envoys_routes_do_fo
                 )
             });
         let marker = format!("p{policy}r");
-        let host =
-            support::eventually(Duration::from_secs(30), &format!("HTTPRoute {policy} in the sidecar"), || async {
-                let configs = routes_for(&customer).await.ok()?;
-                let table = configs.iter().find(|config| config["name"] == "8080")?;
-                let host = virtual_host(std::slice::from_ref(table), &domain)?;
-                let names: Vec<&str> = host["routes"].as_array()?.iter().filter_map(|r| r["name"].as_str()).collect();
-                names.iter().all(|n| n.starts_with(&marker)).then(|| host.clone())
-            })
-            .await;
+        let what = format!("HTTPRoute {policy} in the sidecar");
+        let host = sidecar_table(&customer, &domain, &what, |names| names.iter().all(|n| n.starts_with(&marker))).await;
         // The console reads the HTTPRoute from the API server for each test, as it is now.
         for _ in 0..REQUESTS {
             let (path, method, headers) = request().new_tree(&mut runner).unwrap().current();
@@ -445,18 +457,8 @@ async fn the_route_tester_answers_every_generated_request_as_envoys_routes_do_fo
             };
             let question =
                 json!({"path": path, "method": method, "headers": headers, "source": {"workload": "customer"}});
-            let (status, tested) = console.send_json(Method::POST, &tester, Some(question.clone())).await;
-            assert_eq!(status, StatusCode::OK, "{tested}");
-            let envoy_answer = envoy::route_for(&host, &sent).map(|(index, clusters)| {
-                let name = host["routes"][index]["name"].as_str().unwrap_or_default().to_owned();
-                let rule: usize = name.trim_start_matches(&marker).split('.').next().unwrap().parse().unwrap();
-                let shares: BTreeMap<String, u64> = clusters.iter().map(|(c, w)| (service_of(c), *w)).collect();
-                (rule, shares)
-            });
-            let tester_answer = tested["rule"].as_u64().map(|rule| {
-                let shares = tested["shares"].as_object().unwrap();
-                (rule as usize, shares.iter().map(|(s, w)| (s.clone(), w.as_u64().unwrap())).collect())
-            });
+            let (tester_answer, tested) = tester_answer(&console, &question).await;
+            let envoy_answer = envoy_answer(&host, &sent, &marker, service_of);
             assert_eq!(
                 tester_answer,
                 envoy_answer,
