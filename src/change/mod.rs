@@ -360,8 +360,9 @@ impl ChangePath {
     /// (at the planned versions or newer, [`Self::read_planned`]) and the pending entry
     /// written, and counts only when every object read is at the version it was planned on
     /// (then they are the same objects, so the authorization and the dry run hold for them
-    /// too; the writes carry that version, so the API server refuses them if it moved). None: not such a change, or not authorized on the planned
-    /// objects; the path then reads first and judges the live objects.
+    /// too; the writes carry that version, so the API server refuses them if it moved).
+    /// None: not such a change, or not authorized on the planned objects; the path then
+    /// reads first and judges the live objects.
     async fn read_while_dry_running(&self, change: &Change) -> Option<Result<Ready, ChangeError>> {
         let planned = change.planned_against.as_ref()?;
         self.authorize_operations(change, &planned.objects).await.ok()?;
@@ -695,9 +696,6 @@ impl ChangePath {
     }
 }
 
-/// The live object, when `operation` is an apply that would leave it as it is: every field
-/// it sets but its metadata equal, every label and annotation it sets already there, and the
-/// resourceVersion it is conditional on (if any) the live one. Creates and deletes always run.
 /// The objects and their resourceVersions (which the documents leave out).
 fn with_versions(objects: Vec<Option<Value>>) -> (Documents, Vec<Option<String>>) {
     let version = |object: &Value| object["metadata"]["resourceVersion"].as_str().map(String::from);
@@ -721,6 +719,9 @@ fn preconditioned(change: &Change, operation: &Operation, read_at: Option<&str>)
     Some(Operation::Apply { target: target.clone(), object })
 }
 
+/// The live object, when `operation` is an apply that would leave it as it is: every field
+/// it sets but its metadata equal, every label and annotation it sets already there, and the
+/// resourceVersion it is conditional on (if any) the live one. Creates and deletes always run.
 fn left_as_is<'a>(operation: &Operation, (live, live_version): (Option<&'a Value>, Option<&str>)) -> Option<&'a Value> {
     let (Operation::Apply { object, .. }, Some(live)) = (operation, live) else { return None };
     let (Some(wanted), Some(existing)) = (object.as_object(), live.as_object()) else { return None };

@@ -141,9 +141,10 @@ fn depends_note(undecided: &[(usize, String)], taken: Option<usize>) -> Option<S
         undecided.iter().map(|(index, on)| format!("rule {} depends on {on}", index + 1)).collect();
     let otherwise = match taken {
         Some(index) => format!("rule {}", index + 1),
-        None => "no rule (round-robin over all pods)".to_owned(),
+        None => "no route (the sidecar answers 404)".to_owned(),
     };
-    Some(format!("{}; a request it does not take gets {otherwise}", rules.join("; ")))
+    let it = if undecided.len() == 1 { "it does" } else { "they do" };
+    Some(format!("{}; a request {it} not take gets {otherwise}", rules.join("; ")))
 }
 
 /// How specific a matching entry is, compared field by field in the Gateway API's order as

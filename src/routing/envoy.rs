@@ -48,7 +48,11 @@ impl Routing {
         let configurations = istiod.route_configurations(&proxy).await.map_err(unreachable)?;
         let fqdn = format!("{}.{}.svc.cluster.local", host.name, host.namespace);
         let table = envoy_routes::route_table(&configurations, port, &fqdn);
-        let policy = self.reads.cached_routing(host.namespace, host.name).policy(host.name).ok();
+        // The prediction models a VirtualService's first-match order; an HTTPRoute's routes
+        // are sorted by istiod, so its table is shown without one.
+        let routing = self.reads.cached_routing(host.namespace, host.name);
+        let first_match = routing.precedence() == policy::Precedence::FirstMatch;
+        let policy = routing.policy(host.name).ok().filter(|_| first_match);
         let (rules, difference) = compare(table.as_ref(), policy.as_ref(), workload, port);
         Ok(EnvoyView { workload: workload.deployment.clone(), proxy, port, table, rules, difference })
     }

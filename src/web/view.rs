@@ -1,6 +1,5 @@
 //! The View rule: with a team file, every page, partial and API answer shows only the
 //! namespaces and hosts the actor may view, and anonymous visitors only a sign-in hint.
-use crate::inventory::runs_in_pod_of;
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::Method;
 use axum::http::request::Parts;
@@ -9,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::audit::{Entry, Filter, VisibleNamespace};
 use crate::authz::{Actor, ViewScope};
+use crate::change::reads::Workload;
+use crate::inventory::runs_in_pod_of;
 use crate::problem::check_dns_label;
 use crate::propagation::SyncView;
 
@@ -151,7 +152,7 @@ impl AppState {
 impl AppState {
     /// The namespace's workloads the route tester offers `actor` as callers: those of the
     /// services they may view (a host-limited viewer does not learn other services' names).
-    pub fn callers_for(&self, actor: &Actor, namespace: &str) -> Vec<crate::change::reads::Workload> {
+    pub fn callers_for(&self, actor: &Actor, namespace: &str) -> Vec<Workload> {
         let scope = self.view_scope(actor);
         let mut workloads = self.reads.callers(namespace);
         if !scope.whole_namespace(namespace) {
@@ -168,26 +169,18 @@ impl AppState {
         namespace: &str,
         host: &str,
         named: Option<&str>,
-    ) -> Result<crate::change::reads::Workload, AppError> {
+    ) -> Result<Workload, AppError> {
+        if let Some(name) = named.filter(|name| !name.is_empty()) {
+            return self.workload_named(actor, namespace, name, "source");
+        }
         let callers = self.callers_for(actor, namespace);
-        let chosen = match named.filter(|name| !name.is_empty()) {
-            Some(name) => callers.into_iter().find(|w| w.deployment == name),
-            None => {
-                let caller = callers.iter().find(|w| w.app != host).cloned();
-                caller.or_else(|| callers.into_iter().next())
-            }
-        };
-        chosen.ok_or_else(|| match named {
-            Some(name) => AppError::Invalid(vec![crate::problem::FieldProblem::new(
-                "source",
-                format!("no Deployment {name} in namespace {namespace} (of the services you may view)"),
-            )]),
-            None => AppError::NotFound(format!("no workload in namespace {namespace} to read a sidecar of")),
-        })
+        let caller = callers.iter().find(|w| w.app != host).cloned();
+        caller
+            .or_else(|| callers.into_iter().next())
+            .ok_or_else(|| AppError::NotFound(format!("no workload in namespace {namespace} to read a sidecar of")))
     }
 
-    /// The caller a route test names by its workload (a Deployment of the namespace), as
-    /// `actor` may see it; unknown and hidden ones alike are refused at `field`.
+    /// The caller a route test names by its workload (a Deployment of the namespace).
     pub fn caller_named(
         &self,
         actor: &Actor,
@@ -195,9 +188,15 @@ impl AppState {
         workload: &str,
         field: &str,
     ) -> Result<crate::policy::Caller, AppError> {
-        let found = self.callers_for(actor, namespace).into_iter().find(|w| w.deployment == workload);
-        found.map(|w| w.caller).ok_or_else(|| {
-            let message = format!("no Deployment {workload} in namespace {namespace} (of the services you may view)");
+        self.workload_named(actor, namespace, workload, field).map(|w| w.caller)
+    }
+
+    /// The workload `name`, as `actor` may see it; unknown and hidden ones alike are refused
+    /// at `field`.
+    fn workload_named(&self, actor: &Actor, namespace: &str, name: &str, field: &str) -> Result<Workload, AppError> {
+        let found = self.callers_for(actor, namespace).into_iter().find(|w| w.deployment == name);
+        found.ok_or_else(|| {
+            let message = format!("no Deployment {name} in namespace {namespace} (of the services you may view)");
             AppError::Invalid(vec![crate::problem::FieldProblem::new(field, message)])
         })
     }
