@@ -120,6 +120,7 @@ fn every_route() -> Routes {
         .post("/ns/{ns}/routes/{host}/test", pages::routes::test)
         .get("/ns/{ns}/routes/{host}/sync", pages::proxy_sync::partial)
         .get("/ns/{ns}/routes/{host}/envoy", pages::envoy_routes::page)
+        .get("/ns/{ns}/canaries", pages::canary::index)
         .get("/ns/{ns}/canaries/{host}", pages::canary::page)
         .post("/ns/{ns}/canaries/{host}", pages::canary::start)
         .post("/ns/{ns}/canaries/{host}/{step}", pages::canary::step)

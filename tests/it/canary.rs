@@ -428,3 +428,23 @@ async fn reverted_actor(console: &Console, reverted: &Value) -> String {
     let (_, entry) = console.get_json(&console.url(&format!("/api/v1/audit/{}", reverted["auditId"]))).await;
     entry["actor"].as_str().unwrap().to_owned()
 }
+
+/// Canary in the main navigation: the namespace's services and each one's canary in words,
+/// from the watch caches, each a link to its canary page.
+#[tokio::test]
+async fn the_canaries_page_lists_each_service_and_its_canary() {
+    let (ns, console) = routed_console("canaries").await;
+    let page = format!("/ns/{}/canaries", ns.name);
+    let listed = console.page(&page).await;
+    assert!(listed.contains(&format!(r#"href="/ns/{}/canaries/recommendation""#, ns.name)), "{listed}");
+    assert!(listed.contains("no canary"), "{listed}");
+    assert!(listed.contains(&format!(r#"href="/ns/{}/canaries" class="active""#, ns.name)), "in the navigation");
+    post(&console, "", Some(json!({"stable": "version-v1", "canary": "version-v2"}))).await;
+    post(&console, "/promote", None).await;
+    support::eventually(std::time::Duration::from_secs(10), "the canary on the canaries page", || async {
+        let listed = console.page(&page).await;
+        listed.contains("version-v2 at 25% (step 2 of 5), progressing").then_some(())
+    })
+    .await;
+    console.stop().await;
+}

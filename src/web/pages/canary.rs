@@ -23,7 +23,7 @@ use crate::traffic::Thresholds;
 use super::sync_panel::SyncPanel;
 use crate::change::rollout::Step;
 use crate::web::error::AppError;
-use crate::web::extract::{Asked, Htmx, ManagedHost};
+use crate::web::extract::{Asked, Htmx, ManagedHost, ManagedNamespace};
 use crate::web::identity::Identity;
 use crate::web::layout::Layout;
 use crate::web::state::AppState;
@@ -481,4 +481,37 @@ mod tests {
         assert!(words.starts_with("No canary is running for recommendation:"), "{words}");
         assert!(words.contains("v2 progressing (v1 50% · v2 50%)"), "{words}");
     }
+}
+
+#[derive(Template)]
+#[template(path = "canaries_index.html")]
+struct CanariesIndex {
+    layout: Layout,
+    namespace: String,
+    /// Each service the actor may view, and its canary in words.
+    hosts: Vec<(String, String)>,
+}
+
+/// `/ns/{ns}/canaries`: every service and its canary, from the watch caches.
+pub async fn index(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    ManagedNamespace(namespace): ManagedNamespace,
+) -> Result<Response, AppError> {
+    let hosts = super::overview::service_rows(&state, &actor, &namespace)
+        .into_iter()
+        .map(|row| {
+            let host = row.facts.service.app.clone();
+            let current = canary::current(&state.reads.cached_routing(&namespace, &host));
+            let words = current.map_or_else(|| "no canary".to_owned(), |c| in_words(&c));
+            (host, words)
+        })
+        .collect();
+    super::render(&CanariesIndex { layout: Layout::new(&state, &actor, Some(&namespace)), namespace, hosts })
+}
+
+/// "v2 at 25% (step 2 of 4), progressing".
+fn in_words(canary: &Canary) -> String {
+    let state = format!("{:?}", canary.state).to_lowercase();
+    format!("{} at {}% (step {} of {}), {state}", canary.canary, canary.weight(), canary.step + 1, canary.steps.len())
 }
