@@ -104,6 +104,28 @@ pub fn sidecar_injection(namespace: Option<&Namespace>) -> bool {
 }
 
 /// The ingress gateway's external URL: its load balancer address, else its node port.
+/// The paths the namespace's VirtualServices bound to a gateway (not only `mesh`) send into
+/// it: what the ingress can be asked for here (the tutorial's `customer-gateway` gives
+/// `/customer`). Exact paths and prefixes, in order, without repeats.
+pub fn ingress_paths(virtual_services: &[Arc<crate::istio::VirtualService>]) -> Vec<String> {
+    let mut paths: Vec<String> = Vec::new();
+    for vs in virtual_services {
+        let gateways = vs.spec.gateways.iter().flatten();
+        if !gateways.into_iter().any(|gateway| gateway != "mesh") {
+            continue;
+        }
+        let entries = vs.spec.http.iter().flatten().flat_map(|rule| rule.matches.iter().flatten());
+        for uri in entries.filter_map(|entry| entry.uri.as_ref()) {
+            if let Some(path) = uri.exact.as_ref().or(uri.prefix.as_ref()).filter(|path| path.starts_with('/'))
+                && !paths.contains(path)
+            {
+                paths.push(path.clone());
+            }
+        }
+    }
+    paths
+}
+
 pub fn ingress_url(gateway: Option<&Service>) -> Option<String> {
     let gateway = gateway?;
     let http_port = gateway
@@ -127,6 +149,23 @@ pub fn ingress_url(gateway: Option<&Service>) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_ingress_paths_are_those_of_virtual_services_bound_to_a_gateway() {
+        let vs = |gateways: serde_json::Value, uri: serde_json::Value| -> Arc<crate::istio::VirtualService> {
+            Arc::new(
+                serde_json::from_value(json!({"metadata": {"name": "x"}, "spec": {"hosts": ["*"],
+                "gateways": gateways, "http": [{"match": [{"uri": uri}], "route": []}]}}))
+                .unwrap(),
+            )
+        };
+        let tutorial = vs(json!(["customer-gateway"]), json!({"prefix": "/customer"}));
+        let mesh_only = vs(json!(["mesh"]), json!({"prefix": "/internal"}));
+        let exact = vs(json!(["mesh", "shop/gateway"]), json!({"exact": "/shop"}));
+        let regex = vs(json!(["shop/gateway"]), json!({"regex": "/r.*"}));
+        assert_eq!(ingress_paths(&[tutorial.clone(), mesh_only, exact, regex, tutorial]), ["/customer", "/shop"]);
+        assert!(ingress_paths(&[]).is_empty());
+    }
 
     fn deployment(name: &str, app: &str, version: &str, desired: i32, ready: i32) -> Arc<Deployment> {
         Arc::new(

@@ -47,6 +47,8 @@ struct OverviewPage {
     namespace_exists: bool,
     injection: bool,
     ingress_url: Option<String>,
+    /// What the namespace's gateway-bound VirtualServices route in from the ingress.
+    ingress_paths: Vec<String>,
     kiali_graph: Option<String>,
     missing_links: Vec<&'static str>,
     /// Where the services partial goes: it is kept, and sent rather than copied.
@@ -85,6 +87,10 @@ pub async fn page(
         namespace_exists: namespace_object.is_some(),
         injection: inventory::sidecar_injection(namespace_object.as_deref()),
         ingress_url: inventory::ingress_url(gateway.as_deref()),
+        ingress_paths: caches
+            .namespace(&namespace)
+            .map(|cache| inventory::ingress_paths(&cache.virtual_services.state()))
+            .unwrap_or_default(),
         kiali_graph: state.links.kiali_graph(&namespace),
         missing_links,
         services: spliced::HOLE,
