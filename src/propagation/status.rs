@@ -27,6 +27,14 @@ pub struct ProxySync {
     pub clusters: XdsState,
 }
 
+impl ProxySync {
+    /// Whether the proxy ACKed the last route and cluster configuration istiod sent it.
+    pub fn has_what_was_sent(&self) -> bool {
+        let acked = |state: &XdsState| state.sent == state.acked && state.error.is_none();
+        acked(&self.routes) && acked(&self.clusters)
+    }
+}
+
 /// Every proxy of a namespace, by istiod's proxy id.
 pub type Snapshot = BTreeMap<String, ProxySync>;
 

@@ -130,6 +130,7 @@ fn every_route() -> Routes {
         .post("/audit/{id}/revert", pages::audit::revert)
         .get("/partials/audit", pages::audit::rows)
         .get("/partials/banner", pages::banner)
+        .get("/api/v1/namespaces", api::namespaces::list)
         .get("/api/v1/namespaces/{ns}/workloads", api::workloads::list)
         .put("/api/v1/namespaces/{ns}/workloads/{name}", api::workloads::put)
         .delete("/api/v1/namespaces/{ns}/workloads/{name}", api::workloads::remove)

@@ -446,6 +446,34 @@ async fn with_teams_each_actor_sees_only_what_it_may_view() {
         .map(|e| (e["actor"].as_str(), e["action"].as_str(), e["outcome"].as_str()))
         .collect();
     assert_eq!(since, [(Some("alice"), Some("canary.promote"), Some("denied"))], "every entry, her refusal too");
+
+    // The namespaces list: what each may view, counted over what they may view.
+    let listed = |user: Option<(&'static str, &'static str)>| {
+        let console = &console;
+        async move {
+            let (status, body) = console.get_as(user, "/api/v1/namespaces").await;
+            let names: Vec<(String, u64, u64)> = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|list| list["namespaces"].as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .map(|n| {
+                    (
+                        n["name"].as_str().unwrap().to_owned(),
+                        n["services"].as_u64().unwrap(),
+                        n["routedHosts"].as_u64().unwrap(),
+                    )
+                })
+                .collect();
+            (status, names)
+        }
+    };
+    let (status, admin) = listed(Some(("carol", "admins"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(admin, [(ns_name.to_owned(), 2, 2), (other_name.to_owned(), 1, 0)]);
+    assert_eq!(listed(Some(("alice", ""))).await.1, [(ns_name.to_owned(), 1, 1)], "her host only");
+    assert_eq!(listed(Some(("dave", ""))).await.1, [(other_name.to_owned(), 1, 0)]);
+    assert_eq!(listed(None).await.0, StatusCode::UNAUTHORIZED);
     console.stop().await;
 }
 

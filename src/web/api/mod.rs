@@ -2,5 +2,6 @@
 pub mod audit;
 pub mod audit_export;
 pub mod canaries;
+pub mod namespaces;
 pub mod routes;
 pub mod workloads;
