@@ -798,6 +798,12 @@ async fn every_page_shows_its_picture_of_the_live_state() {
     browser.click("#walkthrough-button").await;
     let preview = browser.wait_for_text("#walkthrough-preview", "dry run accepted", READY_WITHIN).await;
     assert!(preview.contains("Deployment recommendation-v2") && !preview.contains("recommendation-v3"), "{preview}");
+    // What will be created leads; the long diff is folded, so Deploy is on the first screen.
+    let confirm = browser.client.find(Locator::Css("#walkthrough-confirm")).await.unwrap();
+    let (_, top, _, height) = confirm.rectangle().await.unwrap();
+    assert!(top + height < 900.0, "Deploy is visible without scrolling: at {top} px");
+    let folded = browser.client.find(Locator::Css("#walkthrough-diff-details")).await.unwrap();
+    assert_eq!(folded.attr("open").await.unwrap(), None, "the diff starts folded");
     browser.screenshot("deploy-walkthrough-preview").await;
     browser.click("#walkthrough-confirm").await;
     wait_until_ready(&browser, &ns, "recommendation-v2", "1/1 ready").await;
