@@ -116,6 +116,7 @@ async fn deploy_and_scale_from_the_deploy_page_without_reloading() {
         browser.wait_for_text("#workload-recommendation-v2 #error-recommendation-v2", message, READY_WITHIN).await;
         let field = browser.client.find(Locator::Css("#replicas-recommendation-v2")).await.unwrap();
         assert_eq!(field.attr("aria-invalid").await.unwrap().as_deref(), Some("true"), "{invalid}");
+        assert_eq!(field.prop("value").await.unwrap().as_deref(), Some(invalid), "what was typed stays");
         assert_eq!(replicas(&ns, "recommendation-v2").await, Some(2), "{invalid} changes nothing");
     }
     browser.screenshot("deploy-invalid-replicas").await;

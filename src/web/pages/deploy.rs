@@ -35,6 +35,8 @@ pub struct WorkloadRow {
     pub allowed: bool,
     /// A problem with this row's last submitted form, shown next to its field.
     pub error: Option<String>,
+    /// The replicas typed into a refused scale form, shown again instead of the live count.
+    pub typed_replicas: Option<String>,
 }
 
 /// Everything the workloads table shows.
@@ -98,6 +100,7 @@ fn workloads(state: &AppState, actor: &Actor, namespace: &str) -> Workloads {
                 allowed: authorizer.allows(actor, Permission::Deploy, namespace, Some(workload.app()))
                     && (current.exists || authorizer.allows(actor, Permission::Deploy, namespace, None)),
                 error: None,
+                typed_replicas: None,
             }
         })
         .collect();
@@ -175,7 +178,7 @@ pub async fn deploy(
     let workload = parse_workload(&name)?;
     let current = state.workload_state(&origin.actor, &namespace, Some(workload.app())).await;
     let change = workloads::deploy(&origin, &namespace, workload, None, &current);
-    respond(&state, &origin.actor, &namespace, htmx, Some(workload), execute(&state, change).await).await
+    respond(&state, &origin.actor, &namespace, htmx, Some((workload, None)), execute(&state, change).await).await
 }
 
 pub async fn scale(
@@ -194,7 +197,7 @@ pub async fn scale(
         }
         Err(problem) => Err(AppError::Invalid(vec![problem])),
     };
-    respond(&state, &origin.actor, &namespace, htmx, Some(workload), result).await
+    respond(&state, &origin.actor, &namespace, htmx, Some((workload, Some(&form.replicas))), result).await
 }
 
 pub async fn remove(
@@ -207,7 +210,7 @@ pub async fn remove(
     let workload = parse_workload(&name)?;
     let current = state.workload_state(&origin.actor, &namespace, Some(workload.app())).await;
     let change = workloads::remove(&origin, &namespace, workload, &current);
-    respond(&state, &origin.actor, &namespace, htmx, Some(workload), execute(&state, change).await).await
+    respond(&state, &origin.actor, &namespace, htmx, Some((workload, None)), execute(&state, change).await).await
 }
 
 pub async fn reset(
@@ -239,7 +242,7 @@ async fn respond(
     actor: &Actor,
     namespace: &str,
     Htmx(htmx): Htmx,
-    workload: Option<Workload>,
+    form: Option<(Workload, Option<&str>)>,
     result: Result<Applied, AppError>,
 ) -> Result<Response, AppError> {
     let mut view = workloads(state, actor, namespace);
@@ -262,8 +265,12 @@ async fn respond(
             | AppError::NotFound(_)),
         ) => {
             let status = refused.status();
-            match workload.and_then(|w| view.rows.iter_mut().find(|row| row.name == w.name())) {
-                Some(row) => row.error = Some(row_message(&refused)),
+            let row = form.and_then(|(w, typed)| Some((view.rows.iter_mut().find(|row| row.name == w.name())?, typed)));
+            match row {
+                Some((row, typed)) => {
+                    row.error = Some(row_message(&refused));
+                    row.typed_replicas = typed.map(str::to_owned);
+                }
                 None => view.error = Some(refused.to_string()),
             }
             status
