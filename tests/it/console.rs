@@ -411,3 +411,24 @@ async fn the_walkthrough_deploys_as_one_previewed_audited_change() {
     assert_eq!(console.audit().await.len(), 2);
     console.stop().await;
 }
+
+/// An entry that applied nothing says so instead of showing a diff that reads as everything
+/// deleted (or an empty box); one that did shows its diff.
+#[tokio::test]
+async fn an_audit_entry_that_applied_nothing_says_so_instead_of_an_empty_or_deleting_diff() {
+    let ns = TestNamespace::new("nodiff").await;
+    let console = Console::start(&ns.name).await;
+    console.deploy(&["recommendation-v1"]).await;
+    let scale = console.api("/workloads/recommendation-v1");
+    let (status, body) = console.send_json(Method::PUT, &scale, Some(json!({"replicas": 50}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let audit = console.audit().await;
+    let failed = audit.iter().find(|e| e["outcome"] == "failed").expect("the refused scale is audited");
+    let page = console.page(&format!("/audit/{}", failed["id"])).await;
+    assert!(page.contains("Nothing was applied (failed): the objects stayed as they were."), "{page}");
+    assert!(!page.contains(r#"id="entry-diff""#), "{page}");
+    let applied = audit.iter().find(|e| e["outcome"] == "applied").unwrap();
+    let page = console.page(&format!("/audit/{}", applied["id"])).await;
+    assert!(page.contains(r#"id="entry-diff""#) && page.contains(r#"<span class="add">+"#), "{page}");
+    console.stop().await;
+}

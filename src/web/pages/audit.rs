@@ -218,7 +218,11 @@ async fn entry_page(
     let entry = state.visible_entry(actor, id).await?;
     let before = Documents::from_document(entry.before.as_ref(), 1);
     let after = Documents::from_document(entry.after.as_ref(), 1);
-    let diff = DiffLine::parse(&diff_labeled(&before, &after, ("before", "after")));
+    // An entry that applied nothing has no after: its diff would read as everything deleted.
+    let diff = match entry.after {
+        Some(_) => DiffLine::parse(&diff_labeled(&before, &after, ("before", "after"))),
+        None => Vec::new(),
+    };
     let bar_sets = change_bars::before_after("audit-bars", entry.before.as_ref(), entry.after.as_ref())
         .map(Vec::from)
         .unwrap_or_default();
