@@ -186,9 +186,14 @@ pub fn update(request: &RouteRequest, action: Action, desired: &RoutingPolicy) -
     let context =
         ValidationContext { gateway_api: request.live.api == RoutingApi::HTTPRoute, ..request.context.clone() };
     let findings = policy::validate(desired, &context);
-    let (errors, warnings): (Vec<FieldError>, Vec<FieldError>) =
+    let (errors, mut warnings): (Vec<FieldError>, Vec<FieldError>) =
         findings.into_iter().partition(|finding| finding.severity == Severity::Error);
     let before = request.live.policy(&desired.host).unwrap_or_else(|_| RoutingPolicy::new(&desired.host));
+    let removed = policy::removals(&before, desired);
+    if !removed.is_empty() {
+        let message = format!("this write removes {} (a write replaces the whole routing)", removed.join("; "));
+        warnings.push(FieldError { field: "rules".into(), message, severity: Severity::Warning });
+    }
     let summary = policy::change_summary(&before, desired);
     let mut change = route_change(request, action, &desired.host, summary);
     change.problems = errors.into_iter().map(|e| FieldProblem::new(e.field, e.message)).collect();

@@ -203,6 +203,28 @@ const SETTINGS: [(&str, Describe); 5] =
         }),
     ];
 
+/// What writing `after` over `before` removes, in words: the live rules no rule of `after`
+/// matches the same requests as (a rule is known by its match), and the settings the rules
+/// it keeps lose. A write replaces the whole routing, so a client that sends only what it
+/// means to change drops the rest; this says so before anything is lost.
+pub fn removals(before: &RoutingPolicy, after: &RoutingPolicy) -> Vec<String> {
+    let mut removed = Vec::new();
+    for (index, old) in before.rules.iter().enumerate() {
+        let single = RoutingPolicy { rules: vec![old.clone()], ..before.clone() };
+        match after.rules.iter().find(|new| new.matches == old.matches) {
+            None => removed.push(format!("rule {} ({})", index + 1, summary(&single))),
+            Some(new) => {
+                for (name, describe) in SETTINGS {
+                    if let (Some(was), None) = (describe(before, old), describe(after, new)) {
+                        removed.push(format!("the {name} {was} of rule {}", index + 1));
+                    }
+                }
+            }
+        }
+    }
+    removed
+}
+
 /// `timeout 1s → 3s`, `timeout 1s → removed`, `add abort 503 for 10%`; None when unchanged.
 fn setting_change(name: &str, was: Option<String>, is: Option<String>) -> Option<String> {
     match (was, is) {
@@ -312,5 +334,18 @@ mod tests {
             "recommendation: timeout 1s → removed, retries 3 attempts, 2s per try → 5 attempts, 2s per try, \
              add abort 503 for 10%"
         );
+    }
+
+    #[test]
+    fn a_write_that_leaves_out_a_rule_or_a_setting_names_what_it_removes() {
+        let live = policy(json!({"host": "recommendation",
+            "subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
+            "rules": [{"match": [{"headers": {"baggage-user-agent": {"regex": ".*Firefox.*"}}}], "route": {"version-v2": 100}},
+                      {"route": {"version-v1": 90, "version-v2": 10}, "timeout": "1s"}]}));
+        let split = tutorial(75, 25);
+        let removed = removals(&live, &split);
+        assert_eq!(removed, ["rule 1 (Firefox users → v2)", "the timeout 1s of rule 2"]);
+        assert!(removals(&live, &live).is_empty());
+        assert!(removals(&split, &live).is_empty(), "adding removes nothing");
     }
 }

@@ -721,3 +721,24 @@ async fn the_route_tester_decides_callers_missing_headers_and_uri_case_on_a_virt
     assert!(html.contains("no Deployment nobody in namespace"), "{html}");
     console.stop().await;
 }
+
+/// A PUT replaces the whole routing: one that leaves out a live rule and a setting says what
+/// it removes, in the preview and in the answer of the write.
+#[tokio::test]
+async fn a_put_that_leaves_out_live_rules_and_settings_names_what_it_removes() {
+    let (_ns, console) = console_with_two_versions().await;
+    let walkthrough = json!({"subsets": subsets(), "rules": [
+        {"match": [{"headers": {"baggage-user-agent": {"regex": ".*Firefox.*"}}}], "route": {"version-v2": 100}},
+        {"route": {"version-v1": 90, "version-v2": 10}, "timeout": "1s"}]});
+    let (status, answer) = put_policy(&console, walkthrough).await;
+    assert_eq!((status, &answer["warnings"]), (StatusCode::OK, &json!([])), "{answer}");
+    let split = json!({"subsets": subsets(), "rules": [{"route": {"version-v1": 75, "version-v2": 25}}]});
+    for url in [console.api("/routes/recommendation?dryRun=true"), console.api("/routes/recommendation")] {
+        let (status, answer) = console.send_json(Method::PUT, &url, Some(split.clone())).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let warnings = answer["warnings"].to_string();
+        assert!(warnings.contains("this write removes rule 1 ("), "{warnings}");
+        assert!(warnings.contains("the timeout 1s of rule 2"), "{warnings}");
+    }
+    console.stop().await;
+}
