@@ -298,7 +298,9 @@ async fn a_removed_anchor_is_reported_and_only_an_audited_reset_writes_a_new_one
     let reset = AuditAnchor::new(ns.client.clone(), &ns.name, DEFAULT_NAME, Some(key));
     let written = reset.reset(&store, "local:operator").await.unwrap();
     store.close().await;
-    assert_eq!(anchored().await.map(|a| a.seq), Some(written.seq));
+    // The console's own writer may anchor what came after the reset (its own record) by now.
+    let now = anchored().await.map(|a| a.seq);
+    assert!(now >= Some(written.seq), "the reset anchored record {}, the anchor names {now:?}", written.seq);
     let (_, report) = console.get_json(&console.url("/api/v1/audit/verify")).await;
     assert_eq!((&report["problems"], &report["anchor"]["checked"]), (&json!([]), &json!(true)), "{report}");
     let entries = console.audit().await;
