@@ -317,6 +317,9 @@ async fn the_tutorial_canary_from_the_browser_then_an_aborted_one() {
     browser.wait_for_text("#canary-split", "v1 75% · v2 25%", READY_WITHIN).await;
     browser.click("#canary-promote-full").await;
     browser.wait_for_text("#canary-split", "v1 0% · v2 100%", READY_WITHIN).await;
+    // At 100% there is nothing left to promote: Finish is the main button.
+    let finish = browser.client.find(Locator::Css("#canary-finish")).await.unwrap();
+    assert!(finish.attr("class").await.unwrap().unwrap_or_default().contains("primary"), "Finish leads at 100%");
     browser.screenshot("canary").await;
     browser.click("#canary-finish").await;
     browser.wait_for_text("#canary-state", "finished", READY_WITHIN).await;
