@@ -356,9 +356,9 @@ impl ChangePath {
     }
 
     /// For a change planned from the caches, whose operations are authorized on the objects
-    /// it was planned on: the dry run of those objects runs while the objects are read again
-    /// (at the planned versions or newer, [`Self::read_planned`]) and the pending entry
-    /// written, and counts only when every object read is at the version it was planned on
+    /// it was planned on: the dry run of those objects runs while the live ones are read and
+    /// the pending entry written, and counts only when every live object is at the version it
+    /// was planned on
     /// (then they are the same objects, so the authorization and the dry run hold for them
     /// too; the writes carry that version, so the API server refuses them if it moved).
     /// None: not such a change, or not authorized on the planned objects; the path then
@@ -367,7 +367,7 @@ impl ChangePath {
         let planned = change.planned_against.as_ref()?;
         self.authorize_operations(change, &planned.objects).await.ok()?;
         let read_and_record = async {
-            let (before, versions) = self.read_planned(change, &planned.versions).await.map_err(Err)?;
+            let (before, versions) = self.read_before(change).await.map_err(Err)?;
             stale_plan(change, &versions).map_err(Ok)?;
             let pending = self.record_pending(change, (&before, &versions)).await;
             Ok::<_, Result<ChangeError, ClusterError>>((before, versions, pending))
@@ -490,24 +490,6 @@ impl ChangePath {
     /// and their resourceVersions (which the documents leave out).
     async fn read_before(&self, change: &Change) -> Result<(Documents, Vec<Option<String>>), ClusterError> {
         let reads = change.operations.iter().map(|operation| self.objects.get(operation.target()));
-        Ok(with_versions(futures::future::try_join_all(reads).await?))
-    }
-
-    /// The objects of a change planned from the caches, at the versions it was planned on or
-    /// newer, from the API server's watch cache: a quorum read from etcd per object cost a
-    /// weights change more than its own dry run waited for. Its writes carry the versions
-    /// read as preconditions ([`preconditioned`]), so none replaces another object than the
-    /// one its record shows.
-    async fn read_planned(
-        &self,
-        change: &Change,
-        planned: &[Option<String>],
-    ) -> Result<(Documents, Vec<Option<String>>), ClusterError> {
-        let reads = change
-            .operations
-            .iter()
-            .zip(planned)
-            .map(|(operation, version)| self.objects.get_not_older_than(operation.target(), version.as_deref()));
         Ok(with_versions(futures::future::try_join_all(reads).await?))
     }
 
@@ -704,8 +686,11 @@ fn with_versions(objects: Vec<Option<Value>>) -> (Documents, Vec<Option<String>>
 }
 
 /// The apply of a change planned from the caches, with the version its object was read at
-/// (see [`ChangePath::read_planned`]) as a precondition: the API server refuses it (409) when
-/// the object moved since. None: no such apply, or it names a version already.
+/// live as a precondition: the API server refuses it (409) when the object moved between
+/// that read and the write, so the record's `before` is what the write replaced. (The read
+/// is a quorum read: one from the API server's watch cache may lag behind etcd, and the
+/// precondition then refused a change the live read would have planned again.) None: no
+/// such apply, or it names a version already.
 fn preconditioned(change: &Change, operation: &Operation, read_at: Option<&str>) -> Option<Operation> {
     let (Some(_), Operation::Apply { target, object }, Some(version)) = (&change.planned_against, operation, read_at)
     else {

@@ -2,7 +2,7 @@
 use std::time::Duration;
 
 use kube::Client;
-use kube::api::{Api, DeleteParams, DynamicObject, GetParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::Value;
 
 use super::kinds::ObjectRef;
@@ -148,23 +148,6 @@ impl Objects {
         let api = self.api(target);
         let object = bounded(api.get_opt(&target.name)).await?;
         Ok(object.map(to_json))
-    }
-
-    /// The object at `version` or newer, or None when it does not exist: served from the
-    /// API server's own watch cache, without the quorum read from etcd a plain GET costs.
-    /// Only as current as that cache, so a write based on it must carry the version as a
-    /// precondition (see `change::preconditioned`). Without a version, a plain GET.
-    pub async fn get_not_older_than(
-        &self,
-        target: &ObjectRef,
-        version: Option<&str>,
-    ) -> Result<Option<Value>, ClusterError> {
-        let Some(version) = version else { return self.get(target).await };
-        match bounded(self.api(target).get_with(&target.name, &GetParams::at(version))).await {
-            Ok(object) => Ok(Some(to_json(object))),
-            Err(ClusterError::Refused { code: 404, .. }) => Ok(None),
-            Err(error) => Err(error),
-        }
     }
 
     /// Every object of a kind in `namespace`, read from the API server (not a cache).
