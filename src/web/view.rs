@@ -161,25 +161,6 @@ impl AppState {
         workloads
     }
 
-    /// The workload whose sidecar's route table for `host` is shown: the one named, else the
-    /// first that is not one of the host's own (a caller), else any.
-    pub fn envoy_source(
-        &self,
-        actor: &Actor,
-        namespace: &str,
-        host: &str,
-        named: Option<&str>,
-    ) -> Result<Workload, AppError> {
-        if let Some(name) = named.filter(|name| !name.is_empty()) {
-            return self.workload_named(actor, namespace, name, "source");
-        }
-        let callers = self.callers_for(actor, namespace);
-        let caller = callers.iter().find(|w| w.app != host).cloned();
-        caller
-            .or_else(|| callers.into_iter().next())
-            .ok_or_else(|| AppError::NotFound(format!("no workload in namespace {namespace} to read a sidecar of")))
-    }
-
     /// The caller a route test names by its workload (a Deployment of the namespace).
     pub fn caller_named(
         &self,
@@ -188,18 +169,35 @@ impl AppState {
         workload: &str,
         field: &str,
     ) -> Result<crate::policy::Caller, AppError> {
-        self.workload_named(actor, namespace, workload, field).map(|w| w.caller)
+        workload_named(self.callers_for(actor, namespace), namespace, workload, field).map(|w| w.caller)
     }
+}
 
-    /// The workload `name`, as `actor` may see it; unknown and hidden ones alike are refused
-    /// at `field`.
-    fn workload_named(&self, actor: &Actor, namespace: &str, name: &str, field: &str) -> Result<Workload, AppError> {
-        let found = self.callers_for(actor, namespace).into_iter().find(|w| w.deployment == name);
-        found.ok_or_else(|| {
-            let message = format!("no Deployment {name} in namespace {namespace} (of the services you may view)");
-            AppError::Invalid(vec![crate::problem::FieldProblem::new(field, message)])
-        })
+/// Of `callers` (what [`AppState::callers_for`] offers), the workload whose sidecar's route
+/// table for `host` is shown: the one named, else the first that is not one of the host's
+/// own (a caller), else any.
+pub fn envoy_source(
+    callers: Vec<Workload>,
+    namespace: &str,
+    host: &str,
+    named: Option<&str>,
+) -> Result<Workload, AppError> {
+    if let Some(name) = named.filter(|name| !name.is_empty()) {
+        return workload_named(callers, namespace, name, "source");
     }
+    let caller = callers.iter().find(|w| w.app != host).cloned();
+    caller
+        .or_else(|| callers.into_iter().next())
+        .ok_or_else(|| AppError::NotFound(format!("no workload in namespace {namespace} to read a sidecar of")))
+}
+
+/// The workload `name` among `callers`; unknown and hidden ones alike are refused at `field`.
+fn workload_named(callers: Vec<Workload>, namespace: &str, name: &str, field: &str) -> Result<Workload, AppError> {
+    let found = callers.into_iter().find(|w| w.deployment == name);
+    found.ok_or_else(|| {
+        let message = format!("no Deployment {name} in namespace {namespace} (of the services you may view)");
+        AppError::Invalid(vec![crate::problem::FieldProblem::new(field, message)])
+    })
 }
 
 /// Refuses a read of `host` (None: of the whole namespace) the actor may not view.

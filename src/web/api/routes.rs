@@ -19,6 +19,7 @@ use crate::web::error::AppError;
 use crate::web::extract::{ApiJson, Asked, ManagedHost};
 use crate::web::identity::Identity;
 use crate::web::state::AppState;
+use crate::web::view::envoy_source;
 
 /// The body of GET and PUT: the policy and the resourceVersions it was read at.
 #[derive(Deserialize)]
@@ -250,7 +251,8 @@ pub async fn envoy(
     ManagedHost { namespace, host }: ManagedHost,
     Query(query): Query<EnvoyQuery>,
 ) -> Result<Json<Value>, AppError> {
-    let workload = state.envoy_source(&actor, &namespace, &host, query.source())?;
+    let callers = state.callers_for(&actor, &namespace);
+    let workload = envoy_source(callers, &namespace, &host, query.source())?;
     let view = state.routing.envoy_view(Host { namespace: &namespace, name: &host }, &workload).await?;
     Ok(Json(json!(view)))
 }

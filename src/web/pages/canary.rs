@@ -498,20 +498,15 @@ pub async fn index(
     Identity(actor): Identity,
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
-    let hosts = super::overview::service_rows(&state, &actor, &namespace)
-        .into_iter()
-        .map(|row| {
-            let host = row.facts.service.app.clone();
-            let current = canary::current(&state.reads.cached_routing(&namespace, &host));
-            let words = current.map_or_else(|| "no canary".to_owned(), |c| in_words(&c));
-            (host, words)
-        })
-        .collect();
+    let hosts = super::overview::hosts_in_words(&state, &actor, &namespace, |row| {
+        let current = canary::current(&state.reads.cached_routing(&namespace, &row.facts.service.app));
+        current.map_or_else(|| "no canary".to_owned(), |c| in_words(&c))
+    });
     super::render(&CanariesIndex { layout: Layout::new(&state, &actor, Some(&namespace)), namespace, hosts })
 }
 
 /// "v2 at 25% (step 2 of 4), progressing".
 fn in_words(canary: &Canary) -> String {
-    let state = format!("{:?}", canary.state).to_lowercase();
-    format!("{} at {}% (step {} of {}), {state}", canary.canary, canary.weight(), canary.step + 1, canary.steps.len())
+    let (state, step, steps) = (canary.state_name(), canary.step + 1, canary.steps.len());
+    format!("{} at {}% (step {step} of {steps}), {state}", canary.canary, canary.weight())
 }

@@ -13,6 +13,7 @@ use crate::web::htmx::Htmx;
 use crate::web::identity::Identity;
 use crate::web::layout::Layout;
 use crate::web::state::AppState;
+use crate::web::view::envoy_source;
 
 /// One route in words.
 pub struct EnvoyRow {
@@ -53,9 +54,10 @@ pub async fn page(
     ManagedHost { namespace, host }: ManagedHost,
     Query(query): Query<EnvoyQuery>,
 ) -> Result<Response, AppError> {
-    let workloads = state.callers_for(&actor, &namespace).into_iter().map(|w| w.deployment).collect();
+    let callers = state.callers_for(&actor, &namespace);
+    let workloads = callers.iter().map(|w| w.deployment.clone()).collect();
     let named = query.source();
-    let (view, error, status) = match state.envoy_source(&actor, &namespace, &host, named) {
+    let (view, error, status) = match envoy_source(callers, &namespace, &host, named) {
         Ok(workload) => match state.routing.envoy_view(Host { namespace: &namespace, name: &host }, &workload).await {
             Ok(view) => (Some(view), None, StatusCode::OK),
             Err(error) => {

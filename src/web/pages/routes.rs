@@ -97,10 +97,7 @@ pub async fn index(
     Identity(actor): Identity,
     ManagedNamespace(namespace): ManagedNamespace,
 ) -> Result<Response, AppError> {
-    let hosts = super::overview::service_rows(&state, &actor, &namespace)
-        .into_iter()
-        .map(|row| (row.facts.service.app.clone(), row.facts.service.summary.clone()))
-        .collect();
+    let hosts = super::overview::hosts_in_words(&state, &actor, &namespace, |row| row.facts.service.summary.clone());
     render(&RoutesIndex { layout: Layout::new(&state, &actor, Some(&namespace)), namespace, hosts })
 }
 

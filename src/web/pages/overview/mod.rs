@@ -121,6 +121,18 @@ fn services_html(state: &AppState, actor: &Actor, namespace: &str) -> Result<Arc
 }
 
 /// The namespace's services the actor may view.
+/// Each service `actor` may view in `namespace` and `words` of it: what the routing and
+/// canary indexes list.
+pub fn hosts_in_words(
+    state: &AppState,
+    actor: &Actor,
+    namespace: &str,
+    words: impl Fn(&ServiceRow) -> String,
+) -> Vec<(String, String)> {
+    let rows = service_rows(state, actor, namespace);
+    rows.iter().map(|row| (row.facts.service.app.clone(), words(row))).collect()
+}
+
 pub fn service_rows(state: &AppState, actor: &Actor, namespace: &str) -> Vec<ServiceRow> {
     let Some(cache) = state.cluster.caches.namespace(namespace) else {
         return Vec::new();
