@@ -186,7 +186,7 @@ async fn graph_cost(client: &kube::Client) -> GraphCost {
                 "recommendation" => (Routing::Policy(recommendation.clone()), policy::summary(&recommendation)),
                 _ => (Routing::None, "no routing policy: round-robin over all pods".to_owned()),
             };
-            ServiceInput { app: service.app, versions: service.versions, routing, summary }
+            ServiceInput { app: service.app, versions: service.versions, routing, summary, canary: None }
         })
         .collect();
     // No await in the loops below, so the task stays on one thread.

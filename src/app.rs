@@ -30,6 +30,8 @@ use crate::web::{self, AllowedHosts, AppState, CsrfTokens, IdentityPolicy, Links
 /// How long shutdown waits for in-flight requests and changes: below Kubernetes' default
 /// 30 s termination grace period, above what one change normally takes.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// How often the Kiali, Jaeger and ingress addresses are probed for an answer.
+const LINK_PROBE_EVERY: Duration = Duration::from_secs(30);
 
 /// A running console.
 pub struct Server {
@@ -164,6 +166,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         rendered_services: Default::default(),
         prometheus,
     });
+    Links::spawn_probes(&state.links, LINK_PROBE_EVERY);
     let autopilot = state.prometheus.clone().map(|prometheus| {
         let interval = Duration::from_secs(config.analysis_interval_seconds);
         let holder = autopilot::holder_identity();

@@ -1,4 +1,4 @@
-//! The rings of `src/` (README, "Architecture"), checked on the source itself so that the next
+//! The rings of `src/` (docs/architecture.md), checked on the source itself so that the next
 //! change cannot quietly break them:
 //!
 //! - ring 0, values with no I/O: `policy`, `pictures`, `istio`, `tutorial`, `gateway_api`,
@@ -79,7 +79,7 @@ fn check(files: &BTreeMap<Module, String>) -> Vec<String> {
     for (module, source) in files {
         let Some(top) = module.first() else { continue };
         let Some(&ring) = rings.get(top.as_str()) else {
-            problems.push(format!("{top} has no ring: add it to RINGS and to the README"));
+            problems.push(format!("{top} has no ring: add it to RINGS and to docs/architecture.md"));
             continue;
         };
         let imported = imports(module, source, &modules);

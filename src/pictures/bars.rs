@@ -1,5 +1,8 @@
 //! Each rule of a routing policy as a bar split by destination weights: `v1 90% | v2 10%`.
+use crate::policy::canary::Canary;
 use crate::policy::{self, ALL_PODS, RoutingPolicy, Rule};
+
+use super::marks::{Mark, rule_marks};
 
 /// The bar's width in SVG units: one percent is six units.
 pub const BAR_WIDTH: u32 = 600;
@@ -19,7 +22,9 @@ pub struct RuleBar {
     pub segments: Vec<Segment>,
     /// The split in words, next to the bar (narrow segments have no label): `v1 90% · v2 10%`.
     pub split: String,
-    /// The rule in words, for `aria-label`: `rule 2, everyone else: v1 90%, v2 10%`.
+    /// Timeouts, retries, faults, a mirror and a running canary, marked beside the split.
+    pub marks: Vec<Mark>,
+    /// The rule in words, for `aria-label`: `rule 2, everyone else: v1 90%, v2 10%; timeout 1s`.
     pub words: String,
 }
 
@@ -48,17 +53,19 @@ pub struct BarSet {
 }
 
 impl BarSet {
-    pub fn of(id: &str, heading: &str, policy: Option<&RoutingPolicy>) -> BarSet {
-        BarSet { id: id.to_owned(), heading: heading.to_owned(), bars: policy.map(rule_bars).unwrap_or_default() }
+    /// The bars of `policy`, the rules that carry `canary`'s weights marked with it.
+    pub fn of(id: &str, heading: &str, policy: Option<&RoutingPolicy>, canary: Option<&Canary>) -> BarSet {
+        let bars = policy.map(|policy| rule_bars(policy, canary)).unwrap_or_default();
+        BarSet { id: id.to_owned(), heading: heading.to_owned(), bars }
     }
 }
 
 /// The bars of every HTTP rule, in the order Envoy tries them.
-pub fn rule_bars(policy: &RoutingPolicy) -> Vec<RuleBar> {
-    policy.rules.iter().enumerate().map(|(index, rule)| rule_bar(policy, index, rule)).collect()
+pub fn rule_bars(policy: &RoutingPolicy, canary: Option<&Canary>) -> Vec<RuleBar> {
+    policy.rules.iter().enumerate().map(|(index, rule)| rule_bar(policy, index, rule, canary)).collect()
 }
 
-fn rule_bar(policy: &RoutingPolicy, index: usize, rule: &Rule) -> RuleBar {
+fn rule_bar(policy: &RoutingPolicy, index: usize, rule: &Rule, canary: Option<&Canary>) -> RuleBar {
     let audience = policy::audience(index, rule);
     let mut x = 0;
     let segments: Vec<Segment> = rule
@@ -82,8 +89,13 @@ fn rule_bar(policy: &RoutingPolicy, index: usize, rule: &Rule) -> RuleBar {
         })
         .collect();
     let labels: Vec<&str> = segments.iter().map(|s| s.label.as_str()).collect();
-    let words = format!("rule {}, {audience}: {}", index + 1, labels.join(", "));
-    RuleBar { number: index + 1, audience, split: labels.join(" · "), segments, words }
+    let marks = rule_marks(policy, rule, canary);
+    let mut words = format!("rule {}, {audience}: {}", index + 1, labels.join(", "));
+    if !marks.is_empty() {
+        let marked: Vec<&str> = marks.iter().map(|m| m.text.as_str()).collect();
+        words = format!("{words}; {}", marked.join(", "));
+    }
+    RuleBar { number: index + 1, audience, split: labels.join(" · "), segments, marks, words }
 }
 
 /// A subset's colour follows its place among the policy's subsets, so v2 looks the same in
@@ -113,7 +125,7 @@ mod tests {
 
     #[test]
     fn a_split_is_drawn_in_proportion_and_said_in_words() {
-        let bars = rule_bars(&firefox_then_split(90, 10));
+        let bars = rule_bars(&firefox_then_split(90, 10), None);
         let split = &bars[1];
         assert_eq!(split.audience, "everyone else");
         assert_eq!(split.words, "rule 2, everyone else: v1 90%, v2 10%");
@@ -126,7 +138,7 @@ mod tests {
 
     #[test]
     fn header_rules_name_their_audience() {
-        let bars = rule_bars(&firefox_then_split(75, 25));
+        let bars = rule_bars(&firefox_then_split(75, 25), None);
         assert_eq!(bars[0].number, 1);
         assert_eq!(bars[0].audience, "Firefox users");
         assert_eq!(bars[0].words, "rule 1, Firefox users: v2 100%");
@@ -136,7 +148,7 @@ mod tests {
 
     #[test]
     fn a_subset_keeps_its_colour_across_rules() {
-        let bars = rule_bars(&firefox_then_split(50, 50));
+        let bars = rule_bars(&firefox_then_split(50, 50), None);
         assert_eq!(bars[0].segments[0].class, "share-1", "v2 in the Firefox rule");
         assert_eq!(bars[1].segments[1].class, "share-1", "v2 in the split");
         assert_eq!(bars[1].segments[0].class, "share-0");
@@ -144,10 +156,22 @@ mod tests {
 
     #[test]
     fn no_policy_or_no_rules_has_no_bars() {
-        assert!(BarSet::of("before", "Before", None).bars.is_empty());
+        assert!(BarSet::of("before", "Before", None, None).bars.is_empty());
         let everyone = RoutingPolicy { rules: vec![Rule::weighted(&[(ALL_PODS, 100)])], ..RoutingPolicy::new("r") };
-        let bars = rule_bars(&everyone);
+        let bars = rule_bars(&everyone, None);
         assert_eq!(bars[0].words, "rule 1, everyone: all pods 100%");
         assert_eq!(bars[0].segments[0].class, "share-all");
+    }
+
+    #[test]
+    fn settings_and_a_running_canary_are_marked_and_said() {
+        let mut policy = firefox_then_split(75, 25);
+        policy.rules[1].timeout = Some("1s".into());
+        let canary = Canary::start(&policy, "version-v1", "version-v2", &[25, 50]).unwrap();
+        let bars = rule_bars(&policy, Some(&canary));
+        assert!(bars[0].marks.is_empty(), "the Firefox rule carries no canary");
+        let marks: Vec<&str> = bars[1].marks.iter().map(|m| m.class).collect();
+        assert_eq!(marks, ["mark-timeout", "mark-canary"]);
+        assert_eq!(bars[1].words, "rule 2, everyone else: v1 75%, v2 25%; timeout 1s, canary v2 25%, step 1/3");
     }
 }

@@ -4,6 +4,7 @@ use serde_json::Value;
 
 use crate::istio::{DestinationRule, VirtualService};
 use crate::policy::RoutingPolicy;
+use crate::policy::canary::{ANNOTATION, Canary};
 
 use super::bars::BarSet;
 
@@ -17,10 +18,12 @@ pub fn before_after(id: &str, before: Option<&Value>, after: Option<&Value>) -> 
         return None;
     }
     let host = all().find_map(host_of)?;
-    Some([
-        BarSet::of(&format!("{id}-before"), "Before", policy(&host, &before)?.as_ref()),
-        BarSet::of(&format!("{id}-after"), "After", policy(&host, &after)?.as_ref()),
-    ])
+    let side = |side: &str, heading: &str, objects: &[Value]| {
+        let read = policy(&host, objects)?;
+        let (policy, canary) = read.as_ref().map(|(p, c)| (Some(p), c.as_ref())).unwrap_or_default();
+        Some(BarSet::of(&format!("{id}-{side}"), heading, policy, canary))
+    };
+    Some([side("before", "Before", &before)?, side("after", "After", &after)?])
 }
 
 /// The objects of a document: itself, or a List's items.
@@ -42,16 +45,20 @@ fn host_of(object: &Value) -> Option<String> {
     Some(host.to_owned())
 }
 
-/// One side's policy: Some(None) when it has no routing objects (round-robin), None when
-/// its objects do not read as a policy.
-fn policy(host: &str, objects: &[Value]) -> Option<Option<RoutingPolicy>> {
+/// One side's policy and the canary its VirtualService records: Some(None) when it has no
+/// routing objects (round-robin), None when its objects do not read as a policy.
+fn policy(host: &str, objects: &[Value]) -> Option<Option<(RoutingPolicy, Option<Canary>)>> {
     let find = |kind: &str| objects.iter().find(|o| o["kind"] == kind).cloned();
     let vs: Option<VirtualService> = find("VirtualService").map(serde_json::from_value).transpose().ok()?;
     let dr: Option<DestinationRule> = find("DestinationRule").map(serde_json::from_value).transpose().ok()?;
     if vs.is_none() && dr.is_none() {
         return Some(None);
     }
-    RoutingPolicy::from_istio(host, vs.as_ref(), dr.as_ref()).ok().map(Some)
+    let canary = vs
+        .as_ref()
+        .and_then(|vs| vs.metadata.annotations.as_ref()?.get(ANNOTATION).map(|a| Canary::from_annotation(a)))
+        .flatten();
+    RoutingPolicy::from_istio(host, vs.as_ref(), dr.as_ref()).ok().map(|policy| Some((policy, canary)))
 }
 
 #[cfg(test)]
@@ -87,6 +94,18 @@ mod tests {
         assert_eq!(before.id, "audit-bars-before");
         assert_eq!(before.bars[0].words, "rule 1, everyone: v1 90%, v2 10%");
         assert_eq!(after.bars[0].words, "rule 1, everyone: v1 75%, v2 25%");
+    }
+
+    #[test]
+    fn a_canary_step_marks_the_rule_with_the_canary_its_virtual_service_records() {
+        let mut stepped = vs(75, 25);
+        let canary =
+            r#"{"stable":"version-v1","canary":"version-v2","steps":[10,25,100],"step":1,"state":"progressing"}"#;
+        stepped["metadata"]["annotations"] = json!({ANNOTATION: canary});
+        let [before, after] =
+            before_after("b", Some(&list(vec![dr(), vs(90, 10)])), Some(&list(vec![dr(), stepped]))).unwrap();
+        assert!(before.bars[0].marks.is_empty());
+        assert_eq!(after.bars[0].marks[0].text, "canary v2 25%, step 2/3");
     }
 
     #[test]

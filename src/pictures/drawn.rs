@@ -98,7 +98,13 @@ mod tests {
             desired: 1,
             ready,
         };
-        ServiceInput { app: app.into(), versions: vec![version], routing: Routing::None, summary: "none".into() }
+        ServiceInput {
+            app: app.into(),
+            versions: vec![version],
+            routing: Routing::None,
+            summary: "none".into(),
+            canary: None,
+        }
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The namespace's services as a graph: each service, its versions, the weights the live
 //! routing gives each version, and the calls the tutorial's workloads make.
 use crate::inventory::VersionSummary;
+use crate::policy::canary::Canary;
 use crate::policy::{self, ALL_PODS, RoutingPolicy};
 
 use super::layout::{self, LINE_HEIGHT, Placed, Rect};
+use super::marks::{Mark, subset_marks};
 use super::observed::Observed;
 
 /// Who calls whom: the tutorial's workloads call the next service by name. For other
@@ -43,6 +45,8 @@ pub struct ServiceInput {
     pub routing: Routing,
     /// The routing in words, as the services table says it.
     pub summary: String,
+    /// The canary recorded on the routing, running or not.
+    pub canary: Option<Canary>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +104,31 @@ pub struct EdgeLabel {
     pub text: String,
     /// SVG `text-anchor`: `end` next to a version, `middle` over a call.
     pub anchor: &'static str,
+    /// A mark's class (`mark-timeout`, ...), empty for weights and rates.
+    pub class: &'static str,
+}
+
+/// The label lines of the edge to one version: what the routing sends it, the marks of
+/// what reaches it, and the rate observed; and the edge's class.
+#[derive(Debug, Clone, Default)]
+struct EdgeLines {
+    weights: Vec<String>,
+    marks: Vec<Mark>,
+    observed: Option<String>,
+    class: &'static str,
+}
+
+impl EdgeLines {
+    fn of(weights: Vec<String>, class: &'static str) -> EdgeLines {
+        EdgeLines { weights, class, ..EdgeLines::default() }
+    }
+
+    /// Every line, top to bottom, with its class.
+    fn lines(&self) -> Vec<(&str, &'static str)> {
+        let weights = self.weights.iter().map(|w| (w.as_str(), ""));
+        let marks = self.marks.iter().map(|m| (m.text.as_str(), m.class));
+        weights.chain(marks).chain(self.observed.iter().map(|o| (o.as_str(), ""))).collect()
+    }
 }
 
 /// The graph of `services` (sorted by app, as the inventory lists them) in `namespace`,
@@ -109,13 +138,13 @@ pub fn graph(namespace: &str, services: &[ServiceInput], observed: Option<&Obser
     let (layers, mut loose) = layers(services, &calls);
     let fanned: Vec<bool> =
         services.iter().enumerate().map(|(index, service)| fans_out(index, service, &calls, observed)).collect();
-    let labels: Vec<Vec<(Vec<String>, &'static str)>> = services
+    let labels: Vec<Vec<EdgeLines>> = services
         .iter()
         .zip(&fanned)
         .map(|(service, &fanned)| if fanned { version_labels(service, observed) } else { Vec::new() })
         .collect();
     let folded = folded_idle_services(&fanned);
-    let mut lines: Vec<Vec<usize>> = labels.iter().map(|v| v.iter().map(|(l, _)| l.len()).collect()).collect();
+    let mut lines: Vec<Vec<usize>> = labels.iter().map(|v| v.iter().map(|l| l.lines().len()).collect()).collect();
     if !folded.is_empty() {
         // The box that counts them takes the place of the first, as one more loose service.
         loose.retain(|s| !folded.contains(s));
@@ -138,9 +167,9 @@ pub fn graph(namespace: &str, services: &[ServiceInput], observed: Option<&Obser
         }
         nodes.push(node);
         let straight = straight_run(labels);
-        for ((version, (lines, class)), rect) in service.versions.iter().zip(labels).zip(&at.versions) {
+        for ((version, lines), rect) in service.versions.iter().zip(labels).zip(&at.versions) {
             nodes.push(version_node(service, version, rect));
-            edges.push(route_edge(service, version, (lines, class), (&at.service, rect), straight));
+            edges.push(route_edge(service, version, lines, (&at.service, rect), straight));
         }
     }
     for &(caller, callee) in &calls {
@@ -251,31 +280,56 @@ fn layers(services: &[ServiceInput], calls: &[(usize, usize)]) -> (Vec<Vec<usize
 
 /// For each version of `service`: the label lines of its edge and the edge's class; the
 /// observed rate last.
-fn version_labels(service: &ServiceInput, observed: Option<&Observed>) -> Vec<(Vec<String>, &'static str)> {
+fn version_labels(service: &ServiceInput, observed: Option<&Observed>) -> Vec<EdgeLines> {
     let mut labels = configured_labels(service);
-    for ((lines, _), version) in labels.iter_mut().zip(&service.versions) {
+    for (lines, version) in labels.iter_mut().zip(&service.versions) {
         if let Some(observed) = observed {
-            lines.push(format!("{OBSERVED} {}", observed.to_version(&service.app, &version.version).label()));
+            lines.observed =
+                Some(format!("{OBSERVED} {}", observed.to_version(&service.app, &version.version).label()));
         }
     }
     labels
 }
 
-/// For each version of `service`: what the routing sends it, and the edge's class.
-fn configured_labels(service: &ServiceInput) -> Vec<(Vec<String>, &'static str)> {
+/// For each version of `service`: what the routing sends it and the marks of what reaches
+/// it, and the edge's class.
+fn configured_labels(service: &ServiceInput) -> Vec<EdgeLines> {
     service
         .versions
         .iter()
         .map(|version| match &service.routing {
-            Routing::None => (vec!["round-robin".to_owned()], "route"),
-            Routing::Unknown => (vec!["see routing page".to_owned()], "route unknown"),
-            Routing::Policy(policy) if policy.rules.is_empty() => (vec!["round-robin".to_owned()], "route"),
-            Routing::Policy(policy) => match shares_of(policy, &version.version) {
-                lines if lines.is_empty() => (vec!["no traffic".to_owned()], "route unrouted"),
-                lines => (lines, "route"),
-            },
+            Routing::None => EdgeLines::of(vec![round_robin(service, version)], "route"),
+            Routing::Unknown => EdgeLines::of(vec!["see routing page".to_owned()], "route unknown"),
+            Routing::Policy(policy) if policy.rules.is_empty() => {
+                EdgeLines::of(vec![round_robin(service, version)], "route")
+            }
+            Routing::Policy(policy) => {
+                let mut lines = match shares_of(policy, &version.version) {
+                    lines if lines.is_empty() => EdgeLines::of(vec!["no traffic".to_owned()], "route unrouted"),
+                    lines => EdgeLines::of(lines, "route"),
+                };
+                let subset = policy.subsets.iter().find(|s| policy.display_name(&s.name) == version.version);
+                if let Some(subset) = subset {
+                    lines.marks = subset_marks(policy, &subset.name, service.canary.as_ref());
+                }
+                lines
+            }
         })
         .collect()
+}
+
+/// A version's share of round-robin (of one version's, all): its ready pods among the service's, as kube-proxy and
+/// Envoy spread requests over ready endpoints (`round-robin 2/3 (67%)`).
+fn round_robin(service: &ServiceInput, version: &VersionSummary) -> String {
+    if service.versions.len() == 1 {
+        return "round-robin".to_owned();
+    }
+    let ready: i32 = service.versions.iter().map(|v| v.ready.max(0)).sum();
+    if ready == 0 {
+        return "round-robin: none ready".to_owned();
+    }
+    let mine = version.ready.max(0);
+    format!("round-robin {mine}/{ready} ({}%)", (f64::from(mine) * 100.0 / f64::from(ready)).round())
 }
 
 /// What each rule sends to `version`: `90%` when one rule routes everyone, else
@@ -329,8 +383,8 @@ fn version_node(service: &ServiceInput, version: &VersionSummary, rect: &Rect) -
 
 /// How long the edges to a service's versions run straight before reaching them: long
 /// enough that their labels sit above a straight line, not across a curve.
-fn straight_run(labels: &[(Vec<String>, &'static str)]) -> i32 {
-    let widest = labels.iter().flat_map(|(lines, _)| lines).map(|l| l.chars().count().min(LABEL_CHARS)).max();
+fn straight_run(labels: &[EdgeLines]) -> i32 {
+    let widest = labels.iter().flat_map(EdgeLines::lines).map(|(line, _)| line.chars().count().min(LABEL_CHARS)).max();
     let run = i32::try_from(widest.unwrap_or(0)).unwrap_or(0) * CHAR_WIDTH + 12;
     // Leave the curve some room to turn.
     run.min(layout::LABEL_GAP - 24)
@@ -339,29 +393,32 @@ fn straight_run(labels: &[(Vec<String>, &'static str)]) -> i32 {
 fn route_edge(
     service: &ServiceInput,
     version: &VersionSummary,
-    (lines, class): (&[String], &'static str),
+    edge_lines: &EdgeLines,
     (from, to): (&Rect, &Rect),
     straight: i32,
 ) -> Edge {
     let end_y = to.middle();
+    let lines = edge_lines.lines();
     let count = i32::try_from(lines.len()).unwrap_or(1);
     // The lines stack upwards from just above the edge's end, right-aligned to the version.
     let labels = lines
         .iter()
         .zip(0..)
-        .map(|(text, i)| EdgeLabel {
+        .map(|((text, class), i)| EdgeLabel {
             x: to.x - 6,
             y: end_y - 5 - (count - 1 - i) * LINE_HEIGHT,
             text: cut(text, LABEL_CHARS),
             anchor: "end",
+            class,
         })
         .collect();
+    let words: Vec<&str> = lines.iter().map(|(text, _)| *text).collect();
     Edge {
         id: format!("edge-{}-{}", service.app, version.version),
-        class,
+        class: edge_lines.class,
         path: format!("{} L{} {end_y}", curve(from.right(), from.middle(), to.x - straight, end_y), to.x),
         labels,
-        title: format!("{} → {}: {}", service.app, version.version, lines.join(", ")),
+        title: format!("{} → {}: {}", service.app, version.version, words.join(", ")),
     }
 }
 
@@ -393,6 +450,7 @@ fn call_edges(
                 y: y1.min(y2) - 6 - (count - 1 - i) * LINE_HEIGHT,
                 text: (*text).to_owned(),
                 anchor: "middle",
+                class: "",
             });
             let title = format!("{source} calls {}", callee.app);
             Edge {
@@ -493,7 +551,8 @@ mod tests {
             Routing::Policy(policy) => policy::summary(policy),
             _ => "no routing policy".into(),
         };
-        ServiceInput { app: app.into(), versions: versions.iter().map(|v| version(app, v)).collect(), routing, summary }
+        let versions = versions.iter().map(|v| version(app, v)).collect();
+        ServiceInput { app: app.into(), versions, routing, summary, canary: None }
     }
 
     fn recommendation(rules: serde_json::Value) -> Routing {
@@ -538,6 +597,43 @@ mod tests {
         assert_eq!(calls, ["call-customer-v1-preference", "call-preference-v1-recommendation"]);
         assert!(graph.words.contains("customer calls preference. preference calls recommendation"), "{}", graph.words);
         assert!(graph.words.contains("recommendation: v1 (1/1 ready), v2 (1/1 ready), v3 (1/1 ready); Firefox users → v2; everyone else: v1 90% · v2 10%"), "{}", graph.words);
+    }
+
+    #[test]
+    fn without_routing_each_version_gets_its_share_of_the_ready_pods() {
+        let mut services = tutorial(Routing::None);
+        services[2].versions.truncate(2);
+        services[2].versions[1].desired = 2;
+        services[2].versions[1].ready = 2;
+        let drawn = graph("t", &services, None);
+        assert_eq!(label_texts(edge(&drawn, "edge-recommendation-v1")), ["round-robin 1/3 (33%)"]);
+        assert_eq!(label_texts(edge(&drawn, "edge-recommendation-v2")), ["round-robin 2/3 (67%)"]);
+        services[2].versions[1].ready = 0;
+        services[2].versions[0].ready = 0;
+        let drawn = graph("t", &services, None);
+        assert_eq!(label_texts(edge(&drawn, "edge-recommendation-v1")), ["round-robin: none ready"]);
+    }
+
+    #[test]
+    fn timeouts_faults_mirrors_and_a_canary_are_marked_on_the_edges_they_reach() {
+        let mut services = tutorial(recommendation(json!([
+            {"match": [{"headers": {"baggage-user-agent": {"regex": ".*Firefox.*"}}}], "route": {"version-v2": 100},
+             "fault": {"abort": {"httpStatus": 503, "percentage": 10}}},
+            {"route": {"version-v1": 75, "version-v2": 25}, "timeout": "1s", "mirror": {"subset": "version-v1"}}])));
+        let Routing::Policy(policy) = &services[2].routing else { unreachable!() };
+        services[2].canary = Some(Canary::start(policy, "version-v1", "version-v2", &[25]).unwrap());
+        let drawn = graph("t", &services, None);
+        let v2 = edge(&drawn, "edge-recommendation-v2");
+        assert_eq!(
+            label_texts(v2),
+            ["Firefox users: 100%", "everyone else: 25%", "10% fail with 503", "timeout 1s", "canary v2 25%, step 1/2"]
+        );
+        let classes: Vec<&str> = v2.labels.iter().map(|l| l.class).collect();
+        assert_eq!(classes, ["", "", "mark-abort", "mark-timeout", "mark-canary"]);
+        assert!(v2.title.ends_with("canary v2 25%, step 1/2"), "the title says it whole: {}", v2.title);
+        let v1 = label_texts(edge(&drawn, "edge-recommendation-v1"));
+        assert_eq!(v1, ["everyone else: 75%", "timeout 1s", "100% mirrored to v1", "canary v2 25%, step 1/2"]);
+        assert_eq!(label_texts(edge(&drawn, "edge-recommendation-v3")), ["no traffic"]);
     }
 
     #[test]
@@ -729,7 +825,7 @@ mod tests {
         let observed = Observed::from_samples(&[sample], &[]);
         let ledger = service("ledger", &["v1", "v2"], Routing::None);
         let graph = super::graph("t", std::slice::from_ref(&ledger), Some(&observed));
-        assert_eq!(label_texts(edge(&graph, "edge-ledger-v2")), ["round-robin", "observed 2.0/s"]);
+        assert_eq!(label_texts(edge(&graph, "edge-ledger-v2")), ["round-robin 1/2 (50%)", "observed 2.0/s"]);
         let quiet = super::graph("t", &[ledger], Some(&Observed::default()));
         assert!(quiet.edges.is_empty(), "nothing observed: one box");
     }

@@ -5,6 +5,8 @@
 //!   [`drawn`] keeps its SVG for views of unchanged inputs.
 //! - [`observed`]: with Prometheus, the requests each edge carried.
 //! - [`bars`]: each HTTP rule as a bar split by its destination weights.
+//! - [`marks`]: timeouts, retries, faults, mirrors and a running canary as marked words on
+//!   the bars and the edges.
 //! - [`change_bars`]: those bars before and after a recorded routing change.
 //! - [`steps`]: a canary's step plan as a strip, marking the current step and weight.
 //! - [`sparkline`]: one measure over time against its threshold (canary success and p99).
@@ -15,6 +17,7 @@ pub mod change_bars;
 pub mod drawn;
 pub mod graph;
 mod layout;
+pub mod marks;
 pub mod observed;
 pub mod sparkline;
 pub mod steps;

@@ -155,6 +155,24 @@ impl Canary {
         }
     }
 
+    /// The canary in a few words, for its mark on the pictures: `canary v2 25%, step 2/5`,
+    /// with `paused` when it waits.
+    pub fn mark_words(&self, policy: &RoutingPolicy) -> String {
+        let paused = if self.state == CanaryState::Paused { " · paused" } else { "" };
+        format!(
+            "canary {} {}%, step {}/{}{paused}",
+            policy.display_name(&self.canary),
+            self.weight(),
+            self.step + 1,
+            self.steps.len()
+        )
+    }
+
+    /// Whether `rule` carries this canary's weights: the rules that match every request.
+    pub fn carries(&self, rule: &Rule) -> bool {
+        matches_everything(rule)
+    }
+
     /// The annotation value.
     pub fn to_annotation(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()

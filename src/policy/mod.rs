@@ -34,7 +34,7 @@ pub use model::{
 };
 pub use reach::{FilterTarget, Reach, backend_target, filter_targets, reaches, unjudged_filters};
 pub use route_table::expected_routes;
-pub use summary::{audience, change_summary, condition, removals, summary};
+pub use summary::{Setting, audience, change_summary, condition, removals, settings, summary};
 pub use thresholds::Thresholds;
 pub use validate::{
     FieldError, Severity, ValidationContext, has_errors, parse_duration_seconds, regex_problem, validate,

@@ -46,25 +46,57 @@ fn describe_targets(policy: &RoutingPolicy, rule: &Rule) -> String {
 }
 
 fn describe_extras(policy: &RoutingPolicy, rule: &Rule) -> String {
-    let mut extras = Vec::new();
+    let extras: Vec<String> = settings(policy, rule).into_iter().map(|(_, words)| words).collect();
+    if extras.is_empty() { String::new() } else { format!(" ({})", extras.join(", ")) }
+}
+
+/// A setting of a rule beside its weights, which the pictures mark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting {
+    Timeout,
+    Retries,
+    Delay,
+    Abort,
+    Mirror,
+}
+
+impl Setting {
+    /// The mark's class (`mark-timeout`, ...), styled in app.css.
+    pub fn class(self) -> &'static str {
+        match self {
+            Setting::Timeout => "mark-timeout",
+            Setting::Retries => "mark-retries",
+            Setting::Delay => "mark-delay",
+            Setting::Abort => "mark-abort",
+            Setting::Mirror => "mark-mirror",
+        }
+    }
+}
+
+/// The rule's settings besides its weights, each in words: `timeout 1s`, `3 retries`,
+/// `10% delayed 5s`, `10% fail with 503`, `10% mirrored to v3`.
+pub fn settings(policy: &RoutingPolicy, rule: &Rule) -> Vec<(Setting, String)> {
+    let mut settings = Vec::new();
     if let Some(timeout) = &rule.timeout {
-        extras.push(format!("timeout {timeout}"));
+        settings.push((Setting::Timeout, format!("timeout {timeout}")));
     }
     if let Some(attempts) = rule.retries.as_ref().and_then(|r| r.attempts) {
-        extras.push(if attempts == 0 { "no retries".to_string() } else { format!("{attempts} retries") });
+        let words = if attempts == 0 { "no retries".to_string() } else { format!("{attempts} retries") };
+        settings.push((Setting::Retries, words));
     }
     if let Some(delay) = rule.fault.as_ref().and_then(|f| f.delay.as_ref()) {
         let how_long = delay.fixed_delay.as_deref().unwrap_or("?");
-        extras.push(format!("{} delayed {how_long}", percent(delay.percentage)));
+        settings.push((Setting::Delay, format!("{} delayed {how_long}", percent(delay.percentage))));
     }
     if let Some(abort) = rule.fault.as_ref().and_then(|f| f.abort.as_ref()) {
         let status = abort.http_status.map_or("an error".to_string(), |s| s.to_string());
-        extras.push(format!("{} fail with {status}", percent(abort.percentage)));
+        settings.push((Setting::Abort, format!("{} fail with {status}", percent(abort.percentage))));
     }
     if let Some(mirror) = &rule.mirror {
-        extras.push(format!("{} mirrored to {}", percent(mirror.percentage), policy.display_name(&mirror.subset)));
+        let words = format!("{} mirrored to {}", percent(mirror.percentage), policy.display_name(&mirror.subset));
+        settings.push((Setting::Mirror, words));
     }
-    if extras.is_empty() { String::new() } else { format!(" ({})", extras.join(", ")) }
+    settings
 }
 
 fn percent(value: Option<f64>) -> String {

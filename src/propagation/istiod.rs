@@ -6,7 +6,7 @@
 //! istiod's own or listed in its `DEBUG_ENDPOINT_AUTH_ALLOWED_NAMESPACES` (docs/deploy.md).
 //! That port is plain HTTP, so the token goes only to an istiod off this machine, which
 //! needs it. istiod's TLS port (15012) offers the same status only as an xDS debug request
-//! over gRPC, which signalbox has no client for (README, "istiod's token travels in
+//! over gRPC, which signalbox has no client for (docs/security.md, "istiod's token travels in
 //! plaintext").
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -14,6 +14,8 @@ pub struct Layout {
     pub unreachable_since: Option<String>,
     /// Shown while no team file restricts who may do what.
     pub open_access: bool,
+    /// The configured tools nothing answered at (`Kiali`, its URL): their links are marked.
+    pub silent_tools: Vec<(String, String)>,
     /// False for an actor who may view nothing (anonymous with a team file): the page then
     /// shows no navigation, cluster or polled banner.
     pub sees_anything: bool,
@@ -41,8 +43,21 @@ impl Layout {
                 .unreachable_since()
                 .map(|since| since.strftime("%H:%M:%S").to_string()),
             open_access: state.changes.authorizer().is_open(),
+            silent_tools: state
+                .links
+                .silent()
+                .into_iter()
+                .map(|(name, url)| (name.to_owned(), url.to_owned()))
+                .collect(),
             sees_anything,
         }
+    }
+
+    /// `kiali-silent jaeger-silent`: the stylesheet marks those tools' links on the page.
+    pub fn body_class(&self) -> String {
+        let classes: Vec<String> =
+            self.silent_tools.iter().map(|(name, _)| format!("{}-silent", name.to_ascii_lowercase())).collect();
+        classes.join(" ")
     }
 
     /// The htmx request headers every page sends: the CSRF token.

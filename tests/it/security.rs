@@ -174,7 +174,7 @@ async fn an_allowed_host_name_is_served() {
     console.stop().await;
 }
 
-/// README's `curl -s -X POST "$C/promote?step=0"`: no body, no Content-Type, no Origin.
+/// docs/canary.md's `curl -s -X POST "$C/promote?step=0"`: no body, no Content-Type, no Origin.
 #[tokio::test]
 async fn a_bodyless_post_without_origin_is_accepted_and_a_typed_one_is_not() {
     let ns = TestNamespace::new("bodyless").await;

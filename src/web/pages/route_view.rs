@@ -2,9 +2,10 @@
 use std::collections::BTreeMap;
 
 use crate::change::routes::{Ambiguous, LiveRouting, ResourceVersions, RoutingApi};
-use crate::change::{Change, Preview, documents};
+use crate::change::{Change, Preview, canary, documents};
 use crate::istio::VirtualService;
 use crate::pictures::bars::BarSet;
+use crate::policy::canary::Canary;
 use crate::policy::{self, FieldError, RoutingPolicy};
 use crate::problem::FieldProblem;
 
@@ -241,7 +242,7 @@ impl RoutesView {
         Self {
             namespace: namespace.to_owned(),
             host: host.to_owned(),
-            live_bars: understood.then(|| BarSet::of("rule-bars", "", Some(&policy))),
+            live_bars: understood.then(|| BarSet::of("rule-bars", "", Some(&policy), canary::current(live).as_ref())),
             csrf_token,
             // Ambiguous routing is shown, never edited: no forms.
             can_route: can_route && ambiguous.is_none(),
@@ -430,6 +431,7 @@ impl PreviewView {
         preview: &Preview,
         warnings: &[FieldError],
         expected: &ResourceVersions,
+        canary: Option<&Canary>,
     ) -> Self {
         let diff = DiffLine::parse(&preview.diff());
         Self {
@@ -443,8 +445,8 @@ impl PreviewView {
             objects_yaml: preview.after.to_yaml(),
             policy_json: desired.and_then(|p| serde_json::to_string(p).ok()).unwrap_or_default(),
             bar_sets: vec![
-                BarSet::of("preview-bars-before", "Before", before),
-                BarSet::of("preview-bars-after", "After", desired),
+                BarSet::of("preview-bars-before", "Before", before, canary),
+                BarSet::of("preview-bars-after", "After", desired, canary),
             ],
             rv_vs: expected.virtual_service.clone().unwrap_or_default(),
             rv_dr: expected.destination_rule.clone().unwrap_or_default(),

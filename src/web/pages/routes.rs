@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::authz::{Actor, Permission};
 use crate::change::routes::{LiveRouting, ResourceVersions};
-use crate::change::{ChangeError, Origin};
+use crate::change::{ChangeError, Origin, canary};
 use crate::policy::{self, RoutingPolicy};
 use crate::problem::FieldProblem;
 use crate::routing::{Host, Intent, Proposal, RoutingError};
@@ -228,6 +228,8 @@ async fn show_preview(
 ) -> StatusCode {
     let action = proposal.action();
     let before = live.exists().then(|| live.policy(target.name).ok()).flatten();
+    // A routing change keeps the canary's annotation: both sides show the running canary.
+    let canary = canary::current(&live);
     let planned = state.routing.plan_on(origin, target, live, proposal, Intent::Preview).await;
     let previewed = match planned {
         Ok(plan) => state.routing.preview(&plan).await.map(|preview| (plan, preview)).map_err(RoutingError::from),
@@ -236,8 +238,8 @@ async fn show_preview(
     match previewed {
         Ok((plan, preview)) => {
             let (change, after) = (&plan.change, plan.after.as_ref());
-            let shown =
-                PreviewView::new(change, before.as_ref(), after, &preview, &plan.warnings, &plan.planned_against);
+            let (warnings, against) = (&plan.warnings, &plan.planned_against);
+            let shown = PreviewView::new(change, before.as_ref(), after, &preview, warnings, against, canary.as_ref());
             view.preview = Some(PreviewView { action: action.into(), ..shown });
             StatusCode::OK
         }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 
+use crate::change::canary;
 use crate::change::routes::{LiveRouting, NamespaceRouting};
 use crate::cluster::NamespaceCache;
 use crate::gateway_api::HTTPRoute;
@@ -14,6 +15,7 @@ use crate::istio::{DestinationRule, VirtualService};
 use crate::pictures::graph::{Routing, ServiceInput};
 use crate::pictures::observed::Observed;
 use crate::policy;
+use crate::policy::canary::Canary;
 
 use super::{ServiceFacts, ServiceRow};
 use crate::web::links::Links;
@@ -68,12 +70,12 @@ impl ServiceFactsMemo {
         let facts: Arc<[Arc<ServiceFacts>]> = inventory::services(&now.deployments, &now.services)
             .into_iter()
             .map(|service| {
-                let (routing, summary) = routing_of(&now, namespace, &service.app);
+                let (routing, summary, canary) = routing_of(&now, namespace, &service.app);
                 Arc::new(ServiceFacts {
                     kiali: links.kiali_service(namespace, &service.app),
                     jaeger: links.jaeger_traces(namespace, &service.app),
                     has_service: service.has_service,
-                    service: ServiceInput { app: service.app, versions: service.versions, routing, summary },
+                    service: ServiceInput { app: service.app, versions: service.versions, routing, summary, canary },
                 })
             })
             .collect();
@@ -133,8 +135,9 @@ impl RenderedServices {
     }
 }
 
-/// How traffic to `host` is routed: the policy for the graph, and one line of words.
-fn routing_of(objects: &Snapshot, namespace: &str, host: &str) -> (Routing, String) {
+/// How traffic to `host` is routed: the policy for the graph, one line of words, and the
+/// canary its routing records.
+fn routing_of(objects: &Snapshot, namespace: &str, host: &str) -> (Routing, String, Option<Canary>) {
     let objects = NamespaceRouting {
         virtual_services: objects.virtual_services.iter().map(AsRef::as_ref).collect(),
         destination_rules: objects.destination_rules.iter().map(AsRef::as_ref).collect(),
@@ -142,6 +145,12 @@ fn routing_of(objects: &Snapshot, namespace: &str, host: &str) -> (Routing, Stri
         services: objects.services.iter().map(AsRef::as_ref).collect(),
     };
     let live = LiveRouting::lookup(namespace, host, objects);
+    let canary = canary::current(&live);
+    let (routing, words) = routing_and_words(&live, host);
+    (routing, words, canary)
+}
+
+fn routing_and_words(live: &LiveRouting, host: &str) -> (Routing, String) {
     if let Some(ambiguous) = &live.ambiguous {
         let objects = &ambiguous.objects;
         if !objects.virtual_services.is_empty() && !objects.http_routes.is_empty() {
@@ -168,8 +177,13 @@ mod tests {
     use super::*;
 
     fn row(app: &str, changed_outside: bool) -> ServiceRow {
-        let service =
-            ServiceInput { app: app.into(), versions: Vec::new(), routing: Routing::None, summary: String::new() };
+        let service = ServiceInput {
+            app: app.into(),
+            versions: Vec::new(),
+            routing: Routing::None,
+            summary: String::new(),
+            canary: None,
+        };
         ServiceRow {
             facts: Arc::new(ServiceFacts { service, has_service: true, kiali: None, jaeger: None }),
             changed_outside,

@@ -17,6 +17,7 @@ use crate::web::error::AppError;
 use crate::web::extract::ManagedNamespace;
 use crate::web::identity::Identity;
 use crate::web::layout::Layout;
+use crate::web::links::Answer;
 use crate::web::state::AppState;
 
 const ONE_HOUR_MS: i64 = 60 * 60 * 1000;
@@ -47,6 +48,8 @@ struct OverviewPage {
     namespace_exists: bool,
     injection: bool,
     ingress_url: Option<String>,
+    /// Nothing answered at the ingress address (or it has none: a node port only).
+    ingress_silent: bool,
     /// What the namespace's gateway-bound VirtualServices route in from the ingress.
     ingress_paths: Vec<String>,
     kiali_graph: Option<String>,
@@ -82,11 +85,16 @@ pub async fn page(
     if !state.links.has_jaeger() {
         missing_links.push("--jaeger-url");
     }
+    let ingress_url = inventory::ingress_url(gateway.as_deref());
+    let ingress_silent = ingress_url
+        .as_deref()
+        .is_some_and(|url| url.contains('<') || state.links.ingress_answer(url) == Answer::Silent);
     let page = OverviewPage {
         layout: Layout::new(&state, &actor, Some(&namespace)),
         namespace_exists: namespace_object.is_some(),
         injection: inventory::sidecar_injection(namespace_object.as_deref()),
-        ingress_url: inventory::ingress_url(gateway.as_deref()),
+        ingress_url,
+        ingress_silent,
         ingress_paths: caches
             .namespace(&namespace)
             .map(|cache| inventory::ingress_paths(&cache.virtual_services.state()))
