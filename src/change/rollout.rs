@@ -4,8 +4,8 @@ use super::Action;
 use crate::audit::Source;
 use crate::authz::{Actor, Permission};
 use crate::cluster::ClusterError;
-use crate::policy::PolicyError;
 use crate::policy::canary::{Canary, TransitionRefused};
+use crate::policy::{PolicyError, RoutingPolicy};
 use crate::problem::FieldProblem;
 use crate::traffic::Thresholds;
 use crate::tutorial::Workload;
@@ -33,6 +33,16 @@ pub enum RolloutError {
     Cluster(#[from] ClusterError),
     #[error(transparent)]
     Change(#[from] ChangeError),
+}
+
+/// A step's preview: what [`Rollouts::preview`] found.
+#[derive(Debug, Clone)]
+pub struct StepPreview {
+    pub canary: Canary,
+    pub summary: String,
+    pub before: RoutingPolicy,
+    pub after: RoutingPolicy,
+    pub preview: super::Preview,
 }
 
 /// Runs canary steps through the change path.
@@ -153,17 +163,7 @@ impl Rollouts {
         step: Step,
         reason: Option<&str>,
     ) -> Result<(Canary, i64), RolloutError> {
-        let attempt = routes::attempt(origin, namespace, host, step.action());
-        let attempt = Change { permission: Permission::Canary, ..attempt };
-        self.changes.authorize_first(&attempt, false).await?;
-        let live = self.reads.live_routing(namespace, host).await?;
-        let policy = live.policy(host)?;
-        let existing = canary::current(&live);
-        let next = next_canary(&policy, existing.as_ref(), &step)?;
-        let context = self.reads.validation_context(namespace, host);
-        let expected = live.resource_versions();
-        let request = RouteRequest { origin, namespace, live: &live, expected: Some(&expected), context: &context };
-        let (mut change, _) = canary::transition(&request, step.action(), &policy, &next);
+        let (mut change, next, policy) = self.plan(origin, namespace, host, &step, false).await?;
         if let Some(reason) = reason {
             change.summary = format!("{} — automatic: {reason}", change.summary);
         }
@@ -174,13 +174,53 @@ impl Rollouts {
         Ok((next, applied.audit_id))
     }
 
+    /// What `step` would do, from the API server's dry run: the next canary, the change
+    /// (its summary), the policy before and after, and the objects. Nothing changes and
+    /// nothing is audited, as with a routing preview.
+    pub async fn preview(
+        &self,
+        origin: &Origin,
+        namespace: &str,
+        host: &str,
+        step: &Step,
+    ) -> Result<StepPreview, RolloutError> {
+        let (change, next, before) = self.plan(origin, namespace, host, step, true).await?;
+        let preview = self.changes.preview(&change).await?;
+        let after = next.apply_to(&before);
+        Ok(StepPreview { canary: next, summary: change.summary, before, after, preview })
+    }
+
+    /// Authorizes the step first (a dry run's denial is not audited), then plans it on the
+    /// live routing: the change, the canary it leads to, and the policy it starts from.
+    async fn plan(
+        &self,
+        origin: &Origin,
+        namespace: &str,
+        host: &str,
+        step: &Step,
+        dry_run: bool,
+    ) -> Result<(Change, Canary, RoutingPolicy), RolloutError> {
+        let attempt = routes::attempt(origin, namespace, host, step.action());
+        let attempt = Change { permission: Permission::Canary, ..attempt };
+        self.changes.authorize_first(&attempt, dry_run).await?;
+        let live = self.reads.live_routing(namespace, host).await?;
+        let policy = live.policy(host)?;
+        let existing = canary::current(&live);
+        let next = next_canary(&policy, existing.as_ref(), step)?;
+        let context = self.reads.validation_context(namespace, host);
+        let expected = live.resource_versions();
+        let request = RouteRequest { origin, namespace, live: &live, expected: Some(&expected), context: &context };
+        let (change, _) = canary::transition(&request, step.action(), &policy, &next);
+        Ok((change, next, policy))
+    }
+
     /// The finished canary's old stable version to 0 replicas: its own audited change, under
     /// the canary permission (it is the last step of the team's rollout, not a deployment).
     async fn scale_down_stable(
         &self,
         origin: &Origin,
         namespace: &str,
-        policy: &crate::policy::RoutingPolicy,
+        policy: &RoutingPolicy,
         finished: &Canary,
     ) -> Result<i64, RolloutError> {
         let version = policy.subset(&finished.stable).and_then(|subset| subset.labels.get("version"));

@@ -169,8 +169,8 @@ pub fn change_summary(before: &RoutingPolicy, after: &RoutingPolicy) -> String {
             (Some(old), Some(new)) => {
                 changes.extend(rule_changes(after, old, new).into_iter().map(|c| format!("{prefix}{c}")))
             }
-            (None, Some(_)) => changes.push(format!("rule {} added", index + 1)),
-            (Some(_), None) => changes.push(format!("rule {} removed", index + 1)),
+            (None, Some(rule)) => changes.push(format!("add: {}", rule_in_words(after, index, rule))),
+            (Some(rule), None) => changes.push(format!("remove: {}", rule_in_words(before, index, rule))),
             (None, None) => {}
         }
     }
@@ -178,6 +178,15 @@ pub fn change_summary(before: &RoutingPolicy, after: &RoutingPolicy) -> String {
         format!("{}: no change", after.host)
     } else {
         format!("{}: {}", after.host, changes.join(", "))
+    }
+}
+
+/// `Firefox users → v2`, `everyone else: v1 90% · v2 10% (timeout 1s)`.
+fn rule_in_words(policy: &RoutingPolicy, index: usize, rule: &Rule) -> String {
+    let targets = format!("{}{}", describe_targets(policy, rule), describe_extras(policy, rule));
+    match condition(rule) {
+        Some(condition) => format!("{condition} → {targets}"),
+        None => format!("{} → {targets}", audience(index, rule)),
     }
 }
 
@@ -195,11 +204,12 @@ fn rule_changes(policy: &RoutingPolicy, old: &Rule, new: &Rule) -> Vec<String> {
         seen.push(subset);
         let (was, is) = (weight_of(old, subset), weight_of(new, subset));
         if was != is {
-            changes.push(format!("{} {was}%→{is}%", policy.display_name(subset)));
+            changes.push(format!("send {is}% to {} (was {was}%)", policy.display_name(subset)));
         }
     }
     if old.matches != new.matches {
-        changes.push("match changed".to_owned());
+        let words = |rule: &Rule| condition(rule).unwrap_or_else(|| "everyone".to_owned());
+        changes.push(format!("applies to {} (was {})", words(new), words(old)));
     }
     for (name, describe) in SETTINGS {
         if let Some(change) = setting_change(name, describe(policy, old), describe(policy, new)) {
@@ -329,7 +339,7 @@ mod tests {
 
     #[test]
     fn weight_change_for_audit() {
-        assert_eq!(change_summary(&tutorial(90, 10), &tutorial(75, 25)), "recommendation: v1 90%→75%, v2 10%→25%");
+        assert_eq!(change_summary(&tutorial(90, 10), &tutorial(75, 25)), "recommendation: send 75% to v1 (was 90%), send 25% to v2 (was 10%)");
         assert_eq!(change_summary(&tutorial(90, 10), &tutorial(90, 10)), "recommendation: no change");
     }
 
@@ -342,7 +352,7 @@ mod tests {
         after.subsets.remove(1);
         assert_eq!(
             change_summary(&before, &after),
-            "recommendation: subset version-v2 removed, rule 1: add timeout 2s, rule 2 added"
+            "recommendation: subset version-v2 removed, rule 1: add timeout 2s, add: everyone else → v1"
         );
     }
 

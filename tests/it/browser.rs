@@ -61,6 +61,23 @@ async fn preview_and_apply(browser: &Browser, steps: &[(&str, &str, &str)]) {
 }
 
 /// A value the page keeps only while it is not reloaded.
+/// A canary start as a user takes it: Preview shows the dry run's verdict and the bars after
+/// the start, the rule that carries the canary marked with it (`marked`), before anything
+/// changes; then Start.
+async fn preview_and_start_canary(browser: &Browser, marked: &str) {
+    browser.click("#canary-preview-button").await;
+    let preview = browser.wait_for_text("#canary-preview", "dry run accepted", READY_WITHIN).await;
+    let after = browser.text("#canary-bars-after").await;
+    assert!(after.contains(marked), "the canary marked on the rule it moves: {after}");
+    assert!(!browser.text("#canary-bars-before").await.contains("canary"), "no canary before: {preview}");
+    let state = match browser.client.find(Locator::Css("#canary-state")).await {
+        Ok(state) => state.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    assert_ne!(state, "progressing", "nothing started by a preview");
+    browser.click("#canary-start").await;
+}
+
 async fn mark_page(browser: &Browser) {
     browser.client.execute("window.signalboxTestMarker = 'still here'; return true;", vec![]).await.unwrap();
 }
@@ -182,9 +199,9 @@ async fn the_routing_walkthrough_in_the_browser_with_a_preview_before_each_step(
 
     let steps = [
         ("#define-subsets", "subset version-v1 added", "no routing rules"),
-        ("#all-preview", "rule 1 added", "everyone: v1"),
-        ("#preset-90-10", "v1 100%→90%", "v1 90% · v2 10%"),
-        ("#preset-75-25", "v1 90%→75%", "v1 75% · v2 25%"),
+        ("#all-preview", "add: everyone → v1", "everyone: v1"),
+        ("#preset-90-10", "send 90% to v1 (was 100%)", "v1 90% · v2 10%"),
+        ("#preset-75-25", "send 75% to v1 (was 90%)", "v1 75% · v2 25%"),
         ("#preset-0-100", "", "everyone: v2"),
     ];
     preview_and_apply(&browser, &steps).await;
@@ -230,8 +247,8 @@ async fn the_gateway_api_walkthrough_in_the_browser() {
 
     let steps = [
         ("#version-services-preview", "per-version Services recommendation-v1, recommendation-v2", "no routing policy"),
-        ("#http-route-preview", "rule 1 added", "everyone: v1"),
-        ("#preset-90-10", "v1 100%→90%", "v1 90% · v2 10%"),
+        ("#http-route-preview", "add: everyone → v1", "everyone: v1"),
+        ("#preset-90-10", "send 90% to v1 (was 100%)", "v1 90% · v2 10%"),
         ("#header-preview", "recommendation", "Firefox users → v2"),
     ];
     preview_and_apply(&browser, &steps).await;
@@ -246,7 +263,7 @@ async fn the_gateway_api_walkthrough_in_the_browser() {
     // A canary on the HTTPRoute, from its page: 10 → 25, then aborted.
     browser.goto(&console.url(&format!("/ns/{}/canaries/recommendation", ns.name))).await;
     browser.fill("#canary-steps", "10, 25, 100").await;
-    browser.click("#canary-start").await;
+    preview_and_start_canary(&browser, "canary v2 10%, step 1/3").await;
     browser.wait_for_text("#canary-split", "v1 90% · v2 10%", READY_WITHIN).await;
     browser.click("#canary-promote").await;
     browser.wait_for_text("#canary-split", "v1 75% · v2 25%", READY_WITHIN).await;
@@ -311,10 +328,18 @@ async fn the_tutorial_canary_from_the_browser_then_an_aborted_one() {
     let browser = Browser::start().await;
     browser.goto(&console.url(&format!("/ns/{}/canaries/recommendation", ns.name))).await;
     browser.fill("#canary-steps", "10, 25, 100").await;
-    browser.click("#canary-start").await;
+    preview_and_start_canary(&browser, "canary v2 10%, step 1/3").await;
     browser.wait_for_text("#canary-split", "v1 90% · v2 10%", READY_WITHIN).await;
     browser.click("#canary-promote").await;
     browser.wait_for_text("#canary-split", "v1 75% · v2 25%", READY_WITHIN).await;
+    // The running canary is marked on the rule it moves and on the graph's edges.
+    let canary_page = console.url(&format!("/ns/{}/canaries/recommendation", ns.name));
+    browser.goto(&console.url(&format!("/ns/{}/routes/recommendation", ns.name))).await;
+    let mark = browser.wait_for_text("#rule-bars-1 .mark-canary", "canary v2 25%, step 2/3", READY_WITHIN).await;
+    assert!(!mark.is_empty());
+    browser.goto(&console.url(&format!("/ns/{}", ns.name))).await;
+    wait_for_text_content(&browser, "#edge-recommendation-v2 .mark-canary", "canary v2 25%").await;
+    browser.goto(&canary_page).await;
     browser.click("#canary-promote-full").await;
     browser.wait_for_text("#canary-split", "v1 0% · v2 100%", READY_WITHIN).await;
     // At 100% there is nothing left to promote: Finish is the main button.
@@ -327,7 +352,7 @@ async fn the_tutorial_canary_from_the_browser_then_an_aborted_one() {
     assert_eq!(history.matches("canary.").count(), 4, "{history}");
 
     browser.fill("#canary-steps", "20, 100").await;
-    browser.click("#canary-start").await;
+    preview_and_start_canary(&browser, "canary v2 20%, step 1/2").await;
     browser.wait_for_text("#canary-split", "v1 80% · v2 20%", READY_WITHIN).await;
     browser.click("#canary-abort").await;
     browser.wait_for_text("#canary-state", "aborted", READY_WITHIN).await;
@@ -361,7 +386,7 @@ async fn a_canary_started_with_auto_advance_in_the_browser_promotes_itself() {
     browser.fill("#canary-min-requests", "5").await;
     browser.fill("#canary-dwell", "2").await;
     browser.fill("#canary-window", "5").await;
-    browser.click("#canary-start").await;
+    preview_and_start_canary(&browser, "step 1/").await;
     let analysis = browser.wait_for_text("#canary-analysis", "Auto-advance on", READY_WITHIN).await;
     assert!(analysis.contains("after 2 s") && analysis.contains("at least 5 requests"), "{analysis}");
 
@@ -485,7 +510,7 @@ async fn the_routing_page_shows_when_the_proxies_have_the_change() {
     pod_with_sidecar(&ns, "picky", "customer", "nack").await;
     connected(&console.http, &ns.name, 4).await;
     browser.click("#all-preview").await;
-    browser.wait_for_text("#preview-change", "rule 1 added", READY_WITHIN).await;
+    browser.wait_for_text("#preview-change", "add: everyone → v1", READY_WITHIN).await;
     browser.click("#apply").await;
     // The NACK can come back before istiod has pushed to the others ("1/4; not sent yet: …"):
     // wait for the settled state, three synced and picky rejecting.
@@ -545,8 +570,8 @@ async fn refused_canary_forms_answer_in_their_own_error_slot() {
     let page = console.url(&format!("/ns/{}/canaries/recommendation", ns.name));
     browser.goto(&page).await;
     browser.fill("#canary-steps", "10, lots").await;
-    browser.click("#canary-start").await;
-    let error = browser.wait_for_text("#canary-start-error", "lots", READY_WITHIN).await;
+    browser.click("#canary-preview-button").await;
+    let error = browser.wait_for_text("#canary-preview-slot", "lots", READY_WITHIN).await;
     assert!(!error.contains("History"), "only the message, not a page: {error}");
     assert_eq!(browser.client.find_all(Locator::Css("h1")).await.unwrap().len(), 1, "one page, not two");
 
@@ -678,12 +703,17 @@ async fn the_service_graph_and_the_rule_bars_follow_the_live_weights() {
     let ns = TestNamespace::new("uigraph").await;
     let console = Console::start(&ns.name).await;
     console.deploy(&["customer", "preference", "recommendation-v1", "recommendation-v2"]).await;
+    // Without routing, each version gets its share of the ready pods.
+    let scale = console.api("/workloads/recommendation-v2");
+    let (status, body) = console.send_json(Method::PUT, &scale, Some(json!({"replicas": 2}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let browser = Browser::start().await;
+    browser.goto(&console.url(&format!("/ns/{}", ns.name))).await;
+    wait_for_text_content(&browser, "#edge-recommendation-v2", "round-robin 2/3 (67%)").await;
+    wait_for_text_content(&browser, "#edge-recommendation-v1", "round-robin 1/3 (33%)").await;
     let routes = console.api("/routes/recommendation");
     let (status, body) = console.send_json(Method::PUT, &routes, Some(split(90, 10))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-
-    let browser = Browser::start().await;
-    browser.goto(&console.url(&format!("/ns/{}", ns.name))).await;
     wait_for_text_content(&browser, "#edge-recommendation-v1", "90%").await;
     assert_eq!(text_content(&browser, "#edge-recommendation-v2 text").await.as_deref(), Some("10%"));
     assert_eq!(attribute(&browser, "svg#service-graph", "role").await, "img");
@@ -735,6 +765,30 @@ async fn the_service_graph_and_the_rule_bars_follow_the_live_weights() {
     browser.screenshot("overview-graph-firefox").await;
     let v1 = text_content(&browser, "#edge-recommendation-v1").await.unwrap();
     assert!(v1.contains("everyone else: 100%") && !v1.contains("Firefox"), "{v1}");
+
+    // Timeouts, retries and faults are marked on the rule's bar and on the edges they reach.
+    let mut settled = split(75, 25);
+    settled["rules"] = json!([
+        {"match": [{"headers": {"baggage-user-agent": {"regex": ".*Firefox.*"}}}], "route": {"version-v2": 100},
+         "fault": {"abort": {"httpStatus": 503, "percentage": 10}}},
+        {"route": {"version-v1": 75, "version-v2": 25}, "timeout": "1s", "retries": {"attempts": 3}}]);
+    let (status, body) = console.send_json(Method::PUT, &routes, Some(settled)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    wait_for_text_content(&browser, "#edge-recommendation-v1 .mark-timeout", "timeout 1s").await;
+    let v1 = label_lines(&browser, "#edge-recommendation-v1").await;
+    assert_eq!(v1, ["everyone else: 75%", "timeout 1s", "3 retries"], "no fault where none is injected");
+    let v2 = label_lines(&browser, "#edge-recommendation-v2").await;
+    assert!(v2.contains(&"10% fail with 503".to_owned()) && v2.contains(&"timeout 1s".to_owned()), "{v2:?}");
+    browser.screenshot("overview-graph-marks").await;
+    browser.goto(&console.url(&format!("/ns/{}/routes/recommendation", ns.name))).await;
+    browser.wait_for_text("#rule-bars-1 .mark-abort", "10% fail with 503", READY_WITHIN).await;
+    let marks = browser.text("#rule-bars-2 figcaption").await;
+    assert!(marks.contains("timeout 1s") && marks.contains("3 retries") && !marks.contains("503"), "{marks}");
+    assert_eq!(
+        attribute(&browser, "#rule-bars-2 svg", "aria-label").await,
+        "rule 2, everyone else: v1 75%, v2 25%; timeout 1s, 3 retries"
+    );
+    browser.screenshot("routing-marks").await;
     // The CSP allows no inline styles: the pictures are styled by classes only.
     let inline_style = Regex::new(r"(?i)<[a-z][^>]*\sstyle\s*=").unwrap();
     for path in [format!("/ns/{}", ns.name), format!("/ns/{}/routes/recommendation", ns.name)] {

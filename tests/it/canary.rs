@@ -370,6 +370,39 @@ async fn an_unreadable_canary_start_is_refused_and_audited() {
     console.stop().await;
 }
 
+/// A canary start is previewed like every other change, also without JavaScript: the page
+/// shows the API server's dry-run verdict, the bars before and after with the canary marked,
+/// and a Start button that sends exactly what was typed; nothing changes or is audited.
+#[tokio::test]
+async fn a_canary_start_is_previewed_with_its_dry_run_before_anything_changes() {
+    let (ns, console) = routed_console("canary-preview").await;
+    let before = live_vs(&ns).await;
+    let audited = console.audit().await.len();
+    let path = format!("/ns/{}/canaries/recommendation", ns.name);
+    let typed = [("stable", "version-v1"), ("canary", "version-v2"), ("steps", "20, 60"), ("preview", "1")];
+    let (status, html) = console.post_form(&path, &typed).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("dry run accepted"), "{html}");
+    assert!(html.contains("recommendation: canary v2 progressing (v1 80% · v2 20%)"), "the summary: {html}");
+    let after = &html[html.find("id=\"canary-bars-after\"").expect("bars after")..];
+    assert!(after.contains("canary v2 20%, step 1/3"), "the rule the canary moves is marked: {after}");
+    assert!(after.contains("Firefox users"), "the header rule stays: {after}");
+    assert!(html.contains(r#"<input type="hidden" name="steps" value="20, 60">"#), "what was typed is sent again");
+    assert!(html.contains(r#"id="canary-start">Start</button>"#), "{html}");
+    assert_eq!(live_vs(&ns).await["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"]);
+    assert_eq!(console.audit().await.len(), audited, "a preview is not audited");
+
+    let start: Vec<(&str, &str)> = typed.iter().copied().filter(|(name, _)| *name != "preview").collect();
+    let (status, html) = console.post_form(&path, &start).await;
+    assert!(status.is_success() || status.is_redirection(), "{status}: {html}");
+    let annotation = live_vs(&ns).await["metadata"]["annotations"]["signalbox.io/canary"].clone();
+    assert!(annotation.as_str().is_some_and(|a| a.contains("[20,60,100]")), "{annotation}");
+
+    let (status, html) = console.post_form(&path, &typed).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a running canary cannot be started again: {html}");
+    console.stop().await;
+}
+
 /// Without `--prometheus-url` nothing could judge an auto-advance canary: the start form's
 /// box is unticked and disabled and says why, and a form that ticks it anyway is refused.
 #[tokio::test]

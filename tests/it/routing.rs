@@ -82,12 +82,12 @@ async fn the_tutorial_walkthrough_step_by_step() {
     assert!(live_spec(&ns, "VirtualService").await.is_none(), "subsets alone need no VirtualService");
 
     let walkthrough = [
-        (json!({"version-v1": 100}), "virtual-service-recommendation-v1.yml", "recommendation: rule 1 added"),
+        (json!({"version-v1": 100}), "virtual-service-recommendation-v1.yml", "recommendation: add: everyone → v1"),
         (json!({"version-v1": 90, "version-v2": 10}), "virtual-service-recommendation-v1_and_v2.yml", ""),
         (
             json!({"version-v1": 75, "version-v2": 25}),
             "virtual-service-recommendation-v1_and_v2_75_25.yml",
-            "v1 90%→75%",
+            "send 75% to v1 (was 90%), send 25% to v2 (was 10%)",
         ),
         (json!({"version-v2": 100}), "virtual-service-recommendation-v2.yml", ""),
     ];

@@ -13,6 +13,7 @@ use crate::audit::Entry;
 use crate::authz::{Actor, Permission};
 use crate::change::ChangeError;
 use crate::change::canary;
+use crate::pictures::bars::BarSet;
 use crate::pictures::sparkline::{Limit, Measure, Sparkline, sparkline};
 use crate::pictures::steps::StepStrip;
 use crate::policy::RoutingPolicy;
@@ -20,6 +21,7 @@ use crate::policy::canary::{Canary, DEFAULT_STEPS};
 use crate::problem::FieldProblem;
 use crate::traffic::Thresholds;
 
+use super::route_view::DiffLine;
 use super::sync_panel::SyncPanel;
 use crate::change::rollout::Step;
 use crate::web::error::AppError;
@@ -64,10 +66,30 @@ struct CanaryPage {
     error: Option<String>,
     /// After a change: how far it got to the proxies.
     sync: Option<SyncPanel>,
+    /// A start's preview, on a page posted without JavaScript.
+    preview: Option<StartPreview>,
 }
 
-#[derive(Deserialize)]
+/// A canary start as the API server's dry run has it, with the form that starts it.
+#[derive(Template)]
+#[template(path = "partials/canary_preview.html")]
+pub struct StartPreview {
+    namespace: String,
+    host: String,
+    csrf_token: String,
+    summary: String,
+    /// The bars before and after, the rules that carry the canary marked.
+    bar_sets: Vec<BarSet>,
+    diff: Vec<DiffLine>,
+    /// What was typed, sent again by the Start button.
+    form: StartForm,
+}
+
+#[derive(Deserialize, Clone)]
 pub struct StartForm {
+    /// Set by the Preview button: dry-run the start and show it instead of starting.
+    #[serde(default)]
+    preview: Option<String>,
     stable: String,
     canary: String,
     #[serde(default)]
@@ -310,6 +332,7 @@ async fn view(
         notice,
         error,
         sync: None,
+        preview: None,
     })
 }
 
@@ -334,8 +357,49 @@ pub async fn start(
             };
         }
     };
-    let step = Step::Start { stable: form.stable, canary: form.canary, steps, analysis };
+    let step = Step::Start { stable: form.stable.clone(), canary: form.canary.clone(), steps, analysis };
+    if form.preview.is_some() {
+        return preview_start(&state, &origin, htmx, (&namespace, &host), step, form).await;
+    }
     transition(&state, origin, htmx, &namespace, &host, step).await
+}
+
+/// The start's preview: the partial for htmx, else the whole page with it. A refusal is
+/// shown where the preview would be, and (a dry run) not audited.
+async fn preview_start(
+    state: &AppState,
+    origin: &crate::change::Origin,
+    htmx: Htmx,
+    (namespace, host): (&str, &str),
+    step: Step,
+    form: StartForm,
+) -> Result<Response, AppError> {
+    let previewed = state.rollouts.preview(origin, namespace, host, &step).await.map_err(AppError::from);
+    let planned = match previewed {
+        Ok(planned) => planned,
+        Err(error @ (AppError::Conflict(_) | AppError::Invalid(_))) => {
+            return refused(state, &origin.actor, htmx, namespace, host, error.status(), error.to_string()).await;
+        }
+        Err(other) => return Err(other),
+    };
+    let shown = StartPreview {
+        namespace: namespace.to_owned(),
+        host: host.to_owned(),
+        csrf_token: state.csrf.token_for(&origin.actor.name),
+        summary: planned.summary,
+        bar_sets: vec![
+            BarSet::of("canary-bars-before", "Before", Some(&planned.before), None),
+            BarSet::of("canary-bars-after", "After", Some(&planned.after), Some(&planned.canary)),
+        ],
+        diff: DiffLine::parse(&planned.preview.diff()),
+        form,
+    };
+    if htmx.0 {
+        return Ok(Html(shown.render()?).into_response());
+    }
+    let mut page = view(state, &origin.actor, namespace, host, None, None).await?;
+    page.preview = Some(shown);
+    Ok(Html(page.render()?).into_response())
 }
 
 pub async fn step(
@@ -404,6 +468,7 @@ mod tests {
 
     fn form(auto_advance: bool, min_requests: &str, dwell_seconds: &str) -> StartForm {
         StartForm {
+            preview: None,
             stable: "version-v1".into(),
             canary: "version-v2".into(),
             steps: "10, 25,100".into(),
