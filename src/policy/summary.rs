@@ -339,7 +339,10 @@ mod tests {
 
     #[test]
     fn weight_change_for_audit() {
-        assert_eq!(change_summary(&tutorial(90, 10), &tutorial(75, 25)), "recommendation: send 75% to v1 (was 90%), send 25% to v2 (was 10%)");
+        assert_eq!(
+            change_summary(&tutorial(90, 10), &tutorial(75, 25)),
+            "recommendation: send 75% to v1 (was 90%), send 25% to v2 (was 10%)"
+        );
         assert_eq!(change_summary(&tutorial(90, 10), &tutorial(90, 10)), "recommendation: no change");
     }
 
