@@ -789,6 +789,18 @@ async fn the_service_graph_and_the_rule_bars_follow_the_live_weights() {
         "rule 2, everyone else: v1 75%, v2 25%; timeout 1s, 3 retries"
     );
     browser.screenshot("routing-marks").await;
+    // Each rule's settings form starts from what the rule has; typing one setting keeps the rest.
+    let field = |form: &str, name: &str| format!("#resilience-form-{form} input[name={name}]");
+    assert_eq!(attribute(&browser, &field("1", "timeout"), "value").await, "1s");
+    assert_eq!(attribute(&browser, &field("1", "retry_attempts"), "value").await, "3");
+    assert_eq!(attribute(&browser, &field("0", "abort_status"), "value").await, "503");
+    assert_eq!(attribute(&browser, &field("0", "abort_percent"), "value").await, "10");
+    browser.fill(&field("1", "delay"), "2s").await;
+    browser.click("#resilience-preview-1").await;
+    let change = browser.wait_for_text("#preview-change", "delay", READY_WITHIN).await;
+    assert!(!change.contains("timeout") && !change.contains("retries"), "only the delay changes: {change}");
+    let after = browser.text("#preview-bars-after-2").await;
+    assert!(after.contains("timeout 1s") && after.contains("3 retries") && after.contains("delayed 2s"), "{after}");
     // The CSP allows no inline styles: the pictures are styled by classes only.
     let inline_style = Regex::new(r"(?i)<[a-z][^>]*\sstyle\s*=").unwrap();
     for path in [format!("/ns/{}", ns.name), format!("/ns/{}/routes/recommendation", ns.name)] {
@@ -849,7 +861,13 @@ async fn every_page_shows_its_picture_of_the_live_state() {
     exporter.set("v2", support::prometheus::Traffic::healthy(3.0, 80.0));
     let prometheus = support::prometheus::PrometheusServer::start(exporter.addr).await;
     let url = prometheus.url.clone();
-    let console = Console::start_with(&ns.name, |c| c.prometheus_url = Some(url)).await;
+    // As `make run` starts it on the dev cluster: no Kiali or Jaeger to link to.
+    let console = Console::start_with(&ns.name, |c| {
+        c.prometheus_url = Some(url);
+        c.kiali_url = None;
+        c.jaeger_url = None;
+    })
+    .await;
     let browser = Browser::start().await;
 
     browser.goto(&console.url(&format!("/ns/{}/deploy", ns.name))).await;
@@ -872,15 +890,20 @@ async fn every_page_shows_its_picture_of_the_live_state() {
     assert_eq!(deploys.len(), 1, "the walkthrough is one audited change");
 
     let routes = console.api("/routes/recommendation");
-    for (v1, v2) in [(90, 10), (75, 25)] {
-        let (status, body) = console.send_json(Method::PUT, &routes, Some(split(v1, v2))).await;
+    let mut settled = split(75, 25);
+    settled["rules"][0]["timeout"] = json!("1s");
+    settled["rules"][0]["retries"] = json!({"attempts": 3});
+    for policy in [split(90, 10), settled] {
+        let (status, body) = console.send_json(Method::PUT, &routes, Some(policy)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     browser.goto(&console.url(&format!("/ns/{}", ns.name))).await;
     wait_for_text_content(&browser, "#edge-recommendation-v1", "75%").await;
+    wait_for_text_content(&browser, "#edge-recommendation-v1 .mark-timeout", "timeout 1s").await;
     browser.screenshot("overview").await;
     browser.goto(&console.url(&format!("/ns/{}/routes/recommendation", ns.name))).await;
     browser.wait_for_text("#rule-bars-1", "v1 75% · v2 25%", READY_WITHIN).await;
+    browser.wait_for_text("#rule-bars-1 .mark-retries", "3 retries", READY_WITHIN).await;
     browser.screenshot("routing").await;
 
     let audit = console.audit().await;
@@ -889,11 +912,9 @@ async fn every_page_shows_its_picture_of_the_live_state() {
     let before = "#audit-bars-before-1 svg";
     assert_eq!(attribute(&browser, before, "role").await, "img");
     assert_eq!(attribute(&browser, before, "aria-label").await, "rule 1, everyone: v1 90%, v2 10%");
-    assert_eq!(attribute(&browser, "#audit-bars-after-1 svg", "aria-label").await, "rule 1, everyone: v1 75%, v2 25%");
-    assert_eq!(
-        text_content(&browser, "#audit-bars-after-1 svg > title").await.as_deref(),
-        Some("rule 1, everyone: v1 75%, v2 25%")
-    );
+    let after = "rule 1, everyone: v1 75%, v2 25%; timeout 1s, 3 retries";
+    assert_eq!(attribute(&browser, "#audit-bars-after-1 svg", "aria-label").await, after);
+    assert_eq!(text_content(&browser, "#audit-bars-after-1 svg > title").await.as_deref(), Some(after));
     assert_console_clean(&browser, "audit entry").await;
     browser.screenshot("audit-entry").await;
     let deploy_entry = format!("/audit/{}", deploys[0]["id"]);
@@ -927,6 +948,13 @@ async fn every_page_shows_its_picture_of_the_live_state() {
     assert!(p99.starts_with("v2 p99 latency, last 5 min: ") && p99.ends_with("; maximum 500.0 ms"), "{p99}");
     assert_console_clean(&browser, "canary").await;
     browser.screenshot("canary").await;
+    // The running canary, marked on the rule it moves and on the graph's edges.
+    browser.goto(&console.url(&format!("/ns/{}/routes/recommendation", ns.name))).await;
+    browser.wait_for_text("#rule-bars-1 .mark-canary", "canary v2 25%, step 2/3", READY_WITHIN).await;
+    browser.screenshot("routing-canary").await;
+    browser.goto(&console.url(&format!("/ns/{}", ns.name))).await;
+    wait_for_text_content(&browser, "#edge-recommendation-v1 .mark-canary", "canary v2 25%").await;
+    browser.screenshot("overview-canary").await;
 
     let inline_style = Regex::new(r"(?i)<[a-z][^>]*\sstyle\s*=").unwrap();
     for path in [format!("/ns/{}/canaries/recommendation", ns.name), format!("/audit/{}", reweight["id"])] {
