@@ -403,6 +403,28 @@ async fn a_canary_start_is_previewed_with_its_dry_run_before_anything_changes() 
     console.stop().await;
 }
 
+/// The API previews a start with `?dryRun=true`, as it previews a routing change.
+#[tokio::test]
+async fn the_api_previews_a_canary_start_with_dry_run() {
+    let (ns, console) = routed_console("canary-dryrun").await;
+    let before = live_vs(&ns).await;
+    let audited = console.audit().await.len();
+    let start = json!({"stable": "version-v1", "canary": "version-v2", "steps": [30, 100]});
+    let (status, body) = post(&console, "?dryRun=true", Some(start)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((body["weight"].as_u64(), body["state"].as_str()), (Some(30), Some("progressing")), "{body}");
+    assert!(body["summary"].as_str().unwrap().contains("v1 70% · v2 30%"), "{body}");
+    assert!(body["diff"].as_str().unwrap().contains("signalbox.io/canary"), "{body}");
+    let vs = body["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "VirtualService").unwrap();
+    assert_eq!(vs["spec"]["http"][0]["match"][0]["headers"]["baggage-user-agent"]["regex"], ".*Firefox.*");
+    assert_eq!(live_vs(&ns).await["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"]);
+    assert_eq!(console.audit().await.len(), audited, "a dry run is not audited");
+    let (status, body) = post(&console, "?dryRun=true", Some(json!({"stable": "version-v1", "canary": "v9"}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["field"], "canary", "{body}");
+    console.stop().await;
+}
+
 /// Without `--prometheus-url` nothing could judge an auto-advance canary: the start form's
 /// box is unticked and disabled and says why, and a form that ticks it anyway is refused.
 #[tokio::test]

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::policy::canary::Canary;
 use crate::traffic::Thresholds;
 
+use super::audit::DryRun;
 use crate::change::rollout::Step;
 use crate::web::error::AppError;
 use crate::web::extract::{ApiJson, Asked, ManagedHost};
@@ -62,14 +63,26 @@ pub async fn get(
     }
 }
 
-/// `POST {"stable","canary","steps"}`: starts a canary at its first step.
+/// `POST {"stable","canary","steps"}`: starts a canary at its first step (`?dryRun=true`
+/// previews it: the canary it would be, its summary, the diff and the objects; nothing
+/// changes and nothing is audited).
 pub async fn start(
     State(state): State<AppState>,
     Asked(origin): Asked,
     ManagedHost { namespace, host }: ManagedHost,
+    Query(DryRun { dry_run }): Query<DryRun>,
     ApiJson(body): ApiJson<StartBody>,
 ) -> Result<Response, AppError> {
     let step = Step::Start { stable: body.stable, canary: body.canary, steps: body.steps, analysis: body.analysis };
+    if dry_run {
+        let planned = state.rollouts.preview(&origin, &namespace, &host, &step).await?;
+        let objects: Vec<Value> = planned.preview.after.objects().iter().flatten().cloned().collect();
+        let mut body = canary_json(&host, &planned.canary);
+        body["summary"] = json!(planned.summary);
+        body["diff"] = json!(planned.preview.diff());
+        body["objects"] = json!(objects);
+        return Ok(Json(body).into_response());
+    }
     transition(&state, origin, &namespace, &host, step).await
 }
 
