@@ -27,3 +27,15 @@
   document.addEventListener("htmx:afterSwap", function (event) { localize(event.target); });
   setInterval(function () { localize(document); }, 30000);
 })();
+
+// In a change freeze, a namespace admin's emergency reason (the banner's field) goes with
+// every change the page sends, as the X-Signalbox-Emergency header the server records.
+(function () {
+  "use strict";
+  document.addEventListener("htmx:configRequest", function (event) {
+    var field = document.getElementById("emergency-reason");
+    if (field && field.value.trim() !== "") {
+      event.detail.headers["X-Signalbox-Emergency"] = field.value.trim();
+    }
+  });
+})();

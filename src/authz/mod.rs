@@ -1,4 +1,5 @@
 //! Who is asking, and what they may do.
+pub mod policies;
 mod teams;
 mod view;
 
@@ -155,6 +156,12 @@ impl Authorizer {
             );
         }
         scope
+    }
+
+    /// The change freeze in force over `namespace` at `at` (from the team file), if any.
+    pub fn freeze(&self, namespace: &str, at: jiff::Timestamp) -> Option<policies::Freeze> {
+        let teams = self.teams.as_ref()?.read().unwrap_or_else(|e| e.into_inner());
+        policies::freeze_at(&teams.policies, namespace, at).cloned()
     }
 
     /// Whether the actor may take the action; pages use it to show only allowed buttons.

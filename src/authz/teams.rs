@@ -16,12 +16,16 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::policies::NamespacePolicy;
 use super::{Actor, Permission};
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Teams {
     pub teams: Vec<Team>,
+    /// Rules for namespaces whoever changes them (`policies.rs`): freeze windows.
+    #[serde(default)]
+    pub policies: Vec<NamespacePolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -64,6 +68,19 @@ impl Teams {
             for group in &team.members.groups {
                 check_group_name(group)
                     .map_err(|why| anyhow::anyhow!("team {:?}: group {group:?} {why}", team.name))?;
+            }
+        }
+        for (index, policy) in teams.policies.iter().enumerate() {
+            if let Some(problem) = policy.problem() {
+                anyhow::bail!("policies[{index}]: {problem}");
+            }
+            // Holding changes for a second person is not built yet: refusing the file says
+            // so, where ignoring the line would let one person change alone.
+            if policy.approval.required {
+                anyhow::bail!(
+                    "policies[{index}].approval.required: two-person approval is not supported by this signalbox yet; \
+                     remove it (freezes work)"
+                );
             }
         }
         Ok(teams)
@@ -186,6 +203,21 @@ teams:
         assert!(serde_yaml_ng::from_str::<Teams>("teams: [{name: a, namespaces: [x], actions: [fly]}]").is_err());
         assert!(
             serde_yaml_ng::from_str::<Teams>("teams: [{name: a, namespaces: [x], actions: [view], owner: b}]").is_err()
+        );
+    }
+
+    #[test]
+    fn policies_load_with_their_freezes_and_a_required_approval_is_refused_not_ignored() {
+        let base = "teams: [{name: a, namespaces: [prod], actions: [view]}]\npolicies:\n";
+        let freeze = r#"  - {namespaces: [prod], freezes: [{from: "2026-12-24T00:00:00Z", to: "2026-12-27T00:00:00Z", reason: holidays}]}"#;
+        let teams = Teams::parse(&format!("{base}{freeze}")).unwrap();
+        assert_eq!(teams.policies[0].freezes[0].reason, "holidays");
+        let approval = "  - {namespaces: [prod], approval: {required: true}}";
+        let error = Teams::parse(&format!("{base}{approval}")).unwrap_err().to_string();
+        assert!(error.starts_with("policies[0].approval.required: two-person approval is not supported"), "{error}");
+        let backwards = r#"  - {namespaces: [prod], freezes: [{from: "2026-12-27T00:00:00Z", to: "2026-12-24T00:00:00Z", reason: x}]}"#;
+        assert!(
+            Teams::parse(&format!("{base}{backwards}")).unwrap_err().to_string().starts_with("policies[0]: freeze")
         );
     }
 

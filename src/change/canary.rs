@@ -65,7 +65,8 @@ mod tests {
         policy.subsets = vec![Subset::version("version-v1", "v1"), Subset::version("version-v2", "v2")];
         policy.rules = vec![Rule::weighted(&[("version-v1", 100)])];
         let canary = Canary::start(&policy, "version-v1", "version-v2", &[10, 25, 100]).unwrap();
-        let origin = Origin { actor: Actor::user("alice", vec![]), source: Source::Api, request_id: None };
+        let origin =
+            Origin { actor: Actor::user("alice", vec![]), source: Source::Api, request_id: None, emergency: None };
         let live = LiveRouting::default();
         let context =
             ValidationContext { services: ["recommendation".to_string()].into(), ..ValidationContext::default() };

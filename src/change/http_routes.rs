@@ -144,7 +144,7 @@ mod tests {
     use serde_json::json;
 
     fn origin() -> Origin {
-        Origin { actor: Actor::user("alice", vec![]), source: Source::Api, request_id: None }
+        Origin { actor: Actor::user("alice", vec![]), source: Source::Api, request_id: None, emergency: None }
     }
 
     fn service(name: &str, selector: Value) -> Service {

@@ -40,12 +40,17 @@ pub use documents::{Documents, diff, diff_labeled};
 use failpoint::Failpoint;
 pub use recover::resolve_pending;
 
+/// How an emergency change's audit summary starts (the audit pages highlight it).
+pub const EMERGENCY: &str = "EMERGENCY";
+
 /// Who asks for a change, and through what.
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub actor: Actor,
     pub source: Source,
     pub request_id: Option<String>,
+    /// Why a namespace admin changes a frozen namespace anyway (`?emergency=<reason>`).
+    pub emergency: Option<String>,
 }
 
 /// A requested mutation, as a value.
@@ -72,6 +77,11 @@ pub struct Change {
     pub reaches: Vec<Reach>,
     /// The audit entry this change reverts.
     pub reverts: Option<i64>,
+    /// When the reverted change was made (ms since the epoch): reverting a change made
+    /// during a freeze stays allowed in it.
+    pub reverted_time_ms: Option<i64>,
+    /// An admin's reason for changing a frozen namespace (see [`Origin::emergency`]).
+    pub emergency: Option<String>,
     /// Set when the change was planned from the watch caches: per operation, its object as
     /// planned and its resourceVersion (None: planned as absent). The path reads the live
     /// objects and, when one differs, answers [`ChangeError::Stale`] without recording
@@ -112,6 +122,8 @@ impl Change {
             field_hints: Vec::new(),
             reaches: Vec::new(),
             reverts: None,
+            reverted_time_ms: None,
+            emergency: origin.emergency.clone(),
             planned_against: None,
         }
     }
@@ -136,6 +148,15 @@ pub enum ChangeError {
     /// not recorded either.
     #[error("too many refused attempts lately; try again later (see Retry-After)")]
     TooManyRefusals(std::time::Duration),
+    /// The namespace is in a change freeze, and the change is not one that stays allowed.
+    #[error(
+        "namespace {namespace} is frozen: {} — changes are refused until {}; aborting or pausing a canary and \
+         reverting a change made during the freeze stay allowed{}",
+        freeze.describe(),
+        freeze.to,
+        if *.emergency_refused { "; only a namespace admin may make an emergency change" } else { "; a namespace admin may make an emergency change with ?emergency=<reason>" }
+    )]
+    Frozen { namespace: String, freeze: crate::authz::policies::Freeze, emergency_refused: bool },
 }
 
 /// The planned result of a change, from the API server's dry run.
@@ -292,10 +313,12 @@ impl ChangePath {
             if let Err(retry_after) = self.admit_refusal(&change) {
                 return Err(ChangeError::TooManyRefusals(retry_after));
             }
-            let outcome = if matches!(error, ChangeError::Denied(_)) { Outcome::Denied } else { Outcome::Failed };
+            let denied = matches!(error, ChangeError::Denied(_) | ChangeError::Frozen { .. });
+            let outcome = if denied { Outcome::Denied } else { Outcome::Failed };
             self.record_refusal(&change, outcome, None, &error).await;
             return Err(error);
         }
+        let change = self.marked_if_emergency(change);
         let Ready { before, versions, dry_run, pending } = match self.read_while_dry_running(&change).await {
             Some(ready) => ready?,
             None => self.read_then_dry_run(&change).await?,
@@ -469,7 +492,45 @@ impl ChangePath {
                 }));
             }
         }
+        self.check_freeze(change)?;
         if change.problems.is_empty() { Ok(()) } else { Err(ChangeError::Invalid(change.problems.clone())) }
+    }
+
+    /// An emergency change in a freeze says so first in its audit summary, with the admin's
+    /// reason and the freeze it went through.
+    fn marked_if_emergency(&self, change: Change) -> Change {
+        let freeze = self.authorizer.freeze(&change.namespace, jiff::Timestamp::now());
+        match (&change.emergency, freeze) {
+            (Some(reason), Some(freeze)) if !change.summary.starts_with(EMERGENCY) => {
+                let summary =
+                    format!("{EMERGENCY} ({reason}) during the freeze {}: {}", freeze.describe(), change.summary);
+                Change { summary, ..change }
+            }
+            _ => change,
+        }
+    }
+
+    /// In a freeze, only what makes things safer goes through: aborting or pausing a canary,
+    /// reverting a change made during the freeze, and a namespace admin's emergency change.
+    fn check_freeze(&self, change: &Change) -> Result<(), ChangeError> {
+        let Some(freeze) = self.authorizer.freeze(&change.namespace, jiff::Timestamp::now()) else {
+            return Ok(());
+        };
+        let made_during = |ms: i64| jiff::Timestamp::from_millisecond(ms).is_ok_and(|at| freeze.covers(at));
+        let safer = matches!(change.action, Action::CanaryAbort | Action::CanaryPause)
+            || (change.action == Action::Revert && change.reverted_time_ms.is_some_and(made_during));
+        if safer {
+            return Ok(());
+        }
+        let admin = self.authorizer.allows(&change.actor, Permission::Admin, &change.namespace, None);
+        if change.emergency.is_some() && admin {
+            return Ok(());
+        }
+        Err(ChangeError::Frozen {
+            namespace: change.namespace.clone(),
+            freeze,
+            emergency_refused: change.emergency.is_some(),
+        })
     }
 
     /// Each operation needs the change's permission for the objects it writes, replaces or
@@ -843,8 +904,12 @@ mod tests {
 
     #[test]
     fn a_change_planned_against_other_versions_than_the_live_ones_is_stale() {
-        let origin =
-            Origin { actor: crate::authz::Actor::system(), source: crate::audit::Source::System, request_id: None };
+        let origin = Origin {
+            actor: crate::authz::Actor::system(),
+            source: crate::audit::Source::System,
+            request_id: None,
+            emergency: None,
+        };
         let target = ObjectRef::namespaced(Kind::VirtualService, "tutorial", "recommendation");
         let mut change =
             Change::new(&origin, Action::RouteUpdate, Permission::Route, "tutorial", target.clone(), "s".into());
@@ -865,8 +930,12 @@ mod tests {
 
     #[test]
     fn only_the_writes_of_a_change_planned_from_the_caches_carry_the_version_they_were_read_at() {
-        let origin =
-            Origin { actor: crate::authz::Actor::system(), source: crate::audit::Source::System, request_id: None };
+        let origin = Origin {
+            actor: crate::authz::Actor::system(),
+            source: crate::audit::Source::System,
+            request_id: None,
+            emergency: None,
+        };
         let target = ObjectRef::namespaced(Kind::VirtualService, "tutorial", "recommendation");
         let mut change =
             Change::new(&origin, Action::RouteUpdate, Permission::Route, "tutorial", target.clone(), "s".into());

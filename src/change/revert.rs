@@ -131,7 +131,13 @@ pub fn revert(
     let summary = format!("revert #{}: {}{}", entry.id, entry.summary, kept_text(&kept));
     let permission = permission_for(&entry.action, overwrites_later_changes);
     let change = Change::new(origin, Action::Revert, permission, &entry.namespace, subject, summary);
-    Ok(Change { host: host_of(entry), operations, reverts: Some(entry.id), ..change })
+    Ok(Change {
+        host: host_of(entry),
+        operations,
+        reverts: Some(entry.id),
+        reverted_time_ms: Some(entry.time_ms),
+        ..change
+    })
 }
 
 /// An object a revert would delete that other Deployments still use, and them.
@@ -269,7 +275,7 @@ mod tests {
     }
 
     fn bob() -> Origin {
-        Origin { actor: Actor::user("bob", vec![]), source: Source::Ui, request_id: None }
+        Origin { actor: Actor::user("bob", vec![]), source: Source::Ui, request_id: None, emergency: None }
     }
 
     #[test]

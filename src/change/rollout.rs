@@ -133,7 +133,7 @@ impl Rollouts {
         step: Step,
         reason: &str,
     ) -> Result<(Canary, i64), RolloutError> {
-        let origin = Origin { actor: Actor::system(), source: Source::System, request_id: None };
+        let origin = Origin { actor: Actor::system(), source: Source::System, request_id: None, emergency: None };
         self.execute(&origin, namespace, host, step, Some(reason)).await
     }
 

@@ -358,7 +358,7 @@ mod tests {
     use crate::policy::{Rule, Share, Subset};
 
     fn origin() -> Origin {
-        Origin { actor: Actor::user("alice", vec![]), source: Source::Api, request_id: None }
+        Origin { actor: Actor::user("alice", vec![]), source: Source::Api, request_id: None, emergency: None }
     }
 
     fn context() -> ValidationContext {

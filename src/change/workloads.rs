@@ -190,7 +190,7 @@ mod tests {
     use crate::authz::Actor;
 
     fn origin() -> Origin {
-        Origin { actor: Actor::user("alice", vec![]), source: Source::Api, request_id: None }
+        Origin { actor: Actor::user("alice", vec![]), source: Source::Api, request_id: None, emergency: None }
     }
 
     fn deployed(versions: &[(&str, &str, i32)]) -> NamespaceState {

@@ -25,6 +25,9 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A change freeze holds the namespace (423 Locked).
+    #[error("{0}")]
+    Locked(String),
     #[error("the request body is larger than the limit")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -56,6 +59,7 @@ impl AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Locked(_) => StatusCode::LOCKED,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
@@ -119,6 +123,7 @@ impl From<ChangeError> for AppError {
             ChangeError::Cluster(error) => error.into(),
             ChangeError::AuditUnavailable(_) => AppError::Unavailable(error.to_string()),
             ChangeError::Stale(_) => AppError::Conflict(error.to_string()),
+            ChangeError::Frozen { .. } => AppError::Locked(error.to_string()),
             ChangeError::TooManyRefusals(wait) => AppError::TooManyRequests {
                 message: error.to_string(),
                 // Whole seconds, rounded up: a client waiting this long finds a token.

@@ -114,6 +114,23 @@ pub fn parse_workload(name: &str) -> Result<crate::tutorial::Workload, AppError>
 
 pub use super::htmx::Htmx;
 
+/// Longer emergency reasons are cut: the reason is a line in the audit, not a report.
+const EMERGENCY_CHARS: usize = 200;
+
+/// The reason an admin gives for changing a frozen namespace: `?emergency=<reason>` (the
+/// API) or the `X-Signalbox-Emergency` header (the pages' field, sent by app.js).
+fn emergency(parts: &Parts) -> Option<String> {
+    let from_query = parts.uri.query().and_then(|query| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(name, _)| name == "emergency")
+            .map(|(_, value)| value.into_owned())
+    });
+    let from_header = || parts.headers.get("x-signalbox-emergency").and_then(|v| v.to_str().ok()).map(String::from);
+    let reason = from_query.or_else(from_header)?;
+    let reason: String = reason.trim().chars().filter(|c| !c.is_control()).take(EMERGENCY_CHARS).collect();
+    (!reason.is_empty()).then_some(reason)
+}
+
 /// Who asks for a change, through which door (the JSON API under `/api/`, else the pages),
 /// under the request id the request-id layer set (for the audit log).
 pub struct Asked(pub Origin);
@@ -128,7 +145,7 @@ where
         let actor = actor_of(parts, &Arc::<IdentityPolicy>::from_ref(state));
         let source = if parts.uri.path().starts_with("/api/") { Source::Api } else { Source::Ui };
         let request_id = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(String::from);
-        Ok(Asked(Origin { actor, source, request_id }))
+        Ok(Asked(Origin { actor, source, request_id, emergency: emergency(parts) }))
     }
 }
 

@@ -14,6 +14,10 @@ pub struct Layout {
     pub unreachable_since: Option<String>,
     /// Shown while no team file restricts who may do what.
     pub open_access: bool,
+    /// The change freeze over the current namespace now, in words.
+    pub freeze: Option<String>,
+    /// The actor may make an emergency change through the freeze (a namespace admin).
+    pub may_override_freeze: bool,
     /// The configured tools nothing answered at (`Kiali`, its URL): their links are marked.
     pub silent_tools: Vec<(String, String)>,
     /// False for an actor who may view nothing (anonymous with a team file): the page then
@@ -30,7 +34,12 @@ impl Layout {
             .map(String::from)
             .or_else(|| namespaces.first().cloned())
             .unwrap_or_default();
+        let freeze = state.changes.authorizer().freeze(&namespace, jiff::Timestamp::now());
+        let may_override_freeze = freeze.is_some()
+            && state.changes.authorizer().allows(actor, crate::authz::Permission::Admin, &namespace, None);
         Self {
+            freeze: freeze.map(|freeze| freeze.describe()),
+            may_override_freeze,
             actor: actor.name.clone(),
             authenticated: actor.authenticated,
             csrf_token: state.csrf.token_for(&actor.name),

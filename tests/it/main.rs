@@ -25,6 +25,7 @@ mod every_route;
 mod external;
 mod external_abuse;
 mod external_restart;
+mod freeze;
 mod gateway_api;
 mod hardening;
 mod lease;
