@@ -130,6 +130,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
     let propagation = Propagation::new(istiod(&config, &cluster).await?);
     let changes = ChangePath::new(cluster.objects.clone(), audit.clone(), authorizer, metrics.clone())
         .with_propagation(propagation)
+        .with_gitops(config.gitops)
         .with_events(ChangeEvents::new(cluster.client.clone()));
     spawn_pending_resolution(audit.clone(), cluster.clone());
     let anchor = audit_anchor(&config, &cluster)?;

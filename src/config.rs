@@ -117,6 +117,11 @@ pub struct ServeConfig {
     /// change. Without it every signed-in user may change the managed namespaces.
     #[arg(long, env = "SIGNALBOX_TEAMS")]
     pub teams: Option<PathBuf>,
+    /// What a change that overwrites an object Argo CD, Flux or Helm owns gets: refused
+    /// (409, naming the owner; previews still show the objects to commit to Git), applied
+    /// with a warning in its audit entry, or allowed.
+    #[arg(long, env = "SIGNALBOX_GITOPS", value_enum, default_value = "refuse")]
+    pub gitops: crate::change::gitops::GitopsMode,
     /// Directory of the stylesheet and vendored scripts (default: ./static, else the source tree's),
     /// read once at startup.
     #[arg(long, env = "SIGNALBOX_STATIC_DIR")]
@@ -177,6 +182,7 @@ impl ServeConfig {
             trusted_proxies: Vec::new(),
             allowed_hosts: Vec::new(),
             teams: None,
+            gitops: crate::change::gitops::GitopsMode::Refuse,
             static_dir: None,
             audit_retention_days: None,
             audit_archive_dir: None,

@@ -1,19 +1,28 @@
 //! The before/after documents of a change, and their diff.
 use serde_json::{Value, json};
 
+use super::gitops::{GitOwner, owner_of};
 use crate::cluster::without_server_fields;
 
-/// The state of each object a change touches (None: absent), in operation order.
+/// The state of each object a change touches (None: absent), in operation order, and the
+/// GitOps tool owning each (known only from the server fields the documents leave out: who
+/// wrote the object).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Documents(Vec<Option<Value>>);
+pub struct Documents(Vec<Option<Value>>, Vec<Option<GitOwner>>);
 
 impl Documents {
     pub fn new(objects: Vec<Option<Value>>) -> Self {
-        Self(objects.into_iter().map(|object| object.map(without_server_fields)).collect())
+        let owners = objects.iter().map(|object| object.as_ref().and_then(owner_of)).collect();
+        Self(objects.into_iter().map(|object| object.map(without_server_fields)).collect(), owners)
     }
 
     pub fn objects(&self) -> &[Option<Value>] {
         &self.0
+    }
+
+    /// Per object, the GitOps tool that owns it.
+    pub fn owners(&self) -> &[Option<GitOwner>] {
+        &self.1
     }
 
     /// One object as itself, several as a `v1/List` (as kubectl prints them).
@@ -38,7 +47,9 @@ impl Documents {
             }
             Some(single) => vec![Some(single.clone())],
         };
-        Self(objects)
+        // A recorded document keeps no server fields: its owners are as far as labels say.
+        let owners = objects.iter().map(|object| object.as_ref().and_then(owner_of)).collect();
+        Self(objects, owners)
     }
 
     /// The objects as multi-document YAML.

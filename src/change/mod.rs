@@ -10,6 +10,7 @@ pub mod canary;
 pub mod documents;
 pub mod events;
 pub mod failpoint;
+pub mod gitops;
 pub mod http_routes;
 pub mod outside;
 mod own_writes;
@@ -148,6 +149,9 @@ pub enum ChangeError {
     /// not recorded either.
     #[error("too many refused attempts lately; try again later (see Retry-After)")]
     TooManyRefusals(std::time::Duration),
+    /// It would overwrite or delete an object a GitOps tool owns (`--gitops=refuse`).
+    #[error("{}", .0.message())]
+    Owned(gitops::OwnedObject),
     /// The namespace is in a change freeze, and the change is not one that stays allowed.
     #[error(
         "namespace {namespace} is frozen: {} — changes are refused until {}; aborting or pausing a canary and \
@@ -164,6 +168,9 @@ pub enum ChangeError {
 pub struct Preview {
     pub before: Documents,
     pub after: Documents,
+    /// Objects it writes that a GitOps tool owns: applying it is refused (or warned about)
+    /// per `--gitops`; the preview's objects are what to commit to Git instead.
+    pub owned: Vec<gitops::OwnedObject>,
 }
 
 impl Preview {
@@ -201,6 +208,8 @@ pub struct ChangePath {
     refusals: Arc<refusals::RefusalLimiter>,
     /// Previews' dry runs, standing for the apply of exactly what was previewed.
     verdicts: Arc<verdicts::DryRunVerdicts>,
+    /// What a write over an object a GitOps tool owns gets (`--gitops`).
+    gitops: gitops::GitopsMode,
 }
 
 impl ChangePath {
@@ -213,6 +222,7 @@ impl ChangePath {
             own_writes: Default::default(),
             in_flight: Default::default(),
             failpoint: Failpoint::from_env(),
+            gitops: gitops::GitopsMode::default(),
             propagation: Propagation::default(),
             events: None,
             refusals: Default::default(),
@@ -221,6 +231,15 @@ impl ChangePath {
     }
 
     /// Follows applied routing changes to the proxies through `propagation`.
+    pub fn with_gitops(mut self, mode: gitops::GitopsMode) -> Self {
+        self.gitops = mode;
+        self
+    }
+
+    pub fn gitops(&self) -> gitops::GitopsMode {
+        self.gitops
+    }
+
     pub fn with_propagation(mut self, propagation: Propagation) -> Self {
         self.propagation = propagation;
         self
@@ -273,7 +292,8 @@ impl ChangePath {
             self.run_all(change, (&before, &versions), true).await.map_err(|halted| judged(change, halted.error))?;
         self.metrics.observe_dry_run("ran");
         self.verdicts.keep(&change.operations, &versions, &after);
-        Ok(Preview { before, after })
+        let owned = owned_writes(change, &before);
+        Ok(Preview { before, after, owned })
     }
 
     /// Runs the whole path. Every attempt leaves exactly one audit entry.
@@ -363,7 +383,11 @@ impl ChangePath {
             Err(error) => return Err(self.refused_by_cluster(change, None, error).await),
         };
         stale_plan(change, &versions)?;
-        if let Err(error) = self.authorize_operations(change, &before).await {
+        let judged = match self.authorize_operations(change, &before).await {
+            Ok(()) => self.refuse_if_owned(change, &before),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = judged {
             if let ChangeError::Cluster(error) = error {
                 return Err(self.refused_by_cluster(change, Some(&before), error).await);
             }
@@ -389,6 +413,7 @@ impl ChangePath {
     async fn read_while_dry_running(&self, change: &Change) -> Option<Result<Ready, ChangeError>> {
         let planned = change.planned_against.as_ref()?;
         self.authorize_operations(change, &planned.objects).await.ok()?;
+        self.refuse_if_owned(change, &planned.objects).ok()?;
         let read_and_record = async {
             let (before, versions) = self.read_before(change).await.map_err(Err)?;
             stale_plan(change, &versions).map_err(Ok)?;
@@ -494,6 +519,18 @@ impl ChangePath {
         }
         self.check_freeze(change)?;
         if change.problems.is_empty() { Ok(()) } else { Err(ChangeError::Invalid(change.problems.clone())) }
+    }
+
+    /// With `--gitops=refuse`, a change that overwrites or deletes an object a GitOps tool
+    /// owns: the first such object, with its owner.
+    fn refuse_if_owned(&self, change: &Change, before: &Documents) -> Result<(), ChangeError> {
+        if self.gitops != gitops::GitopsMode::Refuse {
+            return Ok(());
+        }
+        match owned_writes(change, before).into_iter().next() {
+            Some(owned) => Err(ChangeError::Owned(owned)),
+            None => Ok(()),
+        }
     }
 
     /// An emergency change in a freeze says so first in its audit summary, with the admin's
@@ -727,7 +764,7 @@ impl ChangePath {
             namespace: change.namespace.clone(),
             kind: change.subject.kind.to_string(),
             name: change.subject.name.clone(),
-            summary: change.summary.clone(),
+            summary: self.summary_of(change, before),
             before: before.map(Documents::to_document),
             after: after.map(Documents::to_document),
             operations: Value::Array(change.operations.iter().map(Operation::to_record).collect()),
@@ -736,6 +773,22 @@ impl ChangePath {
             request_id: change.request_id.clone(),
             reverts: change.reverts,
         }
+    }
+}
+
+impl ChangePath {
+    /// The change's summary; with `--gitops=warn`, followed by what it overwrites that a
+    /// GitOps tool owns.
+    fn summary_of(&self, change: &Change, before: Option<&Documents>) -> String {
+        let owned = match (self.gitops, before) {
+            (gitops::GitopsMode::Warn, Some(before)) => owned_writes(change, before),
+            _ => Vec::new(),
+        };
+        if owned.is_empty() {
+            return change.summary.clone();
+        }
+        let warnings: Vec<String> = owned.iter().map(gitops::OwnedObject::message).collect();
+        format!("{} — warning: {}", change.summary, warnings.join("; "))
     }
 }
 
@@ -763,6 +816,13 @@ fn preconditioned(change: &Change, operation: &Operation, read_at: Option<&str>)
     let mut object = object.clone();
     object["metadata"]["resourceVersion"] = Value::String(version.to_owned());
     Some(Operation::Apply { target: target.clone(), object })
+}
+
+/// The objects the change overwrites or deletes that a GitOps tool owns.
+fn owned_writes(change: &Change, before: &Documents) -> Vec<gitops::OwnedObject> {
+    let live = before.objects();
+    let changes = |index: usize| left_as_is(&change.operations[index], (live[index].as_ref(), None)).is_none();
+    gitops::owned_writes(&change.operations, before.owners(), changes)
 }
 
 /// The live object, when `operation` is an apply that would leave it as it is: every field

@@ -25,6 +25,9 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The change would overwrite an object a GitOps tool owns (409, naming the owner).
+    #[error("{message}")]
+    Owned { message: String, owner: crate::change::gitops::GitOwner },
     /// A change freeze holds the namespace (423 Locked).
     #[error("{0}")]
     Locked(String),
@@ -58,7 +61,7 @@ impl AppError {
             AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Conflict(_) | AppError::Owned { .. } => StatusCode::CONFLICT,
             AppError::Locked(_) => StatusCode::LOCKED,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -95,11 +98,14 @@ impl IntoResponse for AppError {
         };
         let message = self.to_string();
         let problems = self.problems().to_vec();
-        let body = json!({
+        let mut body = json!({
             "error": message,
             "field": problems.first().map(|p| p.field.clone()),
             "problems": problems,
         });
+        if let AppError::Owned { owner, .. } = &self {
+            body["owner"] = json!(owner);
+        }
         let mut response = (self.status(), Json(body)).into_response();
         if let Some(seconds) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -124,6 +130,7 @@ impl From<ChangeError> for AppError {
             ChangeError::AuditUnavailable(_) => AppError::Unavailable(error.to_string()),
             ChangeError::Stale(_) => AppError::Conflict(error.to_string()),
             ChangeError::Frozen { .. } => AppError::Locked(error.to_string()),
+            ChangeError::Owned(owned) => AppError::Owned { message: owned.message(), owner: owned.owner },
             ChangeError::TooManyRefusals(wait) => AppError::TooManyRequests {
                 message: error.to_string(),
                 // Whole seconds, rounded up: a client waiting this long finds a token.

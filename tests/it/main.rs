@@ -27,6 +27,7 @@ mod external_abuse;
 mod external_restart;
 mod freeze;
 mod gateway_api;
+mod gitops;
 mod hardening;
 mod lease;
 mod outage;

@@ -104,7 +104,10 @@ pub async fn revert(
     if dry_run {
         let preview = state.changes.preview(&change).await?;
         let objects = preview.after.objects();
-        return Ok(Json(serde_json::json!({"summary": change.summary, "diff": preview.diff(), "objects": objects})));
+        let owned = &preview.owned;
+        return Ok(Json(
+            serde_json::json!({"summary": change.summary, "diff": preview.diff(), "objects": objects, "owned": owned}),
+        ));
     }
     let applied = state.changes.execute(change).await?;
     Ok(Json(serde_json::json!({"auditId": applied.audit_id, "reverts": id})))

@@ -81,6 +81,7 @@ pub async fn start(
         body["summary"] = json!(planned.summary);
         body["diff"] = json!(planned.preview.diff());
         body["objects"] = json!(objects);
+        body["owned"] = json!(planned.preview.owned);
         return Ok(Json(body).into_response());
     }
     transition(&state, origin, &namespace, &host, step).await

@@ -156,7 +156,8 @@ pub async fn put(
     if options.dry_run {
         let preview = state.routing.preview(&plan).await?;
         let objects: Vec<Value> = preview.after.objects().iter().flatten().cloned().collect();
-        return Ok(Json(json!({"objects": objects, "diff": preview.diff(), "warnings": warnings})).into_response());
+        let body = json!({"objects": objects, "diff": preview.diff(), "warnings": warnings, "owned": preview.owned});
+        return Ok(Json(body).into_response());
     }
     let applied = state.routing.apply(plan).await?;
     let mut body = json!({"auditId": applied.audit_id, "objects": applied.after.objects(), "warnings": warnings});
@@ -210,7 +211,8 @@ async fn preview_or_apply(
         let preview = state.routing.preview(&plan).await?;
         let objects: Vec<Value> = preview.after.objects().iter().flatten().cloned().collect();
         let summary = &plan.change.summary;
-        return Ok(Json(json!({"summary": summary, "objects": objects, "diff": preview.diff()})).into_response());
+        let body = json!({"summary": summary, "objects": objects, "diff": preview.diff(), "owned": preview.owned});
+        return Ok(Json(body).into_response());
     }
     let applied = state.routing.apply(plan).await?;
     Ok(Json(json!({"auditId": applied.audit_id, "objects": applied.after.objects()})).into_response())

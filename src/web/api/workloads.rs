@@ -80,7 +80,8 @@ pub async fn walkthrough(
     let change = workloads::deploy_walkthrough(&origin, &namespace, &current);
     if dry_run {
         let preview = state.changes.preview(&change).await?;
-        let body = json!({"summary": change.summary, "diff": preview.diff(), "objects": preview.after.objects()});
+        let body = json!({"summary": change.summary, "diff": preview.diff(), "objects": preview.after.objects(),
+                          "owned": preview.owned});
         return Ok(Json(body).into_response());
     }
     applied(&state, change).await

@@ -85,6 +85,10 @@ pub struct PreviewView {
     pub warnings: Vec<String>,
     pub diff: Vec<DiffLine>,
     pub objects_yaml: String,
+    /// What the change writes that Argo CD, Flux or Helm owns, in words.
+    pub owned: Vec<String>,
+    /// `--gitops=refuse` and something is owned: no Apply, the objects are for Git.
+    pub for_git_only: bool,
     pub policy_json: String,
     /// The rules as bars, before and after the change.
     pub bar_sets: Vec<BarSet>,
@@ -443,6 +447,8 @@ impl PreviewView {
             warnings: warnings.iter().map(|w| format!("{}: {}", w.field, w.message)).collect(),
             diff,
             objects_yaml: preview.after.to_yaml(),
+            owned: preview.owned.iter().map(crate::change::gitops::OwnedObject::message).collect(),
+            for_git_only: false,
             policy_json: desired.and_then(|p| serde_json::to_string(p).ok()).unwrap_or_default(),
             bar_sets: vec![
                 BarSet::of("preview-bars-before", "Before", before, canary),

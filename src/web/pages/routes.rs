@@ -11,6 +11,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::authz::{Actor, Permission};
+use crate::change::gitops::GitopsMode;
 use crate::change::routes::{LiveRouting, ResourceVersions};
 use crate::change::{ChangeError, Origin, canary};
 use crate::policy::{self, RoutingPolicy};
@@ -240,7 +241,8 @@ async fn show_preview(
             let (change, after) = (&plan.change, plan.after.as_ref());
             let (warnings, against) = (&plan.warnings, &plan.planned_against);
             let shown = PreviewView::new(change, before.as_ref(), after, &preview, warnings, against, canary.as_ref());
-            view.preview = Some(PreviewView { action: action.into(), ..shown });
+            let for_git_only = !shown.owned.is_empty() && state.changes.gitops() == GitopsMode::Refuse;
+            view.preview = Some(PreviewView { action: action.into(), for_git_only, ..shown });
             StatusCode::OK
         }
         Err(RoutingError::Conflict(refusal)) => {
