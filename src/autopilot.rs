@@ -24,7 +24,7 @@ use crate::cluster::{Cluster, LeaderLease};
 use crate::istio::VirtualService;
 use crate::policy::RoutingPolicy;
 use crate::policy::canary::{ANNOTATION, Canary};
-use crate::traffic::{self, Prometheus, Verdict};
+use crate::traffic::{self, Prometheus, StepReach, Verdict};
 
 /// The Lease, in each managed namespace, whose holder runs auto-advance there.
 pub const LEASE_NAME: &str = "signalbox-canary-analysis";
@@ -71,11 +71,20 @@ impl Autopilot {
     }
 }
 
-/// How long one canary step has been healthy, as the leader saw it.
+/// How long the autopilot waits for every proxy to have a step before judging it anyway
+/// (saying so in the verdict).
+pub const STEP_REACH_BOUND: Duration = Duration::from_secs(60);
+
+/// One canary step as the leader saw it: since when, whether it was judged yet, and how
+/// long it has been healthy.
 #[derive(Clone, Debug, PartialEq)]
 struct Progress {
     canary: String,
     step: usize,
+    seen: Timestamp,
+    /// When every proxy was first known to have the step.
+    reached: Option<Timestamp>,
+    judged: bool,
     healthy_since: Option<Timestamp>,
 }
 
@@ -172,20 +181,45 @@ impl Pilot {
             return;
         };
         let key = (namespace.to_owned(), host.to_owned());
-        let since = self
-            .progress
-            .get(&key)
-            .filter(|p| p.canary == canary.canary && p.step == canary.step)
-            .and_then(|p| p.healthy_since);
+        let now = Timestamp::now();
+        let same_step = |p: &&Progress| p.canary == canary.canary && p.step == canary.step;
+        let known = self.progress.get(&key).filter(same_step).cloned();
+        let progress = known.unwrap_or(Progress {
+            canary: canary.canary.clone(),
+            step: canary.step,
+            seen: now,
+            reached: None,
+            judged: false,
+            healthy_since: None,
+        });
+        // The host's last change this signalbox followed: the step, when this replica made it.
+        // (Known limit: after a step another replica made, this is an older change's reach.)
+        let reach = match progress.reached {
+            Some(at) => StepReach::Reached(at),
+            None => self.rollouts.step_reach(namespace, host).await,
+        };
+        let progress = match reach {
+            StepReach::Reached(at) => Progress { reached: Some(at), ..progress },
+            _ => progress,
+        };
+        let judged = match traffic::judged_from(&reach, progress.seen, now, STEP_REACH_BOUND, thresholds.window) {
+            Ok(judged) => judged,
+            Err(wait) => {
+                tracing::debug!(%namespace, %host, reason = %wait.reason(), "canary analysis: waiting");
+                self.progress.insert(key, progress);
+                return;
+            }
+        };
+        // The first judgement of a step counts its dwell from when it took effect: the window
+        // judged lies wholly after that.
+        let since = if progress.judged { progress.healthy_since } else { Some(judged.from) };
         let observed = self.prometheus.observe(namespace, host, thresholds.window).await;
-        let decision = traffic::decide(
-            thresholds,
-            observed.as_ref().map(|report| report.version(&version)),
-            since,
-            Timestamp::now(),
-        );
-        let progress =
-            Progress { canary: canary.canary.clone(), step: canary.step, healthy_since: decision.healthy_since };
+        let mut decision =
+            traffic::decide(thresholds, observed.as_ref().map(|report| report.version(&version)), since, now);
+        if let Some(note) = &judged.note {
+            decision.verdict = with_note(decision.verdict, note);
+        }
+        let progress = Progress { judged: true, healthy_since: decision.healthy_since, ..progress };
         self.progress.insert(key, progress);
         match decision.verdict {
             Verdict::Wait(reason) => tracing::debug!(%namespace, %host, %reason, "canary analysis: waiting"),
@@ -205,6 +239,15 @@ impl Pilot {
             Err(error) => tracing::warn!(%namespace, %host, %action, %error, "canary analysis could not act"),
         }
         self.progress.remove(&(namespace.to_owned(), host.to_owned()));
+    }
+}
+
+/// The verdict with `note` added to its reason (which becomes the audit summary).
+fn with_note(verdict: Verdict, note: &str) -> Verdict {
+    match verdict {
+        Verdict::Promote(reason) => Verdict::Promote(format!("{reason}; {note}")),
+        Verdict::Abort(reason) => Verdict::Abort(format!("{reason}; {note}")),
+        Verdict::Wait(reason) => Verdict::Wait(format!("{reason}; {note}")),
     }
 }
 

@@ -7,7 +7,7 @@ use crate::cluster::ClusterError;
 use crate::policy::canary::{Canary, TransitionRefused};
 use crate::policy::{PolicyError, RoutingPolicy};
 use crate::problem::FieldProblem;
-use crate::traffic::Thresholds;
+use crate::traffic::{StepReach, Thresholds};
 use crate::tutorial::Workload;
 
 use super::reads::Reads;
@@ -110,6 +110,26 @@ impl Rollouts {
     /// The host's canary as recorded on its live VirtualService.
     pub async fn current(&self, namespace: &str, host: &str) -> Result<Option<Canary>, ClusterError> {
         Ok(canary::current(&self.reads.live_routing(namespace, host).await?))
+    }
+
+    /// Whether every proxy has the host's last change — the canary's current step, when
+    /// this signalbox made it — from istiod (see `propagation`).
+    pub async fn step_reach(&self, namespace: &str, host: &str) -> StepReach {
+        let propagation = self.changes.propagation();
+        if propagation.istiod().is_none() {
+            return StepReach::Unknown("istiod is not configured (--istiod-url)".into());
+        }
+        let view = propagation.status(namespace, host).await;
+        if let Some(why) = view.unavailable {
+            return StepReach::Unknown(why);
+        }
+        match (view.audit_id, view.reached_at) {
+            (Some(_), Some(at)) => StepReach::Reached(at),
+            // A change this signalbox did not make (another replica's, or one before a
+            // restart): every proxy having what istiod last sent it is the best sign there is.
+            (None, _) if view.report.complete() => StepReach::Reached(jiff::Timestamp::now()),
+            _ => StepReach::Pending(view.summary),
+        }
     }
 
     /// Runs one step a person (or pipeline) asked for; returns the new canary and its

@@ -59,6 +59,8 @@ pub struct SyncView {
     pub audit_id: Option<i64>,
     /// Seconds from the apply until every proxy had the change, once they all had.
     pub reached_in_seconds: Option<f64>,
+    /// When every proxy had the change (seen by the poll that found it so).
+    pub reached_at: Option<jiff::Timestamp>,
     /// Why there is no report: istiod not configured or unreachable.
     pub unavailable: Option<String>,
     /// The state in words, for pages and the audit log.
@@ -70,6 +72,7 @@ pub struct SyncView {
 struct Tracked {
     audit_id: i64,
     applied: Instant,
+    applied_at: jiff::Timestamp,
     baseline: Option<Snapshot>,
     clusters_changed: bool,
     /// See [`Baseline::unchanged`].
@@ -118,6 +121,7 @@ impl Propagation {
         let tracked = Tracked {
             audit_id,
             applied: Instant::now(),
+            applied_at: jiff::Timestamp::now(),
             baseline: baseline.snapshot.ok(),
             clusters_changed: clusters_changed && !baseline.unchanged,
             unchanged: baseline.unchanged,
@@ -161,6 +165,10 @@ impl Propagation {
             change.reached_after = Some(change.applied.elapsed());
         }
         let mut view = view(Some(change.audit_id), report, change.reached_after);
+        view.reached_at = change.reached_after.filter(|_| view.report.complete()).and_then(|after| {
+            let after = jiff::SignedDuration::try_from(after).ok()?;
+            change.applied_at.checked_add(after).ok()
+        });
         if change.unchanged && view.report.total > 0 {
             view.summary.push_str(" (the routing they get did not change: nothing new to send)");
         }
@@ -192,6 +200,7 @@ fn view(audit_id: Option<i64>, report: Report, reached_after: Option<Duration>) 
     let settled = report.settled();
     SyncView {
         reached_in_seconds: reached_after.filter(|_| report.total > 0).map(|d| d.as_secs_f64()),
+        reached_at: None,
         report,
         audit_id,
         unavailable: None,
@@ -205,6 +214,7 @@ fn unavailable(audit_id: Option<i64>, reason: String) -> SyncView {
         report: Report::default(),
         audit_id,
         reached_in_seconds: None,
+        reached_at: None,
         summary: format!("propagation unknown: {reason}"),
         unavailable: Some(reason),
         settled: true,

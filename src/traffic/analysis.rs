@@ -104,6 +104,64 @@ pub fn decide(
     }
 }
 
+/// Whether the proxies have a canary's current step, as far as signalbox knows.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepReach {
+    /// Every proxy of the host had it at this time.
+    Reached(Timestamp),
+    /// Not every proxy has it yet, in words: `reached 3/5 proxies`.
+    Pending(String),
+    /// Not known, and why (no istiod; a change signalbox did not follow).
+    Unknown(String),
+}
+
+/// From when a step's own metrics may judge it, and what the verdict should add.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JudgedFrom {
+    /// When the step took effect: every proxy had it, or the wait for them ran out.
+    pub from: Timestamp,
+    /// Said in the verdict when the proxies did not all confirm the step.
+    pub note: Option<String>,
+}
+
+/// Whether the step may be judged now, and from when: only once every proxy has it (or
+/// `bound` after the step was first seen, saying so), and only on a full `window` of
+/// metrics after that — never on metrics that describe the previous weights. A wait is
+/// `Err` with its reason.
+pub fn judged_from(
+    reach: &StepReach,
+    step_seen: Timestamp,
+    now: Timestamp,
+    bound: Duration,
+    window: Duration,
+) -> Result<JudgedFrom, Verdict> {
+    let after = |at: Timestamp, span: Duration| at.checked_add(span).unwrap_or(at);
+    let judged = match reach {
+        StepReach::Reached(at) => JudgedFrom { from: *at, note: None },
+        StepReach::Pending(progress) | StepReach::Unknown(progress) => {
+            let given_up = after(step_seen, bound);
+            if now < given_up {
+                return Err(Verdict::Wait(format!(
+                    "the step has not reached every proxy ({progress}); its metrics would describe the previous \
+                     weights, so it waits for them (at most {} s)",
+                    bound.as_secs()
+                )));
+            }
+            let note = format!("not every proxy confirmed the step within {} s ({progress})", bound.as_secs());
+            JudgedFrom { from: given_up, note: Some(note) }
+        }
+    };
+    let full_window = after(judged.from, window);
+    if now < full_window {
+        return Err(Verdict::Wait(format!(
+            "the step took effect at {}; judging needs a full {} s window of its own metrics, from {full_window}",
+            judged.from,
+            window.as_secs()
+        )));
+    }
+    Ok(judged)
+}
+
 /// The thresholds the traffic breaks, each with the measured value and the limit.
 /// A threshold holds at its boundary: exactly 99% success with a 99% minimum passes.
 fn failures(thresholds: &Thresholds, traffic: &VersionTraffic) -> Vec<String> {

@@ -14,7 +14,7 @@ pub mod prometheus;
 pub mod promql;
 pub mod report;
 
-pub use analysis::{Decision, Thresholds, Verdict, decide};
+pub use analysis::{Decision, JudgedFrom, StepReach, Thresholds, Verdict, decide, judged_from};
 pub use history::VersionHistory;
 pub use observed_edges::ObservedEdges;
 pub use prometheus::{InvalidPrometheusUrl, Prometheus, QUERY_TIMEOUT, RangeSeries, Sample, TrafficError};

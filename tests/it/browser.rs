@@ -373,6 +373,7 @@ async fn a_canary_started_with_auto_advance_in_the_browser_promotes_itself() {
     let url = prometheus.url.clone();
     let console = Console::start_with(&ns.name, |c| {
         c.prometheus_url = Some(url);
+        c.istiod_url = Some(support::sidecars::istiod_monitoring_url());
         c.analysis_interval_seconds = 1;
     })
     .await;

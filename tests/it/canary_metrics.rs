@@ -230,11 +230,51 @@ async fn deploy_and_route(console: &Console, stable_percent: u32) {
     assert_eq!(status, reqwest::StatusCode::OK, "{body}");
 }
 
+/// A step whose routing a proxy has not taken is not promoted, however healthy the metrics:
+/// they would describe the previous weights (issue 23 §4). Once every proxy has it, the
+/// canary goes on.
+#[tokio::test]
+async fn an_auto_advance_step_waits_until_every_proxy_has_it() {
+    let ns = support::TestNamespace::new("autoreach").await;
+    let exporter = Exporter::start(&ns.name, HOST).await;
+    exporter.set("v1", Traffic::healthy(50.0, 40.0));
+    exporter.set("v2", Traffic::healthy(50.0, 80.0));
+    let prometheus = PrometheusServer::start(exporter.addr).await;
+    let console = auto_advance_console(&ns.name, &prometheus).await;
+    deploy_and_route(&console, 100).await;
+    // A sidecar that refuses every route configuration istiod sends it.
+    support::sidecars::pod_with_sidecar(&ns, "picky", "customer", "nack").await;
+    let _sidecars = support::sidecars::SimulatedSidecars::start(&ns.name);
+    // recommendation v1 and v2, and picky.
+    support::sidecars::connected(&console.http, &ns.name, 3).await;
+    start_auto_canary(&console, &[50, 100]).await;
+
+    // Well past a full window (5 s) and the dwell (2 s) of healthy metrics: still step 1.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let (_, canary) = console.get_json(&console.api("/canaries/recommendation")).await;
+    assert_eq!((canary["state"].as_str(), canary["step"].as_u64()), (Some("progressing"), Some(0)), "{canary}");
+    assert!(automatic_transitions(&console).await.is_empty(), "nothing promoted while a proxy lacks the step");
+    let page = console.page(&format!("/ns/{}/canaries/recommendation", ns.name)).await;
+    assert!(page.contains("Step 1 has not reached every proxy yet"), "the page says why it waits: {page}");
+
+    // The refusing proxy goes away: every proxy has the step, and the canary goes on.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+    pods.delete("picky", &kube::api::DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
+        .await
+        .unwrap();
+    let finished = wait_for_state(&console, "finished", Duration::from_secs(45)).await;
+    assert_eq!(finished["weight"], 100);
+    console.stop().await;
+}
+
 /// A console that judges auto-advance canaries every second against `prometheus`.
 async fn auto_advance_console(namespace: &str, prometheus: &PrometheusServer) -> Console {
     let url = prometheus.url.clone();
+    // With istiod: a step is judged once every proxy has it (none here: at once), on a full
+    // window of its own metrics.
     Console::start_with(namespace, |c| {
         c.prometheus_url = Some(url);
+        c.istiod_url = Some(support::sidecars::istiod_monitoring_url());
         c.analysis_interval_seconds = 1;
     })
     .await

@@ -180,3 +180,22 @@ fn thresholds_are_checked_and_serialise_with_seconds() {
     let verdict = serde_json::to_value(Verdict::Abort("v2: …".into())).unwrap();
     assert_eq!(verdict, serde_json::json!({"verdict": "abort", "reason": "v2: …"}));
 }
+
+#[test]
+fn a_step_is_judged_only_on_a_full_window_after_every_proxy_has_it() {
+    let (bound, window) = (Duration::from_secs(60), Duration::from_secs(5));
+    let reached = StepReach::Reached(at(10));
+    let waiting = judged_from(&reached, at(0), at(14), bound, window).unwrap_err();
+    assert!(waiting.reason().contains("a full 5 s window of its own metrics"), "{waiting:?}");
+    assert_eq!(judged_from(&reached, at(0), at(15), bound, window), Ok(JudgedFrom { from: at(10), note: None }));
+
+    let pending = StepReach::Pending("reached 3/5 proxies".into());
+    let waiting = judged_from(&pending, at(0), at(59), bound, window).unwrap_err();
+    assert!(waiting.reason().contains("has not reached every proxy (reached 3/5 proxies)"), "{waiting:?}");
+    assert!(judged_from(&pending, at(0), at(64), bound, window).is_err(), "then a full window after the bound");
+    let judged = judged_from(&pending, at(0), at(65), bound, window).unwrap();
+    assert_eq!(judged.from, at(60));
+    assert_eq!(judged.note.as_deref(), Some("not every proxy confirmed the step within 60 s (reached 3/5 proxies)"));
+    let unknown = StepReach::Unknown("istiod is not configured".into());
+    assert!(judged_from(&unknown, at(0), at(30), bound, window).is_err(), "not known is not reached");
+}

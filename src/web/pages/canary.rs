@@ -19,7 +19,7 @@ use crate::pictures::steps::StepStrip;
 use crate::policy::RoutingPolicy;
 use crate::policy::canary::{Canary, DEFAULT_STEPS};
 use crate::problem::FieldProblem;
-use crate::traffic::Thresholds;
+use crate::traffic::{StepReach, Thresholds};
 
 use super::route_view::DiffLine;
 use super::sync_panel::SyncPanel;
@@ -68,6 +68,8 @@ struct CanaryPage {
     sync: Option<SyncPanel>,
     /// A start's preview, on a page posted without JavaScript.
     preview: Option<StartPreview>,
+    /// Whether every proxy has the current step, and when auto-advance may judge it.
+    step_reach: Option<String>,
 }
 
 /// A canary start as the API server's dry run has it, with the form that starts it.
@@ -326,6 +328,10 @@ async fn view(
             _ => no_canary(host, &[], &[]),
         },
         can_auto_advance: state.prometheus.is_some(),
+        step_reach: match current.as_ref().filter(|c| c.is_automatic()) {
+            Some(canary) => Some(reach_in_words(canary, &state.rollouts.step_reach(namespace, host).await)),
+            None => None,
+        },
         canary: current,
         history,
         observed: observe(state, namespace, host, &policy).await,
@@ -434,6 +440,33 @@ async fn transition(
             refused(state, actor, htmx, namespace, host, error.status(), error.to_string()).await
         }
         Err(other) => Err(other),
+    }
+}
+
+/// `Step 2 reached every proxy at 12:03:05 UTC; auto-advance judges it on metrics from
+/// 12:04:05 UTC`, or why it waits.
+fn reach_in_words(canary: &Canary, reach: &StepReach) -> String {
+    let step = canary.step + 1;
+    let window = canary.analysis.as_ref().map_or(Duration::ZERO, |a| a.window);
+    match reach {
+        StepReach::Reached(at) => {
+            let from = at.checked_add(window).unwrap_or(*at);
+            format!(
+                "Step {step} reached every proxy at {} UTC; auto-advance judges it on metrics from {} UTC, a full \
+                 window of its own, and counts the dwell from when it reached them.",
+                at.strftime("%H:%M:%S"),
+                from.strftime("%H:%M:%S")
+            )
+        }
+        StepReach::Pending(progress) => format!(
+            "Step {step} has not reached every proxy yet ({progress}): auto-advance waits for them (at most {} s) \
+             before judging it, so that metrics of the previous weights never promote it.",
+            crate::autopilot::STEP_REACH_BOUND.as_secs()
+        ),
+        StepReach::Unknown(why) => format!(
+            "Whether every proxy has step {step} is not known ({why}): auto-advance judges it {} s after it began.",
+            crate::autopilot::STEP_REACH_BOUND.as_secs()
+        ),
     }
 }
 
