@@ -422,6 +422,19 @@ impl AuditStore {
         Ok(entries)
     }
 
+    /// When the newest entry about `namespace` was recorded (ms since the epoch), if any:
+    /// one step down the namespace index.
+    pub async fn last_change_in(&self, namespace: &str) -> Result<Option<i64>, AuditError> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT time_ms FROM audit_entries INDEXED BY audit_entries_by_namespace
+             WHERE namespace = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(namespace)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(time_ms,)| time_ms))
+    }
+
     /// Entries whose change may or may not have been applied (a crash between record and apply).
     pub async fn pending(&self) -> Result<Vec<Entry>, AuditError> {
         let rows: Vec<EntryRow> =

@@ -57,6 +57,8 @@ pub struct ServiceGraph {
     pub words: String,
     pub nodes: Vec<Node>,
     pub edges: Vec<Edge>,
+    /// The tutorial's calls are drawn (its caption then says where they come from).
+    pub tutorial_calls: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -183,7 +185,8 @@ pub fn graph(namespace: &str, services: &[ServiceInput], observed: Option<&Obser
     if observed.is_some() {
         words.push_str(&observed_words(&edges));
     }
-    ServiceGraph { width: placed.width, height: placed.height, words, nodes, edges }
+    let tutorial_calls = !calls.is_empty();
+    ServiceGraph { width: placed.width, height: placed.height, words, nodes, edges, tutorial_calls }
 }
 
 /// Whether a service's versions are drawn as boxes with an edge each: when its routing or
@@ -634,6 +637,13 @@ mod tests {
         let v1 = label_texts(edge(&drawn, "edge-recommendation-v1"));
         assert_eq!(v1, ["everyone else: 75%", "timeout 1s", "100% mirrored to v1", "canary v2 25%, step 1/2"]);
         assert_eq!(label_texts(edge(&drawn, "edge-recommendation-v3")), ["no traffic"]);
+    }
+
+    #[test]
+    fn only_a_namespace_with_the_tutorials_calls_is_captioned_with_them() {
+        assert!(graph("t", &tutorial(Routing::None), None).tutorial_calls);
+        let shop = [service("cart", &["v1"], Routing::None), service("ledger", &["v1", "v2"], Routing::None)];
+        assert!(!graph("shop", &shop, None).tutorial_calls, "no tutorial here: no caption about it");
     }
 
     #[test]

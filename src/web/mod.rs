@@ -102,6 +102,8 @@ impl Routes {
 fn every_route() -> Routes {
     Routes::new()
         .get("/", pages::home)
+        .get("/namespaces", pages::namespaces::page)
+        .get("/partials/namespaces", pages::namespaces::rows)
         .get("/ns/{ns}", pages::overview::page)
         .get("/ns/{ns}/partials/services", pages::overview::services)
         .get("/ns/{ns}/deploy", pages::deploy::page)
@@ -130,7 +132,7 @@ fn every_route() -> Routes {
         .post("/audit/{id}/revert", pages::audit::revert)
         .get("/partials/audit", pages::audit::rows)
         .get("/partials/banner", pages::banner)
-        .get("/api/v1/namespaces", api::namespaces::list)
+        .get("/api/v1/namespaces", pages::namespaces::api)
         .get("/api/v1/namespaces/{ns}/workloads", api::workloads::list)
         .put("/api/v1/namespaces/{ns}/workloads/{name}", api::workloads::put)
         .delete("/api/v1/namespaces/{ns}/workloads/{name}", api::workloads::remove)

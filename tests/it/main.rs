@@ -30,6 +30,7 @@ mod gateway_api;
 mod gitops;
 mod hardening;
 mod lease;
+mod namespaces;
 mod outage;
 mod policy_fixtures;
 mod propagation;

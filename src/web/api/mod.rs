@@ -2,6 +2,5 @@
 pub mod audit;
 pub mod audit_export;
 pub mod canaries;
-pub mod namespaces;
 pub mod routes;
 pub mod workloads;

@@ -4,6 +4,7 @@ pub mod canary;
 pub mod deploy;
 pub mod envoy_routes;
 pub mod kept_views;
+pub mod namespaces;
 pub mod overview;
 pub mod proxy_sync;
 mod route_forms;
@@ -21,9 +22,14 @@ use super::identity::Identity;
 use super::layout::Layout;
 use super::state::AppState;
 
-/// `/` opens the first namespace the actor may view.
+/// From this many namespaces on, `/` opens the namespaces page rather than the first one.
+const MANY_NAMESPACES: usize = 4;
+
+/// `/` opens the namespace the actor may view, or the list of them when there are many.
 pub async fn home(State(state): State<AppState>, Identity(actor): Identity) -> Result<Redirect, AppError> {
-    match state.view_scope(&actor).namespaces().first() {
+    let namespaces = state.view_scope(&actor).namespaces();
+    match namespaces.first() {
+        Some(_) if namespaces.len() >= MANY_NAMESPACES => Ok(Redirect::to("/namespaces")),
         Some(namespace) => Ok(Redirect::to(&format!("/ns/{namespace}"))),
         None => Err(AppError::Forbidden(format!(
             "{} may view no namespace of this console: ask its operators to add you to a team",

@@ -1,0 +1,165 @@
+//! The namespaces page (`/namespaces`) and `GET /api/v1/namespaces`: every managed
+//! namespace the actor may view, with what runs there, a health mark, and when it last
+//! changed, most recently changed first. A filter box narrows the list as one types.
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::response::{Html, IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::authz::Actor;
+use crate::change::canary;
+use crate::inventory::runs_in_pod_of;
+use crate::pictures::graph::Routing;
+use crate::web::error::AppError;
+use crate::web::identity::Identity;
+use crate::web::layout::Layout;
+use crate::web::pages::overview::service_rows;
+use crate::web::state::AppState;
+
+/// One namespace as the list shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceSummary {
+    pub name: String,
+    pub services: usize,
+    pub routed_hosts: usize,
+    pub canaries_in_progress: usize,
+    /// Of the services' sidecars, how many have what istiod last sent them; null without
+    /// `--istiod-url`, `{"unavailable": why}` when istiod does not answer.
+    pub proxies: Value,
+    /// `ok`, `progressing` (a Deployment short of ready pods), `syncing` (a proxy without
+    /// what istiod last sent it), or `empty` (nothing runs there).
+    pub health: &'static str,
+    /// When the audit log last recorded a change there (RFC 3339), if ever.
+    pub last_change: Option<String>,
+    #[serde(skip)]
+    last_change_ms: i64,
+}
+
+#[derive(Deserialize, Default)]
+pub struct Filter {
+    #[serde(default)]
+    q: String,
+}
+
+#[derive(Template)]
+#[template(path = "namespaces.html")]
+struct NamespacesPage<'a> {
+    layout: Layout,
+    filter: &'a str,
+    rows: NamespaceRows<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "partials/namespace_rows.html")]
+struct NamespaceRows<'a> {
+    namespaces: &'a [NamespaceSummary],
+    /// How many the actor may view before the filter.
+    total: usize,
+}
+
+/// `GET /namespaces?q=`: the page.
+pub async fn page(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    Query(filter): Query<Filter>,
+) -> Result<Response, AppError> {
+    let (namespaces, total) = filtered(&state, &actor, &filter.q).await;
+    let rows = NamespaceRows { namespaces: &namespaces, total };
+    let page = NamespacesPage { layout: Layout::new(&state, &actor, None), filter: filter.q.trim(), rows };
+    Ok(Html(page.render()?).into_response())
+}
+
+/// `GET /partials/namespaces?q=`: the rows alone, for the filter box.
+pub async fn rows(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    Query(filter): Query<Filter>,
+) -> Result<Response, AppError> {
+    let (namespaces, total) = filtered(&state, &actor, &filter.q).await;
+    Ok(Html(NamespaceRows { namespaces: &namespaces, total }.render()?).into_response())
+}
+
+/// `GET /api/v1/namespaces?q=`.
+pub async fn api(
+    State(state): State<AppState>,
+    Identity(actor): Identity,
+    Query(filter): Query<Filter>,
+) -> Result<axum::Json<Value>, AppError> {
+    let (namespaces, _) = filtered(&state, &actor, &filter.q).await;
+    Ok(axum::Json(json!({"namespaces": namespaces})))
+}
+
+/// The namespaces the actor may view whose name holds `filter` (case-insensitive), most
+/// recently changed first, and how many there are unfiltered.
+async fn filtered(state: &AppState, actor: &Actor, filter: &str) -> (Vec<NamespaceSummary>, usize) {
+    let scope = state.view_scope(actor);
+    let visible: Vec<&String> = state.managed_namespaces().iter().filter(|ns| scope.namespace(ns)).collect();
+    let wanted = filter.trim().to_lowercase();
+    let matching = visible.iter().filter(|ns| ns.to_lowercase().contains(&wanted));
+    let mut summaries = futures::future::join_all(matching.map(|ns| summary(state, actor, ns))).await;
+    summaries.sort_by(|a, b| b.last_change_ms.cmp(&a.last_change_ms).then_with(|| a.name.cmp(&b.name)));
+    (summaries, visible.len())
+}
+
+/// What the actor may view of `namespace`, counted.
+async fn summary(state: &AppState, actor: &Actor, namespace: &str) -> NamespaceSummary {
+    let rows = service_rows(state, actor, namespace);
+    let routed = rows.iter().filter(|row| !matches!(row.facts.service.routing, Routing::None)).count();
+    let canaries = rows
+        .iter()
+        .filter(|row| {
+            let live = state.reads.cached_routing(namespace, &row.facts.service.app);
+            canary::current(&live).is_some_and(|canary| canary.is_active())
+        })
+        .count();
+    let versions: Vec<_> = rows.iter().flat_map(|row| row.facts.service.versions.iter()).collect();
+    let (proxies, syncing) = match state.changes.propagation().istiod() {
+        Some(istiod) => match istiod.snapshot(namespace).await {
+            Ok(snapshot) => {
+                // Only the proxies of the services the actor may view.
+                let visible = |name: &str| versions.iter().any(|version| runs_in_pod_of(name, &version.deployment));
+                let ours: Vec<_> = snapshot.values().filter(|sync| visible(&sync.name)).collect();
+                let synced = ours.iter().filter(|sync| sync.has_what_was_sent()).count();
+                (json!({"synced": synced, "total": ours.len()}), synced < ours.len())
+            }
+            Err(error) => (json!({"unavailable": error.to_string()}), false),
+        },
+        None => (Value::Null, false),
+    };
+    let health = if versions.is_empty() {
+        "empty"
+    } else if versions.iter().any(|version| version.ready < version.desired) {
+        "progressing"
+    } else if syncing {
+        "syncing"
+    } else {
+        "ok"
+    };
+    let last_change_ms = state.audit.last_change_in(namespace).await.ok().flatten().unwrap_or(0);
+    let last_change = (last_change_ms > 0)
+        .then(|| jiff::Timestamp::from_millisecond(last_change_ms).ok().map(|at| at.to_string()))
+        .flatten();
+    NamespaceSummary {
+        name: namespace.to_owned(),
+        services: rows.len(),
+        routed_hosts: routed,
+        canaries_in_progress: canaries,
+        proxies,
+        health,
+        last_change,
+        last_change_ms,
+    }
+}
+
+impl NamespaceSummary {
+    /// `4/4 proxies synced`, or nothing without istiod.
+    pub fn proxies_in_words(&self) -> String {
+        match (self.proxies["synced"].as_u64(), self.proxies["total"].as_u64()) {
+            (Some(synced), Some(total)) => format!("{synced}/{total} proxies synced"),
+            _ if self.proxies["unavailable"].is_string() => "istiod unavailable".to_owned(),
+            _ => String::new(),
+        }
+    }
+}
