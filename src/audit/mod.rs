@@ -422,6 +422,51 @@ impl AuditStore {
         Ok(entries)
     }
 
+    /// signalbox's newest applied change of one object (not an outside one): its id and time.
+    pub async fn last_applied_to(
+        &self,
+        namespace: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<(i64, i64)>, AuditError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(concat!(
+            "SELECT id, time_ms FROM ",
+            entries!(),
+            " WHERE namespace = ? AND kind = ? AND name = ? AND source != 'external' AND outcome = 'applied'
+              ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(namespace)
+        .bind(kind)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row)
+    }
+
+    /// The outside changes recorded of an object after entry `after` (oldest first).
+    pub async fn outside_changes_after(
+        &self,
+        namespace: &str,
+        kind: &str,
+        name: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Entry>, AuditError> {
+        let rows: Vec<EntryRow> = sqlx::query_as(concat!(
+            "SELECT * FROM ",
+            entries!(),
+            " WHERE namespace = ? AND kind = ? AND name = ? AND source = 'external' AND id > ? ORDER BY id LIMIT ?"
+        ))
+        .bind(namespace)
+        .bind(kind)
+        .bind(name)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Entry::from).collect())
+    }
+
     /// When the newest entry about `namespace` was recorded (ms since the epoch), if any:
     /// one step down the namespace index.
     pub async fn last_change_in(&self, namespace: &str) -> Result<Option<i64>, AuditError> {

@@ -289,10 +289,29 @@ pub fn spawn_recorder(
             activity.note(&change);
             let now_ms = jiff::Timestamp::now().as_millisecond();
             if let Some(entry) = recorder.admit(&change, Instant::now(), now_ms) {
+                let entry = with_overwrite_noted(&audit, entry, now_ms).await;
                 record(&audit, &entry).await;
             }
         }
     });
+}
+
+/// How long after signalbox's change an outside change of the same object is said to
+/// overwrite it (a GitOps sync undoing it comes within minutes).
+const OVERWRITE_WINDOW_MS: i64 = 60 * 60 * 1000;
+
+/// The outside change's entry, saying which change of signalbox's it overwrites when
+/// signalbox changed the object within the last hour: "overwrites signalbox's change #12
+/// from 14 s before". The entry page of #12 lists it as overwritten.
+async fn with_overwrite_noted(audit: &AuditStore, mut entry: NewEntry, now_ms: i64) -> NewEntry {
+    let last = audit.last_applied_to(&entry.namespace, &entry.kind, &entry.name).await;
+    if let Ok(Some((id, time_ms))) = last
+        && now_ms - time_ms <= OVERWRITE_WINDOW_MS
+    {
+        let seconds = (now_ms - time_ms).max(0) / 1000;
+        entry.summary = format!("{}; overwrites signalbox's change #{id} from {seconds} s before", entry.summary);
+    }
+    entry
 }
 
 async fn record(audit: &AuditStore, entry: &NewEntry) {

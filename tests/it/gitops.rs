@@ -112,3 +112,38 @@ async fn with_gitops_warn_the_change_is_applied_and_its_audit_entry_says_whose_o
     );
     console.stop().await;
 }
+
+/// When a GitOps controller (or anyone) rewrites what signalbox just wrote, the outside
+/// change names the change it overwrites, that change's page says it was overwritten, and
+/// the routing page says what is shown is theirs.
+#[tokio::test]
+async fn a_change_overwritten_by_argo_cd_is_followed_up_in_the_audit_and_on_the_routing_page() {
+    let ns = TestNamespace::new("gitops-undone").await;
+    let console = console(&ns, GitopsMode::Refuse).await;
+    let (status, body) =
+        console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(split(90, 10))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let change = body["auditId"].as_i64().unwrap();
+    // Argo CD's self-heal puts back what Git says.
+    synced_by_argo_cd(&ns).await;
+    let outside = support::eventually(std::time::Duration::from_secs(15), "the overwrite recorded", || async {
+        let entries = console.audit().await;
+        entries.into_iter().find(|e| e["source"] == "external" && e["kind"] == "VirtualService")
+    })
+    .await;
+    let summary = outside["summary"].as_str().unwrap();
+    assert!(summary.contains("by field manager argocd-controller (unverified)"), "{summary}");
+    assert!(summary.contains(&format!("overwrites signalbox's change #{change} from ")), "{summary}");
+
+    let entry = console.page(&format!("/audit/{change}")).await;
+    assert!(
+        entry.contains("id=\"entry-overwritten\"") && entry.contains("by field manager argocd-controller"),
+        "{entry}"
+    );
+    let routing = console.page(&format!("/ns/{}/routes/recommendation", ns.name)).await;
+    assert!(
+        routing.contains("id=\"routing-overwritten\"") && routing.contains(&format!("change #{change}")),
+        "{routing}"
+    );
+    console.stop().await;
+}

@@ -86,6 +86,8 @@ struct EntryPage {
     kiali: Option<String>,
     revertible: bool,
     revert: Option<RevertPreview>,
+    /// Outside changes of its object after it (a GitOps sync undoing it): id, who, seconds later.
+    overwritten: Vec<(i64, String, i64)>,
 }
 
 /// A revert about to be confirmed: its diff against the live objects.
@@ -234,6 +236,7 @@ async fn entry_page(
         .and_then(|(start, end)| state.links.jaeger_traces_between(&entry.namespace, &service, start, end));
     let kiali = state.links.kiali_service(&entry.namespace, &service);
     let revertible = actor.authenticated && crate::change::revert::refusal(&entry).is_none();
+    let overwritten = overwrites_of(state, &entry).await?;
     Ok(EntryPage {
         layout: Layout::new(state, actor, Some(&entry.namespace)),
         entry,
@@ -244,7 +247,28 @@ async fn entry_page(
         kiali,
         revertible,
         revert,
+        overwritten,
     })
+}
+
+/// How many later outside changes of an entry's object its page names.
+const OVERWRITES_SHOWN: u32 = 3;
+
+/// The outside changes that overwrote signalbox's applied change `entry`, within the hour
+/// the outside recorder names them in.
+async fn overwrites_of(state: &AppState, entry: &Entry) -> Result<Vec<(i64, String, i64)>, AppError> {
+    if entry.source == crate::audit::Source::External || entry.outcome.as_str() != "applied" {
+        return Ok(Vec::new());
+    }
+    let later = state
+        .audit
+        .outside_changes_after(&entry.namespace, &entry.kind, &entry.name, entry.id, OVERWRITES_SHOWN)
+        .await?;
+    let marker = format!("overwrites signalbox's change #{} ", entry.id);
+    let overwrites = later.into_iter().filter(|outside| outside.summary.contains(&marker));
+    Ok(overwrites
+        .map(|outside| (outside.id, outside.actor.clone(), (outside.time_ms - entry.time_ms) / 1000))
+        .collect())
 }
 
 /// The service an entry is about: an object's `app` label (in a List, any item's), else

@@ -214,6 +214,9 @@ pub struct RoutesView {
     pub istiod: bool,
     /// Set instead of the forms when the routing is spread over several objects.
     pub ambiguous: Option<AmbiguousView>,
+    /// signalbox's last change here, overwritten from outside: its audit id, the outside
+    /// change's, who, and how many seconds later.
+    pub overwritten: Option<(i64, i64, String, i64)>,
 }
 
 impl RoutesView {
@@ -294,6 +297,7 @@ impl RoutesView {
             test_source: String::new(),
             istiod: false,
             ambiguous,
+            overwritten: None,
             policy,
         }
     }
