@@ -89,6 +89,10 @@ async fn a_change_to_an_object_argo_cd_or_flux_owns_is_refused_naming_the_owner_
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("is owned by Argo CD application shop: a change here is undone at its next sync"), "{html}");
     assert!(html.contains("For Git: the objects to commit") && !html.contains("id=\"apply\""), "{html}");
+    let download = regex::Regex::new(r#"id="preview-download" download="recommendation-routing.yaml" href="data:application/yaml;charset=utf-8,([^"]+)""#).unwrap();
+    let encoded = &download.captures(&html).expect("a download link")[1];
+    let yaml = percent_decoded(encoded);
+    assert!(yaml.contains("kind: VirtualService") && yaml.contains("weight: 10"), "{yaml}");
 
     let (status, body) = console.send_json(Method::DELETE, &console.api("/routes/preference"), None).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
@@ -146,4 +150,21 @@ async fn a_change_overwritten_by_argo_cd_is_followed_up_in_the_audit_and_on_the_
         "{routing}"
     );
     console.stop().await;
+}
+
+/// `%41` → `A` (the download link's URL encoding).
+fn percent_decoded(encoded: &str) -> String {
+    let bytes = encoded.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            decoded.push(u8::from_str_radix(&encoded[index + 1..index + 3], 16).unwrap());
+            index += 3;
+        } else {
+            decoded.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8(decoded).unwrap()
 }

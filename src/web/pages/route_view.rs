@@ -432,6 +432,19 @@ fn rule_rows(policy: &RoutingPolicy) -> Vec<RuleRow> {
 }
 
 impl PreviewView {
+    /// The objects as a `data:` URL, for the "Download for Git" link.
+    pub fn objects_download(&self) -> String {
+        let encoded: String = self
+            .objects_yaml
+            .bytes()
+            .map(|byte| match byte {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
+                other => format!("%{other:02X}"),
+            })
+            .collect();
+        format!("data:application/yaml;charset=utf-8,{encoded}")
+    }
+
     pub fn new(
         change: &Change,
         before: Option<&RoutingPolicy>,
