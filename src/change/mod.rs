@@ -230,7 +230,7 @@ impl ChangePath {
         }
     }
 
-    /// Follows applied routing changes to the proxies through `propagation`.
+    /// What a change over an object a GitOps tool owns gets (`--gitops`).
     pub fn with_gitops(mut self, mode: gitops::GitopsMode) -> Self {
         self.gitops = mode;
         self
@@ -240,6 +240,7 @@ impl ChangePath {
         self.gitops
     }
 
+    /// Follows applied routing changes to the proxies through `propagation`.
     pub fn with_propagation(mut self, propagation: Propagation) -> Self {
         self.propagation = propagation;
         self
@@ -774,9 +775,7 @@ impl ChangePath {
             reverts: change.reverts,
         }
     }
-}
 
-impl ChangePath {
     /// The change's summary; with `--gitops=warn`, followed by what it overwrites that a
     /// GitOps tool owns.
     fn summary_of(&self, change: &Change, before: Option<&Documents>) -> String {
