@@ -86,6 +86,10 @@ pub struct NewEntry {
     pub reverts: Option<i64>,
 }
 
+/// Entries about proposals (`proposal.create`, `proposal.reject`) record decisions, not
+/// changes to objects.
+pub const PROPOSAL_ACTIONS: &str = "proposal.";
+
 /// A stored entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Entry {
@@ -119,7 +123,8 @@ impl Entry {
     /// Whether the entry's change is in the cluster to be undone: applied by signalbox, or
     /// made outside it (not a count of outside changes).
     pub fn is_revertible(&self) -> bool {
-        (self.outcome == Outcome::Applied || self.source == Source::External) && self.action != UNRECORDED_ACTION
+        let changed_objects = self.action != UNRECORDED_ACTION && !self.action.starts_with(PROPOSAL_ACTIONS);
+        (self.outcome == Outcome::Applied || self.source == Source::External) && changed_objects
     }
 
     /// The entry's time as RFC 3339 UTC with milliseconds.

@@ -5,6 +5,7 @@ mod entry;
 pub mod export;
 mod kept;
 mod last_state;
+pub mod proposals;
 mod retention;
 mod schema;
 mod verify;
@@ -22,7 +23,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use anchor::{Anchor, AnchorCheck, AnchorKey, AnchorReading, Anchoring, ChainState, Position};
 pub use chain::{ChainedRecord, Checker, GENESIS as CHAIN_GENESIS};
-pub use entry::{Entry, NewEntry, Outcome, Source, UNRECORDED_ACTION, format_time_ms};
+pub use entry::{Entry, NewEntry, Outcome, PROPOSAL_ACTIONS, Source, UNRECORDED_ACTION, format_time_ms};
 use entry::{EntryRow, SUMMARY_ROW_COLUMNS, SummaryRow};
 pub use retention::{ArchiveError, ArchiveReport, ArchiveWitness, verify_archives};
 pub use verify::VerifyReport;

@@ -158,6 +158,12 @@ impl Authorizer {
         scope
     }
 
+    /// Whether the team file holds `namespace`'s changes for a second person's approval.
+    pub fn approval_required(&self, namespace: &str) -> bool {
+        let Some(teams) = self.teams.as_ref() else { return false };
+        policies::approval_required(&teams.read().unwrap_or_else(|e| e.into_inner()).policies, namespace)
+    }
+
     /// The change freeze in force over `namespace` at `at` (from the team file), if any.
     pub fn freeze(&self, namespace: &str, at: jiff::Timestamp) -> Option<policies::Freeze> {
         let teams = self.teams.as_ref()?.read().unwrap_or_else(|e| e.into_inner());

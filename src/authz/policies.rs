@@ -3,6 +3,7 @@
 //! ```yaml
 //! policies:
 //!   - namespaces: [prod]
+//!     approval: {required: true}     # another person who may make the change approves it
 //!     freezes:
 //!       - {from: "2026-12-24T00:00:00Z", to: "2026-12-27T00:00:00Z", reason: "holidays"}
 //! ```
@@ -71,6 +72,11 @@ impl NamespacePolicy {
         }
         None
     }
+}
+
+/// Whether a policy holds `namespace`'s changes for a second person's approval.
+pub fn approval_required(policies: &[NamespacePolicy], namespace: &str) -> bool {
+    policies.iter().any(|policy| policy.covers(namespace) && policy.approval.required)
 }
 
 /// The freeze in force over `namespace` at `at` that ends last, if any.

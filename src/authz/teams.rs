@@ -74,14 +74,6 @@ impl Teams {
             if let Some(problem) = policy.problem() {
                 anyhow::bail!("policies[{index}]: {problem}");
             }
-            // Holding changes for a second person is not built yet: refusing the file says
-            // so, where ignoring the line would let one person change alone.
-            if policy.approval.required {
-                anyhow::bail!(
-                    "policies[{index}].approval.required: two-person approval is not supported by this signalbox yet; \
-                     remove it (freezes work)"
-                );
-            }
         }
         Ok(teams)
     }
@@ -207,14 +199,14 @@ teams:
     }
 
     #[test]
-    fn policies_load_with_their_freezes_and_a_required_approval_is_refused_not_ignored() {
+    fn policies_load_with_their_freezes_and_approval() {
         let base = "teams: [{name: a, namespaces: [prod], actions: [view]}]\npolicies:\n";
         let freeze = r#"  - {namespaces: [prod], freezes: [{from: "2026-12-24T00:00:00Z", to: "2026-12-27T00:00:00Z", reason: holidays}]}"#;
         let teams = Teams::parse(&format!("{base}{freeze}")).unwrap();
         assert_eq!(teams.policies[0].freezes[0].reason, "holidays");
         let approval = "  - {namespaces: [prod], approval: {required: true}}";
-        let error = Teams::parse(&format!("{base}{approval}")).unwrap_err().to_string();
-        assert!(error.starts_with("policies[0].approval.required: two-person approval is not supported"), "{error}");
+        assert!(Teams::parse(&format!("{base}{approval}")).unwrap().policies[0].approval.required);
+        assert!(Teams::parse(&format!("{base}  - {{namespaces: [prod], approval: {{required: yes}}}}")).is_err());
         let backwards = r#"  - {namespaces: [prod], freezes: [{from: "2026-12-27T00:00:00Z", to: "2026-12-24T00:00:00Z", reason: x}]}"#;
         assert!(
             Teams::parse(&format!("{base}{backwards}")).unwrap_err().to_string().starts_with("policies[0]: freeze")

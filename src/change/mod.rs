@@ -6,6 +6,7 @@
 //! a change planned from the watch caches is dry-run while its live objects are read, and
 //! that dry run counts only if they are the objects it was planned on.
 mod action;
+pub mod approval;
 pub mod canary;
 pub mod documents;
 pub mod events;
@@ -83,6 +84,8 @@ pub struct Change {
     pub reverted_time_ms: Option<i64>,
     /// An admin's reason for changing a frozen namespace (see [`Origin::emergency`]).
     pub emergency: Option<String>,
+    /// Who approved it, for a proposal's change (`approval.rs`).
+    pub approved_by: Option<String>,
     /// Set when the change was planned from the watch caches: per operation, its object as
     /// planned and its resourceVersion (None: planned as absent). The path reads the live
     /// objects and, when one differs, answers [`ChangeError::Stale`] without recording
@@ -125,6 +128,7 @@ impl Change {
             reverts: None,
             reverted_time_ms: None,
             emergency: origin.emergency.clone(),
+            approved_by: None,
             planned_against: None,
         }
     }
@@ -149,6 +153,9 @@ pub enum ChangeError {
     /// not recorded either.
     #[error("too many refused attempts lately; try again later (see Retry-After)")]
     TooManyRefusals(std::time::Duration),
+    /// Held for a second person's approval as a proposal; nothing changed (202).
+    #[error("held for approval as proposal #{}: {} — another person who may make this change approves it", .0.proposal_id, .0.summary)]
+    Held(approval::Held),
     /// It would overwrite or delete an object a GitOps tool owns (`--gitops=refuse`).
     #[error("{}", .0.message())]
     Owned(gitops::OwnedObject),
@@ -304,6 +311,9 @@ impl ChangePath {
     /// the pending entry and applying, or between applying and recording the outcome.
     /// Shutdown waits for it ([`ChangePath::drain`]).
     pub async fn execute(&self, change: Change) -> Result<Applied, ChangeError> {
+        if self.held_for_approval(&change) {
+            return Err(ChangeError::Held(self.propose(change).await?));
+        }
         let path = self.clone();
         // The request's span (request id) follows the change into its task.
         let running = tokio::spawn(tracing::Instrument::in_current_span(async move { path.run_path(change).await }));
@@ -331,13 +341,7 @@ impl ChangePath {
 
     async fn run_path(&self, change: Change) -> Result<Applied, ChangeError> {
         if let Err(error) = self.authorize_and_validate(&change) {
-            if let Err(retry_after) = self.admit_refusal(&change) {
-                return Err(ChangeError::TooManyRefusals(retry_after));
-            }
-            let denied = matches!(error, ChangeError::Denied(_) | ChangeError::Frozen { .. });
-            let outcome = if denied { Outcome::Denied } else { Outcome::Failed };
-            self.record_refusal(&change, outcome, None, &error).await;
-            return Err(error);
+            return Err(self.refused(&change, error).await);
         }
         let change = self.marked_if_emergency(change);
         let Ready { before, versions, dry_run, pending } = match self.read_while_dry_running(&change).await {
@@ -520,6 +524,18 @@ impl ChangePath {
         }
         self.check_freeze(change)?;
         if change.problems.is_empty() { Ok(()) } else { Err(ChangeError::Invalid(change.problems.clone())) }
+    }
+
+    /// A change refused before anything was read or written: recorded as denied (by who may
+    /// do what, a freeze or an owner) or failed, within the refusal rate limit.
+    async fn refused(&self, change: &Change, error: ChangeError) -> ChangeError {
+        if let Err(retry_after) = self.admit_refusal(change) {
+            return ChangeError::TooManyRefusals(retry_after);
+        }
+        let denied = matches!(error, ChangeError::Denied(_) | ChangeError::Frozen { .. } | ChangeError::Owned(_));
+        let outcome = if denied { Outcome::Denied } else { Outcome::Failed };
+        self.record_refusal(change, outcome, None, &error).await;
+        error
     }
 
     /// With `--gitops=refuse`, a change that overwrites or deletes an object a GitOps tool

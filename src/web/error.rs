@@ -25,6 +25,9 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The change is held for a second person's approval (202), as this proposal.
+    #[error("{message}")]
+    Accepted { message: String, proposal_id: i64 },
     /// The change would overwrite an object a GitOps tool owns (409, naming the owner).
     #[error("{message}")]
     Owned { message: String, owner: crate::change::gitops::GitOwner },
@@ -63,6 +66,7 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) | AppError::Owned { .. } => StatusCode::CONFLICT,
             AppError::Locked(_) => StatusCode::LOCKED,
+            AppError::Accepted { .. } => StatusCode::ACCEPTED,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
@@ -106,6 +110,9 @@ impl IntoResponse for AppError {
         if let AppError::Owned { owner, .. } = &self {
             body["owner"] = json!(owner);
         }
+        if let AppError::Accepted { proposal_id, .. } = &self {
+            body = json!({"proposalId": proposal_id, "status": "awaiting approval", "message": message});
+        }
         let mut response = (self.status(), Json(body)).into_response();
         if let Some(seconds) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -113,6 +120,11 @@ impl IntoResponse for AppError {
         response.extensions_mut().insert(ErrorDetails { message, problems });
         response
     }
+}
+
+/// The words of a held change, as the pages show them.
+fn error_text(held: &crate::change::approval::Held) -> String {
+    crate::change::ChangeError::Held(held.clone()).to_string()
 }
 
 impl From<ChangeError> for AppError {
@@ -130,6 +142,7 @@ impl From<ChangeError> for AppError {
             ChangeError::AuditUnavailable(_) => AppError::Unavailable(error.to_string()),
             ChangeError::Stale(_) => AppError::Conflict(error.to_string()),
             ChangeError::Frozen { .. } => AppError::Locked(error.to_string()),
+            ChangeError::Held(held) => AppError::Accepted { message: error_text(&held), proposal_id: held.proposal_id },
             ChangeError::Owned(owned) => AppError::Owned { message: owned.message(), owner: owned.owner },
             ChangeError::TooManyRefusals(wait) => AppError::TooManyRequests {
                 message: error.to_string(),

@@ -40,7 +40,9 @@ pub async fn render_errors(State(state): State<AppState>, request: Request, next
     let namespace = parts.uri.path().strip_prefix("/ns/").and_then(|rest| rest.split('/').next()).map(String::from);
     let response = next.run(Request::from_parts(parts, body)).await;
     let status = response.status();
-    if status.is_success() || status.is_redirection() || status.is_informational() {
+    // A change held for approval answers 202 with the proposal: for a page, in words too.
+    let held = status == StatusCode::ACCEPTED && response.extensions().get::<ErrorDetails>().is_some();
+    if (status.is_success() && !held) || status.is_redirection() || status.is_informational() {
         return response;
     }
     let content_type = response.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes().to_vec()).unwrap_or_default();

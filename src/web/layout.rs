@@ -14,6 +14,8 @@ pub struct Layout {
     pub unreachable_since: Option<String>,
     /// Shown while no team file restricts who may do what.
     pub open_access: bool,
+    /// The current namespace holds changes for a second person's approval.
+    pub approval_required: bool,
     /// The change freeze over the current namespace now, in words.
     pub freeze: Option<String>,
     /// The actor may make an emergency change through the freeze (a namespace admin).
@@ -38,6 +40,7 @@ impl Layout {
         let may_override_freeze = freeze.is_some()
             && state.changes.authorizer().allows(actor, crate::authz::Permission::Admin, &namespace, None);
         Self {
+            approval_required: state.changes.authorizer().approval_required(&namespace),
             freeze: freeze.map(|freeze| freeze.describe()),
             may_override_freeze,
             actor: actor.name.clone(),

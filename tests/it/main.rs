@@ -7,6 +7,7 @@
 mod support;
 
 mod adopt;
+mod approval;
 mod audit_anchor;
 mod audit_chain;
 mod audit_completeness;

@@ -6,6 +6,7 @@ pub mod envoy_routes;
 pub mod kept_views;
 pub mod namespaces;
 pub mod overview;
+pub mod proposals;
 pub mod proxy_sync;
 mod route_forms;
 pub(super) mod route_view;
