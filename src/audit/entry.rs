@@ -113,6 +113,19 @@ pub struct Entry {
     pub reverts: Option<i64>,
     /// When the proxies had the change ("reached 3/3 proxies in 0.4 s"), once known.
     pub propagation: Option<String>,
+    /// Who approved it, for a proposal's change: read from its summary, which the chain
+    /// covers ("… (approved by bob, proposal #3)").
+    #[serde(rename = "approvedBy", skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+}
+
+/// The approver a proposal's applied change names at the end of its summary.
+pub fn approved_by_in(summary: &str) -> Option<String> {
+    let rest = summary.strip_suffix(')')?;
+    let (head, proposal) = rest.rsplit_once(", proposal #")?;
+    proposal.parse::<i64>().ok()?;
+    let approver = head.rsplit_once("(approved by ")?.1;
+    (!approver.is_empty()).then(|| approver.to_owned())
 }
 
 /// The action of an entry that counts outside changes over the rate limit instead of
@@ -170,6 +183,7 @@ pub(super) struct EntryRow {
 impl From<EntryRow> for Entry {
     fn from(row: EntryRow) -> Self {
         let document = |text: Option<String>| text.and_then(|text| serde_json::from_str(&text).ok());
+        let approved_by = approved_by_in(&row.summary);
         Entry {
             id: row.id,
             time_ms: row.time_ms,
@@ -188,6 +202,7 @@ impl From<EntryRow> for Entry {
             error: row.error,
             request_id: row.request_id,
             reverts: row.reverts,
+            approved_by,
             propagation: row.propagation,
         }
     }
@@ -242,6 +257,7 @@ impl From<SummaryRow> for Entry {
             error,
             propagation,
         ) = row;
+        let approved_by = approved_by_in(&summary);
         Entry {
             id,
             time_ms,
@@ -260,6 +276,7 @@ impl From<SummaryRow> for Entry {
             error,
             request_id,
             reverts,
+            approved_by,
             propagation,
         }
     }
@@ -274,4 +291,20 @@ pub fn format_time_ms(time_ms: i64) -> String {
 
 fn serialize_time<S: serde::Serializer>(time_ms: &i64, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&format_time_ms(*time_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::approved_by_in;
+
+    #[test]
+    fn the_approver_is_read_from_the_end_of_the_summary_only() {
+        assert_eq!(
+            approved_by_in("r: send 25% to v2 (was 10%) (approved by bob, proposal #3)").as_deref(),
+            Some("bob")
+        );
+        assert_eq!(approved_by_in("r: timeout 1s (approved by bob, proposal #x)"), None);
+        assert_eq!(approved_by_in("r: (approved by bob, proposal #3) and more"), None);
+        assert_eq!(approved_by_in("plain summary"), None);
+    }
 }

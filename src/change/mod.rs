@@ -154,7 +154,12 @@ pub enum ChangeError {
     #[error("too many refused attempts lately; try again later (see Retry-After)")]
     TooManyRefusals(std::time::Duration),
     /// Held for a second person's approval as a proposal; nothing changed (202).
-    #[error("held for approval as proposal #{}: {} — another person who may make this change approves it", .0.proposal_id, .0.summary)]
+    #[error(
+        "held for approval as proposal #{}, awaiting approval: {} — another person who may make this change approves it \
+         on the Proposals page",
+        .0.proposal_id,
+        .0.summary
+    )]
     Held(approval::Held),
     /// It would overwrite or delete an object a GitOps tool owns (`--gitops=refuse`).
     #[error("{}", .0.message())]

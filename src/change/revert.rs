@@ -270,6 +270,7 @@ mod tests {
             error: None,
             request_id: None,
             reverts: None,
+            approved_by: None,
             propagation: None,
         }
     }

@@ -114,7 +114,7 @@ async fn a_change_in_a_namespace_that_requires_approval_waits_for_another_person
     assert_eq!(weights(&ns).await[1]["weight"], 25, "applied as planned");
     let applied = body["auditId"].as_i64().unwrap();
     let (_, entry) = send(&console, ADMIN, Method::GET, &format!("/api/v1/audit/{applied}"), Value::Null).await;
-    assert_eq!(entry["actor"], "alice", "{entry}");
+    assert_eq!((entry["actor"].as_str(), entry["approvedBy"].as_str()), (Some("alice"), Some("bob")), "{entry}");
     assert!(
         entry["summary"].as_str().unwrap().ends_with(&format!("(approved by bob, proposal #{proposal})")),
         "{entry}"

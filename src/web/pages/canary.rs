@@ -559,6 +559,7 @@ mod tests {
             error: None,
             request_id: None,
             reverts,
+            approved_by: None,
             propagation: None,
         }
     }
