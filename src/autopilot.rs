@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::change::canary as canary_change;
 use crate::change::reads::Reads;
-use crate::change::rollout::{Rollouts, Step};
+use crate::change::rollout::{Dwell, Rollouts, Step};
 use crate::cluster::{Cluster, LeaderLease};
 use crate::istio::VirtualService;
 use crate::policy::RoutingPolicy;
@@ -220,6 +220,12 @@ impl Pilot {
             decision.verdict = with_note(decision.verdict, note);
         }
         let progress = Progress { judged: true, healthy_since: decision.healthy_since, ..progress };
+        let dwell = progress.healthy_since.map(|since| Dwell {
+            step: canary.step,
+            held: u64::try_from(now.as_second() - since.as_second()).unwrap_or(0),
+            of: thresholds.dwell.as_secs(),
+        });
+        self.rollouts.note_dwell(namespace, host, dwell);
         self.progress.insert(key, progress);
         match decision.verdict {
             Verdict::Wait(reason) => tracing::debug!(%namespace, %host, %reason, "canary analysis: waiting"),

@@ -50,6 +50,18 @@ pub struct StepPreview {
 pub struct Rollouts {
     reads: Reads,
     changes: ChangePath,
+    /// How long each automatic canary's current step has held its thresholds, as this
+    /// replica's autopilot last judged it (by namespace and host), for the canary page.
+    dwells: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(String, String), Dwell>>>,
+}
+
+/// Where an automatic canary's step stands against its dwell time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dwell {
+    pub step: usize,
+    /// Seconds healthy so far, and the dwell time.
+    pub held: u64,
+    pub of: u64,
 }
 
 /// A requested transition.
@@ -104,12 +116,28 @@ impl Step {
 
 impl Rollouts {
     pub fn new(reads: Reads, changes: ChangePath) -> Self {
-        Self { reads, changes }
+        Self { reads, changes, dwells: Default::default() }
     }
 
     /// The host's canary as recorded on its live VirtualService.
     pub async fn current(&self, namespace: &str, host: &str) -> Result<Option<Canary>, ClusterError> {
         Ok(canary::current(&self.reads.live_routing(namespace, host).await?))
+    }
+
+    /// Notes how long the host's canary step has held (`None`: not healthy, or not judged).
+    pub fn note_dwell(&self, namespace: &str, host: &str, dwell: Option<Dwell>) {
+        let mut dwells = self.dwells.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = (namespace.to_owned(), host.to_owned());
+        match dwell {
+            Some(dwell) => dwells.insert(key, dwell),
+            None => dwells.remove(&key),
+        };
+    }
+
+    /// How long the host's canary step has held, when this replica judges it.
+    pub fn dwell(&self, namespace: &str, host: &str) -> Option<Dwell> {
+        let dwells = self.dwells.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        dwells.get(&(namespace.to_owned(), host.to_owned())).cloned()
     }
 
     /// Whether every proxy has the host's last change — the canary's current step, when

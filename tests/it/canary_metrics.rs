@@ -267,6 +267,38 @@ async fn an_auto_advance_step_waits_until_every_proxy_has_it() {
     console.stop().await;
 }
 
+/// The canary page says where the current step stands: when it reached every proxy, from
+/// when its metrics judge it, and how much of the dwell it has held.
+#[tokio::test]
+async fn the_canary_page_shows_when_the_step_reached_the_proxies_and_its_dwell() {
+    let ns = support::TestNamespace::new("autodwell").await;
+    let exporter = Exporter::start(&ns.name, HOST).await;
+    exporter.set("v1", Traffic::healthy(50.0, 40.0));
+    exporter.set("v2", Traffic::healthy(50.0, 80.0));
+    let prometheus = PrometheusServer::start(exporter.addr).await;
+    let console = auto_advance_console(&ns.name, &prometheus).await;
+    deploy_and_route(&console, 100).await;
+    let body = json!({"stable": "version-v1", "canary": "version-v2", "steps": [50, 100],
+                      "analysis": {"minSuccessPercent": 99, "maxP99Ms": 500, "minRequests": 5,
+                                   "dwellSeconds": 600, "windowSeconds": WINDOW.as_secs()}});
+    let (status, body) =
+        console.send_json(reqwest::Method::POST, &console.api("/canaries/recommendation"), Some(body)).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let page = format!("/ns/{}/canaries/recommendation", ns.name);
+    let html = support::eventually(Duration::from_secs(30), "the dwell on the page", || async {
+        let html = console.page(&page).await;
+        html.contains("Healthy so far: dwell ").then_some(html)
+    })
+    .await;
+    let reach = Regex::new(
+        r"Step 1 reached every proxy at \d\d:\d\d:\d\d UTC; auto-advance judges it on metrics from \d\d:\d\d:\d\d UTC",
+    )
+    .unwrap();
+    assert!(reach.is_match(&html), "{html}");
+    assert!(Regex::new(r"dwell \d+/600 s").unwrap().is_match(&html), "{html}");
+    console.stop().await;
+}
+
 /// A console that judges auto-advance canaries every second against `prometheus`.
 async fn auto_advance_console(namespace: &str, prometheus: &PrometheusServer) -> Console {
     let url = prometheus.url.clone();

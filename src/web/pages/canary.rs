@@ -329,7 +329,16 @@ async fn view(
         },
         can_auto_advance: state.prometheus.is_some(),
         step_reach: match current.as_ref().filter(|c| c.is_automatic()) {
-            Some(canary) => Some(reach_in_words(canary, &state.rollouts.step_reach(namespace, host).await)),
+            Some(canary) => {
+                let reach = reach_in_words(canary, &state.rollouts.step_reach(namespace, host).await);
+                let dwell = state.rollouts.dwell(namespace, host).filter(|dwell| dwell.step == canary.step);
+                Some(match dwell {
+                    Some(dwell) => {
+                        format!("{reach} Healthy so far: dwell {}/{} s.", dwell.held.min(dwell.of), dwell.of)
+                    }
+                    None => reach,
+                })
+            }
             None => None,
         },
         canary: current,
