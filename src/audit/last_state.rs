@@ -15,6 +15,7 @@ impl AuditStore {
     /// change without being among its operations are not tracked here.
     pub async fn last_states(&self, namespace: &str, kind: &str) -> Result<HashMap<String, Option<Value>>, AuditError> {
         // The entries' join as the code writes it, not the file's `audit_view` (`schema.rs`).
+        // Proposals' entries (`proposal.*`) record plans and decisions, not what was written.
         // A refused attempt's operations may be a truncated excerpt, not JSON: only applied
         // entries are read, and only valid operations are looked into.
         let rows: Vec<(String, Option<String>)> = sqlx::query_as(concat!(
@@ -23,7 +24,7 @@ impl AuditStore {
             " v JOIN (SELECT name, MAX(id) AS id FROM (",
             "   SELECT a.name AS name, a.id AS id FROM ",
             super::entries!(),
-            "   a WHERE a.namespace = ?1 AND a.kind = ?2 AND a.outcome = 'applied' ",
+            "   a WHERE a.namespace = ?1 AND a.kind = ?2 AND a.outcome = 'applied' AND a.action NOT LIKE 'proposal.%' ",
             "     AND CASE WHEN json_valid(a.operations) AND json_type(a.operations) = 'array' \
                    THEN json_array_length(a.operations) = 0 ELSE 1 END ",
             "   UNION ALL ",
@@ -31,7 +32,8 @@ impl AuditStore {
             super::entries!(),
             "   w, json_each(CASE WHEN json_valid(w.operations) AND json_type(w.operations) = 'array' \
                         THEN w.operations ELSE '[]' END) op ",
-            "   WHERE w.namespace = ?1 AND w.outcome = 'applied' AND w.operations LIKE '%' || ?2 || '%' \
+            "   WHERE w.namespace = ?1 AND w.outcome = 'applied' AND w.action NOT LIKE 'proposal.%' \
+                AND w.operations LIKE '%' || ?2 || '%' \
               AND CASE WHEN op.type = 'object' THEN json_extract(op.value, '$.kind') END = ?2",
             " ) GROUP BY name) newest ON newest.id = v.id"
         ))

@@ -434,6 +434,7 @@ impl AuditStore {
             "SELECT id, time_ms FROM ",
             entries!(),
             " WHERE namespace = ? AND kind = ? AND name = ? AND source != 'external' AND outcome = 'applied'
+                AND action NOT LIKE 'proposal.%'
               ORDER BY id DESC LIMIT 1"
         ))
         .bind(namespace)

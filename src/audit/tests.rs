@@ -570,4 +570,22 @@ async fn the_last_state_of_an_object_is_from_the_newest_entry_that_wrote_it_what
     assert_eq!(services.get("recommendation"), Some(&None), "deleted by the newest entry");
     let deployments = store.last_states("tutorial", "Deployment").await.unwrap();
     assert!(deployments.get("recommendation-v2").is_some_and(Option::is_some), "{deployments:?}");
+
+    // A proposal records a plan and a rejection a decision: neither is a state of the object.
+    let proposed = NewEntry {
+        action: "proposal.create".into(),
+        ..routing("VirtualService", vec!["DestinationRule"], vec![Some(object("DestinationRule", 2))])
+    };
+    store.record(&proposed).await.unwrap();
+    let rejected = NewEntry {
+        action: "proposal.reject".into(),
+        kind: "DestinationRule".into(),
+        name: "recommendation".into(),
+        operations: serde_json::json!([]),
+        after: None,
+        ..entry(Outcome::Applied)
+    };
+    store.record(&rejected).await.unwrap();
+    let rules = store.last_states("tutorial", "DestinationRule").await.unwrap();
+    assert_eq!(rules.get("recommendation"), Some(&Some(object("DestinationRule", 1))), "proposals wrote nothing");
 }
