@@ -138,7 +138,8 @@ impl ChangePath {
         }
     }
 
-    /// The decider may not be the proposer, and must be allowed to make the change.
+    /// The decider may not be the proposer, and must be allowed to make the change: on its
+    /// host, and wherever it sends traffic.
     fn check_decider(
         &self,
         proposal: &Proposal,
@@ -149,6 +150,12 @@ impl ChangePath {
         self.authorizer
             .check(decider, change.permission, &change.namespace, change.host.as_deref())
             .map_err(ChangeError::Denied)?;
+        // Where the change sends traffic beyond its host (mirrors, redirects), too.
+        for reach in &change.reaches {
+            self.authorizer
+                .check(decider, change.permission, &reach.namespace, reach.host.as_deref())
+                .map_err(ChangeError::Denied)?;
+        }
         if decider.name == proposal.proposer {
             return Err(ChangeError::Denied(Denial::Operation {
                 actor: decider.name.clone(),

@@ -44,13 +44,6 @@ fn team_file(namespace: &str, approval: bool) -> String {
     )
 }
 
-async fn send(console: &Console, user: (&str, &str), method: Method, path: &str, body: Value) -> (StatusCode, Value) {
-    let request = console.http.request(method, console.url(path)).json(&body);
-    let response =
-        request.header("x-forwarded-user", user.0).header("x-forwarded-groups", user.1).send().await.unwrap();
-    (response.status(), response.json().await.unwrap_or(Value::Null))
-}
-
 fn split(v1: u32, v2: u32) -> Value {
     json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
            "rules": [{"route": {"version-v1": v1, "version-v2": v2}}]})
@@ -67,63 +60,59 @@ async fn a_change_in_a_namespace_that_requires_approval_waits_for_another_person
     let dir = tempfile::tempdir().unwrap();
     let teams = dir.path().join("teams.yaml");
     std::fs::write(&teams, team_file(&ns.name, false)).unwrap();
-    let console = Console::start_with(&ns.name, |config| {
-        config.teams = Some(teams.clone());
-        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-    })
-    .await;
+    let console = Console::start_with_team_file(&ns.name, &teams).await;
     let api = |path: &str| format!("/api/v1/namespaces/{}{path}", ns.name);
     for workload in ["recommendation-v1", "recommendation-v2"] {
         let (status, body) =
-            send(&console, ADMIN, Method::PUT, &api(&format!("/workloads/{workload}")), json!({})).await;
+            console.send_as(ADMIN, Method::PUT, &api(&format!("/workloads/{workload}")), json!({})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     let routes = api("/routes/recommendation");
-    let (status, body) = send(&console, ALICE, Method::PUT, &routes, split(90, 10)).await;
+    let (status, body) = console.send_as(ALICE, Method::PUT, &routes, split(90, 10)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     std::thread::sleep(Duration::from_millis(1100));
     std::fs::write(&teams, team_file(&ns.name, true)).unwrap();
     // Probed with the routing as it is, so that nothing changes before the policy holds.
     support::eventually(Duration::from_secs(10), "the approval policy to hold", || async {
-        let (status, _) = send(&console, ALICE, Method::PUT, &routes, split(90, 10)).await;
+        let (status, _) = console.send_as(ALICE, Method::PUT, &routes, split(90, 10)).await;
         (status == StatusCode::ACCEPTED).then_some(())
     })
     .await;
-    let (status, held) = send(&console, ALICE, Method::PUT, &routes, split(75, 25)).await;
+    let (status, held) = console.send_as(ALICE, Method::PUT, &routes, split(75, 25)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{held}");
     let proposal = held["proposalId"].as_i64().expect("a proposal id");
     assert_eq!(held["status"], "awaiting approval", "{held}");
     assert_eq!(weights(&ns).await[1]["weight"], 10, "nothing applied yet");
 
-    let (status, body) = send(&console, BOB, Method::GET, "/api/v1/proposals", Value::Null).await;
+    let (status, body) = console.send_as(BOB, Method::GET, "/api/v1/proposals", Value::Null).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let listed = body["proposals"].as_array().unwrap().iter().find(|p| p["id"] == proposal).expect("listed").clone();
     assert_eq!((listed["status"].as_str(), listed["proposer"].as_str()), (Some("open"), Some("alice")), "{listed}");
     assert!(listed["diff"].as_str().unwrap().contains("weight: 25"), "{listed}");
-    let (_, carols) = send(&console, CAROL, Method::GET, "/api/v1/proposals", Value::Null).await;
+    let (_, carols) = console.send_as(CAROL, Method::GET, "/api/v1/proposals", Value::Null).await;
     assert!(carols["proposals"].as_array().unwrap().is_empty(), "another team's host is not shown: {carols}");
 
     let approve = format!("/api/v1/proposals/{proposal}/approve");
-    let (status, body) = send(&console, ALICE, Method::POST, &approve, json!({})).await;
+    let (status, body) = console.send_as(ALICE, Method::POST, &approve, json!({})).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "not one's own: {body}");
-    let (status, body) = send(&console, CAROL, Method::POST, &approve, json!({})).await;
+    let (status, body) = console.send_as(CAROL, Method::POST, &approve, json!({})).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "carol may not make the change (nor see it): {body}");
-    let (status, body) = send(&console, BOB, Method::POST, &approve, json!({})).await;
+    let (status, body) = console.send_as(BOB, Method::POST, &approve, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(weights(&ns).await[1]["weight"], 25, "applied as planned");
     let applied = body["auditId"].as_i64().unwrap();
-    let (_, entry) = send(&console, ADMIN, Method::GET, &format!("/api/v1/audit/{applied}"), Value::Null).await;
+    let (_, entry) = console.send_as(ADMIN, Method::GET, &format!("/api/v1/audit/{applied}"), Value::Null).await;
     assert_eq!((entry["actor"].as_str(), entry["approvedBy"].as_str()), (Some("alice"), Some("bob")), "{entry}");
     assert!(
         entry["summary"].as_str().unwrap().ends_with(&format!("(approved by bob, proposal #{proposal})")),
         "{entry}"
     );
-    let (status, body) = send(&console, BOB, Method::POST, &approve, json!({})).await;
+    let (status, body) = console.send_as(BOB, Method::POST, &approve, json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT, "decided already: {body}");
 
     // A proposal whose objects moved is stale.
-    let (status, held) = send(&console, ALICE, Method::PUT, &routes, split(50, 50)).await;
+    let (status, held) = console.send_as(ALICE, Method::PUT, &routes, split(50, 50)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{held}");
     let moved = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "recommendation"},
         "spec": {"hosts": ["recommendation"], "http": [{"route": [{"destination": {"host": "recommendation", "subset": "version-v1"}}], "timeout": "3s"}]}});
@@ -132,20 +121,20 @@ async fn a_change_in_a_namespace_that_requires_approval_waits_for_another_person
         .await
         .unwrap();
     let stale = format!("/api/v1/proposals/{}/approve", held["proposalId"]);
-    let (status, body) = send(&console, BOB, Method::POST, &stale, json!({})).await;
+    let (status, body) = console.send_as(BOB, Method::POST, &stale, json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body["error"].as_str().unwrap().contains("stale: propose again"), "{body}");
 
     // Rejected with a reason, recorded in the audit chain.
-    let (status, held) = send(&console, ALICE, Method::PUT, &routes, split(100, 0)).await;
+    let (status, held) = console.send_as(ALICE, Method::PUT, &routes, split(100, 0)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{held}");
     let reject = format!("/api/v1/proposals/{}/reject", held["proposalId"]);
-    let (status, body) = send(&console, BOB, Method::POST, &reject, json!({})).await;
+    let (status, body) = console.send_as(BOB, Method::POST, &reject, json!({})).await;
     assert_eq!((status, body["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("reason")), "{body}");
-    let (status, body) = send(&console, BOB, Method::POST, &reject, json!({"reason": "not during the sale"})).await;
+    let (status, body) = console.send_as(BOB, Method::POST, &reject, json!({"reason": "not during the sale"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, audit) =
-        send(&console, ADMIN, Method::GET, &format!("/api/v1/audit?namespace={}", ns.name), Value::Null).await;
+        console.send_as(ADMIN, Method::GET, &format!("/api/v1/audit?namespace={}", ns.name), Value::Null).await;
     let actions: Vec<&str> =
         audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert!(actions.contains(&"proposal.create") && actions.contains(&"proposal.reject"), "{actions:?}");
@@ -153,12 +142,12 @@ async fn a_change_in_a_namespace_that_requires_approval_waits_for_another_person
     // A canary's start waits; its abort never does.
     let canary = api("/canaries/recommendation");
     let (status, held) =
-        send(&console, ALICE, Method::POST, &canary, json!({"stable": "version-v1", "canary": "version-v2"})).await;
+        console.send_as(ALICE, Method::POST, &canary, json!({"stable": "version-v1", "canary": "version-v2"})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{held}");
     let started = format!("/api/v1/proposals/{}/approve", held["proposalId"]);
-    let (status, body) = send(&console, BOB, Method::POST, &started, json!({})).await;
+    let (status, body) = console.send_as(BOB, Method::POST, &started, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = send(&console, ALICE, Method::POST, &format!("{canary}/abort"), json!({})).await;
+    let (status, body) = console.send_as(ALICE, Method::POST, &format!("{canary}/abort"), json!({})).await;
     assert_eq!(status, StatusCode::OK, "an abort makes things safer: {body}");
 
     // From a page: the form's answer says the change is held, in words (202).

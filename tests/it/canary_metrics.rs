@@ -235,13 +235,7 @@ async fn deploy_and_route(console: &Console, stable_percent: u32) {
 /// canary goes on.
 #[tokio::test]
 async fn an_auto_advance_step_waits_until_every_proxy_has_it() {
-    let ns = support::TestNamespace::new("autoreach").await;
-    let exporter = Exporter::start(&ns.name, HOST).await;
-    exporter.set("v1", Traffic::healthy(50.0, 40.0));
-    exporter.set("v2", Traffic::healthy(50.0, 80.0));
-    let prometheus = PrometheusServer::start(exporter.addr).await;
-    let console = auto_advance_console(&ns.name, &prometheus).await;
-    deploy_and_route(&console, 100).await;
+    let (ns, _exporter, _prometheus, console) = healthy_and_routed("autoreach").await;
     // A sidecar that refuses every route configuration istiod sends it.
     support::sidecars::pod_with_sidecar(&ns, "picky", "customer", "nack").await;
     let _sidecars = support::sidecars::SimulatedSidecars::start(&ns.name);
@@ -271,13 +265,7 @@ async fn an_auto_advance_step_waits_until_every_proxy_has_it() {
 /// when its metrics judge it, and how much of the dwell it has held.
 #[tokio::test]
 async fn the_canary_page_shows_when_the_step_reached_the_proxies_and_its_dwell() {
-    let ns = support::TestNamespace::new("autodwell").await;
-    let exporter = Exporter::start(&ns.name, HOST).await;
-    exporter.set("v1", Traffic::healthy(50.0, 40.0));
-    exporter.set("v2", Traffic::healthy(50.0, 80.0));
-    let prometheus = PrometheusServer::start(exporter.addr).await;
-    let console = auto_advance_console(&ns.name, &prometheus).await;
-    deploy_and_route(&console, 100).await;
+    let (ns, _exporter, _prometheus, console) = healthy_and_routed("autodwell").await;
     let body = json!({"stable": "version-v1", "canary": "version-v2", "steps": [50, 100],
                       "analysis": {"minSuccessPercent": 99, "maxP99Ms": 500, "minRequests": 5,
                                    "dwellSeconds": 600, "windowSeconds": WINDOW.as_secs()}});
@@ -297,6 +285,19 @@ async fn the_canary_page_shows_when_the_step_reached_the_proxies_and_its_dwell()
     assert!(reach.is_match(&html), "{html}");
     assert!(Regex::new(r"dwell \d+/600 s").unwrap().is_match(&html), "{html}");
     console.stop().await;
+}
+
+/// A namespace whose v1 and v2 both answer healthily, all traffic routed to v1, and an
+/// auto-advance console over it.
+async fn healthy_and_routed(prefix: &str) -> (support::TestNamespace, Exporter, PrometheusServer, Console) {
+    let ns = support::TestNamespace::new(prefix).await;
+    let exporter = Exporter::start(&ns.name, HOST).await;
+    exporter.set("v1", Traffic::healthy(50.0, 40.0));
+    exporter.set("v2", Traffic::healthy(50.0, 80.0));
+    let prometheus = PrometheusServer::start(exporter.addr).await;
+    let console = auto_advance_console(&ns.name, &prometheus).await;
+    deploy_and_route(&console, 100).await;
+    (ns, exporter, prometheus, console)
 }
 
 /// A console that judges auto-advance canaries every second against `prometheus`.

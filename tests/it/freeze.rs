@@ -38,13 +38,6 @@ fn freeze_now(namespace: &str) -> String {
     )
 }
 
-async fn send(console: &Console, user: (&str, &str), method: Method, path: &str, body: Value) -> (StatusCode, Value) {
-    let request = console.http.request(method, console.url(path)).json(&body);
-    let response =
-        request.header("x-forwarded-user", user.0).header("x-forwarded-groups", user.1).send().await.unwrap();
-    (response.status(), response.json().await.unwrap_or(Value::Null))
-}
-
 fn split(v1: u32, v2: u32) -> Value {
     json!({"subsets": {"version-v1": {"version": "v1"}, "version-v2": {"version": "v2"}},
            "rules": [{"route": {"version-v1": v1, "version-v2": v2}}]})
@@ -56,30 +49,26 @@ async fn a_freeze_refuses_changes_with_423_and_lets_through_what_makes_things_sa
     let dir = tempfile::tempdir().unwrap();
     let teams = dir.path().join("teams.yaml");
     std::fs::write(&teams, team_file(&ns.name, "")).unwrap();
-    let console = Console::start_with(&ns.name, |config| {
-        config.teams = Some(teams.clone());
-        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-    })
-    .await;
+    let console = Console::start_with_team_file(&ns.name, &teams).await;
     let api = |path: &str| format!("/api/v1/namespaces/{}{path}", ns.name);
     for workload in ["recommendation-v1", "recommendation-v2"] {
         let (status, body) =
-            send(&console, CAROL, Method::PUT, &api(&format!("/workloads/{workload}")), json!({})).await;
+            console.send_as(CAROL, Method::PUT, &api(&format!("/workloads/{workload}")), json!({})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     let routes = api("/routes/recommendation");
-    let (status, body) = send(&console, ALICE, Method::PUT, &routes, split(100, 0)).await;
+    let (status, body) = console.send_as(ALICE, Method::PUT, &routes, split(100, 0)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let canary = api("/canaries/recommendation");
     let start = json!({"stable": "version-v1", "canary": "version-v2", "steps": [10, 50, 100]});
-    let (status, body) = send(&console, ALICE, Method::POST, &canary, start).await;
+    let (status, body) = console.send_as(ALICE, Method::POST, &canary, start).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // The team file gains a freeze (a ConfigMap update): it holds within seconds.
     std::thread::sleep(Duration::from_millis(1100));
     std::fs::write(&teams, team_file(&ns.name, &freeze_now(&ns.name))).unwrap();
     let refused = support::eventually(Duration::from_secs(10), "the freeze to hold", || async {
-        let (status, body) = send(&console, ALICE, Method::PUT, &routes, split(90, 10)).await;
+        let (status, body) = console.send_as(ALICE, Method::PUT, &routes, split(90, 10)).await;
         (status == StatusCode::LOCKED).then_some(body)
     })
     .await;
@@ -88,32 +77,33 @@ async fn a_freeze_refuses_changes_with_423_and_lets_through_what_makes_things_sa
         message.contains(&format!("namespace {} is frozen", ns.name)) && message.contains("(holidays)"),
         "{message}"
     );
-    let (status, body) = send(&console, ALICE, Method::POST, &format!("{canary}/promote"), json!({})).await;
+    let (status, body) = console.send_as(ALICE, Method::POST, &format!("{canary}/promote"), json!({})).await;
     assert_eq!(status, StatusCode::LOCKED, "a promote is a change: {body}");
-    let (status, body) = send(&console, ALICE, Method::PUT, &format!("{routes}?emergency=please"), split(90, 10)).await;
+    let (status, body) =
+        console.send_as(ALICE, Method::PUT, &format!("{routes}?emergency=please"), split(90, 10)).await;
     assert_eq!(status, StatusCode::LOCKED, "{body}");
     assert!(body["error"].as_str().unwrap().contains("only a namespace admin"), "{body}");
-    let (status, body) = send(&console, CAROL, Method::PUT, &api("/workloads/customer"), json!({})).await;
+    let (status, body) = console.send_as(CAROL, Method::PUT, &api("/workloads/customer"), json!({})).await;
     assert_eq!(status, StatusCode::LOCKED, "an admin too, without an emergency: {body}");
 
-    let (status, body) = send(&console, ALICE, Method::POST, &format!("{canary}/abort"), json!({})).await;
+    let (status, body) = console.send_as(ALICE, Method::POST, &format!("{canary}/abort"), json!({})).await;
     assert_eq!(status, StatusCode::OK, "aborting makes things safer: {body}");
 
     let emergency = format!("{routes}?emergency=v1%20fails%20its%20checks");
-    let (status, body) = send(&console, CAROL, Method::PUT, &emergency, split(0, 100)).await;
+    let (status, body) = console.send_as(CAROL, Method::PUT, &emergency, split(0, 100)).await;
     assert_eq!(status, StatusCode::OK, "an admin's emergency change: {body}");
     let audit_id = body["auditId"].as_i64().unwrap();
-    let (_, entry) = send(&console, CAROL, Method::GET, &format!("/api/v1/audit/{audit_id}"), Value::Null).await;
+    let (_, entry) = console.send_as(CAROL, Method::GET, &format!("/api/v1/audit/{audit_id}"), Value::Null).await;
     let summary = entry["summary"].as_str().unwrap();
     assert!(summary.starts_with("EMERGENCY (v1 fails its checks) during the freeze"), "{summary}");
     assert!(summary.contains("(holidays)"), "{summary}");
 
     let revert = format!("/api/v1/audit/{audit_id}/revert");
-    let (status, body) = send(&console, ALICE, Method::POST, &revert, json!({})).await;
+    let (status, body) = console.send_as(ALICE, Method::POST, &revert, json!({})).await;
     assert_eq!(status, StatusCode::OK, "a change made during the freeze may be reverted in it: {body}");
 
     let (_, audit) =
-        send(&console, CAROL, Method::GET, &format!("/api/v1/audit?namespace={}", ns.name), Value::Null).await;
+        console.send_as(CAROL, Method::GET, &format!("/api/v1/audit?namespace={}", ns.name), Value::Null).await;
     let denied = audit["entries"].as_array().unwrap().iter().filter(|e| e["outcome"] == "denied").count();
     assert!(denied >= 4, "each refusal is audited: {audit}");
 

@@ -85,6 +85,32 @@ impl Console {
         console
     }
 
+    /// Starts signalbox with the team file at `teams` (which a test may rewrite: it is
+    /// reloaded within seconds), behind a trusted proxy on 127.0.0.1; [`Self::send_as`]
+    /// sends as a user of it.
+    pub async fn start_with_team_file(namespace: &str, teams: &std::path::Path) -> Self {
+        let teams = teams.to_owned();
+        Self::start_with(namespace, |config| {
+            config.teams = Some(teams);
+            config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        })
+        .await
+    }
+
+    /// Sends JSON to `path` as `user` (name, groups) through the trusted proxy: status and body.
+    pub async fn send_as(
+        &self,
+        user: (&str, &str),
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let request = self.http.request(method, self.url(path)).json(&body);
+        let request = request.header("x-forwarded-user", user.0).header("x-forwarded-groups", user.1);
+        let response = request.send().await.expect("request");
+        (response.status(), response.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn wait_ready(&self) {
         super::wait_until_ready(&self.http, &self.base).await;
     }
