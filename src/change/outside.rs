@@ -298,7 +298,24 @@ pub fn spawn_recorder(
 
 /// How long after signalbox's change an outside change of the same object is said to
 /// overwrite it (a GitOps sync undoing it comes within minutes).
-const OVERWRITE_WINDOW_MS: i64 = 60 * 60 * 1000;
+pub const OVERWRITE_WINDOW_MS: i64 = 60 * 60 * 1000;
+
+/// An outside change that overwrote one of signalbox's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overwrite {
+    /// signalbox's change, and the outside one (audit ids).
+    pub change: i64,
+    pub outside: i64,
+    /// Who made the outside change (`field manager argocd-controller (unverified)`).
+    pub actor: String,
+    pub seconds_later: i64,
+}
+
+/// What an outside change's summary says of the change of signalbox's it overwrites; the
+/// words [`overwrites_of`] finds it by.
+fn overwrite_note(change: i64) -> String {
+    format!("overwrites signalbox's change #{change} ")
+}
 
 /// The outside change's entry, saying which change of signalbox's it overwrites when
 /// signalbox changed the object within the last hour: "overwrites signalbox's change #12
@@ -309,9 +326,31 @@ async fn with_overwrite_noted(audit: &AuditStore, mut entry: NewEntry, now_ms: i
         && now_ms - time_ms <= OVERWRITE_WINDOW_MS
     {
         let seconds = (now_ms - time_ms).max(0) / 1000;
-        entry.summary = format!("{}; overwrites signalbox's change #{id} from {seconds} s before", entry.summary);
+        entry.summary = format!("{}; {}from {seconds} s before", entry.summary, overwrite_note(id));
     }
     entry
+}
+
+/// The outside changes of an object (namespace, kind, name) that overwrote signalbox's
+/// change `change` made at `time_ms`, at most `limit`, oldest first.
+pub async fn overwrites_of(
+    audit: &AuditStore,
+    (namespace, kind, name): (&str, &str, &str),
+    (change, time_ms): (i64, i64),
+    limit: u32,
+) -> Result<Vec<Overwrite>, crate::audit::AuditError> {
+    let later = audit.outside_changes_after(namespace, kind, name, change, limit).await?;
+    let note = overwrite_note(change);
+    Ok(later
+        .into_iter()
+        .filter(|outside| outside.summary.contains(&note))
+        .map(|outside| Overwrite {
+            change,
+            outside: outside.id,
+            actor: outside.actor,
+            seconds_later: (outside.time_ms - time_ms) / 1000,
+        })
+        .collect())
 }
 
 async fn record(audit: &AuditStore, entry: &NewEntry) {

@@ -11,6 +11,7 @@ use crate::audit::{Entry, Filter, VerifyReport};
 use crate::authz::Actor;
 use crate::change::diff_labeled;
 use crate::change::documents::Documents;
+use crate::change::outside::{self, Overwrite};
 use crate::problem::FieldProblem;
 
 use super::render;
@@ -86,8 +87,8 @@ struct EntryPage {
     kiali: Option<String>,
     revertible: bool,
     revert: Option<RevertPreview>,
-    /// Outside changes of its object after it (a GitOps sync undoing it): id, who, seconds later.
-    overwritten: Vec<(i64, String, i64)>,
+    /// Outside changes of its object after it (a GitOps sync undoing it).
+    overwritten: Vec<Overwrite>,
 }
 
 /// A revert about to be confirmed: its diff against the live objects.
@@ -254,21 +255,13 @@ async fn entry_page(
 /// How many later outside changes of an entry's object its page names.
 const OVERWRITES_SHOWN: u32 = 3;
 
-/// The outside changes that overwrote signalbox's applied change `entry`, within the hour
-/// the outside recorder names them in.
-async fn overwrites_of(state: &AppState, entry: &Entry) -> Result<Vec<(i64, String, i64)>, AppError> {
+/// The outside changes that overwrote signalbox's applied change `entry`.
+async fn overwrites_of(state: &AppState, entry: &Entry) -> Result<Vec<Overwrite>, AppError> {
     if entry.source == crate::audit::Source::External || entry.outcome.as_str() != "applied" {
         return Ok(Vec::new());
     }
-    let later = state
-        .audit
-        .outside_changes_after(&entry.namespace, &entry.kind, &entry.name, entry.id, OVERWRITES_SHOWN)
-        .await?;
-    let marker = format!("overwrites signalbox's change #{} ", entry.id);
-    let overwrites = later.into_iter().filter(|outside| outside.summary.contains(&marker));
-    Ok(overwrites
-        .map(|outside| (outside.id, outside.actor.clone(), (outside.time_ms - entry.time_ms) / 1000))
-        .collect())
+    let object = (entry.namespace.as_str(), entry.kind.as_str(), entry.name.as_str());
+    Ok(outside::overwrites_of(&state.audit, object, (entry.id, entry.time_ms), OVERWRITES_SHOWN).await?)
 }
 
 /// The service an entry is about: an object's `app` label (in a List, any item's), else

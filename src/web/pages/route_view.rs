@@ -214,9 +214,8 @@ pub struct RoutesView {
     pub istiod: bool,
     /// Set instead of the forms when the routing is spread over several objects.
     pub ambiguous: Option<AmbiguousView>,
-    /// signalbox's last change here, overwritten from outside: its audit id, the outside
-    /// change's, who, and how many seconds later.
-    pub overwritten: Option<(i64, i64, String, i64)>,
+    /// signalbox's last change here, when it was overwritten from outside.
+    pub overwritten: Option<crate::change::outside::Overwrite>,
 }
 
 impl RoutesView {

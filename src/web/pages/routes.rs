@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::authz::{Actor, Permission};
 use crate::change::gitops::GitopsMode;
+use crate::change::outside::{self, Overwrite};
 use crate::change::routes::{LiveRouting, ResourceVersions};
 use crate::change::{ChangeError, Origin, canary};
 use crate::policy::{self, RoutingPolicy};
@@ -127,33 +128,19 @@ pub async fn page(
     render(&RoutesPage { layout: Layout::new(&state, &actor, Some(&namespace)), view })
 }
 
-/// How long the routing page says an outside change overwrote signalbox's (the overview's
-/// "changed outside signalbox" badge shows as long).
-const OVERWRITE_SHOWN_MS: i64 = 60 * 60 * 1000;
-
 /// signalbox's last change of the host's routing object, when an outside change overwrote
-/// it (the outside recorder names the change it overwrites).
-async fn overwritten(
-    state: &AppState,
-    namespace: &str,
-    host: &str,
-    kind: &str,
-) -> Result<Option<(i64, i64, String, i64)>, AppError> {
+/// it within the hour (the outside recorder names the change it overwrites).
+async fn overwritten(state: &AppState, namespace: &str, host: &str, kind: &str) -> Result<Option<Overwrite>, AppError> {
     // Only a host changed outside signalbox lately can have been overwritten: known in
     // memory, so the page reads the audit log only then.
-    let changed = state.cluster.external.routing_changed_recently(namespace, OVERWRITE_SHOWN_MS);
+    let changed = state.cluster.external.routing_changed_recently(namespace, outside::OVERWRITE_WINDOW_MS);
     if !changed.iter().any(|changed| changed == host) {
         return Ok(None);
     }
-    let Some((change, time_ms)) = state.audit.last_applied_to(namespace, kind, host).await? else {
+    let Some(change) = state.audit.last_applied_to(namespace, kind, host).await? else {
         return Ok(None);
     };
-    let later = state.audit.outside_changes_after(namespace, kind, host, change, 1).await?;
-    let marker = format!("overwrites signalbox's change #{change} ");
-    Ok(later
-        .into_iter()
-        .find(|outside| outside.summary.contains(&marker))
-        .map(|outside| (change, outside.id, outside.actor.clone(), (outside.time_ms - time_ms) / 1000)))
+    Ok(outside::overwrites_of(&state.audit, (namespace, kind, host), change, 1).await?.into_iter().next())
 }
 
 /// The page from the watch caches, derived once per change of them (`kept_views`).
