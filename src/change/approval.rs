@@ -38,19 +38,18 @@ impl ChangePath {
     /// is recorded as the path records one.
     pub(super) async fn propose(&self, change: Change) -> Result<Held, ChangeError> {
         if let Err(error) = self.authorize_and_validate(&change) {
-            return Err(self.refused(&change, error).await);
+            return Err(self.refused(&change, None, error).await);
         }
-        let (before, versions) = self.read_before(&change).await.map_err(ChangeError::Cluster)?;
-        let judged = match self.authorize_operations(&change, &before).await {
-            Ok(()) => self.refuse_if_owned(&change, &before),
-            Err(error) => Err(error),
+        let (before, versions) = match self.read_before(&change).await {
+            Ok(read) => read,
+            Err(error) => return Err(self.refused(&change, None, ChangeError::Cluster(error)).await),
         };
-        if let Err(error) = judged {
-            return Err(self.refused(&change, error).await);
+        if let Err(error) = self.judge_writes(&change, &before).await {
+            return Err(self.refused(&change, Some(&before), error).await);
         }
         let after = match self.run_all(&change, (&before, &versions), true).await {
             Ok(after) => after,
-            Err(halted) => return Err(self.refused(&change, super::judged(&change, halted.error)).await),
+            Err(halted) => return Err(self.refused(&change, Some(&before), ChangeError::Cluster(halted.error)).await),
         };
         let summary = format!("{} — proposed, awaiting approval by another person who may make it", change.summary);
         let entry = NewEntry {

@@ -346,7 +346,7 @@ impl ChangePath {
 
     async fn run_path(&self, change: Change) -> Result<Applied, ChangeError> {
         if let Err(error) = self.authorize_and_validate(&change) {
-            return Err(self.refused(&change, error).await);
+            return Err(self.refused(&change, None, error).await);
         }
         let change = self.marked_if_emergency(change);
         let Ready { before, versions, dry_run, pending } = match self.read_while_dry_running(&change).await {
@@ -393,19 +393,8 @@ impl ChangePath {
             Err(error) => return Err(self.refused_by_cluster(change, None, error).await),
         };
         stale_plan(change, &versions)?;
-        let judged = match self.authorize_operations(change, &before).await {
-            Ok(()) => self.refuse_if_owned(change, &before),
-            Err(error) => Err(error),
-        };
-        if let Err(error) = judged {
-            if let ChangeError::Cluster(error) = error {
-                return Err(self.refused_by_cluster(change, Some(&before), error).await);
-            }
-            if let Err(retry_after) = self.admit_refusal(change) {
-                return Err(ChangeError::TooManyRefusals(retry_after));
-            }
-            self.record_refusal(change, Outcome::Denied, Some(&before), &error).await;
-            return Err(error);
+        if let Err(error) = self.judge_writes(change, &before).await {
+            return Err(self.refused(change, Some(&before), error).await);
         }
         let (dry_run, pending) =
             tokio::join!(self.dry_run(change, (&before, &versions)), self.record_pending(change, (&before, &versions)));
@@ -422,8 +411,7 @@ impl ChangePath {
     /// reads first and judges the live objects.
     async fn read_while_dry_running(&self, change: &Change) -> Option<Result<Ready, ChangeError>> {
         let planned = change.planned_against.as_ref()?;
-        self.authorize_operations(change, &planned.objects).await.ok()?;
-        self.refuse_if_owned(change, &planned.objects).ok()?;
+        self.judge_writes(change, &planned.objects).await.ok()?;
         let read_and_record = async {
             let (before, versions) = self.read_before(change).await.map_err(Err)?;
             stale_plan(change, &versions).map_err(Ok)?;
@@ -531,21 +519,28 @@ impl ChangePath {
         if change.problems.is_empty() { Ok(()) } else { Err(ChangeError::Invalid(change.problems.clone())) }
     }
 
-    /// A change refused before anything was read or written: recorded as denied (by who may
-    /// do what, a freeze or an owner) or failed, within the refusal rate limit.
-    async fn refused(&self, change: &Change, error: ChangeError) -> ChangeError {
+    /// A change refused before anything was written, with the objects read so far: recorded
+    /// as denied (by who may do what, a freeze or an owner) or failed, within the refusal
+    /// rate limit; an API server that did not answer is the cluster's failure, not limited.
+    async fn refused(&self, change: &Change, before: Option<&Documents>, error: ChangeError) -> ChangeError {
+        if let ChangeError::Cluster(error) = error {
+            return self.refused_by_cluster(change, before, error).await;
+        }
         if let Err(retry_after) = self.admit_refusal(change) {
             return ChangeError::TooManyRefusals(retry_after);
         }
         let denied = matches!(error, ChangeError::Denied(_) | ChangeError::Frozen { .. } | ChangeError::Owned(_));
         let outcome = if denied { Outcome::Denied } else { Outcome::Failed };
-        self.record_refusal(change, outcome, None, &error).await;
+        self.record_refusal(change, outcome, before, &error).await;
         error
     }
 
-    /// With `--gitops=refuse`, a change that overwrites or deletes an object a GitOps tool
-    /// owns: the first such object, with its owner.
-    fn refuse_if_owned(&self, change: &Change, before: &Documents) -> Result<(), ChangeError> {
+    /// Whether the change may write over `before`: each operation authorized for the
+    /// objects it writes (`authorize_operations`), and, with `--gitops=refuse`, none of them
+    /// owned by a GitOps tool (else the first such object, with its owner). A preview asks
+    /// only the first: its dry run answers for owned objects too.
+    async fn judge_writes(&self, change: &Change, before: &Documents) -> Result<(), ChangeError> {
+        self.authorize_operations(change, before).await?;
         if self.gitops != gitops::GitopsMode::Refuse {
             return Ok(());
         }
