@@ -76,13 +76,18 @@ impl ViewScope {
         managed.iter().all(|namespace| self.whole_namespace(namespace))
     }
 
+    /// Something about `host` (None: about the namespace itself, which needs all of it).
+    pub fn host_or_whole(&self, namespace: &str, host: Option<&str>) -> bool {
+        match host {
+            None => self.whole_namespace(namespace),
+            Some(host) => self.host(namespace, host),
+        }
+    }
+
     /// An audited change to `kind`/`name`: a namespace-level object needs the whole
     /// namespace, an object of a host that host.
     pub fn object(&self, namespace: &str, kind: &str, name: &str) -> bool {
-        match crate::tutorial::host_of_object(kind, name) {
-            None => self.whole_namespace(namespace),
-            Some(host) => self.host(namespace, &host),
-        }
+        self.host_or_whole(namespace, crate::tutorial::host_of_object(kind, name).as_deref())
     }
 
     /// The same rule as [`Self::object`], as a store of records about objects filters by

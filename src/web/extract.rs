@@ -126,9 +126,14 @@ fn emergency(parts: &Parts) -> Option<String> {
             .map(|(_, value)| value.into_owned())
     });
     let from_header = || parts.headers.get("x-signalbox-emergency").and_then(|v| v.to_str().ok()).map(String::from);
-    let reason = from_query.or_else(from_header)?;
-    let reason: String = reason.trim().chars().filter(|c| !c.is_control()).take(EMERGENCY_CHARS).collect();
+    let reason = one_line(&from_query.or_else(from_header)?, EMERGENCY_CHARS);
     (!reason.is_empty()).then_some(reason)
+}
+
+/// A reason someone typed, as one line for the audit log: trimmed, without control
+/// characters (line breaks included), at most `max_chars` long.
+pub fn one_line(text: &str, max_chars: usize) -> String {
+    text.trim().chars().filter(|c| !c.is_control()).take(max_chars).collect()
 }
 
 /// Who asks for a change, through which door (the JSON API under `/api/`, else the pages),

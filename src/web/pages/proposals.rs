@@ -11,11 +11,14 @@ use serde_json::{Value, json};
 use crate::audit::proposals::Proposal;
 use crate::authz::Actor;
 use crate::web::error::AppError;
-use crate::web::extract::{ApiJson, Asked, Htmx};
+use crate::web::extract::{ApiJson, Asked, Htmx, one_line};
 use crate::web::identity::Identity;
 use crate::web::layout::Layout;
 use crate::web::pages::route_view::DiffLine;
 use crate::web::state::AppState;
+
+/// Longer rejection reasons are cut: the reason is a line in the audit, not a report.
+const REASON_CHARS: usize = 500;
 
 /// How many proposals the list shows, newest first.
 const LISTED: u32 = 100;
@@ -50,10 +53,7 @@ async fn visible(state: &AppState, actor: &Actor) -> Result<Vec<Proposal>, AppEr
 }
 
 fn sees(scope: &crate::authz::ViewScope, proposal: &Proposal) -> bool {
-    match &proposal.host {
-        Some(host) => scope.host(&proposal.namespace, host),
-        None => scope.whole_namespace(&proposal.namespace),
-    }
+    scope.host_or_whole(&proposal.namespace, proposal.host.as_deref())
 }
 
 /// One proposal the actor may view; any other id is a 404, as if it did not exist.
@@ -143,7 +143,7 @@ pub async fn reject(
 
 /// A rejection says why (at most 500 characters, one line).
 fn required_reason(reason: &str) -> Result<String, AppError> {
-    let reason: String = reason.trim().chars().filter(|c| !c.is_control()).take(500).collect();
+    let reason = one_line(reason, REASON_CHARS);
     if reason.is_empty() {
         return Err(AppError::invalid("reason", "say why the proposal is rejected"));
     }
