@@ -62,11 +62,7 @@ async fn a_change_in_a_namespace_that_requires_approval_waits_for_another_person
     std::fs::write(&teams, team_file(&ns.name, false)).unwrap();
     let console = Console::start_with_team_file(&ns.name, &teams).await;
     let api = |path: &str| format!("/api/v1/namespaces/{}{path}", ns.name);
-    for workload in ["recommendation-v1", "recommendation-v2"] {
-        let (status, body) =
-            console.send_as(ADMIN, Method::PUT, &api(&format!("/workloads/{workload}")), json!({})).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
+    console.deploy_as(ADMIN, &["recommendation-v1", "recommendation-v2"]).await;
     let routes = api("/routes/recommendation");
     let (status, body) = console.send_as(ALICE, Method::PUT, &routes, split(90, 10)).await;
     assert_eq!(status, StatusCode::OK, "{body}");

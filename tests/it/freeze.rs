@@ -51,11 +51,7 @@ async fn a_freeze_refuses_changes_with_423_and_lets_through_what_makes_things_sa
     std::fs::write(&teams, team_file(&ns.name, "")).unwrap();
     let console = Console::start_with_team_file(&ns.name, &teams).await;
     let api = |path: &str| format!("/api/v1/namespaces/{}{path}", ns.name);
-    for workload in ["recommendation-v1", "recommendation-v2"] {
-        let (status, body) =
-            console.send_as(CAROL, Method::PUT, &api(&format!("/workloads/{workload}")), json!({})).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
+    console.deploy_as(CAROL, &["recommendation-v1", "recommendation-v2"]).await;
     let routes = api("/routes/recommendation");
     let (status, body) = console.send_as(ALICE, Method::PUT, &routes, split(100, 0)).await;
     assert_eq!(status, StatusCode::OK, "{body}");

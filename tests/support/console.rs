@@ -175,6 +175,16 @@ impl Console {
         }
     }
 
+    /// Deploys `workloads` as `user` (name, groups) through the trusted proxy.
+    pub async fn deploy_as(&self, user: (&str, &str), workloads: &[&str]) {
+        for workload in workloads {
+            let path = format!("/api/v1/namespaces/{}/workloads/{workload}", self.namespace);
+            let (status, body) =
+                self.send_as(user, reqwest::Method::PUT, &path, Value::Object(Default::default())).await;
+            assert_eq!(status, StatusCode::OK, "deploying {workload} as {}: {body}", user.0);
+        }
+    }
+
     /// A page's HTML, as a browser without JavaScript gets it.
     pub async fn page(&self, path: &str) -> String {
         self.http.get(self.url(path)).send().await.expect("page").text().await.expect("page body")
