@@ -122,11 +122,6 @@ impl IntoResponse for AppError {
     }
 }
 
-/// The words of a held change, as the pages show them.
-fn error_text(held: &crate::change::approval::Held) -> String {
-    crate::change::ChangeError::Held(held.clone()).to_string()
-}
-
 impl From<ChangeError> for AppError {
     fn from(error: ChangeError) -> Self {
         match error {
@@ -142,7 +137,9 @@ impl From<ChangeError> for AppError {
             ChangeError::AuditUnavailable(_) => AppError::Unavailable(error.to_string()),
             ChangeError::Stale(_) => AppError::Conflict(error.to_string()),
             ChangeError::Frozen { .. } => AppError::Locked(error.to_string()),
-            ChangeError::Held(held) => AppError::Accepted { message: error_text(&held), proposal_id: held.proposal_id },
+            ChangeError::Held(ref held) => {
+                AppError::Accepted { message: error.to_string(), proposal_id: held.proposal_id }
+            }
             ChangeError::Owned(owned) => AppError::Owned { message: owned.message(), owner: owned.owner },
             ChangeError::TooManyRefusals(wait) => AppError::TooManyRequests {
                 message: error.to_string(),

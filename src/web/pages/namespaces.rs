@@ -26,8 +26,8 @@ pub struct NamespaceSummary {
     pub routed_hosts: usize,
     pub canaries_in_progress: usize,
     /// Of the services' sidecars, how many have what istiod last sent them; null without
-    /// `--istiod-url`, `{"unavailable": why}` when istiod does not answer.
-    pub proxies: Value,
+    /// `--istiod-url`.
+    pub proxies: Option<Proxies>,
     /// `ok`, `progressing` (a Deployment short of ready pods), `syncing` (a proxy without
     /// what istiod last sent it), or `empty` (nothing runs there).
     pub health: &'static str,
@@ -35,6 +35,20 @@ pub struct NamespaceSummary {
     pub last_change: Option<String>,
     #[serde(skip)]
     last_change_ms: i64,
+}
+
+/// The sidecars of a namespace's services, as istiod reports them.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Proxies {
+    Counted {
+        synced: usize,
+        total: usize,
+    },
+    /// istiod did not answer, and why.
+    Unavailable {
+        unavailable: String,
+    },
 }
 
 #[derive(Deserialize, Default)]
@@ -122,11 +136,11 @@ async fn summary(state: &AppState, actor: &Actor, namespace: &str) -> NamespaceS
                 let visible = |name: &str| versions.iter().any(|version| runs_in_pod_of(name, &version.deployment));
                 let ours: Vec<_> = snapshot.values().filter(|sync| visible(&sync.name)).collect();
                 let synced = ours.iter().filter(|sync| sync.has_what_was_sent()).count();
-                (json!({"synced": synced, "total": ours.len()}), synced < ours.len())
+                (Some(Proxies::Counted { synced, total: ours.len() }), synced < ours.len())
             }
-            Err(error) => (json!({"unavailable": error.to_string()}), false),
+            Err(error) => (Some(Proxies::Unavailable { unavailable: error.to_string() }), false),
         },
-        None => (Value::Null, false),
+        None => (None, false),
     };
     let health = if versions.is_empty() {
         "empty"
@@ -156,10 +170,10 @@ async fn summary(state: &AppState, actor: &Actor, namespace: &str) -> NamespaceS
 impl NamespaceSummary {
     /// `4/4 proxies synced`, or nothing without istiod.
     pub fn proxies_in_words(&self) -> String {
-        match (self.proxies["synced"].as_u64(), self.proxies["total"].as_u64()) {
-            (Some(synced), Some(total)) => format!("{synced}/{total} proxies synced"),
-            _ if self.proxies["unavailable"].is_string() => "istiod unavailable".to_owned(),
-            _ => String::new(),
+        match &self.proxies {
+            Some(Proxies::Counted { synced, total }) => format!("{synced}/{total} proxies synced"),
+            Some(Proxies::Unavailable { .. }) => "istiod unavailable".to_owned(),
+            None => String::new(),
         }
     }
 }
