@@ -16,6 +16,7 @@ use support::console::Console;
 const ALICE: (&str, &str) = ("alice", "");
 const BOB: (&str, &str) = ("bob", "");
 const CAROL: (&str, &str) = ("carol", "");
+const VICTOR: (&str, &str) = ("victor", "");
 const ADMIN: (&str, &str) = ("root", "admins");
 
 fn team_file(namespace: &str, approval: bool) -> String {
@@ -36,6 +37,11 @@ fn team_file(namespace: &str, approval: bool) -> String {
     namespaces: [{namespace}]
     hosts: [preference]
     actions: [route]
+  - name: web-viewers
+    members: {{users: [victor]}}
+    namespaces: [{namespace}]
+    hosts: [preference]
+    actions: [view]
   - name: platform
     members: {{groups: [admins]}}
     namespaces: ['*']
@@ -88,6 +94,20 @@ async fn a_change_in_a_namespace_that_requires_approval_waits_for_another_person
     assert!(listed["diff"].as_str().unwrap().contains("weight: 25"), "{listed}");
     let (_, carols) = console.send_as(CAROL, Method::GET, "/api/v1/proposals", Value::Null).await;
     assert!(carols["proposals"].as_array().unwrap().is_empty(), "another team's host is not shown: {carols}");
+    outsiders_see_and_change_nothing(&console, &ns, proposal).await;
+    // A hostile page in another tab cannot make bob's browser approve it.
+    let forged = console
+        .http
+        .post(console.url(&format!("/proposals/{proposal}/approve")))
+        .header("x-forwarded-user", "bob")
+        .header("origin", "https://evil.example")
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("csrf_token", "0".repeat(64))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN, "a cross-site form post is refused");
+    assert_eq!(weights(&ns).await[1]["weight"], 10, "nothing applied");
 
     let approve = format!("/api/v1/proposals/{proposal}/approve");
     let (status, body) = console.send_as(ALICE, Method::POST, &approve, json!({})).await;
@@ -175,4 +195,39 @@ async fn a_change_in_a_namespace_that_requires_approval_waits_for_another_person
     assert!(page.contains("id=\"nav-proposals\"") || page.contains("Proposals"), "{page}");
     assert!(page.contains("not during the sale") && page.contains("rejected") && page.contains("stale"), "{page}");
     console.stop().await;
+}
+
+/// Every proposals route, as anonymous, another team's user and another host's viewer, with
+/// a real and a made-up proposal, a reason and none: nothing of the hidden proposal comes
+/// back (its summary, its diff), it stays open, and the routing does not move.
+async fn outsiders_see_and_change_nothing(console: &Console, ns: &TestNamespace, proposal: i64) {
+    let hidden = ["send 75% to v1", "weight: 25"];
+    let before = weights(ns).await;
+    for user in [("anonymous", ""), CAROL, VICTOR] {
+        for id in [proposal.to_string(), "999999".to_owned(), "x".to_owned()] {
+            let calls = [
+                (Method::GET, "/api/v1/proposals".to_owned(), Value::Null),
+                (Method::GET, "/proposals".to_owned(), Value::Null),
+                (Method::POST, format!("/api/v1/proposals/{id}/approve"), json!({})),
+                (Method::POST, format!("/api/v1/proposals/{id}/reject"), json!({"reason": "no"})),
+                (Method::POST, format!("/api/v1/proposals/{id}/reject"), json!({})),
+            ];
+            for (method, path, body) in calls {
+                let request = console.http.request(method.clone(), console.url(&path)).json(&body);
+                let request = if user.0 == "anonymous" { request } else { request.header("x-forwarded-user", user.0) };
+                let response = request.send().await.unwrap();
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                assert!(!status.is_success() || method == Method::GET, "{user:?} {method} {path}: {status} {text}");
+                assert!(!status.is_server_error(), "{user:?} {method} {path}: {status} {text}");
+                for words in hidden {
+                    assert!(!text.contains(words), "{user:?} {method} {path} shows {words:?}: {text}");
+                }
+            }
+        }
+    }
+    assert_eq!(weights(ns).await, before, "nothing applied");
+    let (_, listed) = console.send_as(BOB, Method::GET, "/api/v1/proposals", Value::Null).await;
+    let still = listed["proposals"].as_array().unwrap().iter().find(|p| p["id"] == proposal).unwrap();
+    assert_eq!(still["status"], "open", "{still}");
 }
