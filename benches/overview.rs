@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 use signalbox::cluster::Kind;
-use support::{client, root};
+use support::{client, fixed_rate, percentile, root, rss_mib};
 
 const SERVICES: usize = 50;
 const VERSIONS: usize = 3;
@@ -60,50 +60,6 @@ fn start_signalbox(namespace: &str, database: &std::path::Path) -> Child {
         .expect("target/release/signalbox (run `cargo build --release` first)")
 }
 
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-async fn fixed_rate(http: &reqwest::Client, url: &str) -> (Vec<Duration>, usize) {
-    let total = RATE_PER_SECOND * FIXED_RATE_SECONDS;
-    let interval = Duration::from_micros(1_000_000 / RATE_PER_SECOND);
-    let start = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        // Open loop: requests leave on schedule whether or not earlier ones have finished.
-        tokio::time::sleep_until(start + interval * i as u32).await;
-        let (http, url) = (http.clone(), url.to_owned());
-        tasks.push(tokio::spawn(async move {
-            let sent = Instant::now();
-            let ok = match http.get(&url).send().await {
-                Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
-                Err(_) => false,
-            };
-            (sent.elapsed(), ok)
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for task in tasks {
-        let (latency, ok) = task.await.unwrap();
-        latencies.push(latency);
-        errors += usize::from(!ok);
-    }
-    latencies.sort();
-    (latencies, errors)
-}
-
 async fn saturation(http: &reqwest::Client, url: &str) -> f64 {
     let deadline = Instant::now() + Duration::from_secs(SATURATION_SECONDS);
     let counts: Vec<_> = (0..SATURATION_CONNECTIONS)
@@ -148,7 +104,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_rss = rss_mib(server.id());
 
-    let (latencies, errors) = fixed_rate(&http, &url).await;
+    let (latencies, errors) = fixed_rate(&http, &url, RATE_PER_SECOND, FIXED_RATE_SECONDS).await;
     let busy_rss = rss_mib(server.id());
     let throughput = saturation(&http, &url).await;
     let _ = server.kill();

@@ -17,3 +17,4 @@ cargo bench --locked --bench audit
 cargo bench --locked --bench propagation
 cargo bench --locked --bench floor
 cargo bench --locked --bench route_change
+cargo bench --locked --bench namespaces

@@ -118,14 +118,15 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
     // The caches' watches feed the outside-change detection from their first listing; what
     // it finds waits in `outside_seen` until the change path exists to tell our own writes.
     let (outside, outside_seen) = outside_changes(&audit);
-    let cluster = Cluster::connect(config.kubeconfig.as_deref(), &config.namespaces, Some(outside))
+    let managed = config.managed_namespaces();
+    let cluster = Cluster::connect(config.kubeconfig.as_deref(), managed.clone(), Some(outside))
         .await
         .context("loading the Kubernetes client configuration")?;
     let metrics = Arc::new(Metrics::default());
     let authorizer = match &config.teams {
-        Some(path) => Authorizer::with_team_file(config.namespaces.clone(), path)
+        Some(path) => Authorizer::with_team_file(managed.clone(), path)
             .with_context(|| format!("reading the team file {}", path.display()))?,
-        None => Authorizer::open(config.namespaces.clone()),
+        None => Authorizer::open(managed.clone()),
     };
     let propagation = Propagation::new(istiod(&config, &cluster).await?);
     let changes = ChangePath::new(cluster.objects.clone(), audit.clone(), authorizer, metrics.clone())
@@ -171,7 +172,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
     let autopilot = state.prometheus.clone().map(|prometheus| {
         let interval = Duration::from_secs(config.analysis_interval_seconds);
         let holder = autopilot::holder_identity();
-        Autopilot::start(&state.cluster, state.rollouts.clone(), &config.namespaces, prometheus, interval, &holder)
+        Autopilot::start(&state.cluster, state.rollouts.clone(), prometheus, interval, &holder)
     });
     let static_dir = config.static_dir.clone().unwrap_or_else(default_static_dir);
     let static_files = web::StaticFiles::load(&static_dir)
@@ -187,7 +188,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Server> {
         listen = ?shown,
         trusted_proxies = ?config.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
         cluster = %state.cluster.description,
-        namespaces = ?config.namespaces,
+        namespaces = ?managed.explicit(),
+        namespace_selector = managed.selector_text(),
         database = %config.database.display(),
         "signalbox serving on {}",
         shown.join(", ")

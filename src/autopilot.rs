@@ -36,13 +36,11 @@ pub struct Autopilot {
 }
 
 impl Autopilot {
-    /// Starts judging every `interval`, as `holder` (this replica's identity in the Leases).
-    /// Starts judging the canaries of `namespaces` every `interval`, as `holder` (this
-    /// replica's identity in the Leases).
+    /// Starts judging the canaries of the managed namespaces (as they are at each round)
+    /// every `interval`, as `holder` (this replica's identity in the Leases).
     pub fn start(
         cluster: &Cluster,
         rollouts: Rollouts,
-        namespaces: &[String],
         prometheus: Arc<Prometheus>,
         interval: Duration,
         holder: &str,
@@ -50,16 +48,18 @@ impl Autopilot {
         // A leader that stops renewing is replaced after three missed rounds (at least 15 s,
         // client-go's default), so a slow Prometheus round does not hand the Lease over.
         let lease_duration = (interval * 3).max(Duration::from_secs(15));
-        let leases = namespaces
-            .iter()
-            .map(|namespace| {
-                let lease = LeaderLease::new(cluster.client.clone(), namespace, LEASE_NAME, holder, lease_duration);
-                (namespace.clone(), lease)
-            })
-            .collect();
         let (stop, stopped) = watch::channel(false);
         let reads = Reads::new(cluster.clone());
-        let pilot = Pilot { cluster: cluster.clone(), reads, rollouts, prometheus, leases, progress: HashMap::new() };
+        let pilot = Pilot {
+            cluster: cluster.clone(),
+            reads,
+            rollouts,
+            prometheus,
+            holder: holder.to_owned(),
+            lease_duration,
+            leases: HashMap::new(),
+            progress: HashMap::new(),
+        };
         let task = tokio::spawn(pilot.run(interval, stopped));
         Self { stop, task }
     }
@@ -93,7 +93,10 @@ struct Pilot {
     reads: Reads,
     rollouts: Rollouts,
     prometheus: Arc<Prometheus>,
-    leases: Vec<(String, LeaderLease)>,
+    holder: String,
+    lease_duration: Duration,
+    /// The Leases of the namespaces with an auto-advancing canary, taken when one is seen.
+    leases: HashMap<String, LeaderLease>,
     /// By (namespace, host).
     progress: HashMap<(String, String), Progress>,
 }
@@ -115,13 +118,25 @@ impl Pilot {
         }
     }
 
+    /// One round over the managed namespaces as they are now. Only a namespace with an
+    /// auto-advancing canary costs a Lease request: at 1,000 namespaces a round is a
+    /// look at the caches, not 1,000 writes.
     async fn round(&mut self) {
-        for (namespace, lease) in self.leases.clone() {
+        let namespaces = self.cluster.caches.managed.names();
+        self.release_left(&namespaces).await;
+        for namespace in namespaces.iter() {
+            let canaries = self.automatic_canaries(namespace);
+            if canaries.is_empty() {
+                continue;
+            }
+            let lease = self.leases.entry(namespace.clone()).or_insert_with(|| {
+                LeaderLease::new(self.cluster.client.clone(), namespace, LEASE_NAME, &self.holder, self.lease_duration)
+            });
             match lease.try_lead().await {
                 Ok(true) => {}
                 Ok(false) => {
                     // Another replica decides; what we knew about dwell times is stale.
-                    self.progress.retain(|(ns, _), _| *ns != namespace);
+                    self.progress.retain(|(ns, _), _| ns != namespace);
                     continue;
                 }
                 Err(error) => {
@@ -129,8 +144,20 @@ impl Pilot {
                     continue;
                 }
             }
-            for (host, canary, policy) in self.automatic_canaries(&namespace) {
-                self.judge(&namespace, &host, &canary, &policy).await;
+            for (host, canary, policy) in canaries {
+                self.judge(namespace, &host, &canary, &policy).await;
+            }
+        }
+    }
+
+    /// Gives up the Leases of namespaces no longer managed.
+    async fn release_left(&mut self, managed: &[String]) {
+        let left: Vec<String> = self.leases.keys().filter(|ns| !managed.contains(ns)).cloned().collect();
+        for namespace in left {
+            if let Some(lease) = self.leases.remove(&namespace)
+                && let Err(error) = lease.release().await
+            {
+                tracing::warn!(%namespace, %error, "could not release the canary analysis Lease");
             }
         }
     }

@@ -81,9 +81,15 @@ pub struct ServeConfig {
     /// Kubeconfig file; by default inferred like kubectl (KUBECONFIG, ~/.kube/config, in-cluster).
     #[arg(long, env = "SIGNALBOX_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
-    /// A namespace the console manages (repeatable).
-    #[arg(long = "namespace", env = "SIGNALBOX_NAMESPACE", value_delimiter = ',', default_value = "tutorial")]
+    /// A namespace the console manages (repeatable). Without it and without
+    /// `--namespace-selector`: `tutorial`.
+    #[arg(long = "namespace", env = "SIGNALBOX_NAMESPACE", value_delimiter = ',')]
     pub namespaces: Vec<String>,
+    /// Also manage every namespace whose labels match this selector (`kubectl -l` syntax,
+    /// e.g. `istio-injection=enabled`), followed live: a namespace labelled later joins, one
+    /// unlabelled or deleted leaves. Needs the ClusterRole of deploy/base/rbac-selector.yaml.
+    #[arg(long, env = "SIGNALBOX_NAMESPACE_SELECTOR", value_parser = selector_text)]
+    pub namespace_selector: Option<String>,
     /// SQLite file holding the audit log.
     #[arg(long, env = "SIGNALBOX_DATABASE", default_value = "./signalbox.db")]
     pub database: PathBuf,
@@ -173,6 +179,7 @@ impl ServeConfig {
             listen: vec![Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 0)))],
             kubeconfig: Some(kubeconfig),
             namespaces,
+            namespace_selector: None,
             database,
             kiali_url: None,
             jaeger_url: None,
@@ -192,6 +199,30 @@ impl ServeConfig {
             log_format: LogFormat::Text,
         }
     }
+}
+
+impl ServeConfig {
+    /// The managed namespaces these flags give: the named ones, those the selector
+    /// matches, or `tutorial` when neither is given.
+    pub fn managed_namespaces(&self) -> crate::managed::ManagedNamespaces {
+        let selector = self.namespace_selector.as_ref().map(|text| {
+            let parsed = crate::managed::parse_selector(text).expect("checked when the flag was read");
+            (parsed, text.clone())
+        });
+        let explicit = match (&self.namespaces[..], &selector) {
+            ([], None) => vec![DEFAULT_NAMESPACE.to_owned()],
+            (names, _) => names.to_vec(),
+        };
+        crate::managed::ManagedNamespaces::new(explicit, selector)
+    }
+}
+
+/// The namespace managed when no flag names any: the tutorial's.
+pub const DEFAULT_NAMESPACE: &str = "tutorial";
+
+/// `--namespace-selector`: checked as a label selector when read, kept as given.
+fn selector_text(text: &str) -> Result<String, String> {
+    crate::managed::parse_selector(text).map(|_| text.trim().to_owned())
 }
 
 impl AnchorArgs {

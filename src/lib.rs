@@ -28,6 +28,7 @@ pub mod config;
 pub mod gateway_api;
 pub mod inventory;
 pub mod istio;
+pub mod managed;
 pub mod metrics;
 pub mod pictures;
 pub mod policy;

@@ -40,6 +40,19 @@ pub struct Metrics {
     changes: Family<ChangeLabels, Counter>,
     dry_runs: Family<DryRunLabels, Counter>,
     cache_age: Gauge<f64, AtomicU64>,
+    watches: Gauge,
+    managed_namespaces: Gauge,
+}
+
+/// What the caches report at each scrape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CacheFigures {
+    /// Seconds since the last watch event (None before the first).
+    pub age_seconds: Option<f64>,
+    /// Watches held open on the API server.
+    pub watches: usize,
+    /// Namespaces managed now.
+    pub managed_namespaces: usize,
 }
 
 impl Default for Metrics {
@@ -57,7 +70,10 @@ impl Default for Metrics {
         registry.register("changes", "Cluster changes by action and outcome", changes.clone());
         registry.register("change_dry_runs", "Dry runs of changes: ran, or taken from their preview", dry_runs.clone());
         registry.register("cache_age_seconds", "Seconds since the last watch event", cache_age.clone());
-        Self { registry, requests, latency, changes, dry_runs, cache_age }
+        let (watches, managed_namespaces) = (Gauge::default(), Gauge::default());
+        registry.register("watches", "Watches held open on the API server", watches.clone());
+        registry.register("managed_namespaces", "Namespaces managed now", managed_namespaces.clone());
+        Self { registry, requests, latency, changes, dry_runs, cache_age, watches, managed_namespaces }
     }
 }
 
@@ -95,9 +111,11 @@ impl Metrics {
         self.dry_runs.get_or_create(&DryRunLabels { verdict: verdict.to_owned() }).inc();
     }
 
-    /// The Prometheus text exposition, with the cache age as of now.
-    pub fn render(&self, cache_age_seconds: Option<f64>) -> String {
-        self.cache_age.set(cache_age_seconds.unwrap_or(f64::NAN));
+    /// The Prometheus text exposition, with the caches' figures as of now.
+    pub fn render(&self, caches: CacheFigures) -> String {
+        self.cache_age.set(caches.age_seconds.unwrap_or(f64::NAN));
+        self.watches.set(caches.watches as i64);
+        self.managed_namespaces.set(caches.managed_namespaces as i64);
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &self.registry);
@@ -120,7 +138,7 @@ mod tests {
         assert_eq!(method_label("get"), "other", "methods are case-sensitive");
         metrics.observe_request(&invented, "/", 405, 0.001);
         metrics.observe_refused_method(405);
-        let text = metrics.render(None);
+        let text = metrics.render(CacheFigures::default());
         assert!(!text.contains("XXXX"), "{text}");
         assert!(text.contains(r#"method="other""#), "{text}");
     }

@@ -2,7 +2,7 @@
 //! change cannot quietly break them:
 //!
 //! - ring 0, values with no I/O: `policy`, `pictures`, `istio`, `tutorial`, `gateway_api`,
-//!   `inventory`, `problem`; they may build on each other;
+//!   `inventory`, `problem`, `managed`; they may build on each other;
 //! - ring 1, adapters: `cluster`, `audit`, `traffic`, `propagation`, `authz`, `metrics`; they
 //!   import only ring 0, never each other;
 //! - ring 2, use cases: `change` (the one write path), `autopilot`, `audit_anchor`; the only
@@ -23,6 +23,7 @@ const RINGS: &[(&str, u8)] = &[
     ("gateway_api", 0),
     ("inventory", 0),
     ("problem", 0),
+    ("managed", 0),
     ("cluster", 1),
     ("audit", 1),
     ("traffic", 1),

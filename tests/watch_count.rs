@@ -85,17 +85,73 @@ async fn the_console_opens_one_watch_per_kind_and_namespace() {
     .into_iter()
     .map(|(resource, count)| (resource.to_owned(), count))
     .collect();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let mut opened = added(&before, &settled_watches(&ns).await);
-    while opened != expected && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        opened = added(&before, &settled_watches(&ns).await);
-    }
+    let opened = watches_settle_at(&ns, &before, &expected).await;
     println!(
         "watches the console opened (managing one namespace): {opened:?}, {} in all",
         opened.values().sum::<i64>()
     );
     assert_eq!(opened, expected, "one watch per kind and namespace");
+    console.stop().await;
+}
+
+/// Waits until the console's watches (added to `before`) are `expected`; returns what it saw.
+async fn watches_settle_at(ns: &TestNamespace, before: &WatchCounts, expected: &WatchCounts) -> WatchCounts {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut opened = added(before, &settled_watches(ns).await);
+    while &opened != expected && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        opened = added(before, &settled_watches(ns).await);
+    }
+    opened
+}
+
+/// With `--namespace-selector` each kind is watched once, cluster-wide: seven watches for
+/// three namespaces, and still seven after five more are labelled while it runs.
+#[tokio::test]
+async fn a_selector_console_opens_one_watch_per_kind_whatever_the_namespaces() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let group = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let mut namespaces = Vec::new();
+    for _ in 0..8 {
+        namespaces.push(TestNamespace::new("watchsel").await);
+    }
+    let label = |ns: &TestNamespace| {
+        let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(ns.client.clone());
+        let (name, patch) = (ns.name.clone(), json!({"metadata": {"labels": {"signalbox-test/watches": group}}}));
+        async move { api.patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(patch)).await.unwrap() }
+    };
+    for ns in &namespaces[..3] {
+        label(ns).await;
+    }
+    let before = settled_watches(&namespaces[0]).await;
+    let console = Console::start_with(&namespaces[0].name, |config| {
+        config.namespaces = Vec::new();
+        config.namespace_selector = Some(format!("signalbox-test/watches={group}"));
+    })
+    .await;
+    let expected: WatchCounts =
+        ["deployments", "services", "virtualservices", "destinationrules", "gateways", "httproutes", "namespaces"]
+            .into_iter()
+            .map(|resource| (resource.to_owned(), 1))
+            .collect();
+    let opened = watches_settle_at(&namespaces[0], &before, &expected).await;
+    assert_eq!(opened, expected, "one cluster-wide watch per kind for three namespaces");
+    for ns in &namespaces[3..] {
+        label(ns).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, listed) = console.get_json(&console.url("/api/v1/namespaces")).await;
+        assert_eq!(status, StatusCode::OK, "{listed}");
+        if listed["namespaces"].as_array().map_or(0, Vec::len) == 8 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the labelled namespaces joined: {listed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let opened = watches_settle_at(&namespaces[0], &before, &expected).await;
+    println!("watches of a selector console over 8 namespaces: {opened:?}");
+    assert_eq!(opened, expected, "none more for five namespaces labelled while it runs");
     console.stop().await;
 }
 

@@ -1,6 +1,7 @@
 //! What every benchmark needs of the dev cluster: its admin kubeconfig and a client.
 #![allow(dead_code)]
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -21,4 +22,50 @@ pub async fn client() -> kube::Client {
     let file = Kubeconfig::read_from(kubeconfig()).unwrap();
     let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default()).await.unwrap();
     kube::Client::try_from(config).unwrap()
+}
+
+/// The resident memory of process `pid`, in MiB.
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// GETs `url` at `rate` requests/s for `seconds`, open loop (requests leave on schedule
+/// whether or not earlier ones have finished): sorted latencies and the count of failures.
+pub async fn fixed_rate(http: &reqwest::Client, url: &str, rate: u64, seconds: u64) -> (Vec<Duration>, usize) {
+    let total = rate * seconds;
+    let interval = Duration::from_micros(1_000_000 / rate);
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        tokio::time::sleep_until(start + interval * i as u32).await;
+        let (http, url) = (http.clone(), url.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let ok = match http.get(&url).send().await {
+                Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
+                Err(_) => false,
+            };
+            (sent.elapsed(), ok)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (latency, ok) = task.await.unwrap();
+        latencies.push(latency);
+        errors += usize::from(!ok);
+    }
+    latencies.sort();
+    (latencies, errors)
 }

@@ -12,6 +12,7 @@ mod verify;
 mod writability;
 mod writer;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -469,17 +470,20 @@ impl AuditStore {
         Ok(rows.into_iter().map(Entry::from).collect())
     }
 
-    /// When the newest entry about `namespace` was recorded (ms since the epoch), if any:
-    /// one step down the namespace index.
-    pub async fn last_change_in(&self, namespace: &str) -> Result<Option<i64>, AuditError> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT time_ms FROM audit_entries INDEXED BY audit_entries_by_namespace
-             WHERE namespace = ? ORDER BY id DESC LIMIT 1",
+    /// When the newest entry about each of `namespaces` was recorded (ms since the epoch;
+    /// absent: none), in one query of one index step each: the namespaces list asks for a
+    /// thousand at a time.
+    pub async fn last_changes_in(&self, namespaces: &[String]) -> Result<HashMap<String, i64>, AuditError> {
+        let names = serde_json::to_string(namespaces).unwrap_or_else(|_| "[]".into());
+        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+            "SELECT wanted.value, (SELECT time_ms FROM audit_entries INDEXED BY audit_entries_by_namespace
+                                   WHERE namespace = wanted.value ORDER BY id DESC LIMIT 1)
+             FROM json_each(?) AS wanted",
         )
-        .bind(namespace)
-        .fetch_optional(&self.pool)
+        .bind(names)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(row.map(|(time_ms,)| time_ms))
+        Ok(rows.into_iter().filter_map(|(namespace, time_ms)| Some((namespace, time_ms?))).collect())
     }
 
     /// Entries whose change may or may not have been applied (a crash between record and apply).

@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::managed::ManagedNamespaces;
+
 pub use teams::{GROUP_SEPARATOR, Members, Team, Teams};
 pub use view::{ViewScope, VisibleObjects};
 
@@ -75,34 +77,40 @@ pub enum Denial {
 /// authenticated user may do everything in the managed namespaces.
 #[derive(Debug, Clone)]
 pub struct Authorizer {
-    managed_namespaces: Vec<String>,
+    managed: ManagedNamespaces,
     teams: Option<Arc<RwLock<Teams>>>,
 }
 
 impl Authorizer {
     /// Every authenticated user may do everything in the managed namespaces.
-    pub fn open(managed_namespaces: Vec<String>) -> Self {
-        Self { managed_namespaces, teams: None }
+    pub fn open(managed: impl Into<ManagedNamespaces>) -> Self {
+        Self { managed: managed.into(), teams: None }
     }
 
     /// Permissions from a team file, reloaded when it changes (a ConfigMap mount swaps it).
-    pub fn with_team_file(managed_namespaces: Vec<String>, path: &Path) -> anyhow::Result<Self> {
+    pub fn with_team_file(managed: impl Into<ManagedNamespaces>, path: &Path) -> anyhow::Result<Self> {
         let teams = Arc::new(RwLock::new(Teams::load(path)?));
         spawn_reloader(path.to_owned(), teams.clone());
-        Ok(Self { managed_namespaces, teams: Some(teams) })
+        Ok(Self { managed: managed.into(), teams: Some(teams) })
     }
 
     /// Permissions from a fixed set of teams (tests, embedding).
-    pub fn with_teams(managed_namespaces: Vec<String>, teams: Teams) -> Self {
-        Self { managed_namespaces, teams: Some(Arc::new(RwLock::new(teams))) }
+    pub fn with_teams(managed: impl Into<ManagedNamespaces>, teams: Teams) -> Self {
+        Self { managed: managed.into(), teams: Some(Arc::new(RwLock::new(teams))) }
     }
 
     pub fn is_managed(&self, namespace: &str) -> bool {
-        self.managed_namespaces.iter().any(|managed| managed == namespace)
+        self.managed.contains(namespace)
     }
 
-    pub fn managed_namespaces(&self) -> &[String] {
-        &self.managed_namespaces
+    /// The managed namespaces now (they follow a selector's labels live).
+    pub fn managed_namespaces(&self) -> Arc<Vec<String>> {
+        self.managed.names()
+    }
+
+    /// Why `namespace` is not managed, for a 404.
+    pub fn why_unmanaged(&self, namespace: &str) -> String {
+        self.managed.why_not(namespace)
     }
 
     /// True when no team file restricts anyone (the header says so).
@@ -140,10 +148,10 @@ impl Authorizer {
     /// (anonymous included, as documented); with one: what the actor's teams grant.
     pub fn view_scope(&self, actor: &Actor) -> ViewScope {
         if self.teams.is_none() {
-            return ViewScope::unrestricted(&self.managed_namespaces);
+            return ViewScope::unrestricted(&self.managed.names());
         }
         let mut scope = ViewScope::default();
-        for namespace in &self.managed_namespaces {
+        for namespace in self.managed.names().iter() {
             if self.allows(actor, Permission::View, namespace, None) {
                 scope.push_whole(namespace);
                 continue;

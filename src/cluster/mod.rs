@@ -2,6 +2,7 @@
 mod backoff;
 pub mod bounded;
 mod cache;
+mod dispatch;
 pub mod external;
 mod health;
 mod kinds;
@@ -14,7 +15,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 pub use backoff::WatchBackoff;
-pub use cache::{Caches, NamespaceCache};
+pub use cache::{Caches, NAMESPACED_WATCHES_UP_TO, NamespaceCache};
 pub use health::Health;
 pub use kinds::{Kind, ObjectRef};
 pub use lease::LeaderLease;
@@ -37,11 +38,11 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Connects and starts the caches for the managed namespaces; their watches also feed
+    /// Connects and starts the caches for the managed namespaces (followed live); their watches also feed
     /// `outside` (changes made outside signalbox), when given.
     pub async fn connect(
         kubeconfig: Option<&Path>,
-        managed_namespaces: &[String],
+        managed: crate::managed::ManagedNamespaces,
         outside: Option<external::OutsideChanges>,
     ) -> anyhow::Result<Self> {
         let (config, context) = load_config(kubeconfig).await?;
@@ -51,7 +52,7 @@ impl Cluster {
         Ok(Self {
             http_route_retries,
             objects: Objects::new(client.clone()),
-            caches: Caches::start(&client, managed_namespaces, outside),
+            caches: Caches::start(&client, managed, outside),
             health: Health::start(client.clone()),
             external: external::ExternalActivity::default(),
             client,

@@ -93,6 +93,19 @@ impl Istiod {
         parse_syncz(&body).map_err(|e| self.unreachable(format!("/debug/syncz is not sync status: {e}")))
     }
 
+    /// The sidecars of every namespace connected to istiod, by namespace: one read for a
+    /// list of many namespaces.
+    pub async fn snapshots(&self) -> Result<BTreeMap<String, Snapshot>, IstiodUnreachable> {
+        let body = self.read("/debug/syncz", &[]).await?;
+        let all = parse_syncz(&body).map_err(|e| self.unreachable(format!("/debug/syncz is not sync status: {e}")))?;
+        let mut by_namespace: BTreeMap<String, Snapshot> = BTreeMap::new();
+        for (id, proxy) in all {
+            let namespace = proxy.name.rsplit_once('.').map(|(_, ns)| ns.to_owned()).unwrap_or_default();
+            by_namespace.entry(namespace).or_default().insert(id, proxy);
+        }
+        Ok(by_namespace)
+    }
+
     /// The route configurations istiod sends the proxy `<pod>.<namespace>` now, as Envoy JSON
     /// (`/debug/config_dump?types=rds`: what it would push, without the rest of the dump).
     pub async fn route_configurations(&self, proxy: &str) -> Result<Vec<serde_json::Value>, IstiodUnreachable> {

@@ -92,7 +92,7 @@ fn managed_namespace(state: &AppState, params: &[(String, String)]) -> Result<St
     let namespace = param(params, "ns").unwrap_or_default().to_owned();
     check_dns_label("namespace", &namespace).map_err(|problem| AppError::BadRequest(vec![problem]))?;
     if !state.changes.authorizer().is_managed(&namespace) {
-        return Err(AppError::NotFound(format!("namespace {namespace} is not managed by this console")));
+        return Err(AppError::NotFound(state.changes.authorizer().why_unmanaged(&namespace)));
     }
     Ok(namespace)
 }

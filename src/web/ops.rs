@@ -29,6 +29,12 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let text = state.metrics.render(state.cluster.caches.age_seconds());
+    let caches = &state.cluster.caches;
+    let figures = crate::metrics::CacheFigures {
+        age_seconds: caches.age_seconds(),
+        watches: caches.watches(),
+        managed_namespaces: caches.managed.names().len(),
+    };
+    let text = state.metrics.render(figures);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }

@@ -76,7 +76,7 @@ impl AppState {
         Self(Arc::new(shared))
     }
 
-    pub fn managed_namespaces(&self) -> &[String] {
+    pub fn managed_namespaces(&self) -> Arc<Vec<String>> {
         self.changes.authorizer().managed_namespaces()
     }
 }

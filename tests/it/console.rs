@@ -330,6 +330,7 @@ fn readme_blocks() -> Vec<(Vec<String>, Vec<String>)> {
         "docs/security.md",
         "docs/audit.md",
         "docs/operations.md",
+        "docs/namespaces.md",
         "docs/deploy.md",
         "docs/pictures.md",
         "docs/dev-cluster.md",

@@ -235,7 +235,7 @@ async fn the_base_deploys_with_least_privilege_and_runs_the_tutorial_with_its_ow
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = service_account_kubeconfig(dir.path());
     // With a Prometheus URL (nothing listens there) the auto-advance task runs too, and must
-    // win its Lease with the ServiceAccount's rights.
+    // win its Lease with the ServiceAccount's rights once a canary needs it.
     let prometheus = format!("http://127.0.0.1:{}", support::free_port());
     let console = Console::start_with(&managed, |config| {
         config.kubeconfig = Some(kubeconfig);
@@ -243,12 +243,6 @@ async fn the_base_deploys_with_least_privilege_and_runs_the_tutorial_with_its_ow
         config.analysis_interval_seconds = 1;
         config.audit_anchor.audit_anchor_namespace = Some("signalbox".into());
         config.audit_anchor_every_seconds = 1;
-    })
-    .await;
-    let leases: Api<Lease> = Api::namespaced(client().await, &managed);
-    eventually(Duration::from_secs(10), "the auto-advance Lease held by the ServiceAccount's signalbox", || async {
-        let lease = leases.get_opt(signalbox::autopilot::LEASE_NAME).await.ok()??;
-        lease.spec?.holder_identity.filter(|holder| !holder.is_empty())
     })
     .await;
     for workload in WORKLOADS {
@@ -264,12 +258,23 @@ async fn the_base_deploys_with_least_privilege_and_runs_the_tutorial_with_its_ow
                        "rules": [{"route": {"version-v1": 90, "version-v2": 10}}]});
     let (status, body) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(split)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // An auto-advancing canary: the auto-advance task takes the namespace's Lease for it.
+    let canary = json!({"stable": "version-v1", "canary": "version-v2", "steps": [50, 100],
+                        "analysis": {"minSuccessPercent": 99, "maxP99Ms": 500, "minRequests": 5}});
+    let (status, body) = console.send_json(Method::POST, &console.api("/canaries/recommendation"), Some(canary)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let leases: Api<Lease> = Api::namespaced(client().await, &managed);
+    eventually(Duration::from_secs(10), "the auto-advance Lease held by the ServiceAccount's signalbox", || async {
+        let lease = leases.get_opt(signalbox::autopilot::LEASE_NAME).await.ok()??;
+        lease.spec?.holder_identity.filter(|holder| !holder.is_empty())
+    })
+    .await;
     let (status, body) = console.send_json(Method::DELETE, &console.api("/tutorial"), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    // Controllers touching the objects are audited as `external`; signalbox's own changes
-    // are one entry each.
-    let audit: Vec<_> = console.audit().await.into_iter().filter(|e| e["source"] != "external").collect();
-    assert_eq!(audit.len(), WORKLOADS.len() + 3, "one entry per change: {audit:#?}");
+    // Controllers touching the objects are audited as `external`, the auto-advance task's
+    // verdicts as `system`; the user's changes are one entry each.
+    let audit: Vec<_> = console.audit().await.into_iter().filter(|e| e["source"] == "api").collect();
+    assert_eq!(audit.len(), WORKLOADS.len() + 4, "one entry per change: {audit:#?}");
     assert!(audit.iter().all(|e| e["outcome"] == "applied"), "{audit:#?}");
     // The audit chain is anchored with the ServiceAccount's rights (get and patch of the
     // shipped ConfigMap), and verifies against that anchor.
@@ -283,4 +288,22 @@ async fn the_base_deploys_with_least_privilege_and_runs_the_tutorial_with_its_ow
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!((report["anchor"]["checked"].as_bool(), &report["problems"]), (Some(true), &json!([])), "{report}");
     console.stop().await;
+}
+
+/// The selector overlay (docs/namespaces.md): the base, managing the namespaces labelled
+/// `istio-injection=enabled`, with a read-only ClusterRole for the caches' one watch per
+/// kind, which the API server accepts; no write, wildcard or Secret is added.
+#[test]
+fn the_selector_overlay_adds_cluster_wide_reads_and_nothing_else() {
+    let overlay = root().join("deploy/overlays/selector");
+    let yaml = must(&["kustomize", overlay.to_str().unwrap()]);
+    assert!(yaml.contains("name: SIGNALBOX_NAMESPACE_SELECTOR\n          value: istio-injection=enabled"), "{yaml}");
+    assert!(!yaml.contains("'*'") && !yaml.contains("\"*\"") && !yaml.contains("secrets"), "{yaml}");
+    let rbac = std::fs::read_to_string(overlay.join("rbac-selector.yaml")).unwrap();
+    let verbs: Vec<&str> = rbac.lines().filter_map(|line| line.trim().strip_prefix("verbs: ")).collect();
+    assert_eq!(verbs.len(), 4, "{rbac}");
+    assert!(verbs.iter().all(|verbs| *verbs == "[get, list, watch]"), "read-only: {verbs:?}");
+    let report = must_with(&["apply", "--dry-run=server", "-f", "-"], Some(&rbac));
+    assert!(report.contains("clusterrole.rbac.authorization.k8s.io/signalbox-read-routing"), "{report}");
+    assert!(report.contains("clusterrolebinding.rbac.authorization.k8s.io/signalbox-read-routing"), "{report}");
 }

@@ -62,7 +62,7 @@ pub async fn verify(
     State(state): State<AppState>,
     Identity(actor): Identity,
 ) -> Result<Json<crate::audit::VerifyReport>, AppError> {
-    if !state.view_scope(&actor).everything(state.managed_namespaces()) {
+    if !state.view_scope(&actor).everything(&state.managed_namespaces()) {
         return Err(AppError::Forbidden(format!(
             "{} may not verify the whole audit log: that needs view of every managed namespace",
             actor.name

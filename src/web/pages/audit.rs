@@ -123,7 +123,7 @@ pub async fn page(
     let older = (entries.len() == PAGE_SIZE as usize).then(|| entries.last().map(|e| e.id)).flatten();
     let rows = rendered_rows(&state, &entries)?;
     // The verdict is about the whole log: only for those who may view all of it.
-    let verified = match state.view_scope(&actor).everything(state.managed_namespaces()) {
+    let verified = match state.view_scope(&actor).everything(&state.managed_namespaces()) {
         true => Some(state.audit.verify_incremental().await?),
         false => None,
     };

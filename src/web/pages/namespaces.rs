@@ -11,6 +11,7 @@ use crate::authz::Actor;
 use crate::change::canary;
 use crate::inventory::runs_in_pod_of;
 use crate::pictures::graph::Routing;
+use crate::propagation::{IstiodUnreachable, Snapshot};
 use crate::web::error::AppError;
 use crate::web::identity::Identity;
 use crate::web::layout::Layout;
@@ -106,19 +107,42 @@ pub async fn api(
 }
 
 /// The namespaces the actor may view whose name holds `filter` (case-insensitive), most
-/// recently changed first, and how many there are unfiltered.
+/// recently changed first, and how many there are unfiltered. istiod and the audit log are
+/// each asked once for all of them, however many there are.
 async fn filtered(state: &AppState, actor: &Actor, filter: &str) -> (Vec<NamespaceSummary>, usize) {
     let scope = state.view_scope(actor);
-    let visible: Vec<&String> = state.managed_namespaces().iter().filter(|ns| scope.namespace(ns)).collect();
+    let managed = state.managed_namespaces();
+    let visible: Vec<&String> = managed.iter().filter(|ns| scope.namespace(ns)).collect();
     let wanted = filter.trim().to_lowercase();
-    let matching = visible.iter().filter(|ns| ns.to_lowercase().contains(&wanted));
-    let mut summaries = futures::future::join_all(matching.map(|ns| summary(state, actor, ns))).await;
+    let matching: Vec<String> =
+        visible.iter().filter(|ns| ns.to_lowercase().contains(&wanted)).map(|ns| ns.to_string()).collect();
+    let proxies = match state.changes.propagation().istiod() {
+        Some(istiod) => Some(istiod.snapshots().await),
+        None => None,
+    };
+    let last_changes = state.audit.last_changes_in(&matching).await.unwrap_or_default();
+    let mut summaries: Vec<NamespaceSummary> = matching
+        .iter()
+        .map(|ns| {
+            let proxies = proxies.as_ref().map(|all| all.as_ref().map(|by_namespace| by_namespace.get(ns)));
+            summary(state, actor, ns, proxies, last_changes.get(ns).copied().unwrap_or(0))
+        })
+        .collect();
     summaries.sort_by(|a, b| b.last_change_ms.cmp(&a.last_change_ms).then_with(|| a.name.cmp(&b.name)));
     (summaries, visible.len())
 }
 
+/// istiod's sidecars of one namespace: None without istiod, an error when it did not answer.
+type ProxiesThere<'a> = Option<Result<Option<&'a Snapshot>, &'a IstiodUnreachable>>;
+
 /// What the actor may view of `namespace`, counted.
-async fn summary(state: &AppState, actor: &Actor, namespace: &str) -> NamespaceSummary {
+fn summary(
+    state: &AppState,
+    actor: &Actor,
+    namespace: &str,
+    proxies: ProxiesThere<'_>,
+    last_change_ms: i64,
+) -> NamespaceSummary {
     let rows = service_rows(state, actor, namespace);
     let routed = rows.iter().filter(|row| !matches!(row.facts.service.routing, Routing::None)).count();
     let canaries = rows
@@ -129,17 +153,16 @@ async fn summary(state: &AppState, actor: &Actor, namespace: &str) -> NamespaceS
         })
         .count();
     let versions: Vec<_> = rows.iter().flat_map(|row| row.facts.service.versions.iter()).collect();
-    let (proxies, syncing) = match state.changes.propagation().istiod() {
-        Some(istiod) => match istiod.snapshot(namespace).await {
-            Ok(snapshot) => {
-                // Only the proxies of the services the actor may view.
-                let visible = |name: &str| versions.iter().any(|version| runs_in_pod_of(name, &version.deployment));
-                let ours: Vec<_> = snapshot.values().filter(|sync| visible(&sync.name)).collect();
-                let synced = ours.iter().filter(|sync| sync.has_what_was_sent()).count();
-                (Some(Proxies::Counted { synced, total: ours.len() }), synced < ours.len())
-            }
-            Err(error) => (Some(Proxies::Unavailable { unavailable: error.to_string() }), false),
-        },
+    let (proxies, syncing) = match proxies {
+        Some(Ok(snapshot)) => {
+            // Only the proxies of the services the actor may view.
+            let visible = |name: &str| versions.iter().any(|version| runs_in_pod_of(name, &version.deployment));
+            let ours: Vec<_> =
+                snapshot.into_iter().flat_map(|s| s.values()).filter(|sync| visible(&sync.name)).collect();
+            let synced = ours.iter().filter(|sync| sync.has_what_was_sent()).count();
+            (Some(Proxies::Counted { synced, total: ours.len() }), synced < ours.len())
+        }
+        Some(Err(error)) => (Some(Proxies::Unavailable { unavailable: error.to_string() }), false),
         None => (None, false),
     };
     let health = if versions.is_empty() {
@@ -151,7 +174,6 @@ async fn summary(state: &AppState, actor: &Actor, namespace: &str) -> NamespaceS
     } else {
         "ok"
     };
-    let last_change_ms = state.audit.last_change_in(namespace).await.ok().flatten().unwrap_or(0);
     let last_change = (last_change_ms > 0)
         .then(|| jiff::Timestamp::from_millisecond(last_change_ms).ok().map(|at| at.to_string()))
         .flatten();

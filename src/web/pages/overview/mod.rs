@@ -147,7 +147,7 @@ pub fn service_rows(state: &AppState, actor: &Actor, namespace: &str) -> Vec<Ser
     };
     let scope = state.view_scope(actor);
     let changed_outside = state.cluster.external.routing_changed_recently(namespace, ONE_HOUR_MS);
-    let facts = state.service_facts.of(&state.links, cache, namespace);
+    let facts = state.service_facts.of(&state.links, &cache, namespace);
     let mut rows = Vec::with_capacity(facts.len());
     for facts in facts.iter().filter(|facts| scope.host(namespace, &facts.service.app)) {
         let changed_outside = changed_outside.contains(&facts.service.app);
