@@ -10,7 +10,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use signalbox::cluster::Kind;
-use support::{client, fixed_rate, percentile, root, rss_mib};
+use support::{client, fixed_rate, percentile, rss_mib, start_release};
 
 const SIZES: [usize; 2] = [200, 1000];
 const LABEL: &str = "signalbox-bench";
@@ -95,6 +95,16 @@ async fn populate(client: &kube::Client, index: usize, labelled: bool) {
 
 async fn populate_up_to(client: &kube::Client, count: usize) {
     let started = Instant::now();
+    // A run before may have labelled more: exactly `count` are selected.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for namespace in namespaces.list(&ListParams::default().labels(&format!("{LABEL}=on"))).await.unwrap() {
+        let name = namespace.metadata.name.unwrap_or_default();
+        let index: usize = name.trim_start_matches("bench-ns-").parse().unwrap_or(0);
+        if index >= count {
+            let unlabel = json!({"metadata": {"labels": {LABEL: null}}});
+            namespaces.patch(&name, &PatchParams::default(), &Patch::Merge(&unlabel)).await.unwrap();
+        }
+    }
     futures::stream::iter(0..count).for_each_concurrent(16, |index| populate(client, index, true)).await;
     println!("setup           {count} namespaces applied in {:.1} s", started.elapsed().as_secs_f64());
     let deployments: Api<Deployment> = Api::all(client.clone());
@@ -111,35 +121,51 @@ async fn populate_up_to(client: &kube::Client, count: usize) {
     println!("setup           {wanted} Deployments ready after {:.1} s", started.elapsed().as_secs_f64());
 }
 
-/// The API server's open watches (its `apiserver_longrunning_requests` gauge).
+/// The kinds signalbox watches, as the API server names their resources.
+const WATCHED: [&str; 7] =
+    ["namespaces", "deployments", "services", "virtualservices", "destinationrules", "gateways", "httproutes"];
+
+/// The API server's open watches of the kinds signalbox watches (its
+/// `apiserver_longrunning_requests` gauge; istiod's analysis opens watches of other kinds
+/// at its own pace), once the figure holds still for a second.
 async fn open_watches(client: &kube::Client) -> u64 {
-    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
-    let text = client.request_text(request).await.unwrap();
-    text.lines()
-        .filter(|line| line.starts_with("apiserver_longrunning_requests{") && line.contains("verb=\"WATCH\""))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    let read = || async {
+        let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+        let text = client.request_text(request).await.unwrap();
+        text.lines()
+            .filter(|line| line.starts_with("apiserver_longrunning_requests{") && line.contains("verb=\"WATCH\""))
+            .filter(|line| WATCHED.iter().any(|resource| line.contains(&format!("resource=\"{resource}\""))))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    let mut last = read().await;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = read().await;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
 }
 
-fn start_signalbox(database: &std::path::Path) -> Child {
-    Command::new(root().join("target/release/signalbox"))
-        .args(["--listen", &format!("127.0.0.1:{PORT}"), "--namespace-selector", &format!("{LABEL}=on")])
-        .arg("--kubeconfig")
-        .arg(support::kubeconfig())
-        .arg("--database")
-        .arg(database)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("target/release/signalbox (run `cargo build --release` first)")
+/// The console under test, stopped however the measurement ends (a failed assertion too).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 async fn measure(client: &kube::Client, count: usize, http: &reqwest::Client) {
     let before = open_watches(client).await;
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let mut server = start_signalbox(&dir.path().join("audit.db"));
+    let server =
+        Running(start_release(PORT, &["--namespace-selector", &format!("{LABEL}=on")], &dir.path().join("audit.db")));
     let base = format!("http://127.0.0.1:{PORT}");
     while !matches!(http.get(format!("{base}/readyz")).send().await, Ok(r) if r.status().is_success()) {
         assert!(started.elapsed() < Duration::from_secs(120), "signalbox did not become ready");
@@ -151,14 +177,14 @@ async fn measure(client: &kube::Client, count: usize, http: &reqwest::Client) {
     assert_eq!(listed, count, "every labelled namespace is managed");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let watches = open_watches(client).await.saturating_sub(before);
-    let idle_rss = rss_mib(server.id());
+    let idle_rss = rss_mib(server.0.id());
 
     let overview = format!("{base}/ns/{}", namespace_name(count / 2));
     let page = http.get(&overview).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("recommendation"), "the overview lists the namespace's services");
     let (overview_latencies, overview_errors) = fixed_rate(http, &overview, RATE, SECONDS).await;
     let (list_latencies, list_errors) = fixed_rate(http, &format!("{base}/namespaces"), RATE, SECONDS).await;
-    let busy_rss = rss_mib(server.id());
+    let busy_rss = rss_mib(server.0.id());
 
     // A namespace labelled while signalbox runs.
     let newcomer = namespace_name(count);
@@ -183,8 +209,7 @@ async fn measure(client: &kube::Client, count: usize, http: &reqwest::Client) {
         .patch(&newcomer, &PatchParams::default(), &Patch::Merge(&unlabel))
         .await
         .unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("namespaces      {count} selected by {LABEL}=on");

@@ -4,13 +4,12 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 use signalbox::cluster::Kind;
-use support::{client, fixed_rate, percentile, root, rss_mib};
+use support::{client, fixed_rate, percentile, rss_mib, start_release};
 
 const SERVICES: usize = 50;
 const VERSIONS: usize = 3;
@@ -46,20 +45,6 @@ async fn populate(client: &kube::Client, namespace: &str) {
     }
 }
 
-fn start_signalbox(namespace: &str, database: &std::path::Path) -> Child {
-    let kubeconfig = std::env::var("SIGNALBOX_TEST_KUBECONFIG")
-        .unwrap_or_else(|_| root().join("deploy/devcluster/.state/admin.kubeconfig").display().to_string());
-    Command::new(root().join("target/release/signalbox"))
-        .args(["--listen", &format!("127.0.0.1:{PORT}"), "--namespace", namespace, "--kubeconfig", &kubeconfig])
-        .arg("--database")
-        .arg(database)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("target/release/signalbox (run `cargo build --release` first)")
-}
-
 async fn saturation(http: &reqwest::Client, url: &str) -> f64 {
     let deadline = Instant::now() + Duration::from_secs(SATURATION_SECONDS);
     let counts: Vec<_> = (0..SATURATION_CONNECTIONS)
@@ -90,7 +75,7 @@ async fn main() {
     let client = client().await;
     populate(&client, namespace).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut server = start_signalbox(namespace, &dir.path().join("audit.db"));
+    let mut server = start_release(PORT, &["--namespace", namespace], &dir.path().join("audit.db"));
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
     let ready = format!("http://127.0.0.1:{PORT}/readyz");
     let started = Instant::now();

@@ -1,6 +1,7 @@
 //! What every benchmark needs of the dev cluster: its admin kubeconfig and a client.
 #![allow(dead_code)]
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -68,4 +69,21 @@ pub async fn fixed_rate(http: &reqwest::Client, url: &str, rate: u64, seconds: u
     }
     latencies.sort();
     (latencies, errors)
+}
+
+/// The release build of signalbox on 127.0.0.1:`port`, choosing its namespaces with
+/// `namespaces` (e.g. `["--namespace", "x"]`), its audit log in `database`.
+pub fn start_release(port: u16, namespaces: &[&str], database: &Path) -> Child {
+    Command::new(root().join("target/release/signalbox"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(namespaces)
+        .arg("--kubeconfig")
+        .arg(kubeconfig())
+        .arg("--database")
+        .arg(database)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("target/release/signalbox (run `cargo build --release` first)")
 }

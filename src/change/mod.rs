@@ -31,6 +31,7 @@ use serde_json::Value;
 
 use crate::audit::{AuditStore, NewEntry, Outcome, Source};
 use crate::authz::{Actor, Authorizer, Denial, Permission};
+use crate::cluster::bounded::same_content;
 use crate::cluster::{ClusterError, Kind, ObjectRef, Objects, Operation, without_server_fields};
 use crate::metrics::Metrics;
 use crate::policy::{self, FieldHint, Reach};
@@ -299,7 +300,7 @@ impl ChangePath {
     pub async fn preview(&self, change: &Change) -> Result<Preview, ChangeError> {
         self.authorize_and_validate(change)?;
         let (before, versions) = self.read_before(change).await.map_err(ChangeError::Cluster)?;
-        stale_plan(change, &versions)?;
+        stale_plan(change, (&before, &versions))?;
         self.authorize_operations(change, &before).await?;
         let after =
             self.run_all(change, (&before, &versions), true).await.map_err(|halted| judged(change, halted.error))?;
@@ -392,7 +393,7 @@ impl ChangePath {
             Ok(read) => read,
             Err(error) => return Err(self.refused_by_cluster(change, None, error).await),
         };
-        stale_plan(change, &versions)?;
+        stale_plan(change, (&before, &versions))?;
         if let Err(error) = self.judge_writes(change, &before).await {
             return Err(self.refused(change, Some(&before), error).await);
         }
@@ -414,7 +415,7 @@ impl ChangePath {
         self.judge_writes(change, &planned.objects).await.ok()?;
         let read_and_record = async {
             let (before, versions) = self.read_before(change).await.map_err(Err)?;
-            stale_plan(change, &versions).map_err(Ok)?;
+            stale_plan(change, (&before, &versions)).map_err(Ok)?;
             let pending = self.record_pending(change, (&before, &versions)).await;
             Ok::<_, Result<ChangeError, ClusterError>>((before, versions, pending))
         };
@@ -818,16 +819,15 @@ fn with_versions(objects: Vec<Option<Value>>) -> (Documents, Vec<Option<String>>
 /// live as a precondition: the API server refuses it (409) when the object moved between
 /// that read and the write, so the record's `before` is what the write replaced. (The read
 /// is a quorum read: one from the API server's watch cache may lag behind etcd, and the
-/// precondition then refused a change the live read would have planned again.) None: no
-/// such apply, or it names a version already.
+/// precondition then refused a change the live read would have planned again.) A version
+/// the operation names already (what a client read, or what a proposal was planned on) gives
+/// way to the live one: [`stale_plan`] found the object saying what it said then. None: no
+/// such apply.
 fn preconditioned(change: &Change, operation: &Operation, read_at: Option<&str>) -> Option<Operation> {
     let (Some(_), Operation::Apply { target, object }, Some(version)) = (&change.planned_against, operation, read_at)
     else {
         return None;
     };
-    if object["metadata"].get("resourceVersion").is_some() {
-        return None;
-    }
     let mut object = object.clone();
     object["metadata"]["resourceVersion"] = Value::String(version.to_owned());
     Some(Operation::Apply { target: target.clone(), object })
@@ -899,12 +899,18 @@ fn changes_routing_specs(change: &Change, before: &Documents, planned: &Document
         .any(|(operation, (was, will_be))| operation.target().kind.is_routing() && spec(was) != spec(will_be))
 }
 
-/// [`ChangeError::Stale`] naming the first object whose live resourceVersion is not the one
-/// the change was planned against.
-fn stale_plan(change: &Change, live: &[Option<String>]) -> Result<(), ChangeError> {
+/// [`ChangeError::Stale`] naming the first object that changed since the change was
+/// planned against it: another resourceVersion and other content. The same content at
+/// another resourceVersion is istiod's analysis writing the object's status
+/// (`PILOT_ENABLE_ANALYSIS`), which changes nothing the change was planned on.
+fn stale_plan(change: &Change, (live, versions): (&Documents, &[Option<String>])) -> Result<(), ChangeError> {
     let Some(planned) = &change.planned_against else { return Ok(()) };
-    for ((operation, planned), live) in change.operations.iter().zip(&planned.versions).zip(live) {
-        if planned != live {
+    let objects = planned.objects.objects().iter().zip(live.objects());
+    for (((operation, planned_version), version), (planned, live)) in
+        change.operations.iter().zip(&planned.versions).zip(versions).zip(objects)
+    {
+        let unchanged = matches!((planned, live), (Some(planned), Some(live)) if same_content(planned, live));
+        if planned_version != version && !unchanged {
             return Err(ChangeError::Stale(operation.target().to_string()));
         }
     }
@@ -989,18 +995,21 @@ mod tests {
         let mut change =
             Change::new(&origin, Action::RouteUpdate, Permission::Route, "tutorial", target.clone(), "s".into());
         change.operations = vec![Operation::Apply { target, object: json!({}) }];
-        let live = [Some("8".to_owned())];
-        assert!(stale_plan(&change, &live).is_ok(), "planned from a live read: nothing to compare");
-        let planned_at = |version: Option<&str>| PlannedOn {
-            objects: Documents::new(vec![version.map(|_| json!({}))]),
+        let live_objects = Documents::new(vec![Some(json!({"spec": {"hosts": ["a"]}}))]);
+        let live = (&live_objects, &[Some("8".to_owned())][..]);
+        assert!(stale_plan(&change, live).is_ok(), "planned from a live read: nothing to compare");
+        let planned_at = |version: Option<&str>, hosts: &str| PlannedOn {
+            objects: Documents::new(vec![version.map(|_| json!({"spec": {"hosts": [hosts]}}))]),
             versions: vec![version.map(str::to_owned)],
         };
-        change.planned_against = Some(planned_at(Some("8")));
-        assert!(stale_plan(&change, &live).is_ok());
-        change.planned_against = Some(planned_at(Some("7")));
-        assert!(matches!(stale_plan(&change, &live), Err(ChangeError::Stale(_))));
-        change.planned_against = Some(planned_at(None));
-        assert!(matches!(stale_plan(&change, &live), Err(ChangeError::Stale(_))), "planned as absent");
+        change.planned_against = Some(planned_at(Some("8"), "a"));
+        assert!(stale_plan(&change, live).is_ok());
+        change.planned_against = Some(planned_at(Some("7"), "b"));
+        assert!(matches!(stale_plan(&change, live), Err(ChangeError::Stale(_))));
+        change.planned_against = Some(planned_at(Some("7"), "a"));
+        assert!(stale_plan(&change, live).is_ok(), "the same content: only the status was written");
+        change.planned_against = Some(planned_at(None, "a"));
+        assert!(matches!(stale_plan(&change, live), Err(ChangeError::Stale(_))), "planned as absent");
     }
 
     #[test]
@@ -1024,7 +1033,10 @@ mod tests {
         assert_eq!(object["metadata"], json!({"name": "recommendation", "resourceVersion": "8"}));
         assert!(preconditioned(&change, &operation, None).is_none(), "an object that was absent");
         let named = apply(json!({"metadata": {"resourceVersion": "5"}}));
-        assert!(preconditioned(&change, &named, Some("8")).is_none(), "the version the client saw stands");
+        let Some(Operation::Apply { object, .. }) = preconditioned(&change, &named, Some("8")) else {
+            panic!("an apply naming the version it was planned on");
+        };
+        assert_eq!(object["metadata"]["resourceVersion"], "8", "the version read live, once found unchanged");
         let delete = Operation::Delete { target: operation.target().clone() };
         assert!(preconditioned(&change, &delete, Some("8")).is_none());
     }

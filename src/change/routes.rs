@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::authz::Permission;
-use crate::cluster::{Kind, ObjectRef, Operation};
+use crate::cluster::bounded::content_digest;
+use crate::cluster::{Kind, ObjectRef, Operation, without_server_fields};
 use crate::gateway_api::HTTPRoute;
 use crate::istio::{DestinationRule, VirtualService};
 use crate::policy::gateway_api::VersionService;
@@ -58,7 +59,11 @@ pub struct Ambiguous {
     pub objects: HostObjects,
 }
 
-/// The resourceVersions the client last saw; `None` inside means "it did not exist".
+/// The versions of the objects the client last saw; `None` inside means "it did not exist".
+/// A VirtualService's and DestinationRule's is a digest of what the object says (see
+/// [`content_version`]), not its resourceVersion: istiod moves that with every status write
+/// of its analysis (`PILOT_ENABLE_ANALYSIS`), which would make an edit right after another
+/// a conflict. The object's resourceVersion is accepted too.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceVersions {
@@ -111,9 +116,45 @@ impl LiveRouting {
     /// How the route tester picks a rule for this host's routing.
     pub fn precedence(&self) -> policy::Precedence {
         match self.api {
+            _ if self.several_http_routes().is_some() => policy::Precedence::MostSpecific,
             RoutingApi::VirtualService => policy::Precedence::FirstMatch,
             RoutingApi::HTTPRoute => policy::Precedence::MostSpecific,
         }
+    }
+
+    /// The mesh HTTPRoutes when several route the host and nothing else does (not edited
+    /// here), in the order istiod ties equally specific matches: the oldest first, then by
+    /// namespace and name.
+    fn several_http_routes(&self) -> Option<Vec<&HTTPRoute>> {
+        let objects = &self.ambiguous.as_ref()?.objects;
+        if !objects.virtual_services.is_empty() || objects.http_routes.len() < 2 {
+            return None;
+        }
+        let mut routes: Vec<&HTTPRoute> = objects.http_routes.iter().collect();
+        routes.sort_by_key(|route| {
+            let meta = &route.metadata;
+            (meta.creation_timestamp.as_ref().map(|at| at.0), meta.namespace.clone(), meta.name.clone())
+        });
+        Some(routes)
+    }
+
+    /// The policy the route tester evaluates: the host's; or, where several mesh HTTPRoutes
+    /// route it, their rules together as istiod merges them into one route table (each
+    /// route's in its order, the routes in [`Self::several_http_routes`]' order, which the
+    /// Gateway API's precedence falls back on when matches are equally specific).
+    pub fn tested_policy(&self, host: &str) -> Result<RoutingPolicy, policy::PolicyError> {
+        let Some(routes) = self.several_http_routes() else { return self.policy(host) };
+        let mut merged = RoutingPolicy::new(host);
+        for route in routes {
+            let policy = RoutingPolicy::from_http_route(host, route, &self.versions);
+            for subset in policy.subsets {
+                if !merged.subsets.contains(&subset) {
+                    merged.subsets.push(subset);
+                }
+            }
+            merged.rules.extend(policy.rules);
+        }
+        Ok(merged)
     }
 
     pub fn exists(&self) -> bool {
@@ -123,6 +164,21 @@ impl LiveRouting {
             || self.ambiguous.is_some()
     }
 
+    /// What istiod's analysis says of the VirtualService and DestinationRule (IST0101, …),
+    /// when it runs with `PILOT_ENABLE_ANALYSIS`.
+    pub fn analysis(&self) -> Vec<crate::istio::AnalysisNote> {
+        use crate::istio::AnalysisNote;
+        let virtual_service = self
+            .virtual_service
+            .iter()
+            .flat_map(|vs| AnalysisNote::of("VirtualService", &vs.metadata, vs.status.as_ref()));
+        let destination_rule = self
+            .destination_rule
+            .iter()
+            .flat_map(|dr| AnalysisNote::of("DestinationRule", &dr.metadata, dr.status.as_ref()));
+        virtual_service.chain(destination_rule).collect()
+    }
+
     /// Why the host's routing cannot be edited, naming the objects.
     pub fn ambiguity(&self) -> Option<&str> {
         self.ambiguous.as_ref().map(|a| a.reason.as_str())
@@ -130,17 +186,28 @@ impl LiveRouting {
 
     pub fn resource_versions(&self) -> ResourceVersions {
         ResourceVersions {
-            virtual_service: self.virtual_service.as_ref().and_then(|vs| vs.metadata.resource_version.clone()),
-            destination_rule: self.destination_rule.as_ref().and_then(|dr| dr.metadata.resource_version.clone()),
+            virtual_service: self.virtual_service.as_ref().map(content_version),
+            destination_rule: self.destination_rule.as_ref().map(content_version),
             http_route: self.http_route.as_ref().and_then(|route| route.metadata.generation).map(|g| g.to_string()),
         }
     }
 
     /// Why a write made against `expected` is refused before it is planned (409): the
-    /// routing is ambiguous, or the HTTPRoute changed since (a VirtualService's or
-    /// DestinationRule's staleness is the API server's resourceVersion check).
+    /// routing is ambiguous, or an object changed since it was read. This read is fresh
+    /// from the API server; the write that follows is conditional on the resourceVersion it
+    /// read (for a VirtualService or DestinationRule), so nothing lands in between.
     pub fn write_conflict(&self, expected: Option<&ResourceVersions>) -> Option<String> {
-        self.ambiguity().map(String::from).or_else(|| self.stale_http_route(expected))
+        let stale = |expected: &ResourceVersions| {
+            let virtual_service = self.virtual_service.as_ref();
+            stale_object(Kind::VirtualService, expected.virtual_service.as_deref(), virtual_service).or_else(|| {
+                let destination_rule = self.destination_rule.as_ref();
+                stale_object(Kind::DestinationRule, expected.destination_rule.as_deref(), destination_rule)
+            })
+        };
+        self.ambiguity()
+            .map(String::from)
+            .or_else(|| self.stale_http_route(expected))
+            .or_else(|| expected.and_then(stale))
     }
 
     /// Why a write made against `expected` must be refused: the HTTPRoute's spec changed
@@ -319,19 +386,46 @@ fn operations(request: &RouteRequest, desired: &RoutingPolicy) -> Vec<Operation>
     let mut operations = Vec::new();
     if !desired.subsets.is_empty() || live.destination_rule.is_some() {
         let target = named(Kind::DestinationRule, namespace, &dr.metadata.name, host);
-        let version = expected.map(|e| e.destination_rule.clone());
+        let read_at = live.destination_rule.as_ref().and_then(|dr| dr.metadata.resource_version.clone());
+        let version = expected.map(|e| e.destination_rule.as_ref().and(read_at));
         operations.push(write(target, to_json(&dr), live.destination_rule.is_some(), version));
     }
     if !desired.rules.is_empty() || live.virtual_service.is_some() {
         let target = named(Kind::VirtualService, namespace, &vs.metadata.name, host);
-        let version = expected.map(|e| e.virtual_service.clone());
+        let read_at = live.virtual_service.as_ref().and_then(|vs| vs.metadata.resource_version.clone());
+        let version = expected.map(|e| e.virtual_service.as_ref().and(read_at));
         operations.push(write(target, to_json(&vs), live.virtual_service.is_some(), version));
     }
     operations
 }
 
+/// What a VirtualService or DestinationRule says: a digest of it without `status` and the
+/// fields the API server maintains, so that istiod's status writes leave it as it is.
+pub fn content_version<K: Serialize>(object: &K) -> String {
+    let document = without_server_fields(serde_json::to_value(object).unwrap_or_default());
+    format!("c{}", &content_digest(&document)[..16])
+}
+
+/// Why a write made on `seen` (None: the client saw no such object) must be refused now
+/// that the object is `live`.
+fn stale_object<K: Serialize + kube::Resource>(kind: Kind, seen: Option<&str>, live: Option<&K>) -> Option<String> {
+    let name = || live.and_then(|object| object.meta().name.clone()).unwrap_or_default();
+    match (seen, live) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            Some(format!("{kind} {} was created since the routing was read; reload and try again", name()))
+        }
+        (Some(_), None) => Some(format!("the {kind} was deleted since the routing was read; reload and try again")),
+        (Some(seen), Some(object)) => {
+            let holds = seen == content_version(object) || object.meta().resource_version.as_deref() == Some(seen);
+            (!holds).then(|| format!("{kind} {} changed since it was read; reload and try again", name()))
+        }
+    }
+}
+
 /// Server-side apply of an object that exists, made conditional when the client said what
-/// it saw (the resourceVersion it saw, or that it saw none). An object that does not exist
+/// it saw (on the resourceVersion just read live, once the client's version is found to
+/// hold), or created when it saw none. An object that does not exist
 /// is created, never applied, so a new object named after the host cannot overwrite an
 /// unrelated one of that name.
 fn write(target: ObjectRef, mut object: Value, exists: bool, seen: Option<Option<String>>) -> Operation {
@@ -414,13 +508,40 @@ mod tests {
     }
 
     #[test]
-    fn what_the_client_saw_becomes_a_precondition() {
-        let (live, ctx, origin) = (LiveRouting::default(), context(), origin());
-        let seen = ResourceVersions { virtual_service: Some("42".into()), destination_rule: None, http_route: None };
-        let (change, _) = update(&request(&live, Some(&seen), &ctx, &origin), Action::RouteUpdate, &split(75, 25));
-        assert!(matches!(&change.operations[0], Operation::Create { .. }), "DR seen absent: create-only");
-        let Operation::Apply { object, .. } = &change.operations[1] else { panic!("apply expected") };
-        assert_eq!(object["metadata"]["resourceVersion"], "42");
+    fn what_the_client_saw_is_judged_by_content_and_the_write_is_conditional_on_the_live_read() {
+        let (live, ctx, origin) = (live(SHARED, Some(DR)), context(), origin());
+        let seen = live.resource_versions();
+        assert!(seen.virtual_service.as_deref().is_some_and(|v| v.starts_with('c') && v != "c"), "{seen:?}");
+        assert_eq!(live.write_conflict(Some(&seen)), None);
+        let mut desired = live.policy("recommendation").unwrap();
+        desired.rules[0].route = vec![Share::new("version-v1", 75), Share::new("version-v2", 25)];
+        let (change, _) = update(&request(&live, Some(&seen), &ctx, &origin), Action::RouteUpdate, &desired);
+        let versions: Vec<&Value> =
+            change.operations.iter().map(|op| &op.object().unwrap()["metadata"]["resourceVersion"]).collect();
+        assert_eq!(versions, ["3", "7"], "each write is conditional on the version read live");
+
+        // istiod's analysis writes the status: another resourceVersion, the same content.
+        let mut analysed = live.clone();
+        let vs = analysed.virtual_service.as_mut().unwrap();
+        vs.metadata.resource_version = Some("9".into());
+        vs.status = Some(
+            serde_json::from_value(serde_json::json!({"validationMessages": [{"type": {"code": "IST0101"}}]})).unwrap(),
+        );
+        assert_eq!(analysed.write_conflict(Some(&seen)), None, "a status write is no conflict");
+        let by_resource_version = ResourceVersions {
+            virtual_service: Some("7".into()),
+            destination_rule: Some("3".into()),
+            http_route: None,
+        };
+        assert_eq!(live.write_conflict(Some(&by_resource_version)), None, "the resourceVersion is accepted too");
+
+        let mut edited = live.clone();
+        edited.virtual_service.as_mut().unwrap().spec.hosts.as_mut().unwrap().push("ratings".into());
+        let conflict = edited.write_conflict(Some(&seen)).unwrap();
+        assert!(conflict.contains("VirtualService reco-routes changed since it was read"), "{conflict}");
+        let saw_none = ResourceVersions { virtual_service: None, ..seen.clone() };
+        assert!(live.write_conflict(Some(&saw_none)).unwrap().contains("reco-routes was created since"));
+        assert!(LiveRouting::default().write_conflict(Some(&seen)).unwrap().contains("was deleted since"));
     }
 
     #[test]

@@ -260,9 +260,14 @@ async fn list(
 }
 
 /// `event` with its object parsed as `K`, or None (logged) if it does not parse: such an
-/// object is left out of the cache rather than stopping the watch.
+/// object is left out of the cache rather than stopping the watch. The cache keeps who
+/// manages which object (`managedFields`' managers) but not the field sets they own
+/// (`fieldsV1`), which nothing reads from the cache and which were most of each object.
 fn typed_event<K: DeserializeOwned>(kind: Kind, event: &Event<DynamicObject>) -> Option<Event<K>> {
-    let parse = |object: &DynamicObject| match serde_json::to_value(object).and_then(serde_json::from_value) {
+    let parse = |object: &DynamicObject| match serde_json::to_value(object)
+        .map(without_field_sets)
+        .and_then(serde_json::from_value)
+    {
         Ok(typed) => Some(typed),
         Err(error) => {
             tracing::warn!(%kind, name = object.metadata.name.as_deref(), %error, "left out of the cache: does not parse");
@@ -276,6 +281,14 @@ fn typed_event<K: DeserializeOwned>(kind: Kind, event: &Event<DynamicObject>) ->
         Event::Apply(object) => Event::Apply(parse(object)?),
         Event::Delete(object) => Event::Delete(parse(object)?),
     })
+}
+
+fn without_field_sets(mut object: serde_json::Value) -> serde_json::Value {
+    let entries = object["metadata"]["managedFields"].as_array_mut().into_iter().flatten();
+    for entry in entries.filter_map(serde_json::Value::as_object_mut) {
+        entry.remove("fieldsV1");
+    }
+    object
 }
 
 #[cfg(test)]
@@ -295,5 +308,16 @@ mod tests {
         assert!(!is_newer(&at("9"), Some(11)));
         assert!(is_newer(&at("x"), Some(11)), "an unreadable version is applied rather than lost");
         assert!(is_newer(&at("3"), None));
+    }
+
+    #[test]
+    fn the_cache_keeps_each_manager_but_not_the_fields_it_owns() {
+        let object = serde_json::json!({"metadata": {"name": "a", "managedFields": [
+            {"manager": "argocd-controller", "operation": "Apply", "fieldsV1": {"f:spec": {}}}]}});
+        let kept = without_field_sets(object);
+        assert_eq!(
+            kept["metadata"]["managedFields"],
+            serde_json::json!([{"manager": "argocd-controller", "operation": "Apply"}])
+        );
     }
 }

@@ -194,7 +194,7 @@ impl OutsideChanges {
         }
         let baseline = (self.baseline)(kind, namespace.to_owned()).await;
         let deleted = baseline.iter().filter(|(_, state)| state.is_none()).map(|(name, _)| name.clone()).collect();
-        let seen = baseline.into_iter().filter_map(|(name, state)| Some((name, state?))).collect();
+        let seen = baseline.into_iter().filter_map(|(name, state)| Some((name, Kept::of(&state?)))).collect();
         Some(Detector {
             kind,
             namespace: namespace.to_owned(),
@@ -216,7 +216,7 @@ pub struct Detector {
     kind: Kind,
     namespace: String,
     /// The last state of each object, as signalbox knows it.
-    seen: HashMap<String, Value>,
+    seen: HashMap<String, Kept>,
     /// The objects whose last recorded change deleted them, until the first listing.
     deleted: HashSet<String>,
     /// A listing in progress (between `Init` and `InitDone`).
@@ -260,7 +260,7 @@ impl Detector {
 /// was down; one the log never recorded at all (it predates signalbox) is only
 /// remembered: its author cannot be told from a creation signalbox missed.
 fn relisted(
-    seen: &mut HashMap<String, Value>,
+    seen: &mut HashMap<String, Kept>,
     deleted: &HashSet<String>,
     kind: Kind,
     namespace: &str,
@@ -270,14 +270,14 @@ fn relisted(
     let mut changes = Vec::new();
     for (name, object) in &listed {
         if first && !seen.contains_key(name) && !deleted.contains(name) {
-            seen.insert(name.clone(), state_of(object));
+            seen.insert(name.clone(), Kept::of(&state_of(object)));
         } else {
             changes.extend(applied(seen, kind, namespace, object));
         }
     }
     let gone: Vec<String> = seen.keys().filter(|name| !listed.contains_key(*name)).cloned().collect();
     for name in gone {
-        let before = seen.remove(&name);
+        let before = seen.remove(&name).map(|kept| kept.value());
         changes.push(ExternalChange {
             target: ObjectRef::namespaced(kind, namespace, &name),
             before,
@@ -289,6 +289,21 @@ fn relisted(
     changes
 }
 
+/// An object's last state kept as its JSON text: at a thousand namespaces the parsed values
+/// of every watched object were most of signalbox's memory (BENCHMARKS.md, "Many
+/// namespaces"); the text is parsed again only for a change to record.
+struct Kept(Box<str>);
+
+impl Kept {
+    fn of(state: &Value) -> Self {
+        Self(state.to_string().into_boxed_str())
+    }
+
+    fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
 fn name_of(object: &DynamicObject) -> String {
     object.metadata.name.clone().unwrap_or_default()
 }
@@ -298,14 +313,14 @@ fn state_of(object: &DynamicObject) -> Value {
 }
 
 fn applied(
-    seen: &mut HashMap<String, Value>,
+    seen: &mut HashMap<String, Kept>,
     kind: Kind,
     namespace: &str,
     object: &DynamicObject,
 ) -> Option<ExternalChange> {
     let name = name_of(object);
     let after = state_of(object);
-    let before = seen.insert(name.clone(), after.clone());
+    let before = seen.insert(name.clone(), Kept::of(&after)).map(|kept| kept.value());
     if before.as_ref().is_some_and(|before| same_content(before, &after)) {
         return None; // status or server-maintained fields only
     }
@@ -322,13 +337,13 @@ fn applied(
 }
 
 fn deleted(
-    seen: &mut HashMap<String, Value>,
+    seen: &mut HashMap<String, Kept>,
     kind: Kind,
     namespace: &str,
     object: &DynamicObject,
 ) -> Option<ExternalChange> {
     let name = name_of(object);
-    let before = seen.remove(&name);
+    let before = seen.remove(&name).map(|kept| kept.value());
     // A deletion carries no manager; signalbox's own deletions are recognised by the
     // caller through the audit log.
     Some(ExternalChange {

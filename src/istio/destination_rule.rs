@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
     version = "v1",
     kind = "DestinationRule",
     namespaced,
+    status = "super::IstioStatus",
     derive = "PartialEq",
     derive = "Default",
     schema = "disabled"

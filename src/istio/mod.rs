@@ -6,6 +6,7 @@ mod destination_rule;
 pub mod envoy_routes;
 mod gateway;
 mod ordered_map;
+mod status;
 mod telemetry;
 mod virtual_service;
 mod yaml;
@@ -13,6 +14,7 @@ mod yaml;
 pub use destination_rule::{DestinationRule, DestinationRuleSpec, DestinationSubset};
 pub use gateway::{Gateway, GatewayPort, GatewayServer, GatewaySpec};
 pub use ordered_map::OrderedMap;
+pub use status::{AnalysisNote, IstioStatus, ValidationMessage};
 pub use telemetry::Sample;
 pub(crate) use virtual_service::serialize_number;
 pub use virtual_service::{

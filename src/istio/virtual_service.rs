@@ -17,6 +17,7 @@ pub type Unmodelled = Map<String, Value>;
     version = "v1",
     kind = "VirtualService",
     namespaced,
+    status = "super::IstioStatus",
     derive = "PartialEq",
     derive = "Default",
     schema = "disabled"

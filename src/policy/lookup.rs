@@ -198,6 +198,7 @@ pub fn remove_host(vs: &VirtualService, host: &str, namespace: &str) -> Removal 
     }
     let mut kept = vs.clone();
     kept.spec.hosts = Some(others);
+    kept.status = None;
     super::to_istio::prepare_metadata(&mut kept.metadata, namespace, name);
     Removal::DropHost(Box::new(kept))
 }

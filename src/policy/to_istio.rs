@@ -41,6 +41,7 @@ impl RoutingPolicy {
             VirtualService::new(&self.host, spec)
         });
         prepare_metadata(&mut vs.metadata, namespace, &self.host);
+        vs.status = None; // istiod's to write, never sent back
         let live_routes = live.and_then(|vs| vs.spec.http.clone());
         let live_routes = live_routes.as_deref().unwrap_or_default();
         let hosts = vs.spec.hosts.as_deref().unwrap_or_default();
@@ -88,6 +89,7 @@ impl RoutingPolicy {
             DestinationRule::new(&self.host, spec)
         });
         prepare_metadata(&mut dr.metadata, namespace, &self.host);
+        dr.status = None;
         if dr.spec.host.is_none() {
             dr.spec.host = Some(self.host.clone());
         }

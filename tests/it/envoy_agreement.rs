@@ -382,8 +382,9 @@ fn gateway_match() -> BoxedStrategy<Value> {
         .boxed()
 }
 
-/// An HTTPRoute's rules, each named `p<policy>r<rule>`, sending to the per-version Services.
-fn gateway_rules(policy: usize) -> BoxedStrategy<Vec<Value>> {
+/// An HTTPRoute's rules, each named `p<policy>r<rule>` (rules numbered from `first`),
+/// sending to the per-version Services.
+fn gateway_rules(policy: usize, first: usize) -> BoxedStrategy<Vec<Value>> {
     let backends = one_of(vec![
         json!([{"name": "recommendation-v1", "port": 8080}]),
         json!([{"name": "recommendation-v2", "port": 8080}]),
@@ -391,7 +392,7 @@ fn gateway_rules(policy: usize) -> BoxedStrategy<Vec<Value>> {
     ]);
     let rule = move |index: usize| {
         (prop::collection::vec(gateway_match(), 0..=2), backends.clone()).prop_map(move |(matches, backends)| {
-            let mut rule = json!({"name": format!("p{policy}r{index}"), "backendRefs": backends});
+            let mut rule = json!({"name": format!("p{policy}r{}", first + index), "backendRefs": backends});
             if !matches.is_empty() {
                 rule["matches"] = json!(matches);
             }
@@ -408,10 +409,11 @@ fn service_of(cluster: &str) -> String {
 
 /// The same for a mesh HTTPRoute (attached to the host's Service, per-version Services as
 /// backends): Envoy's route table against the tester's Gateway API precedence.
-#[tokio::test]
-async fn the_route_tester_answers_every_generated_request_as_envoys_routes_do_for_an_http_route() {
+/// A namespace with the tutorial's customer and two recommendation versions, each with its
+/// per-version Service; a console on it, the customer's sidecar, and the host's name.
+async fn gateway_api_namespace(prefix: &str) -> (TestNamespace, Console, ProxyPod, String) {
     use k8s_openapi::api::core::v1::Service;
-    let ns = TestNamespace::new("envoygw").await;
+    let ns = TestNamespace::new(prefix).await;
     let console = Console::start(&ns.name).await;
     console.deploy(&["customer", "recommendation-v1", "recommendation-v2"]).await;
     let services = kube::api::Api::<Service>::namespaced(ns.client.clone(), &ns.name);
@@ -425,52 +427,109 @@ async fn the_route_tester_answers_every_generated_request_as_envoys_routes_do_fo
     }
     let customer = running_pod(&ns, "customer").await;
     let domain = format!("recommendation.{}.svc.cluster.local", ns.name);
+    (ns, console, customer, domain)
+}
+
+/// A mesh HTTPRoute named `name` with `rules`, applied by another client.
+async fn apply_mesh_route(ns: &TestNamespace, name: &str, rules: &[Value]) {
+    let object = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": name},
+        "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "recommendation", "port": 8080}], "rules": rules}});
+    ns.objects(Kind::HTTPRoute)
+        .patch(name, &PatchParams::apply("generated-client").force(), &Patch::Apply(&object))
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
+                "the API server refused generated HTTPRoute {name}: {error}\n{}",
+                serde_json::to_string_pretty(rules).unwrap()
+            )
+        });
+}
+
+/// `count` generated requests from `customer`, each answered by Envoy's `host` table and by
+/// the tester, which must agree; `what` names the policy in a failure.
+async fn compare_requests(console: &Console, host: &Value, marker: &str, runner: &mut TestRunner, what: &str) -> usize {
+    for _ in 0..REQUESTS {
+        let (path, method, headers) = request().new_tree(runner).unwrap().current();
+        let sent = envoy::Request {
+            path: path.clone(),
+            method: method.clone(),
+            authority: "recommendation:8080".into(),
+            scheme: "http".into(),
+            headers: headers.clone(),
+        };
+        let question = json!({"path": path, "method": method, "headers": headers, "source": {"workload": "customer"}});
+        let (tester_answer, tested) = tester_answer(console, &question).await;
+        let envoy_answer = envoy_answer(host, &sent, marker, service_of);
+        assert_eq!(
+            tester_answer,
+            envoy_answer,
+            "{what}\nrequest {question}\ntester {tested}\nEnvoy's routes:\n{}",
+            serde_json::to_string_pretty(&host["routes"]).unwrap()
+        );
+        if envoy_answer.is_none() {
+            assert_eq!(tested["noRoute"], true, "Envoy answers 404: {tested}");
+        }
+    }
+    REQUESTS
+}
+
+/// Several mesh HTTPRoutes for one host, as istiod merges them into one route table: matches
+/// equally specific are tied by the oldest route first, then by namespace and name.
+/// `reco-z` is created a second before `reco-a`, so the oldest-first rule is what puts its
+/// rules first (by name alone they would come second); the tester merges them the same way.
+#[tokio::test]
+async fn the_route_tester_answers_as_envoys_routes_do_across_several_http_routes() {
+    let (ns, console, customer, domain) = gateway_api_namespace("envoygws").await;
     let mut runner = TestRunner::deterministic();
-    let routes = ns.objects(Kind::HTTPRoute);
+    let mut compared = 0;
+    for policy in 0..POLICIES / 2 {
+        let older = gateway_rules(policy, 0).new_tree(&mut runner).unwrap().current();
+        let newer = gateway_rules(policy, older.len()).new_tree(&mut runner).unwrap().current();
+        apply_mesh_route(&ns, "reco-z", &older).await;
+        if policy == 0 {
+            tokio::time::sleep(Duration::from_millis(1100)).await; // creation times have seconds
+        }
+        apply_mesh_route(&ns, "reco-a", &newer).await;
+        // Only this policy's rules, and the same table a second later: istiod has both
+        // routes (it drops the routes a catch-all shadows, so not every rule shows).
+        let marker = format!("p{policy}r");
+        let ours = |names: &[&str]| names.iter().all(|name| name.starts_with(&marker));
+        let what = format!("HTTPRoutes {policy} in the sidecar");
+        let mut host = sidecar_table(&customer, &domain, &what, ours).await;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let again = sidecar_table(&customer, &domain, &what, ours).await;
+            if again == host {
+                break;
+            }
+            host = again;
+        }
+        let what = format!(
+            "HTTPRoutes {policy}: reco-z (older)\n{}\nreco-a\n{}",
+            serde_json::to_string_pretty(&older).unwrap(),
+            serde_json::to_string_pretty(&newer).unwrap()
+        );
+        compared += compare_requests(&console, &host, &marker, &mut runner, &what).await;
+    }
+    assert_eq!(compared, POLICIES / 2 * REQUESTS);
+    console.stop().await;
+}
+
+#[tokio::test]
+async fn the_route_tester_answers_every_generated_request_as_envoys_routes_do_for_an_http_route() {
+    let (ns, console, customer, domain) = gateway_api_namespace("envoygw").await;
+    let mut runner = TestRunner::deterministic();
     let mut compared = 0;
     for policy in 0..POLICIES {
-        let rules = gateway_rules(policy).new_tree(&mut runner).unwrap().current();
-        let object = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-            "metadata": {"name": "reco-mesh"},
-            "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "recommendation", "port": 8080}], "rules": rules}});
-        routes
-            .patch("reco-mesh", &PatchParams::apply("generated-client").force(), &Patch::Apply(&object))
-            .await
-            .unwrap_or_else(|error| {
-                panic!(
-                    "the API server refused generated HTTPRoute {policy}: {error}\n{}",
-                    serde_json::to_string_pretty(&rules).unwrap()
-                )
-            });
+        let rules = gateway_rules(policy, 0).new_tree(&mut runner).unwrap().current();
+        apply_mesh_route(&ns, "reco-mesh", &rules).await;
         let marker = format!("p{policy}r");
         let what = format!("HTTPRoute {policy} in the sidecar");
         let host = sidecar_table(&customer, &domain, &what, |names| names.iter().all(|n| n.starts_with(&marker))).await;
         // The console reads the HTTPRoute from the API server for each test, as it is now.
-        for _ in 0..REQUESTS {
-            let (path, method, headers) = request().new_tree(&mut runner).unwrap().current();
-            let sent = envoy::Request {
-                path: path.clone(),
-                method: method.clone(),
-                authority: "recommendation:8080".into(),
-                scheme: "http".into(),
-                headers: headers.clone(),
-            };
-            let question =
-                json!({"path": path, "method": method, "headers": headers, "source": {"workload": "customer"}});
-            let (tester_answer, tested) = tester_answer(&console, &question).await;
-            let envoy_answer = envoy_answer(&host, &sent, &marker, service_of);
-            assert_eq!(
-                tester_answer,
-                envoy_answer,
-                "HTTPRoute {policy}:\n{}\nrequest {question}\ntester {tested}\nEnvoy's routes:\n{}",
-                serde_json::to_string_pretty(&rules).unwrap(),
-                serde_json::to_string_pretty(&host["routes"]).unwrap()
-            );
-            if envoy_answer.is_none() {
-                assert_eq!(tested["noRoute"], true, "Envoy answers 404: {tested}");
-            }
-            compared += 1;
-        }
+        let what = format!("HTTPRoute {policy}:\n{}", serde_json::to_string_pretty(&rules).unwrap());
+        compared += compare_requests(&console, &host, &marker, &mut runner, &what).await;
     }
     assert_eq!(compared, POLICIES * REQUESTS);
     console.stop().await;

@@ -77,6 +77,14 @@ async fn listed_for(console: &Console, user: (&str, &str)) -> Vec<String> {
     names
 }
 
+/// Waits (5 s at most) until `namespace` is no longer listed for `user`.
+async fn left(console: &Console, user: (&str, &str), namespace: &str) {
+    support::eventually(std::time::Duration::from_secs(5), &format!("{namespace} to leave"), || async {
+        (!listed_for(console, user).await.iter().any(|listed| listed == namespace)).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_selector_follows_namespaces_labelled_unlabelled_and_deleted_while_running() {
     use std::time::Duration;
@@ -166,10 +174,7 @@ async fn a_selector_follows_namespaces_labelled_unlabelled_and_deleted_while_run
 
     // Unlabelled: it leaves, and its pages and API say why.
     label_namespace(&first.name, (key, None)).await;
-    support::eventually(Duration::from_secs(5), "the unlabelled namespace to leave", || async {
-        (!listed_for(&console, pat).await.contains(&first.name)).then_some(())
-    })
-    .await;
+    left(&console, pat, &first.name).await;
     let (status, page) = console.get_as(Some(pat), &format!("/ns/{}", first.name)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(page.contains("its labels no longer match"), "{page}");
@@ -182,10 +187,7 @@ async fn a_selector_follows_namespaces_labelled_unlabelled_and_deleted_while_run
     // Deleted: it leaves as soon as it is being deleted.
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(support::client().await);
     namespaces.delete(&doomed.name, &kube::api::DeleteParams::default()).await.unwrap();
-    support::eventually(Duration::from_secs(5), "the deleted namespace to leave", || async {
-        (!listed_for(&console, pat).await.contains(&doomed.name)).then_some(())
-    })
-    .await;
+    left(&console, pat, &doomed.name).await;
     let (status, page) = console.get_as(Some(pat), &format!("/api/v1/namespaces/{}/workloads", doomed.name)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(page.contains("it was deleted"), "{page}");

@@ -742,3 +742,70 @@ async fn a_put_that_leaves_out_live_rules_and_settings_names_what_it_removes() {
     }
     console.stop().await;
 }
+
+/// Istio's analysis (the dev cluster's istiod runs with `PILOT_ENABLE_ANALYSIS=true`): the
+/// messages istiod writes into the status of objects signalbox did not write show on the
+/// routing page and in the routing GET, linked to Istio's documentation; and istiod's
+/// status write, which moves the resourceVersion, does not make an edit of what was read
+/// before it a conflict, while a change of the spec by someone else still does.
+#[tokio::test]
+async fn istios_analysis_shows_on_the_routing_page_and_its_status_writes_are_no_conflict() {
+    let ns = TestNamespace::new("analysis").await;
+    let console = Console::start(&ns.name).await;
+    console.deploy(&["recommendation-v1"]).await;
+    let host = format!("recommendation.{}.svc.cluster.local", ns.name);
+    let dr = json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+        "metadata": {"name": "reco-dr"},
+        "spec": {"host": host, "subsets": [{"name": "version-v1", "labels": {"version": "v1"}},
+                                           {"name": "version-v2", "labels": {"version": "v2"}}]}});
+    let vs = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "reco-routes"},
+        "spec": {"hosts": [host], "http": [{"route": [
+            {"destination": {"host": host, "subset": "version-v1"}, "weight": 90},
+            {"destination": {"host": host, "subset": "version-v2"}, "weight": 10}]}]}});
+    let apply = PatchParams::apply("kubectl");
+    ns.objects(Kind::DestinationRule).patch("reco-dr", &apply, &Patch::Apply(&dr)).await.unwrap();
+    ns.objects(Kind::VirtualService).patch("reco-routes", &apply, &Patch::Apply(&vs)).await.unwrap();
+    let (status, read) = console.get_json(&console.api("/routes/recommendation")).await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    let dr_version_read = ns.objects(Kind::DestinationRule).get("reco-dr").await.unwrap().metadata.resource_version;
+
+    // No pod is labelled version v2: istiod says so on the DestinationRule (IST0173).
+    let analysed = support::eventually(std::time::Duration::from_secs(40), "istiod's analysis", || async {
+        let (_, now) = console.get_json(&console.api("/routes/recommendation")).await;
+        let notes = now["analysis"].as_array().cloned().unwrap_or_default();
+        notes.into_iter().find(|note| note["code"] == "IST0173")
+    })
+    .await;
+    assert_eq!(analysed["kind"], "DestinationRule", "{analysed}");
+    assert_eq!((analysed["object"].as_str(), analysed["level"].as_str()), (Some("reco-dr"), Some("Error")));
+    assert_eq!(analysed["name"], "DestinationRuleSubsetNotSelectPods");
+    assert!(analysed["documentationUrl"].as_str().unwrap().starts_with("https://istio.io/"), "{analysed}");
+    let page = console.page(&format!("/ns/{}/routes/recommendation", ns.name)).await;
+    assert!(
+        page.contains("id=\"istio-analysis\"") && page.contains(">IST0173</a> DestinationRuleSubsetNotSelectPods"),
+        "{page}"
+    );
+    assert!(page.contains("href=\"https://istio.io/"), "linked to Istio's documentation");
+    let dr_now = ns.objects(Kind::DestinationRule).get("reco-dr").await.unwrap();
+    assert_ne!(dr_now.metadata.resource_version, dr_version_read, "istiod's status write moved the resourceVersion");
+
+    // An edit of what was read before istiod's status write is no conflict.
+    let mut edit = read.clone();
+    edit["rules"][0]["route"] = json!({"version-v1": 100});
+    let (status, body) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(edit)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A spec change by someone else since the read still is.
+    let (_, read) = console.get_json(&console.api("/routes/recommendation")).await;
+    let mut outside = vs.clone();
+    outside["spec"]["http"][0]["timeout"] = json!("3s");
+    let force = PatchParams::apply("kubectl").force();
+    ns.objects(Kind::VirtualService).patch("reco-routes", &force, &Patch::Apply(&outside)).await.unwrap();
+    let mut edit = read.clone();
+    edit["rules"][0]["route"] = json!({"version-v1": 50, "version-v2": 50});
+    let (status, body) = console.send_json(Method::PUT, &console.api("/routes/recommendation"), Some(edit)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.to_string().contains("VirtualService reco-routes changed since it was read"), "{body}");
+    console.stop().await;
+}

@@ -32,6 +32,10 @@ pub struct PolicyBody {
     /// nothing routes yet gets (VirtualService when absent); it cannot switch a routed host.
     #[serde(default)]
     kind: Option<RoutingApi>,
+    /// What GET adds that is istiod's to say (its analysis): taken back and ignored, so that
+    /// a GET, edit, PUT round trip works.
+    #[serde(default, rename = "analysis")]
+    _analysis: serde::de::IgnoredAny,
 }
 
 #[derive(Deserialize)]
@@ -136,6 +140,7 @@ pub async fn get(
     let mut body = serde_json::to_value(&policy).map_err(|e| AppError::Internal(e.to_string()))?;
     body["resourceVersion"] = json!(live.resource_versions());
     body["kind"] = json!(live.api);
+    body["analysis"] = json!(live.analysis());
     Ok(Json(body))
 }
 
@@ -283,7 +288,7 @@ pub async fn test(
     if !live.exists() {
         return Err(AppError::NotFound(routes_nothing(&host, &namespace)));
     }
-    let policy = live.policy(&host)?;
+    let policy = live.tested_policy(&host)?;
     let request = policy::Request {
         path: body.path,
         method: body.method,

@@ -176,6 +176,8 @@ pub struct RoutesView {
     pub http_route_name: Option<String>,
     pub http_route_yaml: Option<String>,
     pub http_route_conditions: Vec<ConditionRow>,
+    /// istiod's analysis messages on the VirtualService and DestinationRule.
+    pub analysis: Vec<crate::istio::AnalysisNote>,
     /// The Gateways the edited HTTPRoute attaches to (an ingress route), if any.
     pub http_route_gateways: Vec<String>,
     /// Other ingress HTTPRoutes to the host, not edited here: name and Gateways.
@@ -262,6 +264,7 @@ impl RoutesView {
             http_route_name: live.http_route.as_ref().and_then(|route| route.metadata.name.clone()),
             http_route_yaml: live.http_route.as_ref().map(yaml_of),
             http_route_conditions: live.http_route.as_ref().map(ConditionRow::of).unwrap_or_default(),
+            analysis: live.analysis(),
             http_route_gateways: live.http_route.as_ref().map(|route| route.gateways()).unwrap_or_default(),
             ingress_routes: live
                 .ingress_routes

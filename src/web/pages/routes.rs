@@ -293,8 +293,14 @@ pub async fn apply(
         http_route: non_empty(form.rv_hr),
     };
     let target = Host { namespace: &namespace, name: &host };
-    let plan = state.routing.plan(&origin, target, proposal.clone(), Some(&seen), Intent::Apply).await?;
-    match state.routing.apply(plan).await.map_err(AppError::from) {
+    // A conflict is found when planning (the objects say something else than what was
+    // previewed) or by the API server when applying (they moved in between): either way
+    // the page shows the routing as it is now.
+    let applied = match state.routing.plan(&origin, target, proposal.clone(), Some(&seen), Intent::Apply).await {
+        Ok(plan) => state.routing.apply(plan).await,
+        Err(refused) => Err(refused),
+    };
+    match applied.map_err(AppError::from) {
         Ok(applied) => {
             let target = format!("/ns/{namespace}/routes/{host}?change={}", applied.audit_id);
             Ok(htmx.redirect(&target))
