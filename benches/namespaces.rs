@@ -3,7 +3,8 @@
 //! selected by a label. For each size, a release build of signalbox started with
 //! `--namespace-selector` is measured: time to ready, RSS, the watches the API server
 //! serves it (from the API server's own gauge), the overview and the namespaces page at 50
-//! requests/s, and how soon a namespace labelled while it runs is listed.
+//! requests/s, and how soon a namespace labelled while it runs is listed. At 1,000, the same
+//! pages again with a team file of 1,000 teams, for a user of one and for the platform team.
 //!
 //! `cargo bench --bench namespaces` against the dev cluster (`make bench` runs it); the
 //! namespaces stay, labelled `signalbox-bench=on`, so a second run skips the setup.
@@ -230,6 +231,59 @@ async fn measure(client: &kube::Client, count: usize, http: &reqwest::Client) {
     println!();
 }
 
+/// A team file of `count` teams, one a namespace (`user-<i>` in `bench-ns-<i>`), and a
+/// platform team seeing every namespace (`pat`).
+fn team_file(count: usize) -> String {
+    let mut file = String::from(
+        "teams:\n  - name: platform\n    members: {users: [pat]}\n    namespaces: ['*']\n    actions: [view]\n",
+    );
+    for index in 0..count {
+        let (user, namespace) = (format!("user-{index}"), namespace_name(index));
+        file.push_str(&format!(
+            "  - name: team-{index}\n    members: {{users: [{user}]}}\n    namespaces: [{namespace}]\n    actions: [view, route]\n"
+        ));
+    }
+    file
+}
+
+/// The namespaces page and an overview with `--teams` (a team file of `count` teams), for a
+/// user of one team and for the platform team, who sees every namespace.
+async fn measure_teams(count: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let teams = dir.path().join("teams.yaml");
+    std::fs::write(&teams, team_file(count)).unwrap();
+    let selector = format!("{LABEL}=on");
+    let arguments =
+        ["--namespace-selector", &selector, "--teams", teams.to_str().unwrap(), "--trusted-proxy", "127.0.0.1/32"];
+    let server = Running(start_release(PORT, &arguments, &dir.path().join("audit.db")));
+    let base = format!("http://127.0.0.1:{PORT}");
+    let anonymous = reqwest::Client::new();
+    let started = Instant::now();
+    while !matches!(anonymous.get(format!("{base}/readyz")).send().await, Ok(r) if r.status().is_success()) {
+        assert!(started.elapsed() < Duration::from_secs(120), "signalbox did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let one = namespace_name(count / 2);
+    for (user, sees) in [(format!("user-{}", count / 2), 1), ("pat".to_owned(), count)] {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-user", user.parse().unwrap());
+        let http = reqwest::Client::builder().default_headers(headers).pool_max_idle_per_host(64).build().unwrap();
+        let listed: Value = http.get(format!("{base}/api/v1/namespaces")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(listed["namespaces"].as_array().map(Vec::len), Some(sees), "{user} sees their namespaces");
+        for (page, url) in [("namespaces page", format!("{base}/namespaces")), ("overview", format!("{base}/ns/{one}"))]
+        {
+            let (latencies, errors) = fixed_rate(&http, &url, RATE, SECONDS).await;
+            println!(
+                "teams: {user:<9} {page:<15} ({sees} visible) p50 {:.2} ms   p99 {:.2} ms   {errors} errors",
+                ms(percentile(&latencies, 0.5)),
+                ms(percentile(&latencies, 0.99)),
+            );
+        }
+    }
+    println!("teams: rss      {:.1} MiB with a team file of {count} teams", rss_mib(server.0.id()));
+}
+
 #[tokio::main]
 async fn main() {
     let client = client().await;
@@ -239,4 +293,5 @@ async fn main() {
         populate_up_to(&client, count).await;
         measure(&client, count, &http).await;
     }
+    measure_teams(SIZES[SIZES.len() - 1]).await;
 }

@@ -145,23 +145,24 @@ impl Authorizer {
     }
 
     /// What the actor may view. Without a team file: every managed namespace, to anyone
-    /// (anonymous included, as documented); with one: what the actor's teams grant.
+    /// (anonymous included, as documented); with one: what the actor's teams grant, decided
+    /// as [`Self::check`] does, among the actor's own teams only (a team file for a thousand
+    /// namespaces is a thousand teams, and a page asks for every namespace).
     pub fn view_scope(&self, actor: &Actor) -> ViewScope {
-        if self.teams.is_none() {
+        let Some(teams) = &self.teams else {
             return ViewScope::unrestricted(&self.managed.names());
-        }
+        };
+        let mine = teams.read().unwrap_or_else(|e| e.into_inner()).of(actor);
+        let sees =
+            |namespace: &str, host: Option<&str>| actor.system || mine.grants(actor, Permission::View, namespace, host);
         let mut scope = ViewScope::default();
         for namespace in self.managed.names().iter() {
-            if self.allows(actor, Permission::View, namespace, None) {
+            if sees(namespace, None) {
                 scope.push_whole(namespace);
                 continue;
             }
-            let Some(teams) = &self.teams else { continue };
-            let named = teams.read().unwrap_or_else(|e| e.into_inner()).hosts_named_for(actor, namespace);
-            scope.push_hosts(
-                namespace,
-                named.into_iter().filter(|host| self.allows(actor, Permission::View, namespace, Some(host))).collect(),
-            );
+            let named = mine.hosts_named_for(actor, namespace);
+            scope.push_hosts(namespace, named.into_iter().filter(|host| sees(namespace, Some(host))).collect());
         }
         scope
     }

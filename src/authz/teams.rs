@@ -78,6 +78,12 @@ impl Teams {
         Ok(teams)
     }
 
+    /// The teams `actor` is a member of (without the policies).
+    pub fn of(&self, actor: &Actor) -> Teams {
+        let teams = self.teams.iter().filter(|team| team.has_member(actor)).cloned().collect();
+        Teams { teams, policies: Vec::new() }
+    }
+
     /// Whether some team of the actor grants `permission` on `namespace` (and `host`, for
     /// actions on one host; namespace-wide actions need a team not limited to hosts).
     pub fn grants(&self, actor: &Actor, permission: Permission, namespace: &str, host: Option<&str>) -> bool {

@@ -33,17 +33,25 @@ impl ViewScope {
     }
 
     pub(super) fn push_whole(&mut self, namespace: &str) {
-        self.namespaces.push(NamespaceView { namespace: namespace.to_owned(), hosts: None });
+        self.insert(NamespaceView { namespace: namespace.to_owned(), hosts: None });
     }
 
     pub(super) fn push_hosts(&mut self, namespace: &str, hosts: BTreeSet<String>) {
         if !hosts.is_empty() {
-            self.namespaces.push(NamespaceView { namespace: namespace.to_owned(), hosts: Some(hosts) });
+            self.insert(NamespaceView { namespace: namespace.to_owned(), hosts: Some(hosts) });
         }
     }
 
+    /// Kept sorted by namespace (the managed order), so that a look-up is a binary search:
+    /// a page of a thousand namespaces looks each one up.
+    fn insert(&mut self, view: NamespaceView) {
+        let at = self.namespaces.partition_point(|kept| kept.namespace < view.namespace);
+        self.namespaces.insert(at, view);
+    }
+
     fn find(&self, namespace: &str) -> Option<&NamespaceView> {
-        self.namespaces.iter().find(|view| view.namespace == namespace)
+        let at = self.namespaces.binary_search_by(|view| view.namespace.as_str().cmp(namespace)).ok()?;
+        self.namespaces.get(at)
     }
 
     /// Nothing at all (anonymous with a team file, or a user in no team).

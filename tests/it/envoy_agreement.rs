@@ -513,6 +513,9 @@ async fn the_route_tester_answers_as_envoys_routes_do_across_several_http_routes
         compared += compare_requests(&console, &host, &marker, &mut runner, &what).await;
     }
     assert_eq!(compared, POLICIES / 2 * REQUESTS);
+    // The page offers the tester too, though it edits neither route.
+    let page = console.page(&format!("/ns/{}/routes/recommendation", ns.name)).await;
+    assert!(page.contains("id=\"routing-ambiguous\"") && page.contains("id=\"route-tester\""), "{page}");
     console.stop().await;
 }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::authz::Actor;
+use crate::authz::ViewScope;
 use crate::change::canary;
 use crate::inventory::runs_in_pod_of;
 use crate::pictures::graph::Routing;
@@ -15,7 +16,7 @@ use crate::propagation::{IstiodUnreachable, Snapshot};
 use crate::web::error::AppError;
 use crate::web::identity::Identity;
 use crate::web::layout::Layout;
-use crate::web::pages::overview::service_rows;
+use crate::web::pages::overview::service_rows_in;
 use crate::web::state::AppState;
 
 /// One namespace as the list shows it.
@@ -125,7 +126,7 @@ async fn filtered(state: &AppState, actor: &Actor, filter: &str) -> (Vec<Namespa
         .iter()
         .map(|ns| {
             let proxies = proxies.as_ref().map(|all| all.as_ref().map(|by_namespace| by_namespace.get(ns)));
-            summary(state, actor, ns, proxies, last_changes.get(ns).copied().unwrap_or(0))
+            summary(state, &scope, ns, proxies, last_changes.get(ns).copied().unwrap_or(0))
         })
         .collect();
     summaries.sort_by(|a, b| b.last_change_ms.cmp(&a.last_change_ms).then_with(|| a.name.cmp(&b.name)));
@@ -138,12 +139,12 @@ type ProxiesThere<'a> = Option<Result<Option<&'a Snapshot>, &'a IstiodUnreachabl
 /// What the actor may view of `namespace`, counted.
 fn summary(
     state: &AppState,
-    actor: &Actor,
+    scope: &ViewScope,
     namespace: &str,
     proxies: ProxiesThere<'_>,
     last_change_ms: i64,
 ) -> NamespaceSummary {
-    let rows = service_rows(state, actor, namespace);
+    let rows = service_rows_in(state, scope, namespace);
     let routed = rows.iter().filter(|row| !matches!(row.facts.service.routing, Routing::None)).count();
     let canaries = rows
         .iter()

@@ -162,6 +162,9 @@ pub struct RoutesView {
     pub host: String,
     pub csrf_token: String,
     pub can_route: bool,
+    /// Whether the route tester is offered: routing that is understood, or several mesh
+    /// HTTPRoutes, whose rules it merges as istiod does.
+    pub testable: bool,
     pub policy: RoutingPolicy,
     pub summary: String,
     /// The live rules as bars; none when the routing is not understood or spread over objects.
@@ -231,7 +234,10 @@ impl RoutesView {
         (kiali, jaeger): (Option<String>, Option<String>),
     ) -> Self {
         let ambiguous = live.ambiguous.as_ref().map(|a| AmbiguousView::new(host, a));
-        let (policy, error) = match live.policy(host) {
+        // Several mesh HTTPRoutes are not edited here, but their rules can be tested together.
+        let tested = live.tested_policy(host);
+        let testable = ambiguous.is_none() || tested.is_ok();
+        let (policy, error) = match tested {
             Ok(policy) => (policy, None),
             Err(_) if ambiguous.is_some() => (RoutingPolicy::new(host), None),
             Err(error) => (RoutingPolicy::new(host), Some(format!("The live routing is not understood: {error}"))),
@@ -254,6 +260,7 @@ impl RoutesView {
             csrf_token,
             // Ambiguous routing is shown, never edited: no forms.
             can_route: can_route && ambiguous.is_none(),
+            testable,
             summary,
             api: match live.api {
                 RoutingApi::VirtualService => "VirtualService",

@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::authz::Actor;
+use crate::authz::{Actor, ViewScope};
 use crate::inventory;
 use crate::pictures::graph::ServiceInput;
 
@@ -142,10 +142,14 @@ pub fn hosts_in_words(
 }
 
 pub fn service_rows(state: &AppState, actor: &Actor, namespace: &str) -> Vec<ServiceRow> {
+    service_rows_in(state, &state.view_scope(actor), namespace)
+}
+
+/// [`service_rows`] for what `scope` may view: a list of many namespaces decides the scope once.
+pub fn service_rows_in(state: &AppState, scope: &ViewScope, namespace: &str) -> Vec<ServiceRow> {
     let Some(cache) = state.cluster.caches.namespace(namespace) else {
         return Vec::new();
     };
-    let scope = state.view_scope(actor);
     let changed_outside = state.cluster.external.routing_changed_recently(namespace, ONE_HOUR_MS);
     let facts = state.service_facts.of(&state.links, &cache, namespace);
     let mut rows = Vec::with_capacity(facts.len());
