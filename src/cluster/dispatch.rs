@@ -65,6 +65,9 @@ impl<K: Cached> Shard<K> {
 
 /// A namespace being listed: its shard, and the events that came meanwhile.
 struct Joining<K: Cached> {
+    /// Which join this is: a listing of an earlier join of the same namespace (it left and
+    /// came back before that listing answered) is not this one's.
+    id: u64,
     shard: Shard<K>,
     waiting: Vec<Event<DynamicObject>>,
     listed: Option<Listing>,
@@ -77,7 +80,7 @@ struct Listing {
     detector: Option<Detector>,
 }
 
-type Listed = BoxFuture<'static, (String, Option<Listing>)>;
+type Listed = BoxFuture<'static, (String, u64, Option<Listing>)>;
 
 /// Feeds the shards of one kind from one watch.
 pub struct Dispatcher<K: Cached> {
@@ -89,6 +92,7 @@ pub struct Dispatcher<K: Cached> {
     pub outside: Option<OutsideChanges>,
     pub activity: Activity,
     joining: HashMap<String, Joining<K>>,
+    joins: u64,
     /// Between a re-listing's `Init` and its `InitDone`: joins wait until it is over.
     relisting: bool,
 }
@@ -103,6 +107,7 @@ impl<K: Cached> Dispatcher<K> {
             outside: None,
             activity,
             joining: HashMap::new(),
+            joins: 0,
             relisting: false,
         }
     }
@@ -128,8 +133,8 @@ impl<K: Cached> Dispatcher<K> {
                         listings.push(listing);
                     }
                 }
-                Some((namespace, listing)) = listings.next(), if !listings.is_empty() => {
-                    self.listed(namespace, listing);
+                Some((namespace, id, listing)) = listings.next(), if !listings.is_empty() => {
+                    self.listed(namespace, id, listing);
                 }
             }
         }
@@ -139,8 +144,14 @@ impl<K: Cached> Dispatcher<K> {
         match command {
             Command::Join { namespace, writer, revision } => {
                 let shard = Shard { writer, revision: Some(revision), detector: None };
-                self.joining.insert(namespace.clone(), Joining { shard, waiting: Vec::new(), listed: None });
-                Some(Box::pin(list(self.kind, self.client.clone(), self.outside.clone(), namespace)))
+                self.joins += 1;
+                let id = self.joins;
+                self.joining.insert(namespace.clone(), Joining { id, shard, waiting: Vec::new(), listed: None });
+                let listing = list(self.kind, self.client.clone(), self.outside.clone(), namespace);
+                Some(Box::pin(async move {
+                    let (namespace, listed) = listing.await;
+                    (namespace, id, listed)
+                }))
             }
             Command::Leave(namespace) => {
                 self.shards.remove(&namespace);
@@ -176,8 +187,8 @@ impl<K: Cached> Dispatcher<K> {
         }
     }
 
-    fn listed(&mut self, namespace: String, listing: Option<Listing>) {
-        let Some(join) = self.joining.get_mut(&namespace) else { return };
+    fn listed(&mut self, namespace: String, id: u64, listing: Option<Listing>) {
+        let Some(join) = self.joining.get_mut(&namespace).filter(|join| join.id == id) else { return };
         let Some(listing) = listing else {
             tracing::warn!(kind = %self.kind, %namespace, "could not list a namespace that joined; its cache stays empty");
             self.joining.remove(&namespace);
@@ -191,7 +202,7 @@ impl<K: Cached> Dispatcher<K> {
 
     /// The listing as the shard's first `Init`…`InitDone`, then what came since.
     fn finish_join(&mut self, namespace: &str) {
-        let Some(Joining { mut shard, waiting, listed: Some(listing) }) = self.joining.remove(namespace) else {
+        let Some(Joining { mut shard, waiting, listed: Some(listing), .. }) = self.joining.remove(namespace) else {
             return;
         };
         let kind = self.kind;

@@ -770,8 +770,10 @@ async fn istios_analysis_shows_on_the_routing_page_and_its_status_writes_are_no_
     assert_eq!(status, StatusCode::OK, "{read}");
     let dr_version_read = ns.objects(Kind::DestinationRule).get("reco-dr").await.unwrap().metadata.resource_version;
 
-    // No pod is labelled version v2: istiod says so on the DestinationRule (IST0173).
-    let analysed = support::eventually(std::time::Duration::from_secs(40), "istiod's analysis", || async {
+    // No pod is labelled version v2: istiod says so on the DestinationRule (IST0173). It
+    // analyses a second after a change, the whole mesh each time: on two cores busy with
+    // the other tests, that can take a while.
+    let analysed = support::eventually(std::time::Duration::from_secs(60), "istiod's analysis", || async {
         let (_, now) = console.get_json(&console.api("/routes/recommendation")).await;
         let notes = now["analysis"].as_array().cloned().unwrap_or_default();
         notes.into_iter().find(|note| note["code"] == "IST0173")
