@@ -7,8 +7,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::authz::Actor;
-use crate::authz::ViewScope;
+use crate::authz::{Actor, ViewScope};
 use crate::change::canary;
 use crate::inventory::runs_in_pod_of;
 use crate::pictures::graph::Routing;
