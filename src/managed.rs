@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
-use kube::core::{Expression, Selector, SelectorExt};
+use kube::core::{Selector, SelectorExt};
 
 mod selector;
 
@@ -148,14 +148,15 @@ fn sorted(names: impl Iterator<Item = String>) -> Vec<String> {
     names.collect::<BTreeSet<_>>().into_iter().collect()
 }
 
-/// A selector of one `key=value` (tests, examples).
-pub fn label_is(key: &str, value: &str) -> (Selector, String) {
-    (Selector::from(Expression::Equal(key.into(), value.into())), format!("{key}={value}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::core::Expression;
+
+    /// A selector of one `key=value`.
+    fn label_is(key: &str, value: &str) -> (Selector, String) {
+        (Selector::from(Expression::Equal(key.into(), value.into())), format!("{key}={value}"))
+    }
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -50,15 +50,16 @@ pub struct Shard<K: Cached> {
 }
 
 impl<K: Cached> Shard<K> {
-    fn apply(&mut self, kind: Kind, event: &Event<DynamicObject>) {
-        if let Some(typed) = typed_event::<K>(kind, event) {
+    /// Applies `event` to the cache, then hands it to the detector (no copy of its object).
+    fn apply(&mut self, kind: Kind, event: Event<DynamicObject>) {
+        if let Some(typed) = typed_event::<K>(kind, &event) {
             self.writer.apply_watcher_event(&typed);
             if let Some(revision) = &self.revision {
                 revision.fetch_add(1, Ordering::Release);
             }
         }
         if let Some(detector) = &mut self.detector {
-            detector.observe(event.clone());
+            detector.observe(event);
         }
     }
 }
@@ -167,11 +168,11 @@ impl<K: Cached> Dispatcher<K> {
         match &event {
             Event::Init => {
                 self.relisting = true;
-                self.shards.values_mut().for_each(|shard| shard.apply(kind, &event));
+                self.shards.values_mut().for_each(|shard| shard.apply(kind, Event::Init));
             }
             Event::InitDone => {
                 self.relisting = false;
-                self.shards.values_mut().for_each(|shard| shard.apply(kind, &event));
+                self.shards.values_mut().for_each(|shard| shard.apply(kind, Event::InitDone));
                 let ready: Vec<String> =
                     self.joining.iter().filter(|(_, join)| join.listed.is_some()).map(|(ns, _)| ns.clone()).collect();
                 ready.into_iter().for_each(|namespace| self.finish_join(&namespace));
@@ -179,7 +180,7 @@ impl<K: Cached> Dispatcher<K> {
             Event::InitApply(object) | Event::Apply(object) | Event::Delete(object) => {
                 let namespace = object.metadata.namespace.as_deref().unwrap_or_default();
                 if let Some(shard) = self.shards.get_mut(namespace) {
-                    shard.apply(kind, &event);
+                    shard.apply(kind, event);
                 } else if let Some(join) = self.joining.get_mut(namespace) {
                     join.waiting.push(event);
                 }
@@ -207,11 +208,11 @@ impl<K: Cached> Dispatcher<K> {
         };
         let kind = self.kind;
         shard.detector = listing.detector;
-        shard.apply(kind, &Event::Init);
+        shard.apply(kind, Event::Init);
         for object in listing.objects {
-            shard.apply(kind, &Event::InitApply(object));
+            shard.apply(kind, Event::InitApply(object));
         }
-        shard.apply(kind, &Event::InitDone);
+        shard.apply(kind, Event::InitDone);
         for event in waiting {
             let newer = match &event {
                 Event::InitApply(object) | Event::Apply(object) | Event::Delete(object) => {
@@ -224,7 +225,7 @@ impl<K: Cached> Dispatcher<K> {
                     Event::InitApply(object) => Event::Apply(object),
                     other => other,
                 };
-                shard.apply(kind, &event);
+                shard.apply(kind, event);
             }
         }
         self.shards.insert(namespace.to_owned(), shard);

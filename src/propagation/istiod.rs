@@ -89,21 +89,25 @@ impl Istiod {
 
     /// The sidecars of `namespace` connected to istiod, with their RDS and CDS state.
     pub async fn snapshot(&self, namespace: &str) -> Result<Snapshot, IstiodUnreachable> {
-        let body = self.read("/debug/syncz", &[("namespace", namespace)]).await?;
-        parse_syncz(&body).map_err(|e| self.unreachable(format!("/debug/syncz is not sync status: {e}")))
+        self.syncz(&[("namespace", namespace)]).await
     }
 
     /// The sidecars of every namespace connected to istiod, by namespace: one read for a
     /// list of many namespaces.
     pub async fn snapshots(&self) -> Result<BTreeMap<String, Snapshot>, IstiodUnreachable> {
-        let body = self.read("/debug/syncz", &[]).await?;
-        let all = parse_syncz(&body).map_err(|e| self.unreachable(format!("/debug/syncz is not sync status: {e}")))?;
+        let all = self.syncz(&[]).await?;
         let mut by_namespace: BTreeMap<String, Snapshot> = BTreeMap::new();
         for (id, proxy) in all {
             let namespace = proxy.name.rsplit_once('.').map(|(_, ns)| ns.to_owned()).unwrap_or_default();
             by_namespace.entry(namespace).or_default().insert(id, proxy);
         }
         Ok(by_namespace)
+    }
+
+    /// `/debug/syncz` with `query`, read as sync status.
+    async fn syncz(&self, query: &[(&str, &str)]) -> Result<Snapshot, IstiodUnreachable> {
+        let body = self.read("/debug/syncz", query).await?;
+        parse_syncz(&body).map_err(|e| self.unreachable(format!("/debug/syncz is not sync status: {e}")))
     }
 
     /// The route configurations istiod sends the proxy `<pod>.<namespace>` now, as Envoy JSON
